@@ -1,0 +1,71 @@
+/*
+ * config.h - cmbridge's configuration: one typed option table, parsed from
+ * one INI file with libinih.
+ *
+ * Every error names the file, the line and the key. Secrets are never in
+ * the file itself: only paths to secret files, read (and permission-checked)
+ * when used. `cmbridge config` prints the effective values from the table.
+ */
+#ifndef CMB_CONFIG_H
+#define CMB_CONFIG_H
+
+#include <stdio.h>
+
+#define CMB_CONFIG_DEFAULT_PATH "/etc/cmbridge/cmbridge.conf"
+
+enum cmb_mode { CMB_MODE_NORMAL = 0, CMB_MODE_STAGING = 1 };
+
+struct cmb_config {
+	char *path;                 /* the file this came from */
+
+	/* [connector] */
+	char *site_code;            /* required, 3 alphanumerics, e.g. "PS1" */
+	char *state_dir;            /* default /var/lib/cmbridge */
+	enum cmb_mode mode;         /* normal | staging; default normal */
+
+	/* [site] */
+	char *site_adapter;         /* default "adminservice" */
+	char *site_url;             /* required: https://host/AdminService */
+	char *site_auth;            /* none | basic; default none */
+	char *site_username;
+	char *site_password_file;   /* secret file */
+	char *site_ca_file;
+	char *site_collection;      /* optional collection id, e.g. "SMS00001" */
+	long site_page_size;        /* $top per page request; default 1000, 1..100000 */
+	long site_timeout;          /* seconds a stalled transfer may wait; default 60 */
+
+	/* [tenant] */
+	char *tenant_authority;     /* required: https://login.microsoftonline.com/<tenant> */
+	char *tenant_token_url;     /* default <authority>/oauth2/v2.0/token */
+	char *tenant_gateway_url;   /* required: base of /api/gateway/... */
+	char *tenant_graph_url;     /* default https://graph.microsoft.com/beta */
+	char *tenant_client_id;     /* required */
+	char *tenant_client_secret_file; /* required (secret file) */
+	char *tenant_ca_file;
+	char *tenant_scope;         /* default https://graph.microsoft.com/.default */
+	long tenant_batch_size;     /* records per upload request; default 500, 1..1000 */
+	long tenant_timeout;        /* seconds; default 60 */
+
+	/* [sync] */
+	long sync_interval;         /* seconds between delta cycles in `run`; default 900 */
+	long sync_full_interval;    /* seconds between full cycles; default 86400 */
+	long sync_max_response_mb;  /* largest response accepted; default 256 */
+
+	/* [log] */
+	char *log_level;            /* error | warn | info | debug; default info */
+	char *log_file;             /* default: stderr */
+};
+
+/*
+ * Parses path into a newly allocated config (caller frees with
+ * cmb_config_free). Unknown sections or keys, bad values, missing required
+ * keys: CMB_ECONFIG with "FILE:LINE: [section] key: what is wrong" (line 0
+ * for a missing key) in cmb_error_last().
+ */
+int cmb_config_load(struct cmb_config **out, const char *path);
+void cmb_config_free(struct cmb_config *cfg);
+
+/* Writes the effective configuration as INI, every option, defaults included. */
+void cmb_config_print(const struct cmb_config *cfg, FILE *fp);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * http.h - the HTTP core every adapter uses, on libcurl.
+ *
+ * One cmb_http per remote endpoint (site, tenant) so connections are reused.
+ * TLS verification is always on; the only knob is which CA file to trust.
+ * Responses are either collected into a bounded buffer or streamed to a
+ * sink while they download (so a page is parsed as it arrives and memory is
+ * bounded by one record). Request bodies can be gzip-compressed.
+ */
+#ifndef CMB_HTTP_H
+#define CMB_HTTP_H
+
+#include <stddef.h>
+#include "util.h"
+
+struct cmb_http;
+
+struct cmb_http_opts {
+	const char *name;            /* "site" or "tenant": used in messages */
+	const char *ca_file;         /* PEM bundle to trust; NULL = system store */
+	long connect_timeout_s;      /* default 15 */
+	long low_speed_time_s;       /* abort when slower than 1 byte/s for this long; default 60 */
+	size_t max_response;         /* bytes; default 256 MiB */
+	const char *user_agent;      /* default "cmbridge/<version>" */
+};
+
+int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts);
+void cmb_http_free(struct cmb_http *h);
+
+/*
+ * Called with each piece of the response body as it arrives, once the status
+ * and headers are known (status and content_type are the same on every call).
+ * Return 0 to go on, a negative CMB_E* code to abort the transfer (that code
+ * is then returned by cmb_http_request()).
+ */
+typedef int (*cmb_http_sink)(void *ctx, long status, const char *content_type,
+			     const char *data, size_t len);
+
+struct cmb_http_request {
+	const char *method;          /* "GET", "POST"... */
+	const char *url;
+	const char *const *headers;  /* NULL-terminated "Name: value" list, may be NULL */
+	const char *bearer;          /* adds "Authorization: Bearer ..."; never logged */
+	const void *body;            /* request body, may be NULL */
+	size_t body_len;
+	int gzip_body;               /* compress body (zlib level 1), add Content-Encoding: gzip */
+	cmb_http_sink sink;          /* when set, the body streams to sink for 2xx responses */
+	void *sink_ctx;
+};
+
+struct cmb_http_response {
+	long status;
+	char *content_type;          /* NULL when absent */
+	char *retry_after;           /* raw Retry-After header, NULL when absent */
+	struct cmb_buf body;         /* body when no sink was used, or for non-2xx replies */
+	size_t bytes_in;             /* body bytes received (after decompression) */
+	size_t bytes_out;            /* body bytes sent (after compression) */
+};
+
+/*
+ * Performs the request. Returns 0 when a response arrived (whatever its
+ * status; the caller judges it), CMB_ENETWORK / CMB_ETLS when none did,
+ * CMB_ETOOBIG when the body exceeded max_response, or the sink's code.
+ * resp is the caller's; release it with cmb_http_response_clear().
+ */
+int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req,
+		     struct cmb_http_response *resp);
+void cmb_http_response_clear(struct cmb_http_response *resp);
+
+/* Percent-encodes s for a URL query component. Caller frees. */
+char *cmb_http_escape(const char *s);
+/* Resolves a possibly relative reference against base (RFC 3986). Caller frees; NULL on error. */
+char *cmb_http_resolve(const char *base, const char *ref);
+
+/* Bytes sent and received by this handle over its life (for status and benchmarks). */
+void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
+
+#endif

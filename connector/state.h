@@ -1,0 +1,98 @@
+/*
+ * state.h - the connector's state: one SQLite database in state_dir.
+ *
+ * It holds the devices as last uploaded (key, tenant id, hash of the mapped
+ * record), the records staged for upload in the running cycle, the sync
+ * cycles with their counts and errors, and quarantined records with their
+ * reasons. WAL journal, versioned schema with forward migrations, integrity
+ * check at open. Every change that must survive a crash is in a transaction
+ * the caller brackets with cmb_state_begin()/cmb_state_commit().
+ */
+#ifndef CMB_STATE_H
+#define CMB_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cmb_state;
+
+#define CMB_STATE_FILE "cmbridge.db"
+
+/* Opens (creating dir and database if needed) state_dir/cmbridge.db. Caller closes. */
+int cmb_state_open(struct cmb_state **out, const char *state_dir);
+void cmb_state_close(struct cmb_state *st);
+int cmb_state_schema_version(struct cmb_state *st);
+
+int cmb_state_begin(struct cmb_state *st);
+int cmb_state_commit(struct cmb_state *st);
+int cmb_state_rollback(struct cmb_state *st);
+
+/* ---- sync cycles ---- */
+struct cmb_cycle_counts {
+	long site_records;       /* devices read from the site */
+	long skipped;            /* out of scope (no client, obsolete...) */
+	long unchanged;
+	long added;              /* uploaded, new to the tenant */
+	long changed;            /* uploaded, content changed */
+	long removed;            /* removals acknowledged by the tenant */
+	long quarantined;
+	long rejected;           /* rejected by the tenant (and quarantined) */
+	long upload_requests;
+	long utf8_repairs;
+};
+
+struct cmb_cycle {
+	int64_t id;
+	char kind[16];           /* "full" | "delta" */
+	int64_t started;         /* epoch seconds */
+	int64_t ended;           /* 0 while running */
+	char status[48];         /* "running" | "ok" | "failed" | ... */
+	char *error;             /* NULL or message; owned by the struct */
+	struct cmb_cycle_counts counts;
+};
+
+int cmb_state_cycle_begin(struct cmb_state *st, const char *kind, int64_t started, int64_t *cycle_id);
+int cmb_state_cycle_end(struct cmb_state *st, int64_t cycle_id, int64_t ended, const char *status,
+			const struct cmb_cycle_counts *counts, const char *error);
+/* The n most recent cycles, newest first, into a newly allocated array (*out, caller frees with cmb_state_cycles_free). */
+int cmb_state_cycles_recent(struct cmb_state *st, size_t n, struct cmb_cycle **out, size_t *count);
+void cmb_state_cycles_free(struct cmb_cycle *cycles, size_t count);
+
+/* ---- devices as last uploaded ---- */
+/* 0 and fills hash (and *tenant_id if not NULL, caller frees) when known; CMB_ENOTFOUND when not. */
+int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char **tenant_id);
+/* Records that key was read from the site in cycle_id (it is not a removal candidate). */
+int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_id);
+/* Inserts or replaces after the tenant acknowledged the upload. */
+int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
+			 int64_t cycle_id, int64_t uploaded);
+int cmb_state_device_delete(struct cmb_state *st, const char *key);
+long cmb_state_device_count(struct cmb_state *st);
+/* Calls cb for each known device not seen in cycle_id, in key order; cb returns 0 to go on. */
+int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
+			     int (*cb)(void *ctx, const char *key, const char *tenant_id), void *ctx);
+
+/* ---- records staged for upload in a cycle ---- */
+int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
+			  int is_new, const char *json, size_t json_len);
+/*
+ * Calls cb for up to limit staged records of cycle_id with key > after_key
+ * (NULL = from the start), in key order. Pointers are valid during cb only.
+ */
+int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *after_key, size_t limit,
+			   int (*cb)(void *ctx, const char *key, const char *hash, int is_new,
+				     const char *json, size_t json_len),
+			   void *ctx);
+long cmb_state_pending_count(struct cmb_state *st, int64_t cycle_id);
+/* Drops all staged records (of every cycle). */
+int cmb_state_pending_clear(struct cmb_state *st);
+
+/* ---- quarantine ---- */
+int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *reason, int64_t cycle_id,
+			     int64_t when);
+int cmb_state_quarantine_remove(struct cmb_state *st, const char *key);
+long cmb_state_quarantine_count(struct cmb_state *st);
+int cmb_state_quarantine_each(struct cmb_state *st,
+			      int (*cb)(void *ctx, const char *key, const char *reason, int64_t when), void *ctx);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * util.c - allocation, bounded buffers, time, UUIDs, hashing, file reading.
+ */
+#include "util.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "cmbridge: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *xcalloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	if (!p)
+		oom(nmemb * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	char *out;
+	if (vasprintf(&out, fmt, ap) < 0)
+		oom(strlen(fmt));
+	return out;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void cmb_buf_init(struct cmb_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+int cmb_buf_add(struct cmb_buf *b, const void *data, size_t len)
+{
+	if (len > b->max || b->len > b->max - len)
+		return cmb_error_set(CMB_ETOOBIG, "buffer limit of %zu bytes exceeded", b->max);
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		b->data = xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int cmb_buf_addstr(struct cmb_buf *b, const char *s)
+{
+	return cmb_buf_add(b, s, strlen(s));
+}
+
+int cmb_buf_printf(struct cmb_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	int rc = cmb_buf_addstr(b, s);
+	free(s);
+	return rc;
+}
+
+void cmb_buf_reset(struct cmb_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+char *cmb_buf_detach(struct cmb_buf *b, size_t *len)
+{
+	char *d = b->data ? b->data : xstrdup("");
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}
+
+void cmb_buf_free(struct cmb_buf *b)
+{
+	if (!b)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int cmb_buf_add_json_string(struct cmb_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc;
+	if ((rc = cmb_buf_add(b, "\"", 1)) < 0)
+		return rc;
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7];
+		size_t elen = 0;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\'; esc[1] = (char)c; elen = 2;
+		} else if (c == '\n') {
+			esc[0] = '\\'; esc[1] = 'n'; elen = 2;
+		} else if (c == '\r') {
+			esc[0] = '\\'; esc[1] = 'r'; elen = 2;
+		} else if (c == '\t') {
+			esc[0] = '\\'; esc[1] = 't'; elen = 2;
+		} else if (c < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; elen = 6;
+		} else {
+			continue;
+		}
+		if ((rc = cmb_buf_add(b, s + start, i - start)) < 0 || (rc = cmb_buf_add(b, esc, elen)) < 0)
+			return rc;
+		start = i + 1;
+	}
+	if ((rc = cmb_buf_add(b, s + start, len - start)) < 0)
+		return rc;
+	return cmb_buf_add(b, "\"", 1);
+}
+
+int64_t cmb_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+double cmb_now_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cmb_time_iso8601(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cmb_time_parse(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	const char *p = s + n;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	long off = 0;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, m = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5)
+			return -1;
+		off = (oh * 3600L + om * 60L) * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else if (*p != '\0') {
+		return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	struct tm tm = { 0 };
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*out = (int64_t)timegm(&tm) - off;
+	return 0;
+}
+
+void cmb_uuid4(char out[37])
+{
+	unsigned char b[16];
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		fprintf(stderr, "cmbridge: no randomness available\n");
+		abort();
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+		 b[14], b[15]);
+}
+
+void cmb_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int cmb_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cmb_error_set(CMB_EIO, "cannot open %s: %s", path, strerror(errno));
+	struct cmb_buf b = CMB_BUF_INIT(max);
+	char chunk[65536];
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = cmb_error_set(CMB_EIO, "cannot read %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((rc = cmb_buf_add(&b, chunk, (size_t)n)) < 0) {
+			rc = cmb_error_set(CMB_ETOOBIG, "%s is larger than %zu bytes", path, max);
+			break;
+		}
+	}
+	close(fd);
+	if (rc < 0) {
+		cmb_buf_free(&b);
+		return rc;
+	}
+	*out = cmb_buf_detach(&b, len);
+	return 0;
+}
+
+int cmb_secret_read(const char *path, char **out)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return cmb_error_set(CMB_ECONFIG, "secret file %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return cmb_error_set(CMB_ECONFIG, "secret file %s is not a regular file", path);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return cmb_error_set(CMB_ECONFIG,
+				     "secret file %s is accessible by group or others (mode %03o); "
+				     "run: chmod 600 %s",
+				     path, (unsigned)(st.st_mode & 0777), path);
+	char *data;
+	size_t len;
+	int rc = cmb_file_read(path, 64 * 1024, &data, &len);
+	if (rc < 0)
+		return rc;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		data[--len] = '\0';
+	if (len == 0 || memchr(data, '\0', len)) {
+		cmb_secret_free(data);
+		return cmb_error_set(CMB_ECONFIG, "secret file %s is empty or not text", path);
+	}
+	*out = data;
+	return 0;
+}
+
+void cmb_secret_free(char *secret)
+{
+	if (!secret)
+		return;
+	OPENSSL_cleanse(secret, strlen(secret));
+	free(secret);
+}

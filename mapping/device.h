@@ -1,0 +1,51 @@
+/*
+ * device.h - maps one site device to the tenant's device record.
+ *
+ * Pure transform: no I/O, no globals, no clock. Everything it needs comes in
+ * through the context. The record's "managedDevice" object uses Graph beta
+ * managedDevice property names, types and enum members exactly
+ * (../shared/reference/); "configurationManager" carries the site-side
+ * identity the tenant needs to route actions back. See docs/mapping.md.
+ */
+#ifndef CMB_MAP_DEVICE_H
+#define CMB_MAP_DEVICE_H
+
+#include <stddef.h>
+#include "site_device.h"
+
+struct cmb_map_ctx {
+	const char *site_code;              /* the connector's site code, e.g. "PS1" */
+	const char *const *collection_ids;  /* collections the device is read through; may be NULL */
+	size_t n_collection_ids;
+};
+
+/* The mapped record, ready to upload. */
+struct cmb_tenant_record {
+	char *key;           /* "<SiteCode>:<ResourceID>", stable identity of the device */
+	char *json;          /* one JSON object: {"key":..,"managedDevice":{..},"configurationManager":{..}} */
+	size_t json_len;
+	char hash[65];       /* SHA-256 hex of json: what "changed" means for delta sync */
+	unsigned utf8_repairs; /* invalid UTF-8 sequences replaced with U+FFFD */
+};
+
+enum cmb_map_outcome {
+	CMB_MAP_OK = 0,          /* out is filled */
+	CMB_MAP_SKIP = 1,        /* out of scope (no client, obsolete, decommissioned); *reason says which */
+	CMB_MAP_QUARANTINE = 2,  /* cannot be mapped; *reason says why; never uploaded */
+};
+
+/*
+ * Maps dev. Returns an enum cmb_map_outcome. On CMB_MAP_OK, out is filled and
+ * belongs to the caller (cmb_tenant_record_clear) and *reason is NULL. On
+ * SKIP and QUARANTINE, *reason is an allocated message the caller frees, and
+ * out is left zeroed.
+ */
+int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+		   struct cmb_tenant_record *out, char **reason);
+
+void cmb_tenant_record_clear(struct cmb_tenant_record *rec);
+
+/* The record key for a resource id: "<site>:<id>". Caller frees. */
+char *cmb_map_device_key(const char *site_code, uint32_t resource_id);
+
+#endif
