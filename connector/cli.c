@@ -1,1 +1,369 @@
-/* placeholder: being written */
+/*
+ * cli.c - cmbridge's commands: sync, status, check, config, map.
+ *
+ * Each command is a function taking the parsed options; the logic lives in
+ * the engine and adapters, this file only wires and reports. Reports go to
+ * stdout (human or --json), diagnostics to the log (stderr by default).
+ */
+#include "cli.h"
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "state.h"
+#include "sync.h"
+#include "util.h"
+#include "../adapters/site.h"
+#include "../adapters/tenant.h"
+#include "../mapping/device.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+static volatile int stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: cmbridge [-c FILE] [-v] COMMAND [ARGS]\n"
+		"\n"
+		"Attaches a Configuration Manager site to a cloud tenant.\n"
+		"\n"
+		"commands:\n"
+		"  sync [--full] [--dry-run]   run one sync cycle (delta unless --full)\n"
+		"  status [--json]             last cycles, devices attached, quarantine\n"
+		"  check                       config valid, site and tenant reachable, token obtained\n"
+		"  config                      print the effective configuration (no secrets)\n"
+		"  map --from adminservice FILE...\n"
+		"                              map saved AdminService JSON pages to tenant records,\n"
+		"                              one JSON object a line (offline, no network)\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE   configuration file (default " CMB_CONFIG_DEFAULT_PATH ")\n"
+		"  -v, --verbose       debug logging\n"
+		"  -h, --help          this help\n"
+		"  -V, --version       version\n"
+		"\n"
+		"exit status: 0 success, 1 failure, 2 usage or configuration error\n");
+}
+
+static int exit_for(int rc)
+{
+	if (rc == 0)
+		return EXIT_OK;
+	return rc == CMB_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
+}
+
+static int load_config(const char *path, int verbose, struct cmb_config **cfg)
+{
+	int rc = cmb_config_load(cfg, path);
+	if (rc < 0) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		return rc;
+	}
+	int lvl = cmb_log_level_parse((*cfg)->log_level ? (*cfg)->log_level : "info");
+	cmb_log_set_level(verbose ? CMB_LOG_DEBUG : (enum cmb_log_level)(lvl < 0 ? CMB_LOG_INFO : lvl));
+	if ((*cfg)->log_file && (rc = cmb_log_open((*cfg)->log_file)) < 0) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		cmb_config_free(*cfg);
+		*cfg = NULL;
+		return CMB_ECONFIG;
+	}
+	return 0;
+}
+
+/* ---- sync ---- */
+
+struct session {
+	struct cmb_state *state;
+	const struct cmb_site_adapter *site;
+	void *site_st;
+	const struct cmb_tenant_adapter *tenant;
+	void *tenant_st;
+};
+
+static void session_close(struct session *s)
+{
+	if (s->site && s->site_st)
+		s->site->close(s->site_st);
+	if (s->tenant && s->tenant_st)
+		s->tenant->close(s->tenant_st);
+	cmb_state_close(s->state);
+	memset(s, 0, sizeof(*s));
+}
+
+static int session_open(const struct cmb_config *cfg, int want_state, struct session *s)
+{
+	int rc;
+	memset(s, 0, sizeof(*s));
+	s->site = cmb_site_adapter_find(cfg->site_adapter);
+	if (!s->site)
+		return cmb_error_set(CMB_ECONFIG, "%s: [site] adapter: unknown adapter '%s'", cfg->path,
+				     cfg->site_adapter);
+	s->tenant = &cmb_tenant_gateway;
+	if (want_state && (rc = cmb_state_open(&s->state, cfg->state_dir)) < 0)
+		goto fail;
+	if ((rc = s->site->open(&s->site_st, cfg)) < 0)
+		goto fail;
+	if ((rc = s->tenant->open(&s->tenant_st, cfg)) < 0)
+		goto fail;
+	return 0;
+fail:
+	session_close(s);
+	return rc;
+}
+
+static void print_counts_json(FILE *fp, const struct cmb_cycle_counts *c)
+{
+	fprintf(fp,
+		"{\"siteRecords\":%ld,\"skipped\":%ld,\"unchanged\":%ld,\"added\":%ld,\"changed\":%ld,"
+		"\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
+		"\"utf8Repairs\":%ld}",
+		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->added + c->changed, c->removed,
+		c->quarantined, c->rejected, c->upload_requests, c->utf8_repairs);
+}
+
+static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
+{
+	struct cmb_sync_opts opts = { 0 };
+	static const struct option lo[] = { { "full", no_argument, NULL, 'f' },
+					    { "dry-run", no_argument, NULL, 'n' },
+					    { NULL, 0, NULL, 0 } };
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+		if (ch == 'f')
+			opts.full = 1;
+		else if (ch == 'n')
+			opts.dry_run = 1;
+		else
+			return cmb_error_set(CMB_ECONFIG, "sync: unknown option (see cmbridge --help)");
+	}
+	if (optind < argc)
+		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
+
+	struct session s;
+	int rc = session_open(cfg, 1, &s);
+	if (rc < 0)
+		return rc;
+	struct cmb_sync_env env = {
+		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
+		.tenant = s.tenant, .tenant_st = s.tenant_st, .stop = &stop_requested,
+	};
+	struct cmb_sync_result res;
+	rc = cmb_sync_run(&env, &opts, &res);
+	const struct cmb_cycle_counts *c = &res.counts;
+	printf("cycle %lld (%s) %s in %.2f s\n", (long long)res.cycle_id, opts.full ? "full" : "delta", res.status,
+	       res.seconds);
+	printf("  site:    %ld devices read in %ld pages, %ld in scope, %ld skipped, %ld quarantined\n",
+	       c->site_records, res.site.pages, c->site_records - c->skipped, c->skipped, c->quarantined);
+	if (strcmp(res.status, "dry-run") == 0)
+		printf("  tenant:  would upload %ld records and remove %ld (nothing was sent)\n", res.pending_uploads,
+		       res.pending_removals);
+	else
+		printf("  tenant:  %ld uploaded (%ld added, %ld changed), %ld removed, %ld rejected, %ld unchanged, "
+		       "%ld requests\n",
+		       c->added + c->changed, c->added, c->changed, c->removed, c->rejected, c->unchanged,
+		       c->upload_requests);
+	if (rc < 0)
+		printf("  error:   %s\n", cmb_error_last());
+	session_close(&s);
+	return rc;
+}
+
+/* ---- status ---- */
+
+static void json_str(FILE *fp, const char *s)
+{
+	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
+	if (!s)
+		fputs("null", fp);
+	else if (cmb_buf_add_json_string(&b, s, strlen(s)) == 0)
+		fputs(b.data, fp);
+	cmb_buf_free(&b);
+}
+
+static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	if (argc > 1 + json)
+		return cmb_error_set(CMB_ECONFIG, "status: unexpected argument '%s'", argv[1 + json]);
+	struct cmb_state *st;
+	int rc = cmb_state_open(&st, cfg->state_dir);
+	if (rc < 0)
+		return rc;
+	struct cmb_cycle *cy = NULL;
+	size_t n = 0;
+	if ((rc = cmb_state_cycles_recent(st, 10, &cy, &n)) < 0)
+		goto done;
+	long devices = cmb_state_device_count(st);
+	long quarantined = cmb_state_quarantine_count(st);
+	if (json) {
+		printf("{\"siteCode\":");
+		json_str(stdout, cfg->site_code);
+		printf(",\"mode\":\"%s\",\"devicesAttached\":%ld,\"quarantined\":%ld,\"cycles\":[",
+		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
+		for (size_t i = 0; i < n; i++) {
+			char a[32], e[32];
+			cmb_time_iso8601(cy[i].started, a);
+			cmb_time_iso8601(cy[i].ended, e);
+			printf("%s{\"id\":%lld,\"kind\":\"%s\",\"status\":", i ? "," : "", (long long)cy[i].id,
+			       cy[i].kind);
+			json_str(stdout, cy[i].status);
+			printf(",\"started\":\"%s\",\"ended\":", a);
+			if (cy[i].ended)
+				printf("\"%s\"", e);
+			else
+				printf("null");
+			printf(",\"error\":");
+			json_str(stdout, cy[i].error);
+			printf(",\"counts\":");
+			print_counts_json(stdout, &cy[i].counts);
+			printf("}");
+		}
+		printf("]}\n");
+	} else {
+		printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", cfg->site_code,
+		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
+		if (n == 0)
+			printf("no sync cycle has run yet\n");
+		for (size_t i = 0; i < n; i++) {
+			char a[32];
+			cmb_time_iso8601(cy[i].started, a);
+			const struct cmb_cycle_counts *c = &cy[i].counts;
+			printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld), removed %ld, rejected %ld, "
+			       "quarantined %ld%s%s\n",
+			       (long long)cy[i].id, cy[i].kind, a, cy[i].status, c->site_records, c->added + c->changed,
+			       c->added, c->changed, c->removed, c->rejected, c->quarantined, cy[i].error ? ": " : "",
+			       cy[i].error ? cy[i].error : "");
+		}
+	}
+done:
+	cmb_state_cycles_free(cy, n);
+	cmb_state_close(st);
+	return rc;
+}
+
+/* ---- check ---- */
+
+static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
+{
+	if (argc > 1)
+		return cmb_error_set(CMB_ECONFIG, "check: unexpected argument '%s'", argv[1]);
+	printf("config:  %s is valid\n", cfg->path);
+	struct session s;
+	int rc = session_open(cfg, 0, &s);
+	if (rc < 0)
+		return rc;
+	int failed = 0;
+	if ((rc = s.site->check(s.site_st)) < 0) {
+		printf("site:    FAILED: %s\n", cmb_error_last());
+		failed = rc;
+	} else {
+		printf("site:    %s reachable\n", cfg->site_url);
+	}
+	long expires = 0;
+	if ((rc = s.tenant->check(s.tenant_st, &expires)) < 0) {
+		printf("tenant:  FAILED: %s\n", cmb_error_last());
+		failed = rc;
+	} else {
+		printf("tenant:  token obtained from %s for client %s (valid %ld s)\n", cfg->tenant_token_url,
+		       cfg->tenant_client_id, expires);
+	}
+	session_close(&s);
+	if (failed)
+		return cmb_error_set(failed, "check failed");
+	return 0;
+}
+
+/* ---- config ---- */
+
+static int cmd_config(const struct cmb_config *cfg, int argc, char **argv)
+{
+	if (argc > 1)
+		return cmb_error_set(CMB_ECONFIG, "config: unexpected argument '%s'", argv[1]);
+	cmb_config_print(cfg, stdout);
+	return 0;
+}
+
+/* ---- map ---- */
+
+int cmb_cli_map(int argc, char **argv);
+
+/* ---- main ---- */
+
+int cmb_cli_main(int argc, char **argv)
+{
+	const char *config_path = CMB_CONFIG_DEFAULT_PATH;
+	int verbose = 0, ch;
+	static const struct option lo[] = { { "config", required_argument, NULL, 'c' },
+					    { "verbose", no_argument, NULL, 'v' },
+					    { "help", no_argument, NULL, 'h' },
+					    { "version", no_argument, NULL, 'V' },
+					    { NULL, 0, NULL, 0 } };
+	while ((ch = getopt_long(argc, argv, "+c:vhV", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config_path = optarg; break;
+		case 'v': verbose = 1; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("cmbridge %s\n", CMB_VERSION); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	int cargc = argc - optind;
+	char **cargv = argv + optind;
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (strcmp(cmd, "map") == 0) {
+		cmb_log_set_level(verbose ? CMB_LOG_DEBUG : CMB_LOG_WARN);
+		int rc = cmb_cli_map(cargc, cargv);
+		if (rc < 0)
+			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		return exit_for(rc);
+	}
+
+	static const struct {
+		const char *name;
+		int (*fn)(const struct cmb_config *, int, char **);
+	} cmds[] = {
+		{ "sync", cmd_sync }, { "status", cmd_status }, { "check", cmd_check }, { "config", cmd_config },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(cmd, cmds[i].name) != 0)
+			continue;
+		struct cmb_config *cfg;
+		int rc = load_config(config_path, verbose, &cfg);
+		if (rc < 0)
+			return EXIT_USAGE;
+		rc = cmds[i].fn(cfg, cargc, cargv);
+		if (rc < 0)
+			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		cmb_config_free(cfg);
+		return exit_for(rc);
+	}
+	fprintf(stderr, "cmbridge: unknown command '%s' (see cmbridge --help)\n", cmd);
+	return EXIT_USAGE;
+}

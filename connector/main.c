@@ -1,1 +1,9 @@
-int main(void){return 0;}
+/*
+ * main.c - cmbridge's entry point; everything else lives in cli.c.
+ */
+#include "cli.h"
+
+int main(int argc, char **argv)
+{
+	return cmb_cli_main(argc, argv);
+}

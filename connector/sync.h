@@ -1,0 +1,46 @@
+/*
+ * sync.h - one sync cycle: read the site, map, diff against the state,
+ * upload what changed, remove what left.
+ *
+ * Order of a cycle (the invariant every step keeps): nothing reaches the
+ * tenant before the site has been read completely and successfully; the
+ * state records an upload only after the tenant acknowledged it.
+ */
+#ifndef CMB_SYNC_H
+#define CMB_SYNC_H
+
+#include "../adapters/site.h"
+#include "../adapters/tenant.h"
+#include "config.h"
+#include "state.h"
+
+struct cmb_sync_opts {
+	int full;      /* upload every record, not only the changed ones */
+	int dry_run;   /* read, map and diff; write nothing to the tenant */
+};
+
+struct cmb_sync_result {
+	int64_t cycle_id;
+	char status[48];                   /* ok | failed | dry-run */
+	struct cmb_cycle_counts counts;
+	long pending_uploads;              /* what a dry run would have uploaded */
+	long pending_removals;
+	double seconds;
+	struct cmb_site_read_stats site;
+	struct cmb_tenant_stats tenant;
+};
+
+struct cmb_sync_env {
+	const struct cmb_config *cfg;
+	struct cmb_state *state;
+	const struct cmb_site_adapter *site;
+	void *site_st;
+	const struct cmb_tenant_adapter *tenant;
+	void *tenant_st;
+	volatile int *stop;                /* set by a signal handler; may be NULL */
+};
+
+/* Runs one cycle. Returns 0 when it completed; res is filled either way. */
+int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct cmb_sync_result *res);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * test_util.c - bounded buffers, JSON string escaping, time parsing, URL
+ * resolution and error messages.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "connector/error.h"
+#include "connector/http.h"
+#include "connector/util.h"
+
+static void buf_respects_max(void **s)
+{
+	(void)s;
+	struct cmb_buf b = CMB_BUF_INIT(8);
+	assert_int_equal(cmb_buf_add(&b, "12345", 5), 0);
+	assert_int_equal(cmb_buf_add(&b, "678", 3), 0);
+	assert_int_equal(cmb_buf_add(&b, "9", 1), CMB_ETOOBIG);
+	assert_int_equal(b.len, 8);
+	assert_string_equal(b.data, "12345678");
+	cmb_buf_free(&b);
+}
+
+static void json_string_escapes(void **s)
+{
+	(void)s;
+	struct cmb_buf b = CMB_BUF_INIT(1024);
+	const char in[] = "a\"b\\c\n\t\x01 Bürö 営業";
+	assert_int_equal(cmb_buf_add_json_string(&b, in, sizeof(in) - 1), 0);
+	assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001 Bürö 営業\"");
+	cmb_buf_free(&b);
+}
+
+static void time_parse_forms(void **s)
+{
+	(void)s;
+	int64_t t;
+	char out[32];
+	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02Z", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("2026-11-28T10:15:02.1234567+01:00", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02", &t), 0);
+	assert_int_equal(cmb_time_parse("2026-13-28T09:15:02Z", &t), -1);
+	assert_int_equal(cmb_time_parse("2026-11-28 09:15:02Z", &t), -1);
+	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02Zjunk", &t), -1);
+}
+
+static void resolve_relative_links(void **s)
+{
+	(void)s;
+	char *u = cmb_http_resolve("https://h:1/AdminService/wmi/SMS_R_System?$top=5",
+				   "SMS_R_System?$top=5&$skiptoken=abc");
+	assert_string_equal(u, "https://h:1/AdminService/wmi/SMS_R_System?$top=5&$skiptoken=abc");
+	free(u);
+	u = cmb_http_resolve("https://h:1/a/b", "/x/y?z=1");
+	assert_string_equal(u, "https://h:1/x/y?z=1");
+	free(u);
+	u = cmb_http_resolve("https://h:1/a/b", "https://other:2/q");
+	assert_string_equal(u, "https://other:2/q");
+	free(u);
+	char *e = cmb_http_escape("a b&c=d/é");
+	assert_string_equal(e, "a%20b%26c%3Dd%2F%C3%A9");
+	free(e);
+}
+
+static void error_wrap_prefixes(void **s)
+{
+	(void)s;
+	assert_int_equal(cmb_error_set(CMB_EPROTO, "bad %s", "page"), CMB_EPROTO);
+	assert_int_equal(cmb_error_wrap(CMB_EPROTO, "reading %s", "SMS_R_System"), CMB_EPROTO);
+	assert_string_equal(cmb_error_last(), "reading SMS_R_System: bad page");
+	assert_int_equal(cmb_error_retry_class(CMB_ENETWORK), CMB_RETRY_SOON);
+	assert_int_equal(cmb_error_retry_class(CMB_ETHROTTLED), CMB_RETRY_LATER);
+	assert_int_equal(cmb_error_retry_class(CMB_EAUTH), CMB_RETRY_NEVER);
+}
+
+static void secret_file_permissions(void **s)
+{
+	(void)s;
+	char path[] = "/tmp/cmb-secret-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "s3cret\n", 7), 7);
+	close(fd);
+	char *sec = NULL;
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(cmb_secret_read(path, &sec), 0);
+	assert_string_equal(sec, "s3cret");
+	cmb_secret_free(sec);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(cmb_secret_read(path, &sec), CMB_ECONFIG);
+	assert_non_null(strstr(cmb_error_last(), "accessible by group or others (mode 640)"));
+	unlink(path);
+}
+
+static void uuid_is_v4(void **s)
+{
+	(void)s;
+	char a[37], b[37];
+	cmb_uuid4(a);
+	cmb_uuid4(b);
+	assert_int_equal(strlen(a), 36);
+	assert_int_equal(a[14], '4');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(buf_respects_max),     cmocka_unit_test(json_string_escapes),
+		cmocka_unit_test(time_parse_forms),     cmocka_unit_test(resolve_relative_links),
+		cmocka_unit_test(error_wrap_prefixes),  cmocka_unit_test(secret_file_permissions),
+		cmocka_unit_test(uuid_is_v4),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
