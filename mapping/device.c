@@ -1,1 +1,639 @@
-/* placeholder: being written */
+/*
+ * device.c - one ConfigMgr site device to the tenant's device record.
+ *
+ * A pure function of (ctx, dev): no I/O, no globals that change, no clock,
+ * no locale. The output is byte-for-byte deterministic because its hash is
+ * what "this device changed" means to the sync engine (docs/mapping.md):
+ * properties are written in a fixed order, without whitespace, numbers as
+ * integers, and every string from the site is UTF-8-repaired first.
+ */
+#include "mapping/device.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+
+#include "connector/util.h"
+#include "mapping/utf8.h"
+
+#define NAME_MAX_BYTES 255
+#define UNSET_DATETIME "0001-01-01T00:00:00Z"
+
+/*
+ * ComgmtWorkloads bits (SMS_Client_ComanagementState, the client's
+ * CCM_System.ComgmtWorkloads). A set bit means the workload is managed by
+ * Intune. Sources in docs/mapping.md. This is the only place they are named.
+ */
+enum {
+	WL_COMANAGEMENT = 1,        /* co-management configured, no workload */
+	WL_COMPLIANCE = 2,
+	WL_RESOURCE_ACCESS = 4,
+	WL_DEVICE_CONFIGURATION = 8,
+	WL_WINDOWS_UPDATE = 16,
+	WL_ENDPOINT_PROTECTION = 32,
+	WL_CLIENT_APPS = 64,
+	WL_OFFICE_APPS = 128,
+	WL_ENDPOINT_PROTECTION_2 = 4096, /* set with 32 by the console */
+	WL_COMANAGEMENT_2 = 8192,   /* set with 1 by the console */
+};
+
+/* Graph configurationManagerClientEnabledFeatures, in output order. */
+static const struct workload_feature {
+	const char *feature;
+	int64_t bits;               /* any of these set: the feature is Intune's */
+} workload_features[] = {
+	{ "compliancePolicy", WL_COMPLIANCE },
+	{ "resourceAccess", WL_RESOURCE_ACCESS },
+	{ "deviceConfiguration", WL_DEVICE_CONFIGURATION },
+	{ "windowsUpdateForBusiness", WL_WINDOWS_UPDATE },
+	{ "endpointProtection", WL_ENDPOINT_PROTECTION | WL_ENDPOINT_PROTECTION_2 },
+	{ "modernApps", WL_CLIENT_APPS },
+	{ "officeApps", WL_OFFICE_APPS },
+	{ "inventory", 0 },         /* ConfigMgr has no inventory workload */
+};
+
+/* Bits that carry no feature but are known; everything else is "unknown". */
+#define WL_NO_FEATURE_BITS ((int64_t)(WL_COMANAGEMENT | WL_COMANAGEMENT_2))
+
+static int64_t workload_known_bits(void)
+{
+	int64_t known = WL_NO_FEATURE_BITS;
+	for (size_t i = 0; i < sizeof(workload_features) / sizeof(workload_features[0]); i++)
+		known |= workload_features[i].bits;
+	return known;
+}
+
+/* ---- date and time ---------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return dim[m - 1];
+}
+
+/* Exactly n ASCII digits at s. */
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int cmb_map_datetime(const char *s, char out[21])
+{
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	const char *p;
+
+	memcpy(out, UNSET_DATETIME, sizeof(UNSET_DATETIME));
+	if (!s)
+		return -1;
+	if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    digits(s + 17, 2, &sec))
+		return -1;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		/* Fractions are truncated: the Graph form has whole seconds. */
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '+' ? 1 : -1;
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
+			return -1;
+		p += 6;
+	}
+	/* No zone designator at all: taken as UTC (docs/mapping.md). */
+	if (*p != '\0')
+		return -1;
+
+	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+		    sign * (oh * 3600 + om * 60);
+	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	int64_t rem = t - days * 86400;
+	int64_t yy, mm, dd;
+	civil_from_days(days, &yy, &mm, &dd);
+	if (yy < 1 || yy > 9999)
+		return -1;
+	char buf[64];
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)yy, (int)mm, (int)dd,
+		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+	memcpy(out, buf, 21);
+	out[20] = '\0';
+	return 0;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+char *cmb_map_device_key(const char *site_code, uint32_t resource_id)
+{
+	return xasprintf("%s:%" PRIu32, site_code, resource_id);
+}
+
+/* Repaired copy of a site string, NULL when absent or empty. */
+static char *repair(const char *s, unsigned *repairs)
+{
+	if (!s || !*s)
+		return NULL;
+	return cmb_utf8_repair(s, strlen(s), repairs);
+}
+
+/* ASCII case-insensitive substring test; no locale. */
+static int contains_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (!hay)
+		return 0;
+	for (; *hay; hay++) {
+		size_t i = 0;
+		while (i < n) {
+			char a = hay[i], b = needle[i];
+			if (a >= 'A' && a <= 'Z')
+				a = (char)(a - 'A' + 'a');
+			if (a != b)
+				break;
+			i++;
+		}
+		if (i == n)
+			return 1;
+	}
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parses a GUID "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", optionally in
+ * braces, into its lower-case form. Returns 0, or -1 when s is not a GUID.
+ */
+static int guid_normalise(const char *s, char out[37])
+{
+	size_t len = strlen(s);
+	if (len == 38 && s[0] == '{' && s[37] == '}') {
+		s++;
+		len = 36;
+	}
+	if (len != 36)
+		return -1;
+	for (size_t i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -1;
+			out[i] = '-';
+			continue;
+		}
+		int v = hexval(s[i]);
+		if (v < 0)
+			return -1;
+		out[i] = "0123456789abcdef"[v];
+	}
+	out[36] = '\0';
+	return 0;
+}
+
+static int site_code_ok(const char *s)
+{
+	if (!s || !*s)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+			return 0;
+	}
+	return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- the mapping ------------------------------------------------------ */
+
+/* Everything the record says, decided before a byte of JSON is written. */
+struct mapped {
+	char *key;
+	char *name;
+	int comanaged;
+	char azure_ad_device_id[37];
+	int has_azure_ad_device_id;
+	char *operating_system;
+	char *os_version;
+	char *serial_number;
+	char *manufacturer;
+	char *model;
+	const char *join_type;
+	int compliance_with_intune;
+	char last_sync[21];
+	const char *health_state;
+	char *client_identifier;
+	int is_blocked;
+	char *sms_id;
+	char *client_version;
+	char *hardware_id;
+	char *smbios_guid;
+	char *aad_tenant_id;
+	char **collection_ids;
+	size_t n_collection_ids;
+	int64_t workloads;          /* -1: absent */
+	int64_t unknown_bits;
+	unsigned repairs;
+};
+
+static void mapped_clear(struct mapped *m)
+{
+	free(m->key);
+	free(m->name);
+	free(m->operating_system);
+	free(m->os_version);
+	free(m->serial_number);
+	free(m->manufacturer);
+	free(m->model);
+	free(m->client_identifier);
+	free(m->sms_id);
+	free(m->client_version);
+	free(m->hardware_id);
+	free(m->smbios_guid);
+	free(m->aad_tenant_id);
+	for (size_t i = 0; i < m->n_collection_ids; i++)
+		free(m->collection_ids[i]);
+	free(m->collection_ids);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Graph configurationManagerClientState from the site's client status.
+ * The table and why: docs/mapping.md, "Client health".
+ */
+static const char *health_state(const struct cmb_site_device *dev)
+{
+	int active = dev->client_active_status, check = dev->client_check_pass;
+
+	if (active < 0 && check < 0)
+		return "unknown";
+	if (active == 0)
+		return "communicationError";
+	if (check == 2)
+		return "installFailed";
+	if (active == 1 && check == 1)
+		return "healthy";
+	return "installed";
+}
+
+static const char *join_type(const struct cmb_site_device *dev)
+{
+	if (dev->hybrid_aad_joined == 1)
+		return "hybridAzureADJoined";
+	if (dev->aad_joined == 1)
+		return "azureADJoined";
+	return "unknown";
+}
+
+static void map_collections(const struct cmb_map_ctx *ctx, struct mapped *m)
+{
+	size_t n = 0;
+
+	if (!ctx->collection_ids || ctx->n_collection_ids == 0)
+		return;
+	m->collection_ids = xcalloc(ctx->n_collection_ids, sizeof(char *));
+	for (size_t i = 0; i < ctx->n_collection_ids; i++) {
+		char *c = repair(ctx->collection_ids[i], &m->repairs);
+		if (c)
+			m->collection_ids[n++] = c;
+	}
+	/* Sorted and unique: the order the site was read in is not a change. */
+	qsort(m->collection_ids, n, sizeof(char *), cmp_str);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u > 0 && strcmp(m->collection_ids[u - 1], m->collection_ids[i]) == 0) {
+			free(m->collection_ids[i]);
+			continue;
+		}
+		m->collection_ids[u++] = m->collection_ids[i];
+	}
+	m->n_collection_ids = u;
+}
+
+/* Scope: out-of-scope devices are skipped before their data is judged. */
+static char *out_of_scope(const struct cmb_site_device *dev)
+{
+	if (dev->obsolete == 1 || dev->is_obsolete == 1)
+		return xstrdup("obsolete (SMS_R_System.Obsolete or "
+			       "SMS_CombinedDeviceResources.IsObsolete)");
+	if (dev->decommissioned == 1 || dev->is_decommissioned == 1)
+		return xstrdup("decommissioned (SMS_R_System.Decommissioned or "
+			       "SMS_CombinedDeviceResources.IsDecommissioned)");
+	if (dev->client != 1 && dev->is_client != 1)
+		return xstrdup("no ConfigMgr client (SMS_R_System.Client is not 1 and "
+			       "SMS_CombinedDeviceResources.IsClient is not true)");
+	return NULL;
+}
+
+/* Fills m, or returns the quarantine reason (allocated). */
+static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			struct mapped *m)
+{
+	unsigned *rep = &m->repairs;
+
+	if (dev->resource_id == 0)
+		return xstrdup("SMS_R_System.ResourceID is 0");
+	m->name = repair(dev->name, rep);
+	if (!m->name)
+		return xstrdup("SMS_R_System.Name is missing or empty");
+	if (strlen(m->name) > NAME_MAX_BYTES)
+		return xasprintf("SMS_R_System.Name is %zu bytes long (limit %d)",
+				 strlen(m->name), NAME_MAX_BYTES);
+	if (dev->aad_device_id && *dev->aad_device_id) {
+		if (guid_normalise(dev->aad_device_id, m->azure_ad_device_id) < 0)
+			return xasprintf("SMS_R_System.AADDeviceID is not a GUID (%zu bytes)",
+					 strlen(dev->aad_device_id));
+		/* The nil GUID is how some sites say "not joined". */
+		m->has_azure_ad_device_id =
+			strcmp(m->azure_ad_device_id, "00000000-0000-0000-0000-000000000000") != 0;
+	}
+
+	m->key = cmb_map_device_key(ctx->site_code, dev->resource_id);
+	m->comanaged = dev->mdm_enrolled == 1 && dev->comgmt_policy_present == 1;
+	m->workloads = dev->comgmt_workloads >= 0 ? dev->comgmt_workloads : -1;
+	m->unknown_bits = m->workloads >= 0 ? m->workloads & ~workload_known_bits() : 0;
+	m->compliance_with_intune = m->comanaged && m->workloads >= 0 &&
+				    (m->workloads & WL_COMPLIANCE);
+
+	if (contains_ci(dev->os_name_version, "windows") || contains_ci(dev->device_os, "windows"))
+		m->operating_system = xstrdup("Windows");
+	else if (dev->os_name_version && *dev->os_name_version)
+		m->operating_system = repair(dev->os_name_version, rep);
+	else
+		m->operating_system = repair(dev->device_os, rep);
+
+	if (dev->build_ext && *dev->build_ext)
+		m->os_version = repair(dev->build_ext, rep);
+	else if (dev->device_os_build && *dev->device_os_build)
+		m->os_version = repair(dev->device_os_build, rep);
+	else
+		m->os_version = repair(dev->build, rep);
+
+	m->serial_number = repair(dev->serial_number, rep);
+	m->manufacturer = repair(dev->manufacturer, rep);
+	m->model = repair(dev->model, rep);
+	m->join_type = join_type(dev);
+	cmb_map_datetime(dev->last_policy_request, m->last_sync);
+	m->health_state = health_state(dev);
+
+	if (dev->sms_unique_id && *dev->sms_unique_id)
+		m->client_identifier = repair(dev->sms_unique_id, rep);
+	else
+		m->client_identifier = repair(dev->sms_id, rep);
+	m->is_blocked = dev->is_blocked == 1;
+
+	if (dev->sms_id && *dev->sms_id)
+		m->sms_id = repair(dev->sms_id, rep);
+	else
+		m->sms_id = repair(dev->sms_unique_id, rep);
+	m->client_version = repair(dev->client_version, rep);
+	m->hardware_id = repair(dev->hardware_id, rep);
+	m->smbios_guid = repair(dev->smbios_guid, rep);
+	m->aad_tenant_id = repair(dev->aad_tenant_id, rep);
+	map_collections(ctx, m);
+	return NULL;
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* yajl only fails here on misuse (a bug), never on input: abort like OOM. */
+static void gen_check(yajl_gen_status st)
+{
+	if (st != yajl_gen_status_ok) {
+		fprintf(stderr, "cmbridge: mapping: JSON generator error %d\n", (int)st);
+		abort();
+	}
+}
+
+static void gen_str(yajl_gen g, const char *s)
+{
+	gen_check(yajl_gen_string(g, (const unsigned char *)s, strlen(s)));
+}
+
+static void gen_key_str(yajl_gen g, const char *key, const char *val)
+{
+	gen_str(g, key);
+	if (val)
+		gen_str(g, val);
+	else
+		gen_check(yajl_gen_null(g));
+}
+
+static void gen_key_bool(yajl_gen g, const char *key, int val)
+{
+	gen_str(g, key);
+	gen_check(yajl_gen_bool(g, val != 0));
+}
+
+static void gen_key_int(yajl_gen g, const char *key, long long val)
+{
+	gen_str(g, key);
+	gen_check(yajl_gen_integer(g, val));
+}
+
+static void gen_managed_device(yajl_gen g, const struct mapped *m)
+{
+	gen_str(g, "managedDevice");
+	gen_check(yajl_gen_map_open(g));
+	gen_key_str(g, "deviceName", m->name);
+	gen_key_str(g, "managementAgent",
+		    m->comanaged ? "configurationManagerClientMdm" : "configurationManagerClient");
+	gen_key_str(g, "azureADDeviceId",
+		    m->has_azure_ad_device_id ? m->azure_ad_device_id : NULL);
+	gen_key_str(g, "operatingSystem", m->operating_system);
+	gen_key_str(g, "osVersion", m->os_version);
+	gen_key_str(g, "serialNumber", m->serial_number);
+	gen_key_str(g, "manufacturer", m->manufacturer);
+	gen_key_str(g, "model", m->model);
+	gen_key_str(g, "joinType", m->join_type);
+	gen_key_str(g, "deviceEnrollmentType", m->comanaged ? "windowsCoManagement" : "unknown");
+	gen_key_str(g, "complianceState", m->compliance_with_intune ? "unknown" : "configManager");
+	gen_key_str(g, "lastSyncDateTime", m->last_sync);
+
+	gen_str(g, "configurationManagerClientEnabledFeatures");
+	gen_check(yajl_gen_map_open(g));
+	for (size_t i = 0; i < sizeof(workload_features) / sizeof(workload_features[0]); i++)
+		gen_key_bool(g, workload_features[i].feature,
+			     m->comanaged && m->workloads >= 0 &&
+				     (m->workloads & workload_features[i].bits) != 0);
+	gen_check(yajl_gen_map_close(g));
+
+	gen_str(g, "configurationManagerClientHealthState");
+	gen_check(yajl_gen_map_open(g));
+	gen_key_str(g, "state", m->health_state);
+	gen_key_int(g, "errorCode", 0);
+	gen_key_str(g, "lastSyncDateTime", m->last_sync);
+	gen_check(yajl_gen_map_close(g));
+
+	gen_str(g, "configurationManagerClientInformation");
+	gen_check(yajl_gen_map_open(g));
+	gen_key_str(g, "clientIdentifier", m->client_identifier);
+	gen_key_bool(g, "isBlocked", m->is_blocked);
+	gen_check(yajl_gen_map_close(g));
+
+	gen_check(yajl_gen_map_close(g));
+}
+
+static void gen_configuration_manager(yajl_gen g, const struct cmb_map_ctx *ctx,
+				      const struct cmb_site_device *dev, const struct mapped *m)
+{
+	gen_str(g, "configurationManager");
+	gen_check(yajl_gen_map_open(g));
+	gen_key_str(g, "siteCode", ctx->site_code);
+	gen_key_int(g, "resourceId", dev->resource_id);
+	gen_key_str(g, "smsId", m->sms_id);
+	gen_key_str(g, "clientVersion", m->client_version);
+	gen_key_str(g, "hardwareId", m->hardware_id);
+	gen_key_str(g, "smbiosGuid", m->smbios_guid);
+	gen_key_str(g, "aadTenantId", m->aad_tenant_id);
+	gen_str(g, "collectionIds");
+	gen_check(yajl_gen_array_open(g));
+	for (size_t i = 0; i < m->n_collection_ids; i++)
+		gen_str(g, m->collection_ids[i]);
+	gen_check(yajl_gen_array_close(g));
+	gen_str(g, "comanagementWorkloads");
+	if (m->workloads >= 0)
+		gen_check(yajl_gen_integer(g, m->workloads));
+	else
+		gen_check(yajl_gen_null(g));
+	gen_key_int(g, "unknownWorkloadBits", m->unknown_bits);
+	gen_key_int(g, "utf8Repairs", m->repairs);
+	gen_check(yajl_gen_map_close(g));
+}
+
+static char *gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			const struct mapped *m, size_t *len)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *buf;
+	size_t n;
+	char *json;
+
+	if (!g) {
+		fprintf(stderr, "cmbridge: out of memory\n");
+		abort();
+	}
+	/* Strings were repaired already; beautify stays off (no whitespace). */
+	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+	gen_check(yajl_gen_map_open(g));
+	gen_key_str(g, "key", m->key);
+	gen_managed_device(g, m);
+	gen_configuration_manager(g, ctx, dev, m);
+	gen_check(yajl_gen_map_close(g));
+	gen_check(yajl_gen_get_buf(g, &buf, &n));
+	json = xmalloc(n + 1);
+	memcpy(json, buf, n);
+	json[n] = '\0';
+	yajl_gen_free(g);
+	*len = n;
+	return json;
+}
+
+int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+		   struct cmb_tenant_record *out, char **reason)
+{
+	struct mapped m;
+	char *why = NULL;
+	int outcome;
+
+	memset(out, 0, sizeof(*out));
+	memset(&m, 0, sizeof(m));
+	if (reason)
+		*reason = NULL;
+
+	/* A missing site code is a configuration bug: loud for every device. */
+	if (!ctx || !site_code_ok(ctx->site_code)) {
+		why = xstrdup("site code missing from the mapping context "
+			      "(or not alphanumeric)");
+		outcome = CMB_MAP_QUARANTINE;
+		goto done;
+	}
+	if ((why = out_of_scope(dev)) != NULL) {
+		outcome = CMB_MAP_SKIP;
+		goto done;
+	}
+	if ((why = map_fields(ctx, dev, &m)) != NULL) {
+		outcome = CMB_MAP_QUARANTINE;
+		goto done;
+	}
+
+	out->json = gen_record(ctx, dev, &m, &out->json_len);
+	cmb_sha256_hex(out->json, out->json_len, out->hash);
+	out->key = m.key;
+	m.key = NULL;
+	out->utf8_repairs = m.repairs;
+	outcome = CMB_MAP_OK;
+
+done:
+	mapped_clear(&m);
+	if (reason)
+		*reason = why;
+	else
+		free(why);
+	return outcome;
+}
+
+void cmb_tenant_record_clear(struct cmb_tenant_record *rec)
+{
+	if (!rec)
+		return;
+	free(rec->key);
+	free(rec->json);
+	memset(rec, 0, sizeof(*rec));
+}

@@ -38,7 +38,7 @@ enum cmb_map_outcome {
  * Maps dev. Returns an enum cmb_map_outcome. On CMB_MAP_OK, out is filled and
  * belongs to the caller (cmb_tenant_record_clear) and *reason is NULL. On
  * SKIP and QUARANTINE, *reason is an allocated message the caller frees, and
- * out is left zeroed.
+ * out is left zeroed. reason may be NULL when the caller does not want it.
  */
 int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
 		   struct cmb_tenant_record *out, char **reason);
@@ -47,5 +47,14 @@ void cmb_tenant_record_clear(struct cmb_tenant_record *rec);
 
 /* The record key for a resource id: "<site>:<id>". Caller frees. */
 char *cmb_map_device_key(const char *site_code, uint32_t resource_id);
+
+/*
+ * Normalises an ISO 8601 / OData DateTimeOffset
+ * ("YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]", no zone = UTC) to UTC
+ * "YYYY-MM-DDTHH:MM:SSZ" in out (fraction truncated). Returns 0, or -1 when
+ * s is NULL, malformed, or outside years 0001..9999; out is then
+ * "0001-01-01T00:00:00Z", Graph's value for an unset DateTimeOffset.
+ */
+int cmb_map_datetime(const char *s, char out[21]);
 
 #endif

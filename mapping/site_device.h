@@ -2,7 +2,7 @@
  * site_device.h - one ConfigMgr device as the site reports it.
  *
  * The site adapter fills this from the AdminService classes joined by
- * ResourceID (see docs/site-classes.md); mapping reads it. Strings are the
+ * ResourceID (see docs/wire-format.md §1); mapping reads it. Strings are the
  * raw bytes the site sent (they may be invalid UTF-8) or NULL when the site
  * did not report the property. Tri-state booleans are -1 when absent.
  */
