@@ -1,1 +1,138 @@
-/* placeholder: being written */
+/*
+ * join.c - merge join of the five AdminService class streams on ResourceID.
+ *
+ * Each stream holds one row ahead (its head). SMS_R_System drives: for each
+ * of its rows, every other stream is moved past smaller keys (rows for
+ * resources with no discovery record: counted and skipped) and, when its
+ * head has the same key, that row fills the device. Every stream is checked
+ * for strictly ascending keys as it is read, because a merge join over
+ * unsorted input silently pairs the wrong rows. Never does I/O itself: the
+ * cursors do.
+ */
+#include "join.h"
+#include "../../connector/error.h"
+
+#include <string.h>
+
+struct stream {
+	const struct cmb_as_class *cls;
+	struct cmb_join_cursor *cur;
+	struct cmb_odata_record *head;   /* the row not yet consumed; NULL at the end */
+	uint32_t key;                    /* head's key */
+	uint32_t last;                   /* previous row's key, for the order check */
+	int have_last;
+	int ended;
+	long rows;
+};
+
+/* Replaces the head with the next row of the stream, checking its key. */
+static int advance(struct stream *s, struct cmb_join_stats *stats)
+{
+	struct cmb_odata_record *r = NULL;
+	uint32_t k;
+	int error;
+
+	cmb_odata_record_free(s->head);
+	s->head = NULL;
+	if (s->ended)
+		return 0;
+	if ((error = s->cur->next(s->cur, &r)) < 0)
+		return error;
+	if (!r) {
+		s->ended = 1;
+		return 0;
+	}
+	s->rows++;
+	stats->rows[s->cls - cmb_as_classes]++;
+	if ((error = cmb_as_record_key(r, &k)) < 0) {
+		cmb_odata_record_free(r);
+		return cmb_error_wrap(error, "%s row %ld", s->cls->name, s->rows);
+	}
+	if (s->have_last && k == s->last) {
+		cmb_odata_record_free(r);
+		return cmb_error_set(CMB_EPROTO, "%s row %ld: ResourceID %lu appears twice",
+				     s->cls->name, s->rows, (unsigned long)k);
+	}
+	if (s->have_last && k < s->last) {
+		cmb_odata_record_free(r);
+		return cmb_error_set(CMB_EPROTO,
+				     "%s row %ld: ResourceID %lu comes after %lu: the rows are not in "
+				     "ascending ResourceID order, which the join needs",
+				     s->cls->name, s->rows, (unsigned long)k, (unsigned long)s->last);
+	}
+	s->head = r;
+	s->key = k;
+	s->last = k;
+	s->have_last = 1;
+	return 0;
+}
+
+int cmb_join_run(struct cmb_join_cursor *const *cursors, cmb_site_device_cb cb, void *ctx,
+		 struct cmb_join_stats *stats)
+{
+	struct cmb_join_stats local;
+	struct stream st[CMB_AS_NCLASSES];
+	struct stream *sys = &st[CMB_AS_SYSTEM];
+	struct cmb_site_device dev;
+	int error = 0;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	memset(st, 0, sizeof(st));
+	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+		st[i].cls = &cmb_as_classes[i];
+		st[i].cur = cursors[i];
+	}
+	for (int i = 0; i < CMB_AS_NCLASSES; i++)
+		if ((error = advance(&st[i], stats)) < 0)
+			goto done;
+
+	while (!sys->ended) {
+		uint32_t k = sys->key;
+		cmb_site_device_init(&dev);
+		dev.resource_id = k;
+		stats->mismatches += cmb_as_class_fill(sys->cls, sys->head, &dev);
+		for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+			struct stream *s = &st[i];
+			if (s == sys)
+				continue;
+			while (!s->ended && s->key < k) {
+				stats->orphans++;
+				if ((error = advance(s, stats)) < 0)
+					break;
+			}
+			if (error >= 0 && !s->ended && s->key == k) {
+				stats->mismatches += cmb_as_class_fill(s->cls, s->head, &dev);
+				error = advance(s, stats);
+			}
+			if (error < 0)
+				break;
+		}
+		if (error >= 0) {
+			error = cb(ctx, &dev);
+			if (error >= 0)
+				stats->devices++;
+		}
+		cmb_site_device_clear(&dev);
+		if (error < 0)
+			goto done;
+		if ((error = advance(sys, stats)) < 0)
+			goto done;
+	}
+
+	/* Read the other streams to their ends: only a complete read is a success. */
+	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+		while (!st[i].ended) {
+			stats->orphans++;
+			if ((error = advance(&st[i], stats)) < 0)
+				goto done;
+		}
+	}
+	error = 0;
+
+done:
+	for (int i = 0; i < CMB_AS_NCLASSES; i++)
+		cmb_odata_record_free(st[i].head);
+	return error;
+}

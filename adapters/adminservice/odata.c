@@ -1,1 +1,448 @@
-/* placeholder: being written */
+/*
+ * odata.c - streaming OData v4 page parser on the yajl 2.1 event parser.
+ *
+ * The parser is a small state machine over yajl's callbacks: the top-level
+ * object, its "value" array, one record object inside it, and a counter for
+ * skipping nested values nobody asked for. Only one record is ever held.
+ * Never does I/O; never logs (errors go back through cmb_error_set()).
+ */
+#include "odata.h"
+#include "../../connector/error.h"
+#include "../../connector/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+enum where_in_page {
+	AT_START = 0,     /* before the top-level value */
+	AT_TOP,           /* inside the top-level object */
+	AT_VALUE,         /* inside "value": expecting an element */
+	AT_RECORD,        /* inside one element */
+	AT_END,           /* top-level object closed */
+};
+
+enum top_key { KEY_OTHER = 0, KEY_VALUE, KEY_NEXTLINK, KEY_CONTEXT };
+
+struct cmb_odata_parser {
+	yajl_handle h;
+	char *where;
+	size_t max_record;
+	cmb_odata_record_cb cb;
+	void *ctx;
+
+	enum where_in_page at;
+	enum top_key key;          /* the last key read at AT_TOP */
+	int skip;                  /* depth of a nested value being skipped; 0 = none */
+	int seen_value;            /* "value" array seen (and closed) */
+	char *field;               /* the last key read at AT_RECORD */
+	struct cmb_odata_record *rec;
+
+	char *next_link;
+	char *context;
+	size_t records;
+	uint64_t fed_before;       /* bytes given to yajl in earlier feeds */
+	int error;                 /* sticky error code */
+};
+
+const struct cmb_odata_field *cmb_odata_record_get(const struct cmb_odata_record *rec, const char *name)
+{
+	if (!rec)
+		return NULL;
+	for (size_t i = 0; i < rec->n; i++)
+		if (strcmp(rec->fields[i].name, name) == 0)
+			return &rec->fields[i];
+	return NULL;
+}
+
+void cmb_odata_record_free(struct cmb_odata_record *rec)
+{
+	if (!rec)
+		return;
+	for (size_t i = 0; i < rec->n; i++) {
+		free(rec->fields[i].name);
+		free(rec->fields[i].text);
+	}
+	free(rec->fields);
+	free(rec);
+}
+
+static uint64_t offset_now(const struct cmb_odata_parser *p)
+{
+	return p->fed_before + yajl_get_bytes_consumed(p->h);
+}
+
+/* Records an error at the current position and returns 0 so yajl stops. */
+static int fail(struct cmb_odata_parser *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(struct cmb_odata_parser *p, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *what = xvasprintf(fmt, ap);
+	va_end(ap);
+	p->error = cmb_error_set(code, "%s, byte %llu: %s", p->where,
+				 (unsigned long long)offset_now(p), what);
+	free(what);
+	return 0;
+}
+
+static int fail_too_big(struct cmb_odata_parser *p)
+{
+	return fail(p, CMB_ETOOBIG, "value[%zu] is larger than the record limit of %zu bytes",
+		    p->records, p->max_record);
+}
+
+/* Adds a scalar to the current record; a repeated name replaces the earlier value. */
+static int record_add(struct cmb_odata_parser *p, enum cmb_odata_type type,
+		      const char *text, size_t len, int boolean)
+{
+	struct cmb_odata_record *r = p->rec;
+	size_t cost = strlen(p->field) + len + 32;
+	if (cost > p->max_record || r->bytes > p->max_record - cost)
+		return fail_too_big(p);
+	struct cmb_odata_field *f = NULL;
+	for (size_t i = 0; i < r->n; i++) {
+		if (strcmp(r->fields[i].name, p->field) == 0) {
+			f = &r->fields[i];
+			free(f->text);
+			free(p->field);
+			break;
+		}
+	}
+	if (!f) {
+		if (r->n == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 16;
+			r->fields = xrealloc(r->fields, r->cap * sizeof(*r->fields));
+		}
+		f = &r->fields[r->n++];
+		f->name = p->field;
+	}
+	p->field = NULL;
+	r->bytes += cost;
+	f->type = type;
+	f->text = text ? xstrndup(text, len) : NULL;
+	f->len = text ? len : 0;
+	f->boolean = boolean;
+	return 1;
+}
+
+/* Keeps a top-level string ("@odata.nextLink", "@odata.context"). */
+static int keep_top_string(struct cmb_odata_parser *p, char **dst, const char *name,
+			   const unsigned char *s, size_t len)
+{
+	if (len > p->max_record)
+		return fail(p, CMB_ETOOBIG, "'%s' is longer than %zu bytes", name, p->max_record);
+	free(*dst);
+	*dst = xstrndup((const char *)s, len);
+	return 1;
+}
+
+/* A scalar anywhere: s/len for strings and numbers, NULL for null and booleans. */
+static int on_scalar(struct cmb_odata_parser *p, enum cmb_odata_type type,
+		     const unsigned char *s, size_t len, int boolean)
+{
+	if (p->skip)
+		return 1;
+	switch (p->at) {
+	case AT_START:
+		return fail(p, CMB_EPROTO, "the page is not a JSON object");
+	case AT_TOP:
+		switch (p->key) {
+		case KEY_VALUE:
+			return fail(p, CMB_EPROTO, "'value' is not an array");
+		case KEY_NEXTLINK:
+			if (type == CMB_ODATA_NULL)
+				return 1;
+			if (type != CMB_ODATA_STRING)
+				return fail(p, CMB_EPROTO, "'@odata.nextLink' is not a string");
+			if (len == 0)
+				return fail(p, CMB_EPROTO, "'@odata.nextLink' is empty");
+			return keep_top_string(p, &p->next_link, "@odata.nextLink", s, len);
+		case KEY_CONTEXT:
+			if (type == CMB_ODATA_STRING)
+				return keep_top_string(p, &p->context, "@odata.context", s, len);
+			return 1;
+		default:
+			return 1;
+		}
+	case AT_VALUE:
+		return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
+	case AT_RECORD:
+		return record_add(p, type, (const char *)s, len, boolean);
+	case AT_END:
+		break;
+	}
+	return fail(p, CMB_EPROTO, "unexpected value after the page");
+}
+
+static int cb_null(void *ctx)
+{
+	return on_scalar(ctx, CMB_ODATA_NULL, NULL, 0, 0);
+}
+
+static int cb_boolean(void *ctx, int b)
+{
+	return on_scalar(ctx, CMB_ODATA_BOOL, NULL, 0, b ? 1 : 0);
+}
+
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+	return on_scalar(ctx, CMB_ODATA_NUMBER, (const unsigned char *)s, len, 0);
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	return on_scalar(ctx, CMB_ODATA_STRING, s, len, 0);
+}
+
+static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (p->skip)
+		return 1;
+	if (p->at == AT_TOP) {
+		if (len == 5 && memcmp(s, "value", 5) == 0) {
+			if (p->seen_value)
+				return fail(p, CMB_EPROTO, "'value' appears twice");
+			p->key = KEY_VALUE;
+		} else if (len == 15 && memcmp(s, "@odata.nextLink", 15) == 0) {
+			p->key = KEY_NEXTLINK;
+		} else if (len == 14 && memcmp(s, "@odata.context", 14) == 0) {
+			p->key = KEY_CONTEXT;
+		} else {
+			p->key = KEY_OTHER;
+		}
+		return 1;
+	}
+	/* AT_RECORD: the only other place yajl can give a key */
+	if (len > p->max_record)
+		return fail_too_big(p);
+	free(p->field);
+	p->field = xstrndup((const char *)s, len);
+	return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (p->skip) {
+		p->skip++;
+		return 1;
+	}
+	switch (p->at) {
+	case AT_START:
+		p->at = AT_TOP;
+		return 1;
+	case AT_TOP:
+		if (p->key == KEY_VALUE)
+			return fail(p, CMB_EPROTO, "'value' is not an array");
+		if (p->key == KEY_NEXTLINK)
+			return fail(p, CMB_EPROTO, "'@odata.nextLink' is not a string");
+		p->skip = 1;
+		return 1;
+	case AT_VALUE:
+		p->rec = xcalloc(1, sizeof(*p->rec));
+		p->at = AT_RECORD;
+		return 1;
+	case AT_RECORD:
+		/* A nested object: not something the class table selects. */
+		free(p->field);
+		p->field = NULL;
+		p->skip = 1;
+		return 1;
+	case AT_END:
+		break;
+	}
+	return fail(p, CMB_EPROTO, "unexpected value after the page");
+}
+
+static int cb_end_map(void *ctx)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (p->skip) {
+		p->skip--;
+		return 1;
+	}
+	if (p->at == AT_RECORD) {
+		struct cmb_odata_record *r = p->rec;
+		p->rec = NULL;
+		p->at = AT_VALUE;
+		p->records++;
+		int rc = p->cb ? p->cb(p->ctx, r) : (cmb_odata_record_free(r), 0);
+		if (rc < 0) {
+			p->error = rc;
+			return 0;
+		}
+		return 1;
+	}
+	/* AT_TOP */
+	p->at = AT_END;
+	return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (p->skip) {
+		p->skip++;
+		return 1;
+	}
+	switch (p->at) {
+	case AT_START:
+		return fail(p, CMB_EPROTO, "the page is not a JSON object");
+	case AT_TOP:
+		if (p->key == KEY_VALUE) {
+			p->at = AT_VALUE;
+			return 1;
+		}
+		if (p->key == KEY_NEXTLINK)
+			return fail(p, CMB_EPROTO, "'@odata.nextLink' is not a string");
+		p->skip = 1;
+		return 1;
+	case AT_VALUE:
+		return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
+	case AT_RECORD:
+		free(p->field);
+		p->field = NULL;
+		p->skip = 1;
+		return 1;
+	case AT_END:
+		break;
+	}
+	return fail(p, CMB_EPROTO, "unexpected value after the page");
+}
+
+static int cb_end_array(void *ctx)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (p->skip) {
+		p->skip--;
+		return 1;
+	}
+	/* AT_VALUE: the only array that is not skipped */
+	p->at = AT_TOP;
+	p->seen_value = 1;
+	return 1;
+}
+
+static const yajl_callbacks callbacks = {
+	.yajl_null = cb_null,
+	.yajl_boolean = cb_boolean,
+	.yajl_number = cb_number,
+	.yajl_string = cb_string,
+	.yajl_start_map = cb_start_map,
+	.yajl_map_key = cb_map_key,
+	.yajl_end_map = cb_end_map,
+	.yajl_start_array = cb_start_array,
+	.yajl_end_array = cb_end_array,
+};
+
+int cmb_odata_new(struct cmb_odata_parser **out, const char *where, size_t max_record,
+		  cmb_odata_record_cb cb, void *ctx)
+{
+	struct cmb_odata_parser *p = xcalloc(1, sizeof(*p));
+	p->where = xstrdup(where ? where : "page");
+	p->max_record = max_record ? max_record : CMB_ODATA_MAX_RECORD;
+	p->cb = cb;
+	p->ctx = ctx;
+	p->h = yajl_alloc(&callbacks, NULL, p);
+	if (!p->h) {
+		free(p->where);
+		free(p);
+		return cmb_error_set(CMB_ERROR, "cannot allocate a JSON parser");
+	}
+	/* Strings pass through unchecked: mapping repairs invalid UTF-8 per record. */
+	yajl_config(p->h, yajl_dont_validate_strings, 1);
+	yajl_config(p->h, yajl_allow_partial_values, 0);
+	yajl_config(p->h, yajl_allow_trailing_garbage, 0);
+	yajl_config(p->h, yajl_allow_multiple_values, 0);
+	*out = p;
+	return 0;
+}
+
+void cmb_odata_free(struct cmb_odata_parser *p)
+{
+	if (!p)
+		return;
+	if (p->h)
+		yajl_free(p->h);
+	cmb_odata_record_free(p->rec);
+	free(p->field);
+	free(p->next_link);
+	free(p->context);
+	free(p->where);
+	free(p);
+}
+
+/* Turns a yajl error into ours, with the offset yajl reached. */
+static int yajl_failure(struct cmb_odata_parser *p, const char *what, uint64_t offset)
+{
+	unsigned char *e = yajl_get_error(p->h, 0, NULL, 0);
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s", e ? (const char *)e : "unknown error");
+	if (e)
+		yajl_free_error(p->h, e);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	p->error = cmb_error_set(CMB_EPROTO, "%s, byte %llu: %s (%s)", p->where,
+				 (unsigned long long)offset, what, msg);
+	return p->error;
+}
+
+int cmb_odata_feed(struct cmb_odata_parser *p, const void *data, size_t len)
+{
+	if (p->error)
+		return p->error;
+	if (len == 0)
+		return 0;
+	yajl_status st = yajl_parse(p->h, data, len);
+	if (st == yajl_status_ok) {
+		p->fed_before += len;
+		return 0;
+	}
+	if (st == yajl_status_client_canceled)
+		return p->error ? p->error : (p->error = cmb_error_set(CMB_ERROR, "%s: parse stopped", p->where));
+	return yajl_failure(p, "malformed JSON", offset_now(p));
+}
+
+int cmb_odata_finish(struct cmb_odata_parser *p)
+{
+	if (p->error)
+		return p->error;
+	yajl_status st = yajl_complete_parse(p->h);
+	if (st == yajl_status_client_canceled)
+		return p->error ? p->error : (p->error = cmb_error_set(CMB_ERROR, "%s: parse stopped", p->where));
+	if (st != yajl_status_ok) {
+		if (p->fed_before == 0)
+			return p->error = cmb_error_set(CMB_EPROTO, "%s, byte 0: empty body", p->where);
+		return yajl_failure(p, "truncated or malformed JSON", p->fed_before);
+	}
+	if (!p->seen_value)
+		return p->error = cmb_error_set(CMB_EPROTO, "%s, byte %llu: no 'value' array in the page",
+						p->where, (unsigned long long)p->fed_before);
+	return 0;
+}
+
+const char *cmb_odata_next_link(const struct cmb_odata_parser *p)
+{
+	return p->next_link;
+}
+
+const char *cmb_odata_context(const struct cmb_odata_parser *p)
+{
+	return p->context;
+}
+
+size_t cmb_odata_records(const struct cmb_odata_parser *p)
+{
+	return p->records;
+}
+
+uint64_t cmb_odata_bytes(const struct cmb_odata_parser *p)
+{
+	return p->fed_before;
+}

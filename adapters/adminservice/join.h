@@ -1,0 +1,50 @@
+/*
+ * join.h - the merge join of the AdminService classes on ResourceID.
+ *
+ * Each class arrives as a stream sorted by ResourceID behind a cursor; the
+ * join walks the five cursors in lockstep and emits one device per
+ * SMS_R_System row, filled from the matching rows of the other classes.
+ * Memory is bounded by what the cursors buffer (one page each), never by
+ * the size of the site. The cursor is an interface so tests can drive the
+ * join from scripted rows with no HTTP (unbound's replay idea).
+ */
+#ifndef CMB_AS_JOIN_H
+#define CMB_AS_JOIN_H
+
+#include <stddef.h>
+
+#include "../site.h"
+#include "classes.h"
+#include "odata.h"
+
+struct cmb_join_cursor {
+	/*
+	 * Yields the next row of the class in *out, which becomes the caller's
+	 * (cmb_odata_record_free()), or sets *out = NULL at the end of the
+	 * stream. Returns 0, or a negative CMB_E* code with the message set.
+	 * After the end or an error, it is not called again.
+	 */
+	int (*next)(struct cmb_join_cursor *cur, struct cmb_odata_record **out);
+	void *ctx;                 /* the implementation's state */
+};
+
+struct cmb_join_stats {
+	long devices;              /* devices passed to the callback */
+	long rows[CMB_AS_NCLASSES];/* rows read per class */
+	long orphans;              /* secondary rows with no SMS_R_System row (skipped) */
+	long mismatches;           /* properties with an unexpected JSON type (left absent) */
+};
+
+/*
+ * Runs the join over cursors[CMB_AS_NCLASSES] (indexed by enum
+ * cmb_as_class_id) and calls cb for each device, in ascending ResourceID
+ * order; the device is valid during the call only. Returns 0 only when every
+ * cursor reached its end: a cursor error, a row without a usable ResourceID,
+ * a row out of order or a repeated ResourceID in one class (CMB_EPROTO), or
+ * the callback's negative code stop the join. stats (may be NULL) is
+ * zeroed first and filled as far as the join got.
+ */
+int cmb_join_run(struct cmb_join_cursor *const *cursors, cmb_site_device_cb cb, void *ctx,
+		 struct cmb_join_stats *stats);
+
+#endif
