@@ -12,6 +12,7 @@
 #include "state.h"
 #include "sync.h"
 #include "util.h"
+#include "../adapters/adminservice/files.h"
 #include "../adapters/site.h"
 #include "../adapters/tenant.h"
 #include "../mapping/device.h"
@@ -46,7 +47,7 @@ static void usage(FILE *fp)
 		"  status [--json]             last cycles, devices attached, quarantine\n"
 		"  check                       config valid, site and tenant reachable, token obtained\n"
 		"  config                      print the effective configuration (no secrets)\n"
-		"  map --from adminservice FILE...\n"
+		"  map --from adminservice [--site-code CODE] FILE...\n"
 		"                              map saved AdminService JSON pages to tenant records,\n"
 		"                              one JSON object a line (offline, no network)\n"
 		"\n"
@@ -300,7 +301,69 @@ static int cmd_config(const struct cmb_config *cfg, int argc, char **argv)
 
 /* ---- map ---- */
 
-int cmb_cli_map(int argc, char **argv);
+struct map_ctx {
+	const char *site_code;   /* --site-code, else each device's own SiteCode */
+	long mapped, skipped, quarantined;
+};
+
+static int map_one(void *ud, const struct cmb_site_device *dev)
+{
+	struct map_ctx *m = ud;
+	struct cmb_map_ctx mc = { .site_code = m->site_code ? m->site_code : dev->site_code };
+	struct cmb_tenant_record rec;
+	char *reason = NULL;
+	if (!mc.site_code) {
+		m->quarantined++;
+		fprintf(stderr, "quarantined ResourceID %u: no site code (the page has no SiteCode; use --site-code)\n",
+			dev->resource_id);
+		return 0;
+	}
+	int outcome = cmb_map_device(&mc, dev, &rec, &reason);
+	if (outcome == CMB_MAP_OK) {
+		fwrite(rec.json, 1, rec.json_len, stdout);
+		fputc('\n', stdout);
+		m->mapped++;
+		cmb_tenant_record_clear(&rec);
+	} else {
+		if (outcome == CMB_MAP_SKIP)
+			m->skipped++;
+		else
+			m->quarantined++;
+		fprintf(stderr, "%s ResourceID %u: %s\n", outcome == CMB_MAP_SKIP ? "skipped" : "quarantined",
+			dev->resource_id, reason ? reason : "");
+		free(reason);
+	}
+	return 0;
+}
+
+static int cmb_cli_map(int argc, char **argv)
+{
+	struct map_ctx m = { 0 };
+	const char *from = NULL;
+	static const struct option lo[] = { { "from", required_argument, NULL, 'f' },
+					    { "site-code", required_argument, NULL, 's' },
+					    { NULL, 0, NULL, 0 } };
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+		if (ch == 'f')
+			from = optarg;
+		else if (ch == 's')
+			m.site_code = optarg;
+		else
+			return cmb_error_set(CMB_ECONFIG, "map: unknown option (see cmbridge --help)");
+	}
+	if (!from || strcmp(from, "adminservice") != 0)
+		return cmb_error_set(CMB_ECONFIG, "map: --from adminservice is required (the only offline source so far)");
+	if (optind >= argc)
+		return cmb_error_set(CMB_ECONFIG, "map: name at least one saved AdminService page");
+	int rc = cmb_adminservice_read_files((const char *const *)argv + optind, (size_t)(argc - optind), map_one, &m);
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = cmb_error_set(CMB_EIO, "map: cannot write the records to standard output");
+	if (rc == 0)
+		fprintf(stderr, "map: %ld records, %ld skipped, %ld quarantined\n", m.mapped, m.skipped, m.quarantined);
+	return rc;
+}
 
 /* ---- main ---- */
 
