@@ -60,12 +60,25 @@ struct cmb_config {
  * Parses path into a newly allocated config (caller frees with
  * cmb_config_free). Unknown sections or keys, bad values, missing required
  * keys: CMB_ECONFIG with "FILE:LINE: [section] key: what is wrong" (line 0
- * for a missing key) in cmb_error_last().
+ * for a missing key: "FILE: [section] key is required") in cmb_error_last().
  */
 int cmb_config_load(struct cmb_config **out, const char *path);
 void cmb_config_free(struct cmb_config *cfg);
 
 /* Writes the effective configuration as INI, every option, defaults included. */
 void cmb_config_print(const struct cmb_config *cfg, FILE *fp);
+
+/*
+ * Writes the option reference (Markdown tables, one per section) generated
+ * from the option table; docs/config.md embeds it and test_config checks it.
+ */
+void cmb_config_write_doc(FILE *fp);
+
+/*
+ * For a reload (SIGHUP): 0 when every option that differs between old and
+ * new may change without a restart; otherwise CMB_ECONFIG naming the first
+ * option that needs a restart (the caller keeps old).
+ */
+int cmb_config_check_reload(const struct cmb_config *old, const struct cmb_config *new);
 
 #endif

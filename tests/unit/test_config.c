@@ -1,0 +1,557 @@
+/*
+ * test_config.c - the option table: exact values, exact error messages,
+ * `cmbridge config` output, and docs/config.md kept in step with the table.
+ *
+ * Each test gets its own temporary directory holding the config file and
+ * the secret and CA files it names (created here: git does not keep modes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TENANT_SECRET "tenant-s3cr3t-do-not-print"
+#define SITE_SECRET "site-pa55word-do-not-print"
+
+struct fx {
+	char dir[64];
+	char *conf;
+};
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	size_t n = strlen(text);
+	assert_int_equal(write(fd, text, n), (ssize_t)n);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+	snprintf(f->dir, sizeof(f->dir), "%s/cmbcfg.XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->conf = xasprintf("%s/cmbridge.conf", f->dir);
+	char *p = xasprintf("%s/tenant.secret", f->dir);
+	write_file(p, TENANT_SECRET "\n", 0600);
+	free(p);
+	p = xasprintf("%s/site.secret", f->dir);
+	write_file(p, SITE_SECRET "\n", 0400);
+	free(p);
+	p = xasprintf("%s/loose.secret", f->dir);
+	write_file(p, "x\n", 0644);
+	free(p);
+	p = xasprintf("%s/ca.pem", f->dir);
+	write_file(p, "-----BEGIN CERTIFICATE-----\n", 0644);
+	free(p);
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f->conf);
+	free(f);
+	return 0;
+}
+
+/* tmpl with {dir} and {conf} replaced; caller frees. */
+static char *subst(const struct fx *f, const char *tmpl)
+{
+	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
+	for (const char *p = tmpl; *p;) {
+		if (strncmp(p, "{dir}", 5) == 0) {
+			cmb_buf_addstr(&b, f->dir);
+			p += 5;
+		} else if (strncmp(p, "{conf}", 6) == 0) {
+			cmb_buf_addstr(&b, f->conf);
+			p += 6;
+		} else {
+			cmb_buf_add(&b, p++, 1);
+		}
+	}
+	return cmb_buf_detach(&b, NULL);
+}
+
+static void write_conf(const struct fx *f, const char *tmpl)
+{
+	char *text = subst(f, tmpl);
+	write_file(f->conf, text, 0644);
+	free(text);
+}
+
+/* The smallest valid file: required keys only (lines 1-9). */
+#define MIN_CONF \
+	"[connector]\n" \
+	"site_code = PS1\n" \
+	"[site]\n" \
+	"url = https://cm01.corp.example/AdminService\n" \
+	"[tenant]\n" \
+	"authority = https://login.microsoftonline.com/contoso\n" \
+	"gateway_url = https://gateway.example\n" \
+	"client_id = 11111111-2222-3333-4444-555555555555\n" \
+	"client_secret_file = {dir}/tenant.secret\n"
+
+static void expect_error(void **state, const char *conf_tmpl, const char *msg_tmpl)
+{
+	struct fx *f = *state;
+	write_conf(f, conf_tmpl);
+	struct cmb_config *cfg = (struct cmb_config *)0x1;
+	cmb_error_clear();
+	assert_int_equal(cmb_config_load(&cfg, f->conf), CMB_ECONFIG);
+	assert_ptr_equal(cfg, (struct cmb_config *)0x1); /* *out untouched on failure */
+	char *want = subst(f, msg_tmpl);
+	assert_string_equal(cmb_error_last(), want);
+	free(want);
+}
+
+static void test_full(void **state)
+{
+	struct fx *f = *state;
+	write_conf(f, "# cmbridge test configuration\n"
+		      "[connector]\n"
+		      "site_code = ps1\n"
+		      "state_dir = {dir}/state\n"
+		      "mode = staging\n"
+		      "\n"
+		      "[site]\n"
+		      "adapter = adminservice\n"
+		      "url = https://cm01.corp.example/AdminService/\n"
+		      "auth = basic\n"
+		      "username = CORP\\svc-cmbridge\n"
+		      "password_file = site.secret\n"
+		      "ca_file = {dir}/ca.pem ; inline comment\n"
+		      "collection = sms00001\n"
+		      "  page_size = 250\n"
+		      "timeout = 30\n"
+		      "\n"
+		      "[tenant]\n"
+		      "authority = https://login.microsoftonline.com/contoso/\n"
+		      "token_url = https://login.example/contoso/token\n"
+		      "gateway_url = https://gateway.example/\n"
+		      "graph_url = https://graph.example/v1.0\n"
+		      "client_id = 11111111-2222-3333-4444-555555555555\n"
+		      "client_secret_file = {dir}/tenant.secret\n"
+		      "ca_file = ca.pem\n"
+		      "scope = api://cmbridge/.default\n"
+		      "batch_size = 100\n"
+		      "timeout = 45\n"
+		      "\n"
+		      "[sync]\n"
+		      "interval = 600  # ten minutes\n"
+		      "full_interval = 43200\n"
+		      "max_response_mb = 64\n"
+		      "\n"
+		      "[log]\n"
+		      "level = debug\n"
+		      "file = {dir}/cmbridge.log\n");
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	char *s;
+#define EXPECT_STR(field, tmpl) \
+	s = subst(f, tmpl); \
+	assert_string_equal(cfg->field, s); \
+	free(s)
+	EXPECT_STR(path, "{conf}");
+	EXPECT_STR(site_code, "PS1");
+	EXPECT_STR(state_dir, "{dir}/state");
+	assert_int_equal(cfg->mode, CMB_MODE_STAGING);
+	EXPECT_STR(site_adapter, "adminservice");
+	EXPECT_STR(site_url, "https://cm01.corp.example/AdminService");
+	EXPECT_STR(site_auth, "basic");
+	EXPECT_STR(site_username, "CORP\\svc-cmbridge");
+	EXPECT_STR(site_password_file, "{dir}/site.secret");
+	EXPECT_STR(site_ca_file, "{dir}/ca.pem");
+	EXPECT_STR(site_collection, "SMS00001");
+	assert_int_equal(cfg->site_page_size, 250);
+	assert_int_equal(cfg->site_timeout, 30);
+	EXPECT_STR(tenant_authority, "https://login.microsoftonline.com/contoso");
+	EXPECT_STR(tenant_token_url, "https://login.example/contoso/token");
+	EXPECT_STR(tenant_gateway_url, "https://gateway.example");
+	EXPECT_STR(tenant_graph_url, "https://graph.example/v1.0");
+	EXPECT_STR(tenant_client_id, "11111111-2222-3333-4444-555555555555");
+	EXPECT_STR(tenant_client_secret_file, "{dir}/tenant.secret");
+	EXPECT_STR(tenant_ca_file, "{dir}/ca.pem");
+	EXPECT_STR(tenant_scope, "api://cmbridge/.default");
+	assert_int_equal(cfg->tenant_batch_size, 100);
+	assert_int_equal(cfg->tenant_timeout, 45);
+	assert_int_equal(cfg->sync_interval, 600);
+	assert_int_equal(cfg->sync_full_interval, 43200);
+	assert_int_equal(cfg->sync_max_response_mb, 64);
+	EXPECT_STR(log_level, "debug");
+	EXPECT_STR(log_file, "{dir}/cmbridge.log");
+
+	/* Only paths of secret files are printed, never what they hold. */
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	assert_null(strstr(out, TENANT_SECRET));
+	assert_null(strstr(out, SITE_SECRET));
+	s = subst(f, "password_file = {dir}/site.secret\n");
+	assert_non_null(strstr(out, s));
+	free(s);
+	free(out);
+	cmb_config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+	struct fx *f = *state;
+	write_conf(f, MIN_CONF);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_string_equal(cfg->site_code, "PS1");
+	assert_string_equal(cfg->state_dir, "/var/lib/cmbridge");
+	assert_int_equal(cfg->mode, CMB_MODE_NORMAL);
+	assert_string_equal(cfg->site_adapter, "adminservice");
+	assert_string_equal(cfg->site_auth, "none");
+	assert_null(cfg->site_username);
+	assert_null(cfg->site_password_file);
+	assert_null(cfg->site_ca_file);
+	assert_null(cfg->site_collection);
+	assert_int_equal(cfg->site_page_size, 1000);
+	assert_int_equal(cfg->site_timeout, 60);
+	assert_string_equal(cfg->tenant_token_url, "https://login.microsoftonline.com/contoso/oauth2/v2.0/token");
+	assert_string_equal(cfg->tenant_graph_url, "https://graph.microsoft.com/beta");
+	assert_null(cfg->tenant_ca_file);
+	assert_string_equal(cfg->tenant_scope, "https://graph.microsoft.com/.default");
+	assert_int_equal(cfg->tenant_batch_size, 500);
+	assert_int_equal(cfg->tenant_timeout, 60);
+	assert_int_equal(cfg->sync_interval, 900);
+	assert_int_equal(cfg->sync_full_interval, 86400);
+	assert_int_equal(cfg->sync_max_response_mb, 256);
+	assert_string_equal(cfg->log_level, "info");
+	assert_null(cfg->log_file);
+	cmb_config_free(cfg);
+	cmb_config_free(NULL);
+}
+
+static void test_print(void **state)
+{
+	struct fx *f = *state;
+	write_conf(f, MIN_CONF);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	char *want = subst(f,
+			   "# cmbridge configuration from {conf}, defaults included\n"
+			   "\n"
+			   "[connector]\n"
+			   "# ConfigMgr site code: 3 letters or digits, stored upper-case (e.g. PS1)\n"
+			   "site_code = PS1\n"
+			   "# Directory of the state database and lock file (created 0700)\n"
+			   "state_dir = /var/lib/cmbridge\n"
+			   "# normal uploads to the tenant; staging reads and maps but never writes to the tenant\n"
+			   "mode = normal\n"
+			   "\n"
+			   "[site]\n"
+			   "# How the site is read\n"
+			   "adapter = adminservice\n"
+			   "# AdminService base URL, e.g. https://cm01.corp.example/AdminService\n"
+			   "url = https://cm01.corp.example/AdminService\n"
+			   "# none (client certificate or network trust) or basic (needs username and password_file)\n"
+			   "auth = none\n"
+			   "# Account for auth = basic, e.g. CORP\\svc-cmbridge\n"
+			   "#username =\n"
+			   "# File holding the password for auth = basic (mode 600)\n"
+			   "#password_file =\n"
+			   "# PEM CA bundle to verify the site server (instead of the system CAs)\n"
+			   "#ca_file =\n"
+			   "# Only devices of this collection id, e.g. SMS00001\n"
+			   "#collection =\n"
+			   "# Records per page request ($top)\n"
+			   "page_size = 1000\n"
+			   "# Seconds a stalled site transfer may wait\n"
+			   "timeout = 60\n"
+			   "\n"
+			   "[tenant]\n"
+			   "# Token authority, e.g. https://login.microsoftonline.com/<tenant-id>\n"
+			   "authority = https://login.microsoftonline.com/contoso\n"
+			   "# OAuth 2.0 token endpoint\n"
+			   "token_url = https://login.microsoftonline.com/contoso/oauth2/v2.0/token\n"
+			   "# Base URL of the tenant's /api/gateway endpoints\n"
+			   "gateway_url = https://gateway.example\n"
+			   "# Microsoft Graph base URL\n"
+			   "graph_url = https://graph.microsoft.com/beta\n"
+			   "# Application (client) id of the app registration\n"
+			   "client_id = 11111111-2222-3333-4444-555555555555\n"
+			   "# File holding the client secret (mode 600)\n"
+			   "client_secret_file = {dir}/tenant.secret\n"
+			   "# PEM CA bundle to verify the tenant endpoints (instead of the system CAs)\n"
+			   "#ca_file =\n"
+			   "# Scope requested with the client credentials grant\n"
+			   "scope = https://graph.microsoft.com/.default\n"
+			   "# Records per upload request\n"
+			   "batch_size = 500\n"
+			   "# Seconds a stalled tenant transfer may wait\n"
+			   "timeout = 60\n"
+			   "\n"
+			   "[sync]\n"
+			   "# Seconds between delta cycles in `cmbridge run`\n"
+			   "interval = 900\n"
+			   "# Seconds between full cycles (not less than interval)\n"
+			   "full_interval = 86400\n"
+			   "# Largest response accepted, in MiB\n"
+			   "max_response_mb = 256\n"
+			   "\n"
+			   "[log]\n"
+			   "# Messages at this level and above are written\n"
+			   "level = info\n"
+			   "# Append log lines to this file instead of stderr\n"
+			   "#file =\n");
+	assert_string_equal(out, want);
+	assert_null(strstr(out, TENANT_SECRET));
+
+	/* What `cmbridge config` prints loads back to the same configuration. */
+	write_file(f->conf, out, 0644);
+	struct cmb_config *again = NULL;
+	assert_int_equal(cmb_config_load(&again, f->conf), 0);
+	char *out2 = NULL;
+	mem = open_memstream(&out2, &len);
+	cmb_config_print(again, mem);
+	fclose(mem);
+	assert_string_equal(out2, want);
+	free(out2);
+	cmb_config_free(again);
+
+	free(want);
+	free(out);
+	cmb_config_free(cfg);
+}
+
+static void test_err_unknown_key(void **state)
+{
+	expect_error(state, "[site]\npage_sise = 5\n" MIN_CONF,
+		     "{conf}:2: [site] page_sise: unknown key (did you mean page_size?)");
+	expect_error(state, MIN_CONF "frobnicate = 1\n", "{conf}:10: [tenant] frobnicate: unknown key");
+	expect_error(state, "site_code = PS1\n" MIN_CONF,
+		     "{conf}:1: site_code: key outside any section (expected a [section] line before it)");
+}
+
+static void test_err_unknown_section(void **state)
+{
+	expect_error(state, MIN_CONF "\n[sites] ; typo\nurl = https://x\n",
+		     "{conf}:11: [sites]: unknown section (did you mean [site]?)");
+	/* Caught even when the section is empty. */
+	expect_error(state, MIN_CONF "[database]\n",
+		     "{conf}:10: [database]: unknown section (expected [connector], [site], [tenant], [sync] or [log])");
+}
+
+static void test_err_numbers(void **state)
+{
+	expect_error(state, "[site]\npage_size = 12x\n" MIN_CONF,
+		     "{conf}:2: [site] page_size: \"12x\" is not a number (expected an integer from 1 to 100000)");
+	expect_error(state, "[site]\npage_size =\n" MIN_CONF,
+		     "{conf}:2: [site] page_size: empty value (expected an integer from 1 to 100000; remove the "
+		     "line to use the default)");
+	expect_error(state, "[tenant]\nbatch_size = 1001\n" MIN_CONF,
+		     "{conf}:2: [tenant] batch_size: 1001 is out of range (expected an integer from 1 to 1000)");
+	expect_error(state, "[tenant]\nbatch_size = 0\n" MIN_CONF,
+		     "{conf}:2: [tenant] batch_size: 0 is out of range (expected an integer from 1 to 1000)");
+	expect_error(state, "[site]\npage_size = 99999999999999999999999\n" MIN_CONF,
+		     "{conf}:2: [site] page_size: 99999999999999999999999 is out of range (expected an integer "
+		     "from 1 to 100000)");
+	expect_error(state, MIN_CONF "[sync]\ninterval = 7200\nfull_interval = 3600\n",
+		     "{conf}:12: [sync] full_interval: 3600 is less than interval 7200 (expected at least 7200)");
+}
+
+static void test_err_enum(void **state)
+{
+	expect_error(state, "[connector]\nmode = fast\n" MIN_CONF,
+		     "{conf}:2: [connector] mode: \"fast\" is not a valid value (expected normal or staging)");
+	expect_error(state, "[log]\nlevel = verbose\n" MIN_CONF,
+		     "{conf}:2: [log] level: \"verbose\" is not a valid value (expected one of error, warn, info, "
+		     "debug)");
+}
+
+static void test_err_url(void **state)
+{
+	expect_error(state, "[site]\nurl = http://cm01.corp.example/AdminService\n" MIN_CONF,
+		     "{conf}:2: [site] url: \"http://cm01.corp.example/AdminService\": plain http is refused, TLS "
+		     "is never optional: credentials and device data must not travel unencrypted (expected an "
+		     "https:// URL)");
+	expect_error(state, "[tenant]\ngateway_url = gateway.example\n" MIN_CONF,
+		     "{conf}:2: [tenant] gateway_url: \"gateway.example\" is not a valid URL (expected an https:// "
+		     "URL)");
+}
+
+static void test_err_required(void **state)
+{
+	expect_error(state,
+		     "[connector]\nsite_code = PS1\n[site]\nurl = https://cm01/AdminService\n[tenant]\n"
+		     "authority = https://login.microsoftonline.com/contoso\ngateway_url = https://gw\n"
+		     "client_secret_file = {dir}/tenant.secret\n",
+		     "{conf}: [tenant] client_id is required");
+	expect_error(state, "", "{conf}: [connector] site_code is required");
+	expect_error(state, MIN_CONF "[site]\nauth = basic\nusername = u\n",
+		     "{conf}: [site] password_file is required when auth = basic");
+	expect_error(state, MIN_CONF "[site]\nauth = basic\npassword_file = {dir}/site.secret\n",
+		     "{conf}: [site] username is required when auth = basic");
+	expect_error(state, MIN_CONF "[site]\nusername = u\n",
+		     "{conf}:11: [site] username: set but auth = none (expected auth = basic, or remove the line)");
+}
+
+static void test_err_site_code(void **state)
+{
+	expect_error(state, "[connector]\nsite_code = PS12\n",
+		     "{conf}:2: [connector] site_code: \"PS12\" is not valid (expected 3 letters or digits, e.g. PS1)");
+	expect_error(state, "[connector]\nsite_code = P-1\n",
+		     "{conf}:2: [connector] site_code: \"P-1\" is not valid (expected 3 letters or digits, e.g. PS1)");
+	expect_error(state, "[site]\ncollection =\n",
+		     "{conf}:2: [site] collection: empty value (expected a collection id of 8 letters or digits, "
+		     "e.g. SMS00001; remove the line to use the default)");
+}
+
+static void test_err_secret_value(void **state)
+{
+	expect_error(state, MIN_CONF "client_secret = hunter2-secret\n",
+		     "{conf}:10: [tenant] client_secret: secrets are read from files: use client_secret_file");
+	assert_null(strstr(cmb_error_last(), "hunter2"));
+	expect_error(state, "[site]\nPassword = hunter2\n",
+		     "{conf}:2: [site] Password: secrets are read from files: use password_file");
+	expect_error(state, "[sync]\napi_secret = hunter2\n",
+		     "{conf}:2: [sync] api_secret: secrets are read from files, never written in the "
+		     "configuration (and [sync] takes none)");
+}
+
+static void test_err_secret_file(void **state)
+{
+	expect_error(state, "[tenant]\nclient_secret_file = {dir}/nope.secret\n",
+		     "{conf}:2: [tenant] client_secret_file: {dir}/nope.secret: No such file or directory");
+	/* Not a path but maybe the secret itself: not repeated in the message. */
+	expect_error(state, "[tenant]\nclient_secret_file = hunter2\n",
+		     "{conf}:2: [tenant] client_secret_file: the file named here: No such file or directory");
+	expect_error(state, "[tenant]\nclient_secret_file = {dir}/loose.secret\n",
+		     "{conf}:2: [tenant] client_secret_file: {dir}/loose.secret is accessible by group or others "
+		     "(mode 644; expected 600 or stricter): run chmod 600 {dir}/loose.secret");
+	expect_error(state, "[tenant]\nclient_secret_file = {dir}\n",
+		     "{conf}:2: [tenant] client_secret_file: {dir} is not a regular file");
+	expect_error(state, "[site]\nca_file = missing.pem\n",
+		     "{conf}:2: [site] ca_file: {dir}/missing.pem: No such file or directory");
+}
+
+static void test_err_duplicate(void **state)
+{
+	expect_error(state, "[connector]\nsite_code = PS2\n" MIN_CONF,
+		     "{conf}:4: [connector] site_code: duplicate key (first set on line 2)");
+}
+
+static void test_err_syntax(void **state)
+{
+	expect_error(state, "[site]\njust some words\n", "{conf}:2: syntax error (expected [section], key = value or a comment)");
+	char *conf = xasprintf("[site]\ncollection = %0250d\n", 0);
+	expect_error(state, conf, "{conf}:2: the line is longer than 197 characters");
+	free(conf);
+	struct fx *f = *state;
+	struct cmb_config *cfg = NULL;
+	char *absent = xasprintf("%s/absent.conf", f->dir);
+	assert_int_equal(cmb_config_load(&cfg, absent), CMB_ECONFIG);
+	char *want = xasprintf("%s: cannot open: No such file or directory", absent);
+	assert_string_equal(cmb_error_last(), want);
+	free(want);
+	free(absent);
+}
+
+static void test_reload(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_config *a = NULL, *b = NULL, *c = NULL;
+	write_conf(f, MIN_CONF);
+	assert_int_equal(cmb_config_load(&a, f->conf), 0);
+	write_conf(f, MIN_CONF "[site]\npage_size = 10\n[log]\nlevel = debug\n");
+	assert_int_equal(cmb_config_load(&b, f->conf), 0);
+	assert_int_equal(cmb_config_check_reload(a, b), 0);
+	write_conf(f, MIN_CONF "[connector]\nmode = staging\n");
+	assert_int_equal(cmb_config_load(&c, f->conf), 0);
+	assert_int_equal(cmb_config_check_reload(a, c), CMB_ECONFIG);
+	char *want = subst(f, "{conf}: [connector] mode changed: it takes effect only when cmbridge is restarted");
+	assert_string_equal(cmb_error_last(), want);
+	free(want);
+	cmb_config_free(a);
+	cmb_config_free(b);
+	cmb_config_free(c);
+}
+
+/* docs/config.md must embed the reference generated from the table, verbatim. */
+static void test_docs(void **state)
+{
+	char *src = xstrdup(__FILE__);
+	char *slash = strrchr(src, '/');
+	if (!slash || src[0] != '/') {
+		free(src);
+		skip(); /* compiled with a relative __FILE__: cannot find the docs */
+	}
+	*slash = '\0';
+	char *path = xasprintf("%s/../../docs/config.md", src);
+	char *doc = NULL;
+	size_t doc_len = 0;
+	assert_int_equal(cmb_file_read(path, 1 << 20, &doc, &doc_len), 0);
+	char *gen = NULL;
+	size_t gen_len = 0;
+	FILE *mem = open_memstream(&gen, &gen_len);
+	cmb_config_write_doc(mem);
+	fclose(mem);
+	if (!strstr(doc, gen)) {
+		print_error("docs/config.md is out of date; the option tables must read:\n%s\n", gen);
+		fail();
+	}
+	free(gen);
+	free(doc);
+	free(path);
+	free(src);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_full),
+		T(test_defaults),
+		T(test_print),
+		T(test_err_unknown_key),
+		T(test_err_unknown_section),
+		T(test_err_numbers),
+		T(test_err_enum),
+		T(test_err_url),
+		T(test_err_required),
+		T(test_err_site_code),
+		T(test_err_secret_value),
+		T(test_err_secret_file),
+		T(test_err_duplicate),
+		T(test_err_syntax),
+		T(test_reload),
+		T(test_docs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
