@@ -59,8 +59,8 @@ struct cmb_config {
 /*
  * Parses path into a newly allocated config (caller frees with
  * cmb_config_free). Unknown sections or keys, bad values, missing required
- * keys: CMB_ECONFIG with "FILE:LINE: [section] key: what is wrong" (line 0
- * for a missing key: "FILE: [section] key is required") in cmb_error_last().
+ * keys: CMB_ECONFIG with "FILE:LINE: [section] key: what is wrong" (for a
+ * missing key: "FILE: [section] key is required") in cmb_error_last().
  */
 int cmb_config_load(struct cmb_config **out, const char *path);
 void cmb_config_free(struct cmb_config *cfg);
