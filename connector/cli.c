@@ -130,9 +130,10 @@ static void print_counts_json(FILE *fp, const struct cmb_cycle_counts *c)
 {
 	fprintf(fp,
 		"{\"siteRecords\":%ld,\"skipped\":%ld,\"unchanged\":%ld,\"added\":%ld,\"changed\":%ld,"
-		"\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
+		"\"refreshed\":%ld,\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
 		"\"utf8Repairs\":%ld}",
-		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->added + c->changed, c->removed,
+		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->refreshed,
+		c->added + c->changed + c->refreshed, c->removed,
 		c->quarantined, c->rejected, c->upload_requests, c->utf8_repairs);
 }
 
@@ -174,10 +175,10 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		printf("  tenant:  would upload %ld records and remove %ld (nothing was sent)\n", res.pending_uploads,
 		       res.pending_removals);
 	else
-		printf("  tenant:  %ld uploaded (%ld added, %ld changed), %ld removed, %ld rejected, %ld unchanged, "
-		       "%ld requests\n",
-		       c->added + c->changed, c->added, c->changed, c->removed, c->rejected, c->unchanged,
-		       c->upload_requests);
+		printf("  tenant:  %ld uploaded (%ld added, %ld changed, %ld refreshed), %ld removed, %ld rejected, "
+		       "%ld unchanged, %ld requests\n",
+		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed,
+		       c->rejected, c->unchanged, c->upload_requests);
 	if (rc < 0)
 		printf("  error:   %s\n", cmb_error_last());
 	session_close(&s);
@@ -244,10 +245,10 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 			char a[32];
 			cmb_time_iso8601(cy[i].started, a);
 			const struct cmb_cycle_counts *c = &cy[i].counts;
-			printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld), removed %ld, rejected %ld, "
-			       "quarantined %ld%s%s\n",
-			       (long long)cy[i].id, cy[i].kind, a, cy[i].status, c->site_records, c->added + c->changed,
-			       c->added, c->changed, c->removed, c->rejected, c->quarantined, cy[i].error ? ": " : "",
+			printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
+			       "rejected %ld, quarantined %ld%s%s\n",
+			       (long long)cy[i].id, cy[i].kind, a, cy[i].status, c->site_records,
+			       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected, c->quarantined, cy[i].error ? ": " : "",
 			       cy[i].error ? cy[i].error : "");
 		}
 	}

@@ -59,6 +59,7 @@ static const char *const migrations[] = {
 	"  unchanged INTEGER NOT NULL DEFAULT 0,\n"
 	"  added INTEGER NOT NULL DEFAULT 0,\n"
 	"  changed INTEGER NOT NULL DEFAULT 0,\n"
+	"  refreshed INTEGER NOT NULL DEFAULT 0,\n"
 	"  removed INTEGER NOT NULL DEFAULT 0,\n"
 	"  quarantined INTEGER NOT NULL DEFAULT 0,\n"
 	"  rejected INTEGER NOT NULL DEFAULT 0,\n"
@@ -69,7 +70,7 @@ static const char *const migrations[] = {
 	"  cycle INTEGER NOT NULL REFERENCES cycles(id) ON DELETE CASCADE,\n"
 	"  key TEXT NOT NULL,\n"
 	"  hash TEXT NOT NULL,\n"
-	"  is_new INTEGER NOT NULL CHECK (is_new IN (0, 1)),\n"
+	"  is_new INTEGER NOT NULL CHECK (is_new IN (0, 1, 2)),\n"
 	"  body BLOB NOT NULL,\n"
 	"  PRIMARY KEY (cycle, key)\n"
 	");\n"
@@ -85,7 +86,7 @@ static const char *const migrations[] = {
 
 /* The cycle counters, in struct and column order. */
 #define CYCLE_COUNTS(X) \
-	X(site_records) X(skipped) X(unchanged) X(added) X(changed) X(removed) X(quarantined) X(rejected) \
+	X(site_records) X(skipped) X(unchanged) X(added) X(changed) X(refreshed) X(removed) X(quarantined) X(rejected) \
 	X(upload_requests) X(utf8_repairs)
 #define COUNT_COL(name) ", " #name
 #define COUNT_SET(name) ", " #name " = ?"
@@ -738,6 +739,8 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
 		return ret;
 	if (!hash || !json)
 		return cmb_error_set(CMB_EINVAL, "staging device \"%s\": no hash or no record", key);
+	if (is_new < 0 || is_new > 2)
+		return cmb_error_set(CMB_EINVAL, "staging device \"%s\": is_new must be 0, 1 or 2", key);
 	sqlite3_stmt *s = st->stmt[S_PENDING_ADD];
 	int b = sqlite3_bind_int64(s, 1, cycle_id);
 	if (b == SQLITE_OK)
@@ -745,7 +748,7 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
 	if (b == SQLITE_OK)
-		b = sqlite3_bind_int(s, 4, is_new ? 1 : 0);
+		b = sqlite3_bind_int(s, 4, is_new);
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_blob64(s, 5, json, (sqlite3_uint64)json_len, SQLITE_STATIC);
 	return step_done(st, s, b, "staging device \"%s\" for cycle %" PRId64, key, cycle_id);

@@ -34,6 +34,7 @@ struct cmb_cycle_counts {
 	long unchanged;
 	long added;              /* uploaded, new to the tenant */
 	long changed;            /* uploaded, content changed */
+	long refreshed;          /* uploaded unchanged, by a full cycle */
 	long removed;            /* removals acknowledged by the tenant */
 	long quarantined;
 	long rejected;           /* rejected by the tenant (and quarantined) */
@@ -73,6 +74,7 @@ int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 			     int (*cb)(void *ctx, const char *key, const char *tenant_id), void *ctx);
 
 /* ---- records staged for upload in a cycle ---- */
+/* is_new: 1 new to the tenant, 0 changed, 2 unchanged but sent again by a full cycle. */
 int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
 			  int is_new, const char *json, size_t json_len);
 /*

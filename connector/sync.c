@@ -66,10 +66,12 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		goto done;
 	}
 	int is_new = known == CMB_ENOTFOUND;
-	if (!is_new && strcmp(stored, rec.hash) == 0 && !c->opts->full) {
+	int same = !is_new && strcmp(stored, rec.hash) == 0;
+	if (same && !c->opts->full) {
 		n->unchanged++;
 	} else {
-		rc = cmb_state_pending_add(st, c->cycle, rec.key, rec.hash, is_new, rec.json, rec.json_len);
+		rc = cmb_state_pending_add(st, c->cycle, rec.key, rec.hash, same ? 2 : is_new, rec.json,
+					   rec.json_len);
 		c->res->pending_uploads++;
 	}
 	if (rc == 0)
@@ -132,8 +134,10 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	if (strcmp(o->status, "created") == 0 || strcmp(o->status, "updated") == 0) {
 		if (!o->tenant_id || !*o->tenant_id)
 			return cmb_error_set(CMB_EPROTO, "tenant accepted %s without a device id", o->key);
-		if (b->is_new[i])
+		if (b->is_new[i] == 1)
 			n->added++;
+		else if (b->is_new[i] == 2)
+			n->refreshed++;
 		else
 			n->changed++;
 		return cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->cycle, b->now);
@@ -322,9 +326,10 @@ done:
 	free(err);
 	if (rc == 0 && erc < 0)
 		rc = erc;
-	cmb_info("%s sync %s in %.2f s: %ld added, %ld changed, %ld removed, %ld rejected, %ld quarantined, "
-		 "%ld upload requests",
-		 kind, res->status, res->seconds, res->counts.added, res->counts.changed, res->counts.removed,
+	cmb_info("%s sync %s in %.2f s: %ld added, %ld changed, %ld refreshed, %ld removed, %ld rejected, "
+		 "%ld quarantined, %ld upload requests",
+		 kind, res->status, res->seconds, res->counts.added, res->counts.changed, res->counts.refreshed,
+		 res->counts.removed,
 		 res->counts.rejected, res->counts.quarantined, res->counts.upload_requests);
 	cmb_log_set_cid(NULL);
 	return rc;
