@@ -8,7 +8,7 @@ PKGS=(
   libcurl4-openssl-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyajl-dev libinih-dev libxml2-dev libxml2-utils zlib1g-dev
   libcmocka-dev libmicrohttpd-dev
-  python3 ca-certificates
+  python3 ca-certificates curl jq gzip
 )
 
 missing=()

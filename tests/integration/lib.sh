@@ -1,6 +1,6 @@
 # Shared helpers for the integration tests (sourced, not run).
 # Needs: CMBRIDGE, CMBRIDGE_LAB, CANNED_SERVER in the environment (ctest sets them).
-set -euo pipefail
+set -uo pipefail  # no -e: the tests check exit statuses themselves
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmbridge-it.XXXXXX")
 LAB="$TMP/lab"
@@ -42,12 +42,12 @@ expect_match() {
 jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 lab_init_up() { # lab_init_up [init args...]
-  "$CMBRIDGE_LAB" init "$LAB" "$@" >/dev/null
-  "$CMBRIDGE_LAB" up "$LAB" --detach >/dev/null
+  "$CMBRIDGE_LAB" init "$LAB" "$@" >/dev/null || { echo "FAIL: cmbridge-lab init"; exit 1; }
+  "$CMBRIDGE_LAB" up "$LAB" --detach >/dev/null || { echo "FAIL: cmbridge-lab up"; cat "$LAB/lab.log"; exit 1; }
   CONF="$LAB/cmbridge.conf"
 }
 
-lab_stats() { "$CMBRIDGE_LAB" stats "$LAB" --json > "$TMP/stats.json"; }
+lab_stats() { "$CMBRIDGE_LAB" stats "$LAB" --json > "$TMP/stats.json" || { echo "FAIL: cmbridge-lab stats"; exit 1; }; }
 cmb_status() { "$CMBRIDGE" -c "$CONF" status --json > "$TMP/status.json"; }
 
 finish() {

@@ -1,0 +1,254 @@
+/*
+ * lab.h - shared declarations of cmbridge-lab, the stand-in for a
+ * ConfigMgr site (AdminService) and a cloud tenant (Entra ID token
+ * endpoint, connector gateway, Graph admin surface).
+ *
+ * The lab must never include or link code from connector/, adapters/ or
+ * mapping/: a lab that reuses the connector's code can only agree with it.
+ */
+#ifndef CMB_LAB_H
+#define CMB_LAB_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <yajl/yajl_tree.h>
+
+#define LAB_NAME "cmbridge-lab"
+
+/* ---- util.c ---------------------------------------------------------- */
+
+/* Allocation never fails: out of memory aborts (one place). */
+void *lab_xmalloc(size_t n);
+void *lab_xcalloc(size_t n, size_t m);
+void *lab_xrealloc(void *p, size_t n);
+char *lab_xstrdup(const char *s);
+char *lab_xstrndup(const char *s, size_t n);
+/* Returns a malloc'd string the caller frees. */
+char *lab_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable byte buffer; p is always NUL-terminated. */
+struct lab_buf {
+	char *p;
+	size_t len, cap;
+};
+void lab_buf_add(struct lab_buf *b, const void *data, size_t n);
+void lab_buf_adds(struct lab_buf *b, const char *s);
+void lab_buf_addc(struct lab_buf *b, char c);
+void lab_buf_addf(struct lab_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal; bytes >= 0x80 are copied as they are (even when
+ * they are not valid UTF-8: the site serves misencoded names verbatim). */
+void lab_buf_json_str(struct lab_buf *b, const char *s, size_t n);
+void lab_buf_json_cstr(struct lab_buf *b, const char *s);
+/* Serialises a yajl tree value (numbers keep their original spelling). */
+void lab_buf_json_val(struct lab_buf *b, yajl_val v);
+void lab_buf_free(struct lab_buf *b);
+/* Hands the bytes to the caller (who frees them) and resets b. */
+char *lab_buf_steal(struct lab_buf *b, size_t *len);
+
+/* Random bytes from OpenSSL; aborts when none are available. */
+void lab_random(void *out, size_t n);
+/* Random v4 GUID, lower case, 36 chars + NUL. */
+void lab_guid(char out[37]);
+/* Deterministic generator (splitmix64) for the inventory. */
+struct lab_prng {
+	uint64_t s;
+};
+uint64_t lab_prng_next(struct lab_prng *r);
+uint32_t lab_prng_below(struct lab_prng *r, uint32_t n);
+/* GUID from the deterministic generator. */
+void lab_prng_guid(struct lab_prng *r, char out[37]);
+
+/* Files. write creates or replaces atomically with the given mode. */
+int lab_write_file(const char *path, const void *data, size_t n, int mode);
+/* Returns a malloc'd NUL-terminated copy of the file, or NULL (errno set). */
+char *lab_read_file(const char *path, size_t *len);
+bool lab_utf8_valid(const char *s, size_t n);
+char *lab_b64url(const unsigned char *data, size_t n);
+/* Decodes base64url (or base64); returns malloc'd bytes or NULL. */
+unsigned char *lab_b64url_decode(const char *s, size_t n, size_t *outlen);
+unsigned char *lab_b64_decode(const char *s, size_t n, size_t *outlen);
+void lab_iso8601(int64_t t, char out[32]);
+/* Percent-encodes for a URL query value. */
+void lab_buf_urlenc(struct lab_buf *b, const char *s);
+/* Decodes application/x-www-form-urlencoded in place. */
+void lab_urldecode(char *s);
+
+/* Logging to the lab log (stderr until lab_log_open). */
+void lab_log_open(const char *path);
+void lab_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Free loopback port: binds 127.0.0.1:port (0 = any), returns the
+ * listening socket and the port, or -1. */
+int lab_listen(int port, int *bound_port);
+
+/* ---- conf.c ---------------------------------------------------------- */
+
+struct lab_conf {
+	char *dir;               /* absolute */
+	char tenant_id[37];
+	char client_id[37];
+	char site_code[8];
+	char username[128];
+	int site_port, tenant_port;
+	int page_size;
+	bool nextlink_relative;
+	int token_lifetime;
+	uint64_t seed;
+	int devices;
+	int64_t epoch;           /* inventory times are before this */
+};
+int lab_conf_load(struct lab_conf *c, const char *dir);
+int lab_conf_save(const struct lab_conf *c);
+int lab_conf_write_cmbridge(const struct lab_conf *c);
+void lab_conf_free(struct lab_conf *c);
+/* Returns malloc'd DIR/name. */
+char *lab_path(const struct lab_conf *c, const char *name);
+
+/* ---- pki.c ----------------------------------------------------------- */
+
+int lab_pki_create(const char *dir);
+struct evp_pkey_st;
+/* JWT RS256 with the lab key; returns malloc'd token. */
+char *lab_jwt_sign(struct evp_pkey_st *key, const char *kid, const char *payload_json);
+/* 0 when signature valid; *payload gets the parsed claims (caller frees). */
+int lab_jwt_verify(struct evp_pkey_st *key, const char *tok, yajl_val *payload, const char **why);
+struct evp_pkey_st *lab_pki_load_key(const char *path);
+char *lab_pki_kid(struct evp_pkey_st *key);
+
+/* ---- schema.c -------------------------------------------------------- */
+
+struct lab_schema;
+struct lab_schema *lab_schema_load(const char *path, char *err, size_t errlen);
+void lab_schema_free(struct lab_schema *s);
+bool lab_schema_has_type(const struct lab_schema *s, const char *name);
+/* Called once per error: path is the property path ("hardwareInformation.model"). */
+typedef void (*lab_schema_err_fn)(void *ctx, const char *path, const char *msg);
+/* Validates a JSON object against an entity or complex type; returns the
+ * number of errors reported through fn. allow_id: accept "id". */
+int lab_schema_validate(const struct lab_schema *s, const char *type, yajl_val v,
+			lab_schema_err_fn fn, void *ctx);
+
+/* ---- inventory.c ----------------------------------------------------- */
+
+struct lab_device {
+	int64_t resource_id;
+	char *name; size_t name_len;          /* may hold invalid UTF-8 */
+	char sms_uid[48];                     /* GUID:... */
+	char hardware_id[64];
+	char smbios_guid[40];
+	char aad_device_id[37];               /* "" = null */
+	char domain[32];
+	int os;                               /* index in the OS table */
+	int build_rev;
+	int client;                           /* 1, 0, or -1 = null */
+	int obsolete, decommissioned, active;
+	bool blocked;
+	int client_ver;                       /* index */
+	int active_status, check_pass;
+	int64_t last_policy, last_active;
+	bool mdm, comgmt_policy, hybrid, aadj;
+	int workloads;
+	bool has_hw;
+	int model;
+	char serial[64];
+	bool dup;                             /* one of a duplicate-hardware pair */
+};
+struct lab_inventory {
+	struct lab_device *dev;
+	size_t n, cap;
+	uint64_t mutations;
+};
+void lab_inv_generate(struct lab_inventory *inv, const struct lab_conf *c);
+int lab_inv_save(struct lab_inventory *inv, sqlite3 *db);
+int lab_inv_load(struct lab_inventory *inv, sqlite3 *db);
+void lab_inv_free(struct lab_inventory *inv);
+bool lab_dev_plain(const struct lab_device *d);
+void lab_dev_new_plain(struct lab_device *d, struct lab_prng *r, int64_t rid, int64_t epoch);
+int lab_db_schema(sqlite3 *db);
+/* OS table: build string pieces. */
+const char *lab_os_build(int os);           /* "10.0.19045" */
+const char *lab_os_ntname(int os);          /* OperatingSystemNameandVersion */
+const char *lab_os_device_os(int os);       /* DeviceOS */
+const char *lab_client_version(int i);
+const char *lab_model_manufacturer(int i);
+const char *lab_model_name(int i);
+
+/* ---- server state (server.c) ---------------------------------------- */
+
+struct lab_stats {
+	atomic_llong tenant_upload_requests, records_received, records_created,
+		records_updated, records_rejected, removals_received, removals_applied,
+		batches_replayed, tokens_issued, token_errors, auth_failures, bytes_received;
+	atomic_llong site_page_requests, site_bytes_sent;
+};
+
+enum lab_route {
+	R_SITE_SERVICE, R_SITE_METADATA, R_SITE_CLASS0, /* + class index */
+	R_TOKEN = R_SITE_CLASS0 + 5, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE,
+	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT, R_COUNT
+};
+extern const char *const lab_route_names[R_COUNT];
+
+struct lab_page_cache;
+
+struct lab {
+	struct lab_conf conf;
+	char lab_key[65];
+	char site_password[129];
+	char client_secret[129];
+	struct evp_pkey_st *jwt_key;
+	char *jwt_kid;
+	struct lab_schema *schema;
+	sqlite3 *db;
+	pthread_mutex_t db_lock;           /* the db connection */
+	pthread_rwlock_t inv_lock;         /* inventory and page cache */
+	struct lab_inventory inv;
+	struct lab_page_cache *cache;
+	struct lab_stats st;
+	atomic_llong routes[R_COUNT];
+};
+
+/* A complete response built by a handler. */
+struct lab_reply {
+	int status;
+	char *body; size_t len;            /* malloc'd */
+	const char *ctype;
+	char *hdr_name[4], *hdr_val[4];   /* malloc'd */
+	int nhdr;
+	bool gzip;                          /* body is gzip-encoded */
+};
+void lab_reply_json(struct lab_reply *r, int status, struct lab_buf *b);
+void lab_reply_hdr(struct lab_reply *r, const char *name, const char *val);
+void lab_reply_graph_error(struct lab_reply *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A request as the handlers see it. */
+struct lab_req {
+	const char *method;
+	const char *path;                  /* decoded, without query */
+	struct { char *k, *v; } *args;     /* decoded query arguments */
+	int nargs;
+	const char *(*header)(void *ctx, const char *name);
+	void *hctx;
+	const char *body; size_t body_len;
+	const char *host;                  /* Host header */
+};
+const char *lab_req_arg(const struct lab_req *q, const char *k);
+
+int lab_site_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *r);
+int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *r);
+void lab_site_cache_init(struct lab *lab);
+void lab_site_cache_clear(struct lab *lab);
+void lab_site_cache_free(struct lab *lab);
+/* Mutation: builds the reply JSON into out. Caller holds no locks. */
+int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_buf *out, char *err, size_t errlen);
+int lab_gzip(const char *in, size_t n, char **out, size_t *outlen);
+
+int lab_up(const char *dir, bool detach);
+
+#endif
