@@ -46,6 +46,16 @@ step "Delta sync: only the difference is uploaded"
 step "A second delta finds nothing to do"
 "$CMB" -c "$CONF" sync
 
+step "One device as the tenant's Graph API (beta) returns it"
+AUTHORITY=$(sed -n 's/^authority *= *//p' "$CONF")
+GRAPH=$(sed -n 's/^graph_url *= *//p' "$CONF")
+CLIENT_ID=$(sed -n 's/^client_id *= *//p' "$CONF")
+TOKEN=$(curl -sS --cacert "$LAB/ca.pem" -d grant_type=client_credentials \
+  --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "client_secret@$LAB/client-secret" \
+  --data-urlencode "scope=https://graph.microsoft.com/.default" "$AUTHORITY/oauth2/v2.0/token" | jq -r .access_token)
+curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
+  "$GRAPH/deviceManagement/managedDevices?\$top=1&\$count=true&\$filter=managementAgent%20eq%20'configurationManagerClientMdm'" | jq .
+
 step "cmbridge status"
 "$CMB" -c "$CONF" status
 
