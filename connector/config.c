@@ -60,6 +60,7 @@ struct option {
 
 static int check_site_code(char *v, const char **expected);
 static int check_collection(char *v, const char **expected);
+static int check_collection_list(char *v, const char **expected);
 
 static const char *const mode_values[] = { "normal", "staging", NULL };
 static const char *const adapter_values[] = { "adminservice", NULL };
@@ -100,6 +101,9 @@ static const struct option options[] = {
 	{ .section = "site", .key = "collection", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(all devices)",
 	  .check = check_collection, .offset = OFF(site_collection),
 	  .desc = "Only devices of this collection id, e.g. SMS00001" },
+	{ .section = "site", .key = "cloud_sync_collections", .type = OPT_STRING, .flags = RELOAD,
+	  .def_doc = "(none)", .check = check_collection_list, .offset = OFF(site_cloud_sync_collections),
+	  .desc = "Collections uploaded to the tenant for policy targeting, comma-separated ids" },
 	{ .section = "site", .key = "page_size", .type = OPT_LONG, .flags = RELOAD, .def = "1000", .min = 1,
 	  .max = 100000, .offset = OFF(site_page_size), .desc = "Records per page request ($top)" },
 	{ .section = "site", .key = "timeout", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1, .max = 3600,
@@ -138,6 +142,15 @@ static const struct option options[] = {
 	  .desc = "Seconds between full cycles (not less than interval)" },
 	{ .section = "sync", .key = "max_response_mb", .type = OPT_LONG, .flags = RELOAD, .def = "256", .min = 1,
 	  .max = 4096, .offset = OFF(sync_max_response_mb), .desc = "Largest response accepted, in MiB" },
+	{ .section = "sync", .key = "details_interval", .type = OPT_LONG, .flags = RELOAD, .def = "3600", .min = 1,
+	  .max = 604800, .offset = OFF(sync_details_interval),
+	  .desc = "Seconds between refreshes of check-in times (volatile client details)" },
+	{ .section = "sync", .key = "delete_threshold", .type = OPT_LONG, .flags = RELOAD, .def = "500", .min = 0,
+	  .max = 100000000, .offset = OFF(sync_delete_threshold),
+	  .desc = "More removals than this in one cycle stop the removals until approved" },
+	{ .section = "sync", .key = "delete_threshold_percent", .type = OPT_LONG, .flags = RELOAD, .def = "10",
+	  .min = 0, .max = 100, .offset = OFF(sync_delete_threshold_percent),
+	  .desc = "More removals than this percentage of attached devices stop the removals until approved" },
 
 	/* [log] */
 	{ .section = "log", .key = "level", .type = OPT_ENUM, .flags = RELOAD, .def = "info", .values = level_values,
@@ -197,6 +210,39 @@ static int check_collection(char *v, const char **expected)
 {
 	*expected = "a collection id of 8 letters or digits, e.g. SMS00001";
 	return check_alnum_upper(v, 8);
+}
+
+/* "PS100012, PS100013": normalised in place to "PS100012,PS100013". */
+static int check_collection_list(char *v, const char **expected)
+{
+	*expected = "collection ids of 8 letters or digits separated by commas, e.g. PS100012,PS100013";
+	char *out = v;
+	for (char *p = v;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		char *start = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		char *end = p;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p && *p != ',')
+			return -1;
+		char save = *end;
+		*end = '\0';
+		if (check_alnum_upper(start, 8) < 0)
+			return -1;
+		*end = save;
+		if (out != v)
+			*out++ = ',';
+		memmove(out, start, (size_t)(end - start));
+		out += end - start;
+		if (!*p)
+			break;
+		p++;
+	}
+	*out = '\0';
+	return 0;
 }
 
 /* ---- messages ---- */

@@ -31,6 +31,7 @@ struct cmb_config {
 	char *site_password_file;   /* secret file */
 	char *site_ca_file;
 	char *site_collection;      /* optional collection id, e.g. "SMS00001" */
+	char *site_cloud_sync_collections; /* "ID1,ID2" normalised, or NULL */
 	long site_page_size;        /* $top per page request; default 1000, 1..100000 */
 	long site_timeout;          /* seconds a stalled transfer may wait; default 60 */
 
@@ -50,6 +51,9 @@ struct cmb_config {
 	long sync_interval;         /* seconds between delta cycles in `run`; default 900 */
 	long sync_full_interval;    /* seconds between full cycles; default 86400 */
 	long sync_max_response_mb;  /* largest response accepted; default 256 */
+	long sync_details_interval; /* seconds between volatile-detail refreshes; default 3600 */
+	long sync_delete_threshold; /* removals per cycle before the guard trips; default 500 */
+	long sync_delete_threshold_percent; /* same, as % of attached devices; default 10 */
 
 	/* [log] */
 	char *log_level;            /* error | warn | info | debug; default info */
