@@ -7,10 +7,12 @@
 #ifndef CMB_SITE_H
 #define CMB_SITE_H
 
+#include <stddef.h>
+
 #include "../connector/config.h"
 #include "../mapping/site_device.h"
 
-#define CMB_SITE_ADAPTER_VERSION 1
+#define CMB_SITE_ADAPTER_VERSION 2
 
 /*
  * Called once per device, in ascending ResourceID order. dev is valid during
@@ -25,6 +27,20 @@ struct cmb_site_read_stats {
 	size_t bytes_in;         /* response body bytes */
 };
 
+/* A collection marked for cloud sync, as the site reports it. */
+struct cmb_site_collection {
+	char *collection_id;     /* SMS_Collection.CollectionID */
+	char *name;              /* Name */
+	char *comment;           /* Comment */
+	long member_count;       /* MemberCount */
+	char *limit_to;          /* LimitToCollectionID */
+	char *last_change;       /* LastChangeTime, ISO 8601 */
+	char *hierarchy_id;      /* top site's SiteCode (SMS_Site, empty ReportingSiteCode) */
+	char *hierarchy_name;    /* top site's SiteName */
+};
+
+void cmb_site_collection_clear(struct cmb_site_collection *c);
+
 struct cmb_site_adapter {
 	int version;             /* CMB_SITE_ADAPTER_VERSION */
 	const char *name;        /* the [site] adapter value that selects it */
@@ -32,6 +48,8 @@ struct cmb_site_adapter {
 	int (*open)(void **out, const struct cmb_config *cfg);
 	/* Cheap reachability check (one small request). */
 	int (*check)(void *st);
+	/* Called at the start of every cycle (resets the cycle's retry budget); may be NULL. */
+	void (*begin_cycle)(void *st);
 	/*
 	 * Reads every device in scope and passes each to cb. Returns 0 only when
 	 * the read was complete: any failure (network, HTTP status, malformed or
@@ -39,6 +57,13 @@ struct cmb_site_adapter {
 	 * caller must treat everything read so far as incomplete.
 	 */
 	int (*read_devices)(void *st, cmb_site_device_cb cb, void *ctx, struct cmb_site_read_stats *stats);
+	/*
+	 * Reads the collections named in ids (collection ids), in that order,
+	 * into a newly allocated array (*out, n entries; the caller clears each
+	 * and frees the array). A missing id or a user collection is an error
+	 * naming it. May be NULL for adapters that cannot read collections.
+	 */
+	int (*read_collections)(void *st, const char *const *ids, size_t n, struct cmb_site_collection **out);
 	void (*close)(void *st);
 };
 

@@ -269,6 +269,11 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 		rctx.map.n_collection_ids = 1;
 	}
 
+	if (env->site->begin_cycle)
+		env->site->begin_cycle(env->site_st);
+	if (env->tenant->begin_cycle)
+		env->tenant->begin_cycle(env->tenant_st);
+
 	/* Phase 1: read. Leftovers of an interrupted cycle are dropped first. */
 	if ((rc = cmb_state_begin(st)) < 0)
 		goto done;

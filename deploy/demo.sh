@@ -2,7 +2,7 @@
 # The demo: installs what is missing, builds, starts a lab (a ConfigMgr site
 # and a cloud tenant on loopback, over HTTPS), runs the connector's main job
 # against it and prints what happened. Leaves nothing running.
-#   DEVICES=20000 ./deploy/demo.sh     a bigger site
+#   DEVICES=20000 ./deploy/demo.sh     a bigger site (default 6,000)
 #   KEEP=1 ./deploy/demo.sh            keep the lab directory afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,8 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Create a lab with ${DEVICES:-5000} devices in $LAB"
-"$LABBIN" init "$LAB" --devices "${DEVICES:-5000}"
+step "Create a lab with ${DEVICES:-6000} devices in $LAB"
+"$LABBIN" init "$LAB" --devices "${DEVICES:-6000}"
 "$LABBIN" up "$LAB" --detach
 echo "connector config written by the lab: $CONF"
 
