@@ -18,6 +18,8 @@
 #include "../mapping/device.h"
 
 #include <getopt.h>
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +45,12 @@ static void usage(FILE *fp)
 		"Attaches a Configuration Manager site to a cloud tenant.\n"
 		"\n"
 		"commands:\n"
-		"  sync [--full] [--dry-run]   run one sync cycle (delta unless --full)\n"
+		"  sync [--full] [--dry-run] [--allow-deletes N]\n"
+		"                              run one sync cycle (delta unless --full); --allow-deletes\n"
+		"                              approves up to N removals past the deletion guard, once\n"
+		"  diff [--json]               what the next cycle would add, change and remove (sends nothing)\n"
 		"  status [--json]             last cycles, devices attached, quarantine\n"
+		"  quarantine [--json]         records held back, with the reason\n"
 		"  check                       config valid, site and tenant reachable, token obtained\n"
 		"  config                      print the effective configuration (no secrets)\n"
 		"  map --from adminservice [--site-code CODE] FILE...\n"
@@ -83,6 +89,17 @@ static int load_config(const char *path, int verbose, struct cmb_config **cfg)
 		return CMB_ECONFIG;
 	}
 	return 0;
+}
+
+/* A JSON string literal (or null) for a value that came from outside. */
+static void json_str(FILE *fp, const char *s)
+{
+	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
+	if (!s)
+		fputs("null", fp);
+	else if (cmb_buf_add_json_string(&b, s, strlen(s)) == 0)
+		fputs(b.data, fp);
+	cmb_buf_free(&b);
 }
 
 /* ---- sync ---- */
@@ -130,10 +147,11 @@ static void print_counts_json(FILE *fp, const struct cmb_cycle_counts *c)
 {
 	fprintf(fp,
 		"{\"siteRecords\":%ld,\"skipped\":%ld,\"unchanged\":%ld,\"added\":%ld,\"changed\":%ld,"
-		"\"refreshed\":%ld,\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
+		"\"refreshed\":%ld,\"duplicates\":%ld,\"noEntraDeviceId\":%ld,\"unknownWorkloadBits\":%ld,"
+		"\"removalsHeld\":%ld,\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
 		"\"utf8Repairs\":%ld}",
-		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->refreshed,
-		c->added + c->changed + c->refreshed, c->removed,
+		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->refreshed, c->duplicates,
+		c->no_entra_id, c->unknown_workloads, c->removals_held, c->added + c->changed + c->refreshed, c->removed,
 		c->quarantined, c->rejected, c->upload_requests, c->utf8_repairs);
 }
 
@@ -142,16 +160,24 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	struct cmb_sync_opts opts = { 0 };
 	static const struct option lo[] = { { "full", no_argument, NULL, 'f' },
 					    { "dry-run", no_argument, NULL, 'n' },
+					    { "allow-deletes", required_argument, NULL, 'a' },
 					    { NULL, 0, NULL, 0 } };
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
-		if (ch == 'f')
+		if (ch == 'f') {
 			opts.full = 1;
-		else if (ch == 'n')
+		} else if (ch == 'n') {
 			opts.dry_run = 1;
-		else
+		} else if (ch == 'a') {
+			char *end;
+			opts.allow_deletes = strtol(optarg, &end, 10);
+			if (*end || end == optarg || opts.allow_deletes < 0)
+				return cmb_error_set(CMB_ECONFIG, "sync: --allow-deletes takes a number of removals, not '%s'",
+						     optarg);
+		} else {
 			return cmb_error_set(CMB_ECONFIG, "sync: unknown option (see cmbridge --help)");
+		}
 	}
 	if (optind < argc)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
@@ -169,9 +195,11 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	const struct cmb_cycle_counts *c = &res.counts;
 	printf("cycle %lld (%s) %s in %.2f s\n", (long long)res.cycle_id, opts.full ? "full" : "delta", res.status,
 	       res.seconds);
-	printf("  site:    %ld devices read in %ld pages, %ld in scope, %ld skipped, %ld quarantined\n",
-	       c->site_records, res.site.pages, c->site_records - c->skipped, c->skipped, c->quarantined);
-	if (strcmp(res.status, "dry-run") == 0)
+	printf("  site:    %ld devices read in %ld pages, %ld in scope, %ld skipped, %ld quarantined, %ld duplicates, "
+	       "%ld without Entra device id, %ld names repaired\n",
+	       c->site_records, res.site.pages, c->site_records - c->skipped, c->skipped, c->quarantined,
+	       c->duplicates, c->no_entra_id, c->utf8_repairs);
+	if (strcmp(res.status, "dry-run") == 0 || strcmp(res.status, "staging") == 0)
 		printf("  tenant:  would upload %ld records and remove %ld (nothing was sent)\n", res.pending_uploads,
 		       res.pending_removals);
 	else
@@ -179,23 +207,167 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		       "%ld unchanged, %ld requests\n",
 		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed,
 		       c->rejected, c->unchanged, c->upload_requests);
+	if (res.collections_uploaded || res.collections_removed)
+		printf("  collections: %ld uploaded, %ld removed\n", res.collections_uploaded, res.collections_removed);
+	if (res.details_refresh && strcmp(res.status, "failed") != 0)
+		printf("  details: check-in times refreshed this cycle\n");
 	if (rc < 0)
-		printf("  error:   %s\n", cmb_error_last());
+		printf("  %s %s\n", rc == CMB_EGUARD ? "held:   " : "error:  ", cmb_error_last());
 	session_close(&s);
 	return rc;
 }
 
-/* ---- status ---- */
+/* ---- diff ---- */
 
-static void json_str(FILE *fp, const char *s)
+struct diff_ctx {
+	int json;
+	long n;
+};
+
+static char *record_device_name(const char *json, size_t len)
 {
-	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
-	if (!s)
-		fputs("null", fp);
-	else if (cmb_buf_add_json_string(&b, s, strlen(s)) == 0)
-		fputs(b.data, fp);
-	cmb_buf_free(&b);
+	char *copy = xstrndup(json, len), eb[64];
+	yajl_val root = yajl_tree_parse(copy, eb, sizeof(eb));
+	const char *path[] = { "managedDevice", "deviceName", NULL };
+	yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+	char *name = v ? xstrdup(v->u.string) : NULL;
+	yajl_tree_free(root);
+	free(copy);
+	return name;
 }
+
+static int diff_pending(void *ud, const char *key, const char *hash, const char *stable_hash, int kind,
+			const char *json, size_t len)
+{
+	struct diff_ctx *d = ud;
+	static const char *const kinds[] = { "change", "add", "refresh" };
+	const char *k = kind >= 0 && kind <= 2 ? kinds[kind] : "change";
+	char *name = record_device_name(json, len);
+	if (d->json) {
+		printf("%s{\"op\":\"%s\",\"key\":", d->n ? "," : "", k);
+		json_str(stdout, key);
+		printf(",\"deviceName\":");
+		json_str(stdout, name);
+		printf(",\"record\":%.*s}", (int)len, json);
+	} else {
+		printf("  %-8s %-24s %s\n", k, key, name ? name : "");
+	}
+	free(name);
+	d->n++;
+	return 0;
+}
+
+static int diff_removal(void *ud, const char *key, const char *tenant_id)
+{
+	struct diff_ctx *d = ud;
+	if (d->json) {
+		printf("%s{\"op\":\"remove\",\"key\":", d->n ? "," : "");
+		json_str(stdout, key);
+		printf(",\"id\":");
+		json_str(stdout, tenant_id);
+		printf("}");
+	} else {
+		printf("  %-8s %-24s %s\n", "remove", key, tenant_id ? tenant_id : "");
+	}
+	d->n++;
+	return 0;
+}
+
+static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	if (argc > 1 + json)
+		return cmb_error_set(CMB_ECONFIG, "diff: unexpected argument '%s'", argv[1 + json]);
+	struct session s;
+	int rc = session_open(cfg, 1, &s);
+	if (rc < 0)
+		return rc;
+	struct cmb_sync_env env = {
+		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
+		.tenant = s.tenant, .tenant_st = s.tenant_st, .stop = &stop_requested,
+	};
+	struct cmb_sync_opts opts = { .dry_run = 1 };
+	struct cmb_sync_result res;
+	/* The cycle's staged records and unseen devices are exactly what a normal cycle would send. */
+	cmb_log_set_level(cmb_log_get_level() < CMB_LOG_WARN ? cmb_log_get_level() : CMB_LOG_WARN);
+	if ((rc = cmb_sync_run(&env, &opts, &res)) < 0)
+		goto done;
+	struct diff_ctx d = { .json = json };
+	long attached = cmb_state_device_count(s.state);
+	if (json)
+		printf("{\"cycle\":%lld,\"changes\":[", (long long)res.cycle_id);
+	if ((rc = cmb_state_pending_each(s.state, res.cycle_id, NULL, SIZE_MAX, diff_pending, &d)) == 0)
+		rc = cmb_state_devices_unseen(s.state, res.cycle_id, diff_removal, &d);
+	if (rc < 0)
+		goto done;
+	long removals = res.pending_removals;
+	int held = removals > cfg->sync_delete_threshold ||
+		   (attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached);
+	const struct cmb_cycle_counts *c = &res.counts;
+	if (json) {
+		printf("],\"counts\":{\"upload\":%ld,\"remove\":%ld,\"unchanged\":%ld,\"duplicates\":%ld,"
+		       "\"quarantined\":%ld},\"removalsWouldBeHeld\":%s,\"detailsRefresh\":%s}\n",
+		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined, held ? "true" : "false",
+		       res.details_refresh ? "true" : "false");
+	} else {
+		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined%s\n",
+		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined,
+		       held ? " (the removals would be held by the deletion guard)" : "");
+	}
+done:
+	session_close(&s);
+	return rc;
+}
+
+/* ---- quarantine ---- */
+
+struct quar_ctx {
+	int json;
+	long n;
+};
+
+static int quar_row(void *ud, const char *key, const char *kind, const char *reason, int64_t when)
+{
+	struct quar_ctx *q = ud;
+	char t[32];
+	cmb_time_iso8601(when, t);
+	if (q->json) {
+		printf("%s{\"key\":", q->n ? "," : "");
+		json_str(stdout, key);
+		printf(",\"kind\":");
+		json_str(stdout, kind);
+		printf(",\"since\":\"%s\",\"reason\":", t);
+		json_str(stdout, reason);
+		printf("}");
+	} else {
+		printf("  %-24s %-9s since %s: %s\n", key, kind, t, reason);
+	}
+	q->n++;
+	return 0;
+}
+
+static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	if (argc > 1 + json)
+		return cmb_error_set(CMB_ECONFIG, "quarantine: unexpected argument '%s'", argv[1 + json]);
+	struct cmb_state *st;
+	int rc = cmb_state_open(&st, cfg->state_dir);
+	if (rc < 0)
+		return rc;
+	struct quar_ctx q = { .json = json };
+	if (json)
+		printf("[");
+	rc = cmb_state_quarantine_each(st, quar_row, &q);
+	if (json)
+		printf("]\n");
+	else if (rc == 0)
+		printf("%ld records in quarantine\n", q.n);
+	cmb_state_close(st);
+	return rc;
+}
+
+/* ---- status ---- */
 
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 {
@@ -413,7 +585,8 @@ int cmb_cli_main(int argc, char **argv)
 		const char *name;
 		int (*fn)(const struct cmb_config *, int, char **);
 	} cmds[] = {
-		{ "sync", cmd_sync }, { "status", cmd_status }, { "check", cmd_check }, { "config", cmd_config },
+		{ "sync", cmd_sync },	{ "status", cmd_status },	  { "check", cmd_check },
+		{ "config", cmd_config }, { "diff", cmd_diff }, { "quarantine", cmd_quarantine },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

@@ -73,6 +73,7 @@ const char *cmb_error_name(int code)
 	case CMB_ENOTFOUND: return "not-found";
 	case CMB_ECANCELED: return "canceled";
 	case CMB_ETLS: return "tls";
+	case CMB_EGUARD: return "guard";
 	default: return "error";
 	}
 }

@@ -24,6 +24,7 @@ enum cmb_error_code {
 	CMB_ENOTFOUND = -12,
 	CMB_ECANCELED = -13,/* stopped on request (signal) */
 	CMB_ETLS = -14,     /* certificate verification or TLS handshake failed */
+	CMB_EGUARD = -15,   /* a safety guard held part of a cycle back until an admin approves */
 };
 
 enum cmb_retry_class {

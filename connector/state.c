@@ -43,6 +43,7 @@ static const char *const migrations[] = {
 	"  key TEXT PRIMARY KEY NOT NULL,\n"   /* the site's device key */
 	"  tenant_id TEXT,\n"                  /* the id the tenant gave it, when known */
 	"  hash TEXT NOT NULL,\n"              /* sha-256 hex of the mapped record as uploaded */
+	"  stable_hash TEXT NOT NULL DEFAULT '',\n" /* the same without volatile check-in times */
 	"  seen_cycle INTEGER NOT NULL,\n"     /* last cycle that read it from the site */
 	"  uploaded_cycle INTEGER NOT NULL,\n" /* cycle of the last acknowledged upload */
 	"  uploaded INTEGER NOT NULL\n"        /* epoch seconds of that acknowledgement */
@@ -60,6 +61,10 @@ static const char *const migrations[] = {
 	"  added INTEGER NOT NULL DEFAULT 0,\n"
 	"  changed INTEGER NOT NULL DEFAULT 0,\n"
 	"  refreshed INTEGER NOT NULL DEFAULT 0,\n"
+	"  duplicates INTEGER NOT NULL DEFAULT 0,\n"
+	"  no_entra_id INTEGER NOT NULL DEFAULT 0,\n"
+	"  unknown_workloads INTEGER NOT NULL DEFAULT 0,\n"
+	"  removals_held INTEGER NOT NULL DEFAULT 0,\n"
 	"  removed INTEGER NOT NULL DEFAULT 0,\n"
 	"  quarantined INTEGER NOT NULL DEFAULT 0,\n"
 	"  rejected INTEGER NOT NULL DEFAULT 0,\n"
@@ -70,23 +75,37 @@ static const char *const migrations[] = {
 	"  cycle INTEGER NOT NULL REFERENCES cycles(id) ON DELETE CASCADE,\n"
 	"  key TEXT NOT NULL,\n"
 	"  hash TEXT NOT NULL,\n"
+	"  stable_hash TEXT NOT NULL,\n"
 	"  is_new INTEGER NOT NULL CHECK (is_new IN (0, 1, 2)),\n"
 	"  body BLOB NOT NULL,\n"
 	"  PRIMARY KEY (cycle, key)\n"
 	");\n"
 	"CREATE TABLE quarantine(\n"
 	"  key TEXT PRIMARY KEY NOT NULL,\n"
+	"  kind TEXT NOT NULL,\n"            /* mapping | rejected | duplicate */
 	"  reason TEXT NOT NULL,\n"
+	"  hash TEXT,\n"                     /* rejected: the record's hash, retried when it changes */
 	"  cycle INTEGER NOT NULL,\n"         /* the cycle that last quarantined it */
 	"  since INTEGER NOT NULL\n"          /* epoch seconds, first quarantined */
-	");\n",
+	");\n"
+	"CREATE TABLE meta(\n"                /* small named values, e.g. last_details_refresh */
+	"  name TEXT PRIMARY KEY NOT NULL,\n"
+	"  value INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE collections(\n"         /* configManagerCollection records as last uploaded */
+	"  key TEXT PRIMARY KEY NOT NULL,\n"
+	"  tenant_id TEXT,\n"
+	"  hash TEXT NOT NULL,\n"
+	"  created TEXT NOT NULL\n"           /* createdDateTime sent at the first upload, kept */
+	") WITHOUT ROWID;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* The cycle counters, in struct and column order. */
 #define CYCLE_COUNTS(X) \
-	X(site_records) X(skipped) X(unchanged) X(added) X(changed) X(refreshed) X(removed) X(quarantined) X(rejected) \
+	X(site_records) X(skipped) X(unchanged) X(added) X(changed) X(refreshed) X(duplicates) X(no_entra_id) X(unknown_workloads) \
+	X(removals_held) X(removed) X(quarantined) X(rejected) \
 	X(upload_requests) X(utf8_repairs)
 #define COUNT_COL(name) ", " #name
 #define COUNT_SET(name) ", " #name " = ?"
@@ -115,6 +134,18 @@ enum stmt_id {
 	S_QUAR_REMOVE,
 	S_QUAR_COUNT,
 	S_QUAR_EACH,
+	S_QUAR_GET,
+	S_DEVICE_UNSEE,
+	S_META_GET,
+	S_META_SET,
+	S_IDENT_ADD,
+	S_IDENT_CLEAR,
+	S_IDENT_LOSERS,
+	S_COLL_GET,
+	S_COLL_PUT,
+	S_COLL_DELETE,
+	S_COLL_EACH,
+	S_PENDING_REMOVE,
 	S_COUNT
 };
 
@@ -128,29 +159,59 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CYCLE_END] = "UPDATE cycles SET ended = ?, status = ?, error = ?" CYCLE_COUNTS(COUNT_SET) " WHERE id = ?",
 	[S_CYCLES_RECENT] = "SELECT id, kind, started, ended, status, error" CYCLE_COUNTS(COUNT_COL)
 			    " FROM cycles ORDER BY id DESC LIMIT ?1",
-	[S_DEVICE_GET] = "SELECT hash, tenant_id FROM devices WHERE key = ?1",
+	[S_DEVICE_GET] = "SELECT hash, tenant_id, stable_hash FROM devices WHERE key = ?1",
 	[S_DEVICE_SEEN] = "UPDATE devices SET seen_cycle = ?2 WHERE key = ?1",
-	[S_DEVICE_PUT] = "INSERT INTO devices(key, tenant_id, hash, seen_cycle, uploaded_cycle, uploaded) "
-			 "VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT(key) DO UPDATE SET "
+	[S_DEVICE_PUT] = "INSERT INTO devices(key, tenant_id, hash, seen_cycle, uploaded_cycle, uploaded, stable_hash) "
+			 "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6) ON CONFLICT(key) DO UPDATE SET "
 			 "tenant_id = coalesce(excluded.tenant_id, devices.tenant_id), hash = excluded.hash, "
+			 "stable_hash = excluded.stable_hash, "
 			 "seen_cycle = excluded.seen_cycle, uploaded_cycle = excluded.uploaded_cycle, "
 			 "uploaded = excluded.uploaded",
 	[S_DEVICE_DELETE] = "DELETE FROM devices WHERE key = ?1",
 	[S_DEVICE_COUNT] = "SELECT count(*) FROM devices",
 	[S_DEVICES_UNSEEN] = "SELECT key, tenant_id FROM devices WHERE key > ?1 AND seen_cycle IS NOT ?2 "
 			     "ORDER BY key LIMIT ?3",
-	[S_PENDING_ADD] = "INSERT INTO pending(cycle, key, hash, is_new, body) VALUES (?1, ?2, ?3, ?4, ?5) "
+	[S_PENDING_ADD] = "INSERT INTO pending(cycle, key, hash, is_new, body, stable_hash) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			  "ON CONFLICT(cycle, key) DO UPDATE SET hash = excluded.hash, is_new = excluded.is_new, "
+			  "stable_hash = excluded.stable_hash, "
 			  "body = excluded.body",
-	[S_PENDING_EACH] = "SELECT key, hash, is_new, body FROM pending WHERE cycle = ?1 AND key > ?2 "
+	[S_PENDING_EACH] = "SELECT key, hash, is_new, body, stable_hash FROM pending WHERE cycle = ?1 AND key > ?2 "
 			   "ORDER BY key LIMIT ?3",
 	[S_PENDING_COUNT] = "SELECT count(*) FROM pending WHERE cycle = ?1",
 	[S_PENDING_CLEAR] = "DELETE FROM pending",
-	[S_QUAR_PUT] = "INSERT INTO quarantine(key, reason, cycle, since) VALUES (?1, ?2, ?3, ?4) "
-		       "ON CONFLICT(key) DO UPDATE SET reason = excluded.reason, cycle = excluded.cycle",
+	[S_QUAR_PUT] = "INSERT INTO quarantine(key, reason, cycle, since, kind, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+		       "ON CONFLICT(key) DO UPDATE SET reason = excluded.reason, cycle = excluded.cycle, "
+		       "kind = excluded.kind, hash = excluded.hash, "
+		       "since = CASE WHEN quarantine.kind = excluded.kind THEN quarantine.since ELSE excluded.since END",
+	[S_QUAR_GET] = "SELECT kind, hash FROM quarantine WHERE key = ?1",
+	[S_DEVICE_UNSEE] = "UPDATE devices SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
+	[S_META_GET] = "SELECT value FROM meta WHERE name = ?1",
+	[S_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+	[S_IDENT_ADD] = "INSERT OR REPLACE INTO temp.identity(key, hardware_id, smbios_guid, last_active, resource_id) "
+			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_IDENT_CLEAR] = "DELETE FROM temp.identity",
+	/*
+	 * A device loses to another active device that shares its HardwareID or
+	 * SMBIOSGUID and is newer: later LastActiveTime, then higher ResourceID.
+	 * Each loser is listed once, with the newest device it shares with.
+	 */
+	[S_IDENT_LOSERS] = "SELECT a.key, (SELECT b.key FROM temp.identity b WHERE b.key <> a.key AND "
+			   "((a.hardware_id <> '' AND b.hardware_id = a.hardware_id) OR "
+			   " (a.smbios_guid <> '' AND b.smbios_guid = a.smbios_guid)) AND "
+			   "(b.last_active > a.last_active OR (b.last_active = a.last_active AND b.resource_id > a.resource_id)) "
+			   "ORDER BY b.last_active DESC, b.resource_id DESC LIMIT 1) AS winner "
+			   "FROM temp.identity a WHERE winner IS NOT NULL ORDER BY a.key",
+	[S_COLL_GET] = "SELECT hash, created, tenant_id FROM collections WHERE key = ?1",
+	[S_COLL_PUT] = "INSERT INTO collections(key, tenant_id, hash, created) VALUES (?1, ?2, ?3, ?4) "
+		       "ON CONFLICT(key) DO UPDATE SET tenant_id = coalesce(excluded.tenant_id, collections.tenant_id), "
+		       "hash = excluded.hash",
+	[S_COLL_DELETE] = "DELETE FROM collections WHERE key = ?1",
+	[S_COLL_EACH] = "SELECT key FROM collections ORDER BY key",
+	[S_PENDING_REMOVE] = "DELETE FROM pending WHERE cycle = ?1 AND key = ?2",
 	[S_QUAR_REMOVE] = "DELETE FROM quarantine WHERE key = ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
-	[S_QUAR_EACH] = "SELECT key, reason, since FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
+	[S_QUAR_EACH] = "SELECT key, reason, since, kind FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
 };
 
 struct cmb_state {
@@ -381,6 +442,17 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	    (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) < 0 ||
 	    (ret = check_integrity(st)) < 0 || (ret = migrate(st)) < 0)
 		goto done;
+	/*
+	 * Per-connection scratch for duplicate detection: who shares hardware
+	 * within the running cycle. TEMP, so it never reaches the database file.
+	 */
+	if ((ret = exec_sql(st,
+			    "CREATE TEMP TABLE identity(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
+			    "smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL);"
+			    "CREATE INDEX temp.identity_hw ON identity(hardware_id);"
+			    "CREATE INDEX temp.identity_smbios ON identity(smbios_guid);",
+			    "creating the duplicate-detection table")) < 0)
+		goto done;
 
 	for (int i = 0; i < S_COUNT; i++) {
 		rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
@@ -594,7 +666,8 @@ void cmb_state_cycles_free(struct cmb_cycle *cycles, size_t count)
 
 /* ---- devices ---- */
 
-int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char **tenant_id)
+int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char stable_hash[65],
+			 char **tenant_id)
 {
 	int ret = bad_key(key, "looking up a device");
 	if (ret < 0)
@@ -604,6 +677,8 @@ int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], c
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		copy_text(hash, 65, sqlite3_column_text(s, 0));
+		if (stable_hash)
+			copy_text(stable_hash, 65, sqlite3_column_text(s, 2));
 		if (tenant_id) {
 			const unsigned char *t = sqlite3_column_text(s, 1);
 			*tenant_id = t ? xstrdup((const char *)t) : NULL;
@@ -630,7 +705,7 @@ int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_i
 }
 
 int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
-			 int64_t cycle_id, int64_t uploaded)
+			 const char *stable_hash, int64_t cycle_id, int64_t uploaded)
 {
 	int ret = bad_key(key, "recording an upload");
 	if (ret < 0)
@@ -647,6 +722,8 @@ int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tena
 		b = sqlite3_bind_int64(s, 4, cycle_id);
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_int64(s, 5, uploaded);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 6, stable_hash ? stable_hash : "", -1, SQLITE_STATIC);
 	return step_done(st, s, b, "recording the upload of device \"%s\"", key);
 }
 
@@ -668,6 +745,7 @@ long cmb_state_device_count(struct cmb_state *st)
 struct key_page {
 	char *a[ITER_PAGE];
 	char *b[ITER_PAGE];
+	char *c[ITER_PAGE];
 	int64_t n[ITER_PAGE];
 	size_t len;
 };
@@ -677,6 +755,8 @@ static void page_clear(struct key_page *p)
 	for (size_t i = 0; i < p->len; i++) {
 		free(p->a[i]);
 		free(p->b[i]);
+		free(p->c[i]);
+		p->c[i] = NULL;
 	}
 	p->len = 0;
 }
@@ -732,7 +812,7 @@ int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 /* ---- pending ---- */
 
 int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
-			  int is_new, const char *json, size_t json_len)
+			  const char *stable_hash, int is_new, const char *json, size_t json_len)
 {
 	int ret = bad_key(key, "staging a record");
 	if (ret < 0)
@@ -751,6 +831,8 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
 		b = sqlite3_bind_int(s, 4, is_new);
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_blob64(s, 5, json, (sqlite3_uint64)json_len, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 6, stable_hash ? stable_hash : "", -1, SQLITE_STATIC);
 	return step_done(st, s, b, "staging device \"%s\" for cycle %" PRId64, key, cycle_id);
 }
 
@@ -760,8 +842,8 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
  * are fine) and must not call cmb_state_pending_each() itself.
  */
 int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *after_key, size_t limit,
-			   int (*cb)(void *ctx, const char *key, const char *hash, int is_new,
-				     const char *json, size_t json_len),
+			   int (*cb)(void *ctx, const char *key, const char *hash, const char *stable_hash,
+				     int is_new, const char *json, size_t json_len),
 			   void *ctx)
 {
 	if (st->pending_iterating)
@@ -779,7 +861,9 @@ int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *a
 		int is_new = sqlite3_column_int(s, 2);
 		const char *body = sqlite3_column_blob(s, 3);
 		size_t body_len = (size_t)sqlite3_column_bytes(s, 3);
-		if ((ret = cb(ctx, key ? key : "", hash ? hash : "", is_new, body ? body : "", body_len)) != 0)
+		const char *stable = (const char *)sqlite3_column_text(s, 4);
+		if ((ret = cb(ctx, key ? key : "", hash ? hash : "", stable ? stable : "", is_new, body ? body : "",
+			      body_len)) != 0)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
@@ -803,8 +887,8 @@ int cmb_state_pending_clear(struct cmb_state *st)
 
 /* ---- quarantine ---- */
 
-int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *reason, int64_t cycle_id,
-			     int64_t when)
+int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *kind, const char *reason,
+			     const char *hash, int64_t cycle_id, int64_t when)
 {
 	int ret = bad_key(key, "quarantining a record");
 	if (ret < 0)
@@ -817,6 +901,10 @@ int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *
 		b = sqlite3_bind_int64(s, 3, cycle_id);
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_int64(s, 4, when);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 5, kind ? kind : "mapping", -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = hash ? sqlite3_bind_text(s, 6, hash, -1, SQLITE_STATIC) : sqlite3_bind_null(s, 6);
 	return step_done(st, s, b, "quarantining device \"%s\"", key);
 }
 
@@ -837,7 +925,8 @@ long cmb_state_quarantine_count(struct cmb_state *st)
 
 /* Paged like cmb_state_devices_unseen: the callback may release what it is given. */
 int cmb_state_quarantine_each(struct cmb_state *st,
-			      int (*cb)(void *ctx, const char *key, const char *reason, int64_t when), void *ctx)
+			      int (*cb)(void *ctx, const char *key, const char *kind, const char *reason, int64_t when),
+			      void *ctx)
 {
 	struct key_page page = { .len = 0 };
 	char *after = xstrdup("");
@@ -851,6 +940,7 @@ int cmb_state_quarantine_each(struct cmb_state *st,
 			page.a[page.len] = dup_column(s, 0);
 			page.b[page.len] = dup_column(s, 1);
 			page.n[page.len] = sqlite3_column_int64(s, 2);
+			page.c[page.len] = dup_column(s, 3);
 			page.len++;
 		}
 		if (rc != SQLITE_DONE)
@@ -859,7 +949,7 @@ int cmb_state_quarantine_each(struct cmb_state *st,
 		if (ret < 0 || page.len == 0)
 			break;
 		for (size_t i = 0; i < page.len && ret == 0; i++)
-			ret = cb(ctx, page.a[i], page.b[i] ? page.b[i] : "", page.n[i]);
+			ret = cb(ctx, page.a[i], page.c[i] ? page.c[i] : "", page.b[i] ? page.b[i] : "", page.n[i]);
 		if (ret != 0 || page.len < ITER_PAGE)
 			break;
 		free(after);
@@ -869,5 +959,189 @@ int cmb_state_quarantine_each(struct cmb_state *st,
 	}
 	page_clear(&page);
 	free(after);
+	return ret;
+}
+
+int cmb_state_quarantine_get(struct cmb_state *st, const char *key, char kind[16], char hash[65])
+{
+	int ret = bad_key(key, "looking up a quarantined record");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_QUAR_GET];
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_text(kind, 16, sqlite3_column_text(s, 0));
+		copy_text(hash, 65, sqlite3_column_text(s, 1));
+	} else if (rc == SQLITE_DONE) {
+		ret = CMB_ENOTFOUND;
+	} else {
+		ret = db_error(st, "looking up quarantined record \"%s\"", key);
+	}
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_device_unsee(struct cmb_state *st, const char *key, int64_t cycle_id)
+{
+	int ret = bad_key(key, "unmarking a device");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_DEVICE_UNSEE];
+	int b = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_int64(s, 2, cycle_id);
+	return step_done(st, s, b, "unmarking device \"%s\" in cycle %" PRId64, key, cycle_id);
+}
+
+/* ---- meta ---- */
+
+int cmb_state_meta_get(struct cmb_state *st, const char *name, int64_t *value)
+{
+	sqlite3_stmt *s = st->stmt[S_META_GET];
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int ret = 0, rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*value = sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_DONE)
+		ret = CMB_ENOTFOUND;
+	else
+		ret = db_error(st, "reading %s", name);
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_meta_set(struct cmb_state *st, const char *name, int64_t value)
+{
+	sqlite3_stmt *s = st->stmt[S_META_SET];
+	int b = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_int64(s, 2, value);
+	return step_done(st, s, b, "writing %s", name);
+}
+
+/* ---- duplicate detection ---- */
+
+int cmb_state_identity_clear(struct cmb_state *st)
+{
+	return step_done(st, st->stmt[S_IDENT_CLEAR], SQLITE_OK, "clearing the duplicate-detection table");
+}
+
+int cmb_state_identity_add(struct cmb_state *st, const char *key, const char *hardware_id, const char *smbios_guid,
+			   int64_t last_active, uint32_t resource_id)
+{
+	sqlite3_stmt *s = st->stmt[S_IDENT_ADD];
+	int b = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 2, hardware_id ? hardware_id : "", -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 3, smbios_guid ? smbios_guid : "", -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_int64(s, 4, last_active);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_int64(s, 5, resource_id);
+	return step_done(st, s, b, "recording the hardware identity of \"%s\"", key);
+}
+
+int cmb_state_identity_losers(struct cmb_state *st, int (*cb)(void *ctx, const char *key, const char *winner),
+			      void *ctx)
+{
+	/* Collected first: the callback changes other tables while we would still be stepping. */
+	sqlite3_stmt *s = st->stmt[S_IDENT_LOSERS];
+	char **keys = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n + 2 > cap) {
+			cap = cap ? cap * 2 : 64;
+			keys = xrealloc(keys, cap * sizeof(*keys));
+		}
+		keys[n++] = dup_column(s, 0);
+		keys[n++] = dup_column(s, 1);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "finding duplicate devices");
+	finish_stmt(s);
+	for (size_t i = 0; i + 1 < n && ret == 0; i += 2)
+		ret = cb(ctx, keys[i], keys[i + 1]);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	return ret;
+}
+
+/* ---- collections ---- */
+
+int cmb_state_collection_get(struct cmb_state *st, const char *key, char hash[65], char created[32])
+{
+	sqlite3_stmt *s = st->stmt[S_COLL_GET];
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int ret = 0, rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_text(hash, 65, sqlite3_column_text(s, 0));
+		copy_text(created, 32, sqlite3_column_text(s, 1));
+	} else if (rc == SQLITE_DONE) {
+		ret = CMB_ENOTFOUND;
+	} else {
+		ret = db_error(st, "looking up collection \"%s\"", key);
+	}
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_collection_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
+			     const char *created)
+{
+	sqlite3_stmt *s = st->stmt[S_COLL_PUT];
+	int b = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = tenant_id ? sqlite3_bind_text(s, 2, tenant_id, -1, SQLITE_STATIC) : sqlite3_bind_null(s, 2);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 4, created, -1, SQLITE_STATIC);
+	return step_done(st, s, b, "recording collection \"%s\"", key);
+}
+
+int cmb_state_collection_delete(struct cmb_state *st, const char *key)
+{
+	sqlite3_stmt *s = st->stmt[S_COLL_DELETE];
+	int b = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	return step_done(st, s, b, "forgetting collection \"%s\"", key);
+}
+
+int cmb_state_collection_keys(struct cmb_state *st, char ***out, size_t *n_out)
+{
+	sqlite3_stmt *s = st->stmt[S_COLL_EACH];
+	char **keys = NULL;
+	size_t n = 0;
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		keys = xrealloc(keys, (n + 1) * sizeof(*keys));
+		keys[n++] = dup_column(s, 0);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "listing collections");
+	finish_stmt(s);
+	if (ret < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(keys[i]);
+		free(keys);
+		return ret;
+	}
+	*out = keys;
+	*n_out = n;
+	return 0;
+}
+
+int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char *key, int *removed)
+{
+	sqlite3_stmt *s = st->stmt[S_PENDING_REMOVE];
+	int b = sqlite3_bind_int64(s, 1, cycle_id);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	int ret = step_done(st, s, b, "unstaging device \"%s\"", key);
+	if (ret == 0 && removed)
+		*removed = sqlite3_changes(st->db) > 0;
 	return ret;
 }

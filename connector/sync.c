@@ -1,22 +1,35 @@
 /*
  * sync.c - the sync engine (see sync.h for the order of a cycle).
  *
- * Phase 1, read: every site device is mapped and compared with the hash the
+ * Phase 1, read: every site device is mapped and compared with what the
  * state holds; new and changed records are staged in the state's pending
  * table (on disk, so memory stays bounded by one record) and every device
- * read is marked seen. The whole phase is one transaction: a failed or
- * partial read is rolled back and changes nothing, here or in the tenant.
+ * read is marked seen. Active devices that share hardware with a newer one
+ * are then dropped as duplicates. The whole phase is one transaction: a
+ * failed or partial read is rolled back and changes nothing, here or in
+ * the tenant.
  * Phase 2, upload: staged records go out in batches; each acknowledged
  * record is written to the state in the batch's transaction.
- * Phase 3, removals: devices the state knows but this cycle did not see.
+ * Phase 3, removals: devices the state knows but this cycle did not see,
+ * unless there are more than the deletion guard allows.
+ * Phase 4, collections marked for cloud sync.
+ *
+ * "Changed" (docs/mapping.md): the stable hash leaves out the check-in
+ * times. A record whose only difference is those times is sent only by a
+ * details refresh, every [sync] details_interval (and by full cycles).
  */
 #include "sync.h"
 #include "error.h"
 #include "log.h"
 #include "util.h"
+#include "../mapping/collection.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define META_LAST_DETAILS "last_details_refresh"
+
+enum { STAGE_CHANGED = 0, STAGE_NEW = 1, STAGE_REFRESH = 2 };
 
 struct read_ctx {
 	const struct cmb_sync_env *env;
@@ -25,7 +38,54 @@ struct read_ctx {
 	struct cmb_map_ctx map;
 	int64_t cycle;
 	int64_t now;
+	int details_due;
 };
+
+static int64_t parse_time_or_zero(const char *s)
+{
+	int64_t t;
+	return s && cmb_time_parse(s, &t) == 0 ? t : 0;
+}
+
+static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, int kind)
+{
+	c->res->pending_uploads++;
+	return cmb_state_pending_add(c->env->state, c->cycle, rec->key, rec->hash, rec->stable_hash, kind, rec->json,
+				     rec->json_len);
+}
+
+/* Decides what a mapped record needs: nothing, an upload as new, changed or refreshed. */
+static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
+{
+	struct cmb_state *st = c->env->state;
+	struct cmb_cycle_counts *n = &c->res->counts;
+	char qkind[16], qhash[65];
+	int rc = cmb_state_quarantine_get(st, rec->key, qkind, qhash);
+	if (rc == 0) {
+		if (strcmp(qkind, "rejected") == 0 && strcmp(qhash, rec->hash) == 0) {
+			/* The tenant refused exactly this record: wait until the site changes it. */
+			n->quarantined++;
+			return 0;
+		}
+		if ((rc = cmb_state_quarantine_remove(st, rec->key)) < 0)
+			return rc;
+	} else if (rc != CMB_ENOTFOUND) {
+		return rc;
+	}
+
+	char hash[65], stable[65];
+	rc = cmb_state_device_get(st, rec->key, hash, stable, NULL);
+	if (rc == CMB_ENOTFOUND)
+		return stage(c, rec, STAGE_NEW);
+	if (rc < 0)
+		return rc;
+	if (strcmp(stable, rec->stable_hash) != 0)
+		return stage(c, rec, STAGE_CHANGED);
+	if (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full)
+		return stage(c, rec, STAGE_REFRESH);
+	n->unchanged++;
+	return 0;
+}
 
 static int on_site_device(void *ud, const struct cmb_site_device *dev)
 {
@@ -47,40 +107,50 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		free(reason);
 		return 0;
 	}
-	char *key = cmb_map_device_key(c->map.site_code, dev->resource_id);
 	if (outcome == CMB_MAP_QUARANTINE) {
 		/* Keep what the tenant has: a record we cannot map now is not a removal. */
+		char *key = cmb_map_device_key(c->map.site_code, dev->resource_id);
 		n->quarantined++;
 		cmb_warn("device %s (ResourceID %u) quarantined: %s", key, dev->resource_id, reason);
-		if ((rc = cmb_state_quarantine_put(st, key, reason, c->cycle, c->now)) == 0)
+		if ((rc = cmb_state_quarantine_put(st, key, "mapping", reason, NULL, c->cycle, c->now)) == 0)
 			rc = cmb_state_device_seen(st, key, c->cycle);
 		free(reason);
 		free(key);
 		return rc;
 	}
 	n->utf8_repairs += rec.utf8_repairs;
-	char stored[65];
-	int known = cmb_state_device_get(st, rec.key, stored, NULL);
-	if (known < 0 && known != CMB_ENOTFOUND) {
-		rc = known;
-		goto done;
+	if (rec.no_entra_id)
+		n->no_entra_id++;
+	if (rec.unknown_workload_bits) {
+		n->unknown_workloads++;
+		cmb_debug("device %s reports co-management flag bits mapping does not know: 0x%llx", rec.key,
+			  (unsigned long long)rec.unknown_workload_bits);
 	}
-	int is_new = known == CMB_ENOTFOUND;
-	int same = !is_new && strcmp(stored, rec.hash) == 0;
-	if (same && !c->opts->full) {
-		n->unchanged++;
-	} else {
-		rc = cmb_state_pending_add(st, c->cycle, rec.key, rec.hash, same ? 2 : is_new, rec.json,
-					   rec.json_len);
-		c->res->pending_uploads++;
-	}
-	if (rc == 0)
+	if ((rc = cmb_state_identity_add(st, rec.key, dev->hardware_id, dev->smbios_guid,
+					 parse_time_or_zero(dev->last_active_time), dev->resource_id)) == 0 &&
+	    (rc = diff_record(c, &rec)) == 0)
 		rc = cmb_state_device_seen(st, rec.key, c->cycle);
-	if (rc == 0)
-		rc = cmb_state_quarantine_remove(st, rec.key);
-done:
-	free(key);
 	cmb_tenant_record_clear(&rec);
+	return rc;
+}
+
+/* A device that shares hardware with a newer one: not uploaded, and removed if it was. */
+static int on_duplicate(void *ud, const char *key, const char *winner)
+{
+	struct read_ctx *c = ud;
+	struct cmb_state *st = c->env->state;
+	int staged = 0, rc;
+	char *reason = xasprintf("duplicate: shares its HardwareID or SMBIOSGUID with the newer %s, "
+				 "which is uploaded instead",
+				 winner);
+	if ((rc = cmb_state_pending_remove(st, c->cycle, key, &staged)) == 0 &&
+	    (rc = cmb_state_device_unsee(st, key, c->cycle)) == 0)
+		rc = cmb_state_quarantine_put(st, key, "duplicate", reason, NULL, c->cycle, c->now);
+	if (staged)
+		c->res->pending_uploads--;
+	c->res->counts.duplicates++;
+	cmb_info("device %s is a %s", key, reason);
+	free(reason);
 	return rc;
 }
 
@@ -92,12 +162,13 @@ struct batch_ctx {
 	int64_t cycle;
 	int64_t now;
 	struct cmb_tenant_record *recs;
-	int *is_new;
+	int *kind;
 	size_t n, cap;
 	char *last_key;
 };
 
-static int collect_pending(void *ud, const char *key, const char *hash, int is_new, const char *json, size_t len)
+static int collect_pending(void *ud, const char *key, const char *hash, const char *stable_hash, int kind,
+			   const char *json, size_t len)
 {
 	struct batch_ctx *b = ud;
 	struct cmb_tenant_record *r = &b->recs[b->n];
@@ -106,7 +177,8 @@ static int collect_pending(void *ud, const char *key, const char *hash, int is_n
 	r->json = xstrndup(json, len);
 	r->json_len = len;
 	snprintf(r->hash, sizeof(r->hash), "%s", hash);
-	b->is_new[b->n] = is_new;
+	snprintf(r->stable_hash, sizeof(r->stable_hash), "%s", stable_hash);
+	b->kind[b->n] = kind;
 	b->n++;
 	free(b->last_key);
 	b->last_key = xstrdup(key);
@@ -134,19 +206,20 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	if (strcmp(o->status, "created") == 0 || strcmp(o->status, "updated") == 0) {
 		if (!o->tenant_id || !*o->tenant_id)
 			return cmb_error_set(CMB_EPROTO, "tenant accepted %s without a device id", o->key);
-		if (b->is_new[i] == 1)
+		if (b->kind[i] == STAGE_NEW)
 			n->added++;
-		else if (b->is_new[i] == 2)
+		else if (b->kind[i] == STAGE_REFRESH)
 			n->refreshed++;
 		else
 			n->changed++;
-		return cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->cycle, b->now);
+		return cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->recs[i].stable_hash, b->cycle,
+					    b->now);
 	}
 	if (strcmp(o->status, "rejected") == 0) {
 		n->rejected++;
 		cmb_warn("tenant rejected %s: %s", o->key, o->error ? o->error : "no reason given");
 		char *reason = xasprintf("rejected by the tenant: %s", o->error ? o->error : "no reason given");
-		int rc = cmb_state_quarantine_put(st, o->key, reason, b->cycle, b->now);
+		int rc = cmb_state_quarantine_put(st, o->key, "rejected", reason, b->recs[i].hash, b->cycle, b->now);
 		free(reason);
 		return rc;
 	}
@@ -241,14 +314,187 @@ static int send_removals(struct batch_ctx *b, const struct keylist *l)
 	return rc;
 }
 
+/*
+ * The deletion guard (Entra Connect's export deletion threshold, for the
+ * same reason): a site that briefly reports nothing must not empty the
+ * tenant. Returns 1 when the removals must be held.
+ */
+static int guard_trips(const struct cmb_config *cfg, long removals, long attached, long approved)
+{
+	if (removals == 0 || removals <= approved)
+		return 0;
+	if (removals > cfg->sync_delete_threshold)
+		return 1;
+	return attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached;
+}
+
+/* ---- phase 4: collections ---- */
+
+struct coll_ctx {
+	struct cmb_state *st;
+	char **keys;      /* batch keys */
+	char **json;
+	char (*hash)[65];
+	char (*created)[32];
+	size_t n;
+	long uploaded, removed, rejected;
+};
+
+static int on_collection_outcome(void *ud, const struct cmb_tenant_outcome *o)
+{
+	struct coll_ctx *c = ud;
+	if (o->is_removal) {
+		c->removed++;
+		return cmb_state_collection_delete(c->st, o->key);
+	}
+	size_t i;
+	for (i = 0; i < c->n && strcmp(c->keys[i], o->key) != 0; i++)
+		;
+	if (i == c->n)
+		return cmb_error_set(CMB_EPROTO, "tenant answered for collection %s, which was not in the batch", o->key);
+	if (strcmp(o->status, "rejected") == 0) {
+		c->rejected++;
+		cmb_warn("tenant rejected collection %s: %s", o->key, o->error ? o->error : "no reason given");
+		return 0;
+	}
+	c->uploaded++;
+	return cmb_state_collection_put(c->st, o->key, o->tenant_id, c->hash[i], c->created[i]);
+}
+
+static int sync_collections(const struct cmb_sync_env *env, struct cmb_sync_result *res)
+{
+	const struct cmb_config *cfg = env->cfg;
+	struct cmb_state *st = env->state;
+	const char *list = cfg->site_cloud_sync_collections;
+	if (!env->site->read_collections || !env->tenant->upload_collections)
+		return cmb_error_set(CMB_ECONFIG, "[site] cloud_sync_collections: the %s adapter cannot read collections",
+				     env->site->name);
+
+	/* The configured ids ("A,B", normalised by the config). */
+	char *copy = xstrdup(list ? list : "");
+	const char **ids = NULL;
+	size_t n_ids = 0;
+	for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		ids = xrealloc(ids, (n_ids + 1) * sizeof(*ids));
+		ids[n_ids++] = tok;
+	}
+	struct cmb_site_collection *colls = NULL;
+	char **known = NULL;
+	size_t n_known = 0;
+	struct coll_ctx cc = { .st = st };
+	int rc = 0;
+	if (n_ids && (rc = env->site->read_collections(env->site_st, ids, n_ids, &colls)) < 0) {
+		n_ids = 0;
+		goto done;
+	}
+	cc.keys = xcalloc(n_ids + 1, sizeof(*cc.keys));
+	cc.json = xcalloc(n_ids + 1, sizeof(*cc.json));
+	cc.hash = xcalloc(n_ids + 1, sizeof(*cc.hash));
+	cc.created = xcalloc(n_ids + 1, sizeof(*cc.created));
+	for (size_t i = 0; i < n_ids; i++) {
+		char *key = xasprintf("%s:%s", cfg->site_code, colls[i].collection_id);
+		char old_hash[65] = "", created[32] = "";
+		int known_rc = cmb_state_collection_get(st, key, old_hash, created);
+		if (known_rc < 0 && known_rc != CMB_ENOTFOUND) {
+			free(key);
+			rc = known_rc;
+			goto done;
+		}
+		struct cmb_map_collection_in in = {
+			.collection_id = colls[i].collection_id, .name = colls[i].name,
+			.last_change = colls[i].last_change, .hierarchy_id = colls[i].hierarchy_id,
+			.hierarchy_name = colls[i].hierarchy_name, .created = created[0] ? created : colls[i].last_change,
+		};
+		char *json, *reason = NULL, hash[65], created_now[21];
+		size_t len;
+		if (cmb_map_collection(&in, &json, &len, hash, created_now, &reason) < 0) {
+			cmb_warn("collection %s not uploaded: %s", key, reason);
+			free(reason);
+			free(key);
+			continue;
+		}
+		if (strcmp(old_hash, hash) == 0) {
+			free(json);
+			free(key);
+			continue;
+		}
+		cc.keys[cc.n] = key;
+		cc.json[cc.n] = json;
+		memcpy(cc.hash[cc.n], hash, sizeof(hash));
+		/* createdDateTime is what the record carries: keep it from now on. */
+		snprintf(cc.created[cc.n], sizeof(cc.created[cc.n]), "%s", created_now);
+		cc.n++;
+	}
+	/* Collections the state knows that are no longer listed are removed. */
+	if ((rc = cmb_state_collection_keys(st, &known, &n_known)) < 0)
+		goto done;
+	const char **removals = xcalloc(n_known + 1, sizeof(*removals));
+	size_t n_rem = 0;
+	for (size_t k = 0; k < n_known; k++) {
+		size_t i;
+		for (i = 0; i < n_ids; i++) {
+			char *key = xasprintf("%s:%s", cfg->site_code, ids[i]);
+			int same = strcmp(key, known[k]) == 0;
+			free(key);
+			if (same)
+				break;
+		}
+		if (i == n_ids)
+			removals[n_rem++] = known[k];
+	}
+	if (cc.n || n_rem) {
+		char batch_id[37];
+		cmb_uuid4(batch_id);
+		struct cmb_tenant_collection_batch batch = {
+			.batch_id = batch_id, .keys = (const char *const *)cc.keys,
+			.json = (const char *const *)cc.json, .n = cc.n, .removals = removals, .n_removals = n_rem,
+		};
+		if ((rc = cmb_state_begin(st)) == 0) {
+			rc = env->tenant->upload_collections(env->tenant_st, &batch, on_collection_outcome, &cc);
+			res->counts.upload_requests++;
+			if (rc < 0)
+				cmb_state_rollback(st);
+			else
+				rc = cmb_state_commit(st);
+		}
+	}
+	free(removals);
+	res->collections_uploaded = cc.uploaded;
+	res->collections_removed = cc.removed;
+done:
+	for (size_t i = 0; i < cc.n; i++) {
+		free(cc.keys[i]);
+		free(cc.json[i]);
+	}
+	free(cc.keys);
+	free(cc.json);
+	free(cc.hash);
+	free(cc.created);
+	for (size_t k = 0; k < n_known; k++)
+		free(known[k]);
+	free(known);
+	for (size_t i = 0; colls && i < n_ids; i++)
+		cmb_site_collection_clear(&colls[i]);
+	free(colls);
+	free(ids);
+	free(copy);
+	if (rc < 0)
+		cmb_error_wrap(rc, "syncing collections");
+	return rc;
+}
+
+/* ---- the cycle ---- */
+
 int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct cmb_sync_result *res)
 {
 	const struct cmb_config *cfg = env->cfg;
 	struct cmb_state *st = env->state;
 	struct keylist unseen = { 0 };
-	int rc, in_txn = 0;
+	int rc, in_txn = 0, held = 0;
 	double t0 = cmb_now_mono();
 	const char *kind = opts->full ? "full" : "delta";
+	int staging = cfg->mode == CMB_MODE_STAGING;
+	int write = !opts->dry_run && !staging;
 
 	memset(res, 0, sizeof(*res));
 	int64_t now = cmb_now();
@@ -257,85 +503,127 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 	char cid[32];
 	snprintf(cid, sizeof(cid), "cycle-%lld", (long long)res->cycle_id);
 	cmb_log_set_cid(cid);
-	cmb_info("%s sync of site %s started%s", kind, cfg->site_code, opts->dry_run ? " (dry run)" : "");
+	cmb_info("%s sync of site %s started%s", kind, cfg->site_code,
+		 opts->dry_run ? " (dry run)" : staging ? " (staging: nothing is written to the tenant)" : "");
+	if (env->site->begin_cycle)
+		env->site->begin_cycle(env->site_st);
+	if (env->tenant->begin_cycle)
+		env->tenant->begin_cycle(env->tenant_st);
 
+	int64_t last_details = 0;
+	int mrc = cmb_state_meta_get(st, META_LAST_DETAILS, &last_details);
+	if (mrc < 0 && mrc != CMB_ENOTFOUND) {
+		rc = mrc;
+		goto done;
+	}
 	struct read_ctx rctx = {
 		.env = env, .opts = opts, .res = res, .cycle = res->cycle_id, .now = now,
 		.map = { .site_code = cfg->site_code },
+		.details_due = opts->full || mrc == CMB_ENOTFOUND || now - last_details >= cfg->sync_details_interval,
 	};
+	res->details_refresh = rctx.details_due;
 	const char *coll[1] = { cfg->site_collection };
 	if (cfg->site_collection) {
 		rctx.map.collection_ids = coll;
 		rctx.map.n_collection_ids = 1;
 	}
 
-	if (env->site->begin_cycle)
-		env->site->begin_cycle(env->site_st);
-	if (env->tenant->begin_cycle)
-		env->tenant->begin_cycle(env->tenant_st);
-
 	/* Phase 1: read. Leftovers of an interrupted cycle are dropped first. */
 	if ((rc = cmb_state_begin(st)) < 0)
 		goto done;
 	in_txn = 1;
-	if ((rc = cmb_state_pending_clear(st)) < 0)
+	if ((rc = cmb_state_pending_clear(st)) < 0 || (rc = cmb_state_identity_clear(st)) < 0)
 		goto done;
 	rc = env->site->read_devices(env->site_st, on_site_device, &rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
 		goto done;
 	}
+	if ((rc = cmb_state_identity_losers(st, on_duplicate, &rctx)) < 0)
+		goto done;
 	if ((rc = cmb_state_commit(st)) < 0)
 		goto done;
 	in_txn = 0;
 	if ((rc = cmb_state_devices_unseen(st, res->cycle_id, collect_unseen, &unseen)) < 0)
 		goto done;
 	res->pending_removals = (long)unseen.n;
-	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld to upload, %ld to remove",
+	long attached = cmb_state_device_count(st);
+	held = guard_trips(cfg, (long)unseen.n, attached, opts->allow_deletes);
+	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s",
 		 res->counts.site_records, res->counts.site_records - res->counts.skipped, res->counts.unchanged,
-		 res->pending_uploads, res->pending_removals);
+		 res->counts.duplicates, res->pending_uploads, res->pending_removals,
+		 rctx.details_due ? " (details refresh)" : "");
 
-	if (opts->dry_run || cfg->mode == CMB_MODE_STAGING)
+	if (!write)
 		goto done;
 
-	/* Phases 2 and 3. */
+	/* Phases 2, 3 and 4. Adds and changes go out even when removals are held. */
 	struct batch_ctx b = { .env = env, .res = res, .cycle = res->cycle_id, .now = now };
 	b.cap = cfg->tenant_batch_size > 0 ? (size_t)cfg->tenant_batch_size : 500;
 	b.recs = xcalloc(b.cap, sizeof(*b.recs));
-	b.is_new = xcalloc(b.cap, sizeof(*b.is_new));
+	b.kind = xcalloc(b.cap, sizeof(*b.kind));
 	rc = upload_pending(&b);
-	if (rc == 0)
+	if (rc == 0 && !held)
 		rc = send_removals(&b, &unseen);
 	batch_reset(&b);
 	free(b.recs);
-	free(b.is_new);
+	free(b.kind);
 	free(b.last_key);
 	if (rc < 0)
 		cmb_error_wrap(rc, "uploading to the tenant");
+	if (rc == 0) {
+		char **keys = NULL;
+		size_t n_keys = 0;
+		/* Also when the list became empty: what was uploaded before must be removed. */
+		if ((rc = cmb_state_collection_keys(st, &keys, &n_keys)) == 0 &&
+		    (cfg->site_cloud_sync_collections || n_keys))
+			rc = sync_collections(env, res);
+		for (size_t i = 0; i < n_keys; i++)
+			free(keys[i]);
+		free(keys);
+	}
+	if (rc == 0 && rctx.details_due)
+		rc = cmb_state_meta_set(st, META_LAST_DETAILS, now);
 	if (env->tenant->stats)
 		env->tenant->stats(env->tenant_st, &res->tenant);
+	if (rc == 0 && held) {
+		res->counts.removals_held = (long)unseen.n;
+		rc = cmb_error_set(CMB_EGUARD,
+				   "%zu removals held back: more than [sync] delete_threshold = %ld or "
+				   "delete_threshold_percent = %ld%% of %ld attached devices; adds and changes were "
+				   "uploaded. If the site really lost these devices, approve once with: "
+				   "cmbridge sync --allow-deletes %zu",
+				   unseen.n, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent, attached,
+				   unseen.n);
+	}
 
 done:
 	if (in_txn)
 		cmb_state_rollback(st);
-	if (rc == 0 && (cfg->mode != CMB_MODE_STAGING && !opts->dry_run))
+	if (rc == 0 && write)
 		cmb_state_pending_clear(st);
 	keylist_free(&unseen);
 	res->seconds = cmb_now_mono() - t0;
 	snprintf(res->status, sizeof(res->status), "%s",
-		 rc < 0 ? "failed" : (opts->dry_run || cfg->mode == CMB_MODE_STAGING) ? "dry-run" : "ok");
+		 rc == CMB_EGUARD ? "deletion-threshold-exceeded"
+		 : rc < 0	  ? "failed"
+		 : opts->dry_run  ? "dry-run"
+		 : staging	  ? "staging"
+				  : "ok");
 	char *err = rc < 0 ? xstrdup(cmb_error_last()) : NULL;
 	int erc = cmb_state_cycle_end(st, res->cycle_id, cmb_now(), res->status, &res->counts, err);
 	if (rc < 0)
 		cmb_error_set(rc, "%s", err);
+	if (rc == CMB_EGUARD)
+		cmb_warn("%s", err);
 	free(err);
 	if (rc == 0 && erc < 0)
 		rc = erc;
 	cmb_info("%s sync %s in %.2f s: %ld added, %ld changed, %ld refreshed, %ld removed, %ld rejected, "
-		 "%ld quarantined, %ld upload requests",
+		 "%ld quarantined, %ld duplicates, %ld upload requests",
 		 kind, res->status, res->seconds, res->counts.added, res->counts.changed, res->counts.refreshed,
-		 res->counts.removed,
-		 res->counts.rejected, res->counts.quarantined, res->counts.upload_requests);
+		 res->counts.removed, res->counts.rejected, res->counts.quarantined, res->counts.duplicates,
+		 res->counts.upload_requests);
 	cmb_log_set_cid(NULL);
 	return rc;
 }

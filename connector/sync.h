@@ -15,16 +15,20 @@
 #include "state.h"
 
 struct cmb_sync_opts {
-	int full;      /* upload every record, not only the changed ones */
-	int dry_run;   /* read, map and diff; write nothing to the tenant */
+	int full;          /* upload every record, not only the changed ones */
+	int dry_run;       /* read, map and diff; write nothing to the tenant */
+	long allow_deletes;/* approve up to this many removals past the deletion guard */
 };
 
 struct cmb_sync_result {
 	int64_t cycle_id;
-	char status[48];                   /* ok | failed | dry-run */
+	char status[48];                   /* ok | failed | dry-run | staging | deletion-threshold-exceeded */
 	struct cmb_cycle_counts counts;
 	long pending_uploads;              /* what a dry run would have uploaded */
 	long pending_removals;
+	int details_refresh;               /* volatile check-in times were refreshed this cycle */
+	long collections_uploaded;
+	long collections_removed;
 	double seconds;
 	struct cmb_site_read_stats site;
 	struct cmb_tenant_stats tenant;

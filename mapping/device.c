@@ -615,6 +615,23 @@ int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *
 
 	out->json = gen_record(ctx, dev, &m, &out->json_len);
 	cmb_sha256_hex(out->json, out->json_len, out->hash);
+	{
+		/*
+		 * The stable hash leaves out the check-in times, which move at every
+		 * client check-in: a record whose stable hash is unchanged differs
+		 * only in them (docs/mapping.md, "Volatile fields").
+		 */
+		char saved[sizeof(m.last_sync)];
+		size_t slen;
+		memcpy(saved, m.last_sync, sizeof(saved));
+		memset(m.last_sync, 0, sizeof(m.last_sync));
+		char *stable = gen_record(ctx, dev, &m, &slen);
+		cmb_sha256_hex(stable, slen, out->stable_hash);
+		free(stable);
+		memcpy(m.last_sync, saved, sizeof(saved));
+	}
+	out->unknown_workload_bits = m.unknown_bits;
+	out->no_entra_id = !m.has_azure_ad_device_id;
 	out->key = m.key;
 	m.key = NULL;
 	out->utf8_repairs = m.repairs;

@@ -25,6 +25,9 @@ struct cmb_tenant_record {
 	char *json;          /* one JSON object: {"key":..,"managedDevice":{..},"configurationManager":{..}} */
 	size_t json_len;
 	char hash[65];       /* SHA-256 hex of json: what "changed" means for delta sync */
+	char stable_hash[65];/* the same without the volatile check-in times (docs/mapping.md) */
+	long long unknown_workload_bits; /* co-management flag bits mapping does not know */
+	int no_entra_id;     /* no azureADDeviceId: uploaded, and flagged */
 	unsigned utf8_repairs; /* invalid UTF-8 sequences replaced with U+FFFD */
 };
 

@@ -141,14 +141,14 @@ static void test_reopen_keeps(void **state)
 	struct cmb_state *st = open_ok(f);
 	int64_t c;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1000, &c), 0);
-	assert_int_equal(cmb_state_device_put(st, "16777220", "tid-1", HASH_A, c, 1001), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "16777221", "bad name", c, 1002), 0);
+	assert_int_equal(cmb_state_device_put(st, "16777220", "tid-1", HASH_A, NULL, c, 1001), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "16777221", "mapping", "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
 	assert_int_equal(cmb_state_schema_version(st), 1);
 	char hash[65];
 	char *tid = NULL;
-	assert_int_equal(cmb_state_device_get(st, "16777220", hash, &tid), 0);
+	assert_int_equal(cmb_state_device_get(st, "16777220", hash, NULL, &tid), 0);
 	assert_string_equal(hash, HASH_A);
 	assert_string_equal(tid, "tid-1");
 	free(tid);
@@ -197,7 +197,7 @@ static void test_corrupt(void **state)
 	for (int i = 0; i < 2000; i++) {
 		char key[16];
 		snprintf(key, sizeof(key), "%08d", i);
-		assert_int_equal(cmb_state_device_put(st, key, "t", HASH_A, 1, 1), 0);
+		assert_int_equal(cmb_state_device_put(st, key, "t", HASH_A, NULL, 1, 1), 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
 	cmb_state_close(st);
@@ -311,26 +311,26 @@ static void test_devices(void **state)
 	struct cmb_state *st = open_ok(f);
 	char hash[65];
 	char *tid = (char *)0x1;
-	assert_int_equal(cmb_state_device_get(st, "k1", hash, &tid), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL, &tid), CMB_ENOTFOUND);
 	assert_ptr_equal(tid, (char *)0x1);
 	assert_int_equal(cmb_state_device_count(st), 0);
 
-	assert_int_equal(cmb_state_device_put(st, "k1", "tid-1", HASH_A, 1, 100), 0);
-	assert_int_equal(cmb_state_device_put(st, "k2", NULL, HASH_A, 1, 100), 0);
+	assert_int_equal(cmb_state_device_put(st, "k1", "tid-1", HASH_A, NULL, 1, 100), 0);
+	assert_int_equal(cmb_state_device_put(st, "k2", NULL, HASH_A, NULL, 1, 100), 0);
 	assert_int_equal(cmb_state_device_count(st), 2);
-	assert_int_equal(cmb_state_device_get(st, "k2", hash, &tid), 0);
+	assert_int_equal(cmb_state_device_get(st, "k2", hash, NULL, &tid), 0);
 	assert_null(tid);
-	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL), 0);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL, NULL), 0);
 	assert_string_equal(hash, HASH_A);
 
 	/* Replace: new hash; a NULL tenant id keeps the known one. */
-	assert_int_equal(cmb_state_device_put(st, "k1", NULL, HASH_B, 2, 200), 0);
-	assert_int_equal(cmb_state_device_get(st, "k1", hash, &tid), 0);
+	assert_int_equal(cmb_state_device_put(st, "k1", NULL, HASH_B, NULL, 2, 200), 0);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL, &tid), 0);
 	assert_string_equal(hash, HASH_B);
 	assert_string_equal(tid, "tid-1");
 	free(tid);
-	assert_int_equal(cmb_state_device_put(st, "k1", "tid-9", HASH_B, 2, 200), 0);
-	assert_int_equal(cmb_state_device_get(st, "k1", hash, &tid), 0);
+	assert_int_equal(cmb_state_device_put(st, "k1", "tid-9", HASH_B, NULL, 2, 200), 0);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL, &tid), 0);
 	assert_string_equal(tid, "tid-9");
 	free(tid);
 	assert_int_equal(cmb_state_device_count(st), 2);
@@ -339,17 +339,17 @@ static void test_devices(void **state)
 	assert_int_equal(cmb_state_device_seen(st, "unknown", 2), 0);
 	assert_int_equal(cmb_state_device_count(st), 2);
 
-	assert_int_equal(cmb_state_device_put(st, "k3", "tid-3", "short", 1, 1), CMB_EINVAL);
-	assert_int_equal(cmb_state_device_put(st, "", "tid-3", HASH_A, 1, 1), CMB_EINVAL);
+	assert_int_equal(cmb_state_device_put(st, "k3", "tid-3", "short", NULL, 1, 1), CMB_EINVAL);
+	assert_int_equal(cmb_state_device_put(st, "", "tid-3", HASH_A, NULL, 1, 1), CMB_EINVAL);
 
 	assert_int_equal(cmb_state_device_delete(st, "k1"), 0);
 	assert_int_equal(cmb_state_device_delete(st, "k1"), 0);
-	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, NULL, NULL), CMB_ENOTFOUND);
 	assert_int_equal(cmb_state_device_count(st), 1);
 
 	/* A rolled-back transaction leaves nothing behind. */
 	assert_int_equal(cmb_state_begin(st), 0);
-	assert_int_equal(cmb_state_device_put(st, "k4", "tid-4", HASH_A, 1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "k4", "tid-4", HASH_A, NULL, 1, 1), 0);
 	assert_int_equal(cmb_state_device_count(st), 2);
 	assert_int_equal(cmb_state_rollback(st), 0);
 	assert_int_equal(cmb_state_device_count(st), 1);
@@ -389,13 +389,13 @@ static void test_unseen(void **state)
 	struct cmb_state *st = open_ok(f);
 	int64_t c1, c2;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
-	assert_int_equal(cmb_state_device_put(st, "d", "tid-d", HASH_A, c1, 1), 0);
-	assert_int_equal(cmb_state_device_put(st, "b", NULL, HASH_A, c1, 1), 0);
-	assert_int_equal(cmb_state_device_put(st, "a", "tid-a", HASH_A, c1, 1), 0);
-	assert_int_equal(cmb_state_device_put(st, "c", "tid-c", HASH_A, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "d", "tid-d", HASH_A, NULL, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "b", NULL, HASH_A, NULL, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "a", "tid-a", HASH_A, NULL, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "c", "tid-c", HASH_A, NULL, c1, 1), 0);
 	assert_int_equal(cmb_state_cycle_begin(st, "delta", 2, &c2), 0);
 	assert_int_equal(cmb_state_device_seen(st, "c", c2), 0);
-	assert_int_equal(cmb_state_device_put(st, "e", "tid-e", HASH_A, c2, 2), 0);
+	assert_int_equal(cmb_state_device_put(st, "e", "tid-e", HASH_A, NULL, c2, 2), 0);
 
 	struct keys k = { .n = 0 };
 	assert_int_equal(cmb_state_devices_unseen(st, c2, collect_unseen, &k), 0);
@@ -412,7 +412,7 @@ static void test_unseen(void **state)
 	for (int i = 0; i < 1000; i++) {
 		char key[16];
 		snprintf(key, sizeof(key), "x%04d", i);
-		assert_int_equal(cmb_state_device_put(st, key, "t", HASH_A, c1, 1), 0);
+		assert_int_equal(cmb_state_device_put(st, key, "t", HASH_A, NULL, c1, 1), 0);
 		if (i % 3 == 0)
 			assert_int_equal(cmb_state_device_seen(st, key, c2), 0);
 	}
@@ -436,7 +436,7 @@ struct pend {
 	int n;
 };
 
-static int collect_pending(void *ctx, const char *key, const char *hash, int is_new, const char *json,
+static int collect_pending(void *ctx, const char *key, const char *hash, const char *stable_hash, int is_new, const char *json,
 			   size_t json_len)
 {
 	struct pend *p = ctx;
@@ -457,19 +457,19 @@ static void test_pending(void **state)
 	int64_t c1, c2;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 2, &c2), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, 1, "{\"n\":3}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, 0, "{\"n\":1}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, 1, "{\"n\":2}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, 0, "{\"n\":4}xxx", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, HASH_B, 1, "{\"n\":3}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, HASH_B, 0, "{\"n\":1}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, HASH_B, 1, "{\"n\":2}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, HASH_B, 0, "{\"n\":4}xxx", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, HASH_B, 1, "{}", 2), 0);
 	/* A second add of the same key replaces the first. */
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, 0, "{\"n\":22}", 8), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, HASH_B, 0, "{\"n\":22}", 8), 0);
 	/* Binary-safe: the body is a length, not a C string. */
-	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, 1, "a\0b", 3), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, 1, "a\0b", 3), 0);
 	assert_int_equal(cmb_state_pending_count(st, c1), 4);
 	assert_int_equal(cmb_state_pending_count(st, c2), 2);
 	/* Staging needs a cycle that exists (foreign key). */
-	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, 1, "{}", 2), CMB_ESTATE);
+	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, 1, "{}", 2), CMB_ESTATE);
 
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_pending_each(st, c1, NULL, 100, collect_pending, &p), 0);
@@ -501,14 +501,97 @@ static void test_pending(void **state)
 	assert_int_equal(cmb_state_pending_count(st, c2), 0);
 }
 
-static int collect_quarantine(void *ctx, const char *key, const char *reason, int64_t when)
+static int collect_quarantine(void *ctx, const char *key, const char *kind, const char *reason, int64_t when)
 {
 	struct pend *p = ctx;
 	char line[128];
-	snprintf(line, sizeof(line), "%s:%s:%lld ", key, reason, (long long)when);
+	snprintf(line, sizeof(line), "%s:%s:%s:%lld ", key, kind, reason, (long long)when);
 	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
 	p->n++;
 	return 0;
+}
+
+static int collect_dup(void *ctx, const char *key, const char *winner)
+{
+	struct pend *p = ctx;
+	char line[128];
+	snprintf(line, sizeof(line), "%s<%s ", key, winner);
+	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
+	p->n++;
+	return 0;
+}
+
+/* Stable hashes, unsee, meta values, duplicate detection and collections (schema v1 additions). */
+static void test_sync_support(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	int64_t c1;
+	char hash[65], stable[65];
+	assert_int_equal(cmb_state_cycle_begin(st, "delta", 1, &c1), 0);
+	assert_int_equal(cmb_state_device_put(st, "k1", "t1", HASH_A, HASH_B, c1, 1), 0);
+	assert_int_equal(cmb_state_device_get(st, "k1", hash, stable, NULL), 0);
+	assert_string_equal(hash, HASH_A);
+	assert_string_equal(stable, HASH_B);
+
+	/* unsee only undoes this cycle's mark */
+	assert_int_equal(cmb_state_device_seen(st, "k1", c1), 0);
+	assert_int_equal(cmb_state_device_unsee(st, "k1", c1 + 1), 0);
+	struct pend p = { .n = 0 };
+	assert_int_equal(cmb_state_device_unsee(st, "k1", c1), 0);
+
+	int64_t v = 0;
+	assert_int_equal(cmb_state_meta_get(st, "last_details_refresh", &v), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_meta_set(st, "last_details_refresh", 1234), 0);
+	assert_int_equal(cmb_state_meta_set(st, "last_details_refresh", 5678), 0);
+	assert_int_equal(cmb_state_meta_get(st, "last_details_refresh", &v), 0);
+	assert_int_equal(v, 5678);
+
+	/* a: hw X (older), b: hw X (newer) -> a loses to b; c: smbios S, d: smbios S same time, higher id -> c loses;
+	 * e: no identity at all never matches; f: hw Y alone. */
+	assert_int_equal(cmb_state_identity_clear(st), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:1", "X", "", 100, 1), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:2", "X", "", 200, 2), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:3", "", "S", 300, 3), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:4", "", "S", 300, 4), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:5", "", "", 50, 5), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:6", "", "", 60, 6), 0);
+	assert_int_equal(cmb_state_identity_add(st, "PS1:7", "Y", "T", 10, 7), 0);
+	assert_int_equal(cmb_state_identity_losers(st, collect_dup, &p), 0);
+	assert_string_equal(p.buf, "PS1:1<PS1:2 PS1:3<PS1:4 ");
+	assert_int_equal(cmb_state_identity_clear(st), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(cmb_state_identity_losers(st, collect_dup, &p), 0);
+	assert_int_equal(p.n, 0);
+
+	/* pending_remove says whether something was staged */
+	int removed = -1;
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_A, HASH_B, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
+	assert_int_equal(removed, 0);
+
+	/* collections keep their first createdDateTime */
+	char created[32];
+	assert_int_equal(cmb_state_collection_get(st, "PS1:PS100010", hash, created), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_collection_put(st, "PS1:PS100010", "cid", HASH_A, "2026-01-01T00:00:00Z"), 0);
+	assert_int_equal(cmb_state_collection_put(st, "PS1:PS100010", NULL, HASH_B, "2026-05-05T00:00:00Z"), 0);
+	assert_int_equal(cmb_state_collection_put(st, "PS1:PS100011", "cid2", HASH_A, "2026-02-02T00:00:00Z"), 0);
+	assert_int_equal(cmb_state_collection_get(st, "PS1:PS100010", hash, created), 0);
+	assert_string_equal(hash, HASH_B);
+	assert_string_equal(created, "2026-01-01T00:00:00Z");
+	char **keys;
+	size_t n;
+	assert_int_equal(cmb_state_collection_keys(st, &keys, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0], "PS1:PS100010");
+	assert_string_equal(keys[1], "PS1:PS100011");
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	assert_int_equal(cmb_state_collection_delete(st, "PS1:PS100010"), 0);
+	assert_int_equal(cmb_state_collection_get(st, "PS1:PS100010", hash, created), CMB_ENOTFOUND);
 }
 
 static void test_quarantine(void **state)
@@ -516,21 +599,36 @@ static void test_quarantine(void **state)
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
 	assert_int_equal(cmb_state_quarantine_count(st), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "name is not UTF-8", 1, 100), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k1", "rejected by tenant: 400", 1, 110), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k3", "too big", 1, 120), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "name is not UTF-8", NULL, 1, 100), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k1", "rejected", "rejected by tenant: 400", HASH_A, 1, 110), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", "mapping", "too big", NULL, 1, 120), 0);
 	/* Quarantined again: new reason, but "since" stays the first time. */
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "still not UTF-8", 2, 200), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "still not UTF-8", NULL, 2, 200), 0);
 	assert_int_equal(cmb_state_quarantine_count(st), 3);
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
-	assert_string_equal(p.buf, "k1:rejected by tenant: 400:110 k2:still not UTF-8:100 k3:too big:120 ");
+	assert_string_equal(p.buf,
+			    "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 k3:mapping:too big:120 ");
+	char kind[16], hash[65];
+	assert_int_equal(cmb_state_quarantine_get(st, "k1", kind, hash), 0);
+	assert_string_equal(kind, "rejected");
+	assert_string_equal(hash, HASH_A);
+	assert_int_equal(cmb_state_quarantine_get(st, "k3", kind, hash), 0);
+	assert_string_equal(kind, "mapping");
+	assert_string_equal(hash, "");
+	assert_int_equal(cmb_state_quarantine_get(st, "k9", kind, hash), CMB_ENOTFOUND);
+	/* A change of kind restarts "since". */
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", "duplicate", "dup of k4", NULL, 3, 300), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
+	assert_string_equal(p.buf, "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 "
+				   "k3:duplicate:dup of k4:300 ");
 	assert_int_equal(cmb_state_quarantine_remove(st, "k2"), 0);
 	assert_int_equal(cmb_state_quarantine_remove(st, "nope"), 0);
 	assert_int_equal(cmb_state_quarantine_count(st), 2);
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
-	assert_string_equal(p.buf, "k1:rejected by tenant: 400:110 k3:too big:120 ");
+	assert_string_equal(p.buf, "k1:rejected:rejected by tenant: 400:110 k3:duplicate:dup of k4:300 ");
 }
 
 /* What the sync engine does per site device, for 100,000 devices in one transaction. */
@@ -547,9 +645,9 @@ static void test_100k(void **state)
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
 	for (int i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "%d", 16777216 + i);
-		assert_int_equal(cmb_state_device_get(st, key, hash, NULL), CMB_ENOTFOUND);
+		assert_int_equal(cmb_state_device_get(st, key, hash, NULL, NULL), CMB_ENOTFOUND);
 		assert_int_equal(cmb_state_device_seen(st, key, c1), 0);
-		assert_int_equal(cmb_state_device_put(st, key, NULL, HASH_A, c1, 1), 0);
+		assert_int_equal(cmb_state_device_put(st, key, NULL, HASH_A, NULL, c1, 1), 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
 	double t1 = cmb_now_mono();
@@ -558,10 +656,10 @@ static void test_100k(void **state)
 	assert_int_equal(cmb_state_cycle_begin(st, "delta", 2, &c2), 0);
 	for (int i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "%d", 16777216 + i);
-		assert_int_equal(cmb_state_device_get(st, key, hash, NULL), 0);
+		assert_int_equal(cmb_state_device_get(st, key, hash, NULL, NULL), 0);
 		assert_int_equal(cmb_state_device_seen(st, key, c2), 0);
 		if (i % 10 == 0)
-			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, 0, "{\"displayName\":\"PC\"}", 20), 0);
+			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, HASH_B, 0, "{\"displayName\":\"PC\"}", 20), 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
 	double t2 = cmb_now_mono();
@@ -590,6 +688,7 @@ int main(void)
 		T(test_unseen),
 		T(test_pending),
 		T(test_quarantine),
+		T(test_sync_support),
 		T(test_100k),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

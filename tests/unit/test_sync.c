@@ -1,0 +1,401 @@
+/*
+ * test_sync.c - the sync engine against scripted site and tenant adapters
+ * (unbound's idea: replace the network by a script, so the engine's rules
+ * are tested exactly and without sockets).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/log.h"
+#include "connector/state.h"
+#include "connector/sync.h"
+#include "connector/util.h"
+
+/* ---- scripted site ---- */
+
+#define MAX_DEV 16
+
+struct fake_site {
+	struct cmb_site_device dev[MAX_DEV];
+	int n;
+	int fail_after;     /* -1: never; else fail after passing this many devices */
+	int reads;
+};
+
+static int site_read(void *st, cmb_site_device_cb cb, void *ctx, struct cmb_site_read_stats *stats)
+{
+	struct fake_site *s = st;
+	s->reads++;
+	for (int i = 0; i < s->n; i++) {
+		if (s->fail_after >= 0 && i == s->fail_after)
+			return cmb_error_set(CMB_EPROTO, "SMS_R_System page 2: truncated page");
+		int rc = cb(ctx, &s->dev[i]);
+		if (rc < 0)
+			return rc;
+		stats->devices++;
+	}
+	return 0;
+}
+
+static const struct cmb_site_adapter fake_site_adapter = {
+	.version = CMB_SITE_ADAPTER_VERSION, .name = "fake", .read_devices = site_read,
+};
+
+static struct cmb_site_device *add_device(struct fake_site *s, uint32_t rid, const char *name, const char *hw)
+{
+	struct cmb_site_device *d = &s->dev[s->n++];
+	cmb_site_device_init(d);
+	d->resource_id = rid;
+	d->name = xstrdup(name);
+	d->hardware_id = hw ? xstrdup(hw) : NULL;
+	d->client = 1;
+	d->obsolete = 0;
+	d->decommissioned = 0;
+	d->active = 1;
+	d->has_cdr = 1;
+	d->is_client = 1;
+	d->is_active = 1;
+	d->is_obsolete = 0;
+	d->is_decommissioned = 0;
+	d->is_blocked = 0;
+	d->client_active_status = 1;
+	d->client_check_pass = 1;
+	d->sms_unique_id = xasprintf("GUID:%08u-0000-0000-0000-000000000000", rid);
+	d->last_policy_request = xstrdup("2026-11-28T10:00:00Z");
+	d->last_active_time = xstrdup("2026-11-28T10:00:00Z");
+	d->build_ext = xstrdup("10.0.22631.4460");
+	return d;
+}
+
+static void set_str(char **field, const char *v)
+{
+	free(*field);
+	*field = v ? xstrdup(v) : NULL;
+}
+
+static void remove_device(struct fake_site *s, uint32_t rid)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (s->dev[i].resource_id != rid)
+			continue;
+		cmb_site_device_clear(&s->dev[i]);
+		memmove(&s->dev[i], &s->dev[i + 1], (size_t)(s->n - i - 1) * sizeof(s->dev[0]));
+		s->n--;
+		return;
+	}
+	fail_msg("no device %u", rid);
+}
+
+/* ---- scripted tenant ---- */
+
+struct fake_tenant {
+	int requests;
+	char uploaded[4096];  /* "key " per record, per request */
+	char removed[4096];
+	const char *reject;   /* key to reject, or NULL */
+};
+
+static int tenant_upload(void *st, const struct cmb_tenant_batch *b, cmb_tenant_outcome_cb cb, void *ctx)
+{
+	struct fake_tenant *t = st;
+	t->requests++;
+	for (size_t i = 0; i < b->n_records; i++) {
+		const char *key = b->records[i].key;
+		strncat(t->uploaded, key, sizeof(t->uploaded) - strlen(t->uploaded) - 2);
+		strcat(t->uploaded, " ");
+		int reject = t->reject && strcmp(t->reject, key) == 0;
+		char id[64];
+		snprintf(id, sizeof(id), "id-%s", key);
+		struct cmb_tenant_outcome o = {
+			.key = key, .status = reject ? "rejected" : "created", .tenant_id = reject ? NULL : id,
+			.error = reject ? "InvalidProperty: managedDevice.deviceName: too long" : NULL,
+		};
+		int rc = cb(ctx, &o);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < b->n_removals; i++) {
+		strncat(t->removed, b->removals[i], sizeof(t->removed) - strlen(t->removed) - 2);
+		strcat(t->removed, " ");
+		struct cmb_tenant_outcome o = { .key = b->removals[i], .is_removal = 1, .status = "removed" };
+		int rc = cb(ctx, &o);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const struct cmb_tenant_adapter fake_tenant_adapter = {
+	.version = CMB_TENANT_ADAPTER_VERSION, .name = "fake", .upload = tenant_upload,
+};
+
+/* ---- fixture ---- */
+
+struct fx {
+	char dir[64];
+	struct cmb_config cfg;
+	struct cmb_state *st;
+	struct fake_site site;
+	struct fake_tenant tenant;
+	struct cmb_sync_result res;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cmb-sync-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->cfg.site_code = "PS1";
+	f->cfg.state_dir = f->dir;
+	f->cfg.tenant_batch_size = 2;   /* several batches even for tiny sites */
+	f->cfg.sync_details_interval = 3600;
+	f->cfg.sync_delete_threshold = 500;
+	f->cfg.sync_delete_threshold_percent = 100;
+	f->site.fail_after = -1;
+	cmb_log_set_level(CMB_LOG_ERROR);
+	if (cmb_state_open(&f->st, f->dir) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	cmb_state_close(f->st);
+	for (int i = 0; i < f->site.n; i++)
+		cmb_site_device_clear(&f->site.dev[i]);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Runs one cycle; returns its rc. Clears what the fake tenant recorded first. */
+static int cycle(struct fx *f, int full, long allow)
+{
+	memset(&f->tenant.uploaded, 0, sizeof(f->tenant.uploaded));
+	memset(&f->tenant.removed, 0, sizeof(f->tenant.removed));
+	f->tenant.requests = 0;
+	struct cmb_sync_env env = {
+		.cfg = &f->cfg, .state = f->st, .site = &fake_site_adapter, .site_st = &f->site,
+		.tenant = &fake_tenant_adapter, .tenant_st = &f->tenant,
+	};
+	struct cmb_sync_opts opts = { .full = full, .allow_deletes = allow };
+	return cmb_sync_run(&env, &opts, &f->res);
+}
+
+static void basic_site(struct fx *f)
+{
+	add_device(&f->site, 16777220, "PC-A", "HW-A");
+	add_device(&f->site, 16777221, "PC-B", "HW-B");
+	struct cmb_site_device *c = add_device(&f->site, 16777222, "SRV-NOCLIENT", NULL);
+	c->client = 0;
+	c->is_client = 0;
+}
+
+/* ---- tests ---- */
+
+static void first_then_idle(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->res.status, "ok");
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 PS1:16777221 ");
+	assert_int_equal(f->res.counts.added, 2);
+	assert_int_equal(f->res.counts.skipped, 1);
+	assert_int_equal(cmb_state_device_count(f->st), 2);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->tenant.requests, 0);
+	assert_int_equal(f->res.counts.unchanged, 2);
+	/* A full cycle sends everything again, counted as refreshed. */
+	assert_int_equal(cycle(f, 1, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 PS1:16777221 ");
+	assert_int_equal(f->res.counts.refreshed, 2);
+	assert_int_equal(f->res.counts.changed, 0);
+}
+
+static void checkin_times_wait_for_details_refresh(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	/* Only check-in times move: a delta uploads nothing. */
+	set_str(&f->site.dev[0].last_policy_request, "2026-11-28T11:00:00Z");
+	set_str(&f->site.dev[0].last_active_time, "2026-11-28T11:00:00Z");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->res.counts.unchanged, 2);
+	assert_int_equal(f->res.details_refresh, 0);
+	/* When the details refresh is due, they go out as refreshed. */
+	assert_int_equal(cmb_state_meta_set(f->st, "last_details_refresh", cmb_now() - 3600), 0);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.details_refresh, 1);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 ");
+	assert_int_equal(f->res.counts.refreshed, 1);
+	/* ...and once sent, they are not sent again. */
+	assert_int_equal(cmb_state_meta_set(f->st, "last_details_refresh", cmb_now() - 3600), 0);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	/* A health change is a real change, whatever the cadence. */
+	f->site.dev[1].client_active_status = 0;
+	set_str(&f->site.dev[1].last_active_time, "2026-11-28T12:00:00Z");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777221 ");
+	assert_int_equal(f->res.counts.changed, 1);
+}
+
+static void failed_read_changes_nothing(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	remove_device(&f->site, 16777221);
+	add_device(&f->site, 16777230, "PC-NEW", "HW-N");
+	f->site.fail_after = 1;
+	assert_int_equal(cycle(f, 0, 0), CMB_EPROTO);
+	assert_string_equal(f->res.status, "failed");
+	assert_int_equal(f->tenant.requests, 0);
+	assert_int_equal(cmb_state_device_count(f->st), 2);
+	assert_non_null(strstr(cmb_error_last(), "nothing was changed in the tenant"));
+	f->site.fail_after = -1;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777230 ");
+	assert_string_equal(f->tenant.removed, "PS1:16777221 ");
+}
+
+static void newer_duplicate_wins(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	/* A reimage the site has not cleaned up: a newer active record with A's hardware id. */
+	struct cmb_site_device *twin = add_device(&f->site, 16777240, "PC-A", "HW-A");
+	set_str(&twin->last_active_time, "2026-11-28T12:00:00Z");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777240 ");
+	assert_string_equal(f->tenant.removed, "PS1:16777220 ");
+	assert_int_equal(f->res.counts.duplicates, 1);
+	char kind[16], hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", kind, hash), 0);
+	assert_string_equal(kind, "duplicate");
+	/* Stable: the next cycle does nothing. */
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_string_equal(f->tenant.removed, "");
+	assert_int_equal(f->res.counts.duplicates, 1);
+}
+
+static void deletion_guard_holds_then_approves(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	add_device(&f->site, 16777223, "PC-C", "HW-C");
+	add_device(&f->site, 16777224, "PC-D", "HW-D");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	f->cfg.sync_delete_threshold = 1;
+	remove_device(&f->site, 16777223);
+	remove_device(&f->site, 16777224);
+	add_device(&f->site, 16777250, "PC-E", "HW-E");
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	assert_string_equal(f->res.status, "deletion-threshold-exceeded");
+	assert_string_equal(f->tenant.uploaded, "PS1:16777250 ");  /* adds still go out */
+	assert_string_equal(f->tenant.removed, "");
+	assert_int_equal(f->res.counts.removals_held, 2);
+	assert_non_null(strstr(cmb_error_last(), "cmbridge sync --allow-deletes 2"));
+	/* Approving fewer than needed keeps holding. */
+	assert_int_equal(cycle(f, 0, 1), CMB_EGUARD);
+	assert_string_equal(f->tenant.removed, "");
+	assert_int_equal(cycle(f, 0, 2), 0);
+	assert_string_equal(f->tenant.removed, "PS1:16777223 PS1:16777224 ");
+	/* The percentage guard alone: 1 of 3 is above 20%. */
+	f->cfg.sync_delete_threshold = 500;
+	f->cfg.sync_delete_threshold_percent = 20;
+	remove_device(&f->site, 16777250);
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	assert_string_equal(f->tenant.removed, "");
+}
+
+static void rejected_record_waits_for_a_change(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	f->tenant.reject = "PS1:16777221";
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.rejected, 1);
+	char kind[16], hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", kind, hash), 0);
+	assert_string_equal(kind, "rejected");
+	/* Same record: not sent again. */
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->res.counts.quarantined, 1);
+	/* The site changes it: retried, and released when accepted. */
+	f->tenant.reject = NULL;
+	set_str(&f->site.dev[1].name, "PC-B2");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777221 ");
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", kind, hash), CMB_ENOTFOUND);
+}
+
+static void unmappable_record_is_kept(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	set_str(&f->site.dev[0].name, "");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.quarantined, 1);
+	assert_string_equal(f->tenant.removed, "");  /* not a removal */
+	assert_int_equal(cmb_state_device_count(f->st), 2);
+	char kind[16], hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", kind, hash), 0);
+	assert_string_equal(kind, "mapping");
+}
+
+static void staging_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	f->cfg.mode = CMB_MODE_STAGING;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->res.status, "staging");
+	assert_int_equal(f->tenant.requests, 0);
+	assert_int_equal(f->res.pending_uploads, 2);
+	assert_int_equal(cmb_state_device_count(f->st), 0);
+	/* Switching to normal exports exactly that difference. */
+	f->cfg.mode = CMB_MODE_NORMAL;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 PS1:16777221 ");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(first_then_idle),
+		T(checkin_times_wait_for_details_refresh),
+		T(failed_read_changes_nothing),
+		T(newer_duplicate_wins),
+		T(deletion_guard_holds_then_approves),
+		T(rejected_record_waits_for_a_change),
+		T(unmappable_record_is_kept),
+		T(staging_writes_nothing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
