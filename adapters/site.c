@@ -1,8 +1,10 @@
 /*
- * site.c - the list of site adapters, looked up by the [site] adapter name.
+ * site.c - the list of site adapters, looked up by the [site] adapter name,
+ * and what every adapter shares (clearing a collection).
  */
 #include "site.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const struct cmb_site_adapter *const adapters[] = {
@@ -17,4 +19,18 @@ const struct cmb_site_adapter *cmb_site_adapter_find(const char *name)
 		if (strcmp(adapters[i]->name, name) == 0)
 			return adapters[i];
 	return NULL;
+}
+
+void cmb_site_collection_clear(struct cmb_site_collection *c)
+{
+	if (!c)
+		return;
+	free(c->collection_id);
+	free(c->name);
+	free(c->comment);
+	free(c->limit_to);
+	free(c->last_change);
+	free(c->hierarchy_id);
+	free(c->hierarchy_name);
+	memset(c, 0, sizeof(*c));
 }

@@ -24,6 +24,7 @@ typedef int (*cmb_site_device_cb)(void *ctx, const struct cmb_site_device *dev);
 struct cmb_site_read_stats {
 	long pages;              /* page requests made */
 	long devices;            /* devices passed to the callback */
+	long filtered;           /* devices left out by the [site] collection filter */
 	size_t bytes_in;         /* response body bytes */
 };
 

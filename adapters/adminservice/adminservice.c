@@ -1,23 +1,32 @@
 /*
  * adminservice.c - the AdminService site adapter: reads the five WMI classes
- * of classes.c over OData (HTTPS), one cursor per class, and runs the merge
- * join of join.c over them.
+ * of classes.c over OData (HTTPS), one cursor per class (plus the membership
+ * of [site] collection as a filter), and runs the merge join of join.c over
+ * them; reads the collections marked for cloud sync and names their
+ * hierarchy.
  *
  * Paging: server-driven first (follow @odata.nextLink verbatim, relative
  * links resolved against the request URL); when a $top window was filled
  * and the server gave no nextLink, client-driven with $skip. Each cursor
  * buffers the parsed records of one page (at most page_size), so the whole
- * read holds at most five pages.
+ * read holds at most six pages.
+ *
+ * Retries: every request goes through get_page(), which retries transient
+ * failures (retry.h) with a fresh parser. A page's rows reach the join only
+ * after the whole page was received and parsed, so a retried page can never
+ * hand a row over twice; what a failed attempt parsed is dropped.
  *
  * Must never: log or put in a message the password or the Authorization
  * header; accept a page that was not read to its end; trust a page that is
- * not JSON.
+ * not JSON; yield a row of a page before that page is complete.
  */
 #include "../site.h"
 #include "../../connector/error.h"
 #include "../../connector/http.h"
 #include "../../connector/log.h"
+#include "../../connector/retry.h"
 #include "../../connector/util.h"
+#include "adminservice.h"
 #include "classes.h"
 #include "join.h"
 #include "odata.h"
@@ -32,19 +41,34 @@
 
 /* An empty page that still has a nextLink is legal; this many in a row is a loop. */
 #define MAX_EMPTY_PAGES 100
+/* SMS_Site and SMS_Collection answers are small; more rows than this is not a site. */
+#define MAX_SMALL_ROWS 1000
+#define MAX_SMALL_PAGES 100
+
+/* retry.h's defaults, used where the config leaves a value at 0 (hand-made configs in tests). */
+static const struct cmb_retry_policy default_retry_policy = {
+	.max_attempts = 6, .base_delay_s = 0.5, .max_delay_s = 60.0, .budget = 200,
+};
 
 struct as_state {
 	char *base;                 /* [site] url, no trailing '/' */
 	char *user;                 /* for messages only; NULL with auth = none */
 	char *auth_header;          /* "Authorization: Basic ..."; wiped on close */
+	char *site_code;            /* [connector] site_code: the hierarchy fallback */
+	char *collection;           /* [site] collection, or NULL: every device */
 	long page_size;
 	struct cmb_http *http;
+	struct cmb_retry_policy policy;
+	struct cmb_retry_budget budget;   /* this cycle's; reset by begin_cycle */
+	struct cmb_rate_limit rate;
+	volatile int *stop;         /* ends retry waits early; may be NULL */
 };
 
 struct as_cursor {
 	struct cmb_join_cursor base;   /* base.ctx points back here */
 	struct as_state *st;
 	const struct cmb_as_class *cls;
+	char *filter;                  /* "$filter=...&" (encoded) or NULL */
 	char *select;
 	char *url;                     /* the next page to request; NULL at the end */
 	long pages;                    /* page requests made */
@@ -164,6 +188,13 @@ static int status_error(const struct as_state *st, const char *where, const char
 		code = cmb_error_set(CMB_ENOTFOUND, "%s: class %s not found at %s (HTTP 404: %s)", where, cls,
 				     st->base, why);
 		break;
+	case 500:
+	case 502:
+	case 504:
+		/* A gateway or a briefly failing provider: transient, retried like a reset. */
+		code = cmb_error_set(CMB_ENETWORK, "%s: site answered HTTP %ld for %s: %s", where, resp->status,
+				     url, why);
+		break;
 	case 429:
 	case 503:
 		code = cmb_error_set(CMB_ETHROTTLED, "%s: site is busy (HTTP %ld%s%s): %s", where, resp->status,
@@ -178,7 +209,7 @@ static int status_error(const struct as_state *st, const char *where, const char
 	return code;
 }
 
-/* ---- one page request -------------------------------------------------- */
+/* ---- one request, and its retries -------------------------------------- */
 
 struct page_sink {
 	struct cmb_odata_parser *parser;
@@ -204,11 +235,12 @@ static int on_body(void *ctx, long status, const char *content_type, const char 
 }
 
 /*
- * Requests url and parses it as one OData page through parser (which hands
- * the records on). *bytes_in gets the body size even on failure.
+ * Requests url once and parses it as one OData page through parser (which
+ * hands the records on). *bytes_in gets the body size even on failure;
+ * *retry_after (the caller's) the raw header of a non-2xx reply.
  */
-static int request_page(struct as_state *st, const char *url, const char *where, const char *cls,
-			struct cmb_odata_parser *parser, size_t *bytes_in)
+static int request_once(struct as_state *st, const char *url, const char *where, const char *cls,
+			struct cmb_odata_parser *parser, size_t *bytes_in, char **retry_after)
 {
 	const char *headers[3] = { "Accept: application/json", NULL, NULL };
 	struct page_sink ps = { .parser = parser, .where = where };
@@ -230,6 +262,8 @@ static int request_page(struct as_state *st, const char *url, const char *where,
 	*bytes_in += resp.bytes_in;
 	if (resp.status < 200 || resp.status > 299) {
 		error = status_error(st, where, cls, url, &resp);
+		if (resp.retry_after)
+			*retry_after = xstrdup(resp.retry_after);
 		goto done;
 	}
 	if (!ps.checked && !is_json(resp.content_type)) {
@@ -237,10 +271,99 @@ static int request_page(struct as_state *st, const char *url, const char *where,
 				      where, resp.status, resp.content_type ? resp.content_type : "none");
 		goto done;
 	}
+	/* A complete transfer that ends inside the JSON is a malformed page: final, not retried. */
 	error = cmb_odata_finish(parser);
 done:
 	cmb_http_response_clear(&resp);
 	return error;
+}
+
+/* Where one page's rows go: on_record gets each, reset drops what a failed attempt delivered. */
+struct page_consumer {
+	cmb_odata_record_cb on_record;
+	void (*reset)(void *ctx);
+	void *ctx;
+};
+
+/* The client-side rate limit: one token per request, kept in this one place. */
+static void take_token(struct as_state *st)
+{
+	cmb_rate_limit_take(&st->rate);
+}
+
+/* Adds why a failed request was not tried again to the message of error. */
+static int give_up(struct as_state *st, int error, int attempts)
+{
+	if (cmb_error_retry_class(error) == CMB_RETRY_NEVER)
+		return error;
+	char *msg = xstrdup(cmb_error_last());
+	if (attempts >= st->budget.policy.max_attempts)
+		cmb_error_set(error, "%s (gave up after %d attempts)", msg, attempts);
+	else
+		cmb_error_set(error, "%s (not retried: the cycle's retry budget of %ld is spent)", msg,
+			      st->budget.policy.budget);
+	free(msg);
+	return error;
+}
+
+/*
+ * GETs url as one OData page into pc, retrying transient failures (network
+ * errors, resets, truncated transfers, 500/502/504; 429/503 after
+ * Retry-After) with a fresh parser each time, within the cycle's budget.
+ * *next_link (when not NULL; the caller's) gets the page's nextLink or NULL.
+ */
+static int get_page(struct as_state *st, const char *url, const char *where, const char *cls,
+		    const struct page_consumer *pc, size_t *bytes_in, char **next_link)
+{
+	int error;
+	for (int attempt = 0;; attempt++) {
+		struct cmb_odata_parser *parser = NULL;
+		char *retry_after = NULL;
+		double wait = 0;
+
+		pc->reset(pc->ctx);
+		if ((error = cmb_odata_new(&parser, where, 0, pc->on_record, pc->ctx)) < 0)
+			return error;
+		take_token(st);
+		error = request_once(st, url, where, cls, parser, bytes_in, &retry_after);
+		if (error == 0) {
+			if (next_link) {
+				const char *link = cmb_odata_next_link(parser);
+				*next_link = link ? xstrdup(link) : NULL;
+			}
+			cmb_odata_free(parser);
+			return 0;
+		}
+		cmb_odata_free(parser);
+		pc->reset(pc->ctx);
+		int again = cmb_retry_next(&st->budget, attempt, error, retry_after, &wait);
+		free(retry_after);
+		if (!again)
+			return give_up(st, error, attempt + 1);
+		cmb_warn("site: attempt %d of %d failed, retrying in %.2f s: %s", attempt + 1,
+			 st->budget.policy.max_attempts, wait, cmb_error_last());
+		if ((error = cmb_retry_sleep(wait, st->stop)) < 0)
+			return error;
+	}
+}
+
+/* "$filter=PROP eq 'VALUE'&", percent-encoded, the literal quoted as OData says ('' for '). */
+static char *filter_query(const char *prop, const char *value)
+{
+	struct cmb_buf b = CMB_BUF_INIT((size_t)1 << 20);
+	cmb_buf_printf(&b, "%s eq '", prop);
+	for (const char *v = value; *v; v++) {
+		if (*v == '\'')
+			cmb_buf_addstr(&b, "''");
+		else
+			cmb_buf_add(&b, v, 1);
+	}
+	cmb_buf_addstr(&b, "'");
+	char *expr = cmb_http_escape(b.data);
+	char *out = xasprintf("$filter=%s&", expr);
+	free(expr);
+	cmb_buf_free(&b);
+	return out;
 }
 
 /* ---- the class cursor -------------------------------------------------- */
@@ -260,11 +383,12 @@ static int keep_record(void *ctx, struct cmb_odata_record *rec)
 
 static char *window_url(const struct as_cursor *c)
 {
+	const char *filter = c->filter ? c->filter : "";
 	if (c->skip)
-		return xasprintf("%s/wmi/%s?$select=%s&$orderby=" CMB_AS_KEY "&$top=%ld&$skip=%llu", c->st->base,
-				 c->cls->name, c->select, c->st->page_size, c->skip);
-	return xasprintf("%s/wmi/%s?$select=%s&$orderby=" CMB_AS_KEY "&$top=%ld", c->st->base, c->cls->name,
-			 c->select, c->st->page_size);
+		return xasprintf("%s/wmi/%s?%s$select=%s&$orderby=" CMB_AS_KEY "&$top=%ld&$skip=%llu", c->st->base,
+				 c->cls->name, filter, c->select, c->st->page_size, c->skip);
+	return xasprintf("%s/wmi/%s?%s$select=%s&$orderby=" CMB_AS_KEY "&$top=%ld", c->st->base, c->cls->name,
+			 filter, c->select, c->st->page_size);
 }
 
 static void cursor_drop_page(struct as_cursor *c)
@@ -274,24 +398,27 @@ static void cursor_drop_page(struct as_cursor *c)
 	c->n = c->next = 0;
 }
 
+/* Called before each attempt: none of this page's rows has been yielded yet. */
+static void cursor_reset(void *ctx)
+{
+	cursor_drop_page(ctx);
+}
+
 /* Requests the page at c->url into the buffer and works out the next URL. */
 static int cursor_fetch(struct as_cursor *c)
 {
-	struct cmb_odata_parser *parser = NULL;
+	const struct page_consumer pc = { keep_record, cursor_reset, c };
 	char where[256];
-	char *next = NULL;
+	char *link = NULL, *next = NULL;
 	int error;
 
 	c->pages++;
 	snprintf(where, sizeof(where), "%s page %ld", c->cls->name, c->pages);
-	if ((error = cmb_odata_new(&parser, where, 0, keep_record, c)) < 0)
-		return error;
-	if ((error = request_page(c->st, c->url, where, c->cls->name, parser, &c->bytes_in)) < 0)
+	if ((error = get_page(c->st, c->url, where, c->cls->name, &pc, &c->bytes_in, &link)) < 0)
 		goto done;
 
 	c->window += c->n;
 	c->empty_run = c->n ? 0 : c->empty_run + 1;
-	const char *link = cmb_odata_next_link(parser);
 	if (link) {
 		if (!(next = cmb_http_resolve(c->url, link))) {
 			error = cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where,
@@ -319,8 +446,8 @@ static int cursor_fetch(struct as_cursor *c)
 	next = NULL;
 	error = 0;
 done:
+	free(link);
 	free(next);
-	cmb_odata_free(parser);
 	if (error < 0)
 		cursor_drop_page(c);
 	return error;
@@ -336,6 +463,7 @@ static int cursor_next(struct cmb_join_cursor *cur, struct cmb_odata_record **ou
 			*out = NULL;
 			return 0;
 		}
+		/* Rows are yielded only from a page that arrived whole (see get_page). */
 		if ((error = cursor_fetch(c)) < 0)
 			return error;
 	}
@@ -344,13 +472,15 @@ static int cursor_next(struct cmb_join_cursor *cur, struct cmb_odata_record **ou
 	return 0;
 }
 
-static void cursor_init(struct as_cursor *c, struct as_state *st, const struct cmb_as_class *cls)
+/* filter (may be NULL) is taken over by the cursor. */
+static void cursor_init(struct as_cursor *c, struct as_state *st, const struct cmb_as_class *cls, char *filter)
 {
 	memset(c, 0, sizeof(*c));
 	c->base.next = cursor_next;
 	c->base.ctx = c;
 	c->st = st;
 	c->cls = cls;
+	c->filter = filter;
 	c->select = cmb_as_class_select(cls);
 	c->url = window_url(c);
 	c->buf = xcalloc((size_t)st->page_size, sizeof(*c->buf));
@@ -360,8 +490,48 @@ static void cursor_clear(struct as_cursor *c)
 {
 	cursor_drop_page(c);
 	free(c->buf);
+	free(c->filter);
 	free(c->select);
 	free(c->url);
+}
+
+/* ---- small reads: rows of one page, kept until the page is complete ---- */
+
+struct rowbuf {
+	const char *where;
+	struct cmb_odata_record *recs[MAX_SMALL_ROWS];
+	size_t n;
+};
+
+static int rowbuf_keep(void *ctx, struct cmb_odata_record *rec)
+{
+	struct rowbuf *rb = ctx;
+	if (rb->n == MAX_SMALL_ROWS) {
+		cmb_odata_record_free(rec);
+		return cmb_error_set(CMB_ETOOBIG, "%s: more than %d rows", rb->where, MAX_SMALL_ROWS);
+	}
+	rb->recs[rb->n++] = rec;
+	return 0;
+}
+
+static void rowbuf_reset(void *ctx)
+{
+	struct rowbuf *rb = ctx;
+	for (size_t i = 0; i < rb->n; i++)
+		cmb_odata_record_free(rb->recs[i]);
+	rb->n = 0;
+}
+
+static int count_record(void *ctx, struct cmb_odata_record *rec)
+{
+	(*(size_t *)ctx)++;
+	cmb_odata_record_free(rec);
+	return 0;
+}
+
+static void count_reset(void *ctx)
+{
+	*(size_t *)ctx = 0;
 }
 
 /* ---- the adapter table ------------------------------------------------- */
@@ -378,6 +548,8 @@ static void as_close(void *p)
 	cmb_http_free(st->http);
 	free(st->base);
 	free(st->user);
+	free(st->site_code);
+	free(st->collection);
 	free(st);
 }
 
@@ -402,6 +574,16 @@ static int as_open(void **out, const struct cmb_config *cfg)
 	char *password = NULL;
 	int error;
 
+	/* [sync] retry options and [site] rate_limit (docs/retry.md); 0 = the default / off. */
+	st->policy = default_retry_policy;
+	if (cfg->sync_max_attempts > 0)
+		st->policy.max_attempts = (int)cfg->sync_max_attempts;
+	if (cfg->sync_max_retry_wait > 0)
+		st->policy.max_delay_s = (double)cfg->sync_max_retry_wait;
+	if (cfg->sync_retry_budget > 0)
+		st->policy.budget = cfg->sync_retry_budget;
+	cmb_retry_budget_init(&st->budget, &st->policy);
+	cmb_rate_limit_init(&st->rate, (double)cfg->site_rate_limit, (double)cfg->site_rate_burst);
 	if (!cfg->site_url || !*cfg->site_url) {
 		error = cmb_error_set(CMB_ECONFIG, "[site] url is not set");
 		goto done;
@@ -410,6 +592,8 @@ static int as_open(void **out, const struct cmb_config *cfg)
 	for (size_t n = strlen(st->base); n && st->base[n - 1] == '/'; n--)
 		st->base[n - 1] = '\0';
 	st->page_size = cfg->site_page_size > 0 ? cfg->site_page_size : 1000;
+	st->site_code = cfg->site_code ? xstrdup(cfg->site_code) : NULL;
+	st->collection = cfg->site_collection && *cfg->site_collection ? xstrdup(cfg->site_collection) : NULL;
 
 	const char *auth = cfg->site_auth ? cfg->site_auth : "none";
 	if (strcmp(auth, "basic") == 0) {
@@ -435,14 +619,12 @@ static int as_open(void **out, const struct cmb_config *cfg)
 	struct cmb_http_opts opts = {
 		.name = "site",
 		.ca_file = cfg->site_ca_file,
+		.connect_timeout_s = cfg->site_connect_timeout,
 		.low_speed_time_s = cfg->site_timeout,
 		.max_response = cfg->sync_max_response_mb > 0 ? (size_t)cfg->sync_max_response_mb << 20 : 0,
 	};
 	if ((error = cmb_http_new(&st->http, &opts)) < 0)
 		goto done;
-	if (cfg->site_collection)
-		cmb_warn("site: [site] collection = '%s' is not supported yet; every device is read",
-			 cfg->site_collection);
 	*out = st;
 	st = NULL;
 	error = 0;
@@ -452,29 +634,23 @@ done:
 	return error;
 }
 
-static int count_record(void *ctx, struct cmb_odata_record *rec)
+static void as_begin_cycle(void *p)
 {
-	(*(size_t *)ctx)++;
-	cmb_odata_record_free(rec);
-	return 0;
+	struct as_state *st = p;
+	cmb_retry_budget_init(&st->budget, &st->policy);
 }
 
 static int as_check(void *p)
 {
 	struct as_state *st = p;
 	const struct cmb_as_class *sys = &cmb_as_classes[CMB_AS_SYSTEM];
-	struct cmb_odata_parser *parser = NULL;
 	size_t rows = 0, bytes = 0;
+	const struct page_consumer pc = { count_record, count_reset, &rows };
 	char where[128];
-	int error;
 
 	snprintf(where, sizeof(where), "%s check", sys->name);
 	char *url = xasprintf("%s/wmi/%s?$select=" CMB_AS_KEY "&$top=1", st->base, sys->name);
-	if ((error = cmb_odata_new(&parser, where, 0, count_record, &rows)) < 0)
-		goto done;
-	error = request_page(st, url, where, sys->name, parser, &bytes);
-done:
-	cmb_odata_free(parser);
+	int error = get_page(st, url, where, sys->name, &pc, &bytes, NULL);
 	free(url);
 	return error;
 }
@@ -484,21 +660,30 @@ static int as_read_devices(void *p, cmb_site_device_cb cb, void *ctx, struct cmb
 	struct as_state *st = p;
 	struct as_cursor cursors[CMB_AS_NCLASSES];
 	struct cmb_join_cursor *curp[CMB_AS_NCLASSES];
+	struct as_cursor members;
 	struct cmb_join_stats js;
 	int error;
 
 	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
-		cursor_init(&cursors[i], st, &cmb_as_classes[i]);
+		cursor_init(&cursors[i], st, &cmb_as_classes[i], NULL);
 		curp[i] = &cursors[i].base;
 	}
-	error = cmb_join_run(curp, cb, ctx, &js);
+	if (st->collection)
+		cursor_init(&members, st, &cmb_as_membership,
+			    filter_query(CMB_AS_MEMBERSHIP_FILTER_PROP, st->collection));
+	error = cmb_join_run(curp, st->collection ? &members.base : NULL, cb, ctx, &js);
 
 	if (stats) {
 		memset(stats, 0, sizeof(*stats));
 		stats->devices = js.devices;
+		stats->filtered = js.filtered;
 		for (int i = 0; i < CMB_AS_NCLASSES; i++) {
 			stats->pages += cursors[i].pages;
 			stats->bytes_in += cursors[i].bytes_in;
+		}
+		if (st->collection) {
+			stats->pages += members.pages;
+			stats->bytes_in += members.bytes_in;
 		}
 	}
 	if (error == 0) {
@@ -507,10 +692,235 @@ static int as_read_devices(void *p, cmb_site_device_cb cb, void *ctx, struct cmb
 				 js.mismatches);
 		cmb_debug("site: %ld devices; rows %ld/%ld/%ld/%ld/%ld; %ld rows without a discovery record",
 			  js.devices, js.rows[0], js.rows[1], js.rows[2], js.rows[3], js.rows[4], js.orphans);
+		if (st->collection)
+			cmb_debug("site: collection %s: %ld members, %ld devices left out as non-members, "
+				  "%ld members without a discovery record", st->collection, js.member_rows,
+				  js.filtered, js.members_unmatched);
 	}
+	if (st->budget.used)
+		cmb_debug("site: %ld retries so far this cycle, %.2f s spent waiting", st->budget.used,
+			  st->budget.waited_s);
 	for (int i = 0; i < CMB_AS_NCLASSES; i++)
 		cursor_clear(&cursors[i]);
+	if (st->collection)
+		cursor_clear(&members);
 	return error;
+}
+
+/* ---- collections and the hierarchy ------------------------------------- */
+
+static int string_empty(const struct cmb_odata_field *f)
+{
+	if (!f || f->type == CMB_ODATA_NULL)
+		return 1;
+	if (f->type != CMB_ODATA_STRING)
+		return 0;
+	for (size_t i = 0; i < f->len; i++)
+		if (f->text[i] != ' ')
+			return 0;
+	return 1;
+}
+
+static char *field_string(const struct cmb_odata_record *rec, const char *name)
+{
+	const struct cmb_odata_field *f = cmb_odata_record_get(rec, name);
+	return f && f->type == CMB_ODATA_STRING && f->len ? xstrndup(f->text, f->len) : NULL;
+}
+
+/*
+ * Reads SMS_Site and works out the hierarchy's top site: the one row with
+ * an empty ReportingSiteCode; with several or none, this connector's own
+ * site. *id and *name are the caller's.
+ */
+static int read_hierarchy(struct as_state *st, char **id, char **name)
+{
+	struct rowbuf *rb = xcalloc(1, sizeof(*rb));
+	const struct page_consumer pc = { rowbuf_keep, rowbuf_reset, rb };
+	char *url = xasprintf("%s/wmi/" CMB_AS_SITE_CLASS "?$select=" CMB_AS_SITE_SELECT, st->base);
+	char *top_id = NULL, *top_name = NULL, *own_name = NULL;
+	long tops = 0, rows = 0, own = 0;
+	size_t bytes = 0;
+	char where[64];
+	int error = 0;
+
+	for (int page = 1; url; page++) {
+		char *link = NULL, *next = NULL;
+		snprintf(where, sizeof(where), CMB_AS_SITE_CLASS " page %d", page);
+		rb->where = where;
+		if (page > MAX_SMALL_PAGES) {
+			error = cmb_error_set(CMB_EPROTO, "%s: more than %d pages of sites", where, MAX_SMALL_PAGES);
+			goto done;
+		}
+		if ((error = get_page(st, url, where, CMB_AS_SITE_CLASS, &pc, &bytes, &link)) < 0)
+			goto done;
+		for (size_t i = 0; i < rb->n; i++) {
+			const struct cmb_odata_record *r = rb->recs[i];
+			char *code = field_string(r, CMB_AS_SITE_CODE);
+			rows++;
+			if (!code)
+				continue;
+			if (string_empty(cmb_odata_record_get(r, CMB_AS_SITE_REPORTING)) && tops++ == 0) {
+				top_id = xstrdup(code);
+				top_name = field_string(r, CMB_AS_SITE_NAME);
+			}
+			if (st->site_code && strcasecmp(code, st->site_code) == 0 && !own++)
+				own_name = field_string(r, CMB_AS_SITE_NAME);
+			free(code);
+		}
+		rowbuf_reset(rb);
+		if (link && !(next = cmb_http_resolve(url, link)))
+			error = cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where,
+					      link, url);
+		else if (next && strcmp(next, url) == 0)
+			error = cmb_error_set(CMB_EPROTO, "%s: @odata.nextLink points at the page itself (%s)", where,
+					      next);
+		free(link);
+		free(url);
+		url = next;
+		if (error < 0)
+			goto done;
+	}
+
+	if (tops == 1) {
+		*id = top_id;
+		*name = top_name ? top_name : xstrdup(top_id);
+		top_id = top_name = NULL;
+		goto done;
+	}
+	if (!st->site_code) {
+		error = cmb_error_set(CMB_EPROTO, "%s: %ld of %ld sites report to no other site, and [connector] "
+				      "site_code is not set to fall back on", CMB_AS_SITE_CLASS, tops, rows);
+		goto done;
+	}
+	cmb_debug("site: %ld of %ld %s rows have an empty %s, so the top site is unclear; naming the hierarchy "
+		  "after this connector's site %s%s", tops, rows, CMB_AS_SITE_CLASS, CMB_AS_SITE_REPORTING,
+		  st->site_code, own ? "" : " (which SMS_Site does not list)");
+	*id = xstrdup(st->site_code);
+	*name = own_name ? own_name : xstrdup(st->site_code);
+	own_name = NULL;
+done:
+	rowbuf_reset(rb);
+	free(rb);
+	free(url);
+	free(top_id);
+	free(top_name);
+	free(own_name);
+	return error;
+}
+
+/* Reads one collection by id into *c (the caller clears it, even on failure). */
+static int read_collection(struct as_state *st, const char *id, struct cmb_site_collection *c)
+{
+	struct rowbuf *rb = xcalloc(1, sizeof(*rb));
+	const struct page_consumer pc = { rowbuf_keep, rowbuf_reset, rb };
+	char *filter = filter_query(CMB_AS_COLLECTION_KEY, id);
+	char *url = xasprintf("%s/wmi/" CMB_AS_COLLECTION_CLASS "?%s$select=" CMB_AS_COLLECTION_SELECT, st->base,
+			      filter);
+	size_t bytes = 0;
+	char where[128];
+	int type, error;
+
+	snprintf(where, sizeof(where), CMB_AS_COLLECTION_CLASS " %s", id);
+	rb->where = where;
+	if ((error = get_page(st, url, where, CMB_AS_COLLECTION_CLASS, &pc, &bytes, NULL)) < 0)
+		goto done;
+	if (rb->n == 0) {
+		error = cmb_error_set(CMB_ENOTFOUND, "collection %s is not on the site (no %s row at %s)", id,
+				      CMB_AS_COLLECTION_CLASS, st->base);
+		goto done;
+	}
+	if (rb->n > 1) {
+		error = cmb_error_set(CMB_EPROTO, "%s: site returned %zu rows for %s eq '%s' (was $filter ignored?)",
+				      where, rb->n, CMB_AS_COLLECTION_KEY, id);
+		goto done;
+	}
+	cmb_as_collection_fill(rb->recs[0], c, &type);
+	if (!c->collection_id || strcasecmp(c->collection_id, id) != 0) {
+		char *got = c->collection_id ? sanitise(c->collection_id, strlen(c->collection_id), 40, 1) : NULL;
+		error = cmb_error_set(CMB_EPROTO, "%s: site returned collection '%s' (was $filter ignored?)", where,
+				      got ? got : "(none)");
+		free(got);
+		goto done;
+	}
+	if (type == CMB_AS_COLLECTION_TYPE_USER) {
+		error = cmb_error_set(CMB_EINVAL, "collection %s is a user collection; tenant attach targets device "
+				      "collections", id);
+		goto done;
+	}
+	if (type != CMB_AS_COLLECTION_TYPE_DEVICE) {
+		error = type < 0 ? cmb_error_set(CMB_EPROTO, "%s: no CollectionType (2, device, expected)", where)
+				 : cmb_error_set(CMB_EPROTO, "collection %s has CollectionType %d, not 2 (device)", id,
+						 type);
+		goto done;
+	}
+	error = 0;
+done:
+	rowbuf_reset(rb);
+	free(rb);
+	free(filter);
+	free(url);
+	return error;
+}
+
+static int as_read_collections(void *p, const char *const *ids, size_t n, struct cmb_site_collection **out)
+{
+	struct as_state *st = p;
+	struct cmb_site_collection *colls = NULL;
+	char *hid = NULL, *hname = NULL;
+	int error = 0;
+
+	if (n == 0) {
+		*out = NULL;
+		return 0;
+	}
+	colls = xcalloc(n, sizeof(*colls));
+	for (size_t i = 0; i < n; i++)
+		if ((error = read_collection(st, ids[i], &colls[i])) < 0)
+			goto done;
+	if ((error = read_hierarchy(st, &hid, &hname)) < 0)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		colls[i].hierarchy_id = xstrdup(hid);
+		colls[i].hierarchy_name = xstrdup(hname);
+	}
+	*out = colls;
+	colls = NULL;
+done:
+	if (colls) {
+		for (size_t i = 0; i < n; i++)
+			cmb_site_collection_clear(&colls[i]);
+		free(colls);
+	}
+	free(hid);
+	free(hname);
+	return error;
+}
+
+/* ---- beyond the table (adminservice.h) --------------------------------- */
+
+void cmb_adminservice_set_retry_policy(void *p, const struct cmb_retry_policy *policy)
+{
+	struct as_state *st = p;
+	st->policy = policy ? *policy : default_retry_policy;
+	cmb_retry_budget_init(&st->budget, &st->policy);
+}
+
+const struct cmb_retry_budget *cmb_adminservice_retry_budget(const void *p)
+{
+	const struct as_state *st = p;
+	return &st->budget;
+}
+
+void cmb_adminservice_set_rate_limit(void *p, double rate, double burst)
+{
+	struct as_state *st = p;
+	cmb_rate_limit_init(&st->rate, rate, burst);
+}
+
+void cmb_adminservice_set_stop_flag(void *p, volatile int *stop)
+{
+	struct as_state *st = p;
+	st->stop = stop;
 }
 
 const struct cmb_site_adapter cmb_site_adminservice = {
@@ -518,6 +928,8 @@ const struct cmb_site_adapter cmb_site_adminservice = {
 	.name = "adminservice",
 	.open = as_open,
 	.check = as_check,
+	.begin_cycle = as_begin_cycle,
 	.read_devices = as_read_devices,
+	.read_collections = as_read_collections,
 	.close = as_close,
 };

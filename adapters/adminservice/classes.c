@@ -84,6 +84,14 @@ const struct cmb_as_class cmb_as_classes[CMB_AS_NCLASSES] = {
 	[CMB_AS_PC_BIOS] = { "SMS_G_System_PC_BIOS", -1, pc_bios_props, COUNT(pc_bios_props) },
 };
 
+static const struct cmb_as_prop membership_props[] = {
+	P(CMB_AS_KEY, KEY, resource_id),
+};
+
+const struct cmb_as_class cmb_as_membership = {
+	"SMS_FullCollectionMembership", -1, membership_props, COUNT(membership_props),
+};
+
 char *cmb_as_class_select(const struct cmb_as_class *cls)
 {
 	struct cmb_buf b = CMB_BUF_INIT(4096);
@@ -183,4 +191,34 @@ unsigned cmb_as_class_fill(const struct cmb_as_class *cls, const struct cmb_odat
 	if (cls->has_offset >= 0)
 		*(int *)((char *)dev + cls->has_offset) = 1;
 	return mismatches;
+}
+
+static char *string_prop(const struct cmb_odata_record *rec, const char *name)
+{
+	const struct cmb_odata_field *f = cmb_odata_record_get(rec, name);
+	if (!f || f->type != CMB_ODATA_STRING)
+		return NULL;
+	return xstrndup(f->text, f->len);
+}
+
+static long long integer_prop(const struct cmb_odata_record *rec, const char *name, long long absent)
+{
+	const struct cmb_odata_field *f = cmb_odata_record_get(rec, name);
+	long long v;
+	if (!f || parse_integer(f, &v) < 0)
+		return absent;
+	return v;
+}
+
+void cmb_as_collection_fill(const struct cmb_odata_record *rec, struct cmb_site_collection *c, int *type)
+{
+	c->collection_id = string_prop(rec, CMB_AS_COLLECTION_KEY);
+	c->name = string_prop(rec, "Name");
+	c->comment = string_prop(rec, "Comment");
+	long long n = integer_prop(rec, "MemberCount", -1);
+	c->member_count = n >= 0 && n <= LONG_MAX ? (long)n : -1;
+	c->limit_to = string_prop(rec, "LimitToCollectionID");
+	c->last_change = string_prop(rec, "LastChangeTime");
+	long long t = integer_prop(rec, "CollectionType", -1);
+	*type = t >= 0 && t <= INT_MAX ? (int)t : -1;
 }

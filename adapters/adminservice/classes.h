@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../../mapping/site_device.h"
+#include "../site.h"
 #include "odata.h"
 
 /* The join key, spelled as every class reference spells it. */
@@ -49,6 +50,34 @@ struct cmb_as_class {
 };
 
 extern const struct cmb_as_class cmb_as_classes[CMB_AS_NCLASSES];
+
+/*
+ * SMS_FullCollectionMembership, read as the collection-scope filter of the
+ * join ([site] collection): only its key is selected, it fills nothing.
+ */
+extern const struct cmb_as_class cmb_as_membership;
+#define CMB_AS_MEMBERSHIP_FILTER_PROP "CollectionID"
+
+/* SMS_Collection, read for [site] cloud_sync_collections (wire-format.md §5). */
+#define CMB_AS_COLLECTION_CLASS "SMS_Collection"
+#define CMB_AS_COLLECTION_KEY "CollectionID"
+#define CMB_AS_COLLECTION_SELECT "CollectionID,Name,Comment,CollectionType,MemberCount,LimitToCollectionID,LastChangeTime"
+#define CMB_AS_COLLECTION_TYPE_USER 1
+#define CMB_AS_COLLECTION_TYPE_DEVICE 2
+
+/* SMS_Site, read once per read_collections to name the hierarchy after its top site. */
+#define CMB_AS_SITE_CLASS "SMS_Site"
+#define CMB_AS_SITE_SELECT "SiteCode,SiteName,ReportingSiteCode"
+#define CMB_AS_SITE_CODE "SiteCode"
+#define CMB_AS_SITE_NAME "SiteName"
+#define CMB_AS_SITE_REPORTING "ReportingSiteCode"
+
+/*
+ * Copies an SMS_Collection row into c (strings copied, c owns them; absent
+ * strings NULL, an absent MemberCount -1; hierarchy fields untouched) and its
+ * CollectionType into *type (-1 when absent or not an integer).
+ */
+void cmb_as_collection_fill(const struct cmb_odata_record *rec, struct cmb_site_collection *c, int *type);
 
 /* "ResourceID,Name,..." for $select. Caller frees. */
 char *cmb_as_class_select(const struct cmb_as_class *cls);

@@ -131,7 +131,7 @@ int cmb_adminservice_read_files(const char *const *paths, size_t n, cmb_site_dev
 		rc = cmb_error_set(CMB_EINVAL, "no SMS_R_System page among the files: it drives the join");
 	if (rc == 0) {
 		struct cmb_join_stats js;
-		rc = cmb_join_run(curp, cb, ctx, &js);
+		rc = cmb_join_run(curp, NULL, cb, ctx, &js);
 	}
 	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
 		drop_records(&fcs[i]);

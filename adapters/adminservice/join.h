@@ -4,6 +4,8 @@
  * Each class arrives as a stream sorted by ResourceID behind a cursor; the
  * join walks the five cursors in lockstep and emits one device per
  * SMS_R_System row, filled from the matching rows of the other classes.
+ * With a collection scope, a sixth stream (SMS_FullCollectionMembership)
+ * acts as a filter: only SMS_R_System rows whose key it holds are emitted.
  * Memory is bounded by what the cursors buffer (one page each), never by
  * the size of the site. The cursor is an interface so tests can drive the
  * join from scripted rows with no HTTP (unbound's replay idea).
@@ -32,19 +34,30 @@ struct cmb_join_stats {
 	long devices;              /* devices passed to the callback */
 	long rows[CMB_AS_NCLASSES];/* rows read per class */
 	long orphans;              /* secondary rows with no SMS_R_System row (skipped) */
+	long member_rows;          /* rows read from the membership filter */
+	long filtered;             /* SMS_R_System rows left out: not members */
+	long members_unmatched;    /* membership rows with no SMS_R_System row (skipped) */
 	long mismatches;           /* properties with an unexpected JSON type (left absent) */
 };
 
 /*
  * Runs the join over cursors[CMB_AS_NCLASSES] (indexed by enum
  * cmb_as_class_id) and calls cb for each device, in ascending ResourceID
- * order; the device is valid during the call only. Returns 0 only when every
- * cursor reached its end: a cursor error, a row without a usable ResourceID,
- * a row out of order or a repeated ResourceID in one class (CMB_EPROTO), or
- * the callback's negative code stop the join. stats (may be NULL) is
- * zeroed first and filled as far as the join got.
+ * order; the device is valid during the call only.
+ *
+ * members (may be NULL: no filter) yields the SMS_FullCollectionMembership
+ * rows of one collection, sorted by ResourceID: an SMS_R_System row without
+ * a membership row is left out (counted in filtered), and the other classes'
+ * rows for it are skipped without being counted as orphans. A key repeated
+ * in members is harmless (it is a set) and read once.
+ *
+ * Returns 0 only when every cursor reached its end: a cursor error, a row
+ * without a usable ResourceID, a row out of order or a repeated ResourceID
+ * in one class (CMB_EPROTO), or the callback's negative code stop the
+ * join. stats (may be NULL) is zeroed first and filled as far as the join
+ * got.
  */
-int cmb_join_run(struct cmb_join_cursor *const *cursors, cmb_site_device_cb cb, void *ctx,
-		 struct cmb_join_stats *stats);
+int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor *members,
+		 cmb_site_device_cb cb, void *ctx, struct cmb_join_stats *stats);
 
 #endif

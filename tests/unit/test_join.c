@@ -81,6 +81,9 @@ struct run {
 	struct script sc[CMB_AS_NCLASSES];
 	struct cmb_join_cursor cur[CMB_AS_NCLASSES];
 	struct cmb_join_cursor *curp[CMB_AS_NCLASSES];
+	struct script members;           /* the collection filter, used when filter is set */
+	struct cmb_join_cursor members_cur;
+	int filter;
 	struct cmb_buf out;              /* one line per device */
 	long stop_after;                 /* callback returns CMB_ECANCELED after this many; 0 never */
 	long seen;
@@ -96,12 +99,15 @@ static void run_init(struct run *r)
 		r->cur[i].ctx = &r->sc[i];
 		r->curp[i] = &r->cur[i];
 	}
+	r->members_cur.next = script_next;
+	r->members_cur.ctx = &r->members;
 }
 
 static void run_clear(struct run *r)
 {
 	for (int i = 0; i < CMB_AS_NCLASSES; i++)
 		script_clear(&r->sc[i]);
+	script_clear(&r->members);
 	cmb_buf_free(&r->out);
 }
 
@@ -134,7 +140,7 @@ static int on_device(void *ctx, const struct cmb_site_device *d)
 static int run_join(struct run *r)
 {
 	cmb_error_clear();
-	return cmb_join_run(r->curp, on_device, r, &r->stats);
+	return cmb_join_run(r->curp, r->filter ? &r->members_cur : NULL, on_device, r, &r->stats);
 }
 
 #define EMPTY "{\"value\":[]}"
@@ -472,6 +478,108 @@ static void test_class_table(void **state)
 	assert_int_equal(strings, 20);
 }
 
+/* Collection scope: only SMS_R_System rows with a membership row are emitted. */
+static void test_filter_members_only(void **state)
+{
+	struct run r;
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] =
+		"{\"value\":[{\"ResourceID\":1,\"Name\":\"A\"},{\"ResourceID\":2,\"Name\":\"B\"}],\"@odata.nextLink\":\"x\"}";
+	r.sc[CMB_AS_SYSTEM].pages[1] =
+		"{\"value\":[{\"ResourceID\":3,\"Name\":\"C\"},{\"ResourceID\":4,\"Name\":\"D\"},{\"ResourceID\":5,\"Name\":\"E\"}]}";
+	/* secondaries have rows for members and non-members, and one true orphan (9) */
+	r.sc[CMB_AS_CDR].pages[0] =
+		"{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"s1\"},{\"ResourceID\":2,\"SiteCode\":\"s2\"},"
+		"{\"ResourceID\":4,\"SiteCode\":\"s4\"},{\"ResourceID\":9,\"SiteCode\":\"s9\"}]}";
+	r.sc[CMB_AS_PC_BIOS].pages[0] = "{\"value\":[{\"ResourceID\":3,\"SerialNumber\":\"n3\"}]}";
+	r.sc[CMB_AS_PC_BIOS].pages[1] = "{\"value\":[{\"ResourceID\":4,\"SerialNumber\":\"n4\"}]}";
+	/* members 2 and 4 over two pages; a repeated membership row is harmless */
+	r.members.pages[0] = "{\"value\":[{\"ResourceID\":2},{\"ResourceID\":2}]}";
+	r.members.pages[1] = "{\"value\":[{\"ResourceID\":4}]}";
+	assert_int_equal(run_join(&r), 0);
+	assert_string_equal(r.out.data,
+		"2 sys[B - - - - - - - - - -1 -1 -1 -1] cdr1[s2 - -1 -1 -1 -1 -1 - -1 -1 - - - -] co0[-1 -1 -1 -1 -1] hw[- - -]\n"
+		"4 sys[D - - - - - - - - - -1 -1 -1 -1] cdr1[s4 - -1 -1 -1 -1 -1 - -1 -1 - - - -] co0[-1 -1 -1 -1 -1] hw[- - n4]\n");
+	assert_int_equal(r.stats.devices, 2);
+	assert_int_equal(r.stats.filtered, 3);
+	assert_int_equal(r.stats.orphans, 1);          /* 9 only: non-members' rows are not orphans */
+	assert_int_equal(r.stats.member_rows, 3);
+	assert_int_equal(r.stats.members_unmatched, 0);
+	assert_int_equal(r.members.ends, 1);
+	for (int i = 0; i < CMB_AS_NCLASSES; i++)
+		assert_int_equal(r.sc[i].ends, 1);
+	run_clear(&r);
+}
+
+static void test_filter_empty_collection(void **state)
+{
+	struct run r;
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":2}]}";
+	r.sc[CMB_AS_CDR].pages[0] = "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":2}]}";
+	r.members.pages[0] = EMPTY;
+	assert_int_equal(run_join(&r), 0);
+	assert_int_equal(r.out.len, 0);
+	assert_int_equal(r.stats.devices, 0);
+	assert_int_equal(r.stats.filtered, 2);
+	assert_int_equal(r.stats.orphans, 0);
+	assert_int_equal(r.sc[CMB_AS_CDR].ends, 1);
+	run_clear(&r);
+
+	/* no membership page at all reads as an empty collection too */
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":1}]}";
+	assert_int_equal(run_join(&r), 0);
+	assert_int_equal(r.out.len, 0);
+	assert_int_equal(r.stats.filtered, 1);
+	run_clear(&r);
+}
+
+static void test_filter_member_without_system(void **state)
+{
+	struct run r;
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":5},{\"ResourceID\":7}]}";
+	r.sc[CMB_AS_COMPUTER_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":6,\"Model\":\"M6\"},{\"ResourceID\":7,\"Model\":\"M7\"}]}";
+	/* 3 and 6 before and between system rows, 8 and 9 after the last */
+	r.members.pages[0] = "{\"value\":[{\"ResourceID\":3},{\"ResourceID\":6},{\"ResourceID\":7}]}";
+	r.members.pages[1] = "{\"value\":[{\"ResourceID\":8},{\"ResourceID\":9}]}";
+	assert_int_equal(run_join(&r), 0);
+	assert_string_equal(r.out.data,
+		"7 " ABSENT_SYS " cdr0[- - -1 -1 -1 -1 -1 - -1 -1 - - - -] co0[-1 -1 -1 -1 -1] hw[- M7 -]\n");
+	assert_int_equal(r.stats.devices, 1);
+	assert_int_equal(r.stats.filtered, 1);
+	assert_int_equal(r.stats.members_unmatched, 4);
+	assert_int_equal(r.stats.orphans, 1);          /* COMPUTER_SYSTEM 6 has no discovery record */
+	assert_int_equal(r.members.ends, 1);
+	run_clear(&r);
+}
+
+static void test_filter_errors(void **state)
+{
+	struct run r;
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":5}]}";
+	r.members.pages[0] = "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":4},{\"ResourceID\":2}]}";
+	check_fail(&r, CMB_EPROTO,
+		   "SMS_FullCollectionMembership row 3: ResourceID 2 comes after 4: the rows are not in ascending "
+		   "ResourceID order, which the join needs",
+		   "1 " ABSENT_SYS " " ABSENT_REST "\n");
+
+	run_init(&r);
+	r.filter = 1;
+	r.sc[CMB_AS_SYSTEM].pages[0] = "{\"value\":[{\"ResourceID\":1}]}";
+	r.members.pages[0] = "{\"value\":[{\"ResourceID\":1}]}";
+	r.members.pages[1] = "{\"value\":[{\"ResourceID\":2}]}";
+	r.members.fail_page = 2;
+	check_fail(&r, CMB_ENETWORK, "page 2: connection reset", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +596,10 @@ int main(void)
 		cmocka_unit_test(test_callback_stops),
 		cmocka_unit_test(test_type_mismatch),
 		cmocka_unit_test(test_class_table),
+		cmocka_unit_test(test_filter_members_only),
+		cmocka_unit_test(test_filter_empty_collection),
+		cmocka_unit_test(test_filter_member_without_system),
+		cmocka_unit_test(test_filter_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,34 @@
+/*
+ * adminservice.h - what the AdminService adapter offers beyond the site
+ * table (adapters/site.h): its retry policy and budget, so the engine can
+ * set the policy from configuration and tests can read what was spent.
+ * st is the state returned by cmb_site_adminservice.open.
+ */
+#ifndef CMB_AS_ADMINSERVICE_H
+#define CMB_AS_ADMINSERVICE_H
+
+#include "../../connector/retry.h"
+
+/*
+ * Replaces the retry policy (copied) and starts a fresh budget with it;
+ * NULL restores the default (6 attempts, 0.5 s base, 60 s cap, 200 retries
+ * per cycle).
+ */
+void cmb_adminservice_set_retry_policy(void *st, const struct cmb_retry_policy *policy);
+
+/* The current cycle's retry budget (used, waited_s); valid until close. */
+const struct cmb_retry_budget *cmb_adminservice_retry_budget(const void *st);
+
+/*
+ * Replaces the client-side rate limit (requests per second, burst);
+ * rate <= 0 turns it off. Default 100/s, burst 20.
+ */
+void cmb_adminservice_set_rate_limit(void *st, double rate, double burst);
+
+/*
+ * Makes retry waits end early (CMB_ECANCELED) once *stop becomes non-zero
+ * (the engine's stop flag); NULL: waits always run to their end.
+ */
+void cmb_adminservice_set_stop_flag(void *st, volatile int *stop);
+
+#endif

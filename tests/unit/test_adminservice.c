@@ -1,0 +1,752 @@
+/*
+ * test_adminservice.c - the real AdminService adapter (cmb_site_adminservice:
+ * open, check, read_devices, read_collections, close) against an in-process
+ * HTTPS server (libmicrohttpd on 127.0.0.1, port 0, a certificate made for
+ * the run) that serves scripted replies per class and records every request
+ * URI as it arrived (curl's test servers).
+ *
+ * Asserts exact outcomes: device ids, error codes, message text, request
+ * URIs, and what the retry budget spent (never wall-clock time).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "adapters/adminservice/adminservice.h"
+#include "adapters/site.h"
+#include "connector/error.h"
+#include "connector/util.h"
+
+/* ---- the scripted server ----------------------------------------------- */
+
+enum cut { FULL = 0, CUT_CHUNKED, CUT_LENGTH };
+
+struct reply {
+	unsigned status;
+	const char *body;
+	const char *retry_after;
+	enum cut cut;              /* CUT_*: the connection drops after `at` bytes */
+	size_t at;
+	const char *content_type;  /* default application/json; odata.metadata=minimal */
+};
+
+#define MAX_REPLIES 8
+#define MAX_ROUTES 12
+
+struct route {
+	const char *cls;           /* path after /AdminService/wmi/ */
+	struct reply replies[MAX_REPLIES];
+	int n, next;
+	struct cmb_buf uris;       /* one request URI per line, as received */
+};
+
+static struct {
+	struct MHD_Daemon *daemon;
+	int port;
+	pthread_mutex_t lock;
+	struct route routes[MAX_ROUTES];
+	int nroutes;
+	struct cmb_buf unrouted;   /* requests nobody scripted */
+	char auth[256];            /* last Authorization header */
+	char dir[64];              /* temporary files */
+	char ca_file[128];
+	char *cert_pem, *key_pem;
+} srv;
+
+struct cut_body {
+	const char *body;
+	size_t at;
+};
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct cut_body *cb = cls;
+	if (pos >= cb->at)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = cb->at - (size_t)pos;
+	if (n > max)
+		n = max;
+	memcpy(buf, cb->body + pos, n);
+	return (ssize_t)n;
+}
+
+static void *log_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	return xstrdup(uri);
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	free(*req_cls);
+	*req_cls = NULL;
+}
+
+static struct route *find_route(const char *url)
+{
+	static const char prefix[] = "/AdminService/wmi/";
+	if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
+		return NULL;
+	for (int i = 0; i < srv.nroutes; i++)
+		if (strcmp(url + sizeof(prefix) - 1, srv.routes[i].cls) == 0)
+			return &srv.routes[i];
+	return NULL;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+			       const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+	const char *uri = *req_cls;
+	struct reply r = { .status = 418, .body = "{\"error\":{\"code\":\"Test\",\"message\":\"no scripted reply\"}}" };
+	struct MHD_Response *resp;
+
+	pthread_mutex_lock(&srv.lock);
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	snprintf(srv.auth, sizeof(srv.auth), "%s", auth ? auth : "");
+	struct route *rt = find_route(url);
+	if (rt) {
+		cmb_buf_printf(&rt->uris, "%s\n", uri);
+		if (rt->next < rt->n)
+			r = rt->replies[rt->next++];
+	} else {
+		cmb_buf_printf(&srv.unrouted, "%s %s\n", method, uri);
+	}
+	pthread_mutex_unlock(&srv.lock);
+
+	size_t len = strlen(r.body);
+	if (r.cut == FULL) {
+		resp = MHD_create_response_from_buffer(len, (void *)r.body, MHD_RESPMEM_MUST_COPY);
+	} else {
+		struct cut_body *cb = xmalloc(sizeof(*cb));
+		cb->body = r.body;
+		cb->at = r.at;
+		resp = MHD_create_response_from_callback(r.cut == CUT_LENGTH ? (uint64_t)len : MHD_SIZE_UNKNOWN, 64,
+							  cut_reader, cb, free);
+	}
+	MHD_add_response_header(resp, "Content-Type",
+				r.content_type ? r.content_type : "application/json; odata.metadata=minimal");
+	if (r.retry_after)
+		MHD_add_response_header(resp, "Retry-After", r.retry_after);
+	enum MHD_Result ret = MHD_queue_response(conn, r.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static char *pem_of(int (*write)(BIO *, void *), void *obj)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	assert_int_equal(write(b, obj), 1);
+	char *data;
+	long n = BIO_get_mem_data(b, &data);
+	char *out = xstrndup(data, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+static int write_cert(BIO *b, void *x)
+{
+	return PEM_write_bio_X509(b, x);
+}
+
+static int write_key(BIO *b, void *k)
+{
+	return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+}
+
+static void add_ext(X509 *x, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	assert_non_null(ex);
+	X509_add_ext(x, ex, -1);
+	X509_EXTENSION_free(ex);
+}
+
+/* A throwaway self-signed certificate for 127.0.0.1; the PEM is also the CA file. */
+static void make_cert(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	assert_non_null(key);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"cmbridge test site", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	add_ext(x, NID_basic_constraints, "critical,CA:TRUE");
+	add_ext(x, NID_subject_alt_name, "IP:127.0.0.1");
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	srv.cert_pem = pem_of(write_cert, x);
+	srv.key_pem = pem_of(write_key, key);
+	X509_free(x);
+	EVP_PKEY_free(key);
+
+	FILE *fp = fopen(srv.ca_file, "w");
+	assert_non_null(fp);
+	fputs(srv.cert_pem, fp);
+	fclose(fp);
+}
+
+static int server_start(void **state)
+{
+	snprintf(srv.dir, sizeof(srv.dir), "/tmp/cmb-test-as-XXXXXX");
+	if (!mkdtemp(srv.dir))
+		return -1;
+	snprintf(srv.ca_file, sizeof(srv.ca_file), "%s/ca.pem", srv.dir);
+	make_cert();
+	pthread_mutex_init(&srv.lock, NULL);
+	cmb_buf_init(&srv.unrouted, 1 << 20);
+
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof(sa);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+		return -1;
+	srv.port = ntohs(sa.sin_port);
+	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL, handler, NULL,
+				      MHD_OPTION_LISTEN_SOCKET, fd,
+				      MHD_OPTION_HTTPS_MEM_CERT, srv.cert_pem,
+				      MHD_OPTION_HTTPS_MEM_KEY, srv.key_pem,
+				      MHD_OPTION_URI_LOG_CALLBACK, log_uri, NULL,
+				      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+				      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				      MHD_OPTION_END);
+	return srv.daemon ? 0 : -1;
+}
+
+static void routes_clear(void)
+{
+	pthread_mutex_lock(&srv.lock);
+	for (int i = 0; i < srv.nroutes; i++)
+		cmb_buf_free(&srv.routes[i].uris);
+	memset(srv.routes, 0, sizeof(srv.routes));
+	srv.nroutes = 0;
+	cmb_buf_reset(&srv.unrouted);
+	srv.auth[0] = '\0';
+	pthread_mutex_unlock(&srv.lock);
+}
+
+static int server_stop(void **state)
+{
+	MHD_stop_daemon(srv.daemon);
+	routes_clear();
+	cmb_buf_free(&srv.unrouted);
+	free(srv.cert_pem);
+	free(srv.key_pem);
+	char path[160];
+	snprintf(path, sizeof(path), "%s/password", srv.dir);
+	unlink(path);
+	unlink(srv.ca_file);
+	rmdir(srv.dir);
+	return 0;
+}
+
+/* Adds replies for cls (appended to its route). */
+static struct route *route(const char *cls)
+{
+	for (int i = 0; i < srv.nroutes; i++)
+		if (strcmp(srv.routes[i].cls, cls) == 0)
+			return &srv.routes[i];
+	assert_true(srv.nroutes < MAX_ROUTES);
+	struct route *rt = &srv.routes[srv.nroutes++];
+	rt->cls = cls;
+	cmb_buf_init(&rt->uris, 1 << 20);
+	return rt;
+}
+
+static void script(const char *cls, struct reply r)
+{
+	pthread_mutex_lock(&srv.lock);
+	struct route *rt = route(cls);
+	assert_true(rt->n < MAX_REPLIES);
+	if (!r.status)
+		r.status = 200;
+	rt->replies[rt->n++] = r;
+	pthread_mutex_unlock(&srv.lock);
+}
+
+static void ok(const char *cls, const char *body)
+{
+	script(cls, (struct reply){ .body = body });
+}
+
+/* The request URIs a class received, one per line ("" when none). */
+static const char *uris(const char *cls)
+{
+	for (int i = 0; i < srv.nroutes; i++)
+		if (strcmp(srv.routes[i].cls, cls) == 0)
+			return srv.routes[i].uris.data ? srv.routes[i].uris.data : "";
+	return "";
+}
+
+static void assert_all_served(void)
+{
+	assert_string_equal(srv.unrouted.data ? srv.unrouted.data : "", "");
+	for (int i = 0; i < srv.nroutes; i++)
+		if (srv.routes[i].next != srv.routes[i].n)
+			fail_msg("%s: %d of %d scripted replies served", srv.routes[i].cls, srv.routes[i].next,
+				 srv.routes[i].n);
+}
+
+/* ---- the adapter under test -------------------------------------------- */
+
+static const char *const classes[] = {
+	"SMS_R_System", "SMS_CombinedDeviceResources", "SMS_Client_ComanagementState",
+	"SMS_G_System_COMPUTER_SYSTEM", "SMS_G_System_PC_BIOS",
+};
+
+struct fixture {
+	struct cmb_config cfg;
+	char url[128];
+	char password_file[160];
+	void *st;
+	struct cmb_buf devices;     /* "id name serial\n" per device */
+};
+
+static struct fixture fx;
+
+/* Fast backoff for tests; Retry-After is still honoured as given (cap 60 s). */
+static const struct cmb_retry_policy test_policy = {
+	.max_attempts = 6, .base_delay_s = 0.01, .max_delay_s = 60.0, .budget = 200,
+};
+
+static void open_with(const char *collection, int basic, const struct cmb_retry_policy *policy)
+{
+	memset(&fx.cfg, 0, sizeof(fx.cfg));
+	snprintf(fx.url, sizeof(fx.url), "https://127.0.0.1:%d/AdminService/", srv.port);
+	fx.cfg.site_code = "PS1";
+	fx.cfg.site_url = fx.url;
+	fx.cfg.site_auth = basic ? "basic" : "none";
+	fx.cfg.site_ca_file = srv.ca_file;
+	fx.cfg.site_collection = (char *)collection;
+	fx.cfg.site_page_size = 2;
+	fx.cfg.site_timeout = 10;
+	if (basic) {
+		snprintf(fx.password_file, sizeof(fx.password_file), "%s/password", srv.dir);
+		int fd = open(fx.password_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "pw\n", 3), 3);
+		close(fd);
+		fx.cfg.site_username = "svc";
+		fx.cfg.site_password_file = fx.password_file;
+	}
+	routes_clear();
+	cmb_error_clear();
+	assert_int_equal(cmb_site_adminservice.open(&fx.st, &fx.cfg), 0);
+	cmb_adminservice_set_retry_policy(fx.st, policy ? policy : &test_policy);
+	cmb_buf_init(&fx.devices, 1 << 20);
+}
+
+static void close_fx(void)
+{
+	cmb_site_adminservice.close(fx.st);
+	fx.st = NULL;
+	cmb_buf_free(&fx.devices);
+}
+
+static const struct cmb_retry_budget *budget(void)
+{
+	return cmb_adminservice_retry_budget(fx.st);
+}
+
+#define S(x) ((x) ? (x) : "-")
+
+static int on_device(void *ctx, const struct cmb_site_device *d)
+{
+	struct cmb_buf *b = ctx;
+	cmb_buf_printf(b, "%" PRIu32 " %s %s %s %s\n", d->resource_id, S(d->name), S(d->site_code), S(d->model),
+		       S(d->serial_number));
+	return 0;
+}
+
+static int read_devices(struct cmb_site_read_stats *stats)
+{
+	cmb_error_clear();
+	return cmb_site_adminservice.read_devices(fx.st, on_device, &fx.devices, stats);
+}
+
+static void assert_error(int rc, int code, const char *substring)
+{
+	if (rc != code || !strstr(cmb_error_last(), substring))
+		fail_msg("got %d (%s) '%s', want %d (%s) with '%s'", rc, cmb_error_name(rc), cmb_error_last(), code,
+			 cmb_error_name(code), substring);
+}
+
+#define EMPTY "{\"value\":[]}"
+#define CHECK_URI "/AdminService/wmi/SMS_R_System?$select=ResourceID&$top=1\n"
+#define ONE_ROW "{\"value\":[{\"ResourceID\":1}]}"
+
+/* Every class but SMS_R_System answers one empty page. */
+static void empty_secondaries(void)
+{
+	for (int i = 1; i < 5; i++)
+		ok(classes[i], EMPTY);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_check_retries_500(void **state)
+{
+	open_with(NULL, 0, NULL);
+	script("SMS_R_System", (struct reply){ .status = 500,
+		.body = "{\"error\":{\"code\":\"ProviderFault\",\"message\":\"WMI provider failed\"}}" });
+	ok("SMS_R_System", ONE_ROW);
+	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
+	assert_string_equal(uris("SMS_R_System"), CHECK_URI CHECK_URI);
+	assert_int_equal(budget()->used, 1);
+	assert_all_served();
+
+	/* begin_cycle starts a fresh budget */
+	cmb_site_adminservice.begin_cycle(fx.st);
+	assert_int_equal(budget()->used, 0);
+	assert_true(budget()->waited_s == 0);
+	close_fx();
+}
+
+static void test_throttled_retry_after(void **state)
+{
+	open_with(NULL, 0, NULL);
+	script("SMS_R_System", (struct reply){ .status = 429, .retry_after = "0.2",
+		.body = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow down\"}}" });
+	ok("SMS_R_System", ONE_ROW);
+	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
+	assert_int_equal(budget()->used, 1);
+	assert_true(budget()->waited_s >= 0.2 && budget()->waited_s <= 0.2); /* exactly what Retry-After said */
+	assert_string_equal(uris("SMS_R_System"), CHECK_URI CHECK_URI);
+
+	/* 503 with Retry-After 0 then 200 */
+	script("SMS_R_System", (struct reply){ .status = 503, .retry_after = "0", .body = "" });
+	ok("SMS_R_System", ONE_ROW);
+	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
+	assert_int_equal(budget()->used, 2);
+	assert_true(budget()->waited_s >= 0.2 && budget()->waited_s <= 0.2);
+	assert_all_served();
+	close_fx();
+}
+
+/* A page cut mid-body is fetched again whole; its rows reach the join once. */
+static void test_reset_mid_body(void **state)
+{
+	static const char sys[] =
+		"{\"value\":[{\"ResourceID\":1,\"Name\":\"A\"},{\"ResourceID\":2,\"Name\":\"B\"}]}";
+	static const char sys2[] = "{\"value\":[{\"ResourceID\":3,\"Name\":\"C\"}]}";
+	static const char cdr[] =
+		"{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"PS1\"},{\"ResourceID\":3,\"SiteCode\":\"PS1\"}]}";
+	open_with(NULL, 0, NULL);
+	/* chunked reply dropped after the first row; then the same page whole */
+	script("SMS_R_System", (struct reply){ .body = sys, .cut = CUT_CHUNKED, .at = 45 });
+	ok("SMS_R_System", sys);
+	ok("SMS_R_System", sys2);
+	/* a reply shorter than its Content-Length (truncated transfer); then OK */
+	script("SMS_CombinedDeviceResources", (struct reply){ .body = cdr, .cut = CUT_LENGTH, .at = 50 });
+	ok("SMS_CombinedDeviceResources", cdr);
+	ok("SMS_CombinedDeviceResources", EMPTY); /* its window was full: the $skip page */
+	for (int i = 2; i < 5; i++)
+		ok(classes[i], EMPTY);
+
+	struct cmb_site_read_stats stats;
+	assert_int_equal(read_devices(&stats), 0);
+	assert_string_equal(fx.devices.data, "1 A PS1 - -\n2 B - - -\n3 C PS1 - -\n");
+	assert_int_equal(stats.devices, 3);
+	assert_int_equal(stats.filtered, 0);
+	assert_int_equal(stats.pages, 7); /* pages, not attempts: 2 + 2 + 1 + 1 + 1 */
+	assert_int_equal(budget()->used, 2);
+	assert_string_equal(uris("SMS_R_System"),
+		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
+		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
+		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2\n"
+		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
+		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
+		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2\n"
+		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
+		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
+		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2&$skip=2\n");
+	assert_all_served();
+	close_fx();
+}
+
+/* A complete transfer whose JSON ends early is a malformed page: final, never retried. */
+static void test_truncated_json_is_final(void **state)
+{
+	open_with(NULL, 0, NULL);
+	ok("SMS_R_System", "{\"value\":[{\"ResourceID\":1},");
+	empty_secondaries();
+	int rc = read_devices(NULL);
+	assert_error(rc, CMB_EPROTO, "SMS_R_System page 1, byte ");
+	assert_int_equal(budget()->used, 0);
+	assert_string_equal(fx.devices.len ? fx.devices.data : "", "");
+	close_fx();
+}
+
+static void test_unauthorized_is_final(void **state)
+{
+	open_with(NULL, 1, NULL);
+	script("SMS_R_System", (struct reply){ .status = 401,
+		.body = "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"Access is denied.\"}}" });
+	int rc = cmb_site_adminservice.check(fx.st);
+	char want[256];
+	snprintf(want, sizeof(want), "SMS_R_System check: site refused the credentials for svc at "
+		 "https://127.0.0.1:%d/AdminService (HTTP 401: Unauthorized: Access is denied.)", srv.port);
+	assert_error(rc, CMB_EAUTH, want);
+	assert_string_equal(srv.auth, "Basic c3ZjOnB3"); /* svc:pw */
+	assert_int_equal(budget()->used, 0);
+	assert_string_equal(uris("SMS_R_System"), CHECK_URI);
+
+	/* 404 and 400 are final too */
+	script("SMS_R_System", (struct reply){ .status = 404, .body = "" });
+	assert_error(cmb_site_adminservice.check(fx.st), CMB_ENOTFOUND, "class SMS_R_System not found at https://127.0.0.1:");
+	script("SMS_R_System", (struct reply){ .status = 400,
+		.body = "{\"error\":{\"code\":\"BadRequest\",\"message\":\"Could not find a property\"}}" });
+	assert_error(cmb_site_adminservice.check(fx.st), CMB_EHTTP, "HTTP 400 for https://127.0.0.1:");
+	assert_int_equal(budget()->used, 0);
+	assert_all_served();
+	close_fx();
+}
+
+static void test_retries_exhausted(void **state)
+{
+	open_with(NULL, 0, NULL);
+	for (int i = 0; i < 6; i++)
+		script("SMS_R_System", (struct reply){ .status = 502, .body = "<html>Bad Gateway</html>",
+			.content_type = "text/html" });
+	int rc = cmb_site_adminservice.check(fx.st);
+	assert_error(rc, CMB_ENETWORK, "SMS_R_System check: site answered HTTP 502 for https://127.0.0.1:");
+	assert_error(rc, CMB_ENETWORK, "'<html>Bad Gateway</html>' (gave up after 6 attempts)");
+	assert_int_equal(budget()->used, 5);
+	assert_all_served();
+	close_fx();
+
+	/* the cycle's budget runs out first: the last error comes back */
+	struct cmb_retry_policy small = test_policy;
+	small.budget = 2;
+	open_with(NULL, 0, &small);
+	for (int i = 0; i < 3; i++)
+		script("SMS_R_System", (struct reply){ .status = 504, .body = "" });
+	rc = cmb_site_adminservice.check(fx.st);
+	assert_error(rc, CMB_ENETWORK, "HTTP 504");
+	assert_error(rc, CMB_ENETWORK, "(not retried: the cycle's retry budget of 2 is spent)");
+	assert_int_equal(budget()->used, 2);
+	/* and a new cycle has its budget back */
+	cmb_site_adminservice.begin_cycle(fx.st);
+	script("SMS_R_System", (struct reply){ .status = 500, .body = "" });
+	ok("SMS_R_System", ONE_ROW);
+	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
+	assert_int_equal(budget()->used, 1);
+	assert_all_served();
+	close_fx();
+}
+
+/*
+ * Six classes of three pages each (page_size 2: a nextLink page, a full
+ * window, then a $skip page), members filtering: exact devices and requests.
+ */
+static void test_full_read_with_collection(void **state)
+{
+	/* devices 1..5; members 2, 3, 5 and 7 (7 has no discovery record) */
+	open_with("PS100012", 0, NULL);
+	static const char *const pages[6][3] = {
+		{ "{\"value\":[{\"ResourceID\":1,\"Name\":\"PC1\"},{\"ResourceID\":2,\"Name\":\"PC2\"}],"
+		  "\"@odata.nextLink\":\"SMS_R_System?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":3,\"Name\":\"PC3\"},{\"ResourceID\":4,\"Name\":\"PC4\"}]}",
+		  "{\"value\":[{\"ResourceID\":5,\"Name\":\"PC5\"}]}" },
+		{ "{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"s1\"},{\"ResourceID\":2,\"SiteCode\":\"s2\"}],"
+		  "\"@odata.nextLink\":\"SMS_CombinedDeviceResources?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":3,\"SiteCode\":\"s3\"},{\"ResourceID\":4,\"SiteCode\":\"s4\"}]}",
+		  "{\"value\":[{\"ResourceID\":5,\"SiteCode\":\"s5\"}]}" },
+		{ "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":2}],"
+		  "\"@odata.nextLink\":\"SMS_Client_ComanagementState?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":3},{\"ResourceID\":4}]}",
+		  "{\"value\":[{\"ResourceID\":5}]}" },
+		{ "{\"value\":[{\"ResourceID\":1,\"Model\":\"m1\"},{\"ResourceID\":2,\"Model\":\"m2\"}],"
+		  "\"@odata.nextLink\":\"SMS_G_System_COMPUTER_SYSTEM?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":3,\"Model\":\"m3\"},{\"ResourceID\":4,\"Model\":\"m4\"}]}",
+		  "{\"value\":[{\"ResourceID\":5,\"Model\":\"m5\"}]}" },
+		{ "{\"value\":[{\"ResourceID\":1,\"SerialNumber\":\"n1\"},{\"ResourceID\":2,\"SerialNumber\":\"n2\"}],"
+		  "\"@odata.nextLink\":\"SMS_G_System_PC_BIOS?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":3,\"SerialNumber\":\"n3\"},{\"ResourceID\":4,\"SerialNumber\":\"n4\"}]}",
+		  "{\"value\":[{\"ResourceID\":5,\"SerialNumber\":\"n5\"}]}" },
+		{ "{\"value\":[{\"ResourceID\":2},{\"ResourceID\":3}],"
+		  "\"@odata.nextLink\":\"SMS_FullCollectionMembership?$skiptoken=2\"}",
+		  "{\"value\":[{\"ResourceID\":5},{\"ResourceID\":7}]}",
+		  EMPTY },
+	};
+	static const char *const names[6] = {
+		"SMS_R_System", "SMS_CombinedDeviceResources", "SMS_Client_ComanagementState",
+		"SMS_G_System_COMPUTER_SYSTEM", "SMS_G_System_PC_BIOS", "SMS_FullCollectionMembership",
+	};
+	for (int c = 0; c < 6; c++)
+		for (int p = 0; p < 3; p++)
+			ok(names[c], pages[c][p]);
+
+	struct cmb_site_read_stats stats;
+	assert_int_equal(read_devices(&stats), 0);
+	assert_string_equal(fx.devices.data, "2 PC2 s2 m2 n2\n3 PC3 s3 m3 n3\n5 PC5 s5 m5 n5\n");
+	assert_int_equal(stats.devices, 3);
+	assert_int_equal(stats.filtered, 2);
+	assert_int_equal(stats.pages, 18);
+	assert_int_equal(budget()->used, 0);
+	assert_string_equal(uris("SMS_FullCollectionMembership"),
+		"/AdminService/wmi/SMS_FullCollectionMembership?$filter=CollectionID%20eq%20%27PS100012%27"
+		"&$select=ResourceID&$orderby=ResourceID&$top=2\n"
+		"/AdminService/wmi/SMS_FullCollectionMembership?$skiptoken=2\n"
+		"/AdminService/wmi/SMS_FullCollectionMembership?$filter=CollectionID%20eq%20%27PS100012%27"
+		"&$select=ResourceID&$orderby=ResourceID&$top=2&$skip=4\n");
+	assert_string_equal(uris("SMS_G_System_PC_BIOS"),
+		"/AdminService/wmi/SMS_G_System_PC_BIOS?$select=ResourceID,SerialNumber&$orderby=ResourceID&$top=2\n"
+		"/AdminService/wmi/SMS_G_System_PC_BIOS?$skiptoken=2\n"
+		"/AdminService/wmi/SMS_G_System_PC_BIOS?$select=ResourceID,SerialNumber&$orderby=ResourceID&$top=2"
+		"&$skip=4\n");
+	assert_all_served();
+	close_fx();
+}
+
+/* An empty collection reads every class and passes no device on. */
+static void test_empty_collection(void **state)
+{
+	open_with("PS100012", 0, NULL);
+	ok("SMS_R_System", "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":2}],\"@odata.nextLink\":\"SMS_R_System?p=2\"}");
+	ok("SMS_R_System", EMPTY);
+	empty_secondaries();
+	ok("SMS_FullCollectionMembership", EMPTY);
+	struct cmb_site_read_stats stats;
+	assert_int_equal(read_devices(&stats), 0);
+	assert_int_equal(fx.devices.len, 0);
+	assert_int_equal(stats.devices, 0);
+	assert_int_equal(stats.filtered, 2);
+	assert_all_served();
+	close_fx();
+}
+
+#define COLL_URI(id) "/AdminService/wmi/SMS_Collection?$filter=CollectionID%20eq%20%27" id "%27" \
+	"&$select=CollectionID,Name,Comment,CollectionType,MemberCount,LimitToCollectionID,LastChangeTime\n"
+#define SITE_URI "/AdminService/wmi/SMS_Site?$select=SiteCode,SiteName,ReportingSiteCode\n"
+
+static void test_read_collections(void **state)
+{
+	open_with(NULL, 0, NULL);
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100012\",\"Name\":\"Finance laptops\","
+	   "\"Comment\":\"all of finance\",\"CollectionType\":2,\"MemberCount\":42,\"LimitToCollectionID\":\"SMS00001\","
+	   "\"LastChangeTime\":\"2026-11-20T08:12:00Z\"}]}");
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100013\",\"Name\":\"Kiosks\",\"Comment\":null,"
+	   "\"CollectionType\":2,\"MemberCount\":0,\"LimitToCollectionID\":\"SMS00001\","
+	   "\"LastChangeTime\":\"2026-01-04T10:00:00Z\"}]}");
+	/* the top site is the one reporting to nobody; a retried page on the way */
+	script("SMS_Site", (struct reply){ .status = 503, .retry_after = "0", .body = "" });
+	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Contoso Primary Site\",\"ReportingSiteCode\":\"CAS\"},"
+	   "{\"SiteCode\":\"CAS\",\"SiteName\":\"Contoso Central\",\"ReportingSiteCode\":\"\"},"
+	   "{\"SiteCode\":\"PS2\",\"SiteName\":\"Contoso Europe\",\"ReportingSiteCode\":\"CAS\"}]}");
+
+	const char *ids[] = { "PS100012", "PS100013" };
+	struct cmb_site_collection *colls = NULL;
+	assert_int_equal(cmb_site_adminservice.read_collections(fx.st, ids, 2, &colls), 0);
+	assert_non_null(colls);
+	assert_string_equal(colls[0].collection_id, "PS100012");
+	assert_string_equal(colls[0].name, "Finance laptops");
+	assert_string_equal(colls[0].comment, "all of finance");
+	assert_int_equal(colls[0].member_count, 42);
+	assert_string_equal(colls[0].limit_to, "SMS00001");
+	assert_string_equal(colls[0].last_change, "2026-11-20T08:12:00Z");
+	assert_string_equal(colls[0].hierarchy_id, "CAS");
+	assert_string_equal(colls[0].hierarchy_name, "Contoso Central");
+	assert_string_equal(colls[1].collection_id, "PS100013");
+	assert_string_equal(colls[1].name, "Kiosks");
+	assert_null(colls[1].comment);
+	assert_int_equal(colls[1].member_count, 0);
+	assert_string_equal(colls[1].last_change, "2026-01-04T10:00:00Z");
+	assert_string_equal(colls[1].hierarchy_id, "CAS");
+	assert_string_equal(colls[1].hierarchy_name, "Contoso Central");
+	assert_string_equal(uris("SMS_Collection"), COLL_URI("PS100012") COLL_URI("PS100013"));
+	assert_string_equal(uris("SMS_Site"), SITE_URI SITE_URI);
+	assert_int_equal(budget()->used, 1);
+	assert_all_served();
+	for (int i = 0; i < 2; i++)
+		cmb_site_collection_clear(&colls[i]);
+	free(colls);
+
+	/* two sites reporting to nobody: named after the connector's own site (PS1) */
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100012\",\"Name\":\"F\",\"CollectionType\":2}]}");
+	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Contoso Primary Site\",\"ReportingSiteCode\":null},"
+	   "{\"SiteCode\":\"PS9\",\"SiteName\":\"Other\"}]}");
+	assert_int_equal(cmb_site_adminservice.read_collections(fx.st, ids, 1, &colls), 0);
+	assert_string_equal(colls[0].hierarchy_id, "PS1");
+	assert_string_equal(colls[0].hierarchy_name, "Contoso Primary Site");
+	assert_int_equal(colls[0].member_count, -1);
+	assert_null(colls[0].limit_to);
+	cmb_site_collection_clear(&colls[0]);
+	free(colls);
+
+	/* no ids: no request */
+	colls = (void *)&colls;
+	assert_int_equal(cmb_site_adminservice.read_collections(fx.st, ids, 0, &colls), 0);
+	assert_null(colls);
+	assert_all_served();
+	close_fx();
+}
+
+static void test_collection_errors(void **state)
+{
+	struct cmb_site_collection *colls = (void *)0x1;
+	open_with(NULL, 0, NULL);
+
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100012\",\"Name\":\"F\",\"CollectionType\":2}]}");
+	ok("SMS_Collection", EMPTY);
+	const char *missing[] = { "PS100012", "PS100099" };
+	int rc = cmb_site_adminservice.read_collections(fx.st, missing, 2, &colls);
+	assert_error(rc, CMB_ENOTFOUND, "collection PS100099 is not on the site");
+	assert_ptr_equal(colls, (void *)0x1);
+	assert_string_equal(uris("SMS_Site"), "");
+
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100013\",\"Name\":\"Users\",\"CollectionType\":1}]}");
+	const char *user[] = { "PS100013" };
+	rc = cmb_site_adminservice.read_collections(fx.st, user, 1, &colls);
+	assert_error(rc, CMB_EINVAL, "collection PS100013 is a user collection; tenant attach targets device collections");
+	assert_ptr_equal(colls, (void *)0x1);
+
+	/* a site that ignores $filter is caught, not trusted */
+	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"SMS00001\",\"CollectionType\":2}]}");
+	rc = cmb_site_adminservice.read_collections(fx.st, user, 1, &colls);
+	assert_error(rc, CMB_EPROTO, "SMS_Collection PS100013: site returned collection 'SMS00001'");
+	assert_all_served();
+	close_fx();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_retries_500),
+		cmocka_unit_test(test_throttled_retry_after),
+		cmocka_unit_test(test_reset_mid_body),
+		cmocka_unit_test(test_truncated_json_is_final),
+		cmocka_unit_test(test_unauthorized_is_final),
+		cmocka_unit_test(test_retries_exhausted),
+		cmocka_unit_test(test_full_read_with_collection),
+		cmocka_unit_test(test_empty_collection),
+		cmocka_unit_test(test_read_collections),
+		cmocka_unit_test(test_collection_errors),
+	};
+	return cmocka_run_group_tests(tests, server_start, server_stop);
+}
