@@ -1,5 +1,8 @@
 /*
  * auth.c - client-credentials token acquisition and renewal.
+ *
+ * Must never: log or keep in an error message the secret or a token, or
+ * retry a refusal of the credentials (400/401: an admin has to act).
  */
 #include "auth.h"
 #include "error.h"
@@ -20,6 +23,8 @@ struct cmb_auth {
 	long renew_before_s;
 	char *token;
 	double expires_at;    /* monotonic seconds */
+	struct cmb_retry_budget *retry;
+	long requests;
 };
 
 static void wipe_free(char *s)
@@ -43,6 +48,7 @@ int cmb_auth_new(struct cmb_auth **out, struct cmb_http *http, const struct cmb_
 	a->scope = xstrdup(opts->scope);
 	a->secret = secret;
 	a->renew_before_s = opts->renew_before_s > 0 ? opts->renew_before_s : 300;
+	a->retry = opts->retry;
 	*out = a;
 	return 0;
 }
@@ -64,6 +70,11 @@ void cmb_auth_invalidate(struct cmb_auth *a)
 	wipe_free(a->token);
 	a->token = NULL;
 	a->expires_at = 0;
+}
+
+long cmb_auth_requests(const struct cmb_auth *a)
+{
+	return a->requests;
 }
 
 long cmb_auth_remaining(const struct cmb_auth *a)
@@ -89,7 +100,8 @@ static int token_error(struct cmb_auth *a, const struct cmb_http_response *resp)
 	const char *err = root ? tree_string(root, "error") : NULL;
 	const char *desc = root ? tree_string(root, "error_description") : NULL;
 	int code = (resp->status == 400 || resp->status == 401) ? CMB_EAUTH
-		 : (resp->status == 429 || resp->status == 503) ? CMB_ETHROTTLED : CMB_EHTTP;
+		 : (resp->status == 429 || resp->status == 503) ? CMB_ETHROTTLED
+		 : (resp->status == 500 || resp->status == 502 || resp->status == 504) ? CMB_ENETWORK : CMB_EHTTP;
 	if (err) {
 		/* The description's first line carries the AADSTS code; the rest is trace noise. */
 		char line[512] = "";
@@ -107,7 +119,8 @@ static int token_error(struct cmb_auth *a, const struct cmb_http_response *resp)
 	return code;
 }
 
-static int fetch_token(struct cmb_auth *a)
+/* One token request. *retry_after gets the raw header of a throttled reply (caller frees). */
+static int fetch_token(struct cmb_auth *a, char **retry_after)
 {
 	char *id = cmb_http_escape(a->client_id);
 	char *sec = cmb_http_escape(a->secret);
@@ -124,11 +137,14 @@ static int fetch_token(struct cmb_auth *a)
 	};
 	struct cmb_http_response resp;
 	int rc = cmb_http_request(a->http, &req, &resp);
+	a->requests++;
 	wipe_free(body);
 	if (rc < 0)
 		return cmb_error_wrap(rc, "acquiring a token");
 	if (resp.status != 200) {
 		rc = token_error(a, &resp);
+		if (resp.retry_after)
+			*retry_after = xstrdup(resp.retry_after);
 		cmb_http_response_clear(&resp);
 		return rc;
 	}
@@ -169,9 +185,21 @@ static int fetch_token(struct cmb_auth *a)
 int cmb_auth_token(struct cmb_auth *a, const char **token)
 {
 	if (!a->token || cmb_now_mono() > a->expires_at - (double)a->renew_before_s) {
-		int rc = fetch_token(a);
-		if (rc < 0)
-			return rc;
+		for (int attempt = 0;; attempt++) {
+			char *retry_after = NULL;
+			int rc = fetch_token(a, &retry_after);
+			if (rc == 0)
+				break;
+			double wait = 0;
+			int again = a->retry && cmb_retry_next(a->retry, attempt, rc, retry_after, &wait);
+			free(retry_after);
+			if (!again)
+				return rc;
+			cmb_warn("%s; retrying in %.1f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
+				 a->retry->policy.max_attempts);
+			if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
+				return rc;
+		}
 	}
 	*token = a->token;
 	return 0;

@@ -12,6 +12,7 @@
 #include "state.h"
 #include "sync.h"
 #include "util.h"
+#include "../adapters/adminservice/adminservice.h"
 #include "../adapters/adminservice/files.h"
 #include "../adapters/site.h"
 #include "../adapters/tenant.h"
@@ -135,6 +136,8 @@ static int session_open(const struct cmb_config *cfg, int want_state, struct ses
 		goto fail;
 	if ((rc = s->site->open(&s->site_st, cfg)) < 0)
 		goto fail;
+	if (s->site == &cmb_site_adminservice)
+		cmb_adminservice_set_stop_flag(s->site_st, &stop_requested);
 	if ((rc = s->tenant->open(&s->tenant_st, cfg)) < 0)
 		goto fail;
 	return 0;

@@ -108,6 +108,15 @@ static const struct option options[] = {
 	  .max = 100000, .offset = OFF(site_page_size), .desc = "Records per page request ($top)" },
 	{ .section = "site", .key = "timeout", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1, .max = 3600,
 	  .offset = OFF(site_timeout), .desc = "Seconds a stalled site transfer may wait" },
+	{ .section = "site", .key = "rate_limit", .type = OPT_LONG, .flags = RELOAD, .def = "100", .min = 0,
+	  .max = 100000, .offset = OFF(site_rate_limit),
+	  .desc = "Requests per second sent to the site at most (0: no limit)" },
+	{ .section = "site", .key = "rate_burst", .type = OPT_LONG, .flags = RELOAD, .def = "20", .min = 1,
+	  .max = 100000, .offset = OFF(site_rate_burst),
+	  .desc = "Requests that may go to the site at once before rate_limit applies" },
+	{ .section = "site", .key = "connect_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "15", .min = 1,
+	  .max = 300, .offset = OFF(site_connect_timeout),
+	  .desc = "Seconds to establish a connection (TCP and TLS) to the site" },
 
 	/* [tenant] */
 	{ .section = "tenant", .key = "authority", .type = OPT_URL, .flags = OPT_REQUIRED,
@@ -133,6 +142,15 @@ static const struct option options[] = {
 	  .max = 1000, .offset = OFF(tenant_batch_size), .desc = "Records per upload request" },
 	{ .section = "tenant", .key = "timeout", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1,
 	  .max = 3600, .offset = OFF(tenant_timeout), .desc = "Seconds a stalled tenant transfer may wait" },
+	{ .section = "tenant", .key = "rate_limit", .type = OPT_LONG, .flags = RELOAD, .def = "5", .min = 0,
+	  .max = 1000, .offset = OFF(tenant_rate_limit),
+	  .desc = "Token and upload requests per second sent to the tenant at most (0: no limit)" },
+	{ .section = "tenant", .key = "rate_burst", .type = OPT_LONG, .flags = RELOAD, .def = "5", .min = 1,
+	  .max = 1000, .offset = OFF(tenant_rate_burst),
+	  .desc = "Requests that may go to the tenant at once before rate_limit applies" },
+	{ .section = "tenant", .key = "connect_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "15", .min = 1,
+	  .max = 300, .offset = OFF(tenant_connect_timeout),
+	  .desc = "Seconds to establish a connection (TCP and TLS) to the tenant" },
 
 	/* [sync] */
 	{ .section = "sync", .key = "interval", .type = OPT_LONG, .flags = RELOAD, .def = "900", .min = 60,
@@ -151,6 +169,15 @@ static const struct option options[] = {
 	{ .section = "sync", .key = "delete_threshold_percent", .type = OPT_LONG, .flags = RELOAD, .def = "10",
 	  .min = 0, .max = 100, .offset = OFF(sync_delete_threshold_percent),
 	  .desc = "More removals than this percentage of attached devices stop the removals until approved" },
+	{ .section = "sync", .key = "retry_budget", .type = OPT_LONG, .flags = RELOAD, .def = "200", .min = 0,
+	  .max = 1000000, .offset = OFF(sync_retry_budget),
+	  .desc = "Retries one cycle may spend per endpoint (site, tenant) before it gives up" },
+	{ .section = "sync", .key = "max_retry_wait", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1,
+	  .max = 3600, .offset = OFF(sync_max_retry_wait),
+	  .desc = "Longest single wait before a retry, in seconds, a server's Retry-After included" },
+	{ .section = "sync", .key = "max_attempts", .type = OPT_LONG, .flags = RELOAD, .def = "6", .min = 1,
+	  .max = 100, .offset = OFF(sync_max_attempts),
+	  .desc = "Tries per request, the first included" },
 
 	/* [log] */
 	{ .section = "log", .key = "level", .type = OPT_ENUM, .flags = RELOAD, .def = "info", .values = level_values,

@@ -34,6 +34,9 @@ struct cmb_config {
 	char *site_cloud_sync_collections; /* "ID1,ID2" normalised, or NULL */
 	long site_page_size;        /* $top per page request; default 1000, 1..100000 */
 	long site_timeout;          /* seconds a stalled transfer may wait; default 60 */
+	long site_rate_limit;       /* requests per second to the site, 0 = no limit; default 100 */
+	long site_rate_burst;       /* requests allowed at once above the rate; default 20 */
+	long site_connect_timeout;  /* seconds to establish a connection; default 15 */
 
 	/* [tenant] */
 	char *tenant_authority;     /* required: https://login.microsoftonline.com/<tenant> */
@@ -46,6 +49,9 @@ struct cmb_config {
 	char *tenant_scope;         /* default https://graph.microsoft.com/.default */
 	long tenant_batch_size;     /* records per upload request; default 500, 1..1000 */
 	long tenant_timeout;        /* seconds; default 60 */
+	long tenant_rate_limit;     /* token + upload requests per second, 0 = no limit; default 5 */
+	long tenant_rate_burst;     /* requests allowed at once above the rate; default 5 */
+	long tenant_connect_timeout;/* seconds to establish a connection; default 15 */
 
 	/* [sync] */
 	long sync_interval;         /* seconds between delta cycles in `run`; default 900 */
@@ -54,6 +60,9 @@ struct cmb_config {
 	long sync_details_interval; /* seconds between volatile-detail refreshes; default 3600 */
 	long sync_delete_threshold; /* removals per cycle before the guard trips; default 500 */
 	long sync_delete_threshold_percent; /* same, as % of attached devices; default 10 */
+	long sync_retry_budget;     /* retries per cycle per endpoint; default 200 */
+	long sync_max_retry_wait;   /* seconds, cap of any single wait (Retry-After included); default 60 */
+	long sync_max_attempts;     /* tries per request, the first included; default 6 */
 
 	/* [log] */
 	char *log_level;            /* error | warn | info | debug; default info */

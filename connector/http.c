@@ -1,7 +1,7 @@
 /*
  * http.c - HTTP core on libcurl: one easy handle per endpoint (connection
  * reuse), TLS verification always on, bounded or streamed responses, gzip
- * request bodies.
+ * request bodies, a token-bucket rate limit per handle.
  *
  * Must never: log a header value (tokens live there), turn off certificate
  * verification, or grow a buffer past the configured maximum.
@@ -9,6 +9,7 @@
 #include "http.h"
 #include "error.h"
 #include "log.h"
+#include "retry.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -26,6 +27,7 @@ struct cmb_http {
 	long low_speed_time_s;
 	size_t max_response;
 	size_t total_out, total_in, total_requests;
+	struct cmb_rate_limit rate;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -49,6 +51,7 @@ int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts)
 	h->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 15;
 	h->low_speed_time_s = opts->low_speed_time_s > 0 ? opts->low_speed_time_s : 60;
 	h->max_response = opts->max_response ? opts->max_response : (size_t)256 << 20;
+	cmb_rate_limit_init(&h->rate, opts->rate_limit, opts->rate_burst);
 	*out = h;
 	return 0;
 }
@@ -72,6 +75,11 @@ void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *byte
 		*bytes_in = h->total_in;
 	if (requests)
 		*requests = h->total_requests;
+}
+
+double cmb_http_rate_waited(const struct cmb_http *h)
+{
+	return h->rate.waited_s;
 }
 
 struct transfer {
@@ -176,6 +184,13 @@ static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, cons
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: %s (check [%s] ca_file)", h->name, url,
 				     detail, h->name);
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2_STREAM:
+		/* The connection went away mid-reply: what arrived must not be taken for the answer. */
+		return cmb_error_set(CMB_ENETWORK, "the connection to the %s at %s closed before the reply was complete: %s",
+				     h->name, url, detail);
 	case CURLE_OPERATION_TIMEDOUT:
 		return cmb_error_set(CMB_ENETWORK, "the %s at %s did not answer in time: %s", h->name, url, detail);
 	default:
@@ -248,6 +263,8 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 
+	/* Every request counts against the endpoint's limit, retries and token requests included. */
+	cmb_rate_limit_take(&h->rate);
 	CURLcode cc = curl_easy_perform(c);
 	h->total_requests++;
 	h->total_out += resp->bytes_out;

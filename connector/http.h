@@ -22,6 +22,8 @@ struct cmb_http_opts {
 	long low_speed_time_s;       /* abort when slower than 1 byte/s for this long; default 60 */
 	size_t max_response;         /* bytes; default 256 MiB */
 	const char *user_agent;      /* default "cmbridge/<version>" */
+	double rate_limit;           /* requests per second at most, every request included; <= 0: no limit */
+	double rate_burst;           /* requests allowed at once before the rate applies; default 1 */
 };
 
 int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts);
@@ -58,8 +60,10 @@ struct cmb_http_response {
 };
 
 /*
- * Performs the request. Returns 0 when a response arrived (whatever its
- * status; the caller judges it), CMB_ENETWORK / CMB_ETLS when none did,
+ * Performs the request, first taking a token from the handle's rate limit
+ * (which may block). Returns 0 when a complete response arrived (whatever
+ * its status; the caller judges it), CMB_ENETWORK / CMB_ETLS when none did
+ * (a connection closed before the whole body arrived is CMB_ENETWORK),
  * CMB_ETOOBIG when the body exceeded max_response, or the sink's code.
  * resp is the caller's; release it with cmb_http_response_clear().
  */
@@ -74,5 +78,7 @@ char *cmb_http_resolve(const char *base, const char *ref);
 
 /* Bytes sent and received by this handle over its life (for status and benchmarks). */
 void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
+/* Seconds this handle's requests have spent waiting for the rate limit, over its life. */
+double cmb_http_rate_waited(const struct cmb_http *h);
 
 #endif

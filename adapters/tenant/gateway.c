@@ -1,42 +1,57 @@
 /*
- * gateway.c - the tenant adapter: bulk device upload through the connector
- * gateway (docs/wire-format.md §3), authenticated with client credentials.
+ * gateway.c - the tenant adapter: bulk device and collection upload through
+ * the connector gateway (docs/wire-format.md §3 and §5), authenticated with
+ * client credentials, retried by the policy of connector/retry.h
+ * (docs/retry.md).
  *
- * Must never: upload one request per device, log a token, or report a batch
- * as applied when the tenant did not answer for it.
+ * Must never: upload one request per device, log a token, send a retried
+ * batch under a new batchId, or report a batch as applied when the tenant
+ * did not answer for it.
  */
+#include "gateway.h"
 #include "../tenant.h"
 #include "../../connector/auth.h"
 #include "../../connector/error.h"
 #include "../../connector/http.h"
 #include "../../connector/log.h"
+#include "../../connector/retry.h"
 #include "../../connector/util.h"
 
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <yajl/yajl_tree.h>
-
-#define UPLOAD_ATTEMPTS 4
-#define RETRY_CAP_S 60.0
 
 struct gateway {
 	struct cmb_http *http;
 	struct cmb_auth *auth;
-	char *upload_url;
+	char *device_url;            /* {gateway_url}/api/gateway/DevicePost */
+	char *collection_url;        /* {gateway_url}/api/gateway/CollectionPost */
 	char *site_code;
+	struct cmb_retry_policy policy;
+	struct cmb_retry_budget budget;  /* this cycle's; shared with token requests */
 	struct cmb_tenant_stats stats;
+	long replays;
+	long renewals;
 };
 
 static int gw_open(void **out, const struct cmb_config *cfg)
 {
 	struct gateway *g = xcalloc(1, sizeof(*g));
+	g->policy = (struct cmb_retry_policy){
+		.max_attempts = (int)cfg->sync_max_attempts,
+		.base_delay_s = 0.5,
+		.max_delay_s = (double)cfg->sync_max_retry_wait,
+		.budget = cfg->sync_retry_budget,
+	};
+	cmb_retry_budget_init(&g->budget, &g->policy);
 	struct cmb_http_opts ho = {
 		.name = "tenant",
 		.ca_file = cfg->tenant_ca_file,
+		.connect_timeout_s = cfg->tenant_connect_timeout,
 		.low_speed_time_s = cfg->tenant_timeout,
 		.max_response = (size_t)cfg->sync_max_response_mb << 20,
+		.rate_limit = (double)cfg->tenant_rate_limit,
+		.rate_burst = (double)cfg->tenant_rate_burst,
 	};
 	int rc = cmb_http_new(&g->http, &ho);
 	if (rc < 0)
@@ -46,13 +61,15 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 		.client_id = cfg->tenant_client_id,
 		.client_secret_file = cfg->tenant_client_secret_file,
 		.scope = cfg->tenant_scope,
+		.retry = &g->budget,
 	};
 	if ((rc = cmb_auth_new(&g->auth, g->http, &ao)) < 0)
 		goto fail;
 	size_t n = strlen(cfg->tenant_gateway_url);
 	while (n > 0 && cfg->tenant_gateway_url[n - 1] == '/')
 		n--;
-	g->upload_url = xasprintf("%.*s/api/gateway/DevicePost", (int)n, cfg->tenant_gateway_url);
+	g->device_url = xasprintf("%.*s/api/gateway/DevicePost", (int)n, cfg->tenant_gateway_url);
+	g->collection_url = xasprintf("%.*s/api/gateway/CollectionPost", (int)n, cfg->tenant_gateway_url);
 	g->site_code = xstrdup(cfg->site_code);
 	*out = g;
 	return 0;
@@ -70,9 +87,16 @@ static void gw_close(void *st)
 		return;
 	cmb_auth_free(g->auth);
 	cmb_http_free(g->http);
-	free(g->upload_url);
+	free(g->device_url);
+	free(g->collection_url);
 	free(g->site_code);
 	free(g);
+}
+
+static void gw_begin_cycle(void *st)
+{
+	struct gateway *g = st;
+	cmb_retry_budget_init(&g->budget, &g->policy);
 }
 
 static int gw_check(void *st, long *expires_in)
@@ -92,26 +116,18 @@ static void gw_stats(void *st, struct cmb_tenant_stats *out)
 	*out = ((struct gateway *)st)->stats;
 }
 
-static void build_body(const struct gateway *g, const struct cmb_tenant_batch *b, struct cmb_buf *out)
+void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out)
 {
-	cmb_buf_init(out, SIZE_MAX / 2);
-	cmb_buf_addstr(out, "{\"batchId\":");
-	cmb_buf_add_json_string(out, b->batch_id, strlen(b->batch_id));
-	cmb_buf_addstr(out, ",\"siteCode\":");
-	cmb_buf_add_json_string(out, g->site_code, strlen(g->site_code));
-	cmb_buf_addstr(out, ",\"devices\":[");
-	for (size_t i = 0; i < b->n_records; i++) {
-		if (i)
-			cmb_buf_add(out, ",", 1);
-		cmb_buf_add(out, b->records[i].json, b->records[i].json_len);
-	}
-	cmb_buf_addstr(out, "],\"removals\":[");
-	for (size_t i = 0; i < b->n_removals; i++) {
-		if (i)
-			cmb_buf_add(out, ",", 1);
-		cmb_buf_add_json_string(out, b->removals[i], strlen(b->removals[i]));
-	}
-	cmb_buf_addstr(out, "]}");
+	struct gateway *g = st;
+	*out = (struct cmb_gateway_counters){
+		.requests = g->stats.requests,
+		.token_requests = cmb_auth_requests(g->auth),
+		.retries = g->budget.used,
+		.retry_waited_s = g->budget.waited_s,
+		.rate_waited_s = cmb_http_rate_waited(g->http),
+		.replays = g->replays,
+		.token_renewals = g->renewals,
+	};
 }
 
 /* Graph errors are {"error":{"code":"...","message":"..."}}; say what the tenant said. */
@@ -130,46 +146,136 @@ static void graph_error_text(const struct cmb_http_response *resp, char *out, si
 	yajl_tree_free(root);
 }
 
-/* Seconds to wait before a retry: the server's Retry-After when given, else backoff with jitter. */
-static double retry_delay(const char *retry_after, int attempt)
+/*
+ * Judges one answer to a batch. 0 with *root set (the caller's) for a
+ * complete 200 reply; otherwise a CMB_E* code whose retry class decides
+ * what happens next, with *retry_after set (caller frees) for throttling.
+ */
+static int judge_reply(struct gateway *g, const char *url, const char *batch_id, const char *what,
+		       const struct cmb_http_response *resp, yajl_val *root, char **retry_after)
 {
-	if (retry_after) {
-		char *end;
-		double s = strtod(retry_after, &end);
-		if (end != retry_after && s >= 0)
-			return s < RETRY_CAP_S ? s : RETRY_CAP_S;
+	char why[512];
+	long st = resp->status;
+	if (st == 200) {
+		char eb[256] = "";
+		yajl_val r = yajl_tree_parse(resp->body.data ? resp->body.data : "", eb, sizeof(eb));
+		if (!r) {
+			/*
+			 * A reply cut short: the batch may or may not have been applied.
+			 * Sending it again under the same batchId is safe (the tenant
+			 * applies a batch once and replays its answer).
+			 */
+			return cmb_error_set(CMB_ENETWORK, "tenant reply from %s for batch %s is incomplete or not JSON: %s",
+					     url, batch_id, eb);
+		}
+		if (!YAJL_IS_OBJECT(r)) {
+			yajl_tree_free(r);
+			return cmb_error_set(CMB_EPROTO, "tenant reply from %s for batch %s is not a JSON object", url,
+					     batch_id);
+		}
+		*root = r;
+		return 0;
 	}
-	double cap = (double)(1u << (attempt < 6 ? attempt : 6));
-	if (cap > RETRY_CAP_S)
-		cap = RETRY_CAP_S;
-	/* Full jitter: uniform in [0, cap). */
-	unsigned char r;
-	RAND_bytes(&r, 1);
-	return cap * ((double)r / 256.0);
+	graph_error_text(resp, why, sizeof(why));
+	if (st == 429 || st == 503) {
+		if (resp->retry_after)
+			*retry_after = xstrdup(resp->retry_after);
+		return cmb_error_set(CMB_ETHROTTLED, "tenant throttled upload of %s batch %s (HTTP %ld, %s)", what,
+				     batch_id, st, why);
+	}
+	if (st == 500 || st == 502 || st == 504)
+		return cmb_error_set(CMB_ENETWORK, "tenant failed upload of %s batch %s (HTTP %ld, %s)", what, batch_id,
+				     st, why);
+	return cmb_error_set(st == 401 || st == 403 ? CMB_EAUTH : CMB_EHTTP,
+			     "tenant refused upload of %s batch %s to %s (HTTP %ld, %s)", what, batch_id, url, st, why);
 }
 
-static int parse_reply(const struct cmb_tenant_batch *b, const struct cmb_http_response *resp,
-		       cmb_tenant_outcome_cb cb, void *ctx, const char *url)
+/*
+ * Posts one batch body (gzip) to url until the tenant answers for it or the
+ * retry policy gives up. Every try carries the same body, hence the same
+ * batchId. On success *out is the parsed reply object (caller frees).
+ */
+static int post_batch(struct gateway *g, const char *url, const char *what, const char *batch_id,
+		      const struct cmb_buf *body, yajl_val *out)
 {
-	char eb[256] = "";
-	int rc = 0;
-	yajl_val root = yajl_tree_parse(resp->body.data ? resp->body.data : "", eb, sizeof(eb));
-	if (!root || !YAJL_IS_OBJECT(root))
-		return cmb_error_set(CMB_EPROTO, "tenant reply from %s is not a JSON object: %s", url,
-				     root ? "wrong type" : eb);
-	const char *pr[] = { "results", NULL }, *pm[] = { "removals", NULL };
-	yajl_val results = yajl_tree_get(root, pr, yajl_t_array);
-	yajl_val removals = yajl_tree_get(root, pm, yajl_t_array);
-	if (!results || !removals || results->u.array.len != b->n_records ||
-	    removals->u.array.len != b->n_removals) {
-		rc = cmb_error_set(CMB_EPROTO,
-				   "tenant reply from %s does not answer for the batch: expected %zu results and %zu "
-				   "removals",
-				   url, b->n_records, b->n_removals);
-		goto done;
+	int rc = 0, renewed = 0;
+	for (int attempt = 0;; attempt++) {
+		const char *token;
+		/* The token endpoint has its own retries from the same budget; its failure is final here. */
+		if ((rc = cmb_auth_token(g->auth, &token)) < 0)
+			return cmb_error_wrap(rc, "uploading %s batch %s", what, batch_id);
+		char rid[37], rid_hdr[64];
+		cmb_uuid4(rid);
+		snprintf(rid_hdr, sizeof(rid_hdr), "client-request-id: %s", rid);
+		const char *headers[] = { "Content-Type: application/json", "Accept: application/json", rid_hdr, NULL };
+		struct cmb_http_request req = {
+			.method = "POST", .url = url, .headers = headers, .bearer = token,
+			.body = body->data, .body_len = body->len, .gzip_body = 1,
+		};
+		struct cmb_http_response resp;
+		char *retry_after = NULL;
+		yajl_val root = NULL;
+		rc = cmb_http_request(g->http, &req, &resp);
+		g->stats.requests++;
+		if (rc == 0) {
+			g->stats.bytes_out += resp.bytes_out;
+			g->stats.bytes_in += resp.bytes_in;
+			if (resp.status == 401 && !renewed) {
+				/* A token can be revoked or expire early: renew once and try again, off the budget. */
+				cmb_http_response_clear(&resp);
+				cmb_auth_invalidate(g->auth);
+				renewed = 1;
+				g->renewals++;
+				cmb_info("tenant refused the access token (HTTP 401) for %s batch %s; renewing it", what,
+					 batch_id);
+				attempt--;
+				continue;
+			}
+			rc = judge_reply(g, url, batch_id, what, &resp, &root, &retry_after);
+			cmb_http_response_clear(&resp);
+		}
+		if (rc == 0) {
+			*out = root;
+			return 0;
+		}
+		double wait = 0;
+		int again = cmb_retry_next(&g->budget, attempt, rc, retry_after, &wait);
+		free(retry_after);
+		if (!again) {
+			if (cmb_error_retry_class(rc) != CMB_RETRY_NEVER)
+				cmb_error_wrap(rc, "gave up after %d attempts (%ld of %ld retries of this cycle spent)",
+					       attempt + 1, g->budget.used, g->budget.policy.budget);
+			return rc;
+		}
+		cmb_warn("%s; sending the same batch again in %.1f s (attempt %d of %d)", cmb_error_last(), wait,
+			 attempt + 2, g->budget.policy.max_attempts);
+		if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
+			return rc;
 	}
+}
+
+/*
+ * Reports the reply's results and removals through cb, checking that they
+ * answer exactly for keys[0..n) and removals[0..n_removals), in order.
+ */
+static int report_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
+			   const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
+{
+	int rc = 0;
+	const char *pb[] = { "batchId", NULL }, *pr[] = { "results", NULL }, *pm[] = { "removals", NULL };
+	yajl_val bid = yajl_tree_get(root, pb, yajl_t_string);
+	yajl_val results = yajl_tree_get(root, pr, yajl_t_array);
+	yajl_val rems = yajl_tree_get(root, pm, yajl_t_array);
+	if (bid && strcmp(bid->u.string, batch_id) != 0)
+		return cmb_error_set(CMB_EPROTO, "tenant reply from %s is for batch %s, not %s", url, bid->u.string,
+				     batch_id);
+	if (!results || !rems || results->u.array.len != n || rems->u.array.len != n_removals)
+		return cmb_error_set(CMB_EPROTO,
+				     "tenant reply from %s does not answer for batch %s: expected %zu results and %zu "
+				     "removals",
+				     url, batch_id, n, n_removals);
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
-		yajl_val arr = pass == 0 ? results : removals;
+		yajl_val arr = pass == 0 ? results : rems;
 		for (size_t i = 0; i < arr->u.array.len && rc == 0; i++) {
 			yajl_val e = arr->u.array.values[i];
 			const char *pk[] = { "key", NULL }, *ps[] = { "status", NULL }, *pi[] = { "id", NULL };
@@ -179,7 +285,7 @@ static int parse_reply(const struct cmb_tenant_batch *b, const struct cmb_http_r
 			yajl_val id = yajl_tree_get(e, pi, yajl_t_string);
 			yajl_val ec = yajl_tree_get(e, pec, yajl_t_string);
 			yajl_val em = yajl_tree_get(e, pem, yajl_t_string);
-			const char *want = pass == 0 ? b->records[i].key : b->removals[i];
+			const char *want = pass == 0 ? keys[i] : removals[i];
 			if (!k || !s || strcmp(k->u.string, want) != 0) {
 				rc = cmb_error_set(CMB_EPROTO, "tenant reply from %s: entry %zu of %s is not for key %s",
 						   url, i, pass == 0 ? "results" : "removals", want);
@@ -196,76 +302,89 @@ static int parse_reply(const struct cmb_tenant_batch *b, const struct cmb_http_r
 			free(err);
 		}
 	}
-done:
+	return rc;
+}
+
+/* Posts body, then reports the reply: the path DevicePost and CollectionPost share. */
+static int upload_body(struct gateway *g, const char *url, const char *what, const char *batch_id,
+		       const struct cmb_buf *body, const char *const *keys, size_t n, const char *const *removals,
+		       size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
+{
+	yajl_val root = NULL;
+	int rc = post_batch(g, url, what, batch_id, body, &root);
+	if (rc < 0)
+		return rc;
+	const char *pp[] = { "replayed", NULL };
+	yajl_val replayed = yajl_tree_get(root, pp, yajl_t_true);
+	if (replayed) {
+		/* An earlier try was applied but its answer was lost: this is that answer. */
+		g->replays++;
+		cmb_info("tenant had already applied %s batch %s; using its stored answer", what, batch_id);
+	}
+	rc = report_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
 	yajl_tree_free(root);
 	return rc;
+}
+
+static void add_removals(struct cmb_buf *out, const char *const *removals, size_t n)
+{
+	cmb_buf_addstr(out, "],\"removals\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			cmb_buf_add(out, ",", 1);
+		cmb_buf_add_json_string(out, removals[i], strlen(removals[i]));
+	}
+	cmb_buf_addstr(out, "]}");
+}
+
+static void add_head(const struct gateway *g, const char *batch_id, const char *list, struct cmb_buf *out)
+{
+	cmb_buf_init(out, SIZE_MAX / 2);
+	cmb_buf_addstr(out, "{\"batchId\":");
+	cmb_buf_add_json_string(out, batch_id, strlen(batch_id));
+	cmb_buf_addstr(out, ",\"siteCode\":");
+	cmb_buf_add_json_string(out, g->site_code, strlen(g->site_code));
+	cmb_buf_addstr(out, ",\"");
+	cmb_buf_addstr(out, list);
+	cmb_buf_addstr(out, "\":[");
 }
 
 static int gw_upload(void *st, const struct cmb_tenant_batch *b, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	struct gateway *g = st;
 	struct cmb_buf body;
-	build_body(g, b, &body);
-	int rc = 0, renewed = 0;
-	for (int attempt = 0;; attempt++) {
-		const char *token;
-		if ((rc = cmb_auth_token(g->auth, &token)) < 0)
-			break;
-		char rid[37], rid_hdr[64];
-		cmb_uuid4(rid);
-		snprintf(rid_hdr, sizeof(rid_hdr), "client-request-id: %s", rid);
-		const char *headers[] = { "Content-Type: application/json", "Accept: application/json", rid_hdr, NULL };
-		struct cmb_http_request req = {
-			.method = "POST", .url = g->upload_url, .headers = headers, .bearer = token,
-			.body = body.data, .body_len = body.len, .gzip_body = 1,
-		};
-		struct cmb_http_response resp;
-		rc = cmb_http_request(g->http, &req, &resp);
-		g->stats.requests++;
-		if (rc == 0) {
-			g->stats.bytes_out += resp.bytes_out;
-			g->stats.bytes_in += resp.bytes_in;
-		}
-		char *retry_after = NULL;
-		if (rc == 0) {
-			char why[512];
-			if (resp.status == 200) {
-				rc = parse_reply(b, &resp, cb, ctx, g->upload_url);
-			} else if (resp.status == 401 && !renewed) {
-				/* A token can be revoked or expire early: renew once, then give up. */
-				cmb_auth_invalidate(g->auth);
-				renewed = 1;
-				cmb_http_response_clear(&resp);
-				attempt--;
-				continue;
-			} else if (resp.status == 429 || resp.status == 503) {
-				graph_error_text(&resp, why, sizeof(why));
-				rc = cmb_error_set(CMB_ETHROTTLED, "tenant throttled upload of batch %s (HTTP %ld, %s)",
-						   b->batch_id, resp.status, why);
-				retry_after = resp.retry_after ? xstrdup(resp.retry_after) : NULL;
-			} else if (resp.status >= 500) {
-				graph_error_text(&resp, why, sizeof(why));
-				rc = cmb_error_set(CMB_ENETWORK, "tenant failed upload of batch %s (HTTP %ld, %s)",
-						   b->batch_id, resp.status, why);
-			} else {
-				graph_error_text(&resp, why, sizeof(why));
-				rc = cmb_error_set(resp.status == 401 || resp.status == 403 ? CMB_EAUTH : CMB_EHTTP,
-						   "tenant refused upload of batch %s to %s (HTTP %ld, %s)", b->batch_id,
-						   g->upload_url, resp.status, why);
-			}
-			cmb_http_response_clear(&resp);
-		}
-		if (rc == 0 || cmb_error_retry_class(rc) == CMB_RETRY_NEVER || attempt + 1 >= UPLOAD_ATTEMPTS) {
-			free(retry_after);
-			break;
-		}
-		double wait = retry_delay(retry_after, attempt);
-		free(retry_after);
-		cmb_warn("%s; retrying the same batch in %.1f s (attempt %d of %d)", cmb_error_last(), wait,
-			 attempt + 2, UPLOAD_ATTEMPTS);
-		struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
-		nanosleep(&ts, NULL);
+	add_head(g, b->batch_id, "devices", &body);
+	const char **keys = xcalloc(b->n_records ? b->n_records : 1, sizeof(*keys));
+	for (size_t i = 0; i < b->n_records; i++) {
+		if (i)
+			cmb_buf_add(&body, ",", 1);
+		cmb_buf_add(&body, b->records[i].json, b->records[i].json_len);
+		keys[i] = b->records[i].key;
 	}
+	add_removals(&body, b->removals, b->n_removals);
+	int rc = upload_body(g, g->device_url, "device", b->batch_id, &body, keys, b->n_records, b->removals,
+			     b->n_removals, cb, ctx);
+	free(keys);
+	cmb_buf_free(&body);
+	return rc;
+}
+
+static int gw_upload_collections(void *st, const struct cmb_tenant_collection_batch *b, cmb_tenant_outcome_cb cb,
+				 void *ctx)
+{
+	struct gateway *g = st;
+	struct cmb_buf body;
+	add_head(g, b->batch_id, "collections", &body);
+	for (size_t i = 0; i < b->n; i++) {
+		cmb_buf_addstr(&body, i ? ",{\"key\":" : "{\"key\":");
+		cmb_buf_add_json_string(&body, b->keys[i], strlen(b->keys[i]));
+		cmb_buf_addstr(&body, ",\"configManagerCollection\":");
+		cmb_buf_addstr(&body, b->json[i]);
+		cmb_buf_add(&body, "}", 1);
+	}
+	add_removals(&body, b->removals, b->n_removals);
+	int rc = upload_body(g, g->collection_url, "collection", b->batch_id, &body, b->keys, b->n, b->removals,
+			     b->n_removals, cb, ctx);
 	cmb_buf_free(&body);
 	return rc;
 }
@@ -275,7 +394,9 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.name = "gateway",
 	.open = gw_open,
 	.check = gw_check,
+	.begin_cycle = gw_begin_cycle,
 	.upload = gw_upload,
+	.upload_collections = gw_upload_collections,
 	.stats = gw_stats,
 	.close = gw_close,
 };

@@ -54,3 +54,44 @@ finish() {
   echo "$((CHECKS - FAILS)) passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }
+
+# cycle_count FIELD: a count of the newest cycle in the last `cmb_status`.
+cycle_count() { jget "$TMP/status.json" "d['cycles'][0]['counts']['$1']"; }
+stat() { jget "$TMP/stats.json" "d$1"; }
+
+# conf_with NAME 'section.key=value'...: a copy of $CONF with options set or replaced.
+conf_with() {
+  local out="$TMP/$1.conf"; shift
+  python3 - "$CONF" "$out" "$@" <<'PY'
+import sys, re
+src, out, sets = sys.argv[1], sys.argv[2], sys.argv[3:]
+lines = open(src).read().splitlines()
+for s in sets:
+    sk, val = s.split("=", 1)
+    sec, key = sk.split(".", 1)
+    # drop an existing key of that section
+    cur, keep = None, []
+    for l in lines:
+        m = re.match(r"\s*\[(\w+)\]", l)
+        if m: cur = m.group(1)
+        if cur == sec and re.match(r"\s*%s\s*=" % re.escape(key), l): continue
+        keep.append(l)
+    lines = keep
+    if not any(re.match(r"\s*\[%s\]" % sec, l) for l in lines):
+        lines.append("[%s]" % sec)
+    idx = max(i for i, l in enumerate(lines) if re.match(r"\s*\[%s\]" % sec, l))
+    lines.insert(idx + 1, "%s = %s" % (key, val))
+open(out, "w").write("\n".join(lines) + "\n")
+PY
+  chmod 600 "$out"
+  echo "$out"
+}
+
+graph_token() {
+  local authority client_id
+  authority=$(sed -n 's/^authority *= *//p' "$CONF")
+  client_id=$(sed -n 's/^client_id *= *//p' "$CONF")
+  curl -sS --cacert "$LAB/ca.pem" -d grant_type=client_credentials --data-urlencode "client_id=$client_id" \
+    --data-urlencode "client_secret@$LAB/client-secret" --data-urlencode "scope=https://graph.microsoft.com/.default" \
+    "$authority/oauth2/v2.0/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}

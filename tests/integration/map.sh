@@ -34,9 +34,13 @@ TOKEN=$(curl -sS --cacert "$LAB/ca.pem" -d grant_type=client_credentials --data-
   "$AUTHORITY/oauth2/v2.0/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
   "$GRAPH/deviceManagement/managedDevices?\$top=1000" > "$TMP/listing.json"
-same=$(python3 - "$TMP/records.jsonl" "$TMP/listing.json" <<'PY'
+# Offline mapping is per record; duplicate detection needs the whole site, so
+# the live sync's duplicates (listed in its quarantine) are left out here.
+"$CMBRIDGE" -c "$CONF" quarantine --json > "$TMP/quarantine.json"
+same=$(python3 - "$TMP/records.jsonl" "$TMP/listing.json" "$TMP/quarantine.json" <<'PY'
 import json, sys
-mapped = [json.loads(l)["managedDevice"] for l in open(sys.argv[1])]
+dups = {q["key"] for q in json.load(open(sys.argv[3])) if q["kind"] == "duplicate"}
+mapped = [json.loads(l)["managedDevice"] for l in open(sys.argv[1]) if json.loads(l)["key"] not in dups]
 held = json.load(open(sys.argv[2]))["value"]
 for d in held: d.pop("id")
 key = lambda d: json.dumps(d, sort_keys=True)

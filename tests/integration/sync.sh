@@ -15,7 +15,7 @@ say "first sync uploads every device in scope"
 "$CMBRIDGE" -c "$CONF" sync > "$TMP/sync1.txt" 2>"$TMP/sync1.log"; rc=$?
 expect_eq "first sync exit status" 0 "$rc"
 cmb_status; lab_stats
-in_scope=$(jget "$TMP/status.json" "d['cycles'][0]['counts']['siteRecords'] - d['cycles'][0]['counts']['skipped'] - d['cycles'][0]['counts']['quarantined']")
+in_scope=$(jget "$TMP/status.json" "d['cycles'][0]['counts']['siteRecords'] - d['cycles'][0]['counts']['skipped'] - d['cycles'][0]['counts']['quarantined'] - d['cycles'][0]['counts']['duplicates']")
 added=$(jget "$TMP/status.json" "d['cycles'][0]['counts']['added']")
 expect_eq "site devices read" 3000 "$(jget "$TMP/status.json" "d['cycles'][0]['counts']['siteRecords']")"
 expect_eq "every in-scope device added" "$in_scope" "$added"

@@ -296,6 +296,12 @@ static void test_print(void **state)
 			   "page_size = 1000\n"
 			   "# Seconds a stalled site transfer may wait\n"
 			   "timeout = 60\n"
+			   "# Requests per second sent to the site at most (0: no limit)\n"
+			   "rate_limit = 100\n"
+			   "# Requests that may go to the site at once before rate_limit applies\n"
+			   "rate_burst = 20\n"
+			   "# Seconds to establish a connection (TCP and TLS) to the site\n"
+			   "connect_timeout = 15\n"
 			   "\n"
 			   "[tenant]\n"
 			   "# Token authority, e.g. https://login.microsoftonline.com/<tenant-id>\n"
@@ -318,6 +324,12 @@ static void test_print(void **state)
 			   "batch_size = 500\n"
 			   "# Seconds a stalled tenant transfer may wait\n"
 			   "timeout = 60\n"
+			   "# Token and upload requests per second sent to the tenant at most (0: no limit)\n"
+			   "rate_limit = 5\n"
+			   "# Requests that may go to the tenant at once before rate_limit applies\n"
+			   "rate_burst = 5\n"
+			   "# Seconds to establish a connection (TCP and TLS) to the tenant\n"
+			   "connect_timeout = 15\n"
 			   "\n"
 			   "[sync]\n"
 			   "# Seconds between delta cycles in `cmbridge run`\n"
@@ -332,6 +344,12 @@ static void test_print(void **state)
 			   "delete_threshold = 500\n"
 			   "# More removals than this percentage of attached devices stop the removals until approved\n"
 			   "delete_threshold_percent = 10\n"
+			   "# Retries one cycle may spend per endpoint (site, tenant) before it gives up\n"
+			   "retry_budget = 200\n"
+			   "# Longest single wait before a retry, in seconds, a server's Retry-After included\n"
+			   "max_retry_wait = 60\n"
+			   "# Tries per request, the first included\n"
+			   "max_attempts = 6\n"
 			   "\n"
 			   "[log]\n"
 			   "# Messages at this level and above are written\n"
@@ -532,6 +550,52 @@ static void test_docs(void **state)
 	free(path);
 }
 
+/* Rate limits, connection timeouts and the retry policy: defaults, values, ranges. */
+static void test_retry_rate_options(void **state)
+{
+	struct fx *f = *state;
+	write_conf(f, MIN_CONF);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_int_equal(cfg->site_rate_limit, 100);
+	assert_int_equal(cfg->site_rate_burst, 20);
+	assert_int_equal(cfg->site_connect_timeout, 15);
+	assert_int_equal(cfg->tenant_rate_limit, 5);
+	assert_int_equal(cfg->tenant_rate_burst, 5);
+	assert_int_equal(cfg->tenant_connect_timeout, 15);
+	assert_int_equal(cfg->sync_retry_budget, 200);
+	assert_int_equal(cfg->sync_max_retry_wait, 60);
+	assert_int_equal(cfg->sync_max_attempts, 6);
+	cmb_config_free(cfg);
+
+	write_conf(f, MIN_CONF "rate_limit = 0\nrate_burst = 1\nconnect_timeout = 5\n"
+			       "[site]\nrate_limit = 250\nrate_burst = 40\nconnect_timeout = 30\n"
+			       "[sync]\nretry_budget = 0\nmax_retry_wait = 120\nmax_attempts = 1\n");
+	cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_int_equal(cfg->tenant_rate_limit, 0);
+	assert_int_equal(cfg->tenant_rate_burst, 1);
+	assert_int_equal(cfg->tenant_connect_timeout, 5);
+	assert_int_equal(cfg->site_rate_limit, 250);
+	assert_int_equal(cfg->site_rate_burst, 40);
+	assert_int_equal(cfg->site_connect_timeout, 30);
+	assert_int_equal(cfg->sync_retry_budget, 0);
+	assert_int_equal(cfg->sync_max_retry_wait, 120);
+	assert_int_equal(cfg->sync_max_attempts, 1);
+	cmb_config_free(cfg);
+
+	expect_error(state, MIN_CONF "rate_limit = -1\n",
+		     "{conf}:10: [tenant] rate_limit: -1 is out of range (expected an integer from 0 to 1000)");
+	expect_error(state, MIN_CONF "rate_burst = 0\n",
+		     "{conf}:10: [tenant] rate_burst: 0 is out of range (expected an integer from 1 to 1000)");
+	expect_error(state, "[site]\nconnect_timeout = 0\n" MIN_CONF,
+		     "{conf}:2: [site] connect_timeout: 0 is out of range (expected an integer from 1 to 300)");
+	expect_error(state, "[sync]\nmax_attempts = 0\n" MIN_CONF,
+		     "{conf}:2: [sync] max_attempts: 0 is out of range (expected an integer from 1 to 100)");
+	expect_error(state, "[sync]\nmax_retry_wait = 1.5\n" MIN_CONF,
+		     "{conf}:2: [sync] max_retry_wait: \"1.5\" is not a number (expected an integer from 1 to 3600)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +615,7 @@ int main(void)
 		T(test_err_duplicate),
 		T(test_err_syntax),
 		T(test_reload),
+		T(test_retry_rate_options),
 		T(test_docs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
