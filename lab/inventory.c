@@ -115,6 +115,15 @@ static void base_device(struct lab_device *d, struct lab_prng *r, int64_t rid, i
 	} else {
 		d->comgmt_policy = lab_prng_below(r, 10) == 0;
 	}
+	/* Co-management requires an Entra-joined or hybrid-joined device: a
+	 * co-managed device drawn as not joined becomes hybrid-joined. Its
+	 * AADDeviceID comes from its hardware id, so the main stream (and every
+	 * other device) stays as it was. */
+	if (d->mdm && !d->hybrid && !d->aadj) {
+		struct lab_prng x = {h1 ^ h3};
+		d->hybrid = true;
+		lab_prng_guid(&x, d->aad_device_id);
+	}
 	d->has_hw = true;
 	d->model = server ? 6 + (int)lab_prng_below(r, 3) : (int)lab_prng_below(r, 6);
 	serial(r, d);
@@ -141,6 +150,87 @@ void lab_dev_new_plain(struct lab_device *d, struct lab_prng *r, int64_t rid, in
 	plain_name(d, r, (size_t)(rid - 16777220));
 }
 
+void lab_dev_twin(struct lab_device *n2, const struct lab_device *old, struct lab_prng *r, int64_t rid,
+		  int64_t epoch)
+{
+	base_device(n2, r, rid, epoch, old->os, 0);
+	n2->name = lab_xstrndup(old->name, old->name_len);
+	n2->name_len = old->name_len;
+	memcpy(n2->hardware_id, old->hardware_id, sizeof n2->hardware_id);
+	memcpy(n2->smbios_guid, old->smbios_guid, sizeof n2->smbios_guid);
+	n2->model = old->model;
+	memcpy(n2->serial, old->serial, sizeof n2->serial);
+	n2->last_policy = old->last_policy + 600;
+	n2->last_active = old->last_active + 600;
+	n2->dup = true;
+}
+
+/* ---- collections -------------------------------------------------------- */
+
+const struct lab_coll_def lab_colls[LAB_NCOLL] = {
+	{"PS100010", "Finance laptops", "Laptops of the finance department (LT-FIN-*)", 2, 412},
+	{"PS100011", "Servers \xe2\x80\x93 Production", "Production servers (patched in the Saturday window)", 2, 380},
+	{"PS100012", "Pilot \xe2\x80\x93 Co-management", "Co-management pilot: workloads switched to Intune", 2, 95},
+	{"PS100013", "Kiosk devices", "Single-app kiosks (none deployed yet)", 2, 40},
+	{"PS100014", "Windows 11 workstations", "Workstations running Windows 11 23H2 or 24H2", 2, 210},
+	{"PS100015", "Patch ring 1 \xe2\x80\x93 Early", "Early software update ring (about 10% of clients)", 2, 150},
+	{"PS100016", "Finance users", "Users of the finance department", 1, 412},
+	{"SMS00001", "All Systems", "All Systems", 2, 900},
+	{"SMS00002", "All Users", "All Users", 1, 900},
+	{"SMSDM003", "All Desktop and Server Clients", "All Desktop and Server Clients", 2, 900},
+};
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+bool lab_coll_member(int ci, const struct lab_device *d, uint64_t seed)
+{
+	uint64_t h = mix((uint64_t)d->resource_id ^ (seed * 0x9e3779b97f4a7c15ULL));
+	bool cl = d->client == 1;
+	switch (ci) {
+	case 0: return d->name_len > 7 && !memcmp(d->name, "LT-FIN-", 7);
+	case 1: return cl && os_tab[d->os % N_OS].server && h % 4 != 0;
+	case 2: return cl && d->mdm && d->comgmt_policy && h % 5 == 0;
+	case 4: return cl && (d->os == 1 || d->os == 2);
+	case 5: return cl && h % 10 == 3;
+	case 7: return true;
+	case 9: return cl;
+	default: return false;   /* Kiosk devices (empty) and the user collections */
+	}
+}
+
+int64_t lab_coll_last_change(int ci, int64_t epoch)
+{
+	return epoch - (int64_t)lab_colls[ci].age_days * 86400 + 10 * 3600 + 60 * ci;
+}
+
+void lab_coll_count(const struct lab_inventory *inv, uint64_t seed, long counts[LAB_NCOLL],
+		    uint64_t digest[LAB_NCOLL])
+{
+	for (int ci = 0; ci < LAB_NCOLL; ci++) {
+		counts[ci] = 0;
+		if (digest)
+			digest[ci] = 0;
+	}
+	for (size_t i = 0; i < inv->n; i++)
+		for (int ci = 0; ci < LAB_NCOLL; ci++)
+			if (lab_coll_member(ci, &inv->dev[i], seed)) {
+				counts[ci]++;
+				if (digest)
+					digest[ci] += mix((uint64_t)inv->dev[i].resource_id + 0x51ed27ULL);
+			}
+}
+
+void lab_coll_init_times(struct lab_inventory *inv, int64_t epoch)
+{
+	for (int ci = 0; ci < LAB_NCOLL; ci++)
+		inv->coll_mchange[ci] = epoch - 3600 * (int64_t)(ci + 2);
+}
+
 bool lab_dev_plain(const struct lab_device *d)
 {
 	return d->client == 1 && d->active == 1 && d->active_status == 1 && !d->obsolete &&
@@ -160,6 +250,7 @@ void lab_inv_generate(struct lab_inventory *inv, const struct lab_conf *c)
 {
 	struct lab_prng r = {c->seed * 0x2545f4914f6cdd1dULL + 0x1234567};
 	int64_t rid = 16777220;
+	lab_coll_init_times(inv, c->epoch);
 	for (size_t i = 0; i < (size_t)c->devices; i++) {
 		struct lab_device d;
 		uint32_t o = lab_prng_below(&r, 100);
@@ -224,10 +315,31 @@ void lab_inv_generate(struct lab_inventory *inv, const struct lab_conf *c)
 			n2.model = old->model;
 			memcpy(n2.serial, old->serial, sizeof n2.serial);
 			old->dup = n2.dup = true;
-			if (lab_prng_below(&r, 10) < 7) {
+			/* Half the pairs: the older record is obsolete. Otherwise both
+			 * are active clients, sharing HardwareID and SMBIOSGUID (3 in
+			 * 10) or only SMBIOSGUID (2 in 10: the new record's HardwareID
+			 * differs). The newer record is always the one with the later
+			 * LastActiveTime (and the higher ResourceID). */
+			uint32_t x = lab_prng_below(&r, 10);
+			if (x < 5) {
 				old->obsolete = 1;
 				old->active = 0;
 				old->active_status = 0;
+			}
+			if (x >= 8) {
+				struct lab_prng hx = {mix((uint64_t)n2.resource_id)};
+				snprintf(n2.hardware_id, sizeof n2.hardware_id, "2:%016llX%016llX%08llX",
+					 (unsigned long long)lab_prng_next(&hx), (unsigned long long)lab_prng_next(&hx),
+					 (unsigned long long)(lab_prng_next(&hx) >> 32));
+			}
+			if (n2.last_active <= old->last_active) {
+				int64_t lp = n2.last_policy, la = n2.last_active;
+				n2.last_policy = old->last_policy;
+				n2.last_active = old->last_active;
+				old->last_policy = lp;
+				old->last_active = la;
+				if (n2.last_active == old->last_active)
+					old->last_active -= 60;
 			}
 			push(inv, &n2);
 			i++;
@@ -258,7 +370,9 @@ int lab_db_schema(sqlite3 *db)
 		" model INTEGER, serial TEXT, dup INTEGER);"
 		"CREATE TABLE IF NOT EXISTS tenant_device(key TEXT PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
 		" agent TEXT, managed_device TEXT NOT NULL, configuration_manager TEXT, updated INTEGER);"
-		"CREATE TABLE IF NOT EXISTS tenant_batch(batch_id TEXT PRIMARY KEY, reply TEXT NOT NULL);";
+		"CREATE TABLE IF NOT EXISTS tenant_batch(batch_id TEXT PRIMARY KEY, reply TEXT NOT NULL);"
+		"CREATE TABLE IF NOT EXISTS tenant_collection(key TEXT PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
+		" object TEXT NOT NULL, updated INTEGER);";
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
@@ -296,8 +410,13 @@ int lab_inv_save(struct lab_inventory *inv, sqlite3 *db)
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto done;
 	}
-	char *m = lab_xasprintf("INSERT OR REPLACE INTO meta VALUES('mutations','%llu')",
-				(unsigned long long)inv->mutations);
+	struct lab_buf t = {0};
+	for (int ci = 0; ci < LAB_NCOLL; ci++)
+		lab_buf_addf(&t, "%s%lld", ci ? "," : "", (long long)inv->coll_mchange[ci]);
+	char *m = lab_xasprintf("INSERT OR REPLACE INTO meta VALUES('mutations','%llu');"
+				"INSERT OR REPLACE INTO meta VALUES('coll_member_change','%s')",
+				(unsigned long long)inv->mutations, t.p);
+	lab_buf_free(&t);
 	int mrc = sqlite3_exec(db, m, NULL, NULL, NULL);
 	free(m);
 	if (mrc != SQLITE_OK)
@@ -361,6 +480,17 @@ int lab_inv_load(struct lab_inventory *inv, sqlite3 *db)
 	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k='mutations'", -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			inv->mutations = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k='coll_member_change'", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			for (int ci = 0; p && ci < LAB_NCOLL; ci++) {
+				char *e;
+				inv->coll_mchange[ci] = strtoll(p, &e, 10);
+				p = *e == ',' ? e + 1 : NULL;
+			}
+		}
 		sqlite3_finalize(st);
 	}
 	return 0;

@@ -158,10 +158,23 @@ struct lab_device {
 	char serial[64];
 	bool dup;                             /* one of a duplicate-hardware pair */
 };
+
+/* Collections of the site (SMS_Collection), sorted by CollectionID. */
+#define LAB_NCOLL 10
+struct lab_coll_def {
+	const char *id, *name, *comment;
+	int type;                             /* 2 device, 1 user */
+	int age_days;                         /* LastChangeTime = epoch - age (+ fixed hour) */
+};
+extern const struct lab_coll_def lab_colls[LAB_NCOLL];
+bool lab_coll_member(int ci, const struct lab_device *d, uint64_t seed);
+int64_t lab_coll_last_change(int ci, int64_t epoch);
+
 struct lab_inventory {
 	struct lab_device *dev;
 	size_t n, cap;
 	uint64_t mutations;
+	int64_t coll_mchange[LAB_NCOLL];      /* LastMemberChangeTime; kept in meta */
 };
 void lab_inv_generate(struct lab_inventory *inv, const struct lab_conf *c);
 int lab_inv_save(struct lab_inventory *inv, sqlite3 *db);
@@ -169,6 +182,14 @@ int lab_inv_load(struct lab_inventory *inv, sqlite3 *db);
 void lab_inv_free(struct lab_inventory *inv);
 bool lab_dev_plain(const struct lab_device *d);
 void lab_dev_new_plain(struct lab_device *d, struct lab_prng *r, int64_t rid, int64_t epoch);
+/* A reimaged twin of old: same name, HardwareID, SMBIOSGUID and hardware,
+ * a new SMSUniqueIdentifier, active, times 10 minutes after old's. */
+void lab_dev_twin(struct lab_device *twin, const struct lab_device *old, struct lab_prng *r, int64_t rid,
+		  int64_t epoch);
+/* Member counts and a digest of each collection's member set. */
+void lab_coll_count(const struct lab_inventory *inv, uint64_t seed, long counts[LAB_NCOLL],
+		    uint64_t digest[LAB_NCOLL]);
+void lab_coll_init_times(struct lab_inventory *inv, int64_t epoch);
 int lab_db_schema(sqlite3 *db);
 /* OS table: build string pieces. */
 const char *lab_os_build(int os);           /* "10.0.19045" */
@@ -185,12 +206,40 @@ struct lab_stats {
 		records_updated, records_rejected, removals_received, removals_applied,
 		batches_replayed, tokens_issued, token_errors, auth_failures, bytes_received;
 	atomic_llong site_page_requests, site_bytes_sent;
+	atomic_llong writes, collection_upload_requests, collection_records_received;
+	atomic_llong injected500, injected429, resets, truncated, replies_lost, retry_after_violations;
+	atomic_llong requests[2];             /* per side, faultable requests received */
 };
 
+/* Fault injection (per side: 0 site, 1 tenant) and the request log. */
+enum lab_side { LAB_SITE, LAB_TENANT };
+enum lab_fault { F_NONE, F_RESET, F_500, F_429, F_TRUNCATE, F_REPLY_LOST };
+struct lab_fault_conf {
+	double r500, r429, reset, truncate, reply_lost;
+	double retry_after;                   /* seconds */
+	bool no_retry_after;
+	int latency_ms;
+	uint64_t seed;
+};
+#define LAB_RATE_RING 65536
+struct lab_faults {
+	pthread_mutex_t lock;
+	struct lab_fault_conf conf[2];
+	struct lab_prng prng[2];
+	int64_t wait_until_ms[2];             /* from the last 429 with Retry-After */
+	int64_t ring[2][LAB_RATE_RING];       /* arrival times (ms) within the last second */
+	size_t head[2], count[2];
+	long max_rps[2];
+	int log_fd;                           /* DIR/requests.log */
+};
+int64_t lab_now_ms(void);
+
+#define LAB_NCLASS 8
 enum lab_route {
 	R_SITE_SERVICE, R_SITE_METADATA, R_SITE_CLASS0, /* + class index */
-	R_TOKEN = R_SITE_CLASS0 + 5, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE,
-	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT, R_COUNT
+	R_TOKEN = R_SITE_CLASS0 + LAB_NCLASS, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE,
+	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT,
+	R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, R_LAB_FAULTS, R_COUNT
 };
 extern const char *const lab_route_names[R_COUNT];
 
@@ -211,6 +260,8 @@ struct lab {
 	struct lab_page_cache *cache;
 	struct lab_stats st;
 	atomic_llong routes[R_COUNT];
+	long coll_count[LAB_NCOLL];          /* MemberCount; under inv_lock */
+	struct lab_faults faults;
 };
 
 /* A complete response built by a handler. */
@@ -246,7 +297,26 @@ void lab_site_cache_init(struct lab *lab);
 void lab_site_cache_clear(struct lab *lab);
 void lab_site_cache_free(struct lab *lab);
 /* Mutation: builds the reply JSON into out. Caller holds no locks. */
-int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_buf *out, char *err, size_t errlen);
+struct lab_mutation {
+	int change, add, del, checkin, health, unjoin, duplicate;
+};
+int lab_site_mutate(struct lab *lab, const struct lab_mutation *m, struct lab_buf *out, char *err, size_t errlen);
+/* Recounts MemberCount (caller holds inv_lock for writing, or is alone). */
+void lab_site_recount(struct lab *lab);
+/* Admin: sets the fault configuration from a JSON body; reply in out. */
+int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, size_t errlen);
+void lab_faults_json(struct lab *lab, struct lab_buf *out);
+int lab_faults_init(struct lab *lab, const char *log_path);
+void lab_faults_free(struct lab *lab);
+/* Records an arrival on a side (rate window, Retry-After check); returns its time in ms. */
+int64_t lab_faults_arrive(struct lab *lab, int side);
+enum lab_fault lab_faults_draw(struct lab *lab, int side, bool get, bool upload, int *latency_ms,
+			       double *retry_after, bool *send_retry_after);
+/* A 429 asked the client to wait this long. */
+void lab_faults_asked_wait(struct lab *lab, int side, double seconds);
+/* One line of DIR/requests.log. */
+void lab_reqlog(struct lab *lab, int64_t t_ms, const char *side, const char *method, const char *path,
+		const char *status, const char *fault);
 int lab_gzip(const char *in, size_t n, char **out, size_t *outlen);
 
 int lab_up(const char *dir, bool detach);

@@ -29,8 +29,13 @@ static const char usage_text[] =
 	"        serve the site (AdminService) and the tenant on 127.0.0.1 until SIGINT/SIGTERM\n"
 	"  down DIR\n"
 	"        stop the lab running from DIR\n"
-	"  mutate DIR [--change N] [--add N] [--delete N] [--verbose]\n"
+	"  mutate DIR [--change N] [--add N] [--delete N] [--checkin N] [--health N] [--unjoin N]\n"
+	"             [--duplicate N] [--verbose]\n"
 	"        change the running site's inventory (plain devices only)\n"
+	"  faults DIR [--site|--tenant] [--rate-500 R] [--rate-429 R] [--retry-after S] [--no-retry-after]\n"
+	"             [--rate-reset R] [--rate-truncate R] [--rate-reply-lost R] [--latency-ms N] [--seed S]\n"
+	"             [--clear]\n"
+	"        set the running lab's fault injection (replaces the side's settings)\n"
 	"  stats DIR [--json]\n"
 	"        counters of the running lab\n"
 	"  schema-check [--type TYPE] [--schema CSDL] FILE...\n"
@@ -330,23 +335,25 @@ static void print_ids(const char *label, yajl_val v, const char *key)
 
 static int cmd_mutate(int argc, char **argv)
 {
-	long long n[3] = {0, 0, 0};
+	static const char *const names[] = {"change", "add", "delete", "checkin", "health", "unjoin", "duplicate"};
+	long long n[7] = {0};
 	bool verbose = false, any = false;
 	static const struct option opts[] = {
-		{"change", required_argument, 0, 'c'}, {"add", required_argument, 0, 'a'},
-		{"delete", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'}, {0, 0, 0, 0}};
+		{"change", required_argument, 0, 0}, {"add", required_argument, 0, 1},
+		{"delete", required_argument, 0, 2}, {"checkin", required_argument, 0, 3},
+		{"health", required_argument, 0, 4}, {"unjoin", required_argument, 0, 5},
+		{"duplicate", required_argument, 0, 6}, {"verbose", no_argument, 0, 'v'}, {0, 0, 0, 0}};
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
-		int i = o == 'c' ? 0 : o == 'a' ? 1 : o == 'd' ? 2 : -1;
 		if (o == 'v') {
 			verbose = true;
 			continue;
 		}
-		if (i < 0)
+		if (o < 0 || o > 6)
 			return usage(NULL);
-		if (parse_int(optarg, 0, 1000000, &n[i]) < 0) {
-			fprintf(stderr, LAB_NAME ": mutate: invalid count '%s'\n", optarg);
+		if (parse_int(optarg, 0, 1000000, &n[o]) < 0) {
+			fprintf(stderr, LAB_NAME ": mutate: invalid count '%s' for --%s\n", optarg, names[o]);
 			return 2;
 		}
 		any = true;
@@ -354,33 +361,133 @@ static int cmd_mutate(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage("mutate: one DIR is required");
 	if (!any)
-		return usage("mutate: give at least one of --change, --add, --delete");
+		return usage("mutate: give at least one of --change, --add, --delete, --checkin, --health, --unjoin, --duplicate");
 	struct lab_conf c;
 	if (lab_conf_load(&c, argv[optind]) < 0)
 		return 1;
-	char *body = lab_xasprintf("{\"change\":%lld,\"add\":%lld,\"delete\":%lld}", n[0], n[1], n[2]);
+	struct lab_buf body = {0};
+	for (int i = 0; i < 7; i++)
+		lab_buf_addf(&body, "%s\"%s\":%lld", i ? "," : "{", names[i], n[i]);
+	lab_buf_addc(&body, '}');
 	struct lab_buf out = {0};
 	long status = 0;
 	int rc = 1;
-	if (admin_call(&c, "/_lab/mutate", body, &out, &status) == 0) {
+	if (admin_call(&c, "/_lab/mutate", body.p, &out, &status) == 0) {
 		yajl_val v = yajl_tree_parse(out.p ? out.p : "", NULL, 0);
 		if (status != 200) {
 			fprintf(stderr, LAB_NAME ": mutate %s: %s\n", c.dir, graph_message(v));
 		} else {
 			const char *sp[] = {"siteDevices", NULL};
 			yajl_val sd = yajl_tree_get(v, sp, yajl_t_number);
-			printf("cmbridge-lab: mutate: changed %lld, added %lld, deleted %lld; the site has %s devices\n",
-			       n[0], n[1], n[2], sd ? sd->u.number.r : "?");
+			printf("cmbridge-lab: mutate: changed %lld, added %lld, deleted %lld", n[0], n[1], n[2]);
+			if (n[3] || n[4] || n[5] || n[6])
+				printf(", checked in %lld, health %lld, unjoined %lld, duplicated %lld", n[3], n[4], n[5], n[6]);
+			printf("; the site has %s devices\n", sd ? sd->u.number.r : "?");
 			if (verbose) {
 				print_ids("changed", v, "changed");
 				print_ids("added", v, "added");
 				print_ids("deleted", v, "deleted");
+				print_ids("checkin", v, "checkedIn");
+				print_ids("health", v, "health");
+				print_ids("unjoin", v, "unjoined");
+				print_ids("duplicated", v, "duplicated");
+				print_ids("twins", v, "twins");
 			}
 			rc = 0;
 		}
 		yajl_tree_free(v);
 	}
-	free(body);
+	lab_buf_free(&body);
+	lab_buf_free(&out);
+	lab_conf_free(&c);
+	return rc;
+}
+
+static int parse_rate(const char *s, double lo, double hi, double *out)
+{
+	char *e;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (!*s || *e || errno || !(v >= lo && v <= hi))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int cmd_faults(int argc, char **argv)
+{
+	enum { O_SITE = 1, O_TENANT, O_500, O_429, O_RA, O_NORA, O_RESET, O_TRUNC, O_LOST, O_LAT, O_SEED, O_CLEAR };
+	static const struct option opts[] = {
+		{"site", no_argument, 0, O_SITE}, {"tenant", no_argument, 0, O_TENANT},
+		{"rate-500", required_argument, 0, O_500}, {"rate-429", required_argument, 0, O_429},
+		{"retry-after", required_argument, 0, O_RA}, {"no-retry-after", no_argument, 0, O_NORA},
+		{"rate-reset", required_argument, 0, O_RESET}, {"rate-truncate", required_argument, 0, O_TRUNC},
+		{"rate-reply-lost", required_argument, 0, O_LOST}, {"latency-ms", required_argument, 0, O_LAT},
+		{"seed", required_argument, 0, O_SEED}, {"clear", no_argument, 0, O_CLEAR}, {0, 0, 0, 0}};
+	bool site = false, tenant = false;
+	struct lab_buf body = {0};
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		double d;
+		long long i;
+		const char *key = NULL;
+		switch (o) {
+		case O_SITE: site = true; continue;
+		case O_TENANT: tenant = true; continue;
+		case O_NORA: lab_buf_adds(&body, ",\"noRetryAfter\":true"); continue;
+		case O_CLEAR: lab_buf_adds(&body, ",\"clear\":true"); continue;
+		case O_500: key = "rate500"; break;
+		case O_429: key = "rate429"; break;
+		case O_RESET: key = "rateReset"; break;
+		case O_TRUNC: key = "rateTruncate"; break;
+		case O_LOST: key = "rateReplyLost"; break;
+		case O_RA: key = "retryAfter"; break;
+		case O_LAT: key = "latencyMs"; break;
+		case O_SEED: key = "seed"; break;
+		default:
+			lab_buf_free(&body);
+			return usage(NULL);
+		}
+		bool bad = o == O_LAT ? parse_int(optarg, 0, 60000, &i) < 0
+			 : o == O_SEED ? parse_int(optarg, 0, INT64_MAX, &i) < 0
+			 : parse_rate(optarg, 0, o == O_RA ? 3600 : 1, &d) < 0;
+		if (bad) {
+			fprintf(stderr, LAB_NAME ": faults: invalid value '%s' for --%s\n", optarg, opts[o - 1].name);
+			lab_buf_free(&body);
+			return 2;
+		}
+		if (o == O_LAT || o == O_SEED)
+			lab_buf_addf(&body, ",\"%s\":%lld", key, i);
+		else
+			lab_buf_addf(&body, ",\"%s\":%.17g", key, d);
+	}
+	if (optind != argc - 1) {
+		lab_buf_free(&body);
+		return usage("faults: one DIR is required");
+	}
+	struct lab_conf c;
+	if (lab_conf_load(&c, argv[optind]) < 0) {
+		lab_buf_free(&body);
+		return 1;
+	}
+	char *req = lab_xasprintf("{\"side\":\"%s\"%s}", site == tenant ? "both" : site ? "site" : "tenant",
+				  body.p ? body.p : "");
+	struct lab_buf out = {0};
+	long status = 0;
+	int rc = 1;
+	if (admin_call(&c, "/_lab/faults", req, &out, &status) == 0) {
+		yajl_val v = yajl_tree_parse(out.p ? out.p : "", NULL, 0);
+		if (status != 200) {
+			fprintf(stderr, LAB_NAME ": faults %s: %s\n", c.dir, graph_message(v));
+		} else {
+			printf("%s\n", out.p);
+			rc = 0;
+		}
+		yajl_tree_free(v);
+	}
+	free(req);
+	lab_buf_free(&body);
 	lab_buf_free(&out);
 	lab_conf_free(&c);
 	return rc;
@@ -566,6 +673,8 @@ int main(int argc, char **argv)
 		return cmd_mutate(argc, argv);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "faults"))
+		return cmd_faults(argc, argv);
 	if (!strcmp(cmd, "schema-check"))
 		return cmd_schema_check(argc, argv);
 	char msg[128];

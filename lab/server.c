@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -26,6 +27,9 @@ const char *const lab_route_names[R_COUNT] = {
 	[R_SITE_CLASS0 + 2] = "GET /AdminService/wmi/SMS_Client_ComanagementState",
 	[R_SITE_CLASS0 + 3] = "GET /AdminService/wmi/SMS_G_System_COMPUTER_SYSTEM",
 	[R_SITE_CLASS0 + 4] = "GET /AdminService/wmi/SMS_G_System_PC_BIOS",
+	[R_SITE_CLASS0 + 5] = "GET /AdminService/wmi/SMS_FullCollectionMembership",
+	[R_SITE_CLASS0 + 6] = "GET /AdminService/wmi/SMS_Collection",
+	[R_SITE_CLASS0 + 7] = "GET /AdminService/wmi/SMS_Site",
 	[R_TOKEN] = "POST /{tenant}/oauth2/v2.0/token",
 	[R_GATEWAY] = "POST /api/gateway/DevicePost",
 	[R_GRAPH_LIST] = "GET /beta/deviceManagement/managedDevices",
@@ -34,6 +38,10 @@ const char *const lab_route_names[R_COUNT] = {
 	[R_LAB_MUTATE] = "POST /_lab/mutate",
 	[R_OTHER_SITE] = "site: other",
 	[R_OTHER_TENANT] = "tenant: other",
+	[R_COLL_POST] = "POST /api/gateway/CollectionPost",
+	[R_GRAPH_COLL_LIST] = "GET /beta/deviceManagement/configManagerCollections",
+	[R_GRAPH_COLL_ONE] = "GET /beta/deviceManagement/configManagerCollections/{id}",
+	[R_LAB_FAULTS] = "POST /_lab/faults",
 };
 
 #define MAX_UPLOAD (64u * 1024 * 1024)
@@ -71,7 +79,44 @@ struct srv {
 struct conn {
 	struct lab_buf body;
 	bool too_big;
+	bool admin;                  /* /_lab/ on the tenant: never faulted, logged as "admin" */
+	bool faultable;
+	int64_t t_ms;                /* arrival */
 };
+
+/* A body sent only in part (fault "truncate"). */
+struct partial {
+	char *body;
+	size_t half;
+};
+
+static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct partial *p = cls;
+	if (pos >= p->half)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = p->half - (size_t)pos < max ? p->half - (size_t)pos : max;
+	memcpy(buf, p->body + pos, n);
+	return (ssize_t)n;
+}
+
+static void partial_free(void *cls)
+{
+	struct partial *p = cls;
+	free(p->body);
+	free(p);
+}
+
+static void free_reply(struct lab_reply *r)
+{
+	free(r->body);
+	r->body = NULL;
+	for (int i = 0; i < r->nhdr; i++) {
+		free(r->hdr_name[i]);
+		free(r->hdr_val[i]);
+	}
+	r->nhdr = 0;
+}
 
 struct argvec {
 	struct lab_req *q;
@@ -106,6 +151,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!cn) {
 		cn = lab_xcalloc(1, sizeof *cn);
 		*con_cls = cn;
+		cn->admin = !s->site && !strncmp(url, "/_lab/", 6);
+		if (cn->admin) {
+			cn->t_ms = lab_now_ms();
+		} else {
+			cn->t_ms = lab_faults_arrive(s->lab, s->site ? LAB_SITE : LAB_TENANT);
+			cn->faultable = !s->site || !strncmp(url, "/AdminService", 13);
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -115,6 +167,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			lab_buf_add(&cn->body, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	int side = s->site ? LAB_SITE : LAB_TENANT;
+	const char *sname = cn->admin ? "admin" : s->site ? "site" : "tenant";
+	bool get = !strcmp(method, "GET");
+	bool upload = !s->site && !strcmp(method, "POST") &&
+		      (!strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"));
+	enum lab_fault fault = F_NONE;
+	int latency = 0;
+	double retry_after = 0;
+	bool send_ra = false;
+	if (cn->faultable)
+		fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
+	if (latency > 0) {
+		struct timespec ts = {latency / 1000, (long)(latency % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (fault == F_RESET) {
+		atomic_fetch_add(&s->lab->st.resets, 1);
+		lab_reqlog(s->lab, cn->t_ms, sname, method, url, "reset", "reset");
+		return MHD_NO;
 	}
 	struct lab_req q = {0};
 	struct argvec av = {&q, 0};
@@ -127,7 +199,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	q.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &av);
 	struct lab_reply r = {0};
-	if (cn->too_big)
+	if (fault == F_500 || fault == F_429) {
+		bool t = fault == F_429;
+		atomic_fetch_add(t ? &s->lab->st.injected429 : &s->lab->st.injected500, 1);
+		const char *code = t ? "TooManyRequests" : "InternalServerError";
+		const char *msg = t ? "Too many requests: the lab is throttling this client (fault injection)."
+				    : "The lab injected a server error (fault injection).";
+		if (s->site) {
+			struct lab_buf b = {0};
+			lab_buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+			lab_reply_json(&r, t ? 429 : 500, &b);
+			r.ctype = "application/json; odata.metadata=minimal";
+		} else {
+			lab_reply_graph_error(&r, t ? 429 : 500, code, "%s", msg);
+		}
+		if (t && send_ra) {
+			char ra[32];
+			snprintf(ra, sizeof ra, "%g", retry_after);
+			lab_reply_hdr(&r, "Retry-After", ra);
+			lab_faults_asked_wait(s->lab, side, retry_after);
+		}
+	} else if (cn->too_big)
 		lab_reply_graph_error(&r, 413, "RequestEntityTooLarge", "The request body is larger than 64 MiB.");
 	else if (s->site)
 		lab_site_handle(s->lab, &q, &r);
@@ -143,7 +235,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		lab_buf_adds(&b, "{\"error\":{\"code\":\"InternalServerError\",\"message\":\"no reply\"}}");
 		lab_reply_json(&r, 500, &b);
 	}
-	struct MHD_Response *resp = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
+	if (fault == F_REPLY_LOST) {
+		/* applied, but the client never hears of it */
+		atomic_fetch_add(&s->lab->st.replies_lost, 1);
+		lab_reqlog(s->lab, cn->t_ms, sname, method, url, "reply-lost", "reply-lost");
+		free_reply(&r);
+		return MHD_NO;
+	}
+	struct MHD_Response *resp;
+	if (fault == F_TRUNCATE) {
+		struct partial *pt = lab_xcalloc(1, sizeof *pt);
+		pt->body = r.body;
+		pt->half = r.len / 2;
+		resp = MHD_create_response_from_callback(r.len, 64 * 1024, partial_read, pt, partial_free);
+		atomic_fetch_add(&s->lab->st.truncated, 1);
+	} else {
+		resp = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
+	}
 	MHD_add_response_header(resp, "Content-Type", r.ctype ? r.ctype : "application/json");
 	if (r.gzip)
 		MHD_add_response_header(resp, "Content-Encoding", "gzip");
@@ -156,6 +264,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)r.status, resp);
 	MHD_destroy_response(resp);
+	char st[16];
+	snprintf(st, sizeof st, "%d", r.status);
+	static const char *const fname[] = {"-", "reset", "500", "429", "truncate", "reply-lost"};
+	lab_reqlog(s->lab, cn->t_ms, sname, method, url, fault == F_TRUNCATE ? "truncated" : st, fname[fault]);
 	if (r.status >= 500 || r.status == 413)
 		lab_log("%s %s -> %d", method, url, r.status);
 	return ret;
@@ -362,6 +474,18 @@ int lab_up(const char *dir, bool detach)
 	pthread_mutex_init(&lab->db_lock, NULL);
 	pthread_rwlock_init(&lab->inv_lock, NULL);
 	lab_site_cache_init(lab);
+	bool times = false;
+	for (int ci = 0; ci < LAB_NCOLL; ci++)
+		times |= lab->inv.coll_mchange[ci] != 0;
+	if (!times)
+		lab_coll_init_times(&lab->inv, c->epoch);
+	lab_site_recount(lab);
+	free(p);
+	p = lab_path(c, "requests.log");
+	if (lab_faults_init(lab, p) < 0) {
+		snprintf(err, sizeof err, "%s: %s", p, strerror(errno));
+		goto fail;
+	}
 
 	sd = start(&ssrv, sfd, scert, skey);
 	td = sd ? start(&tsrv, tfd, tcert, tkey) : NULL;
@@ -416,6 +540,7 @@ out:
 	if (pipefd[1] >= 0) close(pipefd[1]);
 	if (lab->db) sqlite3_close(lab->db);
 	lab_site_cache_free(lab);
+	lab_faults_free(lab);
 	lab_inv_free(&lab->inv);
 	lab_schema_free(lab->schema);
 	EVP_PKEY_free(lab->jwt_key);

@@ -23,6 +23,8 @@ enum col {
 	C_DOMAIN2,
 	C_MDM, C_POLICY, C_HYBRID, C_AADJ, C_WORKLOADS,
 	C_MFR, C_MODEL, C_SERIAL,
+	C_COLLID, C_COLLNAME, C_COMMENT, C_COLLTYPE, C_MEMBERCOUNT, C_LIMITTO, C_LASTCHANGE, C_LASTMCHANGE,
+	C_SITENAME, C_REPORTING, C_VERSION,
 };
 
 struct coldef {
@@ -59,15 +61,45 @@ static const struct coldef cols_cs[] = {
 static const struct coldef cols_bios[] = {
 	{"ResourceID", C_RID, J_NUM}, {"SerialNumber", C_SERIAL, J_STR}, {NULL, 0, 0}};
 
+static const struct coldef cols_fcm[] = {
+	{"CollectionID", C_COLLID, J_STR}, {"ResourceID", C_RID, J_NUM}, {"Name", C_NAME, J_STR},
+	{"IsClient", C_ISCLIENT, J_BOOL}, {"SiteCode", C_SITECODE, J_STR}, {NULL, 0, 0}};
+static const struct coldef cols_coll[] = {
+	{"CollectionID", C_COLLID, J_STR}, {"Name", C_COLLNAME, J_STR}, {"Comment", C_COMMENT, J_STR},
+	{"CollectionType", C_COLLTYPE, J_NUM}, {"MemberCount", C_MEMBERCOUNT, J_NUM},
+	{"LimitToCollectionID", C_LIMITTO, J_STR}, {"LastChangeTime", C_LASTCHANGE, J_DATE},
+	{"LastMemberChangeTime", C_LASTMCHANGE, J_DATE}, {NULL, 0, 0}};
+static const struct coldef cols_site[] = {
+	{"SiteCode", C_SITECODE, J_STR}, {"SiteName", C_SITENAME, J_STR},
+	{"ReportingSiteCode", C_REPORTING, J_STR}, {"Version", C_VERSION, J_STR}, {NULL, 0, 0}};
+
+/* Row kinds: a device (the five device classes), a (collection, device)
+ * membership, a collection, a site. */
+enum kind { K_DEV, K_MEMBER, K_COLL, K_SITE };
+
 static const struct {
 	const char *name;
 	const struct coldef *cols;
-} classes[5] = {
-	{"SMS_R_System", cols_sys},
-	{"SMS_CombinedDeviceResources", cols_cdr},
-	{"SMS_Client_ComanagementState", cols_cms},
-	{"SMS_G_System_COMPUTER_SYSTEM", cols_cs},
-	{"SMS_G_System_PC_BIOS", cols_bios},
+	enum kind kind;
+	const char *key1, *key2;     /* $metadata keys */
+} classes[LAB_NCLASS] = {
+	{"SMS_R_System", cols_sys, K_DEV, "ResourceID", NULL},
+	{"SMS_CombinedDeviceResources", cols_cdr, K_DEV, "ResourceID", NULL},
+	{"SMS_Client_ComanagementState", cols_cms, K_DEV, "ResourceID", NULL},
+	{"SMS_G_System_COMPUTER_SYSTEM", cols_cs, K_DEV, "ResourceID", NULL},
+	{"SMS_G_System_PC_BIOS", cols_bios, K_DEV, "ResourceID", NULL},
+	{"SMS_FullCollectionMembership", cols_fcm, K_MEMBER, "CollectionID", "ResourceID"},
+	{"SMS_Collection", cols_coll, K_COLL, "CollectionID", NULL},
+	{"SMS_Site", cols_site, K_SITE, "SiteCode", NULL},
+};
+
+/* The hierarchy: a central administration site and the lab's primary. */
+static const char *const site_names[2] = {"Contoso Hierarchy", "Contoso Primary Site"};
+#define SITE_VERSION "5.00.9128.1000"
+
+struct row {
+	const struct lab_device *d;  /* K_DEV, K_MEMBER */
+	int sub;                     /* collection or site index */
 };
 
 static bool has_row(int cls, const struct lab_device *d)
@@ -117,11 +149,38 @@ static void vbool(struct val *v, bool b)
 	v->i = b;
 }
 
-static void get(const struct lab *lab, const struct lab_device *d, enum col c, struct val *v)
+static void vstr_e(struct val *v, const char *s)
 {
+	v->t = V_STR;
+	v->s = s;
+	v->n = strlen(s);
+}
+
+static void get(const struct lab *lab, const struct row *rw, enum col c, struct val *v)
+{
+	static const struct lab_device none = {.client = -1};
+	const struct lab_device *d = rw->d ? rw->d : &none;
+	const struct lab_coll_def *cd = &lab_colls[rw->sub % LAB_NCOLL];
 	bool cl = d->client == 1;
 	memset(v, 0, sizeof *v);
 	switch (c) {
+	case C_COLLID: vstr(v, cd->id); break;
+	case C_COLLNAME: vstr(v, cd->name); break;
+	case C_COMMENT: vstr_e(v, cd->comment); break;
+	case C_COLLTYPE: vnum(v, cd->type); break;
+	case C_MEMBERCOUNT: vnum(v, lab->coll_count[rw->sub % LAB_NCOLL]); break;
+	case C_LIMITTO:
+		vstr_e(v, !strcmp(cd->id, "SMS00001") || !strcmp(cd->id, "SMS00002") ? ""
+			  : cd->type == 1 ? "SMS00002" : "SMS00001");
+		break;
+	case C_LASTCHANGE: case C_LASTMCHANGE:
+		lab_iso8601(c == C_LASTCHANGE ? lab_coll_last_change(rw->sub, lab->conf.epoch)
+					      : lab->inv.coll_mchange[rw->sub % LAB_NCOLL], v->tmp);
+		vtmp(v);
+		break;
+	case C_SITENAME: vstr(v, site_names[rw->sub & 1]); break;
+	case C_REPORTING: vstr_e(v, rw->sub == 1 ? "CAS" : ""); break;
+	case C_VERSION: vstr(v, SITE_VERSION); break;
 	case C_RID: vnum(v, d->resource_id); break;
 	case C_NAME: case C_NETBIOS: v->t = V_STR; v->s = d->name; v->n = d->name_len; break;
 	case C_RESTYPE: vnum(v, 5); break;
@@ -141,7 +200,7 @@ static void get(const struct lab *lab, const struct lab_device *d, enum col c, s
 	case C_OBSOLETE: vnum(v, d->obsolete); break;
 	case C_DECOM: vnum(v, d->decommissioned); break;
 	case C_ACTIVE: vnum(v, d->active); break;
-	case C_SITECODE: vstr(v, lab->conf.site_code); break;
+	case C_SITECODE: vstr(v, rw->d || rw->sub == 1 ? lab->conf.site_code : "CAS"); break;
 	case C_ISCLIENT: vbool(v, cl); break;
 	case C_ISACTIVE: vbool(v, d->active == 1); break;
 	case C_ISBLOCKED: vbool(v, d->blocked); break;
@@ -407,7 +466,7 @@ static int parse_query(const struct lab_req *rq, struct query *q, char *err, siz
 	return 0;
 }
 
-static bool match(const struct lab *lab, const struct query *q, const struct lab_device *d)
+static bool match(const struct lab *lab, const struct query *q, const struct row *d)
 {
 	for (int i = 0; i < q->ncond; i++) {
 		struct val v;
@@ -436,14 +495,27 @@ static bool match(const struct lab *lab, const struct query *q, const struct lab
 	return true;
 }
 
+static int64_t rid_of(const struct row *r)
+{
+	return r->d ? r->d->resource_id : 0;
+}
+
+/* The natural key order: ResourceID, then the collection (or site) index. */
+static int cmp_key(const struct row *a, const struct row *b)
+{
+	int64_t x = rid_of(a), y = rid_of(b);
+	if (x != y)
+		return x < y ? -1 : 1;
+	return a->sub < b->sub ? -1 : a->sub > b->sub;
+}
+
 /* qsort has no context argument: the sort runs under the cache lock. */
 static const struct lab *sort_lab;
 static const struct query *sort_q;
 
 static int cmp_rows(const void *pa, const void *pb)
 {
-	const struct lab_device *a = *(const struct lab_device *const *)pa;
-	const struct lab_device *b = *(const struct lab_device *const *)pb;
+	const struct row *a = pa, *b = pb;
 	int c = 0;
 	if (sort_q->order && sort_q->order->id != C_RID) {
 		struct val va, vb;
@@ -452,7 +524,7 @@ static int cmp_rows(const void *pa, const void *pb)
 		c = cmpval(&va, &vb);
 	}
 	if (!c)
-		c = a->resource_id < b->resource_id ? -1 : a->resource_id > b->resource_id;
+		c = cmp_key(a, b);
 	return sort_q->desc ? -c : c;
 }
 
@@ -634,25 +706,45 @@ static void build_page(struct lab *lab, const struct lab_req *rq, struct query *
 {
 	char err[512];
 	const char *cname = classes[q->cls].name;
-	/* rows */
-	struct lab_device **rows = lab_xmalloc((lab->inv.n + 1) * sizeof *rows);
+	/* rows, in key order */
+	enum kind kind = classes[q->cls].kind;
+	size_t cap = kind == K_MEMBER ? lab->inv.n * LAB_NCOLL + 1 : kind == K_DEV ? lab->inv.n + 1 : LAB_NCOLL;
+	struct row *rows = lab_xmalloc(cap * sizeof *rows);
 	size_t n = 0;
-	for (size_t i = 0; i < lab->inv.n; i++) {
-		const struct lab_device *d = &lab->inv.dev[i];
-		if (has_row(q->cls, d) && match(lab, q, d))
-			rows[n++] = (struct lab_device *)d;
+	if (kind == K_DEV || kind == K_MEMBER) {
+		for (size_t i = 0; i < lab->inv.n; i++) {
+			const struct lab_device *d = &lab->inv.dev[i];
+			for (int ci = 0; ci < (kind == K_MEMBER ? LAB_NCOLL : 1); ci++) {
+				struct row rw = {d, ci};
+				if (kind == K_DEV ? !has_row(q->cls, d) : !lab_coll_member(ci, d, lab->conf.seed))
+					continue;
+				if (match(lab, q, &rw))
+					rows[n++] = rw;
+			}
+		}
+	} else {
+		for (int i = 0; i < (kind == K_COLL ? LAB_NCOLL : 2); i++) {
+			struct row rw = {NULL, i};
+			if (match(lab, q, &rw))
+				rows[n++] = rw;
+		}
 	}
 	if (q->order && (q->order->id != C_RID || q->desc)) {
 		sort_lab = lab;
 		sort_q = q;
 		qsort(rows, n, sizeof *rows, cmp_rows);
 	}
-	bool by_rid = !q->order || q->order->id == C_RID;
+	/* Key continuation when ordered by ResourceID (device and membership
+	 * classes); offset tokens otherwise. */
+	bool by_rid = (kind == K_DEV || kind == K_MEMBER) && (!q->order || q->order->id == C_RID);
 	size_t start = 0;
 	if (q->token) {
 		const char *t = q->token;
 		char *e = NULL;
 		long long v = (t[0] == 'R' || t[0] == 'O') ? strtoll(t + 1, &e, 10) : -1;
+		long long sub = kind == K_MEMBER ? LAB_NCOLL : 0;
+		if (v >= 0 && e && *e == '.' && t[0] == 'R' && kind == K_MEMBER)
+			sub = strtoll(e + 1, &e, 10);
 		if (v < 0 || !e || *e || (t[0] == 'R' && !by_rid)) {
 			snprintf(err, sizeof err, "The $skiptoken '%s' is not valid for this query.", t);
 			odata_error(r, 400, "BadRequest", err);
@@ -660,7 +752,9 @@ static void build_page(struct lab *lab, const struct lab_req *rq, struct query *
 			return;
 		}
 		if (t[0] == 'R') {
-			while (start < n && (q->desc ? rows[start]->resource_id >= v : rows[start]->resource_id <= v))
+			struct lab_device kd = {.resource_id = v};
+			struct row k = {&kd, (int)sub};
+			while (start < n && (q->desc ? cmp_key(&rows[start], &k) >= 0 : cmp_key(&rows[start], &k) <= 0))
 				start++;
 		} else {
 			start = (size_t)v < n ? (size_t)v : n;
@@ -684,7 +778,7 @@ static void build_page(struct lab *lab, const struct lab_req *rq, struct query *
 		lab_buf_addc(&b, '{');
 		for (int c = 0; c < q->nsel; c++) {
 			struct val v;
-			get(lab, rows[i], q->sel[c]->id, &v);
+			get(lab, &rows[i], q->sel[c]->id, &v);
 			if (c)
 				lab_buf_addc(&b, ',');
 			lab_buf_addc(&b, '"');
@@ -716,8 +810,10 @@ static void build_page(struct lab *lab, const struct lab_req *rq, struct query *
 			snprintf(tmp, sizeof tmp, "%lld", q->top - (long long)(end - start));
 			add_param(&l, &first, "$top", tmp);
 		}
-		if (by_rid)
-			snprintf(tmp, sizeof tmp, "R%lld", (long long)rows[end - 1]->resource_id);
+		if (by_rid && kind == K_MEMBER)
+			snprintf(tmp, sizeof tmp, "R%lld.%d", (long long)rid_of(&rows[end - 1]), rows[end - 1].sub);
+		else if (by_rid)
+			snprintf(tmp, sizeof tmp, "R%lld", (long long)rid_of(&rows[end - 1]));
 		else
 			snprintf(tmp, sizeof tmp, "O%zu", end);
 		add_param(&l, &first, "$skiptoken", tmp);
@@ -735,7 +831,7 @@ static void service_doc(struct lab *lab, const char *host, struct lab_reply *r)
 {
 	struct lab_buf b = {0};
 	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata\",\"value\":[", host);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < LAB_NCLASS; i++)
 		lab_buf_addf(&b, "%s{\"name\":\"%s\",\"kind\":\"EntitySet\",\"url\":\"%s\"}", i ? "," : "",
 			     classes[i].name, classes[i].name);
 	lab_buf_adds(&b, "]}");
@@ -751,16 +847,21 @@ static void metadata_doc(struct lab_reply *r)
 	lab_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
 			 "<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">"
 			 "<edmx:DataServices><Schema Namespace=\"AdminService\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">");
-	for (int i = 0; i < 5; i++) {
-		lab_buf_addf(&b, "<EntityType Name=\"%s\"><Key><PropertyRef Name=\"ResourceID\"/></Key>",
-			     classes[i].name);
-		for (const struct coldef *c = classes[i].cols; c->name; c++)
+	for (int i = 0; i < LAB_NCLASS; i++) {
+		lab_buf_addf(&b, "<EntityType Name=\"%s\"><Key><PropertyRef Name=\"%s\"/>", classes[i].name,
+			     classes[i].key1);
+		if (classes[i].key2)
+			lab_buf_addf(&b, "<PropertyRef Name=\"%s\"/>", classes[i].key2);
+		lab_buf_adds(&b, "</Key>");
+		for (const struct coldef *c = classes[i].cols; c->name; c++) {
+			bool key = !strcmp(c->name, classes[i].key1) || (classes[i].key2 && !strcmp(c->name, classes[i].key2));
 			lab_buf_addf(&b, "<Property Name=\"%s\" Type=\"%s\"%s/>", c->name, edm[c->t],
-				     c->id == C_RID ? " Nullable=\"false\"" : "");
+				     key ? " Nullable=\"false\"" : "");
+		}
 		lab_buf_adds(&b, "</EntityType>");
 	}
 	lab_buf_adds(&b, "<EntityContainer Name=\"Container\">");
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < LAB_NCLASS; i++)
 		lab_buf_addf(&b, "<EntitySet Name=\"%s\" EntityType=\"AdminService.%s\"/>", classes[i].name,
 			     classes[i].name);
 	lab_buf_adds(&b, "</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
@@ -807,7 +908,7 @@ int lab_site_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *
 	}
 	int cls = -1;
 	if (!strncmp(rest, "/wmi/", 5))
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < LAB_NCLASS; i++)
 			if (!strcmp(rest + 5, classes[i].name))
 				cls = i;
 	if (cls < 0) {
@@ -904,11 +1005,38 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_buf *out, char *err, size_t errlen)
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void lab_site_recount(struct lab *lab)
+{
+	lab_coll_count(&lab->inv, lab->conf.seed, lab->coll_count, NULL);
+}
+
+/* A device that --unjoin can act on: joined, and not co-managed (which
+ * requires a join). */
+static bool unjoinable(const struct lab_device *d)
+{
+	return d->aad_device_id[0] && !d->mdm;
+}
+
+enum { M_CHANGE, M_DELETE, M_CHECKIN, M_HEALTH, M_DUP, M_UNJOIN, M_N };
+
+int lab_site_mutate(struct lab *lab, const struct lab_mutation *m, struct lab_buf *out, char *err, size_t errlen)
 {
 	int rc = -1;
-	if (change < 0 || add < 0 || del < 0 || change > 1000000 || add > 1000000 || del > 1000000) {
-		snprintf(err, errlen, "counts must be between 0 and 1000000");
+	int want[M_N] = {m->change, m->del, m->checkin, m->health, m->duplicate, m->unjoin};
+	static const char *const opt[M_N] = {"--change", "--delete", "--checkin", "--health", "--duplicate", "--unjoin"};
+	for (int k = 0; k < M_N; k++)
+		if (want[k] < 0 || want[k] > 1000000) {
+			snprintf(err, errlen, "%s: counts must be between 0 and 1000000", opt[k]);
+			return -1;
+		}
+	if (m->add < 0 || m->add > 1000000) {
+		snprintf(err, errlen, "--add: counts must be between 0 and 1000000");
 		return -1;
 	}
 	pthread_rwlock_wrlock(&lab->inv_lock);
@@ -918,34 +1046,93 @@ int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_bu
 	for (size_t i = 0; i < inv->n; i++)
 		if (lab_dev_plain(&inv->dev[i]))
 			plain[np++] = i;
-	int64_t *changed = lab_xmalloc(((size_t)change + 1) * sizeof *changed);
-	int64_t *deleted = lab_xmalloc(((size_t)del + 1) * sizeof *deleted);
-	int64_t *added = lab_xmalloc(((size_t)add + 1) * sizeof *added);
-	if ((size_t)change + (size_t)del > np) {
-		snprintf(err, errlen, "not enough plain devices: --change %d plus --delete %d needs %d, the site has %zu",
-			 change, del, change + del, np);
+	size_t *pick[M_N];
+	int64_t *ids[M_N];
+	for (int k = 0; k < M_N; k++) {
+		pick[k] = lab_xmalloc(((size_t)want[k] + 1) * sizeof **pick);
+		ids[k] = lab_xmalloc(((size_t)want[k] + 1) * sizeof **ids);
+	}
+	int64_t *added = lab_xmalloc(((size_t)m->add + 1) * sizeof *added);
+	int64_t *twins = lab_xmalloc(((size_t)m->duplicate + 1) * sizeof *twins);
+	struct lab_device *tw = lab_xcalloc((size_t)m->duplicate + 1, sizeof *tw);
+	long long need = 0;
+	for (int k = 0; k < M_UNJOIN; k++)
+		need += want[k];
+	if ((size_t)need > np) {
+		snprintf(err, errlen, "not enough plain devices: --change, --delete, --checkin, --health and --duplicate "
+			 "need %lld distinct ones, the site has %zu", need, np);
 		goto done;
 	}
 	uint64_t mno = inv->mutations + 1;
 	struct lab_prng r = {lab->conf.seed * 0x9e3779b97f4a7c15ULL ^ (mno * 0xd1b54a32d192ed03ULL)};
-	/* partial Fisher-Yates: the first change+del entries are the victims */
-	for (size_t i = 0; i < (size_t)(change + del); i++) {
-		size_t j = i + lab_prng_below(&r, (uint32_t)(np - i));
-		size_t t = plain[i];
-		plain[i] = plain[j];
-		plain[j] = t;
-	}
-	for (int i = 0; i < change; i++) {
-		struct lab_device *d = &inv->dev[plain[i]];
-		d->build_rev++;
-		d->client_ver = 0;
-		changed[i] = d->resource_id;
+	/* A lazily extended Fisher-Yates shuffle of the plain devices: each
+	 * option takes the next ones in turn (--unjoin skips devices it cannot
+	 * act on), so with only --change and --delete the choice is the one
+	 * earlier versions of the lab made. */
+	size_t shuffled = 0, pos = 0;
+	for (int k = 0; k < M_N; k++)
+		for (int j = 0; j < want[k]; j++) {
+			bool found = false;
+			while (pos < np) {
+				if (pos == shuffled) {
+					size_t x = pos + lab_prng_below(&r, (uint32_t)(np - pos)), t = plain[pos];
+					plain[pos] = plain[x];
+					plain[x] = t;
+					shuffled++;
+				}
+				size_t cand = plain[pos++];
+				if (k == M_UNJOIN && !unjoinable(&inv->dev[cand]))
+					continue;
+				pick[k][j] = cand;
+				found = true;
+				break;
+			}
+			if (!found) {
+				snprintf(err, errlen, "not enough plain devices that are joined and not co-managed for --unjoin %d "
+					 "(found %d)", want[M_UNJOIN], j);
+				goto done;
+			}
+		}
+	long before[LAB_NCOLL], after[LAB_NCOLL];
+	uint64_t dig0[LAB_NCOLL], dig1[LAB_NCOLL];
+	lab_coll_count(inv, lab->conf.seed, before, dig0);
+	for (int k = 0; k < M_N; k++)
+		for (int j = 0; j < want[k]; j++) {
+			struct lab_device *d = &inv->dev[pick[k][j]];
+			ids[k][j] = d->resource_id;
+			switch (k) {
+			case M_CHANGE:
+				d->build_rev++;
+				d->client_ver = 0;
+				break;
+			case M_CHECKIN:
+				d->last_policy += 300;
+				d->last_active += 300;
+				break;
+			case M_HEALTH:
+				d->active = 0;
+				d->active_status = 0;
+				d->last_active += 300;
+				break;
+			case M_UNJOIN:
+				d->aad_device_id[0] = 0;
+				d->hybrid = d->aadj = false;
+				break;
+			default:
+				break;
+			}
+		}
+	/* twins in ResourceID order of their originals */
+	qsort(pick[M_DUP], (size_t)want[M_DUP], sizeof *pick[M_DUP], cmp_size);
+	for (int j = 0; j < want[M_DUP]; j++) {
+		struct lab_device *d = &inv->dev[pick[M_DUP][j]];
+		ids[M_DUP][j] = d->resource_id;
+		d->dup = true;
+		lab_dev_twin(&tw[j], d, &r, 0, lab->conf.epoch);
 	}
 	bool *gone = lab_xcalloc(inv->n + 1, sizeof *gone);
-	for (int i = 0; i < del; i++) {
-		gone[plain[change + i]] = true;
-		deleted[i] = inv->dev[plain[change + i]].resource_id;
-	}
+	for (int j = 0; j < want[M_DELETE]; j++)
+		gone[pick[M_DELETE][j]] = true;
 	size_t w = 0;
 	for (size_t i = 0; i < inv->n; i++) {
 		if (gone[i]) {
@@ -961,18 +1148,31 @@ int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_bu
 		if (inv->dev[i].resource_id >= next)
 			next = inv->dev[i].resource_id + 1;
 	/* deleted ids are never reused either */
-	for (int i = 0; i < del; i++)
-		if (deleted[i] >= next)
-			next = deleted[i] + 1;
-	for (int i = 0; i < add; i++) {
-		if (inv->n == inv->cap) {
-			inv->cap = inv->cap ? inv->cap * 2 : 1024;
-			inv->dev = lab_xrealloc(inv->dev, inv->cap * sizeof *inv->dev);
-		}
+	for (int j = 0; j < want[M_DELETE]; j++)
+		if (ids[M_DELETE][j] >= next)
+			next = ids[M_DELETE][j] + 1;
+	size_t grow = (size_t)m->add + (size_t)m->duplicate;
+	if (inv->n + grow > inv->cap) {
+		inv->cap = inv->n + grow + 1024;
+		inv->dev = lab_xrealloc(inv->dev, inv->cap * sizeof *inv->dev);
+	}
+	for (int i = 0; i < m->add; i++) {
 		lab_dev_new_plain(&inv->dev[inv->n], &r, next, lab->conf.epoch);
 		added[i] = next++;
 		inv->n++;
 	}
+	for (int j = 0; j < m->duplicate; j++) {
+		tw[j].resource_id = next;
+		twins[j] = next++;
+		inv->dev[inv->n++] = tw[j];
+	}
+	free(tw);
+	tw = NULL;
+	lab_coll_count(inv, lab->conf.seed, after, dig1);
+	for (int ci = 0; ci < LAB_NCOLL; ci++)
+		if (dig0[ci] != dig1[ci] || before[ci] != after[ci])
+			inv->coll_mchange[ci] = lab->conf.epoch + 60 * (int64_t)mno;
+	memcpy(lab->coll_count, after, sizeof after);
 	inv->mutations = mno;
 	pthread_mutex_lock(&lab->db_lock);
 	int src = lab_inv_save(inv, lab->db);
@@ -982,21 +1182,36 @@ int lab_site_mutate(struct lab *lab, int change, int add, int del, struct lab_bu
 		snprintf(err, errlen, "lab.db: cannot save the inventory: %s", sqlite3_errmsg(lab->db));
 		goto done;
 	}
-	qsort(changed, (size_t)change, sizeof *changed, cmp_i64);
-	qsort(deleted, (size_t)del, sizeof *deleted, cmp_i64);
+	for (int k = 0; k < M_N; k++)
+		if (k != M_DUP)
+			qsort(ids[k], (size_t)want[k], sizeof *ids[k], cmp_i64);
 	lab_buf_addf(out, "{\"mutation\":%llu,\"siteDevices\":%zu", (unsigned long long)mno, inv->n);
-	add_ids(out, "changed", changed, (size_t)change);
-	add_ids(out, "added", added, (size_t)add);
-	add_ids(out, "deleted", deleted, (size_t)del);
+	add_ids(out, "changed", ids[M_CHANGE], (size_t)want[M_CHANGE]);
+	add_ids(out, "added", added, (size_t)m->add);
+	add_ids(out, "deleted", ids[M_DELETE], (size_t)want[M_DELETE]);
+	add_ids(out, "checkedIn", ids[M_CHECKIN], (size_t)want[M_CHECKIN]);
+	add_ids(out, "health", ids[M_HEALTH], (size_t)want[M_HEALTH]);
+	add_ids(out, "unjoined", ids[M_UNJOIN], (size_t)want[M_UNJOIN]);
+	add_ids(out, "duplicated", ids[M_DUP], (size_t)want[M_DUP]);
+	add_ids(out, "twins", twins, (size_t)m->duplicate);
 	lab_buf_addc(out, '}');
-	lab_log("mutate %llu: changed %d, added %d, deleted %d; site has %zu devices",
-		(unsigned long long)mno, change, add, del, inv->n);
+	lab_log("mutate %llu: changed %d, added %d, deleted %d, checked in %d, health %d, unjoined %d, duplicated %d; "
+		"site has %zu devices", (unsigned long long)mno, m->change, m->add, m->del, m->checkin, m->health,
+		m->unjoin, m->duplicate, inv->n);
 	rc = 0;
 done:
 	pthread_rwlock_unlock(&lab->inv_lock);
+	if (tw) {
+		for (int j = 0; j < m->duplicate; j++)
+			free(tw[j].name);
+		free(tw);
+	}
 	free(plain);
-	free(changed);
-	free(deleted);
+	for (int k = 0; k < M_N; k++) {
+		free(pick[k]);
+		free(ids[k]);
+	}
 	free(added);
+	free(twins);
 	return rc;
 }

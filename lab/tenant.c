@@ -318,6 +318,7 @@ static yajl_val obj_get(yajl_val o, const char *k)
 struct errs {
 	struct lab_buf msg;
 	int n;
+	const char *prefix;          /* NULL: managedDevice */
 };
 
 static void collect_err(void *ctx, const char *path, const char *msg)
@@ -326,10 +327,23 @@ static void collect_err(void *ctx, const char *path, const char *msg)
 	if (e->n < 5) {
 		if (e->n)
 			lab_buf_adds(&e->msg, "; ");
-		lab_buf_addf(&e->msg, "managedDevice%s%s: %s", *path ? "." : "", path, msg);
+		lab_buf_addf(&e->msg, "%s%s%s: %s", e->prefix ? e->prefix : "managedDevice", *path ? "." : "", path, msg);
 	}
 	e->n++;
 }
+
+/* What an upload route or a Graph entity set carries. */
+struct kind {
+	const char *route;           /* DevicePost, CollectionPost */
+	const char *array;           /* devices, collections */
+	const char *type;            /* managedDevice, configManagerCollection */
+	const char *set;             /* Graph entity set */
+	const char *batch_prefix;    /* batch ids of each route are kept apart */
+	bool device;
+};
+static const struct kind k_device = {"DevicePost", "devices", "managedDevice", "managedDevices", "", true};
+static const struct kind k_coll = {"CollectionPost", "collections", "configManagerCollection",
+				   "configManagerCollections", "collections:", false};
 
 static int db_exec(sqlite3 *db, const char *sql, int n, const char *const *v)
 {
@@ -343,9 +357,10 @@ static int db_exec(sqlite3 *db, const char *sql, int n, const char *const *v)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
+static void handle_upload(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
 {
-	atomic_fetch_add(&lab->st.tenant_upload_requests, 1);
+	atomic_fetch_add(&lab->st.writes, 1);
+	atomic_fetch_add(kd->device ? &lab->st.tenant_upload_requests : &lab->st.collection_upload_requests, 1);
 	const char *ce = q->header(q->hctx, "Content-Encoding");
 	char *plain = NULL;
 	size_t plen = 0, bad_at = 0;
@@ -397,28 +412,31 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 	yajl_free(h);
 	char perr[256];
 	root = yajl_tree_parse(plain, perr, sizeof perr);
-	yajl_val batch = obj_get(root, "batchId"), devs = obj_get(root, "devices"), rems = obj_get(root, "removals"),
+	yajl_val batch = obj_get(root, "batchId"), devs = obj_get(root, kd->array), rems = obj_get(root, "removals"),
 		 site = obj_get(root, "siteCode");
 	const char *why = NULL;
 	char whybuf[256];
+	char *bkey = NULL;
 	if (!root || !YAJL_IS_OBJECT(root))
 		why = "The request body must be a JSON object.";
 	else if (!batch || !YAJL_IS_STRING(batch) || !*batch->u.string)
 		why = "batchId: missing or not a non-empty string.";
 	else if (site && !YAJL_IS_STRING(site))
 		why = "siteCode: not a string.";
-	else if (devs && !YAJL_IS_ARRAY(devs))
-		why = "devices: not an array.";
-	else if (rems && !YAJL_IS_ARRAY(rems))
+	else if (devs && !YAJL_IS_ARRAY(devs)) {
+		snprintf(whybuf, sizeof whybuf, "%s: not an array.", kd->array);
+		why = whybuf;
+	} else if (rems && !YAJL_IS_ARRAY(rems))
 		why = "removals: not an array.";
-	else if (devs && devs->u.array.len > MAX_BATCH)
-		why = "devices: more than 1000 records in one batch.";
-	else if (rems && rems->u.array.len > MAX_BATCH)
+	else if (devs && devs->u.array.len > MAX_BATCH) {
+		snprintf(whybuf, sizeof whybuf, "%s: more than 1000 records in one batch.", kd->array);
+		why = whybuf;
+	} else if (rems && rems->u.array.len > MAX_BATCH)
 		why = "removals: more than 1000 keys in one batch.";
 	for (size_t i = 0; !why && devs && i < devs->u.array.len; i++) {
 		yajl_val d = devs->u.array.values[i], k = obj_get(d, "key");
 		if (!YAJL_IS_OBJECT(d) || !k || !YAJL_IS_STRING(k) || !*k->u.string) {
-			snprintf(whybuf, sizeof whybuf, "devices[%zu]: not an object with a non-empty string 'key'.", i);
+			snprintf(whybuf, sizeof whybuf, "%s[%zu]: not an object with a non-empty string 'key'.", kd->array, i);
 			why = whybuf;
 		}
 	}
@@ -432,13 +450,14 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 		goto done;
 	}
 	const char *bid = batch->u.string;
+	bkey = lab_xasprintf("%s%s", kd->batch_prefix, bid);
 
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3 *db = lab->db;
 	sqlite3_stmt *st = NULL;
 	struct lab_buf res = {0};
 	sqlite3_prepare_v2(db, "SELECT reply FROM tenant_batch WHERE batch_id=?", -1, &st, NULL);
-	sqlite3_bind_text(st, 1, bid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, bkey, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		struct lab_buf b = {0};
 		lab_buf_adds(&b, "{\"batchId\":");
@@ -461,8 +480,8 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 	for (size_t i = 0; i < nd; i++) {
 		yajl_val d = devs->u.array.values[i];
 		const char *key = obj_get(d, "key")->u.string;
-		yajl_val md = obj_get(d, "managedDevice"), cm = obj_get(d, "configurationManager");
-		struct errs e = {0};
+		yajl_val md = obj_get(d, kd->type), cm = kd->device ? obj_get(d, "configurationManager") : NULL;
+		struct errs e = {.prefix = kd->type};
 		if (i)
 			lab_buf_addc(&res, ',');
 		lab_buf_adds(&res, "{\"key\":");
@@ -472,7 +491,7 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 		} else {
 			if (obj_get(md, "id"))
 				collect_err(&e, "id", "assigned by the tenant; an upload must not send it");
-			lab_schema_validate(lab->schema, "managedDevice", md, collect_err, &e);
+			lab_schema_validate(lab->schema, kd->type, md, collect_err, &e);
 		}
 		if (cm && !YAJL_IS_OBJECT(cm) && !YAJL_IS_NULL(cm)) {
 			if (e.n)
@@ -497,20 +516,28 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 		yajl_val agent = obj_get(md, "managementAgent");
 		const char *ag = agent && YAJL_IS_STRING(agent) ? agent->u.string : NULL;
 		char id[37] = "";
-		sqlite3_prepare_v2(db, "SELECT id FROM tenant_device WHERE key=?", -1, &st, NULL);
+		sqlite3_prepare_v2(db, kd->device ? "SELECT id FROM tenant_device WHERE key=?"
+						  : "SELECT id FROM tenant_collection WHERE key=?", -1, &st, NULL);
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
 		bool is_new = !id[0];
-		if (is_new)
-			derived_guid(lab->conf.tenant_id, key, id);
+		if (is_new) {
+			char *salted = kd->device ? NULL : lab_xasprintf("collection|%s", key);
+			derived_guid(lab->conf.tenant_id, salted ? salted : key, id);
+			free(salted);
+		}
 		char now[32];
 		snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 		const char *const pv[] = {id, ag, mdt.p, cmt.p, now, key};
-		if (db_exec(db, is_new ? "INSERT INTO tenant_device(id,agent,managed_device,configuration_manager,updated,key) VALUES(?,?,?,?,?,?)"
-				       : "UPDATE tenant_device SET id=?,agent=?,managed_device=?,configuration_manager=?,updated=? WHERE key=?",
-			    6, pv) < 0)
+		const char *const cv[] = {id, mdt.p, now, key};
+		if (kd->device ? db_exec(db, is_new ? "INSERT INTO tenant_device(id,agent,managed_device,configuration_manager,updated,key) VALUES(?,?,?,?,?,?)"
+						    : "UPDATE tenant_device SET id=?,agent=?,managed_device=?,configuration_manager=?,updated=? WHERE key=?",
+					 6, pv) < 0
+			       : db_exec(db, is_new ? "INSERT INTO tenant_collection(id,object,updated,key) VALUES(?,?,?,?)"
+						    : "UPDATE tenant_collection SET id=?,object=?,updated=? WHERE key=?",
+					 4, cv) < 0)
 			ok = -1;
 		lab_buf_free(&mdt);
 		lab_buf_free(&cmt);
@@ -520,7 +547,8 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 	lab_buf_adds(&res, "],\"removals\":[");
 	for (size_t i = 0; i < nr; i++) {
 		const char *key = rems->u.array.values[i]->u.string;
-		sqlite3_prepare_v2(db, "DELETE FROM tenant_device WHERE key=?", -1, &st, NULL);
+		sqlite3_prepare_v2(db, kd->device ? "DELETE FROM tenant_device WHERE key=?"
+						  : "DELETE FROM tenant_collection WHERE key=?", -1, &st, NULL);
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			ok = -1;
@@ -535,7 +563,7 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 			removed++;
 	}
 	lab_buf_addc(&res, ']');
-	const char *const bv[] = {bid, res.p};
+	const char *const bv[] = {bkey, res.p};
 	if (ok == 0 && db_exec(db, "INSERT INTO tenant_batch(batch_id, reply) VALUES(?,?)", 2, bv) < 0)
 		ok = -1;
 	if (ok == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -551,12 +579,16 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 		goto done;
 	}
 	pthread_mutex_unlock(&lab->db_lock);
-	atomic_fetch_add(&lab->st.records_received, (long long)nd);
-	atomic_fetch_add(&lab->st.records_created, created);
-	atomic_fetch_add(&lab->st.records_updated, updated);
-	atomic_fetch_add(&lab->st.records_rejected, rejected);
-	atomic_fetch_add(&lab->st.removals_received, (long long)nr);
-	atomic_fetch_add(&lab->st.removals_applied, removed);
+	if (kd->device) {
+		atomic_fetch_add(&lab->st.records_received, (long long)nd);
+		atomic_fetch_add(&lab->st.records_created, created);
+		atomic_fetch_add(&lab->st.records_updated, updated);
+		atomic_fetch_add(&lab->st.records_rejected, rejected);
+		atomic_fetch_add(&lab->st.removals_received, (long long)nr);
+		atomic_fetch_add(&lab->st.removals_applied, removed);
+	} else {
+		atomic_fetch_add(&lab->st.collection_records_received, (long long)nd);
+	}
 	struct lab_buf b = {0};
 	lab_buf_adds(&b, "{\"batchId\":");
 	lab_buf_json_cstr(&b, bid);
@@ -566,6 +598,7 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, struct lab_r
 	lab_buf_free(&res);
 	lab_reply_json(r, 200, &b);
 done:
+	free(bkey);
 	yajl_tree_free(root);
 	free(plain);
 }
@@ -585,7 +618,8 @@ struct selection {
 	int n;
 };
 
-static int parse_select(struct lab *lab, const char *s, struct selection *sel, struct lab_reply *r)
+static int parse_select(struct lab *lab, const struct kind *kd, const char *s, struct selection *sel,
+			struct lab_reply *r)
 {
 	char *dup = lab_xstrdup(s), *save = NULL;
 	int rc = 0;
@@ -602,7 +636,7 @@ static int parse_select(struct lab *lab, const char *s, struct selection *sel, s
 			struct errs er = {0};
 			int bad = !pv ? 1 : 0;
 			if (pv) {
-				lab_schema_validate(lab->schema, "managedDevice", pv, collect_err, &er);
+				lab_schema_validate(lab->schema, kd->type, pv, collect_err, &er);
 				bad = er.n && strstr(er.msg.p, "not a property");
 			}
 			lab_buf_free(&er.msg);
@@ -610,7 +644,7 @@ static int parse_select(struct lab *lab, const char *s, struct selection *sel, s
 			free(probe);
 			if (bad) {
 				lab_reply_graph_error(r, 400, "BadRequest",
-						      "Could not find a property named '%s' on type 'microsoft.graph.managedDevice'.", t);
+						      "Could not find a property named '%s' on type 'microsoft.graph.%s'.", t, kd->type);
 				rc = -1;
 				break;
 			}
@@ -677,7 +711,7 @@ static char *hex_dec(const char *s)
 	return o;
 }
 
-static void handle_list(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
+static void handle_list(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
 {
 	char host[256];
 	host_of(lab, q, host, sizeof host);
@@ -703,6 +737,10 @@ static void handle_list(struct lab *lab, const struct lab_req *q, struct lab_rep
 	}
 	const char *f = lab_req_arg(q, "$filter");
 	char *agent = NULL;
+	if (f && !kd->device) {
+		lab_reply_graph_error(r, 400, "BadRequest", "Invalid filter clause: the lab supports no $filter on %s.", kd->set);
+		return;
+	}
 	if (f) {
 		const char *pre = "managementAgent eq '";
 		size_t fl = strlen(f), pl = strlen(pre);
@@ -729,23 +767,26 @@ static void handle_list(struct lab *lab, const struct lab_req *q, struct lab_rep
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid $skiptoken '%s'.", tok);
 		return;
 	}
-	if (ss && parse_select(lab, ss, &sel, r) < 0)
+	if (ss && parse_select(lab, kd, ss, &sel, r) < 0)
 		goto done;
 
 	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/managedDevices\"", host);
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/%s\"", host, kd->set);
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3_stmt *st;
 	if (count) {
-		sqlite3_prepare_v2(lab->db, "SELECT count(*) FROM tenant_device WHERE (?1 IS NULL OR agent=?1)", -1, &st, NULL);
+		sqlite3_prepare_v2(lab->db, kd->device ? "SELECT count(*) FROM tenant_device WHERE (?1 IS NULL OR agent=?1)"
+						       : "SELECT count(*) FROM tenant_collection WHERE ?1 IS NULL", -1, &st, NULL);
 		sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
 		sqlite3_step(st);
 		lab_buf_addf(&b, ",\"@odata.count\":%lld", (long long)sqlite3_column_int64(st, 0));
 		sqlite3_finalize(st);
 	}
 	lab_buf_adds(&b, ",\"value\":[");
-	sqlite3_prepare_v2(lab->db, "SELECT key, id, managed_device FROM tenant_device WHERE (?1 IS NULL OR agent=?1)"
-				    " AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3", -1, &st, NULL);
+	sqlite3_prepare_v2(lab->db, kd->device ? "SELECT key, id, managed_device FROM tenant_device WHERE (?1 IS NULL OR agent=?1)"
+						 " AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3"
+					       : "SELECT key, id, object FROM tenant_collection WHERE ?1 IS NULL"
+						 " AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3", -1, &st, NULL);
 	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, top + 1);
@@ -769,7 +810,7 @@ static void handle_list(struct lab *lab, const struct lab_req *q, struct lab_rep
 	lab_buf_addc(&b, ']');
 	if (more) {
 		struct lab_buf l = {0};
-		lab_buf_addf(&l, "https://%s/beta/deviceManagement/managedDevices?$top=%ld", host, top);
+		lab_buf_addf(&l, "https://%s/beta/deviceManagement/%s?$top=%ld", host, kd->set, top);
 		if (f) { lab_buf_adds(&l, "&$filter="); lab_buf_urlenc(&l, f); }
 		if (count) lab_buf_adds(&l, "&$count=true");
 		if (ss) { lab_buf_adds(&l, "&$select="); lab_buf_urlenc(&l, ss); }
@@ -791,29 +832,31 @@ done:
 	free(agent);
 }
 
-static void handle_one(struct lab *lab, const struct lab_req *q, const char *id, struct lab_reply *r)
+static void handle_one(struct lab *lab, const struct lab_req *q, const struct kind *kd, const char *id,
+		       struct lab_reply *r)
 {
 	char host[256];
 	host_of(lab, q, host, sizeof host);
 	struct selection sel = {0};
 	const char *ss = lab_req_arg(q, "$select");
-	if (ss && parse_select(lab, ss, &sel, r) < 0)
+	if (ss && parse_select(lab, kd, ss, &sel, r) < 0)
 		goto done;
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3_stmt *st;
-	sqlite3_prepare_v2(lab->db, "SELECT managed_device FROM tenant_device WHERE id=?", -1, &st, NULL);
+	sqlite3_prepare_v2(lab->db, kd->device ? "SELECT managed_device FROM tenant_device WHERE id=?"
+					       : "SELECT object FROM tenant_collection WHERE id=?", -1, &st, NULL);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		struct lab_buf b = {0}, d = {0};
 		emit_device(&d, id, (const char *)sqlite3_column_text(st, 0), &sel);
-		lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/managedDevices/$entity\",", host);
+		lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/%s/$entity\",", host, kd->set);
 		lab_buf_add(&b, d.p + 1, d.len - 1);
 		lab_buf_free(&d);
 		lab_reply_json(r, 200, &b);
 		r->ctype = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 	} else {
 		lab_reply_graph_error(r, 404, "ResourceNotFound",
-				      "Resource not found: no managedDevice with id '%s'.", id);
+				      "Resource not found: no %s with id '%s'.", kd->type, id);
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&lab->db_lock);
@@ -824,32 +867,53 @@ done:
 
 /* ---- admin ------------------------------------------------------------ */
 
+static long long count_rows(struct lab *lab, const char *sql)
+{
+	long long n = 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(lab->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return n;
+}
+
 static void handle_stats(struct lab *lab, struct lab_reply *r)
 {
 	struct lab_stats *s = &lab->st;
-	long long tdev = 0;
 	pthread_mutex_lock(&lab->db_lock);
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(lab->db, "SELECT count(*) FROM tenant_device", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			tdev = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	long long tdev = count_rows(lab, "SELECT count(*) FROM tenant_device");
+	long long tcoll = count_rows(lab, "SELECT count(*) FROM tenant_collection");
 	pthread_mutex_unlock(&lab->db_lock);
 	pthread_rwlock_rdlock(&lab->inv_lock);
 	size_t sdev = lab->inv.n;
 	pthread_rwlock_unlock(&lab->inv_lock);
+	pthread_mutex_lock(&lab->faults.lock);
+	long rps[2] = {lab->faults.max_rps[0], lab->faults.max_rps[1]};
+	pthread_mutex_unlock(&lab->faults.lock);
 	struct lab_buf b = {0};
 	lab_buf_addf(&b,
 		     "{\"tenant\":{\"devices\":%lld,\"uploadRequests\":%lld,\"recordsReceived\":%lld,\"recordsCreated\":%lld,"
 		     "\"recordsUpdated\":%lld,\"recordsRejected\":%lld,\"removalsReceived\":%lld,\"removalsApplied\":%lld,"
 		     "\"batchesReplayed\":%lld,\"tokensIssued\":%lld,\"tokenErrors\":%lld,\"authFailures\":%lld,"
-		     "\"bytesReceived\":%lld},\"site\":{\"devices\":%zu,\"pageRequests\":%lld,\"bytesSent\":%lld},\"routes\":{",
+		     "\"bytesReceived\":%lld,\"writes\":%lld,\"collections\":%lld,\"collectionUploadRequests\":%lld,"
+		     "\"collectionRecordsReceived\":%lld,\"requests\":%lld,\"maxRequestsPerSecond\":%ld},"
+		     "\"site\":{\"devices\":%zu,\"pageRequests\":%lld,\"bytesSent\":%lld,\"requests\":%lld,"
+		     "\"maxRequestsPerSecond\":%ld},",
 		     tdev, (long long)s->tenant_upload_requests, (long long)s->records_received,
 		     (long long)s->records_created, (long long)s->records_updated, (long long)s->records_rejected,
 		     (long long)s->removals_received, (long long)s->removals_applied, (long long)s->batches_replayed,
 		     (long long)s->tokens_issued, (long long)s->token_errors, (long long)s->auth_failures,
-		     (long long)s->bytes_received, sdev, (long long)s->site_page_requests, (long long)s->site_bytes_sent);
+		     (long long)s->bytes_received, (long long)s->writes, tcoll, (long long)s->collection_upload_requests,
+		     (long long)s->collection_records_received, (long long)s->requests[LAB_TENANT], rps[LAB_TENANT],
+		     sdev, (long long)s->site_page_requests, (long long)s->site_bytes_sent,
+		     (long long)s->requests[LAB_SITE], rps[LAB_SITE]);
+	lab_buf_addf(&b,
+		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
+		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
+		     (long long)s->injected500, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
+		     (long long)s->replies_lost, (long long)s->retry_after_violations);
 	for (int i = 0; i < R_COUNT; i++)
 		lab_buf_addf(&b, "%s\"%s\":%lld", i ? "," : "", lab_route_names[i], (long long)lab->routes[i]);
 	lab_buf_adds(&b, "}}");
@@ -863,29 +927,58 @@ static void handle_mutate(struct lab *lab, const struct lab_req *q, struct lab_r
 	free(body);
 	if (!v || !YAJL_IS_OBJECT(v)) {
 		yajl_tree_free(v);
-		lab_reply_graph_error(r, 400, "BadRequest", "the body must be a JSON object {\"change\":N,\"add\":N,\"delete\":N}");
+		lab_reply_graph_error(r, 400, "BadRequest", "the body must be a JSON object {\"change\":N,\"add\":N,\"delete\":N,"
+				      "\"checkin\":N,\"health\":N,\"unjoin\":N,\"duplicate\":N}");
 		return;
 	}
-	int n[3] = {0, 0, 0};
-	static const char *const names[] = {"change", "add", "delete"};
-	for (int i = 0; i < 3; i++) {
-		yajl_val x = obj_get(v, names[i]);
-		if (x && !YAJL_IS_INTEGER(x)) {
-			lab_reply_graph_error(r, 400, "BadRequest", "%s: not an integer", names[i]);
+	struct lab_mutation m = {0};
+	static const char *const names[] = {"change", "add", "delete", "checkin", "health", "unjoin", "duplicate"};
+	int *dst[] = {&m.change, &m.add, &m.del, &m.checkin, &m.health, &m.unjoin, &m.duplicate};
+	for (size_t k = 0; k < v->u.object.len; k++) {
+		size_t i = 0;
+		while (i < 7 && strcmp(names[i], v->u.object.keys[k]))
+			i++;
+		yajl_val x = v->u.object.values[k];
+		if (i == 7 || !YAJL_IS_INTEGER(x) || x->u.number.i < 0 || x->u.number.i > 1000000) {
+			lab_reply_graph_error(r, 400, "BadRequest", "%s: %s", v->u.object.keys[k],
+					      i == 7 ? "unknown option" : "not an integer between 0 and 1000000");
 			yajl_tree_free(v);
 			return;
 		}
-		n[i] = x ? (int)x->u.number.i : 0;
+		*dst[i] = (int)x->u.number.i;
 	}
 	yajl_tree_free(v);
 	char err[256];
 	struct lab_buf b = {0};
-	if (lab_site_mutate(lab, n[0], n[1], n[2], &b, err, sizeof err) < 0) {
+	if (lab_site_mutate(lab, &m, &b, err, sizeof err) < 0) {
 		lab_buf_free(&b);
 		lab_reply_graph_error(r, 409, "Conflict", "%s", err);
 		return;
 	}
 	lab_reply_json(r, 200, &b);
+}
+
+static void handle_faults(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
+{
+	struct lab_buf b = {0};
+	if (!strcmp(q->method, "GET")) {
+		lab_faults_json(lab, &b);
+		lab_reply_json(r, 200, &b);
+		return;
+	}
+	char *body = lab_xstrndup(q->body, q->body_len);
+	yajl_val v = yajl_tree_parse(body, NULL, 0);
+	free(body);
+	char err[256];
+	if (!v || !YAJL_IS_OBJECT(v)) {
+		lab_reply_graph_error(r, 400, "BadRequest", "the body must be a JSON object (see docs/lab.md, faults)");
+	} else if (lab_faults_set(lab, v, &b, err, sizeof err) < 0) {
+		lab_buf_free(&b);
+		lab_reply_graph_error(r, 400, "BadRequest", "%s", err);
+	} else {
+		lab_reply_json(r, 200, &b);
+	}
+	yajl_tree_free(v);
 }
 
 int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
@@ -895,15 +988,17 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	atomic_fetch_add(&lab->st.bytes_received, (long long)q->body_len);
 	if (!strncmp(p, "/_lab/", 6)) {
 		const char *k = q->header(q->hctx, "X-Lab-Key");
-		bool stats = !strcmp(p, "/_lab/stats"), mut = !strcmp(p, "/_lab/mutate");
-		if (stats || mut)
-			atomic_fetch_add(&lab->routes[stats ? R_LAB_STATS : R_LAB_MUTATE], 1);
+		bool stats = !strcmp(p, "/_lab/stats"), mut = !strcmp(p, "/_lab/mutate"), flt = !strcmp(p, "/_lab/faults");
+		if (stats || mut || flt)
+			atomic_fetch_add(&lab->routes[stats ? R_LAB_STATS : mut ? R_LAB_MUTATE : R_LAB_FAULTS], 1);
 		if (!k || strcmp(k, lab->lab_key)) {
 			lab_reply_graph_error(r, 401, "Unauthorized", "X-Lab-Key missing or wrong (see DIR/lab.key).");
 		} else if (stats && !strcmp(q->method, "GET")) {
 			handle_stats(lab, r);
 		} else if (mut && !strcmp(q->method, "POST")) {
 			handle_mutate(lab, q, r);
+		} else if (flt && (!strcmp(q->method, "POST") || !strcmp(q->method, "GET"))) {
+			handle_faults(lab, q, r);
 		} else {
 			lab_reply_graph_error(r, 404, "NotFound", "No lab admin route %s %s.", q->method, p);
 		}
@@ -925,27 +1020,37 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	}
 	if (cr && strlen(cr) < 100 && !strpbrk(cr, "\r\n"))
 		lab_reply_hdr(r, "client-request-id", cr);
-	if (!strcmp(p, "/api/gateway/DevicePost")) {
-		atomic_fetch_add(&lab->routes[R_GATEWAY], 1);
-		if (strcmp(q->method, "POST"))
-			lab_reply_graph_error(r, 405, "MethodNotAllowed", "Use POST for DevicePost.");
-		else if (check_bearer(lab, q, r) == 0)
-			handle_upload(lab, q, r);
-		return 0;
-	}
-	const char *lp = "/beta/deviceManagement/managedDevices";
-	size_t ll = strlen(lp);
-	if (!strncmp(p, lp, ll) && (p[ll] == 0 || (p[ll] == '/' && p[ll + 1] && !strchr(p + ll + 1, '/')))) {
-		atomic_fetch_add(&lab->routes[p[ll] ? R_GRAPH_ONE : R_GRAPH_LIST], 1);
-		if (strcmp(q->method, "GET"))
-			lab_reply_graph_error(r, 405, "MethodNotAllowed", "The lab's Graph surface is read-only: use GET.");
-		else if (check_bearer(lab, q, r) == 0) {
-			if (p[ll])
-				handle_one(lab, q, p + ll + 1, r);
-			else
-				handle_list(lab, q, r);
+	static const struct { const struct kind *kd; int post, list, one; } sets[] = {
+		{&k_device, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE},
+		{&k_coll, R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE},
+	};
+	for (size_t i = 0; i < 2; i++) {
+		const struct kind *kd = sets[i].kd;
+		if (!strncmp(p, "/api/gateway/", 13) && !strcmp(p + 13, kd->route)) {
+			atomic_fetch_add(&lab->routes[sets[i].post], 1);
+			if (strcmp(q->method, "POST"))
+				lab_reply_graph_error(r, 405, "MethodNotAllowed", "Use POST for %s.", kd->route);
+			else if (check_bearer(lab, q, r) == 0)
+				handle_upload(lab, q, kd, r);
+			return 0;
 		}
-		return 0;
+		const char *lp = "/beta/deviceManagement/";
+		size_t ll = strlen(lp), sn = strlen(kd->set);
+		if (strncmp(p, lp, ll) || strncmp(p + ll, kd->set, sn))
+			continue;
+		const char *t = p + ll + sn;
+		if (t[0] == 0 || (t[0] == '/' && t[1] && !strchr(t + 1, '/'))) {
+			atomic_fetch_add(&lab->routes[t[0] ? sets[i].one : sets[i].list], 1);
+			if (strcmp(q->method, "GET"))
+				lab_reply_graph_error(r, 405, "MethodNotAllowed", "The lab's Graph surface is read-only: use GET.");
+			else if (check_bearer(lab, q, r) == 0) {
+				if (t[0])
+					handle_one(lab, q, kd, t + 1, r);
+				else
+					handle_list(lab, q, kd, r);
+			}
+			return 0;
+		}
 	}
 	atomic_fetch_add(&lab->routes[R_OTHER_TENANT], 1);
 	if (check_bearer(lab, q, r) == 0)

@@ -13,6 +13,7 @@ D=$(mktemp -d /tmp/cmbridge-lab-selftest.XXXXXX)
 cleanup() {
 	local rc=$?
 	"$LAB" down "$D" >/dev/null 2>&1 || true
+	if [ -n "${D2:-}" ] && [ -d "$D2" ]; then "$LAB" down "$D2/lab" >/dev/null 2>&1 || true; rm -rf "$D2"; fi
 	if [ $rc -ne 0 ] && [ -f "$D/lab.log" ]; then echo "--- lab.log"; tail -n 20 "$D/lab.log"; fi
 	rm -rf "$D"
 	exit $rc
@@ -270,13 +271,213 @@ eq "mutate too many" "$RC" "1"
 
 # ---- stats -------------------------------------------------------------------------
 S=$("$LAB" stats "$D" --json)
-eq "stats keys" "$(jq -c '[keys_unsorted[]] , [.tenant | keys_unsorted[]], [.site | keys_unsorted[]]' <<<"$S" | tr '\n' ' ')" \
-	'["tenant","site","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived"] ["devices","pageRequests","bytesSent"] '
+eq "stats keys" "$(jq -c '[keys_unsorted[]] , [.tenant | keys_unsorted[]], [.site | keys_unsorted[]], [.faults | keys_unsorted[]]' <<<"$S" | tr '\n' ' ')" \
+	'["tenant","site","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
+eq "stats writes = authenticated uploads" "$(jq -c '[.tenant.writes, .tenant.collections, .tenant.collectionRecordsReceived]' <<<"$S")" "[8,0,0]"
 eq "stats tenant" "$(jq -c '.tenant | [.devices,.uploadRequests,.recordsReceived,.recordsCreated,.recordsUpdated,.recordsRejected,.removalsReceived,.removalsApplied,.batchesReplayed,.tokensIssued,.tokenErrors]' <<<"$S")" \
 	"[122,8,125,123,1,1,2,1,1,1,6]"
 eq "stats site devices" "$(jq .site.devices <<<"$S")" "299"
 eq "stats gateway route" "$(jq '.routes["POST /api/gateway/DevicePost"]' <<<"$S")" "9"
 eq "stats all integers" "$(jq '[.. | numbers | select(. != floor)] | length' <<<"$S")" "0"
+
+# ---- inventory realism -----------------------------------------------------------------
+# (one snapshot of the whole site: SMS_R_System, CDR and co-management joined by ResourceID)
+allrows() { local u=$1 r; while [ -n "$u" ]; do r=$(site "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
+allrows "$SITE/SMS_R_System?\$select=ResourceID,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/sys0.json"
+allrows "$SITE/SMS_CombinedDeviceResources" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/cdr0.json"
+allrows "$SITE/SMS_Client_ComanagementState" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/cms0.json"
+eq "co-managed devices are joined with an AADDeviceID" "$(jq -n --slurpfile s "$D/sys0.json" --slurpfile m "$D/cms0.json" \
+	'[$m[0][] | select(.MDMEnrolled and .ComgmtPolicyPresent) | select(((.HybridAADJoined or .AADJoined) | not) or $s[0][.ResourceID|tostring].AADDeviceID == null)] | length')" "0"
+eq "some co-managed" "$(jq '[.[] | select(.MDMEnrolled and .ComgmtPolicyPresent)] | length > 0' "$D/cms0.json")" "true"
+eq "some joined, not co-managed" "$(jq '[.[] | select((.MDMEnrolled and .ComgmtPolicyPresent | not) and (.HybridAADJoined or .AADJoined))] | length > 0' "$D/cms0.json")" "true"
+eq "some active clients not joined" "$(jq '[.[] | select(.Client == 1 and .Active == 1 and .AADDeviceID == null)] | length > 0' "$D/sys0.json")" "true"
+# duplicate hardware: every pair sharing SMBIOSGUID has the newer record (higher ResourceID) later in LastActiveTime
+PAIRS=$(jq -n -c --slurpfile s "$D/sys0.json" --slurpfile c "$D/cdr0.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceID)
+	| {hw: (.[0].HardwareID == .[1].HardwareID), obs: [.[].Obsolete], later: ($c[0][.[1].ResourceID|tostring].LastActiveTime > $c[0][.[0].ResourceID|tostring].LastActiveTime)})')
+eq "pairs: newer is later" "$(jq -c '[.[].later] | unique' <<<"$PAIRS")" "[true]"
+eq "pair kinds" "$(jq -c 'map([.hw, .obs]) | unique - [[false,[0,0]],[true,[0,0]],[true,[1,0]]]' <<<"$PAIRS")" '[]'
+
+# ---- collections (site) -----------------------------------------------------------------
+COLLS=$(site "$SITE/SMS_Collection")
+eq "collections" "$(jq -c '[.value[] | [.CollectionID, .CollectionType, .LimitToCollectionID]]' <<<"$COLLS")" \
+	'[["PS100010",2,"SMS00001"],["PS100011",2,"SMS00001"],["PS100012",2,"SMS00001"],["PS100013",2,"SMS00001"],["PS100014",2,"SMS00001"],["PS100015",2,"SMS00001"],["PS100016",1,"SMS00002"],["SMS00001",2,""],["SMS00002",1,""],["SMSDM003",2,"SMS00001"]]'
+eq "collection names" "$(jq -r '[.value[].Name] | join("|")' <<<"$COLLS")" \
+	"Finance laptops|Servers – Production|Pilot – Co-management|Kiosk devices|Windows 11 workstations|Patch ring 1 – Early|Finance users|All Systems|All Users|All Desktop and Server Clients"
+eq "collection keys" "$(jq -c '.value[0] | keys_unsorted' <<<"$COLLS")" \
+	'["CollectionID","Name","Comment","CollectionType","MemberCount","LimitToCollectionID","LastChangeTime","LastMemberChangeTime"]'
+eq "All Systems" "$(jq -c '.value[] | select(.CollectionID == "SMS00001") | [.MemberCount, .LastChangeTime, .LastMemberChangeTime]' <<<"$COLLS")" \
+	'[299,"2023-07-16T10:07:00Z","2026-01-01T00:01:00Z"]'
+eq "SMSDM003 = clients" "$(jq '.value[] | select(.CollectionID == "SMSDM003") | .MemberCount' <<<"$COLLS")" "$(jq '[.[] | select(.Client == 1)] | length' "$D/sys0.json")"
+eq "empty collections" "$(jq -c '[.value[] | select(.MemberCount == 0) | .CollectionID]' <<<"$COLLS")" '["PS100013","PS100016","SMS00002"]'
+eq "Kiosk unchanged" "$(jq -c '.value[] | select(.CollectionID == "PS100013") | [.LastChangeTime, .LastMemberChangeTime]' <<<"$COLLS")" \
+	'["2025-11-22T10:03:00Z","2025-12-31T19:00:00Z"]'
+for id in $(jq -r '.value[].CollectionID' <<<"$COLLS"); do
+	W=$(walk "$SITE/SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'$id'&\$select=ResourceID&\$orderby=ResourceID" abs)
+	N=$(grep -c . <<<"$W" || true)
+	eq "$id members = MemberCount" "$N" "$(jq --arg id "$id" '.value[] | select(.CollectionID == $id) | .MemberCount' <<<"$COLLS")"
+	[ "$N" -eq 0 ] || eq "$id members unique and ascending" "$(sort -un <<<"$W" | tr '\n' ,)" "$(tr '\n' , <<<"$W")"
+done
+eq "All Systems members = SMS_R_System" "$(walk "$SITE/SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ResourceID" abs | md5sum)" \
+	"$(walk "$SITE/SMS_R_System?\$select=ResourceID" abs | md5sum)"
+FCM=$(allrows "$SITE/SMS_FullCollectionMembership")
+eq "membership rows = sum of MemberCount" "$(wc -l <<<"$FCM")" "$(jq '[.value[].MemberCount] | add' <<<"$COLLS")"
+eq "membership rows unique" "$(jq -r '.CollectionID + " " + (.ResourceID|tostring)' <<<"$FCM" | sort -u | wc -l)" "$(wc -l <<<"$FCM")"
+eq "membership keys" "$(head -n1 <<<"$FCM" | jq -c keys_unsorted)" '["CollectionID","ResourceID","Name","IsClient","SiteCode"]'
+eq "in several collections" "$(jq -sr 'group_by(.ResourceID) | map(length) | max > 3' <<<"$FCM")" "true"
+eq "Finance laptops are LT-FIN" "$(jq -s '[.[] | select(.CollectionID == "PS100010" and (.Name | startswith("LT-FIN-") | not))] | length' <<<"$FCM")" "0"
+eq "SMS_Collection filter" "$(site "$SITE/SMS_Collection?\$filter=CollectionType%20eq%201&\$select=CollectionID" | jq -c '[.value[].CollectionID]')" '["PS100016","SMS00002"]'
+eq "SMS_Collection orderby/top/skip" "$(site "$SITE/SMS_Collection?\$orderby=MemberCount%20desc&\$top=2&\$skip=1&\$select=CollectionID&\$count=true" | jq -c '[."@odata.count", [.value[].CollectionID], has("@odata.nextLink")]')" \
+	'[10,["SMSDM003","PS100014"],false]'
+eq "SMS_Collection unknown property" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_Collection?\$select=ResourceID")" "400"
+eq "SMS_Site" "$(site "$SITE/SMS_Site" | jq -c .value)" \
+	'[{"SiteCode":"CAS","SiteName":"Contoso Hierarchy","ReportingSiteCode":"","Version":"5.00.9128.1000"},{"SiteCode":"PS1","SiteName":"Contoso Primary Site","ReportingSiteCode":"CAS","Version":"5.00.9128.1000"}]'
+eq "SMS_Site top" "$(site "$SITE/SMS_Site?\$filter=ReportingSiteCode%20eq%20''&\$select=SiteCode,SiteName" | jq -c .value)" '[{"SiteCode":"CAS","SiteName":"Contoso Hierarchy"}]'
+eq "metadata keys" "$(site "$SITE/\$metadata" | grep -o '<EntityType Name="SMS_FullCollectionMembership"><Key>[^K]*</Key>')" \
+	'<EntityType Name="SMS_FullCollectionMembership"><Key><PropertyRef Name="CollectionID"/><PropertyRef Name="ResourceID"/></Key>'
+
+# ---- collections (tenant) ---------------------------------------------------------------
+cpost() { printf '%s' "$1" | "${C[@]}" -w '\n%{http_code}' "${AUTH[@]}" -H 'Content-Type: application/json' --data-binary @- "$TEN/api/gateway/CollectionPost"; }
+cm() { jq -nc --arg id "$1" --arg n "$2" '{collectionIdentifier:$id, displayName:$n, hierarchyName:"Contoso Hierarchy", hierarchyIdentifier:"CAS",
+	createdDateTime:"2025-11-22T10:03:00Z", lastModifiedDateTime:"2025-11-22T10:03:00Z"}'; }
+crec() { jq -nc --arg k "$1" --argjson m "$2" '{key:$k, configManagerCollection:$m}'; }
+CB1=$(jq -nc --argjson a "$(crec PS1:PS100010 "$(cm PS100010 'Finance laptops')")" --argjson b "$(crec PS1:PS100011 "$(cm PS100011 'Servers')")" \
+	--argjson c "$(crec PS1:PS100012 "$(cm PS100012 x | jq -c '.memberCount=3')")" --argjson d "$(crec PS1:PS100013 "$(cm PS100013 y | jq -c '.id="x"')")" \
+	'{batchId:"c-0001", siteCode:"PS1", collections:[$a,$b,$c,$d]}')
+R=$(printf '%s' "$CB1" | gzip -c | "${C[@]}" -w '\n%{http_code}' "${AUTH[@]}" -H 'Content-Encoding: gzip' --data-binary @- "$TEN/api/gateway/CollectionPost")
+eq "collection upload status" "$(tail -n1 <<<"$R")" "200"
+eq "collection upload results" "$(head -n1 <<<"$R" | jq -c '[.replayed, [.results[].status], .results[2].error, .results[3].error.message]')" \
+	'[false,["created","created","rejected","rejected"],{"code":"InvalidProperty","message":"configManagerCollection.memberCount: not a property of graph.configManagerCollection"},"configManagerCollection.id: assigned by the tenant; an upload must not send it"]'
+CID=$(head -n1 <<<"$R" | jq -r '.results[0].id')
+CB2=$(jq -nc --argjson a "$(crec PS1:PS100010 "$(cm PS100010 'Finance laptops (EU)')")" '{batchId:"c-0002", collections:[$a], removals:["PS1:PS100011","PS1:PS100099"]}')
+R=$(cpost "$CB2")
+eq "collection update" "$(head -n1 <<<"$R" | jq -c --arg id "$CID" '[.replayed, .results[0].status, .results[0].id == $id, [.removals[].status]]')" '[false,"updated",true,["removed","notFound"]]'
+R2=$(cpost "$CB2")
+eq "collection replay" "$(head -n1 <<<"$R2" | jq -c '[.replayed, .results, .removals]')" "$(head -n1 <<<"$R" | jq -c '[true, .results, .removals]')"
+eq "collection batch ids apart from device batch ids" "$(cpost '{"batchId":"b-0001","collections":[]}' | head -n1 | jq .replayed)" "false"
+eq "collection missing batchId" "$(cpost '{"collections":[]}' | head -n1 | jq -r .error.message)" "batchId: missing or not a non-empty string."
+eq "collections not array" "$(cpost '{"batchId":"c-x","collections":{}}' | head -n1 | jq -r .error.message)" "collections: not an array."
+eq "collection no key" "$(cpost '{"batchId":"c-y","collections":[{}]}' | head -n1 | jq -r .error.message)" "collections[0]: not an object with a non-empty string 'key'."
+eq "collection malformed" "$(cpost '{"batchId":' | tail -n1)" "400"
+eq "collection no token" "$(code -X POST -d '{}' "$TEN/api/gateway/CollectionPost")" "401"
+R=$(printf '%s' "{\"batchId\":\"c-big\",\"collections\":$(jq -nc '[range(1001) | {key:("k" + tostring)}]')}" | "${C[@]}" -w '\n%{http_code}' "${AUTH[@]}" --data-binary @- "$TEN/api/gateway/CollectionPost")
+eq "collection too many" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.message)" "400 collections: more than 1000 records in one batch."
+GC="$TEN/beta/deviceManagement/configManagerCollections"
+cpost "$(jq -nc --argjson a "$(crec PS1:PS100014 "$(cm PS100014 'Windows 11')")" '{batchId:"c-0003", collections:[$a]}')" >/dev/null
+P1=$(graph "$GC?\$top=1&\$count=true"); echo "$P1" >"$D/cpage1.json"
+eq "graph collections page" "$(jq -c '[."@odata.count", (.value | length), (."@odata.nextLink" | startswith("'"$GC"'?"))]' <<<"$P1")" '[2,1,true]'
+P2=$(graph "$(jq -r '."@odata.nextLink"' <<<"$P1")"); echo "$P2" >"$D/cpage2.json"
+eq "graph collections page 2" "$(jq -c '[(.value | length), has("@odata.nextLink"), .value[0].displayName]' <<<"$P2")" '[1,false,"Windows 11"]'
+eq "graph collection one" "$(graph "$GC/$CID" | jq -c '[.id == "'"$CID"'", .displayName, .collectionIdentifier]')" '[true,"Finance laptops (EU)","PS100010"]'
+R=$(graph -w '\n%{http_code}' "$GC/00000000-0000-0000-0000-000000000000")
+eq "graph collection unknown" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.code)" "404 ResourceNotFound"
+eq "graph collections select" "$(graph "$GC?\$select=displayName&\$top=1" | jq -c '.value[0] | keys')" '["displayName","id"]'
+eq "graph collections bad select" "$(graph -o /dev/null -w '%{http_code}' "$GC?\$select=nope")" "400"
+"$LAB" schema-check --type configManagerCollection "$D/cpage1.json" "$D/cpage2.json" >/dev/null || fail "schema-check rejects the collection pages"
+CHECKS=$((CHECKS + 1))
+S=$("$LAB" stats "$D" --json)
+eq "stats collections" "$(jq -c '[.tenant.collections, .tenant.collectionRecordsReceived, .tenant.collectionUploadRequests, .tenant.writes, .routes["POST /api/gateway/CollectionPost"]]' <<<"$S")" "[2,6,10,18,11]"
+
+# ---- mutate: checkin, health, unjoin, duplicate ----------------------------------------------
+OUT=$("$LAB" mutate "$D" --checkin 3 --health 2 --unjoin 2 --duplicate 2 --verbose)
+ids() { grep "^$1:" <<<"$OUT" | cut -d: -f2; }
+CI=$(ids checkin); HE=$(ids health); UJ=$(ids unjoin); DU=$(ids duplicated); TW=$(ids twins)
+eq "mutate id counts" "$(for x in "$CI" "$HE" "$UJ" "$DU" "$TW"; do wc -w <<<"$x"; done | tr '\n' ' ')" "3 2 2 2 2 "
+eq "mutate distinct" "$(echo $CI $HE $UJ $DU | tr ' ' '\n' | sort -u | wc -l)" "9"
+eq "twin ids" "$(echo $TW)" "$((MAX + 3)) $((MAX + 4))"
+cdr() { site "$SITE/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$1" | jq -c '.value[0]'; }
+sysr() { site "$SITE/SMS_R_System?\$filter=ResourceID%20eq%20$1" | jq -c '.value[0]'; }
+plus() { date -u -d "@$(( $(date -u -d "$1" +%s) + $2 ))" +%Y-%m-%dT%H:%M:%SZ; }
+for id in $CI; do
+	B=$(jq -c --arg i "$id" '.[$i]' "$D/cdr0.json")
+	eq "checkin $id CDR" "$(cdr "$id")" "$(jq -c --arg p "$(plus "$(jq -r .LastPolicyRequest <<<"$B")" 300)" --arg a "$(plus "$(jq -r .LastActiveTime <<<"$B")" 300)" \
+		'.LastPolicyRequest = $p | .LastActiveTime = $a' <<<"$B")"
+	eq "checkin $id health" "$(cdr "$id" | jq -c '[.ClientActiveStatus, .IsActive]')" "[1,true]"
+	eq "checkin $id SMS_R_System unchanged" "$(sysr "$id" | jq -c '{ResourceID,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active}')" "$(jq -c --arg i "$id" '.[$i]' "$D/sys0.json")"
+done
+for id in $HE; do
+	B=$(jq -c --arg i "$id" '.[$i]' "$D/cdr0.json")
+	eq "health $id CDR" "$(cdr "$id")" "$(jq -c --arg a "$(plus "$(jq -r .LastActiveTime <<<"$B")" 300)" \
+		'.ClientActiveStatus = 0 | .IsActive = false | .LastActiveTime = $a' <<<"$B")"
+	eq "health $id Active" "$(sysr "$id" | jq .Active)" "0"
+done
+for id in $UJ; do
+	eq "unjoin $id was joined" "$(jq -r --arg i "$id" '.[$i].AADDeviceID != null' "$D/sys0.json")" "true"
+	eq "unjoin $id SMS_R_System" "$(sysr "$id" | jq -c '[.AADDeviceID, .AADTenantID]')" "[null,null]"
+	eq "unjoin $id co-management" "$(site "$SITE/SMS_Client_ComanagementState?\$filter=ResourceID%20eq%20$id" | jq -c '.value[0] | [.HybridAADJoined, .AADJoined, .MDMEnrolled]')" "[false,false,false]"
+done
+set -- $TW
+for id in $DU; do
+	tw=$1; shift
+	eq "duplicate $id twin" "$(sysr "$tw" | jq -c '[.Name, .HardwareID, .SMBIOSGUID, .Client, .Active, .Obsolete]')" \
+		"$(jq -c --arg i "$id" '.[$i] | [.Name, .HardwareID, .SMBIOSGUID, 1, 1, 0]' "$D/sys0.json")"
+	eq "duplicate $id new SMSUniqueIdentifier" "$(sysr "$tw" | jq -r .SMSUniqueIdentifier | grep -c "$(jq -r --arg i "$id" '.[$i].SMSUniqueIdentifier' "$D/cdr0.json" 2>/dev/null || echo none)" || true)" "0"
+	eq "duplicate $id twin later" "$(cdr "$tw" | jq -r .LastActiveTime)" "$(plus "$(jq -r --arg i "$id" '.[$i].LastActiveTime' "$D/cdr0.json")" 600)"
+	eq "duplicate $id original unchanged" "$(cdr "$id")" "$(jq -c --arg i "$id" '.[$i]' "$D/cdr0.json")"
+done
+COLLS2=$(site "$SITE/SMS_Collection")
+eq "All Systems after duplicate" "$(jq -c '.value[] | select(.CollectionID == "SMS00001") | [.MemberCount, .LastMemberChangeTime]' <<<"$COLLS2")" '[301,"2026-01-01T00:02:00Z"]'
+eq "Kiosk still unchanged" "$(jq -c '.value[] | select(.CollectionID == "PS100013") | .LastMemberChangeTime' <<<"$COLLS2")" '"2025-12-31T19:00:00Z"'
+set +e; "$LAB" mutate "$D" --unjoin 100000 >/dev/null 2>&1; RC=$?; set -e
+eq "unjoin too many" "$RC" "1"
+eq "failed mutate changed nothing" "$(site "$SITE/SMS_R_System?\$count=true&\$top=0" | jq '."@odata.count"')" "301"
+
+# ---- faults ---------------------------------------------------------------------------------
+flt() { "$LAB" faults "$D" "$@" >/dev/null; }
+stat() { "$LAB" stats "$D" --json | jq -c "$1"; }
+flt --site --rate-500 1
+for i in 1 2 3; do
+	R=$(site -w '\n%{http_code}' "$SITE/SMS_R_System?\$top=1")
+	eq "500 #$i" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.code)" "500 InternalServerError"
+done
+eq "tenant unaffected" "$(graph -o /dev/null -w '%{http_code}' "$G?\$top=1")" "200"
+flt --site --rate-429 1 --retry-after 0.5
+R=$(site -D - -o /dev/null "$SITE/SMS_R_System?\$top=1" | tr -d '\r')
+eq "429 status" "$(head -n1 <<<"$R" | cut -d' ' -f2)" "429"
+eq "429 Retry-After" "$(grep -i '^retry-after:' <<<"$R")" "Retry-After: 0.5"
+eq "429 again" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$top=1")" "429"
+eq "one Retry-After violation" "$(stat .faults.retryAfterViolations)" "1"
+sleep 0.6
+flt --site --clear
+eq "cleared" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$top=1")" "200"
+eq "no new violation" "$(stat .faults.retryAfterViolations)" "1"
+flt --site --rate-429 1 --no-retry-after
+eq "429 without Retry-After" "$(site -D - -o /dev/null "$SITE/SMS_R_System?\$top=1" | tr -d '\r' | grep -ci '^retry-after:' || true)" "0"
+flt --site --rate-reset 1
+set +e; site -o /dev/null "$SITE/SMS_R_System?\$top=1"; RC=$?; set -e
+eq "reset: no response" "$([ "$RC" -ne 0 ] && echo closed)" "closed"
+flt --site --rate-truncate 1
+set +e; site -o /dev/null "$SITE/SMS_R_System"; RC=$?; set -e
+eq "truncate: curl partial file" "$RC" "18"
+flt --site --latency-ms 300
+eq "latency" "$(site -o /dev/null -w '%{time_total}' "$SITE/SMS_R_System?\$top=1" | awk '{print ($1 >= 0.3) ? "slow" : "fast"}')" "slow"
+set +e; "$LAB" faults "$D" --site --rate-reply-lost 1 >/dev/null 2>&1; RC=$?; set -e
+eq "reply-lost is tenant only" "$RC" "1"
+flt --clear
+flt --tenant --rate-reply-lost 1
+LOST=$(jq -nc --argjson a "$(crec PS1:PS100015 "$(cm PS100015 'Patch ring 1')")" '{batchId:"c-lost", collections:[$a]}')
+set +e; R=$(cpost "$LOST"); RC=$?; set -e
+eq "reply lost: no reply" "$([ "$RC" -ne 0 ] && tail -n1 <<<"$R")" "000"
+flt --clear
+R=$(cpost "$LOST")
+eq "reply lost: retry replayed" "$(head -n1 <<<"$R" | jq -c '[.replayed, .results[0].status]')" '[true,"created"]'
+eq "reply lost: applied once" "$(stat '[.tenant.collections, .tenant.collectionRecordsReceived, .tenant.batchesReplayed]')" "[3,7,3]"
+eq "fault counters" "$(stat .faults)" '{"injected500":3,"injected429":3,"resets":1,"truncated":1,"repliesLost":1,"retryAfterViolations":1}'
+
+# ---- request log ------------------------------------------------------------------------------
+RL="$D/requests.log"
+eq "log lines well-formed" "$(grep -cvE '^[0-9]{10}\.[0-9]{3} (site|tenant|admin) [A-Z]+ /[^ ?]* ([0-9]{3}|reset|truncated|reply-lost) (-|500|429|reset|truncate|reply-lost)$' "$RL" || true)" "0"
+eq "log 500s" "$(grep -c ' site GET /AdminService/wmi/SMS_R_System 500 500$' "$RL")" "3"
+eq "log 429s" "$(grep -c ' 429 429$' "$RL")" "3"
+eq "log reset" "$(grep -c ' site GET /AdminService/wmi/SMS_R_System reset reset$' "$RL")" "1"
+eq "log truncated" "$(grep -c ' site GET /AdminService/wmi/SMS_R_System truncated truncate$' "$RL")" "1"
+eq "log reply-lost" "$(grep -c ' tenant POST /api/gateway/CollectionPost reply-lost reply-lost$' "$RL")" "1"
+eq "log no secrets" "$(grep -c -e "$SECRET" -e "$PW" -e '?' "$RL" || true)" "0"
+S=$("$LAB" stats "$D" --json)
+eq "log site lines = site requests" "$(grep -c ' site ' "$RL")" "$(jq .site.requests <<<"$S")"
+maxrps() { grep " $1 " "$RL" | cut -d' ' -f1 | tr -d . | sort -n | awk '{t[NR]=$1; while (t[j+1] <= $1 - 1000) j++; if (NR - j > m) m = NR - j} END {print m + 0}' j=0; }
+eq "site maxRequestsPerSecond = log" "$(jq .site.maxRequestsPerSecond <<<"$S")" "$(maxrps site)"
+eq "tenant maxRequestsPerSecond = log" "$(jq .tenant.maxRequestsPerSecond <<<"$S")" "$(maxrps tenant)"
+eq "site maxRequestsPerSecond > 5" "$(jq '.site.maxRequestsPerSecond > 5' <<<"$S")" "true"
 
 # ---- relative nextLink (restart with nextlink = relative) -------------------------------
 "$LAB" down "$D" >/dev/null
@@ -284,9 +485,30 @@ sed -i 's/^nextlink = absolute$/nextlink = relative/' "$D/lab.conf"
 "$LAB" up "$D" --detach >/dev/null
 SP=$(conf site port); SITE="https://127.0.0.1:$SP/AdminService/wmi"
 RIDS=$(walk "$SITE/SMS_R_System?\$select=ResourceID&\$orderby=ResourceID" rel)
-eq "relative walk count" "$(wc -l <<<"$RIDS")" "299"
-eq "relative walk unique" "$(sort -u <<<"$RIDS" | wc -l)" "299"
+eq "relative walk count" "$(wc -l <<<"$RIDS")" "301"
+eq "relative walk unique" "$(sort -u <<<"$RIDS" | wc -l)" "301"
 eq "state kept across restart" "$("${C[@]}" "${AUTH[@]}" "$G?\$count=true&\$top=1" | jq '."@odata.count"')" "122"
+
+# ---- a default-sized lab (5,000 devices, seed 1): pairs, plain devices, collections ----------
+D2=$(mktemp -d /tmp/cmbridge-lab-selftest2.XXXXXX)
+"$LAB" init "$D2/lab" --epoch 1767225600 >/dev/null
+"$LAB" up "$D2/lab" --detach >/dev/null
+SITE2="https://127.0.0.1:$(awk '$0=="[site]"{f=1;next} /^\[/{f=0} f && $1=="port"{print $3}' "$D2/lab/lab.conf")/AdminService/wmi"
+site2() { curl -s --cacert "$D2/lab/ca.pem" -u "CONTOSO\\svc-cmbridge:$(cat "$D2/lab/site-password")" "$@"; }
+all2() { local u=$1 r; while [ -n "$u" ]; do r=$(site2 "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
+all2 "$SITE2/SMS_R_System?\$select=ResourceID,HardwareID,SMBIOSGUID,Obsolete" | jq -s 'INDEX(.ResourceID|tostring)' >"$D2/sys.json"
+all2 "$SITE2/SMS_CombinedDeviceResources?\$select=ResourceID,LastActiveTime" | jq -s 'INDEX(.ResourceID|tostring)' >"$D2/cdr.json"
+eq "default lab pairs" "$(jq -n -c --slurpfile s "$D2/sys.json" --slurpfile c "$D2/cdr.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceID)
+	| [(.[0].HardwareID == .[1].HardwareID), [.[].Obsolete], ($c[0][.[1].ResourceID|tostring].LastActiveTime > $c[0][.[0].ResourceID|tostring].LastActiveTime)])
+	| group_by(.) | map([.[0], length])')" '[[[false,[0,0],true],6],[[true,[0,0],true],6],[[true,[1,0],true],20]]'
+eq "default lab MemberCounts" "$(site2 "$SITE2/SMS_Collection" | jq -c '[.value[] | [.CollectionID, .MemberCount]]')" \
+	'[["PS100010",487],["PS100011",365],["PS100012",355],["PS100013",0],["PS100014",2404],["PS100015",500],["PS100016",0],["SMS00001",5000],["SMS00002",0],["SMSDM003",4808]]'
+set +e; MSG=$("$LAB" mutate "$D2/lab" --change 1000000 2>&1); set -e
+eq "default lab plain devices" "${MSG##*the site has }" "4254"
+OUT=$("$LAB" mutate "$D2/lab" --delete 600 --verbose)
+eq "default lab delete 600" "$(grep '^deleted:' <<<"$OUT" | wc -w) $(site2 "$SITE2/SMS_Collection?\$filter=CollectionID%20eq%20'SMS00001'" | jq '.value[0].MemberCount')" "601 4400"
+"$LAB" down "$D2/lab" >/dev/null
+rm -rf "$D2"; D2=
 
 # ---- down ----------------------------------------------------------------------------
 eq "down" "$("$LAB" down "$D" >/dev/null; echo $?)" "0"
