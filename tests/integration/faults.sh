@@ -68,17 +68,7 @@ expect_eq "tenant requests/s within rate_limit + burst ($t_rps <= $TENANT_RATE)"
 say "faults cleared: the Graph listing has every device once"
 faults --site --clear
 faults --tenant --clear
-TOKEN=$(graph_token)
-GRAPH=$(sed -n 's/^graph_url *= *//p' "$CONF")
-url="$GRAPH/deviceManagement/managedDevices?\$top=1000&\$count=true"
-page=0
-: > "$TMP/ids.txt"
-while [ -n "$url" ]; do
-  page=$((page + 1))
-  curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" "$url" > "$TMP/page$page.json"
-  jget "$TMP/page$page.json" "'\n'.join(x['id'] for x in d['value'])" >> "$TMP/ids.txt"
-  url=$(jget "$TMP/page$page.json" "d.get('@odata.nextLink','')")
-done
+graph_walk deviceManagement/managedDevices 1000
 expect_eq "listing @odata.count" "$in_scope" "$(jget "$TMP/page1.json" "d['@odata.count']")"
 expect_eq "ids listed" "$in_scope" "$(grep -c . "$TMP/ids.txt")"
 expect_eq "distinct ids listed" "$in_scope" "$(sort -u "$TMP/ids.txt" | grep -c .)"

@@ -95,3 +95,20 @@ graph_token() {
     --data-urlencode "client_secret@$LAB/client-secret" --data-urlencode "scope=https://graph.microsoft.com/.default" \
     "$authority/oauth2/v2.0/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
+
+# graph_walk PATH TOP: follows @odata.nextLink from {graph_url}/PATH?$top=TOP&$count=true,
+# saving each page as $TMP/pageN.json and every id in $TMP/ids.txt; sets PAGES.
+graph_walk() {
+  local token url
+  token=$(graph_token)
+  url="$(sed -n 's/^graph_url *= *//p' "$CONF")/$1?\$top=$2&\$count=true"
+  PAGES=0
+  rm -f "$TMP"/page*.json
+  : > "$TMP/ids.txt"
+  while [ -n "$url" ]; do
+    PAGES=$((PAGES + 1))
+    curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $token" "$url" > "$TMP/page$PAGES.json"
+    jget "$TMP/page$PAGES.json" "'\n'.join(x['id'] for x in d['value'])" >> "$TMP/ids.txt"
+    url=$(jget "$TMP/page$PAGES.json" "d.get('@odata.nextLink','')")
+  done
+}

@@ -55,22 +55,8 @@ expect_eq "idle delta removed" 0 "$(jget "$TMP/status.json" "d['cycles'][0]['cou
 expect_eq "tenant received nothing more" "$recv" "$(jget "$TMP/stats.json" "d['tenant']['recordsReceived']")"
 
 say "Graph listing returns every device across pages; each validates against the schema"
-TENANT_URL=$(sed -n 's/^graph_url *= *//p' "$CONF")
-TOKEN_URL="$(sed -n 's/^authority *= *//p' "$CONF")/oauth2/v2.0/token"
-CLIENT_ID=$(sed -n 's/^client_id *= *//p' "$CONF")
-curl -sS --cacert "$LAB/ca.pem" -d grant_type=client_credentials --data-urlencode "client_id=$CLIENT_ID" \
-  --data-urlencode "client_secret@$LAB/client-secret" --data-urlencode "scope=https://graph.microsoft.com/.default" \
-  "$TOKEN_URL" > "$TMP/token.json"
-TOKEN=$(jget "$TMP/token.json" "d['access_token']")
-url="$TENANT_URL/deviceManagement/managedDevices?\$top=700&\$count=true"
-page=0
-: > "$TMP/ids.txt"
-while [ -n "$url" ]; do
-  page=$((page + 1))
-  curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" "$url" > "$TMP/page$page.json"
-  jget "$TMP/page$page.json" "'\n'.join(x['id'] for x in d['value'])" >> "$TMP/ids.txt"
-  url=$(jget "$TMP/page$page.json" "d.get('@odata.nextLink','')")
-done
+graph_walk deviceManagement/managedDevices 700
+page=$PAGES
 expect_eq "listing @odata.count" "$((added + 5))" "$(jget "$TMP/page1.json" "d['@odata.count']")"
 expect_eq "listing pages" "$(( (added + 5 + 699) / 700 ))" "$page"
 expect_eq "distinct ids across pages" "$((added + 5))" "$(sort -u "$TMP/ids.txt" | grep -c .)"
