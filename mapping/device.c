@@ -67,100 +67,15 @@ static int64_t workload_known_bits(void)
 
 /* ---- date and time ---------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
-static int days_in_month(int y, int m)
-{
-	static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return dim[m - 1];
-}
-
-/* Exactly n ASCII digits at s. */
-static int digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 int cmb_map_datetime(const char *s, char out[21])
 {
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	const char *p;
-
+	int64_t t;
 	memcpy(out, UNSET_DATETIME, sizeof(UNSET_DATETIME));
-	if (!s)
+	/* Graph's DateTimeOffset form has whole seconds in UTC and years 0001..9999. */
+	if (cmb_time_parse(s, &t) < 0 || t < CMB_TIME_MIN || t > CMB_TIME_MAX)
 		return -1;
-	if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
-	    digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
-	    digits(s + 17, 2, &sec))
-		return -1;
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -1;
-	p = s + 19;
-	if (*p == '.') {
-		/* Fractions are truncated: the Graph form has whole seconds. */
-		p++;
-		if (*p < '0' || *p > '9')
-			return -1;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p == '+' ? 1 : -1;
-		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
-		    om > 59)
-			return -1;
-		p += 6;
-	}
-	/* No zone designator at all: taken as UTC (docs/mapping.md). */
-	if (*p != '\0')
-		return -1;
-
-	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-		    sign * (oh * 3600 + om * 60);
-	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-	int64_t rem = t - days * 86400;
-	int64_t yy, mm, dd;
-	civil_from_days(days, &yy, &mm, &dd);
-	if (yy < 1 || yy > 9999)
-		return -1;
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)yy, (int)mm, (int)dd,
-		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+	char buf[32];
+	cmb_time_iso8601(t, buf);
 	memcpy(out, buf, 21);
 	out[20] = '\0';
 	return 0;

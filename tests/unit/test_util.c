@@ -54,6 +54,16 @@ static void time_parse_forms(void **s)
 	assert_int_equal(cmb_time_parse("2026-13-28T09:15:02Z", &t), -1);
 	assert_int_equal(cmb_time_parse("2026-11-28 09:15:02Z", &t), -1);
 	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02Zjunk", &t), -1);
+	assert_int_equal(cmb_time_parse("2025-02-29T00:00:00Z", &t), -1);
+	assert_int_equal(cmb_time_parse("2024-02-29t23:59:59z", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2024-02-29T23:59:59Z");
+	assert_int_equal(cmb_time_parse("0001-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, CMB_TIME_MIN);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "0001-01-01T00:00:00Z");
+	cmb_time_iso8601(CMB_TIME_MAX, out);
+	assert_string_equal(out, "9999-12-31T23:59:59Z");
 }
 
 static void resolve_relative_links(void **s)
