@@ -7,8 +7,9 @@ PKGS=(
   build-essential cmake pkg-config
   libcurl4-openssl-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyajl-dev libinih-dev libxml2-dev libxml2-utils zlib1g-dev
-  libcmocka-dev libmicrohttpd-dev
-  python3 ca-certificates curl jq gzip
+  libcmocka-dev libmicrohttpd-dev libgnutls28-dev libkrb5-dev
+  python3 ca-certificates curl jq gzip openssl
+  krb5-kdc krb5-admin-server krb5-user tinyproxy
 )
 
 missing=()

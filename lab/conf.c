@@ -4,6 +4,7 @@
  * place the lab keeps its identity and ports.
  */
 #include "lab.h"
+#include "actions.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -38,8 +39,19 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 		if (strcmp(value, "relative") == 0) c->nextlink_relative = true;
 		else if (strcmp(value, "absolute") == 0) c->nextlink_relative = false;
 		else return 0;
-	} else if (IS("tenant", "port")) c->tenant_port = atoi(value);
+	} else if (IS("site", "auth")) {
+		if (strcmp(value, "none") && strcmp(value, "basic") && strcmp(value, "ntlm") &&
+		    strcmp(value, "negotiate") && strcmp(value, "bearer"))
+			return 0;
+		copy(c->site_auth, sizeof c->site_auth, value);
+	} else if (IS("site", "keytab")) copy(c->keytab, sizeof c->keytab, value);
+	else if (IS("site", "bearer_audience")) copy(c->bearer_audience, sizeof c->bearer_audience, value);
+	else if (IS("site", "client_ca")) copy(c->client_ca, sizeof c->client_ca, value);
+	else if (IS("tenant", "certificate")) copy(c->tenant_cert, sizeof c->tenant_cert, value);
+	else if (IS("tenant", "port")) c->tenant_port = atoi(value);
 	else if (IS("tenant", "token_lifetime")) c->token_lifetime = atoi(value);
+	else if (!strcmp(sec, "actions") || IS("tenant", "admin_client_id"))     /* actions.c */
+		return lab_actions_conf_entry(c, sec, name, value);
 	else return 0;
 #undef IS
 	return 1;
@@ -57,6 +69,10 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 	c->page_size = 1000;
 	c->token_lifetime = 3599;
 	copy(c->site_code, sizeof c->site_code, "PS1");
+	copy(c->site_auth, sizeof c->site_auth, "basic");
+	copy(c->bearer_audience, sizeof c->bearer_audience, "https://cmbridge-lab-site");
+	copy(c->tenant_cert, sizeof c->tenant_cert, "client.pem");
+	lab_actions_conf_defaults(c);
 	char *p = lab_path(c, "lab.conf");
 	int rc = ini_parse(p, on_entry, c);
 	if (rc != 0) {
@@ -72,6 +88,8 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 		fprintf(stderr, LAB_NAME ": %s/lab.conf: incomplete or invalid\n", c->dir);
 		return -1;
 	}
+	if (lab_actions_conf_check(c) < 0)
+		return -1;
 	return 0;
 }
 
@@ -99,6 +117,14 @@ int lab_conf_save(const struct lab_conf *c)
 		     (long long)c->epoch, c->site_code, c->site_port, c->page_size,
 		     c->nextlink_relative ? "relative" : "absolute", c->username, c->tenant_port,
 		     c->token_lifetime);
+	/* authentication keys (auth_*.c); optional ones only when set */
+	lab_buf_addf(&b, "[site]\nauth = %s\nbearer_audience = %s\n", c->site_auth, c->bearer_audience);
+	if (c->keytab[0])
+		lab_buf_addf(&b, "keytab = %s\n", c->keytab);
+	if (c->client_ca[0])
+		lab_buf_addf(&b, "client_ca = %s\n", c->client_ca);
+	lab_buf_addf(&b, "[tenant]\ncertificate = %s\n", c->tenant_cert);
+	lab_actions_conf_save(c, &b);     /* [tenant] admin_client_id, [actions] (actions.c) */
 	char *p = lab_path(c, "lab.conf");
 	int rc = lab_write_file(p, b.p, b.len, 0600);
 	if (rc < 0)

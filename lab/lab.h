@@ -101,6 +101,16 @@ struct lab_conf {
 	uint64_t seed;
 	int devices;
 	int64_t epoch;           /* inventory times are before this */
+	/* site and tenant authentication (auth_*.c, docs/lab.md "Authentication") */
+	char site_auth[16];      /* none, basic (default), ntlm, negotiate, bearer */
+	char keytab[512];        /* [site] keytab: negotiate acceptor keytab ("" = KRB5_KTNAME) */
+	char bearer_audience[256]; /* [site] bearer_audience */
+	char client_ca[256];     /* [site] client_ca: mutual TLS when set (file in DIR) */
+	char tenant_cert[256];   /* [tenant] certificate: the registered client certificate */
+	/* remote actions (actions.c, docs/lab.md "Remote actions") */
+	char admin_client_id[37];  /* [tenant] admin_client_id: the admin app registration */
+	double act_success_rate, act_offline_rate; /* [actions] success_rate, offline_rate */
+	int act_delay_ms, act_ttl;               /* [actions] delay_ms, ttl (seconds) */
 };
 int lab_conf_load(struct lab_conf *c, const char *dir);
 int lab_conf_save(const struct lab_conf *c);
@@ -209,6 +219,7 @@ struct lab_stats {
 	atomic_llong writes, collection_upload_requests, collection_records_received;
 	atomic_llong injected500, injected429, resets, truncated, replies_lost, retry_after_violations;
 	atomic_llong requests[2];             /* per side, faultable requests received */
+	atomic_llong assertions_accepted, assertions_rejected; /* auth_assertion.c */
 };
 
 /* Fault injection (per side: 0 site, 1 tenant) and the request log. */
@@ -239,7 +250,9 @@ enum lab_route {
 	R_SITE_SERVICE, R_SITE_METADATA, R_SITE_CLASS0, /* + class index */
 	R_TOKEN = R_SITE_CLASS0 + LAB_NCLASS, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE,
 	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT,
-	R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, R_LAB_FAULTS, R_COUNT
+	R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, R_LAB_FAULTS,
+	R_ACT_FIRST, R_ACT_LAST = R_ACT_FIRST + 11,   /* actions.c: twelve routes */
+	R_COUNT
 };
 extern const char *const lab_route_names[R_COUNT];
 
@@ -262,6 +275,9 @@ struct lab {
 	atomic_llong routes[R_COUNT];
 	long coll_count[LAB_NCOLL];          /* MemberCount; under inv_lock */
 	struct lab_faults faults;
+	struct lab_auth *auth;             /* auth_*.c state (registered cert, jtis, GSS) */
+	char admin_secret[129];            /* actions.c: DIR/admin-secret */
+	struct lab_actions *actions;       /* actions.c state (long polls, counters) */
 };
 
 /* A complete response built by a handler. */
@@ -272,6 +288,8 @@ struct lab_reply {
 	char *hdr_name[4], *hdr_val[4];   /* malloc'd */
 	int nhdr;
 	bool gzip;                          /* body is gzip-encoded */
+	int64_t park_until_ms;              /* actions.c: hold the request (long poll) */
+	uint64_t park_gen;
 };
 void lab_reply_json(struct lab_reply *r, int status, struct lab_buf *b);
 void lab_reply_hdr(struct lab_reply *r, const char *name, const char *val);
@@ -288,6 +306,8 @@ struct lab_req {
 	void *hctx;
 	const char *body; size_t body_len;
 	const char *host;                  /* Host header */
+	void *conn;                        /* the MHD_Connection, for auth_*.c only */
+	int64_t parked_until_ms;           /* actions.c: a held long poll, run again */
 };
 const char *lab_req_arg(const struct lab_req *q, const char *k);
 

@@ -4,6 +4,8 @@
  * code with connector/, adapters/ or mapping/.
  */
 #include "lab.h"
+#include "auth.h"
+#include "actions.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +40,12 @@ static const char usage_text[] =
 	"        set the running lab's fault injection (replaces the side's settings)\n"
 	"  stats DIR [--json]\n"
 	"        counters of the running lab\n"
+	"  trigger DIR DEVICE-ID ACTION [--requester UPN]\n"
+	"  trigger DIR --many N ACTION [--devices K] [--requester UPN]\n"
+	"        trigger remote actions as an admin (ACTION: a configurationManagerActionType member,\n"
+	"        syncDevice, retire or wipe); prints the action ids\n"
+	"  actions DIR [--json]\n"
+	"        the running lab's actions and their states\n"
 	"  schema-check [--type TYPE] [--schema CSDL] FILE...\n"
 	"        validate JSON objects against the Graph CSDL (default type managedDevice)\n"
 	"  --help, --version\n";
@@ -108,6 +116,8 @@ static int cmd_init(int argc, char **argv)
 	}
 	lab_guid(c.tenant_id);
 	lab_guid(c.client_id);
+	lab_guid(c.admin_client_id);          /* remote actions' admin registration (actions.c) */
+	lab_actions_conf_defaults(&c);
 	snprintf(c.site_code, sizeof c.site_code, "PS1");
 	snprintf(c.username, sizeof c.username, "CONTOSO\\svc-cmbridge");
 	c.page_size = (int)page;
@@ -123,6 +133,8 @@ static int cmd_init(int argc, char **argv)
 		goto done;
 	}
 	if (lab_pki_create(c.dir) < 0)
+		goto done;
+	if (lab_auth_init_files(&c) < 0)     /* client*.pem/.key, site-client.pem/.key (auth_assertion.c) */
 		goto done;
 	/* secrets: an Entra-style client secret, a site password, the admin key */
 	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.~";
@@ -149,6 +161,8 @@ static int cmd_init(int argc, char **argv)
 			goto done;
 		}
 	}
+	if (lab_actions_write_secret(&c) < 0)     /* DIR/admin-secret */
+		goto done;
 	/* the CSDL copy that up reads */
 	size_t sl;
 	char *schema = lab_read_file(CMB_LAB_SCHEMA, &sl);
@@ -675,6 +689,10 @@ int main(int argc, char **argv)
 		return cmd_stats(argc, argv);
 	if (!strcmp(cmd, "faults"))
 		return cmd_faults(argc, argv);
+	if (!strcmp(cmd, "trigger"))
+		return lab_actions_cmd_trigger(argc, argv);
+	if (!strcmp(cmd, "actions"))
+		return lab_actions_cmd_list(argc, argv);
 	if (!strcmp(cmd, "schema-check"))
 		return cmd_schema_check(argc, argv);
 	char msg[128];

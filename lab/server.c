@@ -5,6 +5,8 @@
  * both servers accept connections. Handlers never log secrets.
  */
 #include "lab.h"
+#include "auth.h"
+#include "actions.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,19 @@ const char *const lab_route_names[R_COUNT] = {
 	[R_GRAPH_COLL_LIST] = "GET /beta/deviceManagement/configManagerCollections",
 	[R_GRAPH_COLL_ONE] = "GET /beta/deviceManagement/configManagerCollections/{id}",
 	[R_LAB_FAULTS] = "POST /_lab/faults",
+	/* actions.c (same order as its route enum) */
+	[R_ACT_FIRST + 0] = "POST /beta/deviceManagement/managedDevices/{id}/triggerConfigurationManagerAction",
+	[R_ACT_FIRST + 1] = "POST /beta/deviceManagement/managedDevices/{id}/syncDevice",
+	[R_ACT_FIRST + 2] = "POST /beta/deviceManagement/managedDevices/{id}/retire",
+	[R_ACT_FIRST + 3] = "POST /beta/deviceManagement/managedDevices/{id}/wipe",
+	[R_ACT_FIRST + 4] = "GET /api/gateway/Notification",
+	[R_ACT_FIRST + 5] = "POST /api/gateway/NotificationResult",
+	[R_ACT_FIRST + 6] = "POST /AdminService/wmi/SMS_ClientOperation.InitiateClientOperation",
+	[R_ACT_FIRST + 7] = "GET /AdminService/wmi/SMS_ClientOperation",
+	[R_ACT_FIRST + 8] = "GET /AdminService/wmi/SMS_ClientOperationStatus",
+	[R_ACT_FIRST + 9] = "GET /AdminService/wmi/SMS_CN_ClientStatus",
+	[R_ACT_FIRST + 10] = "POST /AdminService/wmi/SMS_Collection.BlockClients",
+	[R_ACT_FIRST + 11] = "GET|POST /_lab/actions",
 };
 
 #define MAX_UPLOAD (64u * 1024 * 1024)
@@ -82,6 +97,7 @@ struct conn {
 	bool admin;                  /* /_lab/ on the tenant: never faulted, logged as "admin" */
 	bool faultable;
 	int64_t t_ms;                /* arrival */
+	int64_t parked_until;        /* a held long poll (actions.c): run again, no new fault */
 };
 
 /* A body sent only in part (fault "truncate"). */
@@ -177,7 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	int latency = 0;
 	double retry_after = 0;
 	bool send_ra = false;
-	if (cn->faultable)
+	if (cn->faultable && !cn->parked_until)
 		fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
 	if (latency > 0) {
 		struct timespec ts = {latency / 1000, (long)(latency % 1000) * 1000000L};
@@ -194,6 +210,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	q.path = url;
 	q.header = get_header;
 	q.hctx = c;
+	q.conn = c;
+	q.parked_until_ms = cn->parked_until;
 	q.body = cn->body.p ? cn->body.p : "";
 	q.body_len = cn->body.len;
 	q.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
@@ -230,6 +248,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		free(q.args[i].v);
 	}
 	free(q.args);
+	if (r.park_until_ms) {
+		/* a long poll with nothing to say yet (actions.c): suspended, run again later */
+		cn->parked_until = r.park_until_ms;
+		lab_actions_park(s->lab, c, &r);
+		free_reply(&r);
+		return MHD_YES;
+	}
 	if (!r.status) {
 		struct lab_buf b = {0};
 		lab_buf_adds(&b, "{\"error\":{\"code\":\"InternalServerError\",\"message\":\"no reply\"}}");
@@ -284,6 +309,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	}
 }
 
+/* Per-connection auth state (NTLM and Negotiate authenticate the connection). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls; (void)c;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = lab_auth_conn_new();
+	} else {
+		lab_auth_conn_free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -298,7 +336,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static struct MHD_Daemon *start(struct srv *s, int fd, const char *cert, const char *key)
 {
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 				on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_LISTEN_SOCKET, fd,
@@ -307,6 +345,9 @@ static struct MHD_Daemon *start(struct srv *s, int fd, const char *cert, const c
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+				/* [site] client_ca: ask for a client certificate (auth_site.c checks it) */
+				MHD_OPTION_HTTPS_MEM_TRUST, s->site ? lab_auth_site_trust(s->lab) : NULL,
 				MHD_OPTION_END);
 }
 
@@ -375,6 +416,8 @@ int lab_up(const char *dir, bool detach)
 		goto fail;
 	}
 	lab->jwt_kid = lab_pki_kid(lab->jwt_key);
+	if (lab_auth_up(lab, err, sizeof err) < 0)
+		goto fail;
 	free(p);
 	p = lab_path(c, "schema.xml");
 	if (!(lab->schema = lab_schema_load(p, err, sizeof err)))
@@ -486,6 +529,8 @@ int lab_up(const char *dir, bool detach)
 		snprintf(err, sizeof err, "%s: %s", p, strerror(errno));
 		goto fail;
 	}
+	if (lab_actions_up(lab, err, sizeof err) < 0)     /* remote actions (actions.c) */
+		goto fail;
 
 	sd = start(&ssrv, sfd, scert, skey);
 	td = sd ? start(&tsrv, tfd, tcert, tkey) : NULL;
@@ -532,6 +577,7 @@ fail:
 	}
 	rc = 1;
 out:
+	lab_actions_stop(lab);       /* resumes held long polls before the servers stop */
 	if (sd) MHD_stop_daemon(sd);
 	if (td) MHD_stop_daemon(td);
 	if (!sd && sfd >= 0) close(sfd);
@@ -541,9 +587,11 @@ out:
 	if (lab->db) sqlite3_close(lab->db);
 	lab_site_cache_free(lab);
 	lab_faults_free(lab);
+	lab_actions_free(lab);
 	lab_inv_free(&lab->inv);
 	lab_schema_free(lab->schema);
 	EVP_PKEY_free(lab->jwt_key);
+	lab_auth_free(lab);
 	free(lab->jwt_kid);
 	free(scert); free(skey); free(tcert); free(tkey); free(p);
 	lab_conf_free(&lab->conf);

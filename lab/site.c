@@ -6,6 +6,8 @@
  * a mutation clears the cache, so measurements show the client's cost.
  */
 #include "lab.h"
+#include "auth.h"
+#include "actions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -885,11 +887,15 @@ int lab_site_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *
 		odata_error(r, 404, "NotFound", "No HTTP resource was found that matches the request URI.");
 		return 0;
 	}
-	if (!basic_ok(lab, q)) {
+	if (lab_site_auth(lab, q, r) < 0)      /* [site] auth other than basic, mutual TLS (auth_site.c) */
+		return 0;
+	if (!strcmp(lab->conf.site_auth, "basic") && !basic_ok(lab, q)) {
 		odata_error(r, 401, "Unauthorized", "Authorization has been denied for this request.");
 		lab_reply_hdr(r, "WWW-Authenticate", "Basic realm=\"AdminService\"");
 		return 0;
 	}
+	if (lab_actions_site(lab, q, host, r))     /* client operations, BlockClients (actions.c) */
+		return 0;
 	if (strcmp(q->method, "GET")) {
 		odata_error(r, 405, "MethodNotAllowed", "The lab's AdminService is read-only: use GET.");
 		lab_reply_hdr(r, "Allow", "GET");

@@ -6,6 +6,8 @@
  * routes /_lab/stats and /_lab/mutate. Tenant data lives in lab.db.
  */
 #include "lab.h"
+#include "auth.h"
+#include "actions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,9 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 	const char *gt = form_get(&f, "grant_type"), *cid = form_get(&f, "client_id"),
 		   *sec = form_get(&f, "client_secret"), *scope = form_get(&f, "scope");
 	size_t sl = scope ? strlen(scope) : 0;
+	struct lab_auth_err ae;
+	char tok_url[512];           /* an assertion's aud: this endpoint as requested */
+	snprintf(tok_url, sizeof tok_url, "https://%s%s", q->host && *q->host ? q->host : "127.0.0.1", q->path);
 	if (strcmp(tenant, c->tenant_id)) {
 		token_error(lab, q, r, 400, "invalid_tenant", 90002,
 			    "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
@@ -162,17 +167,14 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 			    "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
 			    scope);
 	} else if (strcmp(scope, GRAPH_AUD "/.default") && strcmp(scope, "00000003-0000-0000-c000-000000000000/.default") &&
-		   strcmp(scope, GRAPH_AUD "//.default")) {
+		   strcmp(scope, GRAPH_AUD "//.default") && !lab_auth_site_scope(lab, scope)) {
 		token_error(lab, q, r, 400, "invalid_resource", 500011,
 			    "The resource principal named %.*s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
 			    (int)(sl - 9), scope, c->tenant_id);
-	} else if (!sec || !*sec) {
-		token_error(lab, q, r, 400, "invalid_request", 900144,
-			    "The request body must contain the following parameter: 'client_secret'.");
-	} else if (strcmp(sec, lab->client_secret)) {
-		token_error(lab, q, r, 401, "invalid_client", 7000215,
-			    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.",
-			    cid);
+	} else if (lab_auth_client(lab, cid, sec, form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"),
+				   tok_url, &ae) < 0) {
+		/* secret or certificate credential (auth_assertion.c) */
+		token_error(lab, q, r, ae.status, ae.error, ae.code, "%s", ae.msg);
 	} else {
 		int64_t now = (int64_t)time(NULL);
 		char oid[37], uti[37];
@@ -183,7 +185,8 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 			"\"app_displayname\":\"cmbridge\",\"appid\":\"%s\",\"appidacr\":\"1\",\"idp\":\"https://sts.windows.net/%s/\","
 			"\"idtyp\":\"app\",\"oid\":\"%s\",\"roles\":[\"DeviceManagementManagedDevices.ReadWrite.All\","
 			"\"DeviceManagementConfiguration.Read.All\"],\"sub\":\"%s\",\"tid\":\"%s\",\"uti\":\"%s\",\"ver\":\"1.0\"}",
-			GRAPH_AUD, c->tenant_id, (long long)now, (long long)now - 300, (long long)(now + c->token_lifetime),
+			lab_auth_site_scope(lab, scope) ? c->bearer_audience : GRAPH_AUD, c->tenant_id, (long long)now,
+			(long long)now - 300, (long long)(now + c->token_lifetime),
 			c->client_id, c->tenant_id, oid, oid, c->tenant_id, uti);
 		char *tok = lab_jwt_sign(lab->jwt_key, lab->jwt_kid, claims);
 		free(claims);
@@ -849,6 +852,8 @@ static void handle_one(struct lab *lab, const struct lab_req *q, const struct ki
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		struct lab_buf b = {0}, d = {0};
 		emit_device(&d, id, (const char *)sqlite3_column_text(st, 0), &sel);
+		if (kd->device)
+			lab_actions_decorate(lab, id, &d, sel.names, sel.n);     /* deviceActionResults */
 		lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/%s/$entity\",", host, kd->set);
 		lab_buf_add(&b, d.p + 1, d.len - 1);
 		lab_buf_free(&d);
@@ -898,17 +903,20 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 		     "\"recordsUpdated\":%lld,\"recordsRejected\":%lld,\"removalsReceived\":%lld,\"removalsApplied\":%lld,"
 		     "\"batchesReplayed\":%lld,\"tokensIssued\":%lld,\"tokenErrors\":%lld,\"authFailures\":%lld,"
 		     "\"bytesReceived\":%lld,\"writes\":%lld,\"collections\":%lld,\"collectionUploadRequests\":%lld,"
-		     "\"collectionRecordsReceived\":%lld,\"requests\":%lld,\"maxRequestsPerSecond\":%ld},"
+		     "\"collectionRecordsReceived\":%lld,\"requests\":%lld,\"maxRequestsPerSecond\":%ld,"
+		     "\"assertionsAccepted\":%lld,\"assertionsRejected\":%lld},"
 		     "\"site\":{\"devices\":%zu,\"pageRequests\":%lld,\"bytesSent\":%lld,\"requests\":%lld,"
-		     "\"maxRequestsPerSecond\":%ld},",
+		     "\"maxRequestsPerSecond\":%ld",
 		     tdev, (long long)s->tenant_upload_requests, (long long)s->records_received,
 		     (long long)s->records_created, (long long)s->records_updated, (long long)s->records_rejected,
 		     (long long)s->removals_received, (long long)s->removals_applied, (long long)s->batches_replayed,
 		     (long long)s->tokens_issued, (long long)s->token_errors, (long long)s->auth_failures,
 		     (long long)s->bytes_received, (long long)s->writes, tcoll, (long long)s->collection_upload_requests,
 		     (long long)s->collection_records_received, (long long)s->requests[LAB_TENANT], rps[LAB_TENANT],
+		     (long long)s->assertions_accepted, (long long)s->assertions_rejected,
 		     sdev, (long long)s->site_page_requests, (long long)s->site_bytes_sent,
 		     (long long)s->requests[LAB_SITE], rps[LAB_SITE]);
+	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
 	lab_buf_addf(&b,
 		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
@@ -986,6 +994,8 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	const char *p = q->path;
 	const char *cr = q->header(q->hctx, "client-request-id");
 	atomic_fetch_add(&lab->st.bytes_received, (long long)q->body_len);
+	if (lab_actions_tenant(lab, q, r))     /* remote actions, notifications, /_lab/actions */
+		return 0;
 	if (!strncmp(p, "/_lab/", 6)) {
 		const char *k = q->header(q->hctx, "X-Lab-Key");
 		bool stats = !strcmp(p, "/_lab/stats"), mut = !strcmp(p, "/_lab/mutate"), flt = !strcmp(p, "/_lab/faults");
@@ -1014,7 +1024,8 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 			return 0;
 		}
 		char *tenant = lab_xstrndup(p + 1, pl - sl - 1);
-		handle_token(lab, q, tenant, r);
+		if (!lab_actions_admin_token(lab, q, tenant, r))     /* the admin registration (actions.c) */
+			handle_token(lab, q, tenant, r);
 		free(tenant);
 		return 0;
 	}
@@ -1056,4 +1067,10 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	if (check_bearer(lab, q, r) == 0)
 		lab_reply_graph_error(r, 400, "BadRequest", "Resource not found for the segment '%s'.", p);
 	return 0;
+}
+
+/* The Bearer check, for actions.c. */
+int lab_tenant_bearer(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
+{
+	return check_bearer(lab, q, r);
 }

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 LAB=${1:?usage: selftest.sh PATH/TO/cmbridge-lab}
-for tool in curl jq gzip; do
+for tool in curl jq gzip openssl; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 
@@ -13,6 +13,8 @@ D=$(mktemp -d /tmp/cmbridge-lab-selftest.XXXXXX)
 cleanup() {
 	local rc=$?
 	"$LAB" down "$D" >/dev/null 2>&1 || true
+	if [ -f "$D/kdc/kdc.pid" ]; then "$(dirname "$0")/kdc.sh" stop "$D/kdc" >/dev/null 2>&1 || true; fi
+	if [ -n "${D3:-}" ]; then "$LAB" down "$D3" >/dev/null 2>&1 || true; fi
 	if [ -n "${D2:-}" ] && [ -d "$D2" ]; then "$LAB" down "$D2/lab" >/dev/null 2>&1 || true; rm -rf "$D2"; fi
 	if [ $rc -ne 0 ] && [ -f "$D/lab.log" ]; then echo "--- lab.log"; tail -n 20 "$D/lab.log"; fi
 	rm -rf "$D"
@@ -272,7 +274,7 @@ eq "mutate too many" "$RC" "1"
 # ---- stats -------------------------------------------------------------------------
 S=$("$LAB" stats "$D" --json)
 eq "stats keys" "$(jq -c '[keys_unsorted[]] , [.tenant | keys_unsorted[]], [.site | keys_unsorted[]], [.faults | keys_unsorted[]]' <<<"$S" | tr '\n' ' ')" \
-	'["tenant","site","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
+	'["tenant","site","actions","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond","assertionsAccepted","assertionsRejected"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond","operations","operationTargets","duplicateTargets","blockedClients"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
 eq "stats writes = authenticated uploads" "$(jq -c '[.tenant.writes, .tenant.collections, .tenant.collectionRecordsReceived]' <<<"$S")" "[8,0,0]"
 eq "stats tenant" "$(jq -c '.tenant | [.devices,.uploadRequests,.recordsReceived,.recordsCreated,.recordsUpdated,.recordsRejected,.removalsReceived,.removalsApplied,.batchesReplayed,.tokensIssued,.tokenErrors]' <<<"$S")" \
 	"[122,8,125,123,1,1,2,1,1,1,6]"
@@ -488,6 +490,284 @@ RIDS=$(walk "$SITE/SMS_R_System?\$select=ResourceID&\$orderby=ResourceID" rel)
 eq "relative walk count" "$(wc -l <<<"$RIDS")" "301"
 eq "relative walk unique" "$(sort -u <<<"$RIDS" | wc -l)" "301"
 eq "state kept across restart" "$("${C[@]}" "${AUTH[@]}" "$G?\$count=true&\$top=1" | jq '."@odata.count"')" "122"
+
+# ---- authentication (auth_*.c): client assertions, site schemes, mutual TLS -------------
+KDC=$(dirname "$0")/kdc.sh
+TP=$(conf tenant port); TOKURL="https://127.0.0.1:$TP/$TENANT/oauth2/v2.0/token"
+b64u() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+mkjwt() { # mkjwt PS256|RS256 KEY CERT CLAIMS -> compact JWS (x5t#S256 for PS256, x5t for RS256)
+	local alg=$1 key=$2 cert=$3 claims=$4 h in
+	if [ "$alg" == PS256 ]; then
+		h=$(printf '{"alg":"PS256","typ":"JWT","x5t#S256":"%s"}' "$(openssl x509 -in "$cert" -outform DER | openssl dgst -sha256 -binary | b64u)")
+		in="$(printf '%s' "$h" | b64u).$(printf '%s' "$claims" | b64u)"
+		printf '%s.%s' "$in" "$(printf '%s' "$in" | openssl dgst -sha256 -sign "$key" -sigopt rsa_padding_mode:pss \
+			-sigopt rsa_pss_saltlen:32 -sigopt rsa_mgf1_md:sha256 | b64u)"
+	else
+		h=$(printf '{"alg":"RS256","typ":"JWT","x5t":"%s"}' "$(openssl x509 -in "$cert" -outform DER | openssl dgst -sha1 -binary | b64u)")
+		in="$(printf '%s' "$h" | b64u).$(printf '%s' "$claims" | b64u)"
+		printf '%s.%s' "$in" "$(printf '%s' "$in" | openssl dgst -sha256 -sign "$key" | b64u)"
+	fi
+}
+NOW=$(date +%s)
+acl() { # acl [JTI] [AUD] [NBF] [EXP] [ISS] -> assertion claims
+	jq -nc --arg a "${2:-$TOKURL}" --arg c "$CLIENT" --arg i "${5:-$CLIENT}" --arg j "${1:-$(cat /proc/sys/kernel/random/uuid)}" \
+		--argjson n "${3:-$NOW}" --argjson e "${4:-$((NOW + 300))}" '{aud:$a, iss:$i, sub:$i, jti:$j, nbf:$n, iat:$n, exp:$e}'
+}
+AS=(--data-urlencode grant_type=client_credentials --data-urlencode "client_id=$CLIENT" --data-urlencode scope=https://graph.microsoft.com/.default
+    --data-urlencode client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer)
+eq "client.key mode" "$(command stat -c %a "$D/client.key")" "600"
+eq "client certificates" "$(for c in client client-expired client-soon; do openssl x509 -in "$D/$c.pem" -noout -checkend 0 >/dev/null && echo valid || echo expired; done | tr '\n' ' ')" "valid expired valid "
+eq "client-soon within 10 days" "$(openssl x509 -in "$D/client-soon.pem" -noout -checkend $((10 * 86400)) >/dev/null && echo later || echo soon)" "soon"
+eq "client.pem lifetime" "$(openssl x509 -in "$D/client.pem" -noout -checkend $((364 * 86400)) >/dev/null && echo '>364d')" ">364d"
+eq "registered certificate" "$(conf tenant certificate)" "client.pem"
+J1=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl)")
+R=$(tok "$TOKURL" "${AS[@]}" --data-urlencode "client_assertion=$J1")
+eq "PS256 assertion" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .token_type)" "200 Bearer"
+R=$(tok "$TOKURL" "${AS[@]}" --data-urlencode "client_assertion=$(mkjwt RS256 "$D/client.key" "$D/client.pem" "$(acl)")")
+eq "RS256 assertion" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .token_type)" "200 Bearer"
+tokerr "replayed jti" "$TOKURL" 401 invalid_client 50013 "${AS[@]}" --data-urlencode "client_assertion=$J1"
+J=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl)"); SIG=${J##*.}; C0=A; [ "${SIG:0:1}" != A ] || C0=B
+tokerr "tampered signature" "$TOKURL" 401 invalid_client 700027 "${AS[@]}" --data-urlencode "client_assertion=${J%.*}.$C0${SIG:1}"
+tokerr "wrong thumbprint" "$TOKURL" 401 invalid_client 700027 "${AS[@]}" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client-soon.key" "$D/client-soon.pem" "$(acl)")"
+tokerr "wrong aud" "$TOKURL" 401 invalid_client 700023 "${AS[@]}" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl "" "https://login.microsoftonline.com/$TENANT/oauth2/v2.0/token")")"
+tokerr "expired assertion" "$TOKURL" 401 invalid_client 700024 "${AS[@]}" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl "" "" $((NOW - 1000)) $((NOW - 400)))")"
+tokerr "assertion lifetime > 600 s" "$TOKURL" 401 invalid_client 700024 "${AS[@]}" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl "" "" "$NOW" $((NOW + 3600)))")"
+tokerr "iss/sub mismatch" "$TOKURL" 401 invalid_client 700021 "${AS[@]}" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl "" "" "" "" 11111111-2222-3333-4444-555555555555)")"
+tokerr "malformed assertion" "$TOKURL" 401 invalid_client 50027 "${AS[@]}" --data-urlencode "client_assertion=not.a-jwt"
+tokerr "secret and assertion" "$TOKURL" 400 invalid_request 90023 "${AS[@]}" --data-urlencode "client_secret=$SECRET" \
+	--data-urlencode "client_assertion=$(mkjwt PS256 "$D/client.key" "$D/client.pem" "$(acl)")"
+eq "assertion stats" "$("$LAB" stats "$D" --json | jq -c '[.tenant.assertionsAccepted, .tenant.assertionsRejected]')" "[2,8]"
+
+relab() { # relab AUTH [EXTRA LINE]: restart the lab with [site] auth = AUTH
+	"$LAB" down "$D" >/dev/null
+	sed -i -e '/^keytab = /d' -e '/^client_ca = /d' -e "s|^auth = .*|auth = $1${2:+\\n$2}|" "$D/lab.conf"
+	"$LAB" up "$D" --detach >/dev/null
+	SP=$(conf site port); SITE="https://127.0.0.1:$SP/AdminService/wmi"
+}
+# bearer: a lab token for the site's resource, not one for Graph
+relab bearer
+eq "bearer_audience default" "$(conf site bearer_audience)" "https://cmbridge-lab-site"
+SBODY=$(tok "$TOKURL" "${GOOD[@]/scope=https:\/\/graph.microsoft.com\/.default/scope=https://cmbridge-lab-site/.default}" | head -n1)
+STOK=$(jq -r .access_token <<<"$SBODY")
+eq "site token aud" "$(b64d "$(cut -d. -f2 <<<"$STOK")" | jq -r .aud)" "https://cmbridge-lab-site"
+eq "bearer: site token" "$(code -H "Authorization: Bearer $STOK" "$SITE/SMS_Site")" "200"
+R=$("${C[@]}" -D - -o /dev/null -H "Authorization: Bearer $TOKEN" "$SITE/SMS_Site" | tr -d '\r')
+eq "bearer: Graph token" "$(head -n1 <<<"$R" | cut -d' ' -f2) $(grep -i '^www-authenticate:' <<<"$R")" "401 WWW-Authenticate: Bearer"
+eq "bearer: Basic refused" "$(code -u "CONTOSO\\svc-cmbridge:$PW" "$SITE/SMS_Site")" "401"
+eq "site token refused by Graph" "$(code -H "Authorization: Bearer $STOK" "$G?\$top=1")" "401"
+# ntlm: curl's NTLMv2 against the site password; the connection stays authenticated
+relab ntlm
+eq "ntlm: ok" "$(code --ntlm -u "CONTOSO\\svc-cmbridge:$PW" "$SITE/SMS_Site")" "200"
+eq "ntlm: wrong password" "$(code --ntlm -u "CONTOSO\\svc-cmbridge:wrong" "$SITE/SMS_Site")" "401"
+eq "ntlm: Basic refused" "$(code -u "CONTOSO\\svc-cmbridge:$PW" "$SITE/SMS_Site")" "401"
+eq "ntlm: challenge" "$("${C[@]}" -D - -o /dev/null "$SITE/SMS_Site" | tr -d '\r' | grep -i '^www-authenticate:')" "WWW-Authenticate: NTLM"
+V=$("${C[@]}" -v --ntlm -u "CONTOSO\\svc-cmbridge:$PW" -o /dev/null -o /dev/null "$SITE/SMS_Site" "$SITE/SMS_Collection" 2>&1 | tr -d '\r')
+eq "ntlm: one handshake, two requests on one connection" "$(grep -c '^> Authorization: NTLM' <<<"$V") $(grep -c '^< HTTP/1.1 200' <<<"$V") $(grep -c '^\* Connected to' <<<"$V")" "2 2 1"
+# mutual TLS: a client certificate from the lab CA is required
+relab none "client_ca = ca.pem"
+eq "mtls: with site-client.pem" "$(code --cert "$D/site-client.pem" --key "$D/site-client.key" "$SITE/SMS_Site")" "200"
+eq "mtls: without certificate" "$(code "$SITE/SMS_Site")" "403"
+eq "mtls: certificate not from the lab CA" "$(code --cert "$D/client.pem" --key "$D/client.key" "$SITE/SMS_Site")" "403"
+# negotiate: Kerberos from a private KDC (lab/tests/kdc.sh)
+set +e; KENV=$("$KDC" start "$D/kdc" 2>"$D/kdc.err"); KRC=$?; set -e
+if [ "$KRC" -eq 77 ]; then
+	echo "SKIP: negotiate checks: $(cat "$D/kdc.err")"
+else
+	[ "$KRC" -eq 0 ] || fail "kdc.sh start: $(cat "$D/kdc.err")"
+	KT=$(grep '^KRB5_KTNAME=' <<<"$KENV" | cut -d= -f2-)
+	KE=(env $KENV); KN=(env $(grep -v '^KRB5_CLIENT_KTNAME=' <<<"$KENV"))   # KN: no automatic ticket from the client keytab
+	"$LAB" down "$D" >/dev/null
+	sed -i -e "s|^auth = .*|auth = negotiate\nkeytab = $KT|" -e '/^client_ca = /d' "$D/lab.conf"
+	"${KE[@]}" "$LAB" up "$D" --detach >/dev/null
+	SP=$(conf site port); LSITE="https://localhost:$SP/AdminService/wmi"
+	eq "negotiate: no ticket" "$("${KN[@]}" "${C[@]}" --negotiate -u : -o /dev/null -w '%{http_code}' "$LSITE/SMS_Site")" "401"
+	"${KE[@]}" kinit -k -t "$D/kdc/client.keytab" svc-cmbridge
+	R=$("${KN[@]}" "${C[@]}" --negotiate -u : -D - -o /dev/null "$LSITE/SMS_Site" | tr -d '\r')
+	eq "negotiate: with a ticket" "$(head -n1 <<<"$R" | cut -d' ' -f2)" "200"
+	eq "negotiate: mutual auth token" "$(grep -ci '^www-authenticate: negotiate [A-Za-z0-9+/]' <<<"$R")" "1"
+	eq "negotiate: Basic refused" "$(code -u "CONTOSO\\svc-cmbridge:$PW" "$LSITE/SMS_Site")" "401"
+	"$KDC" stop "$D/kdc"
+fi
+
+# ---- remote actions (actions.c, wire-format.md §8): a lab of its own ------------------------
+D3="$D/actlab"
+"$LAB" init "$D3" --devices 200 --seed 7 --page-size 50 --epoch 1767225600 >/dev/null
+eq "admin-secret mode" "$(command stat -c %a "$D3/admin-secret")" "600"
+eq "lab.conf [actions] defaults" "$(awk '$0=="[actions]"{f=1;next} /^\[/{f=0} f' "$D3/lab.conf" | tr '\n' ' ')" \
+	"ttl = 86400 success_rate = 0.9 offline_rate = 0.05 delay_ms = 200 "
+"$LAB" up "$D3" --detach >/dev/null
+c3() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D3/lab.conf"; }
+C3=(curl -s --cacert "$D3/ca.pem"); TEN3="https://127.0.0.1:$(c3 tenant port)"; SITE3="https://127.0.0.1:$(c3 site port)/AdminService/wmi"
+T3=$(c3 lab tenant_id)
+site3() { "${C3[@]}" -u "CONTOSO\\svc-cmbridge:$(cat "$D3/site-password")" "$@"; }
+TOK3=$("${C3[@]}" -X POST "$TEN3/$T3/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$(c3 lab client_id)" \
+	--data-urlencode "client_secret=$(cat "$D3/client-secret")" --data-urlencode scope=https://graph.microsoft.com/.default | jq -r .access_token)
+A3=(-H "Authorization: Bearer $TOK3")
+g3() { "${C3[@]}" "${A3[@]}" "$@"; }
+R=$("${C3[@]}" -X POST "$TEN3/$T3/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$(c3 tenant admin_client_id)" \
+	--data-urlencode "client_secret=$(cat "$D3/admin-secret")" --data-urlencode scope=https://graph.microsoft.com/.default)
+eq "admin token appid" "$(b64d "$(jq -r .access_token <<<"$R" | cut -d. -f2)" | jq -r .appid)" "$(c3 tenant admin_client_id)"
+eq "admin wrong secret" "$("${C3[@]}" -X POST "$TEN3/$T3/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$(c3 tenant admin_client_id)" \
+	--data-urlencode client_secret=nope --data-urlencode scope=https://graph.microsoft.com/.default | jq -c .error_codes)" "[7000215]"
+# 50 tenant devices keyed PS1:<ResourceID> of active clients
+ARIDS=$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true%20and%20IsActive%20eq%20true%20and%20IsObsolete%20eq%20false%20and%20IsDecommissioned%20eq%20false&\$select=ResourceID&\$top=50" \
+	| jq -r '.value[].ResourceID')
+ARECS=$(for r in $ARIDS; do rec "PS1:$r" "$(md "PC-$r")"; done | jq -sc .)
+eq "action devices uploaded" "$(jq -nc --argjson d "$ARECS" '{batchId:"act-1", devices:$d}' | g3 --data-binary @- "$TEN3/api/gateway/DevicePost" | jq '[.results[] | select(.status == "created")] | length')" "50"
+GD="$TEN3/beta/deviceManagement/managedDevices"
+DEV1=$(g3 "$GD?\$top=1" | jq -r '.value[0].id'); DEV2=$(g3 "$GD?\$top=2" | jq -r '.value[1].id')
+ALLACT="refreshMachinePolicy refreshUserPolicy wakeUpClient appEvaluation quickScan fullScan windowsDefenderUpdateSignatures syncDevice retire wipe"
+AIDS=$(for a in $ALLACT; do "$LAB" trigger "$D3" "$DEV1" "$a"; done)
+eq "trigger: one GUID per action" "$(grep -cE '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' <<<"$AIDS")" "10"
+BOB=$("$LAB" trigger "$D3" "$DEV2" syncDevice --requester bob@contoso.com)
+LIST=$("$LAB" actions "$D3" --json)
+eq "actions listed" "$(jq -c '[.value[] | [.action, .actionState, .actionDeliveryStatus, .errorCode]] | unique' <<<"$LIST")" \
+	"$(for a in $ALLACT syncDevice; do echo "[\"$a\",\"pending\",\"pendingDelivery\",0]"; done | jq -sc 'unique')"
+eq "actions ids" "$(jq -r '.value[].id' <<<"$LIST")" "$AIDS
+$BOB"
+eq "requester header" "$(jq -r --arg i "$BOB" '.value[] | select(.id == $i) | .requestedBy' <<<"$LIST")" "bob@contoso.com"
+eq "default requester" "$(jq -r '.value[0].requestedBy' <<<"$LIST")" "admin@${T3:0:8}.onmicrosoft.com"
+eq "expiry 24 h" "$(jq '[.value[] | (.expirationDateTime | fromdateiso8601) - (.requestedDateTime | fromdateiso8601)] | unique' -c <<<"$LIST")" "[86400]"
+tpost() { g3 -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' "$@"; }
+R=$(tpost -d '{"configurationManagerAction":{"action":"reboot"}}' "$GD/$DEV1/triggerConfigurationManagerAction")
+eq "unknown action" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.message)" \
+	"400 configurationManagerAction.action: 'reboot' is not a member of graph.configurationManagerActionType."
+eq "no configurationManagerAction" "$(tpost -d '{}' "$GD/$DEV1/triggerConfigurationManagerAction" | tail -n1)" "400"
+eq "malformed trigger body" "$(tpost -d '{"configurationManagerAction":' "$GD/$DEV1/triggerConfigurationManagerAction" | tail -n1)" "400"
+eq "syncDevice with a body" "$(tpost -d '{"x":1}' "$GD/$DEV1/syncDevice" | tail -n1)" "400"
+eq "bad requester" "$(tpost -H 'X-Lab-Requester: nobody' "$GD/$DEV1/retire" | tail -n1)" "400"
+R=$(tpost -d '{"configurationManagerAction":{"action":"fullScan"}}' "$GD/00000000-0000-0000-0000-000000000000/triggerConfigurationManagerAction")
+eq "unknown device" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.code)" "404 ResourceNotFound"
+eq "unknown device wipe" "$(tpost "$GD/nope/wipe" | tail -n1)" "404"
+eq "trigger needs a token" "$("${C3[@]}" -o /dev/null -w '%{http_code}' -X POST "$GD/$DEV1/syncDevice")" "401"
+eq "trigger GET" "$(g3 -o /dev/null -w '%{http_code}' "$GD/$DEV1/syncDevice")" "405"
+set +e; "$LAB" trigger "$D3" "$DEV1" reboot >/dev/null 2>&1; RC=$?; "$LAB" trigger "$D3" nope wipe >/dev/null 2>&1; RC2=$?; set -e
+eq "trigger CLI errors" "$RC $RC2" "2 1"
+eq "nothing created by refusals" "$("$LAB" actions "$D3" | wc -l)" "11"
+# notification channel
+NT="$TEN3/api/gateway/Notification"
+N0=$(g3 "$NT?cursor=&wait=0")
+eq "notifications" "$(jq -c '[.cursor, (.notifications | length), [.notifications[].id] == ($ids | split("\n"))]' --arg ids "$AIDS
+$BOB" <<<"$N0")" '["b",11,true]'
+eq "notification keys" "$(jq -c '.notifications[0] | keys_unsorted' <<<"$N0")" \
+	'["id","deviceId","key","action","requestedBy","requestedDateTime","expirationDateTime"]'
+eq "notification device" "$(jq -r '.notifications[0] | .deviceId + " " + .key' <<<"$N0")" "$DEV1 PS1:$(sed -n 1p <<<"$ARIDS")"
+eq "same cursor, same list" "$(g3 "$NT?cursor=&wait=0")" "$N0"
+eq "next cursor, the rest" "$(g3 "$NT?cursor=5" | jq -c '[.cursor, [.notifications[].id]]')" "$(jq -c '[.cursor, [.notifications[5:][].id]]' <<<"$N0")"
+eq "empty after W=1" "$(g3 "$NT?cursor=b&wait=1")" '{"cursor":"b","notifications":[]}'
+eq "bad cursor" "$(g3 -o /dev/null -w '%{http_code}' "$NT?cursor=zz")" "400"
+eq "bad wait" "$(g3 -o /dev/null -w '%{http_code}' "$NT?cursor=b&wait=61")" "400"
+eq "notification token" "$("${C3[@]}" -o /dev/null -w '%{http_code}' "$NT")" "401"
+g3 "$NT?cursor=b&wait=30" >"$D3/poll.json" &
+POLL=$!
+sleep 0.5
+eq "served while a poll is held" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_Site") $(g3 -o /dev/null -w '%{http_code}' "$GD?\$top=1") $(wc -c <"$D3/poll.json")" "200 200 0"
+NEW=$("$LAB" trigger "$D3" "$DEV2" quickScan)
+wait "$POLL"
+eq "held poll answers on a trigger" "$(jq -c '[.cursor, [.notifications[].id]]' "$D3/poll.json")" "[\"c\",[\"$NEW\"]]"
+# NotificationResult
+NR="$TEN3/api/gateway/NotificationResult"
+res() { g3 -X POST -H 'Content-Type: application/json' -w '\n%{http_code}' -d "$1" "$NR"; }
+st() { "$LAB" actions "$D3" --json | jq -c --arg i "$1" '.value[] | select(.id == $i) | [.actionState, .actionDeliveryStatus, .errorCode]'; }
+AA=$(sed -n 1p <<<"$AIDS"); AB=$(sed -n 2p <<<"$AIDS"); AW=$(sed -n 10p <<<"$AIDS")
+R=$(res '{"results":[{"id":"'"$AA"'","actionDeliveryStatus":"deliveredToConnectorService","actionState":"pending","errorCode":0,"lastUpdatedDateTime":"2026-11-29T10:00:00Z"},{"id":"00000000-0000-0000-0000-000000000001","actionState":"done"}]}')
+eq "result accepted/unknown" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[.results[].status]')" '200 ["accepted","unknown"]'
+eq "delivered to connector" "$(st "$AA")" '["pending","deliveredToConnectorService",0]'
+res '{"results":[{"id":"'"$AA"'","actionDeliveryStatus":"deliveredToOnPremisesServer","actionState":"active"}]}' >/dev/null
+res '{"results":[{"id":"'"$AA"'","actionDeliveryStatus":"deliveredToOnPremisesServer","actionState":"done","errorCode":0,"lastUpdatedDateTime":"2026-11-29T10:05:00Z"}]}' >/dev/null
+eq "done" "$(st "$AA")" '["done","deliveredToOnPremisesServer",0]'
+R=$(res '{"results":[{"id":"'"$AA"'","actionDeliveryStatus":"pendingDelivery","actionState":"pending","errorCode":7},{"id":"'"$AA"'","actionState":"failed","errorCode":9}]}')
+eq "never backwards, still accepted" "$(head -n1 <<<"$R" | jq -c '[.results[].status]') $(st "$AA")" '["accepted","accepted"] ["done","deliveredToOnPremisesServer",0]'
+res '{"results":[{"id":"'"$AB"'","actionDeliveryStatus":"deliveredToOnPremisesServer","actionState":"failed","errorCode":-2016281112,"message":"client offline"}]}' >/dev/null
+res '{"results":[{"id":"'"$AB"'","actionDeliveryStatus":"deliveredToOnPremisesServer","actionState":"failed","errorCode":-2016281112,"message":"client offline"}]}' >/dev/null
+eq "failed, idempotent" "$(st "$AB")" '["failed","deliveredToOnPremisesServer",-2016281112]'
+res '{"results":[{"id":"'"$AW"'","actionDeliveryStatus":"deliveredToConnectorService","actionState":"notSupported","errorCode":1}]}' >/dev/null
+eq "notSupported" "$(st "$AW")" '["notSupported","deliveredToConnectorService",1]'
+eq "bad state" "$(res '{"results":[{"id":"'"$AA"'","actionState":"finished"}]}' | tail -n1)" "400"
+eq "bad delivery" "$(res '{"results":[{"id":"'"$AA"'","actionDeliveryStatus":"sent"}]}' | tail -n1)" "400"
+eq "no id" "$(res '{"results":[{"actionState":"done"}]}' | tail -n1)" "400"
+eq "more than 500" "$(res "$(jq -nc '{results:[range(501) | {id:"x", actionState:"done"}]}')" | tail -n1)" "400"
+# deviceActionResults
+g3 "$GD/$DEV1?\$select=deviceActionResults" >"$D3/dar.json"
+eq "deviceActionResults select" "$(jq -c '[keys_unsorted[1:][], (.deviceActionResults | length)]' "$D3/dar.json")" '["id","deviceActionResults",10]'
+eq "deviceActionResults done" "$(jq -c '.deviceActionResults[0] | [."@odata.type", .actionName, .actionState, .actionDeliveryStatus, .errorCode, .lastUpdatedDateTime]' "$D3/dar.json")" \
+	'["#microsoft.graph.configurationManagerActionResult","refreshMachinePolicy","done","deliveredToOnPremisesServer",0,"2026-11-29T10:05:00Z"]'
+eq "deviceActionResults names" "$(jq -r '[.deviceActionResults[].actionName] | join(" ")' "$D3/dar.json")" "$ALLACT"
+"$LAB" schema-check "$D3/dar.json" >/dev/null || fail "schema-check rejects deviceActionResults"
+g3 "$GD/$DEV1" >"$D3/full.json"
+eq "full object has deviceActionResults" "$(jq -c '[.deviceName, (.deviceActionResults | length)]' "$D3/full.json")" "[\"PC-$(sed -n 1p <<<"$ARIDS")\",10]"
+"$LAB" schema-check "$D3/full.json" >/dev/null || fail "schema-check rejects the device with deviceActionResults"
+printf '{"deviceActionResults":[{"@odata.type":"#microsoft.graph.configurationManagerActionResult","actionName":"x","actionState":"finished","startDateTime":"2026-01-01T00:00:00Z","lastUpdatedDateTime":"2026-01-01T00:00:00Z","actionDeliveryStatus":"deliveredToOnPremisesServer","errorCode":0}]}' >"$D3/bad.json"
+set +e; "$LAB" schema-check "$D3/bad.json" >/dev/null; RC=$?; set -e
+eq "schema-check catches a bad actionState" "$RC" "1"
+eq "other device" "$(g3 "$GD/$DEV2?\$select=deviceActionResults" | jq -c '[.deviceActionResults[].actionName]')" '["syncDevice","quickScan"]'
+# --many
+MANY=$("$LAB" trigger "$D3" --many 50 appEvaluation --devices 20)
+eq "--many 50" "$(sort -u <<<"$MANY" | wc -l)" "50"
+eq "--many spread" "$("$LAB" actions "$D3" --json | jq -c '[.value[12:][] | .key] | [length, (unique | length)]')" "[50,20]"
+eq "--many like Graph" "$("$LAB" actions "$D3" --json | jq -c '[.value[12:][] | [.action, .actionState, .actionDeliveryStatus, .requestedBy, ((.expirationDateTime | fromdateiso8601) - (.requestedDateTime | fromdateiso8601))]] | unique')" \
+	"[[\"appEvaluation\",\"pending\",\"pendingDelivery\",\"admin@${T3:0:8}.onmicrosoft.com\",86400]]"
+eq "--many notified" "$(g3 "$NT?cursor=c" | jq '.notifications | length')" "50"
+set +e; "$LAB" trigger "$D3" --many 5 wipe --devices 51 >/dev/null 2>&1; RC=$?; set -e
+eq "--many: not enough devices" "$RC" "1"
+eq "action stats" "$("$LAB" stats "$D3" --json | jq -c .actions)" \
+	'{"triggered":62,"pending":59,"deliveredToConnector":1,"deliveredToSite":2,"done":1,"failed":1,"notSupported":1,"resultsReceived":9,"deliveredAfterExpiry":0}'
+# site: restart with ttl 3 s, 60% success, 20% offline, 0.8 s until the clients answer
+"$LAB" down "$D3" >/dev/null
+sed -i 's/^ttl = 86400$/ttl = 3/; s/^success_rate = 0.9$/success_rate = 0.6/; s/^offline_rate = 0.05$/offline_rate = 0.2/; s/^delay_ms = 200$/delay_ms = 800/' "$D3/lab.conf"
+"$LAB" up "$D3" --detach >/dev/null
+TEN3="https://127.0.0.1:$(c3 tenant port)"; SITE3="https://127.0.0.1:$(c3 site port)/AdminService/wmi"; GD="$TEN3/beta/deviceManagement/managedDevices"
+RU=$(sed -n 3p <<<"$ARIDS"); DEVU=$(g3 "$GD?\$top=3" | jq -r '.value[2].id')
+"$LAB" trigger "$D3" "$DEVU" refreshUserPolicy >/dev/null; TU=$(date +%s.%N)
+spost() { site3 -X POST -H 'Content-Type: application/json' -w '\n%{http_code}' -d "$1" "$SITE3/$2"; }
+OPS=$(head -n 40 <<<"$ARIDS" | jq -sc .)
+R=$(spost "{\"Type\":8,\"TargetCollectionID\":\"SMS00001\",\"RandomizationWindow\":0,\"TargetResourceIDs\":$OPS}" SMS_ClientOperation.InitiateClientOperation)
+eq "InitiateClientOperation" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[.ReturnValue, .OperationID]')" "200 [0,16777301]"
+opst() { site3 "$SITE3/SMS_ClientOperationStatus?\$filter=ID%20eq%20$1" | jq -c '.value[0] | [.TotalClients, .CompletedClients, .FailedClients, .OfflineClients, .UnknownClients, .IsExpired]'; }
+eq "status before the clients answer" "$(opst 16777301)" "[40,0,0,0,40,0]"
+R=$(spost "{\"Type\":9,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":[$RU]}" SMS_ClientOperation.InitiateClientOperation)
+eq "op for a live action" "$(head -n1 <<<"$R" | jq .OperationID) $("$LAB" stats "$D3" --json | jq .actions.deliveredAfterExpiry)" "16777302 0"
+sleep 0.9
+S1=$(opst 16777301)
+OFFL=$(u="$SITE3/SMS_CN_ClientStatus?\$filter=OnlineStatus%20eq%200&\$select=ResourceID"; while [ -n "$u" ]; do r=$(site3 "$u"); jq -r '.value[].ResourceID' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
+OFF=$(head -n 40 <<<"$ARIDS" | grep -cxF -f <(printf '%s\n' $OFFL) || true)
+eq "status settles" "$(jq -c '[.[0], .[1] + .[2] + .[3], .[4], (.[1] > 0 and .[2] > 0 and .[3] > 0)]' <<<"$S1")" "[40,40,0,true]"
+eq "offline = OnlineStatus 0" "$(jq '.[3]' <<<"$S1")" "$OFF"
+spost "{\"Type\":8,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":$OPS}" SMS_ClientOperation.InitiateClientOperation >/dev/null
+sleep 0.9
+eq "same devices offline again" "$(opst 16777303 | jq '.[3]')" "$OFF"
+eq "ReturnValue 1 for an unknown ResourceID" "$(spost '{"Type":8,"TargetCollectionID":"SMS00001","TargetResourceIDs":[16777220,1]}' SMS_ClientOperation.InitiateClientOperation | head -n1 | jq -c '[.ReturnValue, has("OperationID")]')" "[1,false]"
+eq "ReturnValue 1 for a user collection" "$(spost '{"Type":8,"TargetCollectionID":"SMS00002","TargetResourceIDs":[16777220]}' SMS_ClientOperation.InitiateClientOperation | head -n1 | jq .ReturnValue)" "1"
+eq "bad Type" "$(spost '{"Type":7,"TargetCollectionID":"SMS00001","TargetResourceIDs":[16777220]}' SMS_ClientOperation.InitiateClientOperation | tail -n1)" "400"
+eq "no targets" "$(spost '{"Type":8,"TargetCollectionID":"SMS00001","TargetResourceIDs":[]}' SMS_ClientOperation.InitiateClientOperation | tail -n1)" "400"
+eq "no collection" "$(spost '{"Type":8,"TargetResourceIDs":[16777220]}' SMS_ClientOperation.InitiateClientOperation | tail -n1)" "400"
+eq "GET InitiateClientOperation" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_ClientOperation.InitiateClientOperation")" "405"
+eq "SMS_ClientOperation by ID" "$(site3 "$SITE3/SMS_ClientOperation?\$filter=ID%20eq%2016777301" | jq -c --argjson t "$OPS" '.value[0] | [.Type, .TargetCollectionID, .TargetResourceIDs == ($t | sort), .CreatedBy, (.RequestedTime | test("^[0-9-]{10}T[0-9:]{8}Z$"))]')" \
+	'[8,"SMS00001",true,"CONTOSO\\svc-cmbridge",true]'
+eq "SMS_ClientOperation by Type" "$(site3 "$SITE3/SMS_ClientOperation?\$filter=Type%20eq%208&\$select=ID&\$count=true" | jq -c '[."@odata.count", [.value[].ID]]')" "[2,[16777301,16777303]]"
+eq "SMS_ClientOperation top" "$(site3 "$SITE3/SMS_ClientOperation?\$top=1&\$select=ID,Type" | jq -c '[.value, has("@odata.nextLink")]')" '[[{"ID":16777301,"Type":8}],false]'
+eq "SMS_ClientOperation unknown property" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_ClientOperation?\$select=Nope")" "400"
+CNW=$(u="$SITE3/SMS_CN_ClientStatus?\$select=ResourceID"; while [ -n "$u" ]; do r=$(site3 "$u"); jq -r '.value[].ResourceID' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
+eq "SMS_CN_ClientStatus paged" "$(wc -l <<<"$CNW") $(sort -u <<<"$CNW" | wc -l)" "200 200"
+eq "operations.log" "$(wc -l <"$D3/operations.log") $(grep -cvE '^[0-9]{10}\.[0-9]{3} (16777[0-9]{3} [0-9]+|- (Block|Unblock)) [0-9]+$' "$D3/operations.log" || true)" "81 0"
+eq "operations.log first" "$(head -n1 "$D3/operations.log" | cut -d' ' -f2-)" "16777301 8 $(head -n1 <<<"$ARIDS")"
+RB=$(sed -n 5p <<<"$ARIDS")
+R=$(spost "{\"ResourceIDs\":[$RB],\"Blocked\":true}" SMS_Collection.BlockClients)
+eq "BlockClients" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq .ReturnValue)" "200 0"
+eq "IsBlocked" "$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$RB&\$select=IsBlocked" | jq -c .value)" '[{"IsBlocked":true}]'
+eq "blocked is offline" "$(site3 "$SITE3/SMS_CN_ClientStatus?\$filter=ResourceID%20eq%20$RB" | jq '.value[0].OnlineStatus')" "0"
+eq "BlockClients unknown" "$(spost '{"ResourceIDs":[1],"Blocked":true}' SMS_Collection.BlockClients | head -n1 | jq .ReturnValue)" "1"
+sleep "$(awk -v t="$TU" -v n="$(date +%s.%N)" 'BEGIN { d = t + 3.2 - n; print (d > 0) ? d : 0 }')"     # its ttl (3 s) passes
+eq "expired action untouched" "$("$LAB" actions "$D3" --json | jq -c '.value[-1] | [.action, .actionState, .expired]')" '["refreshUserPolicy","pending",true]'
+spost "{\"Type\":9,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":[$RU]}" SMS_ClientOperation.InitiateClientOperation >/dev/null
+eq "site stats" "$("$LAB" stats "$D3" --json | jq -c '[.site.operations, .site.operationTargets, .site.duplicateTargets, .site.blockedClients, .actions.deliveredAfterExpiry]')" "[4,82,41,1,1]"
+"$LAB" down "$D3" >/dev/null
+D3=
 
 # ---- a default-sized lab (5,000 devices, seed 1): pairs, plain devices, collections ----------
 D2=$(mktemp -d /tmp/cmbridge-lab-selftest2.XXXXXX)
