@@ -8,6 +8,7 @@
 #define CMB_SITE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../connector/config.h"
 #include "../mapping/site_device.h"
@@ -42,6 +43,27 @@ struct cmb_site_collection {
 
 void cmb_site_collection_clear(struct cmb_site_collection *c);
 
+/* An SMS_ClientOperation as the site lists it (docs/wire-format.md §8). */
+struct cmb_site_operation {
+	int64_t id;              /* ID (the OperationID InitiateClientOperation returned) */
+	int type;                /* Type: client notification type */
+	uint32_t *targets;       /* TargetResourceIDs; owned by the struct */
+	size_t n_targets;
+	int64_t requested;       /* RequestedTime, epoch seconds (0 when absent) */
+	char *created_by;        /* CreatedBy, or NULL */
+};
+
+void cmb_site_operations_free(struct cmb_site_operation *ops, size_t n);
+
+/* SMS_ClientOperationStatus of one operation. */
+struct cmb_site_operation_status {
+	int64_t id;
+	int type;
+	int state;
+	long total, completed, failed, offline, unknown;
+	int expired;             /* IsExpired */
+};
+
 struct cmb_site_adapter {
 	int version;             /* CMB_SITE_ADAPTER_VERSION */
 	const char *name;        /* the [site] adapter value that selects it */
@@ -66,6 +88,37 @@ struct cmb_site_adapter {
 	 */
 	int (*read_collections)(void *st, const char *const *ids, size_t n, struct cmb_site_collection **out);
 	void (*close)(void *st);
+
+	/*
+	 * Site operations (remote actions, docs/actions.md). They work on their
+	 * own state, made by ops_open from cfg (no I/O; *out is the caller's,
+	 * closed with ops_close), so the relay needs no device reader. All
+	 * members may be NULL for adapters that cannot run operations.
+	 */
+	int (*ops_open)(void **out, const struct cmb_config *cfg);
+	void (*ops_close)(void *ost);
+	/*
+	 * SMS_ClientOperation.InitiateClientOperation: client notification type
+	 * on ids[0..n) of collection. Not idempotent, so sent once (retried only
+	 * after 429/503, when the site did not take it): on CMB_ENETWORK the
+	 * operation may or may not exist and the caller must reconcile through
+	 * list_operations. A ReturnValue other than 0 is CMB_EHTTP (refused).
+	 * *operation_id is the site's OperationID.
+	 */
+	int (*initiate_operation)(void *ost, int type, const char *collection_id, const uint32_t *ids, size_t n,
+				  int64_t *operation_id);
+	/*
+	 * The site's operations of that type requested at or after since (epoch
+	 * seconds), into a newly allocated array (*out; free with
+	 * cmb_site_operations_free). Retried like every read.
+	 */
+	int (*list_operations)(void *ost, int type, int64_t since, struct cmb_site_operation **out, size_t *n);
+	/* SMS_ClientOperationStatus of operation_id; CMB_ENOTFOUND when the site has none (yet). */
+	int (*operation_status)(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
+	/* SMS_CN_ClientStatus.OnlineStatus of one device: *online 1 or 0; CMB_ENOTFOUND when unknown. */
+	int (*client_online)(void *ost, uint32_t resource_id, int *online);
+	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. */
+	int (*block_clients)(void *ost, const uint32_t *ids, size_t n);
 };
 
 extern const struct cmb_site_adapter cmb_site_adminservice;

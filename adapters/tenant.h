@@ -45,6 +45,29 @@ struct cmb_tenant_stats {
 	size_t bytes_in;
 };
 
+/* One notification of the gateway channel (docs/wire-format.md §8); strings valid during the callback. */
+struct cmb_tenant_notification {
+	const char *id;           /* action id (GUID) */
+	const char *device_id;    /* managedDevice id */
+	const char *key;          /* the site's device key, e.g. PS1:16777220 */
+	const char *action;
+	const char *requested_by; /* UPN */
+	const char *requested;    /* requestedDateTime, ISO 8601 */
+	const char *expires;      /* expirationDateTime, ISO 8601 */
+};
+
+typedef int (*cmb_tenant_notification_cb)(void *ctx, const struct cmb_tenant_notification *n);
+
+/* One result for NotificationResult. */
+struct cmb_tenant_action_result {
+	const char *id;
+	const char *delivery;     /* actionDeliveryStatus */
+	const char *state;        /* actionState */
+	long error_code;
+	const char *updated;      /* lastUpdatedDateTime, ISO 8601 */
+	const char *message;      /* may be NULL */
+};
+
 struct cmb_tenant_adapter {
 	int version;             /* CMB_TENANT_ADAPTER_VERSION */
 	const char *name;
@@ -66,6 +89,29 @@ struct cmb_tenant_adapter {
 				  cmb_tenant_outcome_cb cb, void *ctx);
 	void (*stats)(void *st, struct cmb_tenant_stats *out);
 	void (*close)(void *st);
+
+	/*
+	 * The notification channel (remote actions). Its own state, made by
+	 * notify_open from cfg (no I/O; the caller's, closed with notify_close).
+	 * May be NULL for adapters without a channel.
+	 */
+	int (*notify_open)(void **out, const struct cmb_config *cfg);
+	void (*notify_close)(void *nst);
+	/*
+	 * One long poll: the notifications after cursor ("" at first), each
+	 * passed to cb (which returns 0 to go on), the tenant holding the
+	 * request up to wait_s seconds when none is pending. *next_cursor (the
+	 * caller's) is the cursor to store once the notifications are kept.
+	 * Reading consumes nothing, so it is retried like any GET.
+	 */
+	int (*poll_notifications)(void *nst, const char *cursor, long wait_s, cmb_tenant_notification_cb cb, void *ctx,
+				  char **next_cursor);
+	/*
+	 * NotificationResult for r[0..n) (n <= 500; idempotent, so retried).
+	 * acked[i] is set to 1 when the tenant answered accepted or unknown for
+	 * r[i] (the result may be forgotten), 0 otherwise.
+	 */
+	int (*post_results)(void *nst, const struct cmb_tenant_action_result *r, size_t n, int *acked);
 };
 
 extern const struct cmb_tenant_adapter cmb_tenant_gateway;

@@ -6,12 +6,20 @@
  * stdout (human or --json), diagnostics to the log (stderr by default).
  */
 #include "cli.h"
+#include "auth.h"
 #include "config.h"
+#include "http.h"
+#include "jwt.h"
+#include "retry.h"
 #include "error.h"
 #include "log.h"
 #include "state.h"
+#include "relay.h"
+#include "retry.h"
 #include "sync.h"
 #include "util.h"
+#include "../adapters/adminservice/operations.h"
+#include "../adapters/tenant/notify.h"
 #include "../adapters/adminservice/adminservice.h"
 #include "../adapters/adminservice/files.h"
 #include "../adapters/site.h"
@@ -54,9 +62,16 @@ static void usage(FILE *fp)
 		"  quarantine [--json]         records held back, with the reason\n"
 		"  check                       config valid, site and tenant reachable, token obtained\n"
 		"  config                      print the effective configuration (no secrets)\n"
+		"  token [--site]              acquire a tenant token (--site: for [site] scope) and show its\n"
+		"                              type, lifetime and public claims (never the token itself)\n"
 		"  map --from adminservice [--site-code CODE] FILE...\n"
 		"                              map saved AdminService JSON pages to tenant records,\n"
 		"                              one JSON object a line (offline, no network)\n"
+		"  relay [--once]              relay remote actions from the tenant to the site; --once\n"
+		"                              exits when nothing is left (inbox settled, outbox empty)\n"
+		"  run                         sync cycles every [sync] interval and the relay, until stopped\n"
+		"  actions [--json]            remote actions received, with their state\n"
+		"  actions show ID             one action and its audit history\n"
 		"\n"
 		"options:\n"
 		"  -c, --config FILE   configuration file (default " CMB_CONFIG_DEFAULT_PATH ")\n"
@@ -387,11 +402,29 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 		goto done;
 	long devices = cmb_state_device_count(st);
 	long quarantined = cmb_state_quarantine_count(st);
+	/* The tenant credential's certificate: the one thing that expires on its own. */
+	int64_t not_after = 0, days_left = 0;
+	char *subject = NULL;
+	int cert_rc = -1, soon = 0;
+	if (cfg->tenant_client_certificate_file &&
+	    (cert_rc = cmb_auth_cert_expiry(cfg->tenant_client_certificate_file, &not_after, &subject)) == 0) {
+		days_left = (not_after - cmb_now()) / 86400;
+		soon = not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
+	}
 	if (json) {
 		printf("{\"siteCode\":");
 		json_str(stdout, cfg->site_code);
-		printf(",\"mode\":\"%s\",\"devicesAttached\":%ld,\"quarantined\":%ld,\"cycles\":[",
+		printf(",\"mode\":\"%s\",\"devicesAttached\":%ld,\"quarantined\":%ld,",
 		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
+		if (cert_rc == 0) {
+			char na[32];
+			cmb_time_iso8601(not_after, na);
+			printf("\"certificate\":{\"subject\":");
+			json_str(stdout, subject);
+			printf(",\"notAfter\":\"%s\",\"daysLeft\":%lld,\"expiresSoon\":%s},", na, (long long)days_left,
+			       soon ? "true" : "false");
+		}
+		printf("\"cycles\":[");
 		for (size_t i = 0; i < n; i++) {
 			char a[32], e[32];
 			cmb_time_iso8601(cy[i].started, a);
@@ -414,6 +447,12 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 	} else {
 		printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", cfg->site_code,
 		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
+		if (cert_rc == 0) {
+			char na[32];
+			cmb_time_iso8601(not_after, na);
+			printf("certificate: %s expires %s (%lld days)%s\n", subject, na, (long long)days_left,
+			       soon ? ": renew it and upload the new one to the app registration" : "");
+		}
 		if (n == 0)
 			printf("no sync cycle has run yet\n");
 		for (size_t i = 0; i < n; i++) {
@@ -427,6 +466,7 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 			       cy[i].error ? cy[i].error : "");
 		}
 	}
+	free(subject);
 done:
 	cmb_state_cycles_free(cy, n);
 	cmb_state_close(st);
@@ -463,6 +503,55 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 	if (failed)
 		return cmb_error_set(failed, "check failed");
 	return 0;
+}
+
+/* ---- token ---- */
+
+static int cmd_token(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int site = argc == 2 && strcmp(argv[1], "--site") == 0;
+	if (argc > 2 || (argc == 2 && !site))
+		return cmb_error_set(CMB_ECONFIG, "token: unexpected argument '%s' (expected --site or nothing)",
+				     argv[argc - 1]);
+	if (site && !cfg->site_scope)
+		return cmb_error_set(CMB_ECONFIG, "token --site: [site] scope is not set (it goes with auth = bearer)");
+	const char *scope = site ? cfg->site_scope : cfg->tenant_scope;
+	struct cmb_retry_policy policy = {
+		.max_attempts = (int)cfg->sync_max_attempts, .base_delay_s = 0.5,
+		.max_delay_s = (double)cfg->sync_max_retry_wait, .budget = cfg->sync_retry_budget,
+	};
+	struct cmb_retry_budget budget;
+	cmb_retry_budget_init(&budget, &policy);
+	struct cmb_http_opts ho = {
+		.name = "tenant", .ca_file = cfg->tenant_ca_file, .connect_timeout_s = cfg->tenant_connect_timeout,
+		.low_speed_time_s = cfg->tenant_timeout, .pinned_public_key = cfg->tenant_pinned_public_key,
+	};
+	cmb_http_opts_network(&ho, cfg);
+	struct cmb_http *http = NULL;
+	struct cmb_auth *auth = NULL;
+	struct cmb_auth_opts ao = { .retry = &budget };
+	cmb_auth_opts_from_config(&ao, cfg, scope);
+	const char *token;
+	int rc;
+	if ((rc = cmb_http_new(&http, &ho)) < 0 || (rc = cmb_auth_new(&auth, http, &ao)) < 0 ||
+	    (rc = cmb_auth_token(auth, &token)) < 0)
+		goto done;
+	printf("token:    acquired from %s for client %s with a %s\n", cfg->tenant_token_url, cfg->tenant_client_id,
+	       cmb_auth_credential_kind(auth));
+	printf("scope:    %s\n", scope);
+	printf("type:     Bearer\n");
+	printf("lifetime: %ld s\n", cmb_auth_lifetime(auth));
+	/* Only the payload's public claims: the token and its signature are never printed. */
+	char *claims = cmb_jwt_describe_claims(token);
+	if (claims)
+		printf("claims:\n%s", claims);
+	else
+		printf("claims:   none shown (not a JWT: the token is opaque to the client)\n");
+	free(claims);
+done:
+	cmb_auth_free(auth);
+	cmb_http_free(http);
+	return rc;
 }
 
 /* ---- config ---- */
@@ -541,6 +630,290 @@ static int cmb_cli_map(int argc, char **argv)
 	return rc;
 }
 
+/* ---- relay, run, actions ---- */
+
+static volatile int hup_requested;
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup_requested = 1;
+}
+
+struct relay_session {
+	struct session s;
+	void *ops_st;
+	void *notify_st;
+	struct cmb_relay *relay;
+};
+
+static void relay_session_close(struct relay_session *rs)
+{
+	cmb_relay_free(rs->relay);
+	if (rs->ops_st)
+		rs->s.site->ops_close(rs->ops_st);
+	if (rs->notify_st)
+		rs->s.tenant->notify_close(rs->notify_st);
+	session_close(&rs->s);
+	memset(rs, 0, sizeof(*rs));
+}
+
+static int relay_session_open(const struct cmb_config *cfg, struct relay_session *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	int rc = session_open(cfg, 1, &rs->s);
+	if (rc < 0)
+		return rc;
+	if (!rs->s.site->ops_open || !rs->s.tenant->notify_open) {
+		rc = cmb_error_set(CMB_ECONFIG, "the configured adapters cannot relay actions");
+		goto fail;
+	}
+	if ((rc = rs->s.site->ops_open(&rs->ops_st, cfg)) < 0 || (rc = rs->s.tenant->notify_open(&rs->notify_st, cfg)) < 0)
+		goto fail;
+	if (rs->s.site == &cmb_site_adminservice)
+		cmb_as_ops_set_stop_flag(rs->ops_st, &stop_requested);
+	if (rs->s.tenant == &cmb_tenant_gateway)
+		cmb_notify_set_stop_flag(rs->notify_st, &stop_requested);
+	struct cmb_relay_env env = {
+		.cfg = cfg, .state = rs->s.state, .site = rs->s.site, .ops_st = rs->ops_st, .tenant = rs->s.tenant,
+		.notify_st = rs->notify_st, .stop = &stop_requested,
+	};
+	if ((rc = cmb_relay_new(&rs->relay, &env)) < 0)
+		goto fail;
+	return 0;
+fail:
+	relay_session_close(rs);
+	return rc;
+}
+
+static void print_relay_stats(const struct cmb_relay_stats *st, double secs)
+{
+	printf("relay: %ld received (%ld replays dropped), %ld refused, %ld operations to %ld devices, %ld blocked, "
+	       "%ld done, %ld failed, %ld results reported, %ld reconciled (%ld adopted, %ld sent) in %.2f s\n",
+	       st->received, st->replays, st->refused, st->operations, st->targets, st->blocks, st->done, st->failed,
+	       st->reported, st->adopted + st->reissued, st->adopted, st->reissued, secs);
+	if (st->staged)
+		printf("relay: staging mode: %ld actions kept in the inbox, nothing relayed\n", st->staged);
+}
+
+static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int once = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--once") == 0)
+			once = 1;
+		else
+			return cmb_error_set(CMB_ECONFIG, "relay: unexpected argument '%s'", argv[i]);
+	}
+	struct relay_session rs;
+	int rc = relay_session_open(cfg, &rs);
+	if (rc < 0)
+		return rc;
+	double t0 = cmb_now_mono();
+	cmb_log_set_cid("relay");
+	rc = cmb_relay_run(rs.relay, once, 5);
+	cmb_log_set_cid(NULL);
+	print_relay_stats(cmb_relay_get_stats(rs.relay), cmb_now_mono() - t0);
+	if (rc == CMB_ECANCELED)
+		rc = 0; /* stopped on request: the state is consistent */
+	relay_session_close(&rs);
+	return rc;
+}
+
+/*
+ * Sync cycles every [sync] interval (full every full_interval) and the
+ * relay in between, in one thread: a cycle pauses the relay while it runs.
+ * Signal handlers only set flags: SIGTERM/SIGINT stop after the current
+ * step; SIGHUP is logged (reloading is not supported yet).
+ */
+static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
+{
+	if (argc > 1)
+		return cmb_error_set(CMB_ECONFIG, "run: unexpected argument '%s'", argv[1]);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	struct relay_session rs;
+	int rc = relay_session_open(cfg, &rs);
+	if (rc < 0)
+		return rc;
+	cmb_info("run: sync every %ld s (full every %ld s) and the action relay; SIGTERM stops", cfg->sync_interval,
+		 cfg->sync_full_interval);
+	double next_sync = cmb_now_mono(), last_full = -1e18;
+	int errors = 0;
+	while (!stop_requested) {
+		if (hup_requested) {
+			hup_requested = 0;
+			cmb_warn("run: SIGHUP received: reloading the configuration is not supported yet; restart cmbridge "
+				 "to apply changes");
+		}
+		double now = cmb_now_mono();
+		if (now >= next_sync) {
+			struct cmb_sync_opts opts = { .full = now - last_full >= (double)cfg->sync_full_interval };
+			struct cmb_sync_env env = {
+				.cfg = cfg, .state = rs.s.state, .site = rs.s.site, .site_st = rs.s.site_st,
+				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st, .stop = &stop_requested,
+			};
+			struct cmb_sync_result res;
+			if (rs.s.site->begin_cycle)
+				rs.s.site->begin_cycle(rs.s.site_st);
+			if (rs.s.tenant->begin_cycle)
+				rs.s.tenant->begin_cycle(rs.s.tenant_st);
+			int src = cmb_sync_run(&env, &opts, &res);
+			if (src < 0 && src != CMB_ECANCELED)
+				cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
+			else
+				cmb_info("run: cycle %lld (%s) %s", (long long)res.cycle_id, opts.full ? "full" : "delta",
+					 res.status);
+			if (opts.full && src == 0)
+				last_full = now;
+			next_sync = now + (double)cfg->sync_interval;
+			continue;
+		}
+		long wait = cfg->actions_poll_wait;
+		if ((double)wait > next_sync - now)
+			wait = (long)(next_sync - now);
+		cmb_log_set_cid("relay");
+		rc = cmb_relay_step(rs.relay, wait < 0 ? 0 : wait);
+		cmb_log_set_cid(NULL);
+		if (rc < 0 && rc != CMB_ECANCELED) {
+			cmb_error_log("run: relay: %s", cmb_error_last());
+			errors++;
+			cmb_retry_sleep(errors < 6 ? 0.5 * (1 << errors) : 30, &stop_requested);
+		} else {
+			errors = 0;
+		}
+	}
+	cmb_info("run: stopping on request");
+	relay_session_close(&rs);
+	return 0;
+}
+
+static void print_action_json(const struct cmb_action *a)
+{
+	char rq[32], ex[32], up[32];
+	cmb_time_iso8601(a->requested, rq);
+	cmb_time_iso8601(a->expires, ex);
+	cmb_time_iso8601(a->updated, up);
+	printf("{\"id\":");
+	json_str(stdout, a->id);
+	printf(",\"deviceId\":");
+	json_str(stdout, a->device_id);
+	printf(",\"key\":");
+	json_str(stdout, a->key);
+	printf(",\"resourceId\":%u,\"action\":", a->resource_id);
+	json_str(stdout, a->action);
+	printf(",\"requestedBy\":");
+	json_str(stdout, a->requested_by);
+	printf(",\"requestedDateTime\":\"%s\",\"expirationDateTime\":\"%s\",\"state\":\"%s\","
+	       "\"actionDeliveryStatus\":\"%s\",\"operationType\":%d,\"journal\":%lld,\"errorCode\":%ld,\"message\":",
+	       rq, ex, a->state, a->delivery, a->op_type, (long long)a->intent_id, a->error_code);
+	json_str(stdout, a->message);
+	printf(",\"lastUpdatedDateTime\":\"%s\"}", up);
+}
+
+struct audit_print {
+	int json;
+	long n;
+};
+
+static int audit_row(void *ud, const struct cmb_audit_entry *e)
+{
+	struct audit_print *p = ud;
+	char at[32];
+	cmb_time_iso8601(e->at, at);
+	if (p->json) {
+		printf("%s{\"seq\":%lld,\"at\":\"%s\",\"event\":", p->n ? "," : "", (long long)e->seq, at);
+		json_str(stdout, e->event);
+		printf(",\"outcome\":");
+		json_str(stdout, e->outcome);
+		printf(",\"reason\":");
+		json_str(stdout, e->reason);
+		printf("}");
+	} else {
+		printf("  %s  %-9s %-12s %s\n", at, e->event, e->outcome, e->reason ? e->reason : "");
+	}
+	p->n++;
+	return 0;
+}
+
+static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
+{
+	int json = 0;
+	const char *show = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "show") == 0 && i + 1 < argc)
+			show = argv[++i];
+		else
+			return cmb_error_set(CMB_ECONFIG, "actions: unexpected argument '%s' (actions [--json] | actions "
+					     "show ID [--json])", argv[i]);
+	}
+	struct cmb_state *st;
+	int rc = cmb_state_open(&st, cfg->state_dir);
+	if (rc < 0)
+		return rc;
+	if (show) {
+		struct cmb_action a;
+		if ((rc = cmb_state_action_get(st, show, &a)) < 0) {
+			if (rc == CMB_ENOTFOUND)
+				cmb_error_set(rc, "actions: no action \"%s\" in the inbox", show);
+			goto done;
+		}
+		struct audit_print p = { .json = json };
+		if (json) {
+			printf("{\"action\":");
+			print_action_json(&a);
+			printf(",\"history\":");
+		} else {
+			char rq[32];
+			cmb_time_iso8601(a.requested, rq);
+			printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
+			       a.resource_id, a.requested_by, rq);
+			printf("state %s, %s, errorCode %ld%s%s\n", a.state, a.delivery, a.error_code, a.message ? ": " : "",
+			       a.message ? a.message : "");
+			printf("history:\n");
+		}
+		if (json)
+			printf("[");
+		rc = cmb_state_audit_each(st, show, audit_row, &p);
+		if (json)
+			printf("]}\n");
+		cmb_state_action_clear(&a);
+		goto done;
+	}
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	if ((rc = cmb_state_actions_recent(st, SIZE_MAX, &list, &n)) < 0)
+		goto done;
+	if (json)
+		printf("[");
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			if (i)
+				printf(",");
+			print_action_json(&list[i]);
+		} else {
+			char rq[32];
+			cmb_time_iso8601(list[i].requested, rq);
+			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, list[i].state, list[i].action, list[i].key,
+			       list[i].requested_by, list[i].id, list[i].message ? "  " : "",
+			       list[i].message ? list[i].message : "");
+		}
+	}
+	if (json)
+		printf("]\n");
+	else
+		printf("%zu actions (%ld not final, %ld results waiting to be reported)\n", n, cmb_state_actions_open(st),
+		       cmb_state_outbox_count(st));
+	cmb_state_actions_free(list, n);
+done:
+	cmb_state_close(st);
+	return rc;
+}
+
 /* ---- main ---- */
 
 int cmb_cli_main(int argc, char **argv)
@@ -590,6 +963,8 @@ int cmb_cli_main(int argc, char **argv)
 	} cmds[] = {
 		{ "sync", cmd_sync },	{ "status", cmd_status },	  { "check", cmd_check },
 		{ "config", cmd_config }, { "diff", cmd_diff }, { "quarantine", cmd_quarantine },
+		{ "token", cmd_token },
+		{ "relay", cmd_relay },	  { "run", cmd_run },	  { "actions", cmd_actions },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

@@ -61,10 +61,16 @@ struct option {
 static int check_site_code(char *v, const char **expected);
 static int check_collection(char *v, const char **expected);
 static int check_collection_list(char *v, const char **expected);
+static int check_pinned_key(char *v, const char **expected);
+static int check_proxy(char *v, const char **expected);
+static int check_scope(char *v, const char **expected);
+static int check_action_list(char *v, const char **expected);
 
 static const char *const mode_values[] = { "normal", "staging", NULL };
 static const char *const adapter_values[] = { "adminservice", NULL };
-static const char *const auth_values[] = { "none", "basic", NULL };
+static const char *const auth_values[] = { "none", "basic", "ntlm", "negotiate", "bearer", NULL };
+static const char *const alg_values[] = { "PS256", "RS256", NULL };
+static const char *const proxy_auth_values[] = { "none", "basic", "ntlm", NULL };
 static const char *const level_values[] = { "error", "warn", "info", "debug", NULL };
 
 #define OFF(field) offsetof(struct cmb_config, field)
@@ -90,14 +96,27 @@ static const struct option options[] = {
 	  .offset = OFF(site_url), .desc = "AdminService base URL, e.g. https://cm01.corp.example/AdminService" },
 	{ .section = "site", .key = "auth", .type = OPT_ENUM, .flags = RELOAD, .def = "none", .values = auth_values,
 	  .offset = OFF(site_auth),
-	  .desc = "none (client certificate or network trust) or basic (needs username and password_file)" },
+	  .desc = "none (client certificate or network trust), basic or ntlm (username and password_file), "
+		  "negotiate (Kerberos ticket or client keytab) or bearer (tenant token for scope)" },
 	{ .section = "site", .key = "username", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(none)",
-	  .offset = OFF(site_username), .desc = "Account for auth = basic, e.g. CORP\\svc-cmbridge" },
+	  .offset = OFF(site_username), .desc = "Account for auth = basic or ntlm, e.g. CORP\\svc-cmbridge" },
 	{ .section = "site", .key = "password_file", .type = OPT_SECRET_PATH, .flags = RELOAD, .def_doc = "(none)",
-	  .offset = OFF(site_password_file), .desc = "File holding the password for auth = basic (mode 600)" },
+	  .offset = OFF(site_password_file), .desc = "File holding the password for auth = basic or ntlm (mode 600)" },
+	{ .section = "site", .key = "scope", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(none)",
+	  .check = check_scope, .offset = OFF(site_scope),
+	  .desc = "Scope of the tenant token sent to the site with auth = bearer, e.g. https://cm.corp.example/.default" },
 	{ .section = "site", .key = "ca_file", .type = OPT_PATH, .flags = OPT_MUST_EXIST | RELOAD,
 	  .def_doc = "(system CAs)", .offset = OFF(site_ca_file),
 	  .desc = "PEM CA bundle to verify the site server (instead of the system CAs)" },
+	{ .section = "site", .key = "pinned_public_key", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(none)",
+	  .check = check_pinned_key, .offset = OFF(site_pinned_public_key),
+	  .desc = "Only accept a site server with this public key: sha256//BASE64[;sha256//...] or an absolute PEM/DER path" },
+	{ .section = "site", .key = "client_certificate_file", .type = OPT_PATH, .flags = OPT_MUST_EXIST | RELOAD,
+	  .def_doc = "(none)", .offset = OFF(site_client_certificate_file),
+	  .desc = "PEM client certificate presented to the site (mutual TLS)" },
+	{ .section = "site", .key = "client_key_file", .type = OPT_SECRET_PATH, .flags = RELOAD,
+	  .def_doc = "(the certificate file)", .offset = OFF(site_client_key_file),
+	  .desc = "PEM private key of client_certificate_file (mode 600)" },
 	{ .section = "site", .key = "collection", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(all devices)",
 	  .check = check_collection, .offset = OFF(site_collection),
 	  .desc = "Only devices of this collection id, e.g. SMS00001" },
@@ -130,11 +149,27 @@ static const struct option options[] = {
 	  .def = "https://graph.microsoft.com/beta", .offset = OFF(tenant_graph_url), .desc = "Microsoft Graph base URL" },
 	{ .section = "tenant", .key = "client_id", .type = OPT_STRING, .flags = OPT_REQUIRED | RELOAD,
 	  .offset = OFF(tenant_client_id), .desc = "Application (client) id of the app registration" },
-	{ .section = "tenant", .key = "client_secret_file", .type = OPT_SECRET_PATH, .flags = OPT_REQUIRED | RELOAD,
-	  .offset = OFF(tenant_client_secret_file), .desc = "File holding the client secret (mode 600)" },
+	{ .section = "tenant", .key = "client_secret_file", .type = OPT_SECRET_PATH, .flags = RELOAD,
+	  .def_doc = "(none)", .offset = OFF(tenant_client_secret_file),
+	  .desc = "File holding the client secret (mode 600); set this or client_certificate_file" },
+	{ .section = "tenant", .key = "client_certificate_file", .type = OPT_PATH, .flags = OPT_MUST_EXIST | RELOAD,
+	  .def_doc = "(none)", .offset = OFF(tenant_client_certificate_file),
+	  .desc = "PEM certificate uploaded to the app registration: signs client assertions instead of a secret" },
+	{ .section = "tenant", .key = "client_key_file", .type = OPT_SECRET_PATH, .flags = RELOAD,
+	  .def_doc = "(the certificate file)", .offset = OFF(tenant_client_key_file),
+	  .desc = "PEM RSA private key of client_certificate_file (mode 600)" },
+	{ .section = "tenant", .key = "client_key_passphrase_file", .type = OPT_SECRET_PATH, .flags = RELOAD,
+	  .def_doc = "(none)", .offset = OFF(tenant_client_key_passphrase_file),
+	  .desc = "File holding the passphrase of an encrypted client_key_file (mode 600)" },
+	{ .section = "tenant", .key = "assertion_alg", .type = OPT_ENUM, .flags = RELOAD, .def = "PS256",
+	  .values = alg_values, .offset = OFF(tenant_assertion_alg),
+	  .desc = "Client assertion signature: PS256 (RSA-PSS, x5t#S256 header) or RS256 (PKCS#1 v1.5, x5t header)" },
 	{ .section = "tenant", .key = "ca_file", .type = OPT_PATH, .flags = OPT_MUST_EXIST | RELOAD,
 	  .def_doc = "(system CAs)", .offset = OFF(tenant_ca_file),
 	  .desc = "PEM CA bundle to verify the tenant endpoints (instead of the system CAs)" },
+	{ .section = "tenant", .key = "pinned_public_key", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(none)",
+	  .check = check_pinned_key, .offset = OFF(tenant_pinned_public_key),
+	  .desc = "Only accept tenant endpoints with this public key: sha256//BASE64[;sha256//...] or an absolute PEM/DER path" },
 	{ .section = "tenant", .key = "scope", .type = OPT_STRING, .flags = RELOAD,
 	  .def = "https://graph.microsoft.com/.default", .offset = OFF(tenant_scope),
 	  .desc = "Scope requested with the client credentials grant" },
@@ -151,6 +186,22 @@ static const struct option options[] = {
 	{ .section = "tenant", .key = "connect_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "15", .min = 1,
 	  .max = 300, .offset = OFF(tenant_connect_timeout),
 	  .desc = "Seconds to establish a connection (TCP and TLS) to the tenant" },
+
+	/* [network] */
+	{ .section = "network", .key = "proxy", .type = OPT_STRING, .flags = RELOAD,
+	  .def_doc = "(HTTPS_PROXY from the environment)", .check = check_proxy, .offset = OFF(network_proxy),
+	  .desc = "HTTP proxy for the site and the tenant, http://host:port or https://host:port; none: connect directly" },
+	{ .section = "network", .key = "proxy_auth", .type = OPT_ENUM, .flags = RELOAD, .def = "none",
+	  .values = proxy_auth_values, .offset = OFF(network_proxy_auth),
+	  .desc = "none, basic or ntlm (needs proxy_username and proxy_password_file)" },
+	{ .section = "network", .key = "proxy_username", .type = OPT_STRING, .flags = RELOAD, .def_doc = "(none)",
+	  .offset = OFF(network_proxy_username), .desc = "Proxy account, e.g. CORP\\svc-cmbridge" },
+	{ .section = "network", .key = "proxy_password_file", .type = OPT_SECRET_PATH, .flags = RELOAD,
+	  .def_doc = "(none)", .offset = OFF(network_proxy_password_file),
+	  .desc = "File holding the proxy password (mode 600)" },
+	{ .section = "network", .key = "no_proxy", .type = OPT_STRING, .flags = RELOAD,
+	  .def_doc = "(NO_PROXY from the environment)", .offset = OFF(network_no_proxy),
+	  .desc = "Hosts reached without the proxy, comma-separated (e.g. cm01.corp.example,.corp.example); * for all" },
 
 	/* [sync] */
 	{ .section = "sync", .key = "interval", .type = OPT_LONG, .flags = RELOAD, .def = "900", .min = 60,
@@ -184,11 +235,37 @@ static const struct option options[] = {
 	  .offset = OFF(log_level), .desc = "Messages at this level and above are written" },
 	{ .section = "log", .key = "file", .type = OPT_PATH, .flags = RELOAD, .def_doc = "(stderr)",
 	  .offset = OFF(log_file), .desc = "Append log lines to this file instead of stderr" },
+
+	/* [actions] */
+	{ .section = "actions", .key = "allowed", .type = OPT_STRING, .flags = RELOAD,
+	  .def = "refreshMachinePolicy,refreshUserPolicy,appEvaluation,wakeUpClient,fullScan,quickScan,"
+		 "windowsDefenderUpdateSignatures,syncDevice",
+	  .check = check_action_list, .offset = OFF(actions_allowed),
+	  .desc = "Remote actions the connector relays to the site, comma-separated (retire also needs "
+		  "allow_destructive)" },
+	{ .section = "actions", .key = "allow_destructive", .type = OPT_BOOL, .flags = RELOAD, .def = "no",
+	  .offset = OFF(actions_allow_destructive),
+	  .desc = "Relay retire (blocks the ConfigMgr client) when it is also in allowed" },
+	{ .section = "actions", .key = "ttl", .type = OPT_LONG, .flags = RELOAD, .def = "86400", .min = 60,
+	  .max = 604800, .offset = OFF(actions_ttl),
+	  .desc = "Seconds after its request an action may still be delivered; older ones fail, never late" },
+	{ .section = "actions", .key = "batch_window", .type = OPT_LONG, .flags = RELOAD, .def = "2", .min = 0,
+	  .max = 60, .offset = OFF(actions_batch_window),
+	  .desc = "Seconds same-type actions are gathered into one site operation" },
+	{ .section = "actions", .key = "poll_wait", .type = OPT_LONG, .flags = RELOAD, .def = "30", .min = 0,
+	  .max = 60, .offset = OFF(actions_poll_wait),
+	  .desc = "Seconds the tenant may hold the notification long poll when nothing is pending" },
+	{ .section = "actions", .key = "status_poll_interval", .type = OPT_LONG, .flags = RELOAD, .def = "10",
+	  .min = 1, .max = 3600, .offset = OFF(actions_status_poll_interval),
+	  .desc = "Seconds between reads of a site operation's status" },
+	{ .section = "actions", .key = "status_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "900",
+	  .min = 10, .max = 86400, .offset = OFF(actions_status_timeout),
+	  .desc = "Seconds a site operation's outcome is awaited before its actions are reported failed" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static const char *const sections[] = { "connector", "site", "tenant", "sync", "log" };
+static const char *const sections[] = { "connector", "site", "tenant", "network", "sync", "log", "actions" };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* ---- field access ---- */
@@ -270,6 +347,79 @@ static int check_collection_list(char *v, const char **expected)
 	}
 	*out = '\0';
 	return 0;
+}
+
+/*
+ * "refreshMachinePolicy, fullScan": names made of letters only, normalised
+ * in place to "refreshMachinePolicy,fullScan". Whether each name is a known
+ * action is the relay's check (the table lives in mapping/actions.c).
+ */
+static int check_action_list(char *v, const char **expected)
+{
+	*expected = "action names separated by commas, e.g. refreshMachinePolicy,fullScan";
+	char *out = v;
+	for (char *p = v;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		char *start = p;
+		while (isalpha((unsigned char)*p) && (unsigned char)*p < 0x80)
+			p++;
+		char *end = p;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (end == start || (*p && *p != ','))
+			return -1;
+		if (out != v)
+			*out++ = ',';
+		memmove(out, start, (size_t)(end - start));
+		out += end - start;
+		if (!*p)
+			break;
+		p++;
+	}
+	*out = '\0';
+	return 0;
+}
+
+/* "sha256//BASE64[;sha256//BASE64...]" (libcurl's form) or an absolute path to a public key file. */
+static int check_pinned_key(char *v, const char **expected)
+{
+	*expected = "sha256//BASE64 hashes separated by ';', or the absolute path of a PEM or DER public key";
+	if (v[0] == '/')
+		return 0;
+	for (char *p = v;;) {
+		if (strncmp(p, "sha256//", 8) != 0)
+			return -1;
+		p += 8;
+		size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=");
+		if (n != 44) /* base64 of 32 bytes */
+			return -1;
+		p += n;
+		if (*p == '\0')
+			return 0;
+		if (*p++ != ';')
+			return -1;
+	}
+}
+
+static int check_proxy(char *v, const char **expected)
+{
+	*expected = "http://host:port, https://host:port or none";
+	if (strcmp(v, "none") == 0)
+		return 0;
+	const char *rest = strncasecmp(v, "http://", 7) == 0 ? v + 7 : strncasecmp(v, "https://", 8) == 0 ? v + 8 : NULL;
+	/* Credentials belong in proxy_password_file, never in the URL. */
+	if (!rest || !*rest || *rest == '/' || strpbrk(v, " \t") || strchr(rest, '@'))
+		return -1;
+	return 0;
+}
+
+/* The client credentials grant only accepts "<resource>/.default". */
+static int check_scope(char *v, const char **expected)
+{
+	*expected = "a scope ending in /.default, e.g. https://cm.corp.example/.default";
+	size_t n = strlen(v);
+	return (n > 9 && strcmp(v + n - 9, "/.default") == 0 && !strpbrk(v, " \t")) ? 0 : -1;
 }
 
 /* ---- messages ---- */
@@ -478,7 +628,8 @@ static char *read_line(char *str, int num, void *stream)
 					fail_at(ctx, ctx->lineno, "[%s]: unknown section (did you mean [%s]?)", name, sug);
 				else
 					fail_at(ctx, ctx->lineno,
-						"[%s]: unknown section (expected [connector], [site], [tenant], [sync] or [log])",
+						"[%s]: unknown section (expected [connector], [site], [tenant], [network], [sync], [log] "
+						"or [actions])",
 						name);
 				return NULL;
 			}
@@ -690,7 +841,7 @@ static int handle_pair(void *user, const char *section, const char *name, const 
 		if (looks_like_secret_key(name)) {
 			const char *use = NULL;
 			for (size_t i = 0; i < N_OPTIONS; i++)
-				if (strcmp(options[i].section, section) == 0 && options[i].type == OPT_SECRET_PATH)
+				if (!use && strcmp(options[i].section, section) == 0 && options[i].type == OPT_SECRET_PATH)
 					use = options[i].key;
 			if (use)
 				fail_at(ctx, ctx->lineno, "[%s] %s: secrets are read from files: use %s", section, name,
@@ -729,6 +880,83 @@ static const struct option *option_by_field(size_t offset, size_t *index)
 	abort(); /* a programming error: every field has a row */
 }
 
+/* Fails ctx when the option at field offset is set: "[section] key: set but WHY (expected FIX)". */
+static void refuse_if_set(struct parse_ctx *ctx, size_t offset, const char *why, const char *fix)
+{
+	size_t i;
+	const struct option *o = option_by_field(offset, &i);
+	if (ctx->error || !*field_str(ctx->cfg, o))
+		return;
+	fail_at(ctx, ctx->set_line[i], "[%s] %s: set but %s (expected %s, or remove the line)", o->section, o->key,
+		why, fix);
+}
+
+static void check_site_auth(struct parse_ctx *ctx)
+{
+	struct cmb_config *cfg = ctx->cfg;
+	const char *auth = cfg->site_auth;
+	char why[64];
+	snprintf(why, sizeof(why), "auth = %s", auth);
+	if (strcmp(auth, "basic") == 0 || strcmp(auth, "ntlm") == 0) {
+		if (!cfg->site_username)
+			fail_at(ctx, 0, "[site] username is required when auth = %s", auth);
+		else if (!cfg->site_password_file)
+			fail_at(ctx, 0, "[site] password_file is required when auth = %s", auth);
+	} else {
+		/* Credentials that would be ignored are almost always a mistake: say so. */
+		refuse_if_set(ctx, OFF(site_username), why, "auth = basic or ntlm");
+		refuse_if_set(ctx, OFF(site_password_file), why, "auth = basic or ntlm");
+	}
+	if (strcmp(auth, "bearer") == 0) {
+		if (!cfg->site_scope)
+			fail_at(ctx, 0, "[site] scope is required when auth = bearer");
+	} else {
+		refuse_if_set(ctx, OFF(site_scope), why, "auth = bearer");
+	}
+	if (!cfg->site_client_certificate_file)
+		refuse_if_set(ctx, OFF(site_client_key_file), "client_certificate_file is not",
+			      "client_certificate_file");
+}
+
+static void check_tenant_credentials(struct parse_ctx *ctx)
+{
+	struct cmb_config *cfg = ctx->cfg;
+	if (cfg->tenant_client_secret_file && cfg->tenant_client_certificate_file) {
+		size_t i;
+		option_by_field(OFF(tenant_client_certificate_file), &i);
+		fail_at(ctx, ctx->set_line[i],
+			"[tenant] client_certificate_file: set together with client_secret_file (expected exactly one "
+			"credential: remove one of the two lines)");
+		return;
+	}
+	if (!cfg->tenant_client_secret_file && !cfg->tenant_client_certificate_file) {
+		fail_at(ctx, 0, "[tenant] client_secret_file or client_certificate_file is required");
+		return;
+	}
+	if (!cfg->tenant_client_certificate_file) {
+		refuse_if_set(ctx, OFF(tenant_client_key_file), "client_certificate_file is not", "client_certificate_file");
+		refuse_if_set(ctx, OFF(tenant_client_key_passphrase_file), "client_certificate_file is not",
+			      "client_certificate_file");
+	}
+}
+
+static void check_proxy_auth(struct parse_ctx *ctx)
+{
+	struct cmb_config *cfg = ctx->cfg;
+	if (strcmp(cfg->network_proxy_auth, "none") != 0) {
+		if (!cfg->network_proxy || strcmp(cfg->network_proxy, "none") == 0)
+			fail_at(ctx, 0, "[network] proxy is required when proxy_auth = %s", cfg->network_proxy_auth);
+		else if (!cfg->network_proxy_username)
+			fail_at(ctx, 0, "[network] proxy_username is required when proxy_auth = %s", cfg->network_proxy_auth);
+		else if (!cfg->network_proxy_password_file)
+			fail_at(ctx, 0, "[network] proxy_password_file is required when proxy_auth = %s",
+				cfg->network_proxy_auth);
+	} else {
+		refuse_if_set(ctx, OFF(network_proxy_username), "proxy_auth = none", "proxy_auth = basic or ntlm");
+		refuse_if_set(ctx, OFF(network_proxy_password_file), "proxy_auth = none", "proxy_auth = basic or ntlm");
+	}
+}
+
 /* Defaults, required keys and the rules that involve more than one option. */
 static void finish(struct parse_ctx *ctx)
 {
@@ -749,23 +977,11 @@ static void finish(struct parse_ctx *ctx)
 	if (!cfg->tenant_token_url)
 		cfg->tenant_token_url = xasprintf("%s/oauth2/v2.0/token", cfg->tenant_authority);
 
-	size_t iu, ip;
-	const struct option *ou = option_by_field(OFF(site_username), &iu);
-	const struct option *op = option_by_field(OFF(site_password_file), &ip);
-	if (strcmp(cfg->site_auth, "basic") == 0) {
-		if (!cfg->site_username)
-			fail_at(ctx, 0, "[site] username is required when auth = basic");
-		else if (!cfg->site_password_file)
-			fail_at(ctx, 0, "[site] password_file is required when auth = basic");
-	} else {
-		/* Credentials that would be ignored are almost always a mistake: say so. */
-		if (cfg->site_username)
-			fail_at(ctx, ctx->set_line[iu], "[site] %s: set but auth = none (expected auth = basic, or remove the line)",
-				ou->key);
-		else if (cfg->site_password_file)
-			fail_at(ctx, ctx->set_line[ip], "[site] %s: set but auth = none (expected auth = basic, or remove the line)",
-				op->key);
-	}
+	check_site_auth(ctx);
+	if (!ctx->error)
+		check_tenant_credentials(ctx);
+	if (!ctx->error)
+		check_proxy_auth(ctx);
 	if (ctx->error)
 		return;
 

@@ -26,10 +26,14 @@ struct cmb_config {
 	/* [site] */
 	char *site_adapter;         /* default "adminservice" */
 	char *site_url;             /* required: https://host/AdminService */
-	char *site_auth;            /* none | basic; default none */
-	char *site_username;
-	char *site_password_file;   /* secret file */
+	char *site_auth;            /* none | basic | ntlm | negotiate | bearer; default none */
+	char *site_username;        /* basic, ntlm ("DOMAIN\\user") */
+	char *site_password_file;   /* secret file; basic, ntlm */
+	char *site_scope;           /* bearer: scope of the Entra token, e.g. https://host/.default */
 	char *site_ca_file;
+	char *site_pinned_public_key; /* "sha256//..." or a path to a PEM/DER public key */
+	char *site_client_certificate_file; /* mutual TLS towards the site */
+	char *site_client_key_file; /* secret file; default: the certificate file */
 	char *site_collection;      /* optional collection id, e.g. "SMS00001" */
 	char *site_cloud_sync_collections; /* "ID1,ID2" normalised, or NULL */
 	long site_page_size;        /* $top per page request; default 1000, 1..100000 */
@@ -44,14 +48,26 @@ struct cmb_config {
 	char *tenant_gateway_url;   /* required: base of /api/gateway/... */
 	char *tenant_graph_url;     /* default https://graph.microsoft.com/beta */
 	char *tenant_client_id;     /* required */
-	char *tenant_client_secret_file; /* required (secret file) */
+	char *tenant_client_secret_file; /* secret file; exactly one of this and client_certificate_file */
+	char *tenant_client_certificate_file; /* PEM certificate registered with the app (client assertion) */
+	char *tenant_client_key_file;         /* secret file; default: the certificate file */
+	char *tenant_client_key_passphrase_file; /* secret file, when the key is encrypted */
+	char *tenant_assertion_alg;  /* PS256 | RS256; default PS256 */
 	char *tenant_ca_file;
+	char *tenant_pinned_public_key; /* as site_pinned_public_key */
 	char *tenant_scope;         /* default https://graph.microsoft.com/.default */
 	long tenant_batch_size;     /* records per upload request; default 500, 1..1000 */
 	long tenant_timeout;        /* seconds; default 60 */
 	long tenant_rate_limit;     /* token + upload requests per second, 0 = no limit; default 5 */
 	long tenant_rate_burst;     /* requests allowed at once above the rate; default 5 */
 	long tenant_connect_timeout;/* seconds to establish a connection; default 15 */
+
+	/* [network] */
+	char *network_proxy;        /* http(s)://host:port, "none", or NULL: HTTPS_PROXY from the environment */
+	char *network_proxy_auth;   /* none | basic | ntlm; default none */
+	char *network_proxy_username;
+	char *network_proxy_password_file; /* secret file */
+	char *network_no_proxy;     /* hosts that bypass the proxy; NULL: NO_PROXY from the environment */
 
 	/* [sync] */
 	long sync_interval;         /* seconds between delta cycles in `run`; default 900 */
@@ -67,6 +83,15 @@ struct cmb_config {
 	/* [log] */
 	char *log_level;            /* error | warn | info | debug; default info */
 	char *log_file;             /* default: stderr */
+
+	/* [actions] (remote action relay, docs/actions.md) */
+	char *actions_allowed;      /* comma-separated action names, normalised; default: every non-destructive one */
+	int actions_allow_destructive; /* retire may be relayed; default no */
+	long actions_ttl;           /* seconds an action stays deliverable after it was requested; default 86400 */
+	long actions_batch_window;  /* seconds same-type actions are gathered into one operation; default 2 */
+	long actions_poll_wait;     /* seconds the notification long poll may be held; default 30 */
+	long actions_status_poll_interval; /* seconds between SMS_ClientOperationStatus reads; default 10 */
+	long actions_status_timeout;/* seconds an operation's outcome is awaited; default 900 */
 };
 
 /*

@@ -1,18 +1,32 @@
 /*
  * http.c - HTTP core on libcurl: one easy handle per endpoint (connection
  * reuse), TLS verification always on, bounded or streamed responses, gzip
- * request bodies, a token-bucket rate limit per handle.
+ * request bodies, a token-bucket rate limit per handle, server (NTLM,
+ * Negotiate) and proxy authentication, public-key pinning, client
+ * certificates.
+ *
+ * TLS failures name the server certificate's subject and issuer: a verify
+ * callback installed through CURLOPT_SSL_CTX_FUNCTION (libcurl on OpenSSL)
+ * records the peer's leaf certificate during the handshake, which works
+ * when verification fails (CURLOPT_CERTINFO only fills after a successful
+ * handshake). It returns OpenSSL's own verdict unchanged.
  *
  * Must never: log a header value (tokens live there), turn off certificate
- * verification, or grow a buffer past the configured maximum.
+ * verification, or grow a buffer past the configured maximum. With
+ * Negotiate, libcurl runs verbose so GSS-API's reason for a missing ticket
+ * can be reported: the debug callback keeps only libcurl's text lines that
+ * start with "gss_", never headers or data.
  */
 #include "http.h"
+#include "config.h"
 #include "error.h"
 #include "log.h"
 #include "retry.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +42,48 @@ struct cmb_http {
 	size_t max_response;
 	size_t total_out, total_in, total_requests;
 	struct cmb_rate_limit rate;
+	char *section;               /* "[site]" */
+	char *pinned_public_key;
+	char *client_cert_file, *client_key_file;
+	enum cmb_http_auth auth;
+	char *username, *password;   /* password wiped on free */
+	char *proxy, *proxy_username, *proxy_password, *no_proxy;
+	enum cmb_http_proxy_auth proxy_auth;
+	/* What the last handshake saw (set by the verify callback). */
+	char peer_subject[256], peer_issuer[256], peer_error[160];
+	char gss_error[256];         /* last "gss_..." line of libcurl, for Negotiate */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int ctx_index = -1;
 static void curl_init_once(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? xstrdup(s) : NULL;
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+void cmb_http_opts_network(struct cmb_http_opts *o, const struct cmb_config *cfg)
+{
+	o->proxy = cfg->network_proxy;
+	o->proxy_auth = !cfg->network_proxy_auth || strcmp(cfg->network_proxy_auth, "none") == 0 ? CMB_HTTP_PROXY_AUTH_NONE
+			: strcmp(cfg->network_proxy_auth, "ntlm") == 0 ? CMB_HTTP_PROXY_AUTH_NTLM
+									 : CMB_HTTP_PROXY_AUTH_BASIC;
+	o->proxy_username = cfg->network_proxy_username;
+	o->proxy_password_file = cfg->network_proxy_password_file;
+	o->no_proxy = cfg->network_no_proxy;
 }
 
 int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts)
@@ -52,6 +102,33 @@ int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts)
 	h->low_speed_time_s = opts->low_speed_time_s > 0 ? opts->low_speed_time_s : 60;
 	h->max_response = opts->max_response ? opts->max_response : (size_t)256 << 20;
 	cmb_rate_limit_init(&h->rate, opts->rate_limit, opts->rate_burst);
+	h->section = opts->config_section ? xstrdup(opts->config_section) : xasprintf("[%s]", h->name);
+	h->pinned_public_key = dup_or_null(opts->pinned_public_key);
+	h->client_cert_file = dup_or_null(opts->client_cert_file);
+	h->client_key_file = dup_or_null(opts->client_key_file);
+	h->auth = opts->auth;
+	h->username = dup_or_null(opts->username);
+	h->password = dup_or_null(opts->password);
+	h->proxy = dup_or_null(opts->proxy);
+	h->proxy_auth = opts->proxy_auth;
+	h->proxy_username = dup_or_null(opts->proxy_username);
+	h->no_proxy = dup_or_null(opts->no_proxy);
+	if (h->auth == CMB_HTTP_AUTH_NTLM && (!h->username || !h->password)) {
+		cmb_http_free(h);
+		return cmb_error_set(CMB_ECONFIG, "NTLM towards the %s needs a username and a password", opts->name);
+	}
+	if (h->proxy_auth != CMB_HTTP_PROXY_AUTH_NONE) {
+		int rc;
+		if (!h->proxy || strcmp(h->proxy, "none") == 0 || !h->proxy_username || !opts->proxy_password_file) {
+			cmb_http_free(h);
+			return cmb_error_set(CMB_ECONFIG, "[network] proxy_auth needs proxy, proxy_username and proxy_password_file");
+		}
+		if ((rc = cmb_secret_read(opts->proxy_password_file, &h->proxy_password)) < 0) {
+			cmb_error_wrap(rc, "[network] proxy_password_file");
+			cmb_http_free(h);
+			return rc;
+		}
+	}
 	*out = h;
 	return 0;
 }
@@ -64,6 +141,16 @@ void cmb_http_free(struct cmb_http *h)
 	free(h->name);
 	free(h->ca_file);
 	free(h->user_agent);
+	free(h->section);
+	free(h->pinned_public_key);
+	free(h->client_cert_file);
+	free(h->client_key_file);
+	free(h->username);
+	wipe_free(h->password);
+	free(h->proxy);
+	free(h->proxy_username);
+	wipe_free(h->proxy_password);
+	free(h->no_proxy);
 	free(h);
 }
 
@@ -124,6 +211,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 		free(t->resp->content_type);
 		t->resp->content_type = ct ? xstrdup(ct) : NULL;
 		t->use_sink = t->req->sink && status >= 200 && status < 300;
+		/*
+		 * A success body the caller collects (no sink) is kept whole, up to
+		 * max_response (checked below); error bodies only up to 64 KiB.
+		 */
+		if (!t->use_sink && status >= 200 && status < 300)
+			t->resp->body.max = t->h->max_response;
 		t->decided = 1;
 	}
 	if (len > t->h->max_response || t->resp->bytes_in > t->h->max_response - len) {
@@ -140,7 +233,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 		}
 		return len;
 	}
-	/* Error bodies are kept only up to 64 KiB: enough to explain, never a memory sink. */
+	/* Error bodies stop at 64 KiB: enough to explain, never a memory sink; the rest is dropped. */
 	size_t room = t->resp->body.max - t->resp->body.len;
 	if (cmb_buf_add(&t->resp->body, data, len < room ? len : room) < 0)
 		return 0;
@@ -172,9 +265,122 @@ static int gzip_body(const void *in, size_t in_len, struct cmb_buf *out)
 	return 0;
 }
 
+/* ---- TLS: what the server presented ---- */
+
+static void name_line(const X509_NAME *n, char *out, size_t size)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	out[0] = '\0';
+	if (!b)
+		return;
+	X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253);
+	len = BIO_get_mem_data(b, &data);
+	if (len > 0)
+		snprintf(out, size, "%.*s", (int)len, data);
+	BIO_free(b);
+}
+
+static int on_verify(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct cmb_http *h = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	if (h && leaf) {
+		name_line(X509_get_subject_name(leaf), h->peer_subject, sizeof(h->peer_subject));
+		name_line(X509_get_issuer_name(leaf), h->peer_issuer, sizeof(h->peer_issuer));
+		if (!ok && !h->peer_error[0])
+			snprintf(h->peer_error, sizeof(h->peer_error), "%s",
+				 X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+	}
+	return ok; /* OpenSSL's verdict, unchanged: this callback only watches */
+}
+
+static CURLcode on_ssl_ctx(CURL *c, void *sslctx, void *ud)
+{
+	(void)c;
+	SSL_CTX *ctx = sslctx;
+	SSL_CTX_set_ex_data(ctx, ctx_index, ud);
+	/* libcurl set SSL_VERIFY_PEER (verification is always on); keep the mode, add the watcher. */
+	SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), on_verify);
+	return CURLE_OK;
+}
+
+/* Keeps libcurl's GSS-API diagnostics (text lines only: never headers or data). */
+static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
+{
+	(void)c;
+	struct cmb_http *h = ud;
+	if (type == CURLINFO_TEXT && size > 4 && strncmp(data, "gss_", 4) == 0) {
+		size_t n = size;
+		while (n && (data[n - 1] == '\n' || data[n - 1] == '\r' || data[n - 1] == ' '))
+			n--;
+		snprintf(h->gss_error, sizeof(h->gss_error), "%.*s", (int)n, data);
+	}
+	return 0;
+}
+
+static void url_host(const char *url, char *out, size_t size)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	snprintf(out, size, "%s", url);
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		snprintf(out, size, "%s", host);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+static int tls_error(struct cmb_http *h, CURLcode cc, const char *url, const char *detail)
+{
+	char host[256], peer[600] = "";
+	url_host(url, host, sizeof(host));
+	if (h->peer_subject[0])
+		snprintf(peer, sizeof(peer), "; server certificate subject '%s', issuer '%s'", h->peer_subject,
+			 h->peer_issuer);
+	switch (cc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the certificate of %s did not verify (%s)%s "
+				     "(check %s ca_file)", h->name, url, host, h->peer_error[0] ? h->peer_error : detail,
+				     peer, h->section);
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the public key of %s does not match %s "
+				     "pinned_public_key%s", h->name, url, host, h->section, peer);
+	case CURLE_SSL_CERTPROBLEM:
+		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the client certificate could not be used: "
+				     "%s (check %s client_certificate_file and client_key_file)", h->name, url, detail,
+				     h->section);
+	default:
+		if (strstr(detail, "alert certificate required") || strstr(detail, "alert handshake failure") ||
+		    strstr(detail, "alert bad certificate") || strstr(detail, "alert unknown ca"))
+			return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: %s refused the handshake (%s)%s: "
+					     "does it require a client certificate (%s client_certificate_file)?",
+					     h->name, url, host, detail, peer, h->section);
+		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: %s%s (check %s ca_file)", h->name, url,
+				     detail, peer, h->section);
+	}
+}
+
 static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, const char *errbuf)
 {
 	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+	long connect_code = 0;
+	curl_easy_getinfo(h->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	/* 407 is the proxy's "authenticate"; some proxies (tinyproxy) answer a CONNECT with 401 instead. */
+	if (connect_code == 407 || connect_code == 401) {
+		if (h->proxy_auth == CMB_HTTP_PROXY_AUTH_NONE)
+			return cmb_error_set(CMB_EAUTH, "the proxy %s requires authentication for the %s at %s (HTTP %ld): "
+					     "set [network] proxy_auth, proxy_username and proxy_password_file",
+					     h->proxy ? h->proxy : "from the environment", h->name, url, connect_code);
+		return cmb_error_set(CMB_EAUTH, "the proxy %s refused the credentials for %s (HTTP %ld, %s) on the way "
+				     "to the %s at %s", h->proxy, h->proxy_username, connect_code,
+				     h->proxy_auth == CMB_HTTP_PROXY_AUTH_NTLM ? "NTLM" : "Basic", h->name, url);
+	}
+	if (connect_code >= 300)
+		return cmb_error_set(CMB_EHTTP, "the proxy %s refused the tunnel to the %s at %s (CONNECT answered HTTP %ld)",
+				     h->proxy ? h->proxy : "from the environment", h->name, url, connect_code);
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
@@ -182,8 +388,7 @@ static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, cons
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: %s (check [%s] ca_file)", h->name, url,
-				     detail, h->name);
+		return tls_error(h, cc, url, detail);
 	case CURLE_PARTIAL_FILE:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -218,7 +423,41 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	if (h->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	h->peer_subject[0] = h->peer_issuer[0] = h->peer_error[0] = h->gss_error[0] = '\0';
+	if (h->pinned_public_key)
+		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, h->pinned_public_key);
+	if (h->client_cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, h->client_cert_file);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, h->client_key_file ? h->client_key_file : h->client_cert_file);
+	}
+	/* NTLM and Negotiate authenticate HTTP/1.1 connections; over HTTP/2 servers refuse them. */
+	int conn_auth = h->auth != CMB_HTTP_AUTH_NONE || h->proxy_auth == CMB_HTTP_PROXY_AUTH_NTLM;
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)(conn_auth ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS));
+	if (h->auth == CMB_HTTP_AUTH_NTLM) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_NTLM);
+		curl_easy_setopt(c, CURLOPT_USERNAME, h->username);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password);
+	} else if (h->auth == CMB_HTTP_AUTH_NEGOTIATE) {
+		/* ":": no user name; GSS-API takes the credentials from the ccache or KRB5_CLIENT_KTNAME. */
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_NEGOTIATE);
+		curl_easy_setopt(c, CURLOPT_USERPWD, ":");
+		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
+		curl_easy_setopt(c, CURLOPT_DEBUGDATA, h);
+	}
+	if (h->proxy) {
+		curl_easy_setopt(c, CURLOPT_PROXY, strcmp(h->proxy, "none") == 0 ? "" : h->proxy);
+		if (h->proxy_auth != CMB_HTTP_PROXY_AUTH_NONE) {
+			curl_easy_setopt(c, CURLOPT_PROXYAUTH, (long)(h->proxy_auth == CMB_HTTP_PROXY_AUTH_NTLM
+									      ? CURLAUTH_NTLM : CURLAUTH_BASIC));
+			curl_easy_setopt(c, CURLOPT_PROXYUSERNAME, h->proxy_username);
+			curl_easy_setopt(c, CURLOPT_PROXYPASSWORD, h->proxy_password);
+		}
+	}
+	if (h->no_proxy)
+		curl_easy_setopt(c, CURLOPT_NOPROXY, h->no_proxy);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout_s);
@@ -283,6 +522,21 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
 		resp->content_type = ct ? xstrdup(ct) : NULL;
+	}
+	if (h->auth == CMB_HTTP_AUTH_NEGOTIATE && resp->status == 401 && h->gss_error[0]) {
+		/* libcurl could not even build a Negotiate token: say why, in the admin's terms. */
+		char host[256];
+		url_host(req->url, host, sizeof(host));
+		if (strstr(h->gss_error, "No credentials were supplied") || strstr(h->gss_error, "No Kerberos credentials") ||
+		    (strstr(h->gss_error, "not found") && strstr(h->gss_error, "cache")))
+			rc = cmb_error_set(CMB_EAUTH, "no Kerberos ticket for the %s at %s: run kinit or set "
+					   "KRB5_CLIENT_KTNAME to a client keytab (GSS-API: %s)", h->name, req->url,
+					   h->gss_error);
+		else
+			rc = cmb_error_set(CMB_EAUTH, "Kerberos could not get a ticket for HTTP/%s (the %s at %s): %s "
+					   "(is the SPN HTTP/%s registered, and the realm reachable?)", host, h->name,
+					   req->url, h->gss_error, host);
+		goto done;
 	}
 done:
 	/* The header list may hold the bearer token: wipe before freeing. */

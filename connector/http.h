@@ -1,8 +1,11 @@
 /*
  * http.h - the HTTP core every adapter uses, on libcurl.
  *
- * One cmb_http per remote endpoint (site, tenant) so connections are reused.
- * TLS verification is always on; the only knob is which CA file to trust.
+ * One cmb_http per remote endpoint (site, tenant) so connections are reused
+ * (NTLM authenticates a connection, so this matters for more than speed).
+ * TLS verification is always on; the knobs are which CA file to trust, an
+ * optional public-key pin and an optional client certificate. Proxies come
+ * from [network], or from HTTPS_PROXY/NO_PROXY when the config says nothing.
  * Responses are either collected into a bounded buffer or streamed to a
  * sink while they download (so a page is parsed as it arrives and memory is
  * bounded by one record). Request bodies can be gzip-compressed.
@@ -13,7 +16,20 @@
 #include <stddef.h>
 #include "util.h"
 
+struct cmb_config;
 struct cmb_http;
+
+enum cmb_http_auth {
+	CMB_HTTP_AUTH_NONE = 0,   /* or a header the caller adds (Basic, Bearer) */
+	CMB_HTTP_AUTH_NTLM,       /* libcurl NTLM with username/password */
+	CMB_HTTP_AUTH_NEGOTIATE,  /* libcurl SPNEGO through GSS-API: the Kerberos ccache or KRB5_CLIENT_KTNAME */
+};
+
+enum cmb_http_proxy_auth {
+	CMB_HTTP_PROXY_AUTH_NONE = 0,
+	CMB_HTTP_PROXY_AUTH_BASIC,
+	CMB_HTTP_PROXY_AUTH_NTLM,
+};
 
 struct cmb_http_opts {
 	const char *name;            /* "site" or "tenant": used in messages */
@@ -24,7 +40,31 @@ struct cmb_http_opts {
 	const char *user_agent;      /* default "cmbridge/<version>" */
 	double rate_limit;           /* requests per second at most, every request included; <= 0: no limit */
 	double rate_burst;           /* requests allowed at once before the rate applies; default 1 */
+	const char *config_section;  /* "[site]" or "[tenant]": named in TLS hints; default "[name]" */
+
+	/* TLS */
+	const char *pinned_public_key;  /* "sha256//..." list or a public key file; NULL: no pin */
+	const char *client_cert_file;   /* PEM client certificate (mutual TLS); NULL: none */
+	const char *client_key_file;    /* its key; NULL: in client_cert_file */
+
+	/* Server authentication done by libcurl (copied; the password is wiped on free). */
+	enum cmb_http_auth auth;
+	const char *username;           /* NTLM: "DOMAIN\user" */
+	const char *password;
+
+	/* Proxy ([network]); all NULL: libcurl's environment (https_proxy, HTTPS_PROXY, NO_PROXY). */
+	const char *proxy;              /* URL, or "none" to ignore the environment */
+	enum cmb_http_proxy_auth proxy_auth;
+	const char *proxy_username;
+	const char *proxy_password_file;/* read at cmb_http_new */
+	const char *no_proxy;
 };
+
+/*
+ * Fills the [network] fields of opts from cfg (pointers into cfg, which must
+ * outlive cmb_http_new()).
+ */
+void cmb_http_opts_network(struct cmb_http_opts *opts, const struct cmb_config *cfg);
 
 int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts);
 void cmb_http_free(struct cmb_http *h);
@@ -63,7 +103,11 @@ struct cmb_http_response {
  * Performs the request, first taking a token from the handle's rate limit
  * (which may block). Returns 0 when a complete response arrived (whatever
  * its status; the caller judges it), CMB_ENETWORK / CMB_ETLS when none did
- * (a connection closed before the whole body arrived is CMB_ENETWORK),
+ * (a connection closed before the whole body arrived is CMB_ENETWORK; a TLS
+ * verification failure names the host and the server certificate's subject
+ * and issuer), CMB_EAUTH when the proxy refused its credentials (407) or,
+ * with CMB_HTTP_AUTH_NEGOTIATE, when GSS-API had no Kerberos credentials to
+ * answer a 401 with, CMB_EHTTP when the proxy refused the tunnel,
  * CMB_ETOOBIG when the body exceeded max_response, or the sink's code.
  * resp is the caller's; release it with cmb_http_response_clear().
  */

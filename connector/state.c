@@ -98,6 +98,67 @@ static const char *const migrations[] = {
 	"  hash TEXT NOT NULL,\n"
 	"  created TEXT NOT NULL\n"           /* createdDateTime sent at the first upload, kept */
 	") WITHOUT ROWID;\n",
+	/* 1 -> 2: remote actions (docs/actions.md) */
+	"CREATE TABLE actions(\n"             /* the inbox: one row per action id, replays dropped */
+	"  id TEXT PRIMARY KEY NOT NULL,\n"   /* the tenant's action id */
+	"  device_id TEXT NOT NULL,\n"        /* managedDevice id */
+	"  key TEXT NOT NULL,\n"              /* the site's device key */
+	"  resource_id INTEGER NOT NULL,\n"   /* from the key; 0 when it has none */
+	"  action TEXT NOT NULL,\n"
+	"  requested_by TEXT NOT NULL,\n"
+	"  requested INTEGER NOT NULL,\n"     /* epoch seconds */
+	"  expires INTEGER NOT NULL,\n"       /* epoch seconds: min(notification expiry, requested + ttl) */
+	"  received_ms INTEGER NOT NULL,\n"   /* epoch milliseconds it reached the inbox */
+	"  state TEXT NOT NULL,\n"            /* received | intent | delivered | done | failed | notSupported */
+	"  delivery TEXT NOT NULL,\n"         /* actionDeliveryStatus */
+	"  op_type INTEGER NOT NULL DEFAULT 0,\n"
+	"  intent_id INTEGER NOT NULL DEFAULT 0,\n" /* journal row of its site call */
+	"  error_code INTEGER NOT NULL DEFAULT 0,\n"
+	"  message TEXT,\n"
+	"  updated INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX actions_state ON actions(state, received_ms);\n"
+	"CREATE INDEX actions_intent ON actions(intent_id);\n"
+	"CREATE TABLE journal(\n"             /* intent before each site call, outcome after */
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  kind TEXT NOT NULL,\n"             /* operation | block */
+	"  op_type INTEGER NOT NULL,\n"       /* client notification type (operation) */
+	"  targets TEXT NOT NULL,\n"          /* JSON array of ResourceIDs, ascending */
+	"  marker TEXT NOT NULL,\n"           /* sha-256 of the batch's action ids, sorted: the client-side key */
+	"  intended INTEGER NOT NULL,\n"      /* epoch seconds the intent was journaled */
+	"  operation_id INTEGER NOT NULL DEFAULT -1,\n" /* the site's OperationID once known */
+	"  outcome TEXT,\n"                   /* NULL: unknown | issued | adopted | refused | blocked */
+	"  last_polled INTEGER NOT NULL DEFAULT 0,\n"
+	"  completed INTEGER NOT NULL DEFAULT 0\n" /* epoch seconds its actions became final */
+	");\n"
+	"CREATE TABLE outbox(\n"              /* the latest result of each action not yet acknowledged */
+	"  action_id TEXT PRIMARY KEY NOT NULL,\n"
+	"  delivery TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL,\n"
+	"  error_code INTEGER NOT NULL,\n"
+	"  message TEXT,\n"
+	"  updated INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE audit(\n"               /* append-only: every action, accepted or refused */
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  at INTEGER NOT NULL,\n"
+	"  action_id TEXT NOT NULL,\n"
+	"  requested_by TEXT NOT NULL,\n"
+	"  device_id TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  action TEXT NOT NULL,\n"
+	"  requested INTEGER NOT NULL,\n"
+	"  event TEXT NOT NULL,\n"            /* received | refused | staging | delivered | done | failed */
+	"  outcome TEXT NOT NULL,\n"          /* actionState at that point */
+	"  reason TEXT\n"
+	");\n"
+	"CREATE INDEX audit_action ON audit(action_id, seq);\n"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;\n"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;\n"
+	"CREATE TABLE notify_cursor(\n"       /* the notification channel's cursor, stored with the inbox */
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+	"  cursor TEXT NOT NULL\n"
+	");\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -146,6 +207,27 @@ enum stmt_id {
 	S_COLL_DELETE,
 	S_COLL_EACH,
 	S_PENDING_REMOVE,
+	S_ACT_ADD,
+	S_ACT_GET,
+	S_ACT_UPDATE,
+	S_ACT_BY_STATE,
+	S_ACT_BY_INTENT,
+	S_ACT_OPEN,
+	S_ACT_RECENT,
+	S_INTENT_ADD,
+	S_INTENT_OUTCOME,
+	S_INTENT_POLLED,
+	S_INTENT_COMPLETE,
+	S_INTENT_OPEN,
+	S_INTENT_KNOWN,
+	S_OUTBOX_PUT,
+	S_OUTBOX_LIST,
+	S_OUTBOX_DELETE,
+	S_OUTBOX_COUNT,
+	S_AUDIT_ADD,
+	S_AUDIT_EACH,
+	S_CURSOR_GET,
+	S_CURSOR_SET,
 	S_COUNT
 };
 
@@ -212,6 +294,40 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_QUAR_REMOVE] = "DELETE FROM quarantine WHERE key = ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
 	[S_QUAR_EACH] = "SELECT key, reason, since, kind FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
+#define ACT_COLS "id, device_id, key, resource_id, action, requested_by, requested, expires, received_ms, state, " \
+		 "delivery, op_type, intent_id, error_code, message, updated"
+	[S_ACT_ADD] = "INSERT INTO actions(" ACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+		      "?14, ?15, ?16) ON CONFLICT(id) DO NOTHING",
+	[S_ACT_GET] = "SELECT " ACT_COLS " FROM actions WHERE id = ?1",
+	[S_ACT_UPDATE] = "UPDATE actions SET state = ?2, delivery = ?3, error_code = ?4, message = ?5, "
+			 "intent_id = CASE WHEN ?6 >= 0 THEN ?6 ELSE intent_id END, "
+			 "op_type = CASE WHEN ?7 >= 0 THEN ?7 ELSE op_type END, updated = ?8 WHERE id = ?1",
+	[S_ACT_BY_STATE] = "SELECT " ACT_COLS " FROM actions WHERE state = ?1 ORDER BY received_ms, id LIMIT ?2",
+	[S_ACT_BY_INTENT] = "SELECT " ACT_COLS " FROM actions WHERE intent_id = ?1 ORDER BY resource_id, id",
+	[S_ACT_OPEN] = "SELECT count(*) FROM actions WHERE state NOT IN ('done', 'failed', 'notSupported')",
+	[S_ACT_RECENT] = "SELECT " ACT_COLS " FROM actions ORDER BY received_ms DESC, id LIMIT ?1",
+#define INTENT_COLS "id, kind, op_type, targets, marker, intended, operation_id, coalesce(outcome, ''), last_polled, completed"
+	[S_INTENT_ADD] = "INSERT INTO journal(kind, op_type, targets, marker, intended) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_INTENT_OUTCOME] = "UPDATE journal SET operation_id = ?2, outcome = ?3 WHERE id = ?1",
+	[S_INTENT_POLLED] = "UPDATE journal SET last_polled = ?2 WHERE id = ?1",
+	[S_INTENT_COMPLETE] = "UPDATE journal SET completed = ?2 WHERE id = ?1",
+	[S_INTENT_OPEN] = "SELECT " INTENT_COLS " FROM journal WHERE completed = 0 ORDER BY id",
+	[S_INTENT_KNOWN] = "SELECT count(*) FROM journal WHERE operation_id = ?1 AND kind = 'operation'",
+	[S_OUTBOX_PUT] = "INSERT INTO outbox(action_id, delivery, state, error_code, message, updated) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(action_id) DO UPDATE SET delivery = excluded.delivery, "
+			 "state = excluded.state, error_code = excluded.error_code, message = excluded.message, "
+			 "updated = excluded.updated",
+	[S_OUTBOX_LIST] = "SELECT action_id, delivery, state, error_code, message, updated FROM outbox "
+			  "ORDER BY updated, action_id LIMIT ?1",
+	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE action_id = ?1 AND delivery = ?2 AND state = ?3",
+	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+	[S_AUDIT_ADD] = "INSERT INTO audit(at, action_id, requested_by, device_id, key, action, requested, event, "
+			"outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_AUDIT_EACH] = "SELECT seq, at, action_id, requested_by, device_id, key, action, requested, event, outcome, "
+			 "reason FROM audit WHERE (?1 IS NULL OR action_id = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+	[S_CURSOR_GET] = "SELECT cursor FROM notify_cursor WHERE id = 1",
+	[S_CURSOR_SET] = "INSERT INTO notify_cursor(id, cursor) VALUES (1, ?1) "
+			 "ON CONFLICT(id) DO UPDATE SET cursor = excluded.cursor",
 };
 
 struct cmb_state {
@@ -1144,4 +1260,409 @@ int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char 
 	if (ret == 0 && removed)
 		*removed = sqlite3_changes(st->db) > 0;
 	return ret;
+}
+
+/* ---- remote actions (schema v2) ---- */
+
+/*
+ * Binds ?1.. from a format: 't' text (NULL binds NULL), 'i' int64, 'l'
+ * long, 'd' int. Returns the first SQLite bind code that is not SQLITE_OK.
+ */
+static int bind_fmt(sqlite3_stmt *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int b = SQLITE_OK;
+	for (int i = 0; fmt[i] && b == SQLITE_OK; i++) {
+		switch (fmt[i]) {
+		case 't': {
+			const char *v = va_arg(ap, const char *);
+			b = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i + 1);
+			break;
+		}
+		case 'i': b = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t)); break;
+		case 'l': b = sqlite3_bind_int64(s, i + 1, (int64_t)va_arg(ap, long)); break;
+		default: b = sqlite3_bind_int(s, i + 1, va_arg(ap, int)); break;
+		}
+	}
+	va_end(ap);
+	return b;
+}
+
+void cmb_state_action_clear(struct cmb_action *a)
+{
+	if (!a)
+		return;
+	free(a->id);
+	free(a->device_id);
+	free(a->key);
+	free(a->action);
+	free(a->requested_by);
+	free(a->message);
+	memset(a, 0, sizeof(*a));
+}
+
+void cmb_state_actions_free(struct cmb_action *list, size_t n)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cmb_state_action_clear(&list[i]);
+	free(list);
+}
+
+static char *dup_or_empty(sqlite3_stmt *s, int col)
+{
+	char *v = dup_column(s, col);
+	return v ? v : xstrdup("");
+}
+
+static void read_action(sqlite3_stmt *s, struct cmb_action *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = dup_or_empty(s, 0);
+	a->device_id = dup_or_empty(s, 1);
+	a->key = dup_or_empty(s, 2);
+	a->resource_id = (uint32_t)sqlite3_column_int64(s, 3);
+	a->action = dup_or_empty(s, 4);
+	a->requested_by = dup_or_empty(s, 5);
+	a->requested = sqlite3_column_int64(s, 6);
+	a->expires = sqlite3_column_int64(s, 7);
+	a->received_ms = sqlite3_column_int64(s, 8);
+	copy_text(a->state, sizeof(a->state), sqlite3_column_text(s, 9));
+	copy_text(a->delivery, sizeof(a->delivery), sqlite3_column_text(s, 10));
+	a->op_type = sqlite3_column_int(s, 11);
+	a->intent_id = sqlite3_column_int64(s, 12);
+	a->error_code = (long)sqlite3_column_int64(s, 13);
+	a->message = dup_column(s, 14);
+	a->updated = sqlite3_column_int64(s, 15);
+}
+
+int cmb_state_action_add(struct cmb_state *st, const struct cmb_action *a, int *added)
+{
+	if (!a->id || !a->id[0])
+		return cmb_error_set(CMB_EINVAL, "adding an action: empty action id");
+	sqlite3_stmt *s = st->stmt[S_ACT_ADD];
+	int b = bind_fmt(s, "tttittiiittdilti", a->id, a->device_id ? a->device_id : "", a->key ? a->key : "",
+			 (int64_t)a->resource_id, a->action ? a->action : "", a->requested_by ? a->requested_by : "",
+			 a->requested, a->expires, a->received_ms, a->state, a->delivery, a->op_type, a->intent_id,
+			 a->error_code, a->message, a->updated);
+	int ret = step_done(st, s, b, "adding action \"%s\" to the inbox", a->id);
+	if (ret == 0 && added)
+		*added = sqlite3_changes(st->db) > 0;
+	return ret;
+}
+
+int cmb_state_action_get(struct cmb_state *st, const char *id, struct cmb_action *out)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_GET];
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	int ret = 0, rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		read_action(s, out);
+	else if (rc == SQLITE_DONE)
+		ret = CMB_ENOTFOUND;
+	else
+		ret = db_error(st, "reading action \"%s\"", id);
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_action_update(struct cmb_state *st, const char *id, const char *state, const char *delivery,
+			    long error_code, const char *message, int64_t intent_id, int op_type, int64_t updated)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_UPDATE];
+	int b = bind_fmt(s, "tttltidi", id, state, delivery, error_code, message, intent_id, op_type, updated);
+	int ret = step_done(st, s, b, "moving action \"%s\" to %s", id, state);
+	if (ret == 0 && sqlite3_changes(st->db) == 0)
+		ret = cmb_error_set(CMB_ENOTFOUND, "state database %s: no action \"%s\"", st->path, id);
+	return ret;
+}
+
+static int read_actions(struct cmb_state *st, sqlite3_stmt *s, const char *what, struct cmb_action **out,
+			size_t *n_out)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			list = xrealloc(list, cap * sizeof(*list));
+		}
+		read_action(s, &list[n++]);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "%s", what);
+	finish_stmt(s);
+	if (ret < 0) {
+		cmb_state_actions_free(list, n);
+		return ret;
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
+}
+
+static int64_t clamp_limit(size_t limit)
+{
+	return limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+int cmb_state_actions_by_state(struct cmb_state *st, const char *state, size_t limit, struct cmb_action **out,
+			       size_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_BY_STATE];
+	bind_fmt(s, "ti", state, clamp_limit(limit));
+	return read_actions(st, s, "listing actions by state", out, n);
+}
+
+int cmb_state_actions_by_intent(struct cmb_state *st, int64_t intent_id, struct cmb_action **out, size_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_BY_INTENT];
+	bind_fmt(s, "i", intent_id);
+	return read_actions(st, s, "listing the actions of a journal row", out, n);
+}
+
+int cmb_state_actions_recent(struct cmb_state *st, size_t limit, struct cmb_action **out, size_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_RECENT];
+	bind_fmt(s, "i", clamp_limit(limit));
+	return read_actions(st, s, "listing recent actions", out, n);
+}
+
+long cmb_state_actions_open(struct cmb_state *st)
+{
+	return count_rows(st, st->stmt[S_ACT_OPEN], "counting open actions");
+}
+
+void cmb_state_intents_free(struct cmb_intent *list, size_t n)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(list[i].targets);
+	free(list);
+}
+
+int cmb_state_intent_add(struct cmb_state *st, const char *kind, int op_type, const char *targets_json,
+			 const char *marker, int64_t intended, int64_t *intent_id)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_ADD];
+	int b = bind_fmt(s, "tdtti", kind, op_type, targets_json, marker, intended);
+	int ret = step_done(st, s, b, "journaling the intent of a %s", kind);
+	if (ret == 0)
+		*intent_id = sqlite3_last_insert_rowid(st->db);
+	return ret;
+}
+
+int cmb_state_intent_outcome(struct cmb_state *st, int64_t intent_id, int64_t operation_id, const char *outcome)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_OUTCOME];
+	int b = bind_fmt(s, "iit", intent_id, operation_id, outcome);
+	return step_done(st, s, b, "recording the outcome of journal row %" PRId64, intent_id);
+}
+
+int cmb_state_intent_polled(struct cmb_state *st, int64_t intent_id, int64_t when)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_POLLED];
+	int b = bind_fmt(s, "ii", intent_id, when);
+	return step_done(st, s, b, "recording a status read of journal row %" PRId64, intent_id);
+}
+
+int cmb_state_intent_complete(struct cmb_state *st, int64_t intent_id, int64_t when)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_COMPLETE];
+	int b = bind_fmt(s, "ii", intent_id, when);
+	return step_done(st, s, b, "completing journal row %" PRId64, intent_id);
+}
+
+int cmb_state_intents_open(struct cmb_state *st, struct cmb_intent **out, size_t *n_out)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_OPEN];
+	struct cmb_intent *list = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			list = xrealloc(list, cap * sizeof(*list));
+		}
+		struct cmb_intent *it = &list[n++];
+		memset(it, 0, sizeof(*it));
+		it->id = sqlite3_column_int64(s, 0);
+		copy_text(it->kind, sizeof(it->kind), sqlite3_column_text(s, 1));
+		it->op_type = sqlite3_column_int(s, 2);
+		it->targets = dup_or_empty(s, 3);
+		copy_text(it->marker, sizeof(it->marker), sqlite3_column_text(s, 4));
+		it->intended = sqlite3_column_int64(s, 5);
+		it->operation_id = sqlite3_column_int64(s, 6);
+		copy_text(it->outcome, sizeof(it->outcome), sqlite3_column_text(s, 7));
+		it->last_polled = sqlite3_column_int64(s, 8);
+		it->completed = sqlite3_column_int64(s, 9);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "listing open journal rows");
+	finish_stmt(s);
+	if (ret < 0) {
+		cmb_state_intents_free(list, n);
+		return ret;
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
+}
+
+int cmb_state_intent_operation_known(struct cmb_state *st, int64_t operation_id, int *known)
+{
+	sqlite3_stmt *s = st->stmt[S_INTENT_KNOWN];
+	bind_fmt(s, "i", operation_id);
+	long c = count_rows(st, s, "looking up a site operation in the journal");
+	if (c < 0)
+		return (int)c;
+	*known = c > 0;
+	return 0;
+}
+
+int cmb_state_outbox_put(struct cmb_state *st, const char *action_id, const char *delivery, const char *state,
+			 long error_code, const char *message, int64_t updated)
+{
+	sqlite3_stmt *s = st->stmt[S_OUTBOX_PUT];
+	int b = bind_fmt(s, "tttlti", action_id, delivery, state, error_code, message, updated);
+	return step_done(st, s, b, "queueing the result of action \"%s\"", action_id);
+}
+
+void cmb_state_outbox_free(struct cmb_outbox_entry *list, size_t n)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].action_id);
+		free(list[i].delivery);
+		free(list[i].state);
+		free(list[i].message);
+	}
+	free(list);
+}
+
+int cmb_state_outbox_list(struct cmb_state *st, size_t limit, struct cmb_outbox_entry **out, size_t *n_out)
+{
+	sqlite3_stmt *s = st->stmt[S_OUTBOX_LIST];
+	bind_fmt(s, "i", clamp_limit(limit));
+	struct cmb_outbox_entry *list = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			list = xrealloc(list, cap * sizeof(*list));
+		}
+		struct cmb_outbox_entry *e = &list[n++];
+		e->action_id = dup_or_empty(s, 0);
+		e->delivery = dup_or_empty(s, 1);
+		e->state = dup_or_empty(s, 2);
+		e->error_code = (long)sqlite3_column_int64(s, 3);
+		e->message = dup_column(s, 4);
+		e->updated = sqlite3_column_int64(s, 5);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_error(st, "listing the outbox");
+	finish_stmt(s);
+	if (ret < 0) {
+		cmb_state_outbox_free(list, n);
+		return ret;
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
+}
+
+int cmb_state_outbox_delete(struct cmb_state *st, const char *action_id, const char *delivery, const char *state)
+{
+	sqlite3_stmt *s = st->stmt[S_OUTBOX_DELETE];
+	int b = bind_fmt(s, "ttt", action_id, delivery, state);
+	return step_done(st, s, b, "dropping the acknowledged result of action \"%s\"", action_id);
+}
+
+long cmb_state_outbox_count(struct cmb_state *st)
+{
+	return count_rows(st, st->stmt[S_OUTBOX_COUNT], "counting the outbox");
+}
+
+int cmb_state_audit_add(struct cmb_state *st, const struct cmb_audit_entry *e)
+{
+	sqlite3_stmt *s = st->stmt[S_AUDIT_ADD];
+	int b = bind_fmt(s, "itttttittt", e->at, e->action_id, e->requested_by ? e->requested_by : "",
+			 e->device_id ? e->device_id : "", e->key ? e->key : "", e->action ? e->action : "",
+			 e->requested, e->event, e->outcome ? e->outcome : "", e->reason);
+	return step_done(st, s, b, "auditing action \"%s\"", e->action_id);
+}
+
+struct audit_row {
+	int64_t seq, at, requested;
+	char *v[8];              /* action_id requested_by device_id key action event outcome reason */
+};
+
+int cmb_state_audit_each(struct cmb_state *st, const char *action_id,
+			 int (*cb)(void *ctx, const struct cmb_audit_entry *e), void *ctx)
+{
+	int64_t after = 0;
+	int ret = 0;
+	for (;;) {
+		/* Paged (copied out, statement reset) so cb may write to the state. */
+		struct audit_row rows[ITER_PAGE];
+		size_t n = 0;
+		sqlite3_stmt *s = st->stmt[S_AUDIT_EACH];
+		bind_fmt(s, "tid", action_id, after, ITER_PAGE);
+		int rc;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			struct audit_row *r = &rows[n++];
+			r->seq = sqlite3_column_int64(s, 0);
+			r->at = sqlite3_column_int64(s, 1);
+			r->requested = sqlite3_column_int64(s, 7);
+			int map[8] = { 2, 3, 4, 5, 6, 8, 9, 10 };
+			for (int k = 0; k < 8; k++)
+				r->v[k] = dup_column(s, map[k]);
+		}
+		if (rc != SQLITE_DONE)
+			ret = db_error(st, "reading the audit table");
+		finish_stmt(s);
+		for (size_t i = 0; i < n; i++) {
+			struct audit_row *r = &rows[i];
+			struct cmb_audit_entry e = {
+				.seq = r->seq, .at = r->at, .action_id = r->v[0], .requested_by = r->v[1],
+				.device_id = r->v[2], .key = r->v[3], .action = r->v[4], .requested = r->requested,
+				.event = r->v[5], .outcome = r->v[6], .reason = r->v[7],
+			};
+			if (ret == 0)
+				ret = cb(ctx, &e);
+			after = r->seq;
+			for (int k = 0; k < 8; k++)
+				free(r->v[k]);
+		}
+		if (ret != 0 || n < ITER_PAGE)
+			break;
+	}
+	return ret;
+}
+
+int cmb_state_cursor_get(struct cmb_state *st, char **out)
+{
+	sqlite3_stmt *s = st->stmt[S_CURSOR_GET];
+	int ret = 0, rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = dup_or_empty(s, 0);
+	else if (rc == SQLITE_DONE)
+		*out = xstrdup("");
+	else
+		ret = db_error(st, "reading the notification cursor");
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_cursor_set(struct cmb_state *st, const char *cursor)
+{
+	sqlite3_stmt *s = st->stmt[S_CURSOR_SET];
+	int b = bind_fmt(s, "t", cursor ? cursor : "");
+	return step_done(st, s, b, "storing the notification cursor");
 }

@@ -21,6 +21,7 @@
  * not JSON; yield a row of a page before that page is complete.
  */
 #include "../site.h"
+#include "../../connector/auth.h"
 #include "../../connector/error.h"
 #include "../../connector/http.h"
 #include "../../connector/log.h"
@@ -30,6 +31,7 @@
 #include "classes.h"
 #include "join.h"
 #include "odata.h"
+#include "operations.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -53,7 +55,8 @@ static const struct cmb_retry_policy default_retry_policy = {
 struct as_state {
 	char *base;                 /* [site] url, no trailing '/' */
 	char *user;                 /* for messages only; NULL with auth = none */
-	char *auth_header;          /* "Authorization: Basic ..."; wiped on close */
+	char *scheme;               /* "Basic", "NTLM", "Negotiate", "Bearer"; for messages; NULL with none */
+	struct cmb_site_auth *sauth; /* [site] auth: the Authorization header (basic, bearer) */
 	char *site_code;            /* [connector] site_code: the hierarchy fallback */
 	char *collection;           /* [site] collection, or NULL: every device */
 	long page_size;
@@ -174,8 +177,8 @@ static int status_error(const struct as_state *st, const char *where, const char
 	switch (resp->status) {
 	case 401:
 		if (st->user)
-			code = cmb_error_set(CMB_EAUTH, "%s: site refused the credentials for %s at %s (HTTP 401: %s)",
-					     where, st->user, st->base, why);
+			code = cmb_error_set(CMB_EAUTH, "%s: site refused the credentials for %s at %s (HTTP 401: %s) (%s)",
+					     where, st->user, st->base, why, st->scheme ? st->scheme : "?");
 		else
 			code = cmb_error_set(CMB_EAUTH, "%s: site at %s requires authentication but [site] auth = none "
 					     "(HTTP 401: %s)", where, st->base, why);
@@ -247,17 +250,24 @@ static int request_once(struct as_state *st, const char *url, const char *where,
 	struct cmb_http_response resp;
 	int error;
 
-	if (st->auth_header)
-		headers[1] = st->auth_header;
-	struct cmb_http_request req = {
-		.method = "GET", .url = url, .headers = headers, .sink = on_body, .sink_ctx = &ps,
-	};
-	cmb_debug("site: GET %s", url);
-	if ((error = cmb_http_request(st->http, &req, &resp)) < 0) {
-		/* Parser and sink messages already say where; the transport's do not. */
-		if (strncmp(cmb_error_last(), where, strlen(where)) != 0)
-			cmb_error_wrap(error, "%s", where);
-		return error;
+	for (int renewed = 0;; renewed = 1) {
+		/* Basic: a fixed header; bearer: a tenant token, renewed ahead of expiry. */
+		if ((error = cmb_site_auth_header(st->sauth, &headers[1])) < 0)
+			return cmb_error_wrap(error, "%s", where);
+		struct cmb_http_request req = {
+			.method = "GET", .url = url, .headers = headers, .sink = on_body, .sink_ctx = &ps,
+		};
+		cmb_debug("site: GET %s", url);
+		if ((error = cmb_http_request(st->http, &req, &resp)) < 0) {
+			/* Parser and sink messages already say where; the transport's do not. */
+			if (strncmp(cmb_error_last(), where, strlen(where)) != 0)
+				cmb_error_wrap(error, "%s", where);
+			return error;
+		}
+		/* A bearer token refused early (revoked, clock skew): one new token, one more try. */
+		if (resp.status != 401 || renewed || !cmb_site_auth_refused(st->sauth))
+			break;
+		cmb_http_response_clear(&resp);
 	}
 	*bytes_in += resp.bytes_in;
 	if (resp.status < 200 || resp.status > 299) {
@@ -541,37 +551,19 @@ static void as_close(void *p)
 	struct as_state *st = p;
 	if (!st)
 		return;
-	if (st->auth_header) {
-		OPENSSL_cleanse(st->auth_header, strlen(st->auth_header));
-		free(st->auth_header);
-	}
+	cmb_site_auth_free(st->sauth);
 	cmb_http_free(st->http);
 	free(st->base);
 	free(st->user);
+	free(st->scheme);
 	free(st->site_code);
 	free(st->collection);
 	free(st);
 }
 
-static char *basic_header(const char *user, const char *password)
-{
-	char *pair = xasprintf("%s:%s", user, password);
-	size_t len = strlen(pair);
-	size_t enc_len = 4 * ((len + 2) / 3);
-	char *enc = xmalloc(enc_len + 1);
-	EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)pair, (int)len);
-	char *header = xasprintf("Authorization: Basic %s", enc);
-	OPENSSL_cleanse(pair, len);
-	OPENSSL_cleanse(enc, enc_len);
-	free(pair);
-	free(enc);
-	return header;
-}
-
 static int as_open(void **out, const struct cmb_config *cfg)
 {
 	struct as_state *st = xcalloc(1, sizeof(*st));
-	char *password = NULL;
 	int error;
 
 	/* [sync] retry options and [site] rate_limit (docs/retry.md); 0 = the default / off. */
@@ -595,27 +587,6 @@ static int as_open(void **out, const struct cmb_config *cfg)
 	st->site_code = cfg->site_code ? xstrdup(cfg->site_code) : NULL;
 	st->collection = cfg->site_collection && *cfg->site_collection ? xstrdup(cfg->site_collection) : NULL;
 
-	const char *auth = cfg->site_auth ? cfg->site_auth : "none";
-	if (strcmp(auth, "basic") == 0) {
-		if (!cfg->site_username || !cfg->site_password_file) {
-			error = cmb_error_set(CMB_ECONFIG, "[site] auth = basic needs username and password_file");
-			goto done;
-		}
-		if (strchr(cfg->site_username, ':')) {
-			error = cmb_error_set(CMB_ECONFIG, "[site] username: HTTP Basic cannot carry a ':' in the user name");
-			goto done;
-		}
-		if ((error = cmb_secret_read(cfg->site_password_file, &password)) < 0) {
-			cmb_error_wrap(error, "[site] password_file");
-			goto done;
-		}
-		st->user = xstrdup(cfg->site_username);
-		st->auth_header = basic_header(cfg->site_username, password);
-	} else if (strcmp(auth, "none") != 0) {
-		error = cmb_error_set(CMB_ECONFIG, "[site] auth: '%s' is not none or basic", auth);
-		goto done;
-	}
-
 	struct cmb_http_opts opts = {
 		.name = "site",
 		.ca_file = cfg->site_ca_file,
@@ -623,13 +594,18 @@ static int as_open(void **out, const struct cmb_config *cfg)
 		.low_speed_time_s = cfg->site_timeout,
 		.max_response = cfg->sync_max_response_mb > 0 ? (size_t)cfg->sync_max_response_mb << 20 : 0,
 	};
-	if ((error = cmb_http_new(&st->http, &opts)) < 0)
+	/* [site] auth, TLS pin and client certificate, [network] proxy: connector/auth.c, docs/credentials.md. */
+	if ((error = cmb_site_auth_open(&st->sauth, &st->http, &opts, cfg)) < 0)
 		goto done;
+	if (cmb_site_auth_user(st->sauth))
+		st->user = xstrdup(cmb_site_auth_user(st->sauth));
+	if (cmb_site_auth_scheme(st->sauth))
+		st->scheme = xstrdup(cmb_site_auth_scheme(st->sauth));
+
 	*out = st;
 	st = NULL;
 	error = 0;
 done:
-	cmb_secret_free(password);
 	as_close(st);
 	return error;
 }
@@ -932,4 +908,7 @@ const struct cmb_site_adapter cmb_site_adminservice = {
 	.read_devices = as_read_devices,
 	.read_collections = as_read_collections,
 	.close = as_close,
+	.ops_open = cmb_as_ops_open, .ops_close = cmb_as_ops_close, .initiate_operation = cmb_as_ops_initiate,
+	.list_operations = cmb_as_ops_list, .operation_status = cmb_as_ops_status,
+	.client_online = cmb_as_ops_client_online, .block_clients = cmb_as_ops_block,
 };

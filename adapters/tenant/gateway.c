@@ -9,6 +9,7 @@
  * did not answer for it.
  */
 #include "gateway.h"
+#include "notify.h"
 #include "../tenant.h"
 #include "../../connector/auth.h"
 #include "../../connector/error.h"
@@ -52,17 +53,15 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 		.max_response = (size_t)cfg->sync_max_response_mb << 20,
 		.rate_limit = (double)cfg->tenant_rate_limit,
 		.rate_burst = (double)cfg->tenant_rate_burst,
+		.pinned_public_key = cfg->tenant_pinned_public_key,
 	};
+	cmb_http_opts_network(&ho, cfg);
 	int rc = cmb_http_new(&g->http, &ho);
 	if (rc < 0)
 		goto fail;
-	struct cmb_auth_opts ao = {
-		.token_url = cfg->tenant_token_url,
-		.client_id = cfg->tenant_client_id,
-		.client_secret_file = cfg->tenant_client_secret_file,
-		.scope = cfg->tenant_scope,
-		.retry = &g->budget,
-	};
+	/* Client secret or certificate ([tenant]); docs/credentials.md. */
+	struct cmb_auth_opts ao = { .retry = &g->budget };
+	cmb_auth_opts_from_config(&ao, cfg, cfg->tenant_scope);
 	if ((rc = cmb_auth_new(&g->auth, g->http, &ao)) < 0)
 		goto fail;
 	size_t n = strlen(cfg->tenant_gateway_url);
@@ -399,4 +398,6 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.upload_collections = gw_upload_collections,
 	.stats = gw_stats,
 	.close = gw_close,
+	.notify_open = cmb_notify_open, .notify_close = cmb_notify_close,
+	.poll_notifications = cmb_notify_poll, .post_results = cmb_notify_post_results,
 };

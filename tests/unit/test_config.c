@@ -280,14 +280,25 @@ static void test_print(void **state)
 			   "adapter = adminservice\n"
 			   "# AdminService base URL, e.g. https://cm01.corp.example/AdminService\n"
 			   "url = https://cm01.corp.example/AdminService\n"
-			   "# none (client certificate or network trust) or basic (needs username and password_file)\n"
+			   "# none (client certificate or network trust), basic or ntlm (username and password_file), "
+			   "negotiate (Kerberos ticket or client keytab) or bearer (tenant token for scope)\n"
 			   "auth = none\n"
-			   "# Account for auth = basic, e.g. CORP\\svc-cmbridge\n"
+			   "# Account for auth = basic or ntlm, e.g. CORP\\svc-cmbridge\n"
 			   "#username =\n"
-			   "# File holding the password for auth = basic (mode 600)\n"
+			   "# File holding the password for auth = basic or ntlm (mode 600)\n"
 			   "#password_file =\n"
+			   "# Scope of the tenant token sent to the site with auth = bearer, e.g. "
+			   "https://cm.corp.example/.default\n"
+			   "#scope =\n"
 			   "# PEM CA bundle to verify the site server (instead of the system CAs)\n"
 			   "#ca_file =\n"
+			   "# Only accept a site server with this public key: sha256//BASE64[;sha256//...] or an absolute "
+			   "PEM/DER path\n"
+			   "#pinned_public_key =\n"
+			   "# PEM client certificate presented to the site (mutual TLS)\n"
+			   "#client_certificate_file =\n"
+			   "# PEM private key of client_certificate_file (mode 600)\n"
+			   "#client_key_file =\n"
 			   "# Only devices of this collection id, e.g. SMS00001\n"
 			   "#collection =\n"
 			   "# Collections uploaded to the tenant for policy targeting, comma-separated ids\n"
@@ -314,10 +325,23 @@ static void test_print(void **state)
 			   "graph_url = https://graph.microsoft.com/beta\n"
 			   "# Application (client) id of the app registration\n"
 			   "client_id = 11111111-2222-3333-4444-555555555555\n"
-			   "# File holding the client secret (mode 600)\n"
+			   "# File holding the client secret (mode 600); set this or client_certificate_file\n"
 			   "client_secret_file = {dir}/tenant.secret\n"
+			   "# PEM certificate uploaded to the app registration: signs client assertions instead of a "
+			   "secret\n"
+			   "#client_certificate_file =\n"
+			   "# PEM RSA private key of client_certificate_file (mode 600)\n"
+			   "#client_key_file =\n"
+			   "# File holding the passphrase of an encrypted client_key_file (mode 600)\n"
+			   "#client_key_passphrase_file =\n"
+			   "# Client assertion signature: PS256 (RSA-PSS, x5t#S256 header) or RS256 (PKCS#1 v1.5, x5t "
+			   "header)\n"
+			   "assertion_alg = PS256\n"
 			   "# PEM CA bundle to verify the tenant endpoints (instead of the system CAs)\n"
 			   "#ca_file =\n"
+			   "# Only accept tenant endpoints with this public key: sha256//BASE64[;sha256//...] or an "
+			   "absolute PEM/DER path\n"
+			   "#pinned_public_key =\n"
 			   "# Scope requested with the client credentials grant\n"
 			   "scope = https://graph.microsoft.com/.default\n"
 			   "# Records per upload request\n"
@@ -330,6 +354,20 @@ static void test_print(void **state)
 			   "rate_burst = 5\n"
 			   "# Seconds to establish a connection (TCP and TLS) to the tenant\n"
 			   "connect_timeout = 15\n"
+			   "\n"
+			   "[network]\n"
+			   "# HTTP proxy for the site and the tenant, http://host:port or https://host:port; none: "
+			   "connect directly\n"
+			   "#proxy =\n"
+			   "# none, basic or ntlm (needs proxy_username and proxy_password_file)\n"
+			   "proxy_auth = none\n"
+			   "# Proxy account, e.g. CORP\\svc-cmbridge\n"
+			   "#proxy_username =\n"
+			   "# File holding the proxy password (mode 600)\n"
+			   "#proxy_password_file =\n"
+			   "# Hosts reached without the proxy, comma-separated (e.g. cm01.corp.example,.corp.example); * "
+			   "for all\n"
+			   "#no_proxy =\n"
 			   "\n"
 			   "[sync]\n"
 			   "# Seconds between delta cycles in `cmbridge run`\n"
@@ -355,7 +393,25 @@ static void test_print(void **state)
 			   "# Messages at this level and above are written\n"
 			   "level = info\n"
 			   "# Append log lines to this file instead of stderr\n"
-			   "#file =\n");
+			   "#file =\n"
+			   "\n"
+			   "[actions]\n"
+			   "# Remote actions the connector relays to the site, comma-separated (retire also needs "
+			   "allow_destructive)\n"
+			   "allowed = refreshMachinePolicy,refreshUserPolicy,appEvaluation,wakeUpClient,fullScan,quickScan,"
+			   "windowsDefenderUpdateSignatures,syncDevice\n"
+			   "# Relay retire (blocks the ConfigMgr client) when it is also in allowed\n"
+			   "allow_destructive = no\n"
+			   "# Seconds after its request an action may still be delivered; older ones fail, never late\n"
+			   "ttl = 86400\n"
+			   "# Seconds same-type actions are gathered into one site operation\n"
+			   "batch_window = 2\n"
+			   "# Seconds the tenant may hold the notification long poll when nothing is pending\n"
+			   "poll_wait = 30\n"
+			   "# Seconds between reads of a site operation's status\n"
+			   "status_poll_interval = 10\n"
+			   "# Seconds a site operation's outcome is awaited before its actions are reported failed\n"
+			   "status_timeout = 900\n");
 	assert_string_equal(out, want);
 	assert_null(strstr(out, TENANT_SECRET));
 
@@ -391,7 +447,8 @@ static void test_err_unknown_section(void **state)
 		     "{conf}:11: [sites]: unknown section (did you mean [site]?)");
 	/* Caught even when the section is empty. */
 	expect_error(state, MIN_CONF "[database]\n",
-		     "{conf}:10: [database]: unknown section (expected [connector], [site], [tenant], [sync] or [log])");
+		     "{conf}:10: [database]: unknown section (expected [connector], [site], [tenant], [network], [sync], "
+		     "[log] or [actions])");
 }
 
 static void test_err_numbers(void **state)
@@ -445,7 +502,7 @@ static void test_err_required(void **state)
 	expect_error(state, MIN_CONF "[site]\nauth = basic\npassword_file = {dir}/site.secret\n",
 		     "{conf}: [site] username is required when auth = basic");
 	expect_error(state, MIN_CONF "[site]\nusername = u\n",
-		     "{conf}:11: [site] username: set but auth = none (expected auth = basic, or remove the line)");
+		     "{conf}:11: [site] username: set but auth = none (expected auth = basic or ntlm, or remove the line)");
 }
 
 static void test_err_site_code(void **state)
@@ -596,6 +653,115 @@ static void test_retry_rate_options(void **state)
 		     "{conf}:2: [sync] max_retry_wait: \"1.5\" is not a number (expected an integer from 1 to 3600)");
 }
 
+/* MIN_CONF without its credential (lines 1-8), for the certificate options. */
+#define MIN_CONF_NO_CRED \
+	"[connector]\n" \
+	"site_code = PS1\n" \
+	"[site]\n" \
+	"url = https://cm01.corp.example/AdminService\n" \
+	"[tenant]\n" \
+	"authority = https://login.microsoftonline.com/contoso\n" \
+	"gateway_url = https://gateway.example\n" \
+	"client_id = 11111111-2222-3333-4444-555555555555\n"
+
+#define PIN "sha256//YhKJKSzoTt2b5FP18fvpHo7fJYqQCjAa3HWY3tvRMwE="
+
+static void test_credential_options(void **state)
+{
+	struct fx *f = *state;
+	/* A certificate instead of a secret; the files only need to exist here (auth.c reads them). */
+	write_conf(f, MIN_CONF_NO_CRED "client_certificate_file = ca.pem\n"
+				       "client_key_file = {dir}/tenant.secret\n"
+				       "client_key_passphrase_file = {dir}/site.secret\n"
+				       "assertion_alg = RS256\n"
+				       "pinned_public_key = " PIN "\n"
+				       "[site]\nauth = ntlm\nusername = CORP\\svc\npassword_file = {dir}/site.secret\n"
+				       "pinned_public_key = /etc/ssl/site-key.pem\n"
+				       "client_certificate_file = {dir}/ca.pem\n"
+				       "[network]\nproxy = http://proxy.corp.example:3128\nproxy_auth = basic\n"
+				       "proxy_username = svc-proxy\nproxy_password_file = {dir}/site.secret\n"
+				       "no_proxy = cm01.corp.example,.corp.example\n");
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	char *s1;
+#undef EXPECT_STR
+#define EXPECT_STR(field, tmpl) \
+	s1 = subst(f, tmpl); \
+	assert_string_equal(cfg->field, s1); \
+	free(s1)
+	assert_null(cfg->tenant_client_secret_file);
+	EXPECT_STR(tenant_client_certificate_file, "{dir}/ca.pem");
+	EXPECT_STR(tenant_client_key_file, "{dir}/tenant.secret");
+	EXPECT_STR(tenant_client_key_passphrase_file, "{dir}/site.secret");
+	EXPECT_STR(tenant_assertion_alg, "RS256");
+	EXPECT_STR(tenant_pinned_public_key, PIN);
+	EXPECT_STR(site_auth, "ntlm");
+	EXPECT_STR(site_username, "CORP\\svc");
+	EXPECT_STR(site_pinned_public_key, "/etc/ssl/site-key.pem");
+	EXPECT_STR(site_client_certificate_file, "{dir}/ca.pem");
+	assert_null(cfg->site_client_key_file);
+	EXPECT_STR(network_proxy, "http://proxy.corp.example:3128");
+	EXPECT_STR(network_proxy_auth, "basic");
+	EXPECT_STR(network_proxy_username, "svc-proxy");
+	EXPECT_STR(network_proxy_password_file, "{dir}/site.secret");
+	EXPECT_STR(network_no_proxy, "cm01.corp.example,.corp.example");
+	cmb_config_free(cfg);
+
+	/* Defaults: PS256, no proxy of our own (libcurl's environment), bearer with its scope. */
+	write_conf(f, MIN_CONF "[site]\nauth = bearer\nscope = https://cmbridge-lab-site/.default\n");
+	cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	EXPECT_STR(tenant_assertion_alg, "PS256");
+	EXPECT_STR(site_scope, "https://cmbridge-lab-site/.default");
+	assert_null(cfg->network_proxy);
+	assert_null(cfg->network_no_proxy);
+	EXPECT_STR(network_proxy_auth, "none");
+	cmb_config_free(cfg);
+#undef EXPECT_STR
+
+	expect_error(state, MIN_CONF_NO_CRED, "{conf}: [tenant] client_secret_file or client_certificate_file is required");
+	expect_error(state, MIN_CONF "client_certificate_file = ca.pem\n",
+		     "{conf}:10: [tenant] client_certificate_file: set together with client_secret_file (expected "
+		     "exactly one credential: remove one of the two lines)");
+	expect_error(state, MIN_CONF "client_key_file = {dir}/tenant.secret\n",
+		     "{conf}:10: [tenant] client_key_file: set but client_certificate_file is not (expected "
+		     "client_certificate_file, or remove the line)");
+	expect_error(state, MIN_CONF "assertion_alg = ES256\n",
+		     "{conf}:10: [tenant] assertion_alg: \"ES256\" is not a valid value (expected PS256 or RS256)");
+	expect_error(state, MIN_CONF "client_key_file = {dir}/loose.secret\n",
+		     "{conf}:10: [tenant] client_key_file: {dir}/loose.secret is accessible by group or others "
+		     "(mode 644; expected 600 or stricter): run chmod 600 {dir}/loose.secret");
+	expect_error(state, MIN_CONF "pinned_public_key = sha256//short\n",
+		     "{conf}:10: [tenant] pinned_public_key: \"sha256//short\" is not valid (expected sha256//BASE64 "
+		     "hashes separated by ';', or the absolute path of a PEM or DER public key)");
+	expect_error(state, MIN_CONF "[site]\nauth = ntlm\nusername = CORP\\svc\n",
+		     "{conf}: [site] password_file is required when auth = ntlm");
+	expect_error(state, MIN_CONF "[site]\nauth = bearer\n", "{conf}: [site] scope is required when auth = bearer");
+	expect_error(state, MIN_CONF "[site]\nauth = bearer\nscope = https://cm01.corp.example\n",
+		     "{conf}:12: [site] scope: \"https://cm01.corp.example\" is not valid (expected a scope ending in "
+		     "/.default, e.g. https://cm.corp.example/.default)");
+	expect_error(state, MIN_CONF "[site]\nscope = https://cm01.corp.example/.default\n",
+		     "{conf}:11: [site] scope: set but auth = none (expected auth = bearer, or remove the line)");
+	expect_error(state, MIN_CONF "[site]\nauth = negotiate\nusername = CORP\\svc\n",
+		     "{conf}:12: [site] username: set but auth = negotiate (expected auth = basic or ntlm, or remove "
+		     "the line)");
+	expect_error(state, MIN_CONF "[site]\nauth = kerberos\n",
+		     "{conf}:11: [site] auth: \"kerberos\" is not a valid value (expected one of none, basic, ntlm, "
+		     "negotiate, bearer)");
+	expect_error(state, MIN_CONF "[network]\nproxy = http://user:pw@proxy:3128\n",
+		     "{conf}:11: [network] proxy: \"http://user:pw@proxy:3128\" is not valid (expected http://host:port, "
+		     "https://host:port or none)");
+	expect_error(state, MIN_CONF "[network]\nproxy = http://proxy:3128\nproxy_auth = ntlm\n",
+		     "{conf}: [network] proxy_username is required when proxy_auth = ntlm");
+	expect_error(state, MIN_CONF "[network]\nproxy_auth = basic\nproxy_username = u\n",
+		     "{conf}: [network] proxy is required when proxy_auth = basic");
+	expect_error(state, MIN_CONF "[network]\nproxy = none\nproxy_username = u\n",
+		     "{conf}:12: [network] proxy_username: set but proxy_auth = none (expected proxy_auth = basic or "
+		     "ntlm, or remove the line)");
+	expect_error(state, MIN_CONF "[network]\nproxy_password = x\n",
+		     "{conf}:11: [network] proxy_password: secrets are read from files: use proxy_password_file");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -617,6 +783,7 @@ int main(void)
 		T(test_reload),
 		T(test_retry_rate_options),
 		T(test_docs),
+		T(test_credential_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

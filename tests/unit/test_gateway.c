@@ -708,6 +708,26 @@ static void collections_request_shape(void **state)
 	assert_int_equal(f->outcomes.len, 0);
 }
 
+/* A success reply larger than the 64 KiB kept of error bodies is read whole, not cut and retried. */
+static void large_reply_read_whole(void **state)
+{
+	struct fx *f = *state;
+	size_t pad = 200 * 1024;
+	const char *head = "{\"padding\":\"";
+	const char *tail = OK_REPLY("false");
+	char *body = xmalloc(strlen(head) + pad + 3 + strlen(tail));
+	strcpy(body, head);
+	memset(body + strlen(head), 'x', pad);
+	strcpy(body + strlen(head) + pad, "\",");
+	strcat(body, tail + 1); /* the reply's own members follow the padding */
+	script_upload(f, (struct reply){ .status = 200, .body = body });
+	open_gw(f);
+	assert_int_equal(upload_one(f), 0);
+	assert_string_equal(f->outcomes.data, WANT_OUTCOMES);
+	assert_int_equal(count_path(f, "/api/gateway/DevicePost"), 1);
+	free(body);
+}
+
 static void rate_limit_counts_waits(void **state)
 {
 	struct fx *f = *state;
@@ -740,6 +760,7 @@ int main(void)
 		T(token_refused_is_final),
 		T(collections_request_shape),
 		T(rate_limit_counts_waits),
+		T(large_reply_read_whole),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,24 @@
+/*
+ * operations.h - the AdminService site operations behind the site table's
+ * ops_* members (adapters/site.h): InitiateClientOperation,
+ * SMS_ClientOperation, SMS_ClientOperationStatus, SMS_CN_ClientStatus and
+ * SMS_Collection.BlockClients (docs/wire-format.md §8).
+ */
+#ifndef CMB_AS_OPERATIONS_H
+#define CMB_AS_OPERATIONS_H
+
+#include "../site.h"
+
+int cmb_as_ops_open(void **out, const struct cmb_config *cfg);
+void cmb_as_ops_close(void *ost);
+int cmb_as_ops_initiate(void *ost, int type, const char *collection_id, const uint32_t *ids, size_t n,
+			int64_t *operation_id);
+int cmb_as_ops_list(void *ost, int type, int64_t since, struct cmb_site_operation **out, size_t *n);
+int cmb_as_ops_status(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
+int cmb_as_ops_client_online(void *ost, uint32_t resource_id, int *online);
+int cmb_as_ops_block(void *ost, const uint32_t *ids, size_t n);
+
+/* Makes retry waits end early once *stop becomes non-zero; NULL: never. */
+void cmb_as_ops_set_stop_flag(void *ost, volatile int *stop);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * notify.h - the gateway notification channel behind the tenant table's
+ * notify_* members (adapters/tenant.h): Notification long poll and
+ * NotificationResult (docs/wire-format.md §8).
+ */
+#ifndef CMB_TENANT_NOTIFY_H
+#define CMB_TENANT_NOTIFY_H
+
+#include "../tenant.h"
+
+int cmb_notify_open(void **out, const struct cmb_config *cfg);
+void cmb_notify_close(void *nst);
+int cmb_notify_poll(void *nst, const char *cursor, long wait_s, cmb_tenant_notification_cb cb, void *ctx,
+		    char **next_cursor);
+int cmb_notify_post_results(void *nst, const struct cmb_tenant_action_result *r, size_t n, int *acked);
+
+/* Makes retry waits end early once *stop becomes non-zero; NULL: never. */
+void cmb_notify_set_stop_flag(void *nst, volatile int *stop);
+
+#endif

@@ -1,0 +1,951 @@
+/*
+ * relay.c - the remote action relay engine (docs/actions.md).
+ *
+ * State machine of one action (the actions table):
+ *   received  -> (refused)  failed | notSupported
+ *   received  -> intent     (journaled with its batch, before the site call)
+ *   intent    -> delivered  (the site returned an OperationID, or it was found there)
+ *   delivered -> done | failed
+ * Each move is one SQLite transaction together with its audit row and its
+ * outbox entry. The site is called only between the commit of an intent and
+ * the commit of its outcome; an intent found without an outcome (a crash, a
+ * lost reply) is reconciled with SMS_ClientOperation before anything else.
+ *
+ * Must never: call the site before the intent is committed; issue an
+ * operation for an intent without first looking for it at the site; deliver
+ * an action at or after its expiry; forget a result the tenant has not
+ * acknowledged; relay anything in staging mode.
+ */
+#include "relay.h"
+#include "error.h"
+#include "log.h"
+#include "retry.h"
+#include "util.h"
+#include "../mapping/actions.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_TARGETS 500          /* resource ids per operation */
+#define MAX_RESULTS 500          /* results per NotificationResult (wire format) */
+#define INBOX_PAGE 5000          /* received actions considered per pass */
+#define RECONCILE_SLACK_S 300    /* site clock vs ours when matching an operation's RequestedTime */
+
+struct cmb_relay {
+	struct cmb_relay_env env;
+	const struct cmb_config *cfg;
+	struct cmb_state *st;
+	struct cmb_relay_stats stats;
+	int staging;
+	long last_poll_count;        /* new notifications in the last poll */
+	int polled_once;
+	int64_t next_due_ms;         /* -1 none */
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const struct cmb_relay *r)
+{
+	return r->env.clock_ms ? r->env.clock_ms() : wall_ms();
+}
+
+static int stopped(const struct cmb_relay *r)
+{
+	return r->env.stop && *r->env.stop;
+}
+
+static void due_at(struct cmb_relay *r, int64_t when_ms)
+{
+	if (r->next_due_ms < 0 || when_ms < r->next_due_ms)
+		r->next_due_ms = when_ms;
+}
+
+static int in_allowed(const struct cmb_config *cfg, const char *action)
+{
+	const char *list = cfg->actions_allowed ? cfg->actions_allowed : "";
+	size_t n = strlen(action);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && strncmp(p, action, n) == 0)
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
+{
+	const struct cmb_config *cfg = env->cfg;
+	const char *list = cfg->actions_allowed ? cfg->actions_allowed : "";
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char *name = xstrndup(p, len);
+		int known = cmb_map_action(name) != NULL;
+		if (!known) {
+			int rc = cmb_error_set(CMB_ECONFIG, "%s: [actions] allowed: \"%s\" is not an action the connector "
+					       "knows (see docs/actions.md)", cfg->path ? cfg->path : "config", name);
+			free(name);
+			return rc;
+		}
+		free(name);
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	if (!env->site->initiate_operation || !env->site->list_operations || !env->site->operation_status ||
+	    !env->site->client_online || !env->site->block_clients)
+		return cmb_error_set(CMB_ECONFIG, "site adapter %s cannot run operations", env->site->name);
+	if (!env->tenant->poll_notifications || !env->tenant->post_results)
+		return cmb_error_set(CMB_ECONFIG, "tenant adapter %s has no notification channel", env->tenant->name);
+	struct cmb_relay *r = xcalloc(1, sizeof(*r));
+	r->env = *env;
+	r->cfg = cfg;
+	r->st = env->state;
+	r->staging = cfg->mode == CMB_MODE_STAGING;
+	r->next_due_ms = -1;
+	*out = r;
+	return 0;
+}
+
+void cmb_relay_free(struct cmb_relay *r)
+{
+	free(r);
+}
+
+const struct cmb_relay_stats *cmb_relay_get_stats(const struct cmb_relay *r)
+{
+	return &r->stats;
+}
+
+/* ---- moving an action: state, outbox and audit in the caller's transaction ---- */
+
+static int move(struct cmb_relay *r, const struct cmb_action *a, const char *state, const char *delivery,
+		const char *tenant_state, long code, const char *message, int64_t intent_id, int op_type,
+		const char *event)
+{
+	int64_t now = now_ms(r) / 1000;
+	int rc = cmb_state_action_update(r->st, a->id, state, delivery, code, message, intent_id, op_type, now);
+	if (rc == 0 && tenant_state && !r->staging)
+		rc = cmb_state_outbox_put(r->st, a->id, delivery, tenant_state, code, message, now);
+	if (rc == 0 && event) {
+		struct cmb_audit_entry e = {
+			.at = now, .action_id = a->id, .requested_by = a->requested_by, .device_id = a->device_id,
+			.key = a->key, .action = a->action, .requested = a->requested, .event = event,
+			.outcome = tenant_state ? tenant_state : state, .reason = message,
+		};
+		rc = cmb_state_audit_add(r->st, &e);
+	}
+	return rc;
+}
+
+/* A final move for a batch of actions, one transaction. */
+static int finish_actions(struct cmb_relay *r, struct cmb_action *list, size_t n, const int *ok, const long *codes,
+			  char **messages, int64_t intent_id)
+{
+	int rc = cmb_state_begin(r->st);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *fin = ok[i] ? "done" : "failed";
+		rc = move(r, &list[i], fin, "deliveredToOnPremisesServer", fin, ok[i] ? 0 : codes[i],
+			  messages ? messages[i] : NULL, -1, -1, fin);
+	}
+	if (rc == 0 && intent_id > 0)
+		rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
+	if (rc == 0)
+		rc = cmb_state_commit(r->st);
+	if (rc < 0) {
+		cmb_state_rollback(r->st);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ok[i])
+			r->stats.done++;
+		else
+			r->stats.failed++;
+	}
+	return 0;
+}
+
+/* ---- the notification channel ---- */
+
+struct ingest {
+	struct cmb_relay *r;
+	long seen;
+	long added;
+	int rc;
+};
+
+static uint32_t resource_of(const char *key)
+{
+	const char *colon = key ? strrchr(key, ':') : NULL;
+	if (!colon || !colon[1])
+		return 0;
+	char *end;
+	unsigned long v = strtoul(colon + 1, &end, 10);
+	return *end || v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
+{
+	struct ingest *in = ctx;
+	struct cmb_relay *r = in->r;
+	in->seen++;
+	int64_t now = now_ms(r);
+	int64_t requested = now / 1000, expires = 0;
+	if (n->requested && cmb_time_parse(n->requested, &requested) < 0)
+		requested = now / 1000;
+	/* Never after the tenant's own expiry, never after our ttl: the earlier wins. */
+	int64_t ttl_end = requested + r->cfg->actions_ttl;
+	if (!n->expires || cmb_time_parse(n->expires, &expires) < 0 || expires > ttl_end)
+		expires = ttl_end;
+	struct cmb_action a = {
+		.id = (char *)n->id, .device_id = (char *)(n->device_id ? n->device_id : ""),
+		.key = (char *)(n->key ? n->key : ""), .resource_id = resource_of(n->key),
+		.action = (char *)(n->action ? n->action : ""),
+		.requested_by = (char *)(n->requested_by ? n->requested_by : ""), .requested = requested,
+		.expires = expires, .received_ms = now, .updated = now / 1000,
+	};
+	snprintf(a.state, sizeof(a.state), "received");
+	snprintf(a.delivery, sizeof(a.delivery), "deliveredToConnectorService");
+	int added = 0;
+	int rc = cmb_state_action_add(r->st, &a, &added);
+	if (rc < 0)
+		return rc;
+	if (!added) {
+		r->stats.replays++;
+		return 0;
+	}
+	r->stats.received++;
+	in->added++;
+	if (!r->staging)
+		rc = cmb_state_outbox_put(r->st, a.id, a.delivery, "pending", 0, NULL, now / 1000);
+	struct cmb_audit_entry e = {
+		.at = now / 1000, .action_id = a.id, .requested_by = a.requested_by, .device_id = a.device_id,
+		.key = a.key, .action = a.action, .requested = requested, .event = "received", .outcome = "pending",
+	};
+	if (rc == 0)
+		rc = cmb_state_audit_add(r->st, &e);
+	if (rc == 0 && r->staging) {
+		r->stats.staged++;
+		e.event = "staging";
+		e.reason = "[connector] mode = staging: kept in the inbox, not relayed";
+		rc = cmb_state_audit_add(r->st, &e);
+	}
+	cmb_debug("relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action, a.key,
+		  a.requested_by);
+	return rc;
+}
+
+/* One poll; its notifications, audit rows, outbox entries and the next cursor in one transaction. */
+static int poll_channel(struct cmb_relay *r, long wait_s)
+{
+	char *cursor = NULL, *next = NULL;
+	int rc = cmb_state_cursor_get(r->st, &cursor);
+	if (rc < 0)
+		return rc;
+	/*
+	 * The poll's callback writes inside a transaction opened first; a long
+	 * poll holds it while the tenant waits, which is fine: this process is
+	 * the only writer (the state is locked).
+	 */
+	struct ingest in = { .r = r };
+	if ((rc = cmb_state_begin(r->st)) == 0) {
+		rc = r->env.tenant->poll_notifications(r->env.notify_st, cursor, wait_s, on_notification, &in, &next);
+		if (rc == 0 && strcmp(next, cursor) != 0)
+			rc = cmb_state_cursor_set(r->st, next);
+		if (rc == 0)
+			rc = cmb_state_commit(r->st);
+		if (rc < 0)
+			cmb_state_rollback(r->st);
+	}
+	r->stats.polls++;
+	if (rc == 0) {
+		/* Replays do not count: a channel that repeats itself must not keep --once running. */
+		r->last_poll_count = in.added;
+		r->polled_once = 1;
+	}
+	free(cursor);
+	free(next);
+	return rc;
+}
+
+/* ---- authorization ---- */
+
+/* 0 when the action may go to the site; otherwise fills why and returns the errorCode. */
+static long authorize(struct cmb_relay *r, const struct cmb_action *a, const struct cmb_action_map **map,
+		      const char **tenant_state, char *why, size_t whylen)
+{
+	const struct cmb_config *cfg = r->cfg;
+	*map = cmb_map_action(a->action);
+	*tenant_state = "failed";
+	if (!*map) {
+		*tenant_state = "notSupported";
+		snprintf(why, whylen, "\"%s\": %s", a->action, cmb_map_action_unknown_reason());
+		return CMB_RELAY_NOT_SUPPORTED;
+	}
+	if ((*map)->kind == CMB_ACTION_UNSUPPORTED || ((*map)->destructive && !cfg->actions_allow_destructive)) {
+		*tenant_state = "notSupported";
+		snprintf(why, whylen, "%s", (*map)->reason);
+		return CMB_RELAY_NOT_SUPPORTED;
+	}
+	if (!in_allowed(cfg, a->action)) {
+		snprintf(why, whylen, "%s is not in [actions] allowed of this connector", a->action);
+		return CMB_RELAY_NOT_ALLOWED;
+	}
+	if (now_ms(r) / 1000 >= a->expires) {
+		char t[32];
+		cmb_time_iso8601(a->expires, t);
+		snprintf(why, whylen, "expired at %s before it could be delivered", t);
+		return CMB_RELAY_EXPIRED;
+	}
+	size_t sl = strlen(cfg->site_code);
+	char hash[65], *tenant_id = NULL;
+	int found = a->resource_id != 0 && strncmp(a->key, cfg->site_code, sl) == 0 && a->key[sl] == ':' &&
+		    cmb_state_device_get(r->st, a->key, hash, NULL, &tenant_id) == 0;
+	int same = !found || !tenant_id || !*tenant_id || !*a->device_id || strcmp(tenant_id, a->device_id) == 0;
+	free(tenant_id);
+	if (!found || !same) {
+		snprintf(why, whylen, "device \"%s\" (%s) is not attached by this connector (site %s) or not in its scope",
+			 a->key, a->device_id, cfg->site_code);
+		return CMB_RELAY_OUT_OF_SCOPE;
+	}
+	return 0;
+}
+
+/* ---- sending a batch ---- */
+
+static char *targets_json(const uint32_t *ids, size_t n)
+{
+	struct cmb_buf b = CMB_BUF_INIT(SIZE_MAX / 2);
+	cmb_buf_add(&b, "[", 1);
+	for (size_t i = 0; i < n; i++)
+		cmb_buf_printf(&b, "%s%" PRIu32, i ? "," : "", ids[i]);
+	cmb_buf_add(&b, "]", 1);
+	return cmb_buf_detach(&b, NULL);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The client-side idempotency marker: SHA-256 of the batch's action ids, sorted, one a line. */
+static void batch_marker(struct cmb_action *const *batch, size_t n, char out[65])
+{
+	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = batch[i]->id;
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	struct cmb_buf b = CMB_BUF_INIT(SIZE_MAX / 2);
+	for (size_t i = 0; i < n; i++) {
+		cmb_buf_addstr(&b, ids[i]);
+		cmb_buf_add(&b, "\n", 1);
+	}
+	cmb_sha256_hex(b.data ? b.data : "", b.len, out);
+	cmb_buf_free(&b);
+	free(ids);
+}
+
+static uint32_t *parse_targets(const char *json, size_t *n_out)
+{
+	size_t n = 0, cap = 16;
+	uint32_t *ids = xmalloc(cap * sizeof(*ids));
+	for (const char *p = json; *p;) {
+		if (*p >= '0' && *p <= '9') {
+			char *end;
+			unsigned long v = strtoul(p, &end, 10);
+			if (n == cap) {
+				cap *= 2;
+				ids = xrealloc(ids, cap * sizeof(*ids));
+			}
+			ids[n++] = (uint32_t)v;
+			p = end;
+		} else {
+			p++;
+		}
+	}
+	*n_out = n;
+	return ids;
+}
+
+/* The site answered for the intent: record it, actions delivered (or final for a block). */
+static int record_issued(struct cmb_relay *r, int64_t intent_id, const char *kind, int64_t operation_id,
+			 const char *outcome)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc = cmb_state_actions_by_intent(r->st, intent_id, &list, &n);
+	if (rc < 0)
+		return rc;
+	int block = strcmp(kind, "block") == 0;
+	if ((rc = cmb_state_begin(r->st)) == 0) {
+		rc = cmb_state_intent_outcome(r->st, intent_id, operation_id, outcome);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (strcmp(list[i].state, "intent") != 0)
+				continue;
+			if (block)
+				rc = move(r, &list[i], "done", "deliveredToOnPremisesServer", "done", 0,
+					  "the ConfigMgr client is blocked; the device leaves the tenant at the next sync",
+					  -1, -1, "done");
+			else
+				rc = move(r, &list[i], "delivered", "deliveredToOnPremisesServer", "active", 0, NULL, -1,
+					  -1, "delivered");
+		}
+		if (rc == 0 && block)
+			rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
+		if (rc == 0)
+			rc = cmb_state_commit(r->st);
+		if (rc < 0)
+			cmb_state_rollback(r->st);
+	}
+	if (rc == 0 && block)
+		r->stats.done += (long)n;
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/* The site refused the intent, or it can no longer be sent: its actions fail. */
+static int record_refused(struct cmb_relay *r, int64_t intent_id, long code, const char *why)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc = cmb_state_actions_by_intent(r->st, intent_id, &list, &n);
+	if (rc < 0)
+		return rc;
+	if ((rc = cmb_state_begin(r->st)) == 0) {
+		rc = cmb_state_intent_outcome(r->st, intent_id, -1, "refused");
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if (strcmp(list[i].state, "intent") == 0)
+				rc = move(r, &list[i], "failed", "deliveredToConnectorService", "failed", code, why, -1, -1,
+					  "failed");
+		if (rc == 0)
+			rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
+		if (rc == 0)
+			rc = cmb_state_commit(r->st);
+		if (rc < 0)
+			cmb_state_rollback(r->st);
+	}
+	if (rc == 0)
+		r->stats.failed += (long)n;
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/* Calls the site for a journaled intent. 0 when its outcome is recorded; < 0 leaves it unknown. */
+static int issue(struct cmb_relay *r, int64_t intent_id, const char *kind, int op_type, const uint32_t *ids,
+		 size_t n)
+{
+	int block = strcmp(kind, "block") == 0;
+	int64_t opid = -1;
+	int rc = block ? r->env.site->block_clients(r->env.ops_st, ids, n)
+		       : r->env.site->initiate_operation(r->env.ops_st, op_type, "SMS00001", ids, n, &opid);
+	if (rc == CMB_EHTTP) {
+		/* The site answered and said no: nothing was created. */
+		char *why = xasprintf("the site refused the operation: %s", cmb_error_last());
+		cmb_warn("relay: journal row %" PRId64 ": %s", intent_id, why);
+		rc = record_refused(r, intent_id, CMB_RELAY_SITE_REFUSED, why);
+		free(why);
+		return rc;
+	}
+	if (rc < 0) {
+		cmb_error_wrap(rc, "relay: journal row %" PRId64 " (%s, Type %d, %zu targets) left to reconcile",
+			       intent_id, kind, op_type, n);
+		return rc;
+	}
+	if (block)
+		r->stats.blocks++;
+	else {
+		r->stats.operations++;
+		r->stats.targets += (long)n;
+	}
+	cmb_info("relay: journal row %" PRId64 ": %s Type %d for %zu devices%s%" PRId64, intent_id,
+		 block ? "BlockClients" : "operation", op_type, n, block ? "" : ", OperationID ", block ? (int64_t)0 : opid);
+	return record_issued(r, intent_id, kind, opid, block ? "blocked" : "issued");
+}
+
+/* Journals one batch (intent committed), then sends it. */
+static int send_batch(struct cmb_relay *r, const struct cmb_action_map *map, struct cmb_action **batch, size_t n)
+{
+	const char *kind = map->kind == CMB_ACTION_BLOCK ? "block" : "operation";
+	uint32_t *ids = xcalloc(n, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = batch[i]->resource_id;
+	qsort(ids, n, sizeof(*ids), cmp_u32);
+	char *targets = targets_json(ids, n);
+	char marker[65];
+	batch_marker(batch, n, marker);
+	int64_t intent_id = 0;
+	int rc = cmb_state_begin(r->st);
+	if (rc == 0)
+		rc = cmb_state_intent_add(r->st, kind, map->client_type, targets, marker, now_ms(r) / 1000, &intent_id);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = move(r, batch[i], "intent", "deliveredToConnectorService", NULL, 0, NULL, intent_id,
+			  map->client_type, NULL);
+	if (rc == 0)
+		rc = cmb_state_commit(r->st);
+	if (rc < 0) {
+		cmb_state_rollback(r->st);
+	} else {
+		/* The intent is durable: from here a crash leaves something to reconcile, never to repeat. */
+		rc = issue(r, intent_id, kind, map->client_type, ids, n);
+	}
+	free(targets);
+	free(ids);
+	return rc;
+}
+
+/* ---- reconciliation ---- */
+
+static int same_targets(const struct cmb_site_operation *op, const uint32_t *ids, size_t n)
+{
+	if (op->n_targets != n)
+		return 0;
+	uint32_t *t = xmalloc((n ? n : 1) * sizeof(*t));
+	memcpy(t, op->targets, n * sizeof(*t));
+	qsort(t, n, sizeof(*t), cmp_u32);
+	int same = memcmp(t, ids, n * sizeof(*t)) == 0;
+	free(t);
+	return same;
+}
+
+/*
+ * An intent without an outcome: the call may or may not have reached the
+ * site. Look for it in the site's operations (same Type, the same set of
+ * TargetResourceIDs, requested since the intent, not already claimed by
+ * another journal row); adopt it when found, send it when not.
+ */
+static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
+{
+	size_t n = 0;
+	uint32_t *ids = parse_targets(it->targets, &n);
+	int rc = 0;
+	if (strcmp(it->kind, "block") == 0) {
+		/* BlockClients is idempotent: sending it again is the reconciliation. */
+		r->stats.reissued++;
+		rc = issue(r, it->id, it->kind, it->op_type, ids, n);
+		free(ids);
+		return rc;
+	}
+	struct cmb_site_operation *ops = NULL;
+	size_t n_ops = 0;
+	rc = r->env.site->list_operations(r->env.ops_st, it->op_type, it->intended - RECONCILE_SLACK_S, &ops, &n_ops);
+	if (rc < 0) {
+		free(ids);
+		return cmb_error_wrap(rc, "relay: reconciling journal row %" PRId64, it->id);
+	}
+	int64_t found = -1;
+	for (size_t i = 0; i < n_ops && rc == 0; i++) {
+		if (!same_targets(&ops[i], ids, n))
+			continue;
+		int known = 0;
+		if ((rc = cmb_state_intent_operation_known(r->st, ops[i].id, &known)) < 0)
+			break;
+		if (!known && (found < 0 || ops[i].id < found))
+			found = ops[i].id;
+	}
+	cmb_site_operations_free(ops, n_ops);
+	if (rc == 0 && found >= 0) {
+		cmb_info("relay: journal row %" PRId64 " was issued before the interruption: adopting OperationID %" PRId64,
+			 it->id, found);
+		r->stats.adopted++;
+		rc = record_issued(r, it->id, it->kind, found, "adopted");
+	} else if (rc == 0) {
+		/* Not at the site: send it now, unless one of its actions expired meanwhile (never late). */
+		struct cmb_action *list = NULL;
+		size_t na = 0;
+		if ((rc = cmb_state_actions_by_intent(r->st, it->id, &list, &na)) == 0) {
+			int64_t now = now_ms(r) / 1000;
+			int expired = 0;
+			for (size_t i = 0; i < na; i++)
+				if (now >= list[i].expires)
+					expired = 1;
+			cmb_state_actions_free(list, na);
+			if (expired) {
+				rc = record_refused(r, it->id, CMB_RELAY_EXPIRED,
+						    "expired before the interrupted delivery could be completed");
+			} else {
+				cmb_info("relay: journal row %" PRId64 " is not at the site: sending it", it->id);
+				r->stats.reissued++;
+				rc = issue(r, it->id, it->kind, it->op_type, ids, n);
+			}
+		}
+	}
+	free(ids);
+	return rc;
+}
+
+/* ---- outcomes ---- */
+
+static int fail_all(struct cmb_relay *r, const struct cmb_intent *it, long code, const char *why)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc = cmb_state_actions_by_intent(r->st, it->id, &list, &n);
+	if (rc < 0)
+		return rc;
+	int *ok = xcalloc(n ? n : 1, sizeof(int));
+	long *codes = xcalloc(n ? n : 1, sizeof(long));
+	char **msgs = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		codes[i] = code;
+		msgs[i] = (char *)why;
+	}
+	rc = finish_actions(r, list, n, ok, codes, msgs, it->id);
+	free(ok);
+	free(codes);
+	free(msgs);
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/* Reads an issued operation's status when due; settles its actions once it is finished. */
+static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
+{
+	int64_t now_s = now_ms(r) / 1000;
+	long every = r->cfg->actions_status_poll_interval;
+	if (it->last_polled && now_s - it->last_polled < every) {
+		due_at(r, (it->last_polled + every) * 1000);
+		return 0;
+	}
+	struct cmb_site_operation_status os;
+	int rc = r->env.site->operation_status(r->env.ops_st, it->operation_id, &os);
+	if (rc < 0 && rc != CMB_ENOTFOUND)
+		return cmb_error_wrap(rc, "relay: status of OperationID %" PRId64, it->operation_id);
+	int finished = rc == 0 && ((os.total > 0 && os.completed + os.failed + os.offline >= os.total) || os.expired);
+	if (!finished) {
+		if (now_s - it->intended >= r->cfg->actions_status_timeout) {
+			char why[160];
+			snprintf(why, sizeof(why), "no outcome from the site within %ld s (OperationID %" PRId64 ")",
+				 r->cfg->actions_status_timeout, it->operation_id);
+			return fail_all(r, it, CMB_RELAY_TIMEOUT, why);
+		}
+		if ((rc = cmb_state_intent_polled(r->st, it->id, now_s)) < 0)
+			return rc;
+		due_at(r, (now_s + every) * 1000);
+		return 0;
+	}
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	if ((rc = cmb_state_actions_by_intent(r->st, it->id, &list, &n)) < 0)
+		return rc;
+	int *ok = xcalloc(n ? n : 1, sizeof(int));
+	long *codes = xcalloc(n ? n : 1, sizeof(long));
+	char **msgs = xcalloc(n ? n : 1, sizeof(char *));
+	char summary[200];
+	snprintf(summary, sizeof(summary),
+		 "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline%s", it->operation_id,
+		 os.completed, os.total, os.failed, os.offline, os.expired ? ", operation expired" : "");
+	if (os.completed >= os.total && os.total > 0) {
+		for (size_t i = 0; i < n; i++)
+			ok[i] = 1;
+	} else if (os.completed == 0) {
+		/* All failed: every target failed (offline ones included). */
+		long code = os.offline >= os.total ? CMB_RELAY_CLIENT_OFFLINE
+			    : os.expired && os.failed == 0 ? CMB_RELAY_OPERATION_EXPIRED : CMB_RELAY_CLIENT_FAILED;
+		for (size_t i = 0; i < n; i++) {
+			codes[i] = code;
+			msgs[i] = xstrdup(summary);
+		}
+	} else {
+		/*
+		 * Mixed: the summary only counts. As the wire format says, a device
+		 * offline now (SMS_CN_ClientStatus) is reported failed (client offline)
+		 * and the others done; when the site also counted failures among online
+		 * clients it does not say which, and the done results carry the counts.
+		 */
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			int online = 0;
+			rc = r->env.site->client_online(r->env.ops_st, list[i].resource_id, &online);
+			if (rc == CMB_ENOTFOUND) {
+				online = 0;
+				rc = 0;
+			}
+			if (rc < 0)
+				break;
+			if (!online) {
+				codes[i] = CMB_RELAY_CLIENT_OFFLINE;
+				msgs[i] = xasprintf("client offline; %s", summary);
+			} else {
+				ok[i] = 1;
+				if (os.failed)
+					msgs[i] = xasprintf("the site counted failed clients without naming them; %s", summary);
+			}
+		}
+		if (rc < 0)
+			cmb_error_wrap(rc, "relay: per-device status of OperationID %" PRId64, it->operation_id);
+	}
+	if (rc == 0)
+		rc = finish_actions(r, list, n, ok, codes, msgs, it->id);
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i]);
+	free(ok);
+	free(codes);
+	free(msgs);
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/* Every open journal row: reconcile unknown outcomes, read statuses. Stops at the first site failure. */
+static int settle_intents(struct cmb_relay *r)
+{
+	struct cmb_intent *its = NULL;
+	size_t n = 0;
+	int rc = cmb_state_intents_open(r->st, &its, &n);
+	for (size_t i = 0; i < n && rc == 0 && !stopped(r); i++) {
+		if (!its[i].outcome[0])
+			rc = reconcile(r, &its[i]);
+		else if (strcmp(its[i].kind, "operation") == 0 && its[i].operation_id >= 0)
+			rc = check_status(r, &its[i]);
+	}
+	cmb_state_intents_free(its, n);
+	return rc;
+}
+
+/* ---- the inbox: authorize, batch, send ---- */
+
+struct group {
+	const struct cmb_action_map *map;
+	struct cmb_action **items;
+	size_t n;
+	int64_t oldest_ms;
+};
+
+static int dispatch(struct cmb_relay *r)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc = cmb_state_actions_by_state(r->st, "received", INBOX_PAGE, &list, &n);
+	if (rc < 0)
+		return rc;
+	struct group groups[16];
+	size_t n_groups = 0;
+	int64_t now = now_ms(r);
+	/* Refusals first, in one transaction. */
+	if ((rc = cmb_state_begin(r->st)) < 0)
+		goto done;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct cmb_action_map *map;
+		const char *tstate;
+		char why[512];
+		long code = authorize(r, &list[i], &map, &tstate, why, sizeof(why));
+		if (code) {
+			cmb_info("relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id, list[i].action,
+				 list[i].key, list[i].requested_by, why);
+			rc = move(r, &list[i], tstate, "deliveredToConnectorService", tstate, code, why, -1, -1, "refused");
+			r->stats.refused++;
+			continue;
+		}
+		size_t g = 0;
+		/* By what goes to the site: refreshMachinePolicy and syncDevice share Type 8. */
+		while (g < n_groups && (groups[g].map->kind != map->kind || groups[g].map->client_type != map->client_type))
+			g++;
+		if (g == n_groups) {
+			if (n_groups == sizeof(groups) / sizeof(groups[0]))
+				continue; /* more kinds than the table has: cannot happen; left for the next pass */
+			groups[n_groups++] = (struct group){ .map = map, .items = xcalloc(n, sizeof(struct cmb_action *)),
+							     .oldest_ms = list[i].received_ms };
+		}
+		groups[g].items[groups[g].n++] = &list[i];
+	}
+	if (rc == 0)
+		rc = cmb_state_commit(r->st);
+	if (rc < 0) {
+		cmb_state_rollback(r->st);
+		goto done;
+	}
+	int64_t window = r->cfg->actions_batch_window * 1000;
+	for (size_t g = 0; g < n_groups && rc == 0 && !stopped(r); g++) {
+		struct group *gr = &groups[g];
+		if (now - gr->oldest_ms < window && gr->n < MAX_TARGETS) {
+			due_at(r, gr->oldest_ms + window);
+			continue;
+		}
+		/* Operations of at most MAX_TARGETS distinct devices; a second action for a device goes in the next. */
+		struct cmb_action **batch = xcalloc(gr->n, sizeof(*batch));
+		uint32_t *seen = xcalloc(gr->n, sizeof(*seen));
+		size_t left = gr->n;
+		while (left > 0 && rc == 0 && !stopped(r)) {
+			size_t nb = 0;
+			for (size_t i = 0; i < gr->n && nb < MAX_TARGETS; i++) {
+				if (!gr->items[i])
+					continue;
+				int dup = 0;
+				for (size_t k = 0; k < nb && !dup; k++)
+					dup = seen[k] == gr->items[i]->resource_id;
+				if (dup)
+					continue;
+				seen[nb] = gr->items[i]->resource_id;
+				batch[nb++] = gr->items[i];
+				gr->items[i] = NULL;
+			}
+			left -= nb;
+			rc = send_batch(r, gr->map, batch, nb);
+		}
+		free(seen);
+		free(batch);
+	}
+done:
+	for (size_t g = 0; g < n_groups; g++)
+		free(groups[g].items);
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/* ---- the outbox ---- */
+
+static int report(struct cmb_relay *r)
+{
+	for (;;) {
+		struct cmb_outbox_entry *list = NULL;
+		size_t n = 0;
+		int rc = cmb_state_outbox_list(r->st, MAX_RESULTS, &list, &n);
+		if (rc < 0 || n == 0) {
+			cmb_state_outbox_free(list, n);
+			return rc;
+		}
+		struct cmb_tenant_action_result *res = xcalloc(n, sizeof(*res));
+		char (*times)[32] = xcalloc(n, sizeof(*times));
+		int *acked = xcalloc(n, sizeof(int));
+		for (size_t i = 0; i < n; i++) {
+			cmb_time_iso8601(list[i].updated, times[i]);
+			res[i] = (struct cmb_tenant_action_result){
+				.id = list[i].action_id, .delivery = list[i].delivery, .state = list[i].state,
+				.error_code = list[i].error_code, .updated = times[i], .message = list[i].message,
+			};
+		}
+		rc = r->env.tenant->post_results(r->env.notify_st, res, n, acked);
+		size_t gone = 0;
+		if (rc == 0 && (rc = cmb_state_begin(r->st)) == 0) {
+			for (size_t i = 0; i < n && rc == 0; i++)
+				if (acked[i]) {
+					rc = cmb_state_outbox_delete(r->st, list[i].action_id, list[i].delivery, list[i].state);
+					gone++;
+				}
+			if (rc == 0)
+				rc = cmb_state_commit(r->st);
+			if (rc < 0)
+				cmb_state_rollback(r->st);
+			else
+				r->stats.reported += (long)gone;
+		}
+		free(res);
+		free(times);
+		free(acked);
+		cmb_state_outbox_free(list, n);
+		if (rc < 0)
+			return cmb_error_wrap(rc, "relay: reporting results");
+		if (gone == 0 || n < MAX_RESULTS)
+			return 0; /* nothing acknowledged: try again next pass, not in a loop */
+	}
+}
+
+/* ---- one pass ---- */
+
+int cmb_relay_step(struct cmb_relay *r, long wait_s)
+{
+	int rc = 0, first = 0;
+	r->next_due_ms = -1;
+	if (!r->staging) {
+		/* Intents first: nothing new goes out while an earlier call's fate is unknown. */
+		if ((rc = settle_intents(r)) < 0)
+			goto out;
+		if ((rc = report(r)) < 0 && !first)
+			first = rc;
+		rc = 0;
+		if (r->next_due_ms >= 0) {
+			int64_t until = (r->next_due_ms - now_ms(r) + 999) / 1000;
+			if (until < wait_s)
+				wait_s = until < 0 ? 0 : until;
+		}
+		long open = cmb_state_actions_open(r->st);
+		struct cmb_action *recv = NULL;
+		size_t nrecv = 0;
+		if (cmb_state_actions_by_state(r->st, "received", 1, &recv, &nrecv) == 0 && nrecv) {
+			int64_t until = (recv[0].received_ms + r->cfg->actions_batch_window * 1000 - now_ms(r) + 999) / 1000;
+			if (until < wait_s)
+				wait_s = until < 0 ? 0 : until;
+		}
+		cmb_state_actions_free(recv, nrecv);
+		if (open < 0) {
+			rc = (int)open;
+			goto out;
+		}
+	}
+	if (stopped(r))
+		goto out;
+	if ((rc = poll_channel(r, wait_s)) < 0 && !first)
+		first = rc;
+	rc = 0;
+	if (r->staging || stopped(r))
+		goto out;
+	r->next_due_ms = -1;
+	if ((rc = dispatch(r)) < 0)
+		goto out;
+	/* Statuses of what just went out are read next pass; results are reported now. */
+	rc = report(r);
+out:
+	return rc < 0 ? rc : first;
+}
+
+int64_t cmb_relay_next_due_ms(struct cmb_relay *r)
+{
+	if (r->next_due_ms < 0)
+		return -1;
+	int64_t d = r->next_due_ms - now_ms(r);
+	return d < 0 ? 0 : d;
+}
+
+int cmb_relay_idle(struct cmb_relay *r)
+{
+	if (r->staging)
+		return r->polled_once && r->last_poll_count == 0;
+	long open = cmb_state_actions_open(r->st);
+	long out = cmb_state_outbox_count(r->st);
+	return r->polled_once && r->last_poll_count == 0 && open == 0 && out == 0;
+}
+
+int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
+{
+	int errors = 0, rc = 0;
+	while (!stopped(r)) {
+		rc = cmb_relay_step(r, once ? 0 : r->cfg->actions_poll_wait);
+		if (rc < 0) {
+			errors++;
+			cmb_error_log("relay: %s", cmb_error_last());
+			if (once && max_errors > 0 && errors >= max_errors)
+				return rc;
+			/* A failed step is retried: the journal keeps what is unknown. Back off a little. */
+			double wait = errors < 6 ? 0.5 * (1 << errors) : 30;
+			cmb_retry_sleep(wait, r->env.stop);
+			continue;
+		}
+		errors = 0;
+		if (once && cmb_relay_idle(r))
+			return 0;
+		if (once) {
+			/* No long poll to wait in: sleep until local work is due (at most 1 s, to poll again). */
+			int64_t d = cmb_relay_next_due_ms(r);
+			double s = d < 0 || d > 1000 ? 1.0 : (double)d / 1000.0;
+			if (r->last_poll_count == 0 && s > 0)
+				cmb_retry_sleep(s, r->env.stop);
+		}
+	}
+	return stopped(r) ? CMB_ECANCELED : rc;
+}
