@@ -126,14 +126,6 @@ static int status_error(const char *what, const struct cmb_http_response *resp)
 	return cmb_error_set(CMB_EHTTP, "%s: site answered HTTP %ld: %s", what, st, body);
 }
 
-/* 2xx bodies are collected here: the HTTP core keeps only 64 KiB of a body without a sink. */
-static int collect(void *ctx, long status, const char *content_type, const char *data, size_t len)
-{
-	(void)status;
-	(void)content_type;
-	return cmb_buf_add(ctx, data, len);
-}
-
 /*
  * One request, its reply parsed as a JSON object into *out (caller frees).
  * idempotent: retry transient failures; otherwise only 429/503.
@@ -152,10 +144,8 @@ static int call(struct as_ops *o, const char *method, const char *url, const cha
 			return rc;
 		if (auth_header)
 			headers[h++] = auth_header;
-		struct cmb_buf got = CMB_BUF_INIT((size_t)64 << 20);
 		struct cmb_http_request req = {
 			.method = method, .url = url, .headers = headers, .body = body, .body_len = body ? strlen(body) : 0,
-			.sink = collect, .sink_ctx = &got,
 		};
 		struct cmb_http_response resp;
 		char *retry_after = NULL;
@@ -164,10 +154,9 @@ static int call(struct as_ops *o, const char *method, const char *url, const cha
 		if (rc == 0) {
 			if (resp.status >= 200 && resp.status <= 299) {
 				char eb[128] = "";
-				yajl_val root = yajl_tree_parse(got.data ? got.data : "", eb, sizeof(eb));
+				yajl_val root = yajl_tree_parse(resp.body.data ? resp.body.data : "", eb, sizeof(eb));
 				if (root && YAJL_IS_OBJECT(root)) {
 					cmb_http_response_clear(&resp);
-					cmb_buf_free(&got);
 					*out = root;
 					return 0;
 				}
@@ -184,7 +173,6 @@ static int call(struct as_ops *o, const char *method, const char *url, const cha
 		} else {
 			cmb_error_wrap(rc, "%s", what);
 		}
-		cmb_buf_free(&got);
 		double wait = 0;
 		int again = (idempotent || rc == CMB_ETHROTTLED) &&
 			    cmb_retry_next(&o->budget, attempt, rc, retry_after, &wait);

@@ -95,14 +95,6 @@ fail:
 	return rc;
 }
 
-/* 2xx bodies are collected here: the HTTP core keeps only 64 KiB of a body without a sink. */
-static int collect(void *ctx, long status, const char *content_type, const char *data, size_t len)
-{
-	(void)status;
-	(void)content_type;
-	return cmb_buf_add(ctx, data, len);
-}
-
 /* One request with the retry policy; *out is the parsed JSON object (caller frees). */
 static int call(struct notify *n, const char *method, const char *url, const struct cmb_buf *body, const char *what,
 		yajl_val *out)
@@ -118,13 +110,11 @@ static int call(struct notify *n, const char *method, const char *url, const str
 		char rid[37], rid_hdr[64];
 		cmb_uuid4(rid);
 		snprintf(rid_hdr, sizeof(rid_hdr), "client-request-id: %s", rid);
-		struct cmb_buf got = CMB_BUF_INIT((size_t)64 << 20);
 		const char *headers[] = { "Accept: application/json", rid_hdr,
 					  body ? "Content-Type: application/json" : NULL, NULL };
 		struct cmb_http_request req = {
 			.method = method, .url = url, .headers = headers, .bearer = token,
-			.body = body ? body->data : NULL, .body_len = body ? body->len : 0, .sink = collect,
-			.sink_ctx = &got,
+			.body = body ? body->data : NULL, .body_len = body ? body->len : 0,
 		};
 		struct cmb_http_response resp;
 		char *retry_after = NULL;
@@ -140,10 +130,9 @@ static int call(struct notify *n, const char *method, const char *url, const str
 			}
 			if (st == 200) {
 				char eb[128] = "";
-				yajl_val root = yajl_tree_parse(got.data ? got.data : "", eb, sizeof(eb));
+				yajl_val root = yajl_tree_parse(resp.body.data ? resp.body.data : "", eb, sizeof(eb));
 				if (root && YAJL_IS_OBJECT(root)) {
 					cmb_http_response_clear(&resp);
-					cmb_buf_free(&got);
 					*out = root;
 					return 0;
 				}
@@ -163,7 +152,6 @@ static int call(struct notify *n, const char *method, const char *url, const str
 		} else {
 			cmb_error_wrap(rc, "%s", what);
 		}
-		cmb_buf_free(&got);
 		double wait = 0;
 		int again = cmb_retry_next(&n->budget, attempt, rc, retry_after, &wait);
 		free(retry_after);
