@@ -56,6 +56,17 @@ TOKEN=$(curl -sS --cacert "$LAB/ca.pem" -d grant_type=client_credentials \
 curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
   "$GRAPH/deviceManagement/managedDevices?\$top=1&\$count=true&\$filter=managementAgent%20eq%20'configurationManagerClientMdm'" | jq .
 
+step "An admin triggers remote actions in the cloud console; the connector relays them to the site"
+DEVICE=$(curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
+  "$GRAPH/deviceManagement/managedDevices?\$top=1" | jq -r '.value[0].id')
+"$LABBIN" trigger "$LAB" "$DEVICE" refreshMachinePolicy
+"$LABBIN" trigger "$LAB" "$DEVICE" quickScan
+"$LABBIN" trigger "$LAB" "$DEVICE" wipe
+"$CMB" -c "$CONF" relay --once
+"$CMB" -c "$CONF" actions
+curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
+  "$GRAPH/deviceManagement/managedDevices/$DEVICE?\$select=deviceActionResults" | jq .
+
 step "cmbridge status"
 "$CMB" -c "$CONF" status
 
