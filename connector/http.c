@@ -54,6 +54,24 @@ struct cmb_http {
 	char gss_error[256];         /* last "gss_..." line of libcurl, for Negotiate */
 };
 
+static volatile int *cancel_flag;
+
+void cmb_http_set_cancel_flag(volatile int *flag)
+{
+	cancel_flag = flag;
+}
+
+/* libcurl calls this about once a second during a transfer: non-zero aborts it. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)ud;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return cancel_flag && *cancel_flag;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int ctx_index = -1;
 static void curl_init_once(void)
@@ -464,6 +482,8 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
@@ -510,6 +530,10 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	h->total_in += resp->bytes_in;
 	if (cc == CURLE_WRITE_ERROR && t.sink_rc < 0) {
 		rc = t.sink_rc;
+		goto done;
+	}
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		rc = cmb_error_set(CMB_ECANCELED, "request to the %s at %s stopped on request", h->name, req->url);
 		goto done;
 	}
 	if (cc != CURLE_OK) {
