@@ -947,7 +947,7 @@ int cmb_cli_main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	cmb_http_set_cancel_flag(&stop_requested);
+	cmb_cancel_set_flag(&stop_requested);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strcmp(cmd, "map") == 0) {

@@ -54,14 +54,11 @@ struct cmb_http {
 	char gss_error[256];         /* last "gss_..." line of libcurl, for Negotiate */
 };
 
-static volatile int *cancel_flag;
-
-void cmb_http_set_cancel_flag(volatile int *flag)
-{
-	cancel_flag = flag;
-}
-
-/* libcurl calls this about once a second during a transfer: non-zero aborts it. */
+/*
+ * libcurl calls this about once a second during a transfer: a stop request
+ * (cmb_canceled(), util.h) aborts it, so a long poll or a stalled server
+ * never keeps the daemon from stopping.
+ */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	(void)ud;
@@ -69,7 +66,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return cancel_flag && *cancel_flag;
+	return cmb_canceled();
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;

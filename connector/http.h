@@ -120,13 +120,6 @@ char *cmb_http_escape(const char *s);
 /* Resolves a possibly relative reference against base (RFC 3986). Caller frees; NULL on error. */
 char *cmb_http_resolve(const char *base, const char *ref);
 
-/*
- * A process-wide flag (set by a signal handler) that ends any transfer in
- * progress within about a second, with CMB_ECANCELED: a long poll or a
- * stalled server never keeps the daemon from stopping. NULL disables.
- */
-void cmb_http_set_cancel_flag(volatile int *flag);
-
 /* Bytes sent and received by this handle over its life (for status and benchmarks). */
 void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
 /* Seconds this handle's requests have spent waiting for the rate limit, over its life. */

@@ -95,7 +95,7 @@ int cmb_retry_sleep(double s, volatile int *stop)
 {
 	double end = cmb_now_mono() + s;
 	for (;;) {
-		if (stop && *stop)
+		if ((stop && *stop) || cmb_canceled())
 			return cmb_error_set(CMB_ECANCELED, "stopped on request while waiting to retry");
 		double left = end - cmb_now_mono();
 		if (left <= 0)

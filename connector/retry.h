@@ -47,7 +47,7 @@ int cmb_retry_next(struct cmb_retry_budget *b, int attempt, int rc, const char *
  */
 int cmb_retry_after_parse(const char *value, int64_t now, double *seconds);
 
-/* Sleeps for s seconds; returns early (CMB_ECANCELED) when *stop becomes set. */
+/* Sleeps for s seconds; returns early (CMB_ECANCELED) when *stop or the process-wide stop request is set. */
 int cmb_retry_sleep(double s, volatile int *stop);
 
 /* Token bucket: rate requests per second, burst capacity. */

@@ -283,6 +283,18 @@ int cmb_time_parse(const char *s, int64_t *out)
 	return 0;
 }
 
+static volatile int *cancel_flag;
+
+void cmb_cancel_set_flag(volatile int *flag)
+{
+	cancel_flag = flag;
+}
+
+int cmb_canceled(void)
+{
+	return cancel_flag && *cancel_flag;
+}
+
 void cmb_uuid4(char out[37])
 {
 	unsigned char b[16];

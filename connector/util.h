@@ -56,6 +56,14 @@ int cmb_time_parse(const char *s, int64_t *out);
 #define CMB_TIME_MIN (-62135596800LL)
 #define CMB_TIME_MAX (253402300799LL)
 
+/*
+ * The process-wide stop request: a flag a signal handler sets. Long waits
+ * (transfers, retry back-off) check it so the daemon stops within about a
+ * second. NULL (the default) means never.
+ */
+void cmb_cancel_set_flag(volatile int *flag);
+int cmb_canceled(void);
+
 /* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
 void cmb_uuid4(char out[37]);
 
