@@ -8,6 +8,7 @@
  * batch under a new batchId, or report a batch as applied when the tenant
  * did not answer for it.
  */
+#include "call.h"
 #include "gateway.h"
 #include "notify.h"
 #include "../tenant.h"
@@ -129,130 +130,6 @@ void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out)
 	};
 }
 
-/* Graph errors are {"error":{"code":"...","message":"..."}}; say what the tenant said. */
-static void graph_error_text(const struct cmb_http_response *resp, char *out, size_t outlen)
-{
-	char eb[128];
-	yajl_val root = resp->body.data ? yajl_tree_parse(resp->body.data, eb, sizeof(eb)) : NULL;
-	const char *pc[] = { "error", "code", NULL }, *pm[] = { "error", "message", NULL };
-	yajl_val c = root ? yajl_tree_get(root, pc, yajl_t_string) : NULL;
-	yajl_val m = root ? yajl_tree_get(root, pm, yajl_t_string) : NULL;
-	if (c || m)
-		snprintf(out, outlen, "%s: %s", c ? c->u.string : "error", m ? m->u.string : "");
-	else
-		snprintf(out, outlen, "no Graph error body (content type %s)",
-			 resp->content_type ? resp->content_type : "none");
-	yajl_tree_free(root);
-}
-
-/*
- * Judges one answer to a batch. 0 with *root set (the caller's) for a
- * complete 200 reply; otherwise a CMB_E* code whose retry class decides
- * what happens next, with *retry_after set (caller frees) for throttling.
- */
-static int judge_reply(struct gateway *g, const char *url, const char *batch_id, const char *what,
-		       const struct cmb_http_response *resp, yajl_val *root, char **retry_after)
-{
-	char why[512];
-	long st = resp->status;
-	if (st == 200) {
-		char eb[256] = "";
-		yajl_val r = yajl_tree_parse(resp->body.data ? resp->body.data : "", eb, sizeof(eb));
-		if (!r) {
-			/*
-			 * A reply cut short: the batch may or may not have been applied.
-			 * Sending it again under the same batchId is safe (the tenant
-			 * applies a batch once and replays its answer).
-			 */
-			return cmb_error_set(CMB_ENETWORK, "tenant reply from %s for batch %s is incomplete or not JSON: %s",
-					     url, batch_id, eb);
-		}
-		if (!YAJL_IS_OBJECT(r)) {
-			yajl_tree_free(r);
-			return cmb_error_set(CMB_EPROTO, "tenant reply from %s for batch %s is not a JSON object", url,
-					     batch_id);
-		}
-		*root = r;
-		return 0;
-	}
-	graph_error_text(resp, why, sizeof(why));
-	if (st == 429 || st == 503) {
-		if (resp->retry_after)
-			*retry_after = xstrdup(resp->retry_after);
-		return cmb_error_set(CMB_ETHROTTLED, "tenant throttled upload of %s batch %s (HTTP %ld, %s)", what,
-				     batch_id, st, why);
-	}
-	if (st == 500 || st == 502 || st == 504)
-		return cmb_error_set(CMB_ENETWORK, "tenant failed upload of %s batch %s (HTTP %ld, %s)", what, batch_id,
-				     st, why);
-	return cmb_error_set(st == 401 || st == 403 ? CMB_EAUTH : CMB_EHTTP,
-			     "tenant refused upload of %s batch %s to %s (HTTP %ld, %s)", what, batch_id, url, st, why);
-}
-
-/*
- * Posts one batch body (gzip) to url until the tenant answers for it or the
- * retry policy gives up. Every try carries the same body, hence the same
- * batchId. On success *out is the parsed reply object (caller frees).
- */
-static int post_batch(struct gateway *g, const char *url, const char *what, const char *batch_id,
-		      const struct cmb_buf *body, yajl_val *out)
-{
-	int rc = 0, renewed = 0;
-	for (int attempt = 0;; attempt++) {
-		const char *token;
-		/* The token endpoint has its own retries from the same budget; its failure is final here. */
-		if ((rc = cmb_auth_token(g->auth, &token)) < 0)
-			return cmb_error_wrap(rc, "uploading %s batch %s", what, batch_id);
-		char rid[37], rid_hdr[64];
-		cmb_uuid4(rid);
-		snprintf(rid_hdr, sizeof(rid_hdr), "client-request-id: %s", rid);
-		const char *headers[] = { "Content-Type: application/json", "Accept: application/json", rid_hdr, NULL };
-		struct cmb_http_request req = {
-			.method = "POST", .url = url, .headers = headers, .bearer = token,
-			.body = body->data, .body_len = body->len, .gzip_body = 1,
-		};
-		struct cmb_http_response resp;
-		char *retry_after = NULL;
-		yajl_val root = NULL;
-		rc = cmb_http_request(g->http, &req, &resp);
-		g->stats.requests++;
-		if (rc == 0) {
-			g->stats.bytes_out += resp.bytes_out;
-			g->stats.bytes_in += resp.bytes_in;
-			if (resp.status == 401 && !renewed) {
-				/* A token can be revoked or expire early: renew once and try again, off the budget. */
-				cmb_http_response_clear(&resp);
-				cmb_auth_invalidate(g->auth);
-				renewed = 1;
-				g->renewals++;
-				cmb_info("tenant refused the access token (HTTP 401) for %s batch %s; renewing it", what,
-					 batch_id);
-				attempt--;
-				continue;
-			}
-			rc = judge_reply(g, url, batch_id, what, &resp, &root, &retry_after);
-			cmb_http_response_clear(&resp);
-		}
-		if (rc == 0) {
-			*out = root;
-			return 0;
-		}
-		double wait = 0;
-		int again = cmb_retry_next(&g->budget, attempt, rc, retry_after, &wait);
-		free(retry_after);
-		if (!again) {
-			if (cmb_error_retry_class(rc) != CMB_RETRY_NEVER)
-				cmb_error_wrap(rc, "gave up after %d attempts (%ld of %ld retries of this cycle spent)",
-					       attempt + 1, g->budget.used, g->budget.policy.budget);
-			return rc;
-		}
-		cmb_warn("%s; sending the same batch again in %.1f s (attempt %d of %d)", cmb_error_last(), wait,
-			 attempt + 2, g->budget.policy.max_attempts);
-		if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
-			return rc;
-	}
-}
-
 /*
  * Reports the reply's results and removals through cb, checking that they
  * answer exactly for keys[0..n) and removals[0..n_removals), in order.
@@ -310,7 +187,15 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 		       size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	yajl_val root = NULL;
-	int rc = post_batch(g, url, what, batch_id, body, &root);
+	char *desc = xasprintf("upload of %s batch %s", what, batch_id);
+	/* Every try sends the same body, hence the same batchId: the tenant applies it once. */
+	struct cmb_tenant_call call = {
+		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "POST", .url = url, .what = desc,
+		.body = body->data, .body_len = body->len, .gzip = 1, .requests = &g->stats.requests,
+		.renewals = &g->renewals, .bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
+	};
+	int rc = cmb_tenant_call_json(&call, &root);
+	free(desc);
 	if (rc < 0)
 		return rc;
 	const char *pp[] = { "replayed", NULL };

@@ -9,6 +9,7 @@
  * Must never: log a token; report a result as acknowledged that the tenant
  * did not answer for.
  */
+#include "call.h"
 #include "notify.h"
 #include "../../connector/auth.h"
 #include "../../connector/error.h"
@@ -95,73 +96,18 @@ fail:
 	return rc;
 }
 
-/* One request with the retry policy; *out is the parsed JSON object (caller frees). */
+/* One request with the retry policy (call.h); *out is the parsed JSON object (caller frees). */
 static int call(struct notify *n, const char *method, const char *url, const struct cmb_buf *body, const char *what,
 		yajl_val *out)
 {
-	int rc, renewed = 0;
 	/* The relay has no cycles: a spent budget starts afresh with the next request. */
 	if (n->budget.used >= n->budget.policy.budget)
 		cmb_retry_budget_init(&n->budget, &n->policy);
-	for (int attempt = 0;; attempt++) {
-		const char *token;
-		if ((rc = cmb_auth_token(n->auth, &token)) < 0)
-			return cmb_error_wrap(rc, "%s", what);
-		char rid[37], rid_hdr[64];
-		cmb_uuid4(rid);
-		snprintf(rid_hdr, sizeof(rid_hdr), "client-request-id: %s", rid);
-		const char *headers[] = { "Accept: application/json", rid_hdr,
-					  body ? "Content-Type: application/json" : NULL, NULL };
-		struct cmb_http_request req = {
-			.method = method, .url = url, .headers = headers, .bearer = token,
-			.body = body ? body->data : NULL, .body_len = body ? body->len : 0,
-		};
-		struct cmb_http_response resp;
-		char *retry_after = NULL;
-		rc = cmb_http_request(n->http, &req, &resp);
-		if (rc == 0) {
-			long st = resp.status;
-			if (st == 401 && !renewed) {
-				cmb_http_response_clear(&resp);
-				cmb_auth_invalidate(n->auth);
-				renewed = 1;
-				attempt--;
-				continue;
-			}
-			if (st == 200) {
-				char eb[128] = "";
-				yajl_val root = yajl_tree_parse(resp.body.data ? resp.body.data : "", eb, sizeof(eb));
-				if (root && YAJL_IS_OBJECT(root)) {
-					cmb_http_response_clear(&resp);
-					*out = root;
-					return 0;
-				}
-				yajl_tree_free(root);
-				rc = cmb_error_set(CMB_ENETWORK, "%s: the tenant's reply is incomplete or not JSON: %s", what, eb);
-			} else if (st == 429 || st == 503) {
-				if (resp.retry_after)
-					retry_after = xstrdup(resp.retry_after);
-				rc = cmb_error_set(CMB_ETHROTTLED, "%s: tenant is busy (HTTP %ld)", what, st);
-			} else if (st == 500 || st == 502 || st == 504) {
-				rc = cmb_error_set(CMB_ENETWORK, "%s: tenant answered HTTP %ld", what, st);
-			} else {
-				rc = cmb_error_set(st == 401 || st == 403 ? CMB_EAUTH : CMB_EHTTP,
-						   "%s: tenant refused it (HTTP %ld)", what, st);
-			}
-			cmb_http_response_clear(&resp);
-		} else {
-			cmb_error_wrap(rc, "%s", what);
-		}
-		double wait = 0;
-		int again = cmb_retry_next(&n->budget, attempt, rc, retry_after, &wait);
-		free(retry_after);
-		if (!again)
-			return rc;
-		cmb_warn("%s; trying again in %.1f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
-			 n->budget.policy.max_attempts);
-		if ((rc = cmb_retry_sleep(wait, n->stop)) < 0)
-			return rc;
-	}
+	struct cmb_tenant_call c = {
+		.http = n->http, .auth = n->auth, .budget = &n->budget, .stop = n->stop, .method = method, .url = url,
+		.what = what, .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
+	};
+	return cmb_tenant_call_json(&c, out);
 }
 
 static const char *str(yajl_val obj, const char *name)

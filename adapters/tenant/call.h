@@ -1,0 +1,44 @@
+/*
+ * call.h - one JSON exchange with a tenant endpoint under the retry policy
+ * (docs/retry.md): the gateway's uploads and the notification channel.
+ *
+ * Every try sends the same body (uploads carry their batchId in it, so a
+ * retried batch is applied once); a 401 renews the token once, off the
+ * budget; 429/503 wait what Retry-After says; 500/502/504, network errors
+ * and cut-off replies back off with full jitter; anything else is final.
+ */
+#ifndef CMB_TENANT_CALL_H
+#define CMB_TENANT_CALL_H
+
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+#include "../../connector/auth.h"
+#include "../../connector/http.h"
+#include "../../connector/retry.h"
+
+struct cmb_tenant_call {
+	struct cmb_http *http;
+	struct cmb_auth *auth;
+	struct cmb_retry_budget *budget;
+	volatile int *stop;          /* ends back-off early; may be NULL */
+	const char *method;          /* "GET" or "POST" */
+	const char *url;
+	const char *what;            /* for messages: "upload of devices batch <id>", "notification poll" */
+	const void *body;            /* NULL for none */
+	size_t body_len;
+	int gzip;
+	/* Counters the caller keeps (each may be NULL). */
+	long *requests;
+	long *renewals;
+	size_t *bytes_out;
+	size_t *bytes_in;
+};
+
+/* On success *out is the reply's JSON object (caller frees with yajl_tree_free). */
+int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out);
+
+/* "code: message" of a Graph error body, or what the body was instead. */
+void cmb_tenant_error_text(const struct cmb_http_response *resp, char *out, size_t outlen);
+
+#endif
