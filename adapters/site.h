@@ -115,8 +115,13 @@ struct cmb_site_adapter {
 	int (*list_operations)(void *ost, int type, int64_t since, struct cmb_site_operation **out, size_t *n);
 	/* SMS_ClientOperationStatus of operation_id; CMB_ENOTFOUND when the site has none (yet). */
 	int (*operation_status)(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
-	/* SMS_CN_ClientStatus.OnlineStatus of one device: *online 1 or 0; CMB_ENOTFOUND when unknown. */
-	int (*client_online)(void *ost, uint32_t resource_id, int *online);
+	/*
+	 * Every client SMS_CN_ClientStatus reports offline (OnlineStatus 0), as a
+	 * newly allocated array of ResourceIDs sorted ascending (*ids, caller
+	 * frees; NULL and 0 when none): one paged read, not one request per
+	 * device.
+	 */
+	int (*offline_clients)(void *ost, uint32_t **ids, size_t *n);
 	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. */
 	int (*block_clients)(void *ost, const uint32_t *ids, size_t n);
 };

@@ -57,6 +57,12 @@ static int64_t now_ms(const struct cmb_relay *r)
 	return r->env.clock_ms ? r->env.clock_ms() : wall_ms();
 }
 
+static int cmp_rid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int stopped(const struct cmb_relay *r)
 {
 	return r->env.stop && *r->env.stop;
@@ -105,7 +111,7 @@ int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
 		p = e + 1;
 	}
 	if (!env->site->initiate_operation || !env->site->list_operations || !env->site->operation_status ||
-	    !env->site->client_online || !env->site->block_clients)
+	    !env->site->offline_clients || !env->site->block_clients)
 		return cmb_error_set(CMB_ECONFIG, "site adapter %s cannot run operations", env->site->name);
 	if (!env->tenant->poll_notifications || !env->tenant->post_results)
 		return cmb_error_set(CMB_ECONFIG, "tenant adapter %s has no notification channel", env->tenant->name);
@@ -670,15 +676,13 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 		 * and the others done; when the site also counted failures among online
 		 * clients it does not say which, and the done results carry the counts.
 		 */
+		uint32_t *offline = NULL;
+		size_t n_offline = 0;
+		rc = r->env.site->offline_clients(r->env.ops_st, &offline, &n_offline);
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			int online = 0;
-			rc = r->env.site->client_online(r->env.ops_st, list[i].resource_id, &online);
-			if (rc == CMB_ENOTFOUND) {
-				online = 0;
-				rc = 0;
-			}
-			if (rc < 0)
-				break;
+			uint32_t rid = list[i].resource_id;
+			/* Not listed offline is online (a target without a ResourceID never is). */
+			int online = rid != 0 && !bsearch(&rid, offline, n_offline, sizeof(*offline), cmp_rid);
 			if (!online) {
 				codes[i] = CMB_RELAY_CLIENT_OFFLINE;
 				msgs[i] = xasprintf("client offline; %s", summary);
@@ -688,6 +692,7 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 					msgs[i] = xasprintf("the site counted failed clients without naming them; %s", summary);
 			}
 		}
+		free(offline);
 		if (rc < 0)
 			cmb_error_wrap(rc, "relay: per-device status of OperationID %" PRId64, it->operation_id);
 	}
@@ -926,6 +931,8 @@ int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
 	int errors = 0, rc = 0;
 	while (!stopped(r)) {
 		rc = cmb_relay_step(r, once ? 0 : r->cfg->actions_poll_wait);
+		if (rc < 0 && stopped(r))
+			break; /* a transfer ended by the stop request is not an error */
 		if (rc < 0) {
 			errors++;
 			cmb_error_log("relay: %s", cmb_error_last());

@@ -910,5 +910,5 @@ const struct cmb_site_adapter cmb_site_adminservice = {
 	.close = as_close,
 	.ops_open = cmb_as_ops_open, .ops_close = cmb_as_ops_close, .initiate_operation = cmb_as_ops_initiate,
 	.list_operations = cmb_as_ops_list, .operation_status = cmb_as_ops_status,
-	.client_online = cmb_as_ops_client_online, .block_clients = cmb_as_ops_block,
+	.offline_clients = cmb_as_ops_offline_clients, .block_clients = cmb_as_ops_block,
 };

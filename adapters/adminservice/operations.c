@@ -350,28 +350,61 @@ int cmb_as_ops_status(void *p, int64_t operation_id, struct cmb_site_operation_s
 	return 0;
 }
 
-int cmb_as_ops_client_online(void *p, uint32_t resource_id, int *online)
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int cmb_as_ops_offline_clients(void *p, uint32_t **ids_out, size_t *n_out)
 {
 	struct as_ops *o = p;
 	fresh_budget(o);
-	char *filter = xasprintf("ResourceID eq %" PRIu32, resource_id);
-	char *enc = cmb_http_escape(filter);
-	char *url = xasprintf("%s/wmi/SMS_CN_ClientStatus?$filter=%s", o->base, enc);
-	free(filter);
+	char *enc = cmb_http_escape("OnlineStatus eq 0");
+	char *url = xasprintf("%s/wmi/SMS_CN_ClientStatus?$filter=%s&$select=ResourceID", o->base, enc);
 	free(enc);
-	yajl_val root = NULL;
-	int rc = call(o, "GET", url, NULL, 1, "reading SMS_CN_ClientStatus", &root);
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0, page;
+	for (page = 0; url && page < MAX_LIST_PAGES; page++) {
+		yajl_val root = NULL;
+		if ((rc = call(o, "GET", url, NULL, 1, "reading SMS_CN_ClientStatus", &root)) < 0)
+			break;
+		const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL };
+		yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
+		yajl_val next = yajl_tree_get(root, pn, yajl_t_string);
+		if (!value) {
+			yajl_tree_free(root);
+			rc = cmb_error_set(CMB_EPROTO, "reading SMS_CN_ClientStatus: the reply has no value array");
+			break;
+		}
+		for (size_t i = 0; i < value->u.array.len; i++) {
+			long long rid = num(value->u.array.values[i], "ResourceID", -1);
+			if (rid < 0 || rid > UINT32_MAX)
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				ids = xrealloc(ids, cap * sizeof(*ids));
+			}
+			ids[n++] = (uint32_t)rid;
+		}
+		char *next_url = next ? cmb_http_resolve(url, next->u.string) : NULL;
+		yajl_tree_free(root);
+		free(url);
+		url = next_url;
+	}
+	if (rc == 0 && url)
+		rc = cmb_error_set(CMB_EPROTO, "reading SMS_CN_ClientStatus: more than %d pages", page);
 	free(url);
-	if (rc < 0)
+	if (rc < 0) {
+		free(ids);
 		return rc;
-	const char *pv[] = { "value", NULL };
-	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
-	if (!value || value->u.array.len == 0)
-		rc = CMB_ENOTFOUND;
-	else
-		*online = num(value->u.array.values[0], "OnlineStatus", 0) == 1;
-	yajl_tree_free(root);
-	return rc;
+	}
+	if (n)
+		qsort(ids, n, sizeof(*ids), cmp_u32);
+	*ids_out = ids;
+	*n_out = n;
+	return 0;
 }
 
 int cmb_as_ops_block(void *p, const uint32_t *ids, size_t n)

@@ -15,7 +15,7 @@ int cmb_as_ops_initiate(void *ost, int type, const char *collection_id, const ui
 			int64_t *operation_id);
 int cmb_as_ops_list(void *ost, int type, int64_t since, struct cmb_site_operation **out, size_t *n);
 int cmb_as_ops_status(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
-int cmb_as_ops_client_online(void *ost, uint32_t resource_id, int *online);
+int cmb_as_ops_offline_clients(void *ost, uint32_t **ids, size_t *n);
 int cmb_as_ops_block(void *ost, const uint32_t *ids, size_t n);
 
 /* Makes retry waits end early once *stop becomes non-zero; NULL: never. */

@@ -182,9 +182,23 @@ static int s_status(void *st, int64_t opid, struct cmb_site_operation_status *ou
 	return CMB_ENOTFOUND;
 }
 
-static int s_online(void *st, uint32_t rid, int *online)
+static int cmp_u32(const void *a, const void *b)
 {
-	*online = !is_offline(st, rid);
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int s_offline(void *st, uint32_t **ids, size_t *n)
+{
+	struct fake_site *s = st;
+	*ids = NULL;
+	*n = 0;
+	if (s->n_offline) {
+		*ids = xmalloc((size_t)s->n_offline * sizeof(**ids));
+		memcpy(*ids, s->offline, (size_t)s->n_offline * sizeof(**ids));
+		qsort(*ids, (size_t)s->n_offline, sizeof(**ids), cmp_u32);
+		*n = (size_t)s->n_offline;
+	}
 	return 0;
 }
 
@@ -198,7 +212,7 @@ static int s_block(void *st, const uint32_t *ids, size_t n)
 
 static const struct cmb_site_adapter fake_site = {
 	.version = CMB_SITE_ADAPTER_VERSION, .name = "fake", .initiate_operation = s_initiate,
-	.list_operations = s_list, .operation_status = s_status, .client_online = s_online, .block_clients = s_block,
+	.list_operations = s_list, .operation_status = s_status, .offline_clients = s_offline, .block_clients = s_block,
 };
 
 /* ---- fixture ---- */
