@@ -721,10 +721,48 @@ static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 }
 
 /*
+ * SIGHUP: rebuild the whole configuration from the file and swap it in
+ * (unbound's reload), between steps. A file that does not load, or that
+ * changes an option needing a restart, is refused and the running
+ * configuration kept. On success the sessions are reopened with the new
+ * one; if that fails, with the old one again. *owned is the config this
+ * function allocated (freed when replaced); *cfg the one in use.
+ */
+static void run_reload(const struct cmb_config **cfg, struct cmb_config **owned, struct relay_session *rs)
+{
+	struct cmb_config *fresh = NULL;
+	if (cmb_config_load(&fresh, (*cfg)->path) < 0) {
+		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
+		return;
+	}
+	if (cmb_config_check_reload(*cfg, fresh) < 0) {
+		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
+		cmb_config_free(fresh);
+		return;
+	}
+	relay_session_close(rs);
+	if (relay_session_open(fresh, rs) < 0) {
+		cmb_error_log("run: SIGHUP: the new configuration cannot be used, keeping the running one: %s",
+			      cmb_error_last());
+		cmb_config_free(fresh);
+		if (relay_session_open(*cfg, rs) < 0)
+			cmb_error_log("run: reopening with the running configuration failed too: %s", cmb_error_last());
+		return;
+	}
+	int lvl = cmb_log_level_parse(fresh->log_level ? fresh->log_level : "info");
+	if (lvl >= 0)
+		cmb_log_set_level((enum cmb_log_level)lvl);
+	cmb_config_free(*owned);
+	*owned = fresh;
+	*cfg = fresh;
+	cmb_info("run: SIGHUP: configuration reloaded from %s", fresh->path);
+}
+
+/*
  * Sync cycles every [sync] interval (full every full_interval) and the
  * relay in between, in one thread: a cycle pauses the relay while it runs.
  * Signal handlers only set flags: SIGTERM/SIGINT stop after the current
- * step; SIGHUP is logged (reloading is not supported yet).
+ * step; SIGHUP reloads the configuration (run_reload).
  */
 static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 {
@@ -734,6 +772,8 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	/* A reload may cut an idle long poll short; nothing else. */
+	cmb_interrupt_set_flag(&hup_requested);
 	struct relay_session rs;
 	int rc = relay_session_open(cfg, &rs);
 	if (rc < 0)
@@ -742,11 +782,15 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 		 cfg->sync_full_interval);
 	double next_sync = cmb_now_mono(), last_full = -1e18;
 	int errors = 0;
+	struct cmb_config *owned = NULL;
 	while (!stop_requested) {
 		if (hup_requested) {
 			hup_requested = 0;
-			cmb_warn("run: SIGHUP received: reloading the configuration is not supported yet; restart cmbridge "
-				 "to apply changes");
+			cmb_log_set_cid(NULL);
+			run_reload(&cfg, &owned, &rs);
+			if (!rs.relay)
+				break;
+			continue;
 		}
 		double now = cmb_now_mono();
 		if (now >= next_sync) {
@@ -756,10 +800,6 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st, .stop = &stop_requested,
 			};
 			struct cmb_sync_result res;
-			if (rs.s.site->begin_cycle)
-				rs.s.site->begin_cycle(rs.s.site_st);
-			if (rs.s.tenant->begin_cycle)
-				rs.s.tenant->begin_cycle(rs.s.tenant_st);
 			int src = cmb_sync_run(&env, &opts, &res);
 			if (src < 0 && src != CMB_ECANCELED)
 				cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
@@ -785,8 +825,11 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 			errors = 0;
 		}
 	}
-	cmb_info("run: stopping on request");
 	relay_session_close(&rs);
+	cmb_config_free(owned);
+	if (!stop_requested)
+		return cmb_error_set(CMB_ERROR, "run: no usable configuration after a reload; stopping");
+	cmb_info("run: stopping on request");
 	return 0;
 }
 

@@ -61,12 +61,12 @@ struct cmb_http {
  */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-	(void)ud;
+	const struct cmb_http_request *req = ud;
 	(void)dltotal;
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return cmb_canceled();
+	return cmb_canceled() || (req->interruptible && cmb_interrupted());
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -481,6 +481,7 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)req);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
@@ -530,7 +531,8 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		goto done;
 	}
 	if (cc == CURLE_ABORTED_BY_CALLBACK) {
-		rc = cmb_error_set(CMB_ECANCELED, "request to the %s at %s stopped on request", h->name, req->url);
+		rc = cmb_error_set(CMB_ECANCELED, "request to the %s at %s %s", h->name, req->url,
+				   cmb_canceled() ? "stopped on request" : "interrupted (reload)");
 		goto done;
 	}
 	if (cc != CURLE_OK) {

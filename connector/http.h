@@ -86,6 +86,7 @@ struct cmb_http_request {
 	const void *body;            /* request body, may be NULL */
 	size_t body_len;
 	int gzip_body;               /* compress body (zlib level 1), add Content-Encoding: gzip */
+	int interruptible;            /* an idle wait (long poll): also ends when cmb_interrupted() */
 	cmb_http_sink sink;          /* when set, the body streams to sink for 2xx responses */
 	void *sink_ctx;
 };

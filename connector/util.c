@@ -295,6 +295,18 @@ int cmb_canceled(void)
 	return cancel_flag && *cancel_flag;
 }
 
+static volatile int *interrupt_flag;
+
+void cmb_interrupt_set_flag(volatile int *flag)
+{
+	interrupt_flag = flag;
+}
+
+int cmb_interrupted(void)
+{
+	return interrupt_flag && *interrupt_flag;
+}
+
 void cmb_uuid4(char out[37])
 {
 	unsigned char b[16];

@@ -63,6 +63,13 @@ int cmb_time_parse(const char *s, int64_t *out);
  */
 void cmb_cancel_set_flag(volatile int *flag);
 int cmb_canceled(void);
+/*
+ * A softer request (SIGHUP: reload) that ends only waits that are safe to
+ * cut and start again, such as an idle long poll (cmb_http_request's
+ * `interruptible`). NULL (the default) means never.
+ */
+void cmb_interrupt_set_flag(volatile int *flag);
+int cmb_interrupted(void);
 
 /* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
 void cmb_uuid4(char out[37]);

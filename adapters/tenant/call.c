@@ -79,6 +79,7 @@ int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out)
 		struct cmb_http_request req = {
 			.method = c->method, .url = c->url, .headers = headers, .bearer = token,
 			.body = c->body, .body_len = c->body_len, .gzip_body = c->gzip,
+			.interruptible = c->interruptible,
 		};
 		struct cmb_http_response resp;
 		char *retry_after = NULL;

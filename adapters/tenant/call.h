@@ -28,6 +28,7 @@ struct cmb_tenant_call {
 	const void *body;            /* NULL for none */
 	size_t body_len;
 	int gzip;
+	int interruptible;           /* an idle long poll: a reload request may end it */
 	/* Counters the caller keeps (each may be NULL). */
 	long *requests;
 	long *renewals;

@@ -98,7 +98,7 @@ fail:
 
 /* One request with the retry policy (call.h); *out is the parsed JSON object (caller frees). */
 static int call(struct notify *n, const char *method, const char *url, const struct cmb_buf *body, const char *what,
-		yajl_val *out)
+		int interruptible, yajl_val *out)
 {
 	/* The relay has no cycles: a spent budget starts afresh with the next request. */
 	if (n->budget.used >= n->budget.policy.budget)
@@ -106,6 +106,7 @@ static int call(struct notify *n, const char *method, const char *url, const str
 	struct cmb_tenant_call c = {
 		.http = n->http, .auth = n->auth, .budget = &n->budget, .stop = n->stop, .method = method, .url = url,
 		.what = what, .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
+		.interruptible = interruptible,
 	};
 	return cmb_tenant_call_json(&c, out);
 }
@@ -125,7 +126,7 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 	char *url = xasprintf("%s?cursor=%s&wait=%ld", n->poll_url, enc, wait_s < 0 ? 0 : wait_s > 60 ? 60 : wait_s);
 	free(enc);
 	yajl_val root = NULL;
-	int rc = call(n, "GET", url, NULL, "polling the notification channel", &root);
+	int rc = call(n, "GET", url, NULL, "polling the notification channel", 1, &root);
 	free(url);
 	if (rc < 0)
 		return rc;
@@ -178,7 +179,7 @@ int cmb_notify_post_results(void *p, const struct cmb_tenant_action_result *r, s
 	}
 	cmb_buf_addstr(&b, "]}");
 	yajl_val root = NULL;
-	int rc = call(n, "POST", n->result_url, &b, "posting action results", &root);
+	int rc = call(n, "POST", n->result_url, &b, "posting action results", 0, &root);
 	cmb_buf_free(&b);
 	if (rc < 0)
 		return rc;

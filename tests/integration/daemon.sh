@@ -25,6 +25,18 @@ for _ in $(seq 150); do
 done
 expect_eq "the action reached the site once" 1 "$(stat "['site']['operationTargets']")"
 
+say "SIGHUP reloads the configuration, and refuses a change that needs a restart"
+sed -i 's/^\(\[sync\]\)$/\1\ninterval = 600/' "$RUN"
+grep -q "^interval = 600" "$RUN" || printf '[sync]\ninterval = 600\n' >> "$RUN"
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "configuration reloaded" "$TMP/run.out" && break; sleep 0.1; done
+expect_match "a reloadable change is applied" "run: SIGHUP: configuration reloaded from $RUN" "$(cat "$TMP/run.out")"
+sed -i 's/^site_code = .*/site_code = XYZ/' "$RUN"
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "keeping the running configuration" "$TMP/run.out" && break; sleep 0.1; done
+expect_match "a change needing a restart is refused by name" "keeping the running configuration: .*site_code" "$(cat "$TMP/run.out")"
+expect_eq "still running after both reloads" yes "$(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
+
 say "SIGTERM during the long poll"
 sleep 1
 kill -TERM "$pid"
