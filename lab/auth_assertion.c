@@ -26,19 +26,6 @@
 
 /* ---- init: client certificates ------------------------------------------ */
 
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-	X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!ex)
-		return -1;
-	X509_add_ext(cert, ex, -1);
-	X509_EXTENSION_free(ex);
-	return 0;
-}
-
 /* A clientAuth certificate valid from now+nb to now+na seconds; self-signed
  * when issuer is NULL. Returns a new X509 or NULL. */
 static X509 *client_cert(EVP_PKEY *key, const char *cn, long nb, long na, X509 *issuer, EVP_PKEY *issuer_key)
@@ -60,12 +47,12 @@ static X509 *client_cert(EVP_PKEY *key, const char *cn, long nb, long na, X509 *
 	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
 	X509 *iss = issuer ? issuer : x;
 	int rc = 0;
-	rc |= add_ext(x, iss, NID_subject_key_identifier, "hash");
+	rc |= lab_x509_add_ext(x, iss, NID_subject_key_identifier, "hash");
 	if (issuer)
-		rc |= add_ext(x, iss, NID_authority_key_identifier, "keyid:always");
-	rc |= add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE");
-	rc |= add_ext(x, iss, NID_key_usage, "critical,digitalSignature");
-	rc |= add_ext(x, iss, NID_ext_key_usage, "clientAuth");
+		rc |= lab_x509_add_ext(x, iss, NID_authority_key_identifier, "keyid:always");
+	rc |= lab_x509_add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE");
+	rc |= lab_x509_add_ext(x, iss, NID_key_usage, "critical,digitalSignature");
+	rc |= lab_x509_add_ext(x, iss, NID_ext_key_usage, "clientAuth");
 	if (rc != 0 || !X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256())) {
 		X509_free(x);
 		return NULL;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <openssl/x509.h>
 #include <yajl/yajl_tree.h>
 
 #define LAB_NAME "cmbridge-lab"
@@ -122,6 +123,8 @@ char *lab_path(const struct lab_conf *c, const char *name);
 /* ---- pki.c ----------------------------------------------------------- */
 
 int lab_pki_create(const char *dir);
+/* Adds one X.509v3 extension in OpenSSL's config syntax ("critical,CA:FALSE"); 0 or -1. */
+int lab_x509_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
 struct evp_pkey_st;
 /* JWT RS256 with the lab key; returns malloc'd token. */
 char *lab_jwt_sign(struct evp_pkey_st *key, const char *kid, const char *payload_json);

@@ -31,7 +31,7 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert, int mode)
 	return rc;
 }
 
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+int lab_x509_add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509V3_set_ctx_nodb(&ctx);
@@ -63,16 +63,16 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *is
 	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
 	X509 *iss = issuer ? issuer : x;
 	int rc = 0;
-	rc |= add_ext(x, iss, NID_subject_key_identifier, "hash");
+	rc |= lab_x509_add_ext(x, iss, NID_subject_key_identifier, "hash");
 	if (ca) {
-		rc |= add_ext(x, iss, NID_basic_constraints, "critical,CA:TRUE");
-		rc |= add_ext(x, iss, NID_key_usage, "critical,keyCertSign,cRLSign");
+		rc |= lab_x509_add_ext(x, iss, NID_basic_constraints, "critical,CA:TRUE");
+		rc |= lab_x509_add_ext(x, iss, NID_key_usage, "critical,keyCertSign,cRLSign");
 	} else {
-		rc |= add_ext(x, iss, NID_authority_key_identifier, "keyid:always");
-		rc |= add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE");
-		rc |= add_ext(x, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-		rc |= add_ext(x, iss, NID_ext_key_usage, "serverAuth");
-		rc |= add_ext(x, iss, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+		rc |= lab_x509_add_ext(x, iss, NID_authority_key_identifier, "keyid:always");
+		rc |= lab_x509_add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE");
+		rc |= lab_x509_add_ext(x, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+		rc |= lab_x509_add_ext(x, iss, NID_ext_key_usage, "serverAuth");
+		rc |= lab_x509_add_ext(x, iss, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
 	}
 	if (rc != 0 || !X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256())) {
 		X509_free(x);
