@@ -149,7 +149,8 @@ static int on_duplicate(void *ud, const char *key, const char *winner)
 	if (staged)
 		c->res->pending_uploads--;
 	c->res->counts.duplicates++;
-	cmb_info("device %s is a %s", key, reason);
+	/* Duplicates persist from cycle to cycle: one line each at debug, the count in the cycle summary. */
+	cmb_debug("device %s is a %s", key, reason);
 	free(reason);
 	return rc;
 }
