@@ -10,6 +10,7 @@
 #include "mapping/device.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,10 @@ static int cmp_str(const void *a, const void *b)
 /* ---- the mapping ------------------------------------------------------ */
 
 /* Everything the record says, decided before a byte of JSON is written. */
+struct gen_out;
+
 struct mapped {
+	struct gen_out *out;     /* while generating: where output and hashes go */
 	char *key;
 	char *name;
 	int comanaged;
@@ -381,6 +385,18 @@ static void gen_str(yajl_gen g, const char *s)
 	gen_check(yajl_gen_string(g, (const unsigned char *)s, strlen(s)));
 }
 
+/*
+ * Where the generator's output goes: the record's bytes, the full hash over
+ * all of them, and the stable hash over all but the volatile check-in
+ * values (docs/mapping.md), in one pass.
+ */
+struct gen_out {
+	struct cmb_buf json;
+	EVP_MD_CTX *full;
+	EVP_MD_CTX *stable;
+	int in_volatile;       /* set while a volatile value is being generated */
+};
+
 static void gen_key_str(yajl_gen g, const char *key, const char *val)
 {
 	gen_str(g, key);
@@ -389,6 +405,16 @@ static void gen_key_str(yajl_gen g, const char *key, const char *val)
 	else
 		gen_check(yajl_gen_null(g));
 }
+
+/* A check-in time: part of the record and the full hash, not of the stable hash. */
+static void gen_key_volatile(yajl_gen g, const struct mapped *m, const char *key, const char *val)
+{
+	gen_str(g, key);
+	m->out->in_volatile = 1;
+	gen_str(g, val);
+	m->out->in_volatile = 0;
+}
+
 
 static void gen_key_bool(yajl_gen g, const char *key, int val)
 {
@@ -419,7 +445,7 @@ static void gen_managed_device(yajl_gen g, const struct mapped *m)
 	gen_key_str(g, "joinType", m->join_type);
 	gen_key_str(g, "deviceEnrollmentType", m->comanaged ? "windowsCoManagement" : "unknown");
 	gen_key_str(g, "complianceState", m->compliance_with_intune ? "unknown" : "configManager");
-	gen_key_str(g, "lastSyncDateTime", m->last_sync);
+	gen_key_volatile(g, m, "lastSyncDateTime", m->last_sync);
 
 	gen_str(g, "configurationManagerClientEnabledFeatures");
 	gen_check(yajl_gen_map_open(g));
@@ -433,7 +459,7 @@ static void gen_managed_device(yajl_gen g, const struct mapped *m)
 	gen_check(yajl_gen_map_open(g));
 	gen_key_str(g, "state", m->health_state);
 	gen_key_int(g, "errorCode", 0);
-	gen_key_str(g, "lastSyncDateTime", m->last_sync);
+	gen_key_volatile(g, m, "lastSyncDateTime", m->last_sync);
 	gen_check(yajl_gen_map_close(g));
 
 	gen_str(g, "configurationManagerClientInformation");
@@ -472,32 +498,55 @@ static void gen_configuration_manager(yajl_gen g, const struct cmb_map_ctx *ctx,
 	gen_check(yajl_gen_map_close(g));
 }
 
-static char *gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
-			const struct mapped *m, size_t *len)
+static void gen_print(void *ctx, const char *str, size_t len)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *buf;
-	size_t n;
-	char *json;
+	struct gen_out *o = ctx;
+	if (cmb_buf_add(&o->json, str, len) < 0) {
+		fprintf(stderr, "cmbridge: a mapped record exceeded its size limit\n");
+		abort();
+	}
+	EVP_DigestUpdate(o->full, str, len);
+	if (!o->in_volatile)
+		EVP_DigestUpdate(o->stable, str, len);
+}
 
-	if (!g) {
+static void digest_hex(EVP_MD_CTX *md, char out[65])
+{
+	unsigned char d[32];
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(md, d, &n);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev, struct mapped *m,
+		       struct cmb_tenant_record *out)
+{
+	struct gen_out o = { .full = EVP_MD_CTX_new(), .stable = EVP_MD_CTX_new() };
+	cmb_buf_init(&o.json, (size_t)16 << 20);
+	yajl_gen g = yajl_gen_alloc(NULL);
+	if (!g || !o.full || !o.stable) {
 		fprintf(stderr, "cmbridge: out of memory\n");
 		abort();
 	}
+	EVP_DigestInit_ex(o.full, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(o.stable, EVP_sha256(), NULL);
 	/* Strings were repaired already; beautify stays off (no whitespace). */
 	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+	yajl_gen_config(g, yajl_gen_print_callback, gen_print, &o);
+	m->out = &o;
 	gen_check(yajl_gen_map_open(g));
 	gen_key_str(g, "key", m->key);
 	gen_managed_device(g, m);
 	gen_configuration_manager(g, ctx, dev, m);
 	gen_check(yajl_gen_map_close(g));
-	gen_check(yajl_gen_get_buf(g, &buf, &n));
-	json = xmalloc(n + 1);
-	memcpy(json, buf, n);
-	json[n] = '\0';
+	m->out = NULL;
 	yajl_gen_free(g);
-	*len = n;
-	return json;
+	digest_hex(o.full, out->hash);
+	digest_hex(o.stable, out->stable_hash);
+	EVP_MD_CTX_free(o.full);
+	EVP_MD_CTX_free(o.stable);
+	out->json = cmb_buf_detach(&o.json, &out->json_len);
 }
 
 int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
@@ -528,23 +577,12 @@ int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *
 		goto done;
 	}
 
-	out->json = gen_record(ctx, dev, &m, &out->json_len);
-	cmb_sha256_hex(out->json, out->json_len, out->hash);
-	{
-		/*
-		 * The stable hash leaves out the check-in times, which move at every
-		 * client check-in: a record whose stable hash is unchanged differs
-		 * only in them (docs/mapping.md, "Volatile fields").
-		 */
-		char saved[sizeof(m.last_sync)];
-		size_t slen;
-		memcpy(saved, m.last_sync, sizeof(saved));
-		memset(m.last_sync, 0, sizeof(m.last_sync));
-		char *stable = gen_record(ctx, dev, &m, &slen);
-		cmb_sha256_hex(stable, slen, out->stable_hash);
-		free(stable);
-		memcpy(m.last_sync, saved, sizeof(saved));
-	}
+	/*
+	 * One pass: the stable hash leaves out the check-in times, which move at
+	 * every client check-in, so a record whose stable hash is unchanged
+	 * differs only in them (docs/mapping.md, "What changed means").
+	 */
+	gen_record(ctx, dev, &m, out);
 	out->unknown_workload_bits = m.unknown_bits;
 	out->no_entra_id = !m.has_azure_ad_device_id;
 	out->key = m.key;
