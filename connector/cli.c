@@ -151,8 +151,6 @@ static int session_open(const struct cmb_config *cfg, int want_state, struct ses
 		goto fail;
 	if ((rc = s->site->open(&s->site_st, cfg)) < 0)
 		goto fail;
-	if (s->site == &cmb_site_adminservice)
-		cmb_adminservice_set_stop_flag(s->site_st, &stop_requested);
 	if ((rc = s->tenant->open(&s->tenant_st, cfg)) < 0)
 		goto fail;
 	return 0;
@@ -670,10 +668,6 @@ static int relay_session_open(const struct cmb_config *cfg, struct relay_session
 	}
 	if ((rc = rs->s.site->ops_open(&rs->ops_st, cfg)) < 0 || (rc = rs->s.tenant->notify_open(&rs->notify_st, cfg)) < 0)
 		goto fail;
-	if (rs->s.site == &cmb_site_adminservice)
-		cmb_as_ops_set_stop_flag(rs->ops_st, &stop_requested);
-	if (rs->s.tenant == &cmb_tenant_gateway)
-		cmb_notify_set_stop_flag(rs->notify_st, &stop_requested);
 	struct cmb_relay_env env = {
 		.cfg = cfg, .state = rs->s.state, .site = rs->s.site, .ops_st = rs->ops_st, .tenant = rs->s.tenant,
 		.notify_st = rs->notify_st, .stop = &stop_requested,

@@ -64,7 +64,6 @@ struct as_state {
 	struct cmb_retry_policy policy;
 	struct cmb_retry_budget budget;   /* this cycle's; reset by begin_cycle */
 	struct cmb_rate_limit rate;
-	volatile int *stop;         /* ends retry waits early; may be NULL */
 };
 
 struct as_cursor {
@@ -352,7 +351,7 @@ static int get_page(struct as_state *st, const char *url, const char *where, con
 			return give_up(st, error, attempt + 1);
 		cmb_warn("site: attempt %d of %d failed, retrying in %.2f s: %s", attempt + 1,
 			 st->budget.policy.max_attempts, wait, cmb_error_last());
-		if ((error = cmb_retry_sleep(wait, st->stop)) < 0)
+		if ((error = cmb_retry_sleep(wait, NULL)) < 0)
 			return error;
 	}
 }
@@ -891,12 +890,6 @@ void cmb_adminservice_set_rate_limit(void *p, double rate, double burst)
 {
 	struct as_state *st = p;
 	cmb_rate_limit_init(&st->rate, rate, burst);
-}
-
-void cmb_adminservice_set_stop_flag(void *p, volatile int *stop)
-{
-	struct as_state *st = p;
-	st->stop = stop;
 }
 
 const struct cmb_site_adapter cmb_site_adminservice = {

@@ -25,10 +25,4 @@ const struct cmb_retry_budget *cmb_adminservice_retry_budget(const void *st);
  */
 void cmb_adminservice_set_rate_limit(void *st, double rate, double burst);
 
-/*
- * Makes retry waits end early (CMB_ECANCELED) once *stop becomes non-zero
- * (the engine's stop flag); NULL: waits always run to their end.
- */
-void cmb_adminservice_set_stop_flag(void *st, volatile int *stop);
-
 #endif

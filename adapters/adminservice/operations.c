@@ -36,7 +36,6 @@ struct as_ops {
 	struct cmb_http *http;
 	struct cmb_retry_policy policy;
 	struct cmb_retry_budget budget;
-	volatile int *stop;
 };
 
 void cmb_site_operations_free(struct cmb_site_operation *ops, size_t n)
@@ -59,11 +58,6 @@ void cmb_as_ops_close(void *p)
 	cmb_http_free(o->http);
 	free(o->base);
 	free(o);
-}
-
-void cmb_as_ops_set_stop_flag(void *p, volatile int *stop)
-{
-	((struct as_ops *)p)->stop = stop;
 }
 
 int cmb_as_ops_open(void **out, const struct cmb_config *cfg)
@@ -181,7 +175,7 @@ static int call(struct as_ops *o, const char *method, const char *url, const cha
 			return rc;
 		cmb_warn("site: %s; trying again in %.2f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
 			 o->budget.policy.max_attempts);
-		if ((rc = cmb_retry_sleep(wait, o->stop)) < 0)
+		if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
 			return rc;
 	}
 }

@@ -18,7 +18,5 @@ int cmb_as_ops_status(void *ost, int64_t operation_id, struct cmb_site_operation
 int cmb_as_ops_offline_clients(void *ost, uint32_t **ids, size_t *n);
 int cmb_as_ops_block(void *ost, const uint32_t *ids, size_t n);
 
-/* Makes retry waits end early once *stop becomes non-zero; NULL: never. */
-void cmb_as_ops_set_stop_flag(void *ost, volatile int *stop);
 
 #endif

@@ -123,7 +123,7 @@ int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out)
 		}
 		cmb_warn("%s; trying again in %.1f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
 			 c->budget->policy.max_attempts);
-		if ((rc = cmb_retry_sleep(wait, c->stop)) < 0)
+		if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
 			return rc;
 	}
 }

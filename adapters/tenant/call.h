@@ -21,7 +21,6 @@ struct cmb_tenant_call {
 	struct cmb_http *http;
 	struct cmb_auth *auth;
 	struct cmb_retry_budget *budget;
-	volatile int *stop;          /* ends back-off early; may be NULL */
 	const char *method;          /* "GET" or "POST" */
 	const char *url;
 	const char *what;            /* for messages: "upload of devices batch <id>", "notification poll" */

@@ -30,13 +30,7 @@ struct notify {
 	char *result_url;            /* {gateway_url}/api/gateway/NotificationResult */
 	struct cmb_retry_policy policy;
 	struct cmb_retry_budget budget;
-	volatile int *stop;
 };
-
-void cmb_notify_set_stop_flag(void *p, volatile int *stop)
-{
-	((struct notify *)p)->stop = stop;
-}
 
 void cmb_notify_close(void *p)
 {
@@ -104,7 +98,7 @@ static int call(struct notify *n, const char *method, const char *url, const str
 	if (n->budget.used >= n->budget.policy.budget)
 		cmb_retry_budget_init(&n->budget, &n->policy);
 	struct cmb_tenant_call c = {
-		.http = n->http, .auth = n->auth, .budget = &n->budget, .stop = n->stop, .method = method, .url = url,
+		.http = n->http, .auth = n->auth, .budget = &n->budget, .method = method, .url = url,
 		.what = what, .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
 		.interruptible = interruptible,
 	};

@@ -14,7 +14,5 @@ int cmb_notify_poll(void *nst, const char *cursor, long wait_s, cmb_tenant_notif
 		    char **next_cursor);
 int cmb_notify_post_results(void *nst, const struct cmb_tenant_action_result *r, size_t n, int *acked);
 
-/* Makes retry waits end early once *stop becomes non-zero; NULL: never. */
-void cmb_notify_set_stop_flag(void *nst, volatile int *stop);
 
 #endif
