@@ -316,10 +316,13 @@ static int check_collection(char *v, const char **expected)
 	return check_alnum_upper(v, 8);
 }
 
-/* "PS100012, PS100013": normalised in place to "PS100012,PS100013". */
-static int check_collection_list(char *v, const char **expected)
+/*
+ * A comma-separated list, normalised in place ("a, b" -> "a,b"): each item,
+ * without its blanks, must pass item_ok (which may rewrite it in place, e.g.
+ * to upper case, without changing its length). 0 or -1.
+ */
+static int normalise_list(char *v, int (*item_ok)(char *item))
 {
-	*expected = "collection ids of 8 letters or digits separated by commas, e.g. PS100012,PS100013";
 	char *out = v;
 	for (char *p = v;;) {
 		while (*p == ' ' || *p == '\t')
@@ -330,13 +333,14 @@ static int check_collection_list(char *v, const char **expected)
 		char *end = p;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p && *p != ',')
+		if (end == start || (*p && *p != ','))
 			return -1;
 		char save = *end;
 		*end = '\0';
-		if (check_alnum_upper(start, 8) < 0)
-			return -1;
+		int ok = item_ok(start);
 		*end = save;
+		if (ok < 0)
+			return -1;
 		if (out != v)
 			*out++ = ',';
 		memmove(out, start, (size_t)(end - start));
@@ -349,6 +353,27 @@ static int check_collection_list(char *v, const char **expected)
 	return 0;
 }
 
+static int collection_id_ok(char *item)
+{
+	return check_alnum_upper(item, 8);
+}
+
+/* "PS100012, PS100013": normalised in place to "PS100012,PS100013". */
+static int check_collection_list(char *v, const char **expected)
+{
+	*expected = "collection ids of 8 letters or digits separated by commas, e.g. PS100012,PS100013";
+	return normalise_list(v, collection_id_ok);
+}
+
+/* ASCII letters only. */
+static int action_name_ok(char *item)
+{
+	for (const char *c = item; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+			return -1;
+	return 0;
+}
+
 /*
  * "refreshMachinePolicy, fullScan": names made of letters only, normalised
  * in place to "refreshMachinePolicy,fullScan". Whether each name is a known
@@ -357,28 +382,7 @@ static int check_collection_list(char *v, const char **expected)
 static int check_action_list(char *v, const char **expected)
 {
 	*expected = "action names separated by commas, e.g. refreshMachinePolicy,fullScan";
-	char *out = v;
-	for (char *p = v;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		char *start = p;
-		while (isalpha((unsigned char)*p) && (unsigned char)*p < 0x80)
-			p++;
-		char *end = p;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (end == start || (*p && *p != ','))
-			return -1;
-		if (out != v)
-			*out++ = ',';
-		memmove(out, start, (size_t)(end - start));
-		out += end - start;
-		if (!*p)
-			break;
-		p++;
-	}
-	*out = '\0';
-	return 0;
+	return normalise_list(v, action_name_ok);
 }
 
 /* "sha256//BASE64[;sha256//BASE64...]" (libcurl's form) or an absolute path to a public key file. */
