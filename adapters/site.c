@@ -2,7 +2,7 @@
  * site.c - the list of site adapters, looked up by the [site] adapter name,
  * and what every adapter shares (clearing a collection).
  */
-#include "site.h"
+#include "adapters/site.h"
 
 #include <stdlib.h>
 #include <string.h>

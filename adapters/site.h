@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../connector/config.h"
-#include "../mapping/site_device.h"
+#include "connector/config/config.h"
+#include "mapping/site_device.h"
 
 #define CMB_SITE_ADAPTER_VERSION 2
 

@@ -5,8 +5,8 @@
 #define CMB_TENANT_H
 
 #include <stddef.h>
-#include "../connector/config.h"
-#include "../mapping/device.h"
+#include "connector/config/config.h"
+#include "mapping/device.h"
 
 #define CMB_TENANT_ADAPTER_VERSION 2
 

@@ -2,7 +2,7 @@
  * actions.c - tenant remote action -> site operation, in one table.
  * Never does I/O. Sources for every row are in docs/actions.md.
  */
-#include "actions.h"
+#include "mapping/actions.h"
 
 #include <string.h>
 

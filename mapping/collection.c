@@ -1,10 +1,10 @@
 /*
  * collection.c - configManagerCollection records. Never does I/O.
  */
-#include "collection.h"
-#include "device.h"
-#include "utf8.h"
-#include "../connector/util.h"
+#include "mapping/collection.h"
+#include "mapping/device.h"
+#include "mapping/utf8.h"
+#include "connector/base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

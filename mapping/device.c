@@ -16,8 +16,9 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
-#include "connector/util.h"
+#include "connector/base/util.h"
 #include "mapping/utf8.h"
+#include "connector/base/clock.h"
 
 #define NAME_MAX_BYTES 255
 #define UNSET_DATETIME "0001-01-01T00:00:00Z"

@@ -11,7 +11,7 @@
 #define CMB_MAP_DEVICE_H
 
 #include <stddef.h>
-#include "site_device.h"
+#include "mapping/site_device.h"
 
 struct cmb_map_ctx {
 	const char *site_code;              /* the connector's site code, e.g. "PS1" */

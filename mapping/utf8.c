@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connector/util.h"
+#include "connector/base/util.h"
 
 /*
  * Length of the well-formed sequence at s[0..len), or 0 when it is

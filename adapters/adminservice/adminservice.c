@@ -20,18 +20,18 @@
  * header; accept a page that was not read to its end; trust a page that is
  * not JSON; yield a row of a page before that page is complete.
  */
-#include "../site.h"
-#include "../../connector/auth.h"
-#include "../../connector/error.h"
-#include "../../connector/http.h"
-#include "../../connector/log.h"
-#include "../../connector/retry.h"
-#include "../../connector/util.h"
-#include "adminservice.h"
-#include "classes.h"
-#include "join.h"
-#include "odata.h"
-#include "operations.h"
+#include "adapters/site.h"
+#include "connector/transport/auth.h"
+#include "connector/base/error.h"
+#include "connector/transport/http.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/util.h"
+#include "adapters/adminservice/adminservice.h"
+#include "adapters/adminservice/classes.h"
+#include "adapters/adminservice/join.h"
+#include "adapters/adminservice/odata.h"
+#include "adapters/adminservice/operations.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -7,7 +7,7 @@
 #ifndef CMB_AS_ADMINSERVICE_H
 #define CMB_AS_ADMINSERVICE_H
 
-#include "../../connector/retry.h"
+#include "connector/transport/retry.h"
 
 /*
  * Replaces the retry policy (copied) and starts a fresh budget with it;

@@ -5,9 +5,9 @@
  * Sources: docs/wire-format.md section 1 (class reference pages named there).
  * Pure: no I/O, no logging.
  */
-#include "classes.h"
-#include "../../connector/error.h"
-#include "../../connector/util.h"
+#include "adapters/adminservice/classes.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../mapping/site_device.h"
-#include "../site.h"
-#include "odata.h"
+#include "mapping/site_device.h"
+#include "adapters/site.h"
+#include "adapters/adminservice/odata.h"
 
 /* The join key, spelled as every class reference spells it. */
 #define CMB_AS_KEY "ResourceID"

@@ -3,12 +3,12 @@
  *
  * Memory is bounded by one file per class, as a live read is by one page.
  */
-#include "files.h"
-#include "classes.h"
-#include "join.h"
-#include "odata.h"
-#include "../../connector/error.h"
-#include "../../connector/util.h"
+#include "adapters/adminservice/files.h"
+#include "adapters/adminservice/classes.h"
+#include "adapters/adminservice/join.h"
+#include "adapters/adminservice/odata.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #define CMB_AS_FILES_H
 
 #include <stddef.h>
-#include "../site.h"
+#include "adapters/site.h"
 
 /*
  * Each file holds one OData page of one of the five classes, named by its

@@ -11,8 +11,8 @@
  * over unsorted input silently pairs the wrong rows. Never does I/O itself:
  * the cursors do.
  */
-#include "join.h"
-#include "../../connector/error.h"
+#include "adapters/adminservice/join.h"
+#include "connector/base/error.h"
 
 #include <string.h>
 

@@ -15,9 +15,9 @@
 
 #include <stddef.h>
 
-#include "../site.h"
-#include "classes.h"
-#include "odata.h"
+#include "adapters/site.h"
+#include "adapters/adminservice/classes.h"
+#include "adapters/adminservice/odata.h"
 
 struct cmb_join_cursor {
 	/*

@@ -6,9 +6,9 @@
  * skipping nested values nobody asked for. Only one record is ever held.
  * Never does I/O; never logs (errors go back through cmb_error_set()).
  */
-#include "odata.h"
-#include "../../connector/error.h"
-#include "../../connector/util.h"
+#include "adapters/adminservice/odata.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -12,17 +12,18 @@
  * Must never: send InitiateClientOperation twice on its own after a
  * network error; log the password or the Authorization header.
  */
-#include "operations.h"
-#include "../../connector/error.h"
-#include "../../connector/http.h"
-#include "../../connector/log.h"
-#include "../../connector/retry.h"
-#include "../../connector/util.h"
+#include "adapters/adminservice/operations.h"
+#include "connector/base/error.h"
+#include "connector/transport/http.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/util.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include "../../connector/auth.h"
+#include "connector/transport/auth.h"
+#include "connector/base/clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

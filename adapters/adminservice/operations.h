@@ -7,7 +7,7 @@
 #ifndef CMB_AS_OPERATIONS_H
 #define CMB_AS_OPERATIONS_H
 
-#include "../site.h"
+#include "adapters/site.h"
 
 int cmb_as_ops_open(void **out, const struct cmb_config *cfg);
 void cmb_as_ops_close(void *ost);

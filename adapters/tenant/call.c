@@ -1,10 +1,10 @@
 /*
  * call.c - the tenant's JSON request with retries (see call.h).
  */
-#include "call.h"
-#include "../../connector/error.h"
-#include "../../connector/log.h"
-#include "../../connector/util.h"
+#include "adapters/tenant/call.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

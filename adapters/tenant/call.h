@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <yajl/yajl_tree.h>
 
-#include "../../connector/auth.h"
-#include "../../connector/http.h"
-#include "../../connector/retry.h"
+#include "connector/transport/auth.h"
+#include "connector/transport/http.h"
+#include "connector/transport/retry.h"
 
 struct cmb_tenant_call {
 	struct cmb_http *http;

@@ -8,16 +8,16 @@
  * batch under a new batchId, or report a batch as applied when the tenant
  * did not answer for it.
  */
-#include "call.h"
-#include "gateway.h"
-#include "notify.h"
-#include "../tenant.h"
-#include "../../connector/auth.h"
-#include "../../connector/error.h"
-#include "../../connector/http.h"
-#include "../../connector/log.h"
-#include "../../connector/retry.h"
-#include "../../connector/util.h"
+#include "adapters/tenant/call.h"
+#include "adapters/tenant/gateway.h"
+#include "adapters/tenant/notify.h"
+#include "adapters/tenant.h"
+#include "connector/transport/auth.h"
+#include "connector/base/error.h"
+#include "connector/transport/http.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,14 +9,14 @@
  * Must never: log a token; report a result as acknowledged that the tenant
  * did not answer for.
  */
-#include "call.h"
-#include "notify.h"
-#include "../../connector/auth.h"
-#include "../../connector/error.h"
-#include "../../connector/http.h"
-#include "../../connector/log.h"
-#include "../../connector/retry.h"
-#include "../../connector/util.h"
+#include "adapters/tenant/call.h"
+#include "adapters/tenant/notify.h"
+#include "connector/transport/auth.h"
+#include "connector/base/error.h"
+#include "connector/transport/http.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

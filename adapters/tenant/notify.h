@@ -6,7 +6,7 @@
 #ifndef CMB_TENANT_NOTIFY_H
 #define CMB_TENANT_NOTIFY_H
 
-#include "../tenant.h"
+#include "adapters/tenant.h"
 
 int cmb_notify_open(void **out, const struct cmb_config *cfg);
 void cmb_notify_close(void *nst);

@@ -4,7 +4,7 @@
  * Regenerate with: tests/tools/update-config-doc.sh
  */
 #include <stdio.h>
-#include "connector/config.h"
+#include "connector/config/config.h"
 
 int main(void)
 {

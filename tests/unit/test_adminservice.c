@@ -31,8 +31,8 @@
 
 #include "adapters/adminservice/adminservice.h"
 #include "adapters/site.h"
-#include "connector/error.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 /* ---- the scripted server ----------------------------------------------- */
 

@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/util.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

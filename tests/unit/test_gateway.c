@@ -34,10 +34,10 @@
 
 #include "adapters/tenant.h"
 #include "adapters/tenant/gateway.h"
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
-#include "connector/util.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/base/util.h"
 
 #define SECRET "gw-test-secret-value"
 #define MAX_SCRIPT 16

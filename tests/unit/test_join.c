@@ -17,8 +17,8 @@
 
 #include "adapters/adminservice/classes.h"
 #include "adapters/adminservice/join.h"
-#include "connector/error.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #define MAX_PAGES 8
 #define MAX_ROWS 64

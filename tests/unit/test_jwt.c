@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "connector/error.h"
-#include "connector/jwt.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/transport/jwt.h"
+#include "connector/base/util.h"
 
 #include <fcntl.h>
 #include <ftw.h>

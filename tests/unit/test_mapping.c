@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "connector/util.h"
+#include "connector/base/util.h"
 #include "mapping/device.h"
 #include "mapping/site_device.h"
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "adapters/adminservice/odata.h"
-#include "connector/error.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #define MAX_RECS 64
 

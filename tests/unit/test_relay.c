@@ -14,12 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
-#include "connector/relay.h"
-#include "connector/state.h"
-#include "connector/util.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/engine/relay.h"
+#include "connector/store/state.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 #define MAX_N 64
 

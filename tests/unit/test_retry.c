@@ -14,8 +14,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "connector/error.h"
-#include "connector/retry.h"
+#include "connector/base/error.h"
+#include "connector/transport/retry.h"
 
 /* 2015-10-21 07:28:00 UTC, the date every form below names. */
 #define T_2015 1445412480

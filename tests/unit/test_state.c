@@ -10,9 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "connector/error.h"
-#include "connector/state.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/store/state.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 #include <fcntl.h>
 #include <ftw.h>

@@ -13,9 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "connector/error.h"
-#include "connector/http.h"
-#include "connector/util.h"
+#include "connector/base/error.h"
+#include "connector/transport/http.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 static void buf_respects_max(void **s)
 {

@@ -1,8 +1,8 @@
 /*
  * error.c - per-thread last error message (libgit2's giterr model).
  */
-#include "error.h"
-#include "util.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,12 +6,13 @@
  * assertion or a token, or retry a refusal of the credentials (400/401: an
  * admin has to act).
  */
-#include "auth.h"
-#include "config.h"
-#include "error.h"
-#include "jwt.h"
-#include "log.h"
-#include "util.h"
+#include "connector/transport/auth.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/transport/jwt.h"
+#include "connector/base/log.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -14,7 +14,7 @@
 #define CMB_HTTP_H
 
 #include <stddef.h>
-#include "util.h"
+#include "connector/base/util.h"
 
 struct cmb_config;
 struct cmb_http;

@@ -10,8 +10,8 @@
 #ifndef CMB_AUTH_H
 #define CMB_AUTH_H
 
-#include "http.h"
-#include "retry.h"
+#include "connector/transport/http.h"
+#include "connector/transport/retry.h"
 
 #include <stdint.h>
 

@@ -2,9 +2,11 @@
  * retry.c - retry decisions, Retry-After parsing, backoff with full jitter,
  * and a token-bucket rate limit (see retry.h and docs/retry.md).
  */
-#include "retry.h"
-#include "error.h"
-#include "util.h"
+#include "connector/transport/retry.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
+#include "connector/base/stop.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -9,10 +9,10 @@
 #ifndef CMB_SYNC_H
 #define CMB_SYNC_H
 
-#include "../adapters/site.h"
-#include "../adapters/tenant.h"
-#include "config.h"
-#include "state.h"
+#include "adapters/site.h"
+#include "adapters/tenant.h"
+#include "connector/config/config.h"
+#include "connector/store/state.h"
 
 struct cmb_sync_opts {
 	int full;          /* upload every record, not only the changed ones */

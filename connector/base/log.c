@@ -1,9 +1,9 @@
 /*
  * log.c - leveled log lines: time, level, correlation id, message.
  */
-#include "log.h"
-#include "error.h"
-#include "util.h"
+#include "connector/base/log.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -14,10 +14,10 @@
 
 #include <stdint.h>
 
-#include "../adapters/site.h"
-#include "../adapters/tenant.h"
-#include "config.h"
-#include "state.h"
+#include "adapters/site.h"
+#include "adapters/tenant.h"
+#include "connector/config/config.h"
+#include "connector/store/state.h"
 
 /* errorCode values reported to the tenant with a failed or notSupported action. */
 enum cmb_relay_error_code {

@@ -10,9 +10,9 @@
  * `cmbridge check` can report a missing file or loose permissions up front.
  * Values of secret-looking keys are never copied into an error message.
  */
-#include "config.h"
-#include "error.h"
-#include "util.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <ctype.h>
 #include <stdarg.h>

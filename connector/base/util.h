@@ -42,35 +42,6 @@ void cmb_buf_reset(struct cmb_buf *b);
 char *cmb_buf_detach(struct cmb_buf *b, size_t *len);
 void cmb_buf_free(struct cmb_buf *b);
 
-/* Current wall-clock time in seconds; monotonic seconds for measuring intervals. */
-int64_t cmb_now(void);
-double cmb_now_mono(void);
-/* Epoch seconds as ISO 8601 UTC, "2026-11-29T03:04:05Z" (years before 1970 too). */
-void cmb_time_iso8601(int64_t t, char out[32]);
-/*
- * Parses ISO 8601 / OData DateTimeOffset "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]"
- * (no zone = UTC; fraction truncated; calendar-checked) to epoch seconds. 0 or -1.
- */
-int cmb_time_parse(const char *s, int64_t *out);
-/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range Graph's DateTimeOffset values take. */
-#define CMB_TIME_MIN (-62135596800LL)
-#define CMB_TIME_MAX (253402300799LL)
-
-/*
- * The process-wide stop request: a flag a signal handler sets. Long waits
- * (transfers, retry back-off) check it so the daemon stops within about a
- * second. NULL (the default) means never.
- */
-void cmb_cancel_set_flag(volatile int *flag);
-int cmb_canceled(void);
-/*
- * A softer request (SIGHUP: reload) that ends only waits that are safe to
- * cut and start again, such as an idle long poll (cmb_http_request's
- * `interruptible`). NULL (the default) means never.
- */
-void cmb_interrupt_set_flag(volatile int *flag);
-int cmb_interrupted(void);
-
 /* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
 void cmb_uuid4(char out[37]);
 

@@ -16,12 +16,13 @@
  * an action at or after its expiry; forget a result the tenant has not
  * acknowledged; relay anything in staging mode.
  */
-#include "relay.h"
-#include "error.h"
-#include "log.h"
-#include "retry.h"
-#include "util.h"
-#include "../mapping/actions.h"
+#include "connector/engine/relay.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/util.h"
+#include "mapping/actions.h"
+#include "connector/base/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -17,11 +17,12 @@
  * can be reported: the debug callback keeps only libcurl's text lines that
  * start with "gss_", never headers or data.
  */
-#include "http.h"
-#include "config.h"
-#include "error.h"
-#include "log.h"
-#include "retry.h"
+#include "connector/transport/http.h"
+#include "connector/config/config.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/transport/retry.h"
+#include "connector/base/stop.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>

@@ -18,11 +18,12 @@
  * times. A record whose only difference is those times is sent only by a
  * details refresh, every [sync] details_interval (and by full cycles).
  */
-#include "sync.h"
-#include "error.h"
-#include "log.h"
-#include "util.h"
-#include "../mapping/collection.h"
+#include "connector/engine/sync.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/base/util.h"
+#include "mapping/collection.h"
+#include "connector/base/clock.h"
 
 #include <stdlib.h>
 #include <string.h>

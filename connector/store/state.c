@@ -9,9 +9,9 @@
  * message that says what to do, never worked around.
  * docs/state.md explains the schema, durability and locking.
  */
-#include "state.h"
-#include "error.h"
-#include "util.h"
+#include "connector/store/state.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /*
  * main.c - cmbridge's entry point; everything else lives in cli.c.
  */
-#include "cli.h"
+#include "connector/daemon/cli.h"
 
 int main(int argc, char **argv)
 {

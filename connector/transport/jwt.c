@@ -7,9 +7,10 @@
  * the log or an error message; let OpenSSL prompt on a terminal for a
  * passphrase; accept a key that does not belong to the certificate.
  */
-#include "jwt.h"
-#include "error.h"
-#include "util.h"
+#include "connector/transport/jwt.h"
+#include "connector/base/error.h"
+#include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
