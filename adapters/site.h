@@ -13,7 +13,7 @@
 #include "connector/config/config.h"
 #include "mapping/site_device.h"
 
-#define CMB_SITE_ADAPTER_VERSION 2
+#define CMB_SITE_ADAPTER_VERSION 3
 
 /*
  * Called once per device, in ascending ResourceID order. dev is valid during
@@ -43,10 +43,17 @@ struct cmb_site_collection {
 
 void cmb_site_collection_clear(struct cmb_site_collection *c);
 
-/* An SMS_ClientOperation as the site lists it (docs/wire-format.md §8). */
+/*
+ * A client operation as the site lists it (docs/wire-format.md §8):
+ * SMS_ClientOperationStatus gives its Type, RequestedTime and CreatedBy,
+ * SMS_ClientOperation its CollectionID and, on sites that list them,
+ * its TargetResourceIDs.
+ */
 struct cmb_site_operation {
 	int64_t id;              /* ID (the OperationID InitiateClientOperation returned) */
-	int type;                /* Type: client notification type */
+	int type;                /* SMS_ClientOperationStatus.Type: the client notification type */
+	char *collection_id;     /* SMS_ClientOperation.CollectionID, or NULL */
+	int has_targets;         /* the site listed TargetResourceIDs */
 	uint32_t *targets;       /* TargetResourceIDs; owned by the struct */
 	size_t n_targets;
 	int64_t requested;       /* RequestedTime, epoch seconds (0 when absent) */
@@ -54,6 +61,13 @@ struct cmb_site_operation {
 };
 
 void cmb_site_operations_free(struct cmb_site_operation *ops, size_t n);
+
+/* Which operations find_operations looks for. */
+struct cmb_site_operation_query {
+	int type;                /* client notification type */
+	const char *collection_id;
+	int64_t since, until;    /* RequestedTime window, epoch seconds, both ends included */
+};
 
 /* SMS_ClientOperationStatus of one operation. */
 struct cmb_site_operation_status {
@@ -69,10 +83,28 @@ struct cmb_site_adapter {
 	const char *name;        /* the [site] adapter value that selects it */
 	/* Creates the adapter's state from cfg; *out is the caller's (close it). Does no I/O. */
 	int (*open)(void **out, const struct cmb_config *cfg);
-	/* Cheap reachability check (one small request). */
+	/*
+	 * Reachability and fitness check: learns what the site has afresh and
+	 * reads one device key. CMB_EPROTO when the site lacks something the
+	 * connector needs (the message says what).
+	 */
 	int (*check)(void *st);
+	/*
+	 * After check: what the site has and what the connector does without,
+	 * one line per class (newly allocated, the caller's). May be NULL.
+	 */
+	char *(*describe)(void *st);
 	/* Called at the start of every cycle (resets the cycle's retry budget); may be NULL. */
 	void (*begin_cycle)(void *st);
+	/*
+	 * What the adapter learnt about the site (its classes and properties),
+	 * kept by the engine in the state between runs: learnt_load gets back
+	 * the text learnt_save gave last (or NULL: nothing kept); learnt_save
+	 * returns newly allocated text, or NULL when nothing changed. Both may
+	 * be NULL.
+	 */
+	int (*learnt_load)(void *st, const char *text);
+	char *(*learnt_save)(void *st);
 	/*
 	 * Reads every device in scope and passes each to cb. Returns 0 only when
 	 * the read was complete: any failure (network, HTTP status, malformed or
@@ -91,28 +123,34 @@ struct cmb_site_adapter {
 
 	/*
 	 * Site operations (remote actions, docs/actions.md). They work on their
-	 * own state, made by ops_open from cfg (no I/O; *out is the caller's,
-	 * closed with ops_close), so the relay needs no device reader. All
-	 * members may be NULL for adapters that cannot run operations.
+	 * own state, made by ops_open over the connection of st (from open:
+	 * the same HTTP handle and credentials; no I/O; *out is the caller's,
+	 * closed with ops_close before st). All members may be NULL for
+	 * adapters that cannot run operations.
 	 */
-	int (*ops_open)(void **out, const struct cmb_config *cfg);
+	int (*ops_open)(void **out, void *st);
 	void (*ops_close)(void *ost);
 	/*
 	 * SMS_ClientOperation.InitiateClientOperation: client notification type
 	 * on ids[0..n) of collection. Not idempotent, so sent once (retried only
-	 * after 429/503, when the site did not take it): on CMB_ENETWORK the
-	 * operation may or may not exist and the caller must reconcile through
-	 * list_operations. A ReturnValue other than 0 is CMB_EHTTP (refused).
-	 * *operation_id is the site's OperationID.
+	 * after 429/503, when the site did not take it): on any failure other
+	 * than CMB_EHTTP the operation may or may not exist and the caller must
+	 * reconcile through find_operations. A 4xx answer or a ReturnValue
+	 * other than 0 is CMB_EHTTP (refused: nothing was created). 200 and
+	 * 201 are both success; *operation_id is the site's OperationID.
 	 */
 	int (*initiate_operation)(void *ost, int type, const char *collection_id, const uint32_t *ids, size_t n,
 				  int64_t *operation_id);
 	/*
-	 * The site's operations of that type requested at or after since (epoch
-	 * seconds), into a newly allocated array (*out; free with
-	 * cmb_site_operations_free). Retried like every read.
+	 * The operations of q->type on q->collection_id requested in the
+	 * window, created by this connector's site account (an operation whose
+	 * CreatedBy names another account is left out; one without CreatedBy,
+	 * or when the account is not known, is kept), into a newly allocated
+	 * array (*out; free with cmb_site_operations_free). Retried like every
+	 * read.
 	 */
-	int (*list_operations)(void *ost, int type, int64_t since, struct cmb_site_operation **out, size_t *n);
+	int (*find_operations)(void *ost, const struct cmb_site_operation_query *q, struct cmb_site_operation **out,
+			       size_t *n);
 	/* SMS_ClientOperationStatus of operation_id; CMB_ENOTFOUND when the site has none (yet). */
 	int (*operation_status)(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
 	/*
@@ -122,7 +160,7 @@ struct cmb_site_adapter {
 	 * device.
 	 */
 	int (*offline_clients)(void *ost, uint32_t **ids, size_t *n);
-	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. */
+	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. Any 2xx is success unless it carries a ReturnValue other than 0. */
 	int (*block_clients)(void *ost, const uint32_t *ids, size_t n);
 };
 

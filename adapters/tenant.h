@@ -8,7 +8,7 @@
 #include "connector/config/config.h"
 #include "mapping/device.h"
 
-#define CMB_TENANT_ADAPTER_VERSION 2
+#define CMB_TENANT_ADAPTER_VERSION 3
 
 /* One record or removal of a batch, as the tenant judged it. */
 struct cmb_tenant_outcome {
@@ -92,10 +92,11 @@ struct cmb_tenant_adapter {
 
 	/*
 	 * The notification channel (remote actions). Its own state, made by
-	 * notify_open from cfg (no I/O; the caller's, closed with notify_close).
+	 * notify_open over st (the same HTTP handle and token as the uploads;
+	 * no I/O; the caller's, closed with notify_close, before or after st).
 	 * May be NULL for adapters without a channel.
 	 */
-	int (*notify_open)(void **out, const struct cmb_config *cfg);
+	int (*notify_open)(void **out, void *st, const struct cmb_config *cfg);
 	void (*notify_close)(void *nst);
 	/*
 	 * One long poll: the notifications after cursor ("" at first), each

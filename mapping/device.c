@@ -292,9 +292,8 @@ static char *out_of_scope(const struct cmb_site_device *dev)
 	if (dev->obsolete == 1 || dev->is_obsolete == 1)
 		return xstrdup("obsolete (SMS_R_System.Obsolete or "
 			       "SMS_CombinedDeviceResources.IsObsolete)");
-	if (dev->decommissioned == 1 || dev->is_decommissioned == 1)
-		return xstrdup("decommissioned (SMS_R_System.Decommissioned or "
-			       "SMS_CombinedDeviceResources.IsDecommissioned)");
+	if (dev->decommissioned == 1)
+		return xstrdup("decommissioned (SMS_R_System.Decommissioned)");
 	if (dev->client != 1 && dev->is_client != 1)
 		return xstrdup("no ConfigMgr client (SMS_R_System.Client is not 1 and "
 			       "SMS_CombinedDeviceResources.IsClient is not true)");
@@ -326,7 +325,7 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 
 	m->key = cmb_map_device_key(ctx->site_code, dev->resource_id);
 	m->comanaged = dev->mdm_enrolled == 1 && dev->comgmt_policy_present == 1;
-	m->workloads = dev->comgmt_workloads >= 0 ? dev->comgmt_workloads : -1;
+	m->workloads = dev->mdm_workloads >= 0 ? dev->mdm_workloads : -1;
 	m->unknown_bits = m->workloads >= 0 ? m->workloads & ~workload_known_bits() : 0;
 	m->compliance_with_intune = m->comanaged && m->workloads >= 0 &&
 				    (m->workloads & WL_COMPLIANCE);

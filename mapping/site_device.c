@@ -23,14 +23,13 @@ void cmb_site_device_init(struct cmb_site_device *dev)
 	dev->is_active = -1;
 	dev->is_blocked = -1;
 	dev->is_obsolete = -1;
-	dev->is_decommissioned = -1;
 	dev->client_active_status = -1;
 	dev->client_check_pass = -1;
 
 	dev->has_comgmt = 0;
 	dev->mdm_enrolled = -1;
 	dev->comgmt_policy_present = -1;
-	dev->comgmt_workloads = -1;
+	dev->mdm_workloads = -1;
 	dev->hybrid_aad_joined = -1;
 	dev->aad_joined = -1;
 }

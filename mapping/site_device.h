@@ -2,7 +2,7 @@
  * site_device.h - one ConfigMgr device as the site reports it.
  *
  * The site adapter fills this from the AdminService classes joined by
- * ResourceID (see docs/wire-format.md §1); mapping reads it. Strings are the
+ * their keys (see docs/wire-format.md §1); mapping reads it. Strings are the
  * raw bytes the site sent (they may be invalid UTF-8) or NULL when the site
  * did not report the property. Tri-state booleans are -1 when absent.
  */
@@ -38,7 +38,6 @@ struct cmb_site_device {
 	int is_active;              /* IsActive */
 	int is_blocked;             /* IsBlocked */
 	int is_obsolete;            /* IsObsolete */
-	int is_decommissioned;      /* IsDecommissioned */
 	char *client_version;       /* ClientVersion */
 	int client_active_status;   /* ClientActiveStatus: 1 active, 0 inactive, -1 absent */
 	int client_check_pass;      /* ClientCheckPass: 1 passed, 2 failed, 3 no results, -1 absent */
@@ -51,7 +50,7 @@ struct cmb_site_device {
 	int has_comgmt;
 	int mdm_enrolled;           /* MDMEnrolled */
 	int comgmt_policy_present;  /* ComgmtPolicyPresent */
-	int64_t comgmt_workloads;   /* ComgmtWorkloads flags, -1 absent */
+	int64_t mdm_workloads;      /* MDMWorkloads flags, -1 absent */
 	int hybrid_aad_joined;      /* HybridAADJoined */
 	int aad_joined;             /* AADJoined */
 

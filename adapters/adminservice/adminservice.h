@@ -9,20 +9,22 @@
 
 #include "connector/transport/retry.h"
 
+struct cmb_as_schema;
+struct cmb_as_conn;
+
 /*
  * Replaces the retry policy (copied) and starts a fresh budget with it;
- * NULL restores the default (6 attempts, 0.5 s base, 60 s cap, 200 retries
- * per cycle).
+ * NULL keeps the policy the configuration gave (connector/transport/request.h).
  */
 void cmb_adminservice_set_retry_policy(void *st, const struct cmb_retry_policy *policy);
 
 /* The current cycle's retry budget (used, waited_s); valid until close. */
 const struct cmb_retry_budget *cmb_adminservice_retry_budget(const void *st);
 
-/*
- * Replaces the client-side rate limit (requests per second, burst);
- * rate <= 0 turns it off. Default 100/s, burst 20.
- */
-void cmb_adminservice_set_rate_limit(void *st, double rate, double burst);
+/* What the adapter knows the site has (schema.h); valid until close. */
+const struct cmb_as_schema *cmb_adminservice_schema(const void *st);
+
+/* The connection the operations share (conn.h); valid until close. */
+struct cmb_as_conn *cmb_adminservice_conn(void *st);
 
 #endif

@@ -7,6 +7,7 @@
 #include "adapters/adminservice/classes.h"
 #include "adapters/adminservice/join.h"
 #include "adapters/adminservice/odata.h"
+#include "adapters/adminservice/schema.h"
 #include "connector/base/error.h"
 #include "connector/base/util.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_PAGE_FILE ((size_t)1 << 30)
 
@@ -104,11 +106,14 @@ static int file_next(struct cmb_join_cursor *cur, struct cmb_odata_record **out)
 
 int cmb_adminservice_read_files(const char *const *paths, size_t n, cmb_site_device_cb cb, void *ctx)
 {
-	struct file_cursor fcs[CMB_AS_NCLASSES];
-	struct cmb_join_cursor *curp[CMB_AS_NCLASSES];
+	struct file_cursor fcs[CMB_AS_NDEVICE];
+	struct cmb_join_cursor *curp[CMB_AS_NDEVICE];
+	struct cmb_as_schema schema = { 0 };
 	int rc = 0;
 	memset(fcs, 0, sizeof(fcs));
-	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+	/* Saved pages carry no $metadata: the documented names, each matched in any casing. */
+	cmb_as_schema_documented(&schema);
+	for (int i = 0; i < CMB_AS_NDEVICE; i++) {
 		fcs[i].paths = xcalloc(n ? n : 1, sizeof(char *));
 		fcs[i].base.next = file_next;
 		fcs[i].base.ctx = &fcs[i];
@@ -119,9 +124,9 @@ int cmb_adminservice_read_files(const char *const *paths, size_t n, cmb_site_dev
 		if ((rc = parse_file(paths[f], NULL, &cls)) < 0)
 			break;
 		int i;
-		for (i = 0; i < CMB_AS_NCLASSES && strcmp(cmb_as_classes[i].name, cls) != 0; i++)
+		for (i = 0; i < CMB_AS_NDEVICE && strcasecmp(cmb_as_classes[i].name, cls) != 0; i++)
 			;
-		if (i == CMB_AS_NCLASSES)
+		if (i == CMB_AS_NDEVICE)
 			rc = cmb_error_set(CMB_EINVAL, "%s: class %s is not one cmbridge reads", paths[f], cls);
 		else
 			fcs[i].paths[fcs[i].npaths++] = paths[f];
@@ -131,9 +136,10 @@ int cmb_adminservice_read_files(const char *const *paths, size_t n, cmb_site_dev
 		rc = cmb_error_set(CMB_EINVAL, "no SMS_R_System page among the files: it drives the join");
 	if (rc == 0) {
 		struct cmb_join_stats js;
-		rc = cmb_join_run(curp, NULL, cb, ctx, &js);
+		rc = cmb_join_run(&schema, curp, NULL, cb, ctx, &js);
 	}
-	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+	cmb_as_schema_clear(&schema);
+	for (int i = 0; i < CMB_AS_NDEVICE; i++) {
 		drop_records(&fcs[i]);
 		free(fcs[i].recs);
 		free(fcs[i].paths);

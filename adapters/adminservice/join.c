@@ -1,5 +1,5 @@
 /*
- * join.c - merge join of the five AdminService class streams on ResourceID,
+ * join.c - merge join of the five AdminService class streams on their key,
  * optionally filtered by a sixth: the membership of one collection.
  *
  * Each stream holds one row ahead (its head). SMS_R_System drives: for each
@@ -17,7 +17,7 @@
 #include <string.h>
 
 struct stream {
-	const struct cmb_as_class *cls;
+	const struct cmb_as_rclass *cls;
 	struct cmb_join_cursor *cur;
 	struct cmb_odata_record *head;   /* the row not yet consumed; NULL at the end */
 	uint32_t key;                    /* head's key */
@@ -27,6 +27,7 @@ struct stream {
 	int set;                         /* a repeated key is skipped, not an error */
 	long rows;
 	long *rows_stat;                 /* where stats count this stream's rows */
+	long *repeats;                   /* where repeated keys are counted (set streams) */
 };
 
 /* Replaces the head with the next row of the stream, checking its key. */
@@ -49,27 +50,30 @@ static int advance(struct stream *s)
 		}
 		s->rows++;
 		(*s->rows_stat)++;
-		if ((error = cmb_as_record_key(r, &k)) < 0) {
+		if ((error = cmb_as_record_key(s->cls, r, &k)) < 0) {
 			cmb_odata_record_free(r);
-			return cmb_error_wrap(error, "%s row %ld", s->cls->name, s->rows);
+			return cmb_error_wrap(error, "%s row %ld", s->cls->entity, s->rows);
 		}
 		if (s->have_last && k == s->last && s->set) {
 			cmb_odata_record_free(r);
+			if (s->repeats)
+				(*s->repeats)++;
 			continue;
 		}
 		break;
 	}
 	if (s->have_last && k == s->last) {
 		cmb_odata_record_free(r);
-		return cmb_error_set(CMB_EPROTO, "%s row %ld: ResourceID %lu appears twice",
-				     s->cls->name, s->rows, (unsigned long)k);
+		return cmb_error_set(CMB_EPROTO, "%s row %ld: %s %lu appears twice",
+				     s->cls->entity, s->rows, s->cls->wire[0], (unsigned long)k);
 	}
 	if (s->have_last && k < s->last) {
 		cmb_odata_record_free(r);
 		return cmb_error_set(CMB_EPROTO,
-				     "%s row %ld: ResourceID %lu comes after %lu: the rows are not in "
-				     "ascending ResourceID order, which the join needs",
-				     s->cls->name, s->rows, (unsigned long)k, (unsigned long)s->last);
+				     "%s row %ld: %s %lu comes after %lu: the rows are not in "
+				     "ascending %s order, which the join needs (does the site ignore $orderby?)",
+				     s->cls->entity, s->rows, s->cls->wire[0], (unsigned long)k, (unsigned long)s->last,
+				     s->cls->wire[0]);
 	}
 	s->head = r;
 	s->key = k;
@@ -90,14 +94,14 @@ static int skip_below(struct stream *s, uint32_t k, long *skipped)
 	return error;
 }
 
-int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor *members,
-		 cmb_site_device_cb cb, void *ctx, struct cmb_join_stats *stats)
+int cmb_join_run(const struct cmb_as_schema *schema, struct cmb_join_cursor *const *cursors,
+		 struct cmb_join_cursor *members, cmb_site_device_cb cb, void *ctx, struct cmb_join_stats *stats)
 {
 	struct cmb_join_stats local;
-	struct stream st[CMB_AS_NCLASSES + 1];
+	struct stream st[CMB_AS_NDEVICE + 1];
 	struct stream *sys = &st[CMB_AS_SYSTEM];
 	struct stream *mem = NULL;
-	int nstreams = CMB_AS_NCLASSES;
+	int nstreams = CMB_AS_NDEVICE;
 	struct cmb_site_device dev;
 	int error = 0;
 
@@ -105,14 +109,17 @@ int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor 
 		stats = &local;
 	memset(stats, 0, sizeof(*stats));
 	memset(st, 0, sizeof(st));
-	for (int i = 0; i < CMB_AS_NCLASSES; i++) {
-		st[i].cls = &cmb_as_classes[i];
+	for (int i = 0; i < CMB_AS_NDEVICE; i++) {
+		st[i].cls = &schema->cls[i];
 		st[i].cur = cursors[i];
+		st[i].ended = cursors[i] == NULL; /* a class the site does not have */
 		st[i].rows_stat = &stats->rows[i];
+		st[i].set = i != CMB_AS_SYSTEM;
+		st[i].repeats = &stats->repeats;
 	}
 	if (members) {
 		mem = &st[nstreams++];
-		mem->cls = &cmb_as_membership;
+		mem->cls = &schema->cls[CMB_AS_MEMBERSHIP];
 		mem->cur = members;
 		mem->set = 1;
 		mem->rows_stat = &stats->member_rows;
@@ -135,8 +142,8 @@ int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor 
 		cmb_site_device_init(&dev);
 		dev.resource_id = k;
 		if (member)
-			stats->mismatches += cmb_as_class_fill(sys->cls, sys->head, &dev);
-		for (int i = 0; i < CMB_AS_NCLASSES; i++) {
+			stats->mismatches += cmb_as_record_fill(sys->cls, sys->head, &dev);
+		for (int i = 0; i < CMB_AS_NDEVICE; i++) {
 			struct stream *s = &st[i];
 			if (s == sys)
 				continue;
@@ -145,7 +152,7 @@ int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor 
 			if (!s->ended && s->key == k) {
 				/* A non-member's rows are skipped silently: they are not orphans. */
 				if (member)
-					stats->mismatches += cmb_as_class_fill(s->cls, s->head, &dev);
+					stats->mismatches += cmb_as_record_fill(s->cls, s->head, &dev);
 				if ((error = advance(s)) < 0)
 					break;
 			}

@@ -16,8 +16,8 @@
 #include <stddef.h>
 
 #include "adapters/site.h"
-#include "adapters/adminservice/classes.h"
 #include "adapters/adminservice/odata.h"
+#include "adapters/adminservice/schema.h"
 
 struct cmb_join_cursor {
 	/*
@@ -32,7 +32,8 @@ struct cmb_join_cursor {
 
 struct cmb_join_stats {
 	long devices;              /* devices passed to the callback */
-	long rows[CMB_AS_NCLASSES];/* rows read per class */
+	long rows[CMB_AS_NDEVICE]; /* rows read per device class */
+	long repeats;              /* further rows for a key already read in a secondary class (skipped) */
 	long orphans;              /* secondary rows with no SMS_R_System row (skipped) */
 	long member_rows;          /* rows read from the membership filter */
 	long filtered;             /* SMS_R_System rows left out: not members */
@@ -41,9 +42,10 @@ struct cmb_join_stats {
 };
 
 /*
- * Runs the join over cursors[CMB_AS_NCLASSES] (indexed by enum
- * cmb_as_class_id) and calls cb for each device, in ascending ResourceID
- * order; the device is valid during the call only.
+ * Runs the join over cursors[CMB_AS_NDEVICE] (indexed by enum
+ * cmb_as_class_id; NULL for a class the site does not have) and calls cb
+ * for each device, in ascending key order; the device is valid during the
+ * call only. schema says how each class spells its key and properties.
  *
  * members (may be NULL: no filter) yields the SMS_FullCollectionMembership
  * rows of one collection, sorted by ResourceID: an SMS_R_System row without
@@ -52,12 +54,14 @@ struct cmb_join_stats {
  * in members is harmless (it is a set) and read once.
  *
  * Returns 0 only when every cursor reached its end: a cursor error, a row
- * without a usable ResourceID, a row out of order or a repeated ResourceID
- * in one class (CMB_EPROTO), or the callback's negative code stop the
- * join. stats (may be NULL) is zeroed first and filled as far as the join
+ * without a usable key, a row out of order, a repeated key in SMS_R_System
+ * (CMB_EPROTO), or the callback's negative code stop the join. A repeated
+ * key in another class is not an error: hardware inventory classes are
+ * keyed by GroupID, so a device may have several rows; the first is used
+ * and the rest are counted in repeats. stats (may be NULL) is zeroed first and filled as far as the join
  * got.
  */
-int cmb_join_run(struct cmb_join_cursor *const *cursors, struct cmb_join_cursor *members,
-		 cmb_site_device_cb cb, void *ctx, struct cmb_join_stats *stats);
+int cmb_join_run(const struct cmb_as_schema *schema, struct cmb_join_cursor *const *cursors,
+		 struct cmb_join_cursor *members, cmb_site_device_cb cb, void *ctx, struct cmb_join_stats *stats);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_parse.h>
 
 enum where_in_page {
@@ -21,6 +22,7 @@ enum where_in_page {
 	AT_TOP,           /* inside the top-level object */
 	AT_VALUE,         /* inside "value": expecting an element */
 	AT_RECORD,        /* inside one element */
+	AT_LIST,          /* inside an array that is a property of the element */
 	AT_END,           /* top-level object closed */
 };
 
@@ -39,6 +41,9 @@ struct cmb_odata_parser {
 	int seen_value;            /* "value" array seen (and closed) */
 	char *field;               /* the last key read at AT_RECORD */
 	struct cmb_odata_record *rec;
+	struct cmb_buf list;       /* AT_LIST: the items so far */
+	size_t list_items;
+	int list_bad;              /* the array held an object or an array: dropped */
 
 	char *next_link;
 	char *context;
@@ -53,6 +58,17 @@ const struct cmb_odata_field *cmb_odata_record_get(const struct cmb_odata_record
 		return NULL;
 	for (size_t i = 0; i < rec->n; i++)
 		if (strcmp(rec->fields[i].name, name) == 0)
+			return &rec->fields[i];
+	return NULL;
+}
+
+const struct cmb_odata_field *cmb_odata_record_find(const struct cmb_odata_record *rec, const char *name)
+{
+	const struct cmb_odata_field *f = cmb_odata_record_get(rec, name);
+	if (f || !rec)
+		return f;
+	for (size_t i = 0; i < rec->n; i++)
+		if (strcasecmp(rec->fields[i].name, name) == 0)
 			return &rec->fields[i];
 	return NULL;
 }
@@ -125,7 +141,24 @@ static int record_add(struct cmb_odata_parser *p, enum cmb_odata_type type,
 	f->type = type;
 	f->text = text ? xstrndup(text, len) : NULL;
 	f->len = text ? len : 0;
-	f->boolean = boolean;
+	f->boolean = type == CMB_ODATA_LIST ? 0 : boolean;
+	f->items = type == CMB_ODATA_LIST ? (size_t)boolean : 0;
+	return 1;
+}
+
+/* One item of a property's array: kept as text, NUL-terminated. */
+static int list_add(struct cmb_odata_parser *p, enum cmb_odata_type type, const unsigned char *s, size_t len,
+		    int boolean)
+{
+	if (type == CMB_ODATA_NULL)
+		return 1;
+	if (type == CMB_ODATA_BOOL) {
+		s = (const unsigned char *)(boolean ? "true" : "false");
+		len = strlen((const char *)s);
+	}
+	if (cmb_buf_add(&p->list, s, len) < 0 || cmb_buf_add(&p->list, "", 1) < 0)
+		return fail_too_big(p);
+	p->list_items++;
 	return 1;
 }
 
@@ -172,6 +205,8 @@ static int on_scalar(struct cmb_odata_parser *p, enum cmb_odata_type type,
 		return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
 	case AT_RECORD:
 		return record_add(p, type, (const char *)s, len, boolean);
+	case AT_LIST:
+		return list_add(p, type, s, len, boolean);
 	case AT_END:
 		break;
 	}
@@ -253,6 +288,10 @@ static int cb_start_map(void *ctx)
 		p->field = NULL;
 		p->skip = 1;
 		return 1;
+	case AT_LIST:
+		p->list_bad = 1;
+		p->skip = 1;
+		return 1;
 	case AT_END:
 		break;
 	}
@@ -305,8 +344,15 @@ static int cb_start_array(void *ctx)
 	case AT_VALUE:
 		return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
 	case AT_RECORD:
-		free(p->field);
-		p->field = NULL;
+		/* An array property (TargetResourceIDs): its scalar items are kept. */
+		cmb_buf_free(&p->list);
+		cmb_buf_init(&p->list, p->max_record);
+		p->list_items = 0;
+		p->list_bad = 0;
+		p->at = AT_LIST;
+		return 1;
+	case AT_LIST:
+		p->list_bad = 1;
 		p->skip = 1;
 		return 1;
 	case AT_END:
@@ -321,6 +367,18 @@ static int cb_end_array(void *ctx)
 	if (p->skip) {
 		p->skip--;
 		return 1;
+	}
+	if (p->at == AT_LIST) {
+		p->at = AT_RECORD;
+		if (p->list_bad) {
+			free(p->field);
+			p->field = NULL;
+			return 1;
+		}
+		int rc = record_add(p, CMB_ODATA_LIST, p->list.data ? p->list.data : "", p->list.len,
+				    (int)p->list_items);
+		cmb_buf_free(&p->list);
+		return rc;
 	}
 	/* AT_VALUE: the only array that is not skipped */
 	p->at = AT_TOP;
@@ -370,6 +428,7 @@ void cmb_odata_free(struct cmb_odata_parser *p)
 	if (p->h)
 		yajl_free(p->h);
 	cmb_odata_record_free(p->rec);
+	cmb_buf_free(&p->list);
 	free(p->field);
 	free(p->next_link);
 	free(p->context);

@@ -24,6 +24,8 @@ enum cmb_odata_type {
 	CMB_ODATA_BOOL,
 	CMB_ODATA_NUMBER,   /* text is the number as written in the JSON */
 	CMB_ODATA_STRING,   /* text is the decoded string (may hold any bytes, even NUL) */
+	CMB_ODATA_LIST,     /* an array of scalars: text holds `items` NUL-terminated items, one after
+			     * another (numbers as written, strings decoded, true/false; nulls left out) */
 };
 
 struct cmb_odata_field {
@@ -32,9 +34,14 @@ struct cmb_odata_field {
 	char *text;         /* NUL-terminated; NULL for NULL and BOOL */
 	size_t len;         /* bytes in text */
 	int boolean;        /* for BOOL: 0 or 1 */
+	size_t items;       /* for LIST: how many items text holds */
 };
 
-/* One flat record: property name -> JSON scalar. Nested arrays and objects are skipped. */
+/*
+ * One flat record: property name -> JSON scalar, or an array of scalars
+ * (TargetResourceIDs). Nested objects, and arrays holding anything but
+ * scalars, are skipped.
+ */
 struct cmb_odata_record {
 	struct cmb_odata_field *fields;
 	size_t n, cap;
@@ -43,6 +50,12 @@ struct cmb_odata_record {
 
 /* The field called name (case-sensitive, as OData is), or NULL when absent. */
 const struct cmb_odata_field *cmb_odata_record_get(const struct cmb_odata_record *rec, const char *name);
+/*
+ * The same, but when no field has exactly that name, one whose name differs
+ * only in case (a second safety net: a site that spells a key otherwise
+ * than its $metadata or the class reference). NULL when absent.
+ */
+const struct cmb_odata_field *cmb_odata_record_find(const struct cmb_odata_record *rec, const char *name);
 /* Frees rec and everything in it; accepts NULL. */
 void cmb_odata_record_free(struct cmb_odata_record *rec);
 

@@ -1,6 +1,7 @@
 /*
- * call.h - one JSON exchange with a tenant endpoint under the retry policy
- * (docs/retry.md): the gateway's uploads and the notification channel.
+ * call.h - one JSON exchange with a tenant endpoint (the gateway's uploads
+ * and the notification channel) through the core's request loop
+ * (connector/transport/request.h, docs/retry.md).
  *
  * Every try sends the same body (uploads carry their batchId in it, so a
  * retried batch is applied once); a 401 renews the token once, off the
@@ -15,6 +16,7 @@
 
 #include "connector/transport/auth.h"
 #include "connector/transport/http.h"
+#include "connector/transport/request.h"
 #include "connector/transport/retry.h"
 
 struct cmb_tenant_call {
@@ -24,10 +26,12 @@ struct cmb_tenant_call {
 	const char *method;          /* "GET" or "POST" */
 	const char *url;
 	const char *what;            /* for messages: "upload of devices batch <id>", "notification poll" */
+	const char *principal;       /* for 401/403 messages: "client <id>" */
 	const void *body;            /* NULL for none */
 	size_t body_len;
 	int gzip;
 	int interruptible;           /* an idle long poll: a reload request may end it */
+	long stall_s;                /* its stall limit (the tenant holds a long poll silent); 0: the handle's */
 	/* Counters the caller keeps (each may be NULL). */
 	long *requests;
 	long *renewals;
@@ -37,8 +41,5 @@ struct cmb_tenant_call {
 
 /* On success *out is the reply's JSON object (caller frees with yajl_tree_free). */
 int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out);
-
-/* "code: message" of a Graph error body, or what the body was instead. */
-void cmb_tenant_error_text(const struct cmb_http_response *resp, char *out, size_t outlen);
 
 #endif

@@ -14,7 +14,9 @@
 #include "adapters/tenant.h"
 #include "connector/transport/auth.h"
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/transport/http.h"
+#include "connector/transport/request.h"
 #include "connector/base/log.h"
 #include "connector/transport/retry.h"
 #include "connector/base/util.h"
@@ -24,27 +26,40 @@
 #include <yajl/yajl_tree.h>
 
 struct gateway {
-	struct cmb_http *http;
+	struct cmb_http *http;       /* one handle and one token for the tenant, shared with notify.c */
 	struct cmb_auth *auth;
+	char *gateway_url;           /* [tenant] gateway_url without the trailing '/' */
 	char *device_url;            /* {gateway_url}/api/gateway/DevicePost */
 	char *collection_url;        /* {gateway_url}/api/gateway/CollectionPost */
 	char *site_code;
+	char *principal;             /* "client <id>", for messages */
 	struct cmb_retry_policy policy;
 	struct cmb_retry_budget budget;  /* this cycle's; shared with token requests */
 	struct cmb_tenant_stats stats;
 	long replays;
 	long renewals;
+	int refs;                    /* the adapter and each notification channel over it */
 };
+
+static void gw_release(struct gateway *g)
+{
+	if (!g || --g->refs > 0)
+		return;
+	cmb_auth_free(g->auth);
+	cmb_http_free(g->http);
+	free(g->gateway_url);
+	free(g->device_url);
+	free(g->collection_url);
+	free(g->site_code);
+	free(g->principal);
+	free(g);
+}
 
 static int gw_open(void **out, const struct cmb_config *cfg)
 {
 	struct gateway *g = xcalloc(1, sizeof(*g));
-	g->policy = (struct cmb_retry_policy){
-		.max_attempts = (int)cfg->sync_max_attempts,
-		.base_delay_s = 0.5,
-		.max_delay_s = (double)cfg->sync_max_retry_wait,
-		.budget = cfg->sync_retry_budget,
-	};
+	g->refs = 1;
+	cmb_retry_policy_from_config(&g->policy, cfg);
 	cmb_retry_budget_init(&g->budget, &g->policy);
 	struct cmb_http_opts ho = {
 		.name = "tenant",
@@ -68,29 +83,41 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	size_t n = strlen(cfg->tenant_gateway_url);
 	while (n > 0 && cfg->tenant_gateway_url[n - 1] == '/')
 		n--;
-	g->device_url = xasprintf("%.*s/api/gateway/DevicePost", (int)n, cfg->tenant_gateway_url);
-	g->collection_url = xasprintf("%.*s/api/gateway/CollectionPost", (int)n, cfg->tenant_gateway_url);
+	g->gateway_url = xstrndup(cfg->tenant_gateway_url, n);
+	g->device_url = xasprintf("%s/api/gateway/DevicePost", g->gateway_url);
+	g->collection_url = xasprintf("%s/api/gateway/CollectionPost", g->gateway_url);
 	g->site_code = xstrdup(cfg->site_code);
+	g->principal = xasprintf("client %s", cfg->tenant_client_id ? cfg->tenant_client_id : "(none)");
 	*out = g;
 	return 0;
 fail:
-	cmb_auth_free(g->auth);
-	cmb_http_free(g->http);
-	free(g);
+	gw_release(g);
 	return rc;
 }
 
 static void gw_close(void *st)
 {
+	gw_release(st);
+}
+
+/* ---- what notify.c shares (gateway.h) ---------------------------------- */
+
+void cmb_gateway_share(void *st, struct cmb_gateway_shared *out)
+{
 	struct gateway *g = st;
-	if (!g)
-		return;
-	cmb_auth_free(g->auth);
-	cmb_http_free(g->http);
-	free(g->device_url);
-	free(g->collection_url);
-	free(g->site_code);
-	free(g);
+	g->refs++;
+	*out = (struct cmb_gateway_shared){
+		.http = g->http, .auth = g->auth, .gateway_url = g->gateway_url, .principal = g->principal,
+		.policy = &g->policy, .owner = g,
+	};
+}
+
+void cmb_gateway_unshare(struct cmb_gateway_shared *sh)
+{
+	if (sh && sh->owner)
+		gw_release(sh->owner);
+	if (sh)
+		memset(sh, 0, sizeof(*sh));
 }
 
 static void gw_begin_cycle(void *st)
@@ -182,8 +209,8 @@ static int report_outcomes(yajl_val root, const char *url, const char *batch_id,
 }
 
 /* Posts body, then reports the reply: the path DevicePost and CollectionPost share. */
-static int upload_body(struct gateway *g, const char *url, const char *what, const char *batch_id,
-		       const struct cmb_buf *body, const char *const *keys, size_t n, const char *const *removals,
+static int upload_body(struct gateway *g, const char *url, const char *what, const char *batch_id, const char *body,
+		       size_t body_len, const char *const *keys, size_t n, const char *const *removals,
 		       size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	yajl_val root = NULL;
@@ -191,7 +218,7 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 	/* Every try sends the same body, hence the same batchId: the tenant applies it once. */
 	struct cmb_tenant_call call = {
 		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "POST", .url = url, .what = desc,
-		.body = body->data, .body_len = body->len, .gzip = 1, .requests = &g->stats.requests,
+		.principal = g->principal, .body = body, .body_len = body_len, .gzip = 1, .requests = &g->stats.requests,
 		.renewals = &g->renewals, .bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
 	};
 	int rc = cmb_tenant_call_json(&call, &root);
@@ -210,46 +237,47 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 	return rc;
 }
 
-static void add_removals(struct cmb_buf *out, const char *const *removals, size_t n)
+/* {"batchId":..,"siteCode":..,"<list>":[ ... the caller's entries ... */
+static yajl_gen body_head(const struct gateway *g, const char *batch_id, const char *list)
 {
-	cmb_buf_addstr(out, "],\"removals\":[");
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			cmb_buf_add(out, ",", 1);
-		cmb_buf_add_json_string(out, removals[i], strlen(removals[i]));
-	}
-	cmb_buf_addstr(out, "]}");
+	yajl_gen gen = cmb_json_new(0);
+	yajl_gen_map_open(gen);
+	cmb_json_kv_str(gen, "batchId", batch_id);
+	cmb_json_kv_str(gen, "siteCode", g->site_code);
+	cmb_json_key(gen, list);
+	yajl_gen_array_open(gen);
+	return gen;
 }
 
-static void add_head(const struct gateway *g, const char *batch_id, const char *list, struct cmb_buf *out)
+/* ... ],"removals":[...]} */
+static char *body_tail(yajl_gen gen, const char *const *removals, size_t n, size_t *len)
 {
-	cmb_buf_init(out, SIZE_MAX / 2);
-	cmb_buf_addstr(out, "{\"batchId\":");
-	cmb_buf_add_json_string(out, batch_id, strlen(batch_id));
-	cmb_buf_addstr(out, ",\"siteCode\":");
-	cmb_buf_add_json_string(out, g->site_code, strlen(g->site_code));
-	cmb_buf_addstr(out, ",\"");
-	cmb_buf_addstr(out, list);
-	cmb_buf_addstr(out, "\":[");
+	yajl_gen_array_close(gen);
+	cmb_json_key(gen, "removals");
+	yajl_gen_array_open(gen);
+	for (size_t i = 0; i < n; i++)
+		cmb_json_str(gen, removals[i]);
+	yajl_gen_array_close(gen);
+	yajl_gen_map_close(gen);
+	return cmb_json_take(gen, len);
 }
 
 static int gw_upload(void *st, const struct cmb_tenant_batch *b, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	struct gateway *g = st;
-	struct cmb_buf body;
-	add_head(g, b->batch_id, "devices", &body);
+	yajl_gen gen = body_head(g, b->batch_id, "devices");
 	const char **keys = xcalloc(b->n_records ? b->n_records : 1, sizeof(*keys));
+	/* Each record is the upload object mapping generated (mapping/device.c): inserted whole. */
 	for (size_t i = 0; i < b->n_records; i++) {
-		if (i)
-			cmb_buf_add(&body, ",", 1);
-		cmb_buf_add(&body, b->records[i].json, b->records[i].json_len);
+		cmb_json_raw(gen, b->records[i].json, b->records[i].json_len);
 		keys[i] = b->records[i].key;
 	}
-	add_removals(&body, b->removals, b->n_removals);
-	int rc = upload_body(g, g->device_url, "device", b->batch_id, &body, keys, b->n_records, b->removals,
+	size_t len;
+	char *body = body_tail(gen, b->removals, b->n_removals, &len);
+	int rc = upload_body(g, g->device_url, "device", b->batch_id, body, len, keys, b->n_records, b->removals,
 			     b->n_removals, cb, ctx);
 	free(keys);
-	cmb_buf_free(&body);
+	free(body);
 	return rc;
 }
 
@@ -257,19 +285,19 @@ static int gw_upload_collections(void *st, const struct cmb_tenant_collection_ba
 				 void *ctx)
 {
 	struct gateway *g = st;
-	struct cmb_buf body;
-	add_head(g, b->batch_id, "collections", &body);
+	yajl_gen gen = body_head(g, b->batch_id, "collections");
 	for (size_t i = 0; i < b->n; i++) {
-		cmb_buf_addstr(&body, i ? ",{\"key\":" : "{\"key\":");
-		cmb_buf_add_json_string(&body, b->keys[i], strlen(b->keys[i]));
-		cmb_buf_addstr(&body, ",\"configManagerCollection\":");
-		cmb_buf_addstr(&body, b->json[i]);
-		cmb_buf_add(&body, "}", 1);
+		yajl_gen_map_open(gen);
+		cmb_json_kv_str(gen, "key", b->keys[i]);
+		cmb_json_key(gen, "configManagerCollection");
+		cmb_json_raw(gen, b->json[i], strlen(b->json[i]));
+		yajl_gen_map_close(gen);
 	}
-	add_removals(&body, b->removals, b->n_removals);
-	int rc = upload_body(g, g->collection_url, "collection", b->batch_id, &body, b->keys, b->n, b->removals,
+	size_t len;
+	char *body = body_tail(gen, b->removals, b->n_removals, &len);
+	int rc = upload_body(g, g->collection_url, "collection", b->batch_id, body, len, b->keys, b->n, b->removals,
 			     b->n_removals, cb, ctx);
-	cmb_buf_free(&body);
+	free(body);
 	return rc;
 }
 

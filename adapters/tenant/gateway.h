@@ -1,6 +1,7 @@
 /*
  * gateway.h - what the gateway tenant adapter shows beyond the adapter
- * table: its retry and rate-limit counters (for status, tests and benchmarks).
+ * table: its retry and rate-limit counters (for status, tests and benchmarks),
+ * and the handle and token the notification channel shares.
  */
 #ifndef CMB_TENANT_GATEWAY_H
 #define CMB_TENANT_GATEWAY_H
@@ -17,5 +18,25 @@ struct cmb_gateway_counters {
 
 /* st is the state cmb_tenant_gateway.open returned. */
 void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out);
+
+struct cmb_http;
+struct cmb_auth;
+struct cmb_retry_policy;
+
+/*
+ * What the notification channel shares with the uploads: one HTTP handle
+ * and one token for the tenant. cmb_gateway_share takes a reference on the
+ * adapter's state (so either may be closed first); unshare drops it.
+ */
+struct cmb_gateway_shared {
+	struct cmb_http *http;
+	struct cmb_auth *auth;
+	const char *gateway_url;
+	const char *principal;
+	const struct cmb_retry_policy *policy;
+	void *owner;
+};
+void cmb_gateway_share(void *st, struct cmb_gateway_shared *out);
+void cmb_gateway_unshare(struct cmb_gateway_shared *sh);
 
 #endif

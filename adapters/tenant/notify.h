@@ -8,7 +8,8 @@
 
 #include "adapters/tenant.h"
 
-int cmb_notify_open(void **out, const struct cmb_config *cfg);
+/* The channel over the gateway adapter state st (its HTTP handle and token). */
+int cmb_notify_open(void **out, void *st, const struct cmb_config *cfg);
 void cmb_notify_close(void *nst);
 int cmb_notify_poll(void *nst, const char *cursor, long wait_s, cmb_tenant_notification_cb cb, void *ctx,
 		    char **next_cursor);

@@ -81,12 +81,13 @@ void cmb_time_iso8601(int64_t t, char out[32])
 	out[31] = '\0';
 }
 
-int cmb_time_parse(const char *s, int64_t *out)
+/* ISO 8601 / OData DateTimeOffset; see clock.h. */
+static int parse_iso(const char *s, int64_t *out)
 {
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	if (!s || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d) ||
-	    (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) ||
-	    s[16] != ':' || digits(s + 17, 2, &sec))
+	if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d) ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s + 11, 2, &h) || s[13] != ':' ||
+	    digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
 		return -1;
 	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
 		return -1;
@@ -103,9 +104,16 @@ int cmb_time_parse(const char *s, int64_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p == '+' ? 1 : -1;
-		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+		if (digits(p + 1, 2, &oh) || oh > 23)
 			return -1;
-		p += 6;
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (*p) {
+			if (digits(p, 2, &om) || om > 59)
+				return -1;
+			p += 2;
+		}
 	}
 	/* No zone designator at all: taken as UTC. */
 	if (*p != '\0')
@@ -114,3 +122,41 @@ int cmb_time_parse(const char *s, int64_t *out)
 	return 0;
 }
 
+/*
+ * WMI's CIM_DATETIME (DMTF) form, "yyyymmddHHMMSS.mmmmmmsUUU": local time,
+ * then the offset from UTC in minutes. WMI writes '*' for fields it does
+ * not know; an unknown fraction is 0 and an unknown offset is UTC, but the
+ * date and time themselves must be there.
+ */
+static int parse_dmtf(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec, off = 0;
+	if (strlen(s) != 25 || digits(s, 4, &y) || digits(s + 4, 2, &mo) || digits(s + 6, 2, &d) ||
+	    digits(s + 8, 2, &h) || digits(s + 10, 2, &mi) || digits(s + 12, 2, &sec) || s[14] != '.')
+		return -1;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	for (int i = 15; i < 21; i++)
+		if ((s[i] < '0' || s[i] > '9') && s[i] != '*')
+			return -1;
+	if (s[21] != '+' && s[21] != '-')
+		return -1;
+	if (strcmp(s + 22, "***") != 0) {
+		if (digits(s + 22, 3, &off) || off > 14 * 60)
+			return -1;
+		if (s[21] == '-')
+			off = -off;
+	}
+	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
+	return 0;
+}
+
+int cmb_time_parse(const char *s, int64_t *out)
+{
+	if (!s)
+		return -1;
+	/* "2026-..." has its '-' at 4; DMTF is digits up to the '.' at 14. */
+	if (s[0] && s[1] && s[2] && s[3] && s[4] == '-')
+		return parse_iso(s, out);
+	return parse_dmtf(s, out);
+}

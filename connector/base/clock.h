@@ -12,8 +12,13 @@ double cmb_now_mono(void);
 /* Epoch seconds as ISO 8601 UTC, "2026-11-29T03:04:05Z" (years before 1970 too). */
 void cmb_time_iso8601(int64_t t, char out[32]);
 /*
- * Parses ISO 8601 / OData DateTimeOffset "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]"
- * (no zone = UTC; fraction truncated; calendar-checked) to epoch seconds. 0 or -1.
+ * Parses a timestamp to epoch seconds; 0, or -1 when s is none of:
+ *  - ISO 8601 / OData DateTimeOffset "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]"
+ *    (also a space for the T, and +hhmm or +hh; no zone = UTC);
+ *  - WMI's DMTF form "yyyymmddHHMMSS.mmmmmm+UUU" (UUU: minutes east of
+ *    UTC; '*' for an unknown fraction or offset), as the SMS Provider
+ *    writes DateTime properties.
+ * The fraction is truncated; dates are calendar-checked.
  */
 int cmb_time_parse(const char *s, int64_t *out);
 /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range Graph's DateTimeOffset values take. */

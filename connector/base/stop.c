@@ -8,12 +8,12 @@
 
 static volatile int *cancel_flag;
 
-void cmb_cancel_set_flag(volatile int *flag)
+void cmb_stop_set_flag(volatile int *flag)
 {
 	cancel_flag = flag;
 }
 
-int cmb_canceled(void)
+int cmb_stop_requested(void)
 {
 	return cancel_flag && *cancel_flag;
 }

@@ -10,8 +10,8 @@
  * (transfers, retry back-off) check it so the daemon stops within about a
  * second. NULL (the default) means never.
  */
-void cmb_cancel_set_flag(volatile int *flag);
-int cmb_canceled(void);
+void cmb_stop_set_flag(volatile int *flag);
+int cmb_stop_requested(void);
 /*
  * A softer request (SIGHUP: reload) that ends only waits that are safe to
  * cut and start again, such as an idle long poll (cmb_http_request's

@@ -258,6 +258,10 @@ static const struct option options[] = {
 	{ .section = "actions", .key = "status_poll_interval", .type = OPT_LONG, .flags = RELOAD, .def = "10",
 	  .min = 1, .max = 3600, .offset = OFF(actions_status_poll_interval),
 	  .desc = "Seconds between reads of a site operation's status" },
+	{ .section = "actions", .key = "target_collection", .type = OPT_STRING, .flags = RELOAD, .def = "SMS00001",
+	  .offset = OFF(actions_target_collection),
+	  .desc = "TargetCollectionID of the client operations the relay creates (the devices are named by "
+		  "TargetResourceIDs; the collection must contain them)" },
 	{ .section = "actions", .key = "status_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "900",
 	  .min = 10, .max = 86400, .offset = OFF(actions_status_timeout),
 	  .desc = "Seconds a site operation's outcome is awaited before its actions are reported failed" },

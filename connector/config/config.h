@@ -92,6 +92,7 @@ struct cmb_config {
 	long actions_poll_wait;     /* seconds the notification long poll may be held; default 30 */
 	long actions_status_poll_interval; /* seconds between SMS_ClientOperationStatus reads; default 10 */
 	long actions_status_timeout;/* seconds an operation's outcome is awaited; default 900 */
+	char *actions_target_collection; /* TargetCollectionID of the operations; default SMS00001 */
 };
 
 /*

@@ -10,6 +10,7 @@
 #include "connector/config/config.h"
 #include "connector/transport/http.h"
 #include "connector/transport/jwt.h"
+#include "connector/transport/request.h"
 #include "connector/transport/retry.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
@@ -206,7 +207,7 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		return rc;
 	struct cmb_sync_env env = {
 		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st, .stop = &stop_requested,
+		.tenant = s.tenant, .tenant_st = s.tenant_st,
 	};
 	struct cmb_sync_result res;
 	rc = cmb_sync_run(&env, &opts, &res);
@@ -302,7 +303,7 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 		return rc;
 	struct cmb_sync_env env = {
 		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st, .stop = &stop_requested,
+		.tenant = s.tenant, .tenant_st = s.tenant_st,
 	};
 	struct cmb_sync_opts opts = { .dry_run = 1 };
 	struct cmb_sync_result res;
@@ -489,8 +490,13 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 		printf("site:    FAILED: %s\n", cmb_error_last());
 		failed = rc;
 	} else {
-		printf("site:    %s reachable\n", cfg->site_url);
+		printf("site:    %s reachable, a device key read\n", cfg->site_url);
 	}
+	/* What the site has and what the connector will do without, per class. */
+	char *report = s.site->describe ? s.site->describe(s.site_st) : NULL;
+	if (report)
+		fputs(report, stdout);
+	free(report);
 	long expires = 0;
 	if ((rc = s.tenant->check(s.tenant_st, &expires)) < 0) {
 		printf("tenant:  FAILED: %s\n", cmb_error_last());
@@ -516,10 +522,8 @@ static int cmd_token(const struct cmb_config *cfg, int argc, char **argv)
 	if (site && !cfg->site_scope)
 		return cmb_error_set(CMB_ECONFIG, "token --site: [site] scope is not set (it goes with auth = bearer)");
 	const char *scope = site ? cfg->site_scope : cfg->tenant_scope;
-	struct cmb_retry_policy policy = {
-		.max_attempts = (int)cfg->sync_max_attempts, .base_delay_s = 0.5,
-		.max_delay_s = (double)cfg->sync_max_retry_wait, .budget = cfg->sync_retry_budget,
-	};
+	struct cmb_retry_policy policy;
+	cmb_retry_policy_from_config(&policy, cfg);
 	struct cmb_retry_budget budget;
 	cmb_retry_budget_init(&budget, &policy);
 	struct cmb_http_opts ho = {
@@ -668,11 +672,12 @@ static int relay_session_open(const struct cmb_config *cfg, struct relay_session
 		rc = cmb_error_set(CMB_ECONFIG, "the configured adapters cannot relay actions");
 		goto fail;
 	}
-	if ((rc = rs->s.site->ops_open(&rs->ops_st, cfg)) < 0 || (rc = rs->s.tenant->notify_open(&rs->notify_st, cfg)) < 0)
+	if ((rc = rs->s.site->ops_open(&rs->ops_st, rs->s.site_st)) < 0 ||
+	    (rc = rs->s.tenant->notify_open(&rs->notify_st, rs->s.tenant_st, cfg)) < 0)
 		goto fail;
 	struct cmb_relay_env env = {
 		.cfg = cfg, .state = rs->s.state, .site = rs->s.site, .ops_st = rs->ops_st, .tenant = rs->s.tenant,
-		.notify_st = rs->notify_st, .stop = &stop_requested,
+		.notify_st = rs->notify_st,
 	};
 	if ((rc = cmb_relay_new(&rs->relay, &env)) < 0)
 		goto fail;
@@ -793,7 +798,7 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 			struct cmb_sync_opts opts = { .full = now - last_full >= (double)cfg->sync_full_interval };
 			struct cmb_sync_env env = {
 				.cfg = cfg, .state = rs.s.state, .site = rs.s.site, .site_st = rs.s.site_st,
-				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st, .stop = &stop_requested,
+				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st,
 			};
 			struct cmb_sync_result res;
 			int src = cmb_sync_run(&env, &opts, &res);
@@ -816,7 +821,7 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 		if (rc < 0 && rc != CMB_ECANCELED) {
 			cmb_error_log("run: relay: %s", cmb_error_last());
 			errors++;
-			cmb_retry_sleep(errors < 6 ? 0.5 * (1 << errors) : 30, &stop_requested);
+			cmb_retry_sleep(errors < 6 ? 0.5 * (1 << errors) : 30);
 		} else {
 			errors = 0;
 		}
@@ -986,7 +991,7 @@ int cmb_cli_main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	cmb_cancel_set_flag(&stop_requested);
+	cmb_stop_set_flag(&stop_requested);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strcmp(cmd, "map") == 0) {

@@ -23,6 +23,7 @@
 #include "connector/base/util.h"
 #include "mapping/actions.h"
 #include "connector/base/clock.h"
+#include "connector/base/stop.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -66,7 +67,8 @@ static int cmp_rid(const void *a, const void *b)
 
 static int stopped(const struct cmb_relay *r)
 {
-	return r->env.stop && *r->env.stop;
+	(void)r;
+	return cmb_stop_requested();
 }
 
 static void due_at(struct cmb_relay *r, int64_t when_ms)
@@ -111,7 +113,7 @@ int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
 			break;
 		p = e + 1;
 	}
-	if (!env->site->initiate_operation || !env->site->list_operations || !env->site->operation_status ||
+	if (!env->site->initiate_operation || !env->site->find_operations || !env->site->operation_status ||
 	    !env->site->offline_clients || !env->site->block_clients)
 		return cmb_error_set(CMB_ECONFIG, "site adapter %s cannot run operations", env->site->name);
 	if (!env->tenant->poll_notifications || !env->tenant->post_results)
@@ -428,8 +430,8 @@ static int record_issued(struct cmb_relay *r, int64_t intent_id, const char *kin
 	return rc;
 }
 
-/* The site refused the intent, or it can no longer be sent: its actions fail. */
-static int record_refused(struct cmb_relay *r, int64_t intent_id, long code, const char *why)
+/* The site refused the intent, it can no longer be sent, or its fate is unknown: its actions fail. */
+static int record_failed(struct cmb_relay *r, int64_t intent_id, const char *outcome, long code, const char *why)
 {
 	struct cmb_action *list = NULL;
 	size_t n = 0;
@@ -437,7 +439,7 @@ static int record_refused(struct cmb_relay *r, int64_t intent_id, long code, con
 	if (rc < 0)
 		return rc;
 	if ((rc = cmb_state_begin(r->st)) == 0) {
-		rc = cmb_state_intent_outcome(r->st, intent_id, -1, "refused");
+		rc = cmb_state_intent_outcome(r->st, intent_id, -1, outcome);
 		for (size_t i = 0; i < n && rc == 0; i++)
 			if (strcmp(list[i].state, "intent") == 0)
 				rc = move(r, &list[i], "failed", "deliveredToConnectorService", "failed", code, why, -1, -1,
@@ -462,12 +464,13 @@ static int issue(struct cmb_relay *r, int64_t intent_id, const char *kind, int o
 	int block = strcmp(kind, "block") == 0;
 	int64_t opid = -1;
 	int rc = block ? r->env.site->block_clients(r->env.ops_st, ids, n)
-		       : r->env.site->initiate_operation(r->env.ops_st, op_type, "SMS00001", ids, n, &opid);
+		       : r->env.site->initiate_operation(r->env.ops_st, op_type, r->cfg->actions_target_collection, ids,
+							 n, &opid);
 	if (rc == CMB_EHTTP) {
 		/* The site answered and said no: nothing was created. */
 		char *why = xasprintf("the site refused the operation: %s", cmb_error_last());
 		cmb_warn("relay: journal row %" PRId64 ": %s", intent_id, why);
-		rc = record_refused(r, intent_id, CMB_RELAY_SITE_REFUSED, why);
+		rc = record_failed(r, intent_id, "refused", CMB_RELAY_SITE_REFUSED, why);
 		free(why);
 		return rc;
 	}
@@ -532,11 +535,28 @@ static int same_targets(const struct cmb_site_operation *op, const uint32_t *ids
 	return same;
 }
 
+/* Ends every action of an intent failed with code: the site cannot say whether it got it. */
+static int record_unknown(struct cmb_relay *r, const struct cmb_intent *it, const char *why)
+{
+	cmb_warn("relay: journal row %" PRId64 ": %s", it->id, why);
+	r->stats.unknown++;
+	return record_failed(r, it->id, "unknown", CMB_RELAY_DELIVERY_UNKNOWN, why);
+}
+
 /*
  * An intent without an outcome: the call may or may not have reached the
- * site. Look for it in the site's operations (same Type, the same set of
- * TargetResourceIDs, requested since the intent, not already claimed by
- * another journal row); adopt it when found, send it when not.
+ * site. Look for it among the site's operations of the same Type on the
+ * same collection, requested in the window around the intent by this
+ * connector's account, not already claimed by another journal row:
+ *  - one whose TargetResourceIDs are exactly the intent's is adopted;
+ *  - on a site that does not list TargetResourceIDs, a single unclaimed
+ *    candidate is adopted; several cannot be told apart, and the actions
+ *    end failed with "delivery unknown" rather than be sent twice;
+ *  - none at all: the site never created it, and it is sent (if still in
+ *    time).
+ * When the site's list cannot be read for good (a final error), nothing is
+ * sent blind either: "delivery unknown" again. A transient failure leaves
+ * the intent for the next pass.
  */
 static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 {
@@ -550,42 +570,67 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 		free(ids);
 		return rc;
 	}
+	int64_t now = now_ms(r) / 1000;
+	const struct cmb_site_operation_query q = {
+		.type = it->op_type, .collection_id = r->cfg->actions_target_collection,
+		.since = it->intended - RECONCILE_SLACK_S, .until = now + RECONCILE_SLACK_S,
+	};
 	struct cmb_site_operation *ops = NULL;
 	size_t n_ops = 0;
-	rc = r->env.site->list_operations(r->env.ops_st, it->op_type, it->intended - RECONCILE_SLACK_S, &ops, &n_ops);
+	rc = r->env.site->find_operations(r->env.ops_st, &q, &ops, &n_ops);
 	if (rc < 0) {
 		free(ids);
-		return cmb_error_wrap(rc, "relay: reconciling journal row %" PRId64, it->id);
+		if (cmb_error_retry_class(rc) != CMB_RETRY_NEVER || rc == CMB_EAUTH)
+			return cmb_error_wrap(rc, "relay: reconciling journal row %" PRId64, it->id);
+		char *why = xasprintf("delivery unknown: the site's operations cannot be read (%s); not sent again",
+				      cmb_error_last());
+		rc = record_unknown(r, it, why);
+		free(why);
+		return rc;
 	}
-	int64_t found = -1;
+	int64_t exact = -1, untargeted = -1;
+	long n_untargeted = 0;
 	for (size_t i = 0; i < n_ops && rc == 0; i++) {
-		if (!same_targets(&ops[i], ids, n))
-			continue;
 		int known = 0;
-		if ((rc = cmb_state_intent_operation_known(r->st, ops[i].id, &known)) < 0)
-			break;
-		if (!known && (found < 0 || ops[i].id < found))
-			found = ops[i].id;
+		if ((rc = cmb_state_intent_operation_known(r->st, ops[i].id, &known)) < 0 || known)
+			continue;
+		if (ops[i].has_targets) {
+			if (same_targets(&ops[i], ids, n) && (exact < 0 || ops[i].id < exact))
+				exact = ops[i].id;
+		} else {
+			n_untargeted++;
+			untargeted = ops[i].id;
+		}
 	}
 	cmb_site_operations_free(ops, n_ops);
-	if (rc == 0 && found >= 0) {
-		cmb_info("relay: journal row %" PRId64 " was issued before the interruption: adopting OperationID %" PRId64,
-			 it->id, found);
+	if (rc < 0) {
+		free(ids);
+		return rc;
+	}
+	if (exact >= 0 || n_untargeted == 1) {
+		int64_t found = exact >= 0 ? exact : untargeted;
+		cmb_info("relay: journal row %" PRId64 " was issued before the interruption: adopting OperationID %" PRId64
+			 "%s", it->id, found, exact >= 0 ? "" : " (matched by type, collection, account and time: the "
+							       "site does not list TargetResourceIDs)");
 		r->stats.adopted++;
 		rc = record_issued(r, it->id, it->kind, found, "adopted");
-	} else if (rc == 0) {
+	} else if (n_untargeted > 1) {
+		char *why = xasprintf("delivery unknown: %ld operations of Type %d by this account in the window, and "
+				      "the site does not list their targets; not sent again", n_untargeted, it->op_type);
+		rc = record_unknown(r, it, why);
+		free(why);
+	} else {
 		/* Not at the site: send it now, unless one of its actions expired meanwhile (never late). */
 		struct cmb_action *list = NULL;
 		size_t na = 0;
 		if ((rc = cmb_state_actions_by_intent(r->st, it->id, &list, &na)) == 0) {
-			int64_t now = now_ms(r) / 1000;
 			int expired = 0;
 			for (size_t i = 0; i < na; i++)
 				if (now >= list[i].expires)
 					expired = 1;
 			cmb_state_actions_free(list, na);
 			if (expired) {
-				rc = record_refused(r, it->id, CMB_RELAY_EXPIRED,
+				rc = record_failed(r, it->id, "expired", CMB_RELAY_EXPIRED,
 						    "expired before the interrupted delivery could be completed");
 			} else {
 				cmb_info("relay: journal row %" PRId64 " is not at the site: sending it", it->id);
@@ -941,7 +986,7 @@ int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
 				return rc;
 			/* A failed step is retried: the journal keeps what is unknown. Back off a little. */
 			double wait = errors < 6 ? 0.5 * (1 << errors) : 30;
-			cmb_retry_sleep(wait, r->env.stop);
+			cmb_retry_sleep(wait);
 			continue;
 		}
 		errors = 0;
@@ -952,7 +997,7 @@ int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
 			int64_t d = cmb_relay_next_due_ms(r);
 			double s = d < 0 || d > 1000 ? 1.0 : (double)d / 1000.0;
 			if (r->last_poll_count == 0 && s > 0)
-				cmb_retry_sleep(s, r->env.stop);
+				cmb_retry_sleep(s);
 		}
 	}
 	return stopped(r) ? CMB_ECANCELED : rc;

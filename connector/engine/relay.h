@@ -31,6 +31,7 @@ enum cmb_relay_error_code {
 	CMB_RELAY_OUT_OF_SCOPE = 7,       /* the device is not attached by this connector now */
 	CMB_RELAY_NOT_SUPPORTED = 8,      /* unknown, wipe, or retire without allow_destructive */
 	CMB_RELAY_OPERATION_EXPIRED = 9,  /* the site expired the operation before the client answered */
+	CMB_RELAY_DELIVERY_UNKNOWN = 10,  /* an interrupted delivery the site cannot confirm: never sent twice */
 };
 
 struct cmb_relay_env {
@@ -40,7 +41,6 @@ struct cmb_relay_env {
 	void *ops_st;                     /* from site->ops_open */
 	const struct cmb_tenant_adapter *tenant;
 	void *notify_st;                  /* from tenant->notify_open */
-	volatile int *stop;               /* set by a signal handler; may be NULL */
 	int64_t (*clock_ms)(void);        /* epoch milliseconds; NULL: the wall clock (tests simulate time) */
 };
 
@@ -55,6 +55,7 @@ struct cmb_relay_stats {
 	long blocks;                      /* BlockClients calls */
 	long adopted;                     /* unknown intents found at the site on reconciliation */
 	long reissued;                    /* unknown intents not found and sent */
+	long unknown;                     /* unknown intents the site could not settle: failed, not sent again */
 	long done, failed;
 	long reported;                    /* results the tenant acknowledged */
 };
@@ -80,7 +81,7 @@ int cmb_relay_idle(struct cmb_relay *r);
 int64_t cmb_relay_next_due_ms(struct cmb_relay *r);
 
 /*
- * Steps until *stop, or with once until idle (then returns 0). Errors of a
+ * Steps until the process-wide stop request (base/stop.h), or with once until idle (then returns 0). Errors of a
  * step are logged and retried after a pause; with once, max_errors
  * consecutive failed steps end the run with the last error.
  */

@@ -24,6 +24,7 @@
 #include "connector/base/util.h"
 #include "mapping/collection.h"
 #include "connector/base/clock.h"
+#include "connector/base/stop.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	char *reason = NULL;
 	int rc = 0;
 
-	if (c->env->stop && *c->env->stop)
+	if (cmb_stop_requested())
 		return cmb_error_set(CMB_ECANCELED, "stopped on request while reading the site");
 	n->site_records++;
 	int outcome = cmb_map_device(&c->map, dev, &rec, &reason);
@@ -267,7 +268,7 @@ static int upload_pending(struct batch_ctx *b)
 		free(after);
 		if (rc < 0 || b->n == 0)
 			break;
-		if (b->env->stop && *b->env->stop) {
+		if (cmb_stop_requested()) {
 			rc = cmb_error_set(CMB_ECANCELED, "stopped on request while uploading");
 			break;
 		}
@@ -309,7 +310,7 @@ static int send_removals(struct batch_ctx *b, const struct keylist *l)
 	batch_reset(b);
 	for (size_t off = 0; off < l->n && rc == 0; off += b->cap) {
 		size_t k = l->n - off < b->cap ? l->n - off : b->cap;
-		if (b->env->stop && *b->env->stop)
+		if (cmb_stop_requested())
 			return cmb_error_set(CMB_ECANCELED, "stopped on request while removing");
 		rc = send_batch(b, (const char *const *)l->keys + off, k);
 	}
@@ -485,6 +486,38 @@ done:
 	return rc;
 }
 
+/* ---- what the site adapter learnt, kept between runs ---- */
+
+#define LEARNT_SITE "site.schema"
+
+static void learnt_load(const struct cmb_sync_env *env)
+{
+	char *text = NULL;
+	if (!env->site->learnt_load)
+		return;
+	int rc = cmb_state_learnt_get(env->state, LEARNT_SITE, &text);
+	if (rc < 0 && rc != CMB_ENOTFOUND)
+		cmb_warn("state: %s", cmb_error_last());
+	env->site->learnt_load(env->site_st, text);
+	free(text);
+}
+
+/* After a good read, in its transaction; after a failed one, on its own (sync_run). */
+static void learnt_save(const struct cmb_sync_env *env)
+{
+	char *text = env->site->learnt_save ? env->site->learnt_save(env->site_st) : NULL;
+	if (!text)
+		return;
+	/* The caller's error (a failed read) is what the cycle reports: keep it. */
+	char *kept = xstrdup(cmb_error_last());
+	int rc = cmb_state_learnt_set(env->state, LEARNT_SITE, text, cmb_now());
+	if (rc < 0)
+		cmb_warn("state: %s (the site schema is learnt again next time)", cmb_error_last());
+	cmb_error_set(rc < 0 ? rc : CMB_OK, "%s", kept);
+	free(kept);
+	free(text);
+}
+
 /* ---- the cycle ---- */
 
 int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct cmb_sync_result *res)
@@ -511,6 +544,7 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 		env->site->begin_cycle(env->site_st);
 	if (env->tenant->begin_cycle)
 		env->tenant->begin_cycle(env->tenant_st);
+	learnt_load(env);
 
 	int64_t last_details = 0;
 	int mrc = cmb_state_meta_get(st, META_LAST_DETAILS, &last_details);
@@ -539,8 +573,13 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 	rc = env->site->read_devices(env->site_st, on_site_device, &rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
+		/* What the failed read taught about the site is kept, outside the read's rolled-back transaction. */
+		cmb_state_rollback(st);
+		in_txn = 0;
+		learnt_save(env);
 		goto done;
 	}
+	learnt_save(env);
 	if ((rc = cmb_state_identity_losers(st, on_duplicate, &rctx)) < 0)
 		goto done;
 	if ((rc = cmb_state_commit(st)) < 0)

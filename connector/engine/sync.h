@@ -41,7 +41,6 @@ struct cmb_sync_env {
 	void *site_st;
 	const struct cmb_tenant_adapter *tenant;
 	void *tenant_st;
-	volatile int *stop;                /* set by a signal handler; may be NULL */
 };
 
 /* Runs one cycle. Returns 0 when it completed; res is filled either way. */

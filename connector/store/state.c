@@ -159,6 +159,12 @@ static const char *const migrations[] = {
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
 	"  cursor TEXT NOT NULL\n"
 	");\n",
+	/* 2 -> 3: what adapters learnt about their services (the site's schema) */
+	"CREATE TABLE learnt(\n"
+	"  name TEXT PRIMARY KEY NOT NULL,\n"  /* e.g. site.schema */
+	"  text TEXT NOT NULL,\n"
+	"  at INTEGER NOT NULL\n"              /* epoch seconds it was written */
+	") WITHOUT ROWID;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -199,6 +205,8 @@ enum stmt_id {
 	S_DEVICE_UNSEE,
 	S_META_GET,
 	S_META_SET,
+	S_LEARNT_GET,
+	S_LEARNT_SET,
 	S_IDENT_ADD,
 	S_IDENT_CLEAR,
 	S_IDENT_LOSERS,
@@ -270,6 +278,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEVICE_UNSEE] = "UPDATE devices SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
 	[S_META_GET] = "SELECT value FROM meta WHERE name = ?1",
 	[S_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+	[S_LEARNT_GET] = "SELECT text FROM learnt WHERE name = ?1",
+	[S_LEARNT_SET] = "INSERT INTO learnt(name, text, at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET "
+			 "text = excluded.text, at = excluded.at",
 	[S_IDENT_ADD] = "INSERT OR REPLACE INTO temp.identity(key, hardware_id, smbios_guid, last_active, resource_id) "
 			"VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_IDENT_CLEAR] = "DELETE FROM temp.identity",
@@ -1133,6 +1144,35 @@ int cmb_state_meta_set(struct cmb_state *st, const char *name, int64_t value)
 	int b = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	if (b == SQLITE_OK)
 		b = sqlite3_bind_int64(s, 2, value);
+	return step_done(st, s, b, "writing %s", name);
+}
+
+/* ---- what adapters learnt ---- */
+
+int cmb_state_learnt_get(struct cmb_state *st, const char *name, char **text)
+{
+	sqlite3_stmt *s = st->stmt[S_LEARNT_GET];
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int ret = 0, rc = sqlite3_step(s);
+	*text = NULL;
+	if (rc == SQLITE_ROW)
+		*text = xstrdup((const char *)sqlite3_column_text(s, 0));
+	else if (rc == SQLITE_DONE)
+		ret = CMB_ENOTFOUND;
+	else
+		ret = db_error(st, "reading %s", name);
+	finish_stmt(s);
+	return ret;
+}
+
+int cmb_state_learnt_set(struct cmb_state *st, const char *name, const char *text, int64_t at)
+{
+	sqlite3_stmt *s = st->stmt[S_LEARNT_SET];
+	int b = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
+	if (b == SQLITE_OK)
+		b = sqlite3_bind_int64(s, 3, at);
 	return step_done(st, s, b, "writing %s", name);
 }
 

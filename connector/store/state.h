@@ -121,6 +121,12 @@ int cmb_state_quarantine_each(struct cmb_state *st,
 /* ---- small named values (e.g. "last_details_refresh") ---- */
 int cmb_state_meta_get(struct cmb_state *st, const char *name, int64_t *value); /* CMB_ENOTFOUND when unset */
 int cmb_state_meta_set(struct cmb_state *st, const char *name, int64_t value);
+/*
+ * What an adapter learnt about its service (the site's schema), by name:
+ * *text newly allocated (the caller's), CMB_ENOTFOUND when none is kept.
+ */
+int cmb_state_learnt_get(struct cmb_state *st, const char *name, char **text);
+int cmb_state_learnt_set(struct cmb_state *st, const char *name, const char *text, int64_t at);
 
 /* ---- duplicate detection within a cycle (a TEMP table, never written to the file) ---- */
 int cmb_state_identity_clear(struct cmb_state *st);

@@ -10,6 +10,7 @@
 #include "connector/config/config.h"
 #include "connector/base/error.h"
 #include "connector/transport/jwt.h"
+#include "connector/transport/request.h"
 #include "connector/base/log.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
@@ -180,99 +181,63 @@ static const char *tree_string(yajl_val root, const char *key)
 	return v ? YAJL_GET_STRING(v) : NULL;
 }
 
-/* Entra answers errors as {"error":"...","error_description":"AADSTS...: ..."}. */
-static int token_error(struct cmb_auth *a, const struct cmb_http_response *resp)
-{
-	char errbuf[256];
-	yajl_val root = resp->body.data ? yajl_tree_parse(resp->body.data, errbuf, sizeof(errbuf)) : NULL;
-	const char *err = root ? tree_string(root, "error") : NULL;
-	const char *desc = root ? tree_string(root, "error_description") : NULL;
-	int code = (resp->status == 400 || resp->status == 401) ? CMB_EAUTH
-		 : (resp->status == 429 || resp->status == 503) ? CMB_ETHROTTLED
-		 : (resp->status == 500 || resp->status == 502 || resp->status == 504) ? CMB_ENETWORK : CMB_EHTTP;
-	if (err) {
-		/* The description's first line carries the AADSTS code; the rest is trace noise. */
-		char line[512] = "";
-		if (desc) {
-			size_t n = strcspn(desc, "\r\n");
-			snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), desc);
-		}
-		if (a->cert && code == CMB_EAUTH)
-			/* Which certificate was offered is what an admin compares with the portal. */
-			cmb_error_set(code, "token endpoint %s refused client %s: %s (HTTP %ld)%s%s [client assertion "
-				      "%s signed by certificate %s, thumbprint %s]", a->token_url, a->client_id, err,
-				      resp->status, line[0] ? ": " : "", line, a->alg == CMB_JWT_RS256 ? "RS256" : "PS256",
-				      cmb_cert_cred_subject(a->cert), cmb_cert_cred_thumbprint(a->cert));
-		else
-			cmb_error_set(code, "token endpoint %s refused client %s: %s (HTTP %ld)%s%s", a->token_url,
-				      a->client_id, err, resp->status, line[0] ? ": " : "", line);
-	} else {
-		cmb_error_set(code, "token endpoint %s answered HTTP %ld without an OAuth error body (content type %s)",
-			      a->token_url, resp->status, resp->content_type ? resp->content_type : "none");
-	}
-	yajl_tree_free(root);
-	return code;
-}
+/* The form body of one token request; a certificate gets a fresh assertion (new jti, new times) every try. */
+struct token_body {
+	struct cmb_auth *a;
+	char *body;                  /* wiped before it is freed: it carries the secret or an assertion */
+};
 
-/* One token request. *retry_after gets the raw header of a throttled reply (caller frees). */
-static int fetch_token(struct cmb_auth *a, char **retry_after)
+static int token_prepare(void *ctx, const void **body, size_t *len)
 {
+	struct token_body *tb = ctx;
+	struct cmb_auth *a = tb->a;
 	char *id = cmb_http_escape(a->client_id);
 	char *scope = cmb_http_escape(a->scope);
-	char *body;
+	int rc = 0;
+	wipe_free(tb->body);
+	tb->body = NULL;
 	if (a->cert) {
-		/* A fresh assertion (new jti, new times) for every request, retries included. */
 		char *assertion = NULL;
-		int rc = cmb_jwt_assertion(&assertion, a->cert, a->alg, a->client_id, a->token_url, cmb_now(), NULL);
-		if (rc < 0) {
-			free(id);
-			free(scope);
-			return rc;
-		}
-		body = xasprintf("grant_type=client_credentials&client_id=%s&scope=%s&client_assertion_type="
-				 "urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer&client_assertion=%s",
-				 id, scope, assertion);
+		if ((rc = cmb_jwt_assertion(&assertion, a->cert, a->alg, a->client_id, a->token_url, cmb_now(), NULL)) == 0)
+			tb->body = xasprintf("grant_type=client_credentials&client_id=%s&scope=%s&client_assertion_type="
+					     "urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer&"
+					     "client_assertion=%s", id, scope, assertion);
 		wipe_free(assertion);
 	} else {
 		char *sec = cmb_http_escape(a->secret);
-		body = xasprintf("grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", id, sec,
-				 scope);
+		tb->body = xasprintf("grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", id, sec,
+				     scope);
 		wipe_free(sec);
 	}
 	free(id);
 	free(scope);
-	static const char *const headers[] = { "Content-Type: application/x-www-form-urlencoded",
-					       "Accept: application/json", NULL };
-	struct cmb_http_request req = {
-		.method = "POST", .url = a->token_url, .headers = headers, .body = body, .body_len = strlen(body),
-	};
-	struct cmb_http_response resp;
-	int rc = cmb_http_request(a->http, &req, &resp);
-	a->requests++;
-	wipe_free(body);
-	if (rc < 0)
-		return cmb_error_wrap(rc, "acquiring a token");
-	if (resp.status != 200) {
-		rc = token_error(a, &resp);
-		if (resp.retry_after)
-			*retry_after = xstrdup(resp.retry_after);
-		cmb_http_response_clear(&resp);
-		return rc;
+	if (rc == 0) {
+		*body = tb->body;
+		*len = strlen(tb->body);
 	}
+	a->requests++;
+	return rc;
+}
+
+/* Takes the token out of a 200 reply; a reply without one is final (CMB_EPROTO). */
+static int token_finish(void *ctx, const struct cmb_http_response *resp)
+{
+	struct cmb_auth *a = ctx;
 	char errbuf[256] = "";
-	yajl_val root = yajl_tree_parse(resp.body.data ? resp.body.data : "", errbuf, sizeof(errbuf));
+	yajl_val root = yajl_tree_parse(resp->body.data ? resp->body.data : "", errbuf, sizeof(errbuf));
 	const char *token = root ? tree_string(root, "access_token") : NULL;
 	const char *type = root ? tree_string(root, "token_type") : NULL;
 	const char *path[] = { "expires_in", NULL };
 	yajl_val exp = root ? yajl_tree_get(root, path, yajl_t_any) : NULL;
 	long expires_in = 0;
+	int rc = 0;
 	if (exp && YAJL_IS_INTEGER(exp))
 		expires_in = (long)YAJL_GET_INTEGER(exp);
 	else if (exp && YAJL_IS_STRING(exp)) /* some endpoints send it as a string */
 		expires_in = strtol(exp->u.string, NULL, 10);
 	if (!token || !*token || !type || strcasecmp(type, "Bearer") != 0 || expires_in <= 0) {
-		rc = cmb_error_set(CMB_EPROTO, "token endpoint %s sent a reply without a Bearer access_token and expires_in%s%s",
-				   a->token_url, root ? "" : ": ", root ? "" : errbuf);
+		rc = cmb_error_set(CMB_EPROTO, "token endpoint %s sent a reply without a Bearer access_token and "
+				   "expires_in%s%s", a->token_url, root ? "" : ": ", root ? "" : errbuf);
 	} else {
 		cmb_auth_invalidate(a);
 		a->token = xstrdup(token);
@@ -288,6 +253,39 @@ static int fetch_token(struct cmb_auth *a, char **retry_after)
 			OPENSSL_cleanse(t->u.string, strlen(t->u.string));
 		yajl_tree_free(root);
 	}
+	return rc;
+}
+
+/*
+ * One token request through the request loop (retries from the budget the
+ * caller shares; refusals of the credentials are final).
+ */
+static int fetch_token(struct cmb_auth *a)
+{
+	static const char *const headers[] = { "Content-Type: application/x-www-form-urlencoded",
+					       "Accept: application/json", NULL };
+	char principal[300];
+	snprintf(principal, sizeof(principal), "client %s", a->client_id);
+	struct token_body tb = { .a = a };
+	const struct cmb_endpoint ep = {
+		.side = "token endpoint", .http = a->http, .budget = a->retry, .principal = principal,
+		.credential_endpoint = 1,
+	};
+	const struct cmb_request rq = {
+		.method = "POST", .url = a->token_url, .what = "acquiring a token", .headers = headers,
+		.prepare = token_prepare, .prepare_ctx = &tb, .finish = token_finish, .finish_ctx = a,
+	};
+	struct cmb_http_response resp;
+	int rc = cmb_request(&ep, &rq, &resp, NULL);
+	wipe_free(tb.body);
+	if (rc == CMB_EAUTH && a->cert) {
+		/* Which certificate was offered is what an admin compares with the portal. */
+		char *msg = xstrdup(cmb_error_last());
+		cmb_error_set(rc, "%s [client assertion %s signed by certificate %s, thumbprint %s]", msg,
+			      a->alg == CMB_JWT_RS256 ? "RS256" : "PS256", cmb_cert_cred_subject(a->cert),
+			      cmb_cert_cred_thumbprint(a->cert));
+		free(msg);
+	}
 	if (resp.body.data)
 		OPENSSL_cleanse(resp.body.data, resp.body.len);
 	cmb_http_response_clear(&resp);
@@ -296,23 +294,10 @@ static int fetch_token(struct cmb_auth *a, char **retry_after)
 
 int cmb_auth_token(struct cmb_auth *a, const char **token)
 {
-	if (!a->token || cmb_now_mono() > a->expires_at - (double)a->renew_before_s) {
-		for (int attempt = 0;; attempt++) {
-			char *retry_after = NULL;
-			int rc = fetch_token(a, &retry_after);
-			if (rc == 0)
-				break;
-			double wait = 0;
-			int again = a->retry && cmb_retry_next(a->retry, attempt, rc, retry_after, &wait);
-			free(retry_after);
-			if (!again)
-				return rc;
-			cmb_warn("%s; retrying in %.1f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
-				 a->retry->policy.max_attempts);
-			if ((rc = cmb_retry_sleep(wait, NULL)) < 0)
-				return rc;
-		}
-	}
+	int rc;
+	if (!a->token || cmb_now_mono() > a->expires_at - (double)a->renew_before_s)
+		if ((rc = fetch_token(a)) < 0)
+			return rc;
 	*token = a->token;
 	return 0;
 }
@@ -407,12 +392,7 @@ int cmb_site_auth_open(struct cmb_site_auth **out, struct cmb_http **http_out, c
 		}
 		sa->scheme = xstrdup("Bearer");
 		sa->user = xasprintf("client %s", cfg->tenant_client_id);
-		sa->policy = (struct cmb_retry_policy){
-			.max_attempts = cfg->sync_max_attempts > 0 ? (int)cfg->sync_max_attempts : 6,
-			.base_delay_s = 0.5,
-			.max_delay_s = cfg->sync_max_retry_wait > 0 ? (double)cfg->sync_max_retry_wait : 60,
-			.budget = cfg->sync_retry_budget > 0 ? cfg->sync_retry_budget : 200,
-		};
+		cmb_retry_policy_from_config(&sa->policy, cfg);
 		cmb_retry_budget_init(&sa->budget, &sa->policy);
 		/* The token comes from the tenant's authority: tenant TLS options, same proxy. */
 		struct cmb_http_opts to = {

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 struct cmb_http {
@@ -57,7 +58,7 @@ struct cmb_http {
 
 /*
  * libcurl calls this about once a second during a transfer: a stop request
- * (cmb_canceled(), util.h) aborts it, so a long poll or a stalled server
+ * (cmb_stop_requested(), util.h) aborts it, so a long poll or a stalled server
  * never keeps the daemon from stopping.
  */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -67,7 +68,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return cmb_canceled() || (req->interruptible && cmb_interrupted());
+	return cmb_stop_requested() || (req->interruptible && cmb_interrupted());
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -478,7 +479,7 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout_s);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->stall_s > 0 ? req->stall_s : h->low_speed_time_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -533,7 +534,7 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	}
 	if (cc == CURLE_ABORTED_BY_CALLBACK) {
 		rc = cmb_error_set(CMB_ECANCELED, "request to the %s at %s %s", h->name, req->url,
-				   cmb_canceled() ? "stopped on request" : "interrupted (reload)");
+				   cmb_stop_requested() ? "stopped on request" : "interrupted (reload)");
 		goto done;
 	}
 	if (cc != CURLE_OK) {
@@ -608,4 +609,41 @@ done:
 	curl_free(res);
 	curl_url_cleanup(u);
 	return out;
+}
+
+/* scheme, host and port, the scheme's default port filled in; all NULL on failure (curl_free them). */
+static int url_origin(const char *url, char **scheme, char **host, char **port)
+{
+	CURLU *u = curl_url();
+	int rc = -1;
+	*scheme = *host = *port = NULL;
+	if (!u)
+		return -1;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		rc = 0;
+	curl_url_cleanup(u);
+	if (rc < 0) {
+		curl_free(*scheme);
+		curl_free(*host);
+		curl_free(*port);
+		*scheme = *host = *port = NULL;
+	}
+	return rc;
+}
+
+int cmb_http_same_origin(const char *a, const char *b)
+{
+	char *sa, *ha, *pa, *sb, *hb, *pb;
+	int ra = url_origin(a, &sa, &ha, &pa), rb = url_origin(b, &sb, &hb, &pb);
+	int same = ra == 0 && rb == 0 && strcasecmp(sa, sb) == 0 && strcasecmp(ha, hb) == 0 && strcmp(pa, pb) == 0;
+	curl_free(sa);
+	curl_free(ha);
+	curl_free(pa);
+	curl_free(sb);
+	curl_free(hb);
+	curl_free(pb);
+	return same;
 }

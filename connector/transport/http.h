@@ -87,6 +87,7 @@ struct cmb_http_request {
 	size_t body_len;
 	int gzip_body;               /* compress body (zlib level 1), add Content-Encoding: gzip */
 	int interruptible;            /* an idle wait (long poll): also ends when cmb_interrupted() */
+	long stall_s;                 /* this request's stall limit (a long poll's silence); 0: the handle's */
 	cmb_http_sink sink;          /* when set, the body streams to sink for 2xx responses */
 	void *sink_ctx;
 };
@@ -120,6 +121,12 @@ void cmb_http_response_clear(struct cmb_http_response *resp);
 char *cmb_http_escape(const char *s);
 /* Resolves a possibly relative reference against base (RFC 3986). Caller frees; NULL on error. */
 char *cmb_http_resolve(const char *base, const char *ref);
+/*
+ * 1 when both absolute URLs have the same origin (RFC 6454: scheme, host,
+ * port, default ports filled in), 0 otherwise or when either is not a URL.
+ * Credentials are only ever sent to their own origin.
+ */
+int cmb_http_same_origin(const char *a, const char *b);
 
 /* Bytes sent and received by this handle over its life (for status and benchmarks). */
 void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);

@@ -93,11 +93,11 @@ int cmb_retry_next(struct cmb_retry_budget *b, int attempt, int rc, const char *
 	return 1;
 }
 
-int cmb_retry_sleep(double s, volatile int *stop)
+int cmb_retry_sleep(double s)
 {
 	double end = cmb_now_mono() + s;
 	for (;;) {
-		if ((stop && *stop) || cmb_canceled())
+		if (cmb_stop_requested())
 			return cmb_error_set(CMB_ECANCELED, "stopped on request while waiting to retry");
 		double left = end - cmb_now_mono();
 		if (left <= 0)

@@ -47,8 +47,8 @@ int cmb_retry_next(struct cmb_retry_budget *b, int attempt, int rc, const char *
  */
 int cmb_retry_after_parse(const char *value, int64_t now, double *seconds);
 
-/* Sleeps for s seconds; returns early (CMB_ECANCELED) when *stop or the process-wide stop request is set. */
-int cmb_retry_sleep(double s, volatile int *stop);
+/* Sleeps for s seconds; returns early (CMB_ECANCELED) on the process-wide stop request (base/stop.h). */
+int cmb_retry_sleep(double s);
 
 /* Token bucket: rate requests per second, burst capacity. */
 struct cmb_rate_limit {

@@ -410,6 +410,9 @@ static void test_print(void **state)
 			   "poll_wait = 30\n"
 			   "# Seconds between reads of a site operation's status\n"
 			   "status_poll_interval = 10\n"
+			   "# TargetCollectionID of the client operations the relay creates (the devices are named by "
+			   "TargetResourceIDs; the collection must contain them)\n"
+			   "target_collection = SMS00001\n"
 			   "# Seconds a site operation's outcome is awaited before its actions are reported failed\n"
 			   "status_timeout = 900\n");
 	assert_string_equal(out, want);

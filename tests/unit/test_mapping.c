@@ -54,7 +54,6 @@ static void base(struct cmb_site_device *d)
 	d->is_active = 1;
 	d->is_blocked = 0;
 	d->is_obsolete = 0;
-	d->is_decommissioned = 0;
 	set(&d->client_version, "5.00.9128.1007");
 	d->client_active_status = 1;
 	d->client_check_pass = 1;
@@ -74,7 +73,7 @@ static void comanaged(struct cmb_site_device *d, int64_t workloads)
 	d->has_comgmt = 1;
 	d->mdm_enrolled = 1;
 	d->comgmt_policy_present = 1;
-	d->comgmt_workloads = workloads;
+	d->mdm_workloads = workloads;
 	d->hybrid_aad_joined = 1;
 	d->aad_joined = 0;
 	set(&d->aad_device_id, "6A1D2C3B-4E5F-4071-8293-A4B5C6D7E8F9");
@@ -135,7 +134,7 @@ static void c_no_cdr(struct cmb_site_device *d)
 	d->has_cdr = 0;
 	set(&d->site_code, NULL);
 	set(&d->sms_id, NULL);
-	d->is_client = d->is_active = d->is_blocked = d->is_obsolete = d->is_decommissioned = -1;
+	d->is_client = d->is_active = d->is_blocked = d->is_obsolete = -1;
 	set(&d->client_version, NULL);
 	d->client_active_status = d->client_check_pass = -1;
 	set(&d->last_policy_request, NULL);
@@ -151,7 +150,6 @@ static void c_blocked(struct cmb_site_device *d) { d->is_blocked = 1; }
 static void c_obsolete(struct cmb_site_device *d) { d->obsolete = 1; }
 static void c_cdr_obsolete(struct cmb_site_device *d) { d->is_obsolete = 1; }
 static void c_decommissioned(struct cmb_site_device *d) { d->decommissioned = 1; }
-static void c_cdr_decommissioned(struct cmb_site_device *d) { d->is_decommissioned = 1; }
 static void c_no_client(struct cmb_site_device *d)
 {
 	d->client = 0;
@@ -444,10 +442,7 @@ static const struct map_case map_cases[] = {
 	  "obsolete (SMS_R_System.Obsolete or SMS_CombinedDeviceResources.IsObsolete)",
 	  0 },
 	{ "decommissioned", c_decommissioned, CMB_MAP_SKIP,
-	  "decommissioned (SMS_R_System.Decommissioned or SMS_CombinedDeviceResources.IsDecommissioned)",
-	  0 },
-	{ "decommissioned in SMS_CombinedDeviceResources", c_cdr_decommissioned, CMB_MAP_SKIP,
-	  "decommissioned (SMS_R_System.Decommissioned or SMS_CombinedDeviceResources.IsDecommissioned)",
+	  "decommissioned (SMS_R_System.Decommissioned)",
 	  0 },
 	{ "no client", c_no_client, CMB_MAP_SKIP,
 	  "no ConfigMgr client (SMS_R_System.Client is not 1 and SMS_CombinedDeviceResources.IsClient is not true)",
@@ -811,13 +806,13 @@ static void test_datetime(void **state)
 		{ "2026-11-28T24:00:00Z", -1, "0001-01-01T00:00:00Z" },
 		{ "2026-11-28T09:60:00Z", -1, "0001-01-01T00:00:00Z" },
 		{ "2026-11-28T09:15:61Z", -1, "0001-01-01T00:00:00Z" },
-		{ "2026-11-28T09:15:02+0100", -1, "0001-01-01T00:00:00Z" },
+		{ "2026-11-28T09:15:02+0100", 0, "2026-11-28T08:15:02Z" },
 		{ "2026-11-28T09:15:02+24:00", -1, "0001-01-01T00:00:00Z" },
 		{ "2026-11-28T09:15:02.Z", -1, "0001-01-01T00:00:00Z" },
 		{ "2026-11-28T09:15:02Zjunk", -1, "0001-01-01T00:00:00Z" },
 		{ " 2026-11-28T09:15:02Z", -1, "0001-01-01T00:00:00Z" },
 		{ "+2026-11-28T09:15:02Z", -1, "0001-01-01T00:00:00Z" },
-		{ "2026-11-28 09:15:02Z", -1, "0001-01-01T00:00:00Z" },
+		{ "2026-11-28 09:15:02Z", 0, "2026-11-28T09:15:02Z" },
 		{ "2026-11-28T09:15Z", -1, "0001-01-01T00:00:00Z" },
 		{ "2026-11-28", -1, "0001-01-01T00:00:00Z" },
 		{ "20261128T091502Z", -1, "0001-01-01T00:00:00Z" },
@@ -846,7 +841,7 @@ static void test_site_device_init_clear(void **state)
 	assert_int_equal(d.client, -1);
 	assert_int_equal(d.is_client, -1);
 	assert_int_equal(d.client_check_pass, -1);
-	assert_int_equal(d.comgmt_workloads, -1);
+	assert_int_equal(d.mdm_workloads, -1);
 	assert_int_equal(d.has_cdr, 0);
 	assert_int_equal(d.has_comgmt, 0);
 	base(&d);

@@ -96,6 +96,8 @@ static const struct cmb_tenant_adapter fake_tenant = {
 struct op {
 	int64_t id;
 	int type;
+	int64_t requested;
+	char collection[16];
 	uint32_t targets[MAX_N];
 	size_t n;
 };
@@ -109,13 +111,15 @@ struct fake_site {
 	uint32_t offline[MAX_N];
 	int n_offline;
 	long completed_override; /* >= 0: report this many completed (the rest offline) */
+	int hide_targets;        /* the site's listing has no TargetResourceIDs */
+	int find_fails;          /* find_operations answers with this code (0: works) */
+	int find_calls;
 	uint32_t blocked[MAX_N];
 	int n_blocked;
 };
 
 static int s_initiate(void *st, int type, const char *coll, const uint32_t *ids, size_t n, int64_t *opid)
 {
-	(void)coll;
 	struct fake_site *s = st;
 	s->initiate_calls++;
 	if (s->fail_before_record) {
@@ -125,6 +129,8 @@ static int s_initiate(void *st, int type, const char *coll, const uint32_t *ids,
 	struct op *o = &s->ops[s->n_ops++];
 	o->id = 16777300 + s->n_ops;
 	o->type = type;
+	o->requested = cmb_now();
+	snprintf(o->collection, sizeof(o->collection), "%s", coll);
 	o->n = n;
 	memcpy(o->targets, ids, n * sizeof(*ids));
 	if (s->crash_after_record) {
@@ -135,27 +141,49 @@ static int s_initiate(void *st, int type, const char *coll, const uint32_t *ids,
 	return 0;
 }
 
-static int s_list(void *st, int type, int64_t since, struct cmb_site_operation **out, size_t *n_out)
+/* The operations of the query's type and collection in its window, as a site lists them. */
+static int s_find(void *st, const struct cmb_site_operation_query *q, struct cmb_site_operation **out,
+		  size_t *n_out)
 {
-	(void)since;
 	struct fake_site *s = st;
+	s->find_calls++;
+	if (s->find_fails)
+		return cmb_error_set(s->find_fails, "listing refused (scripted)");
 	struct cmb_site_operation *ops = xcalloc(MAX_N, sizeof(*ops));
 	size_t n = 0;
 	for (int i = 0; i < s->n_ops; i++) {
-		if (s->ops[i].type != type)
+		if (s->ops[i].type != q->type || strcmp(s->ops[i].collection, q->collection_id) != 0 ||
+		    s->ops[i].requested < q->since || s->ops[i].requested > q->until)
 			continue;
 		ops[n].id = s->ops[i].id;
-		ops[n].type = type;
-		ops[n].n_targets = s->ops[i].n;
-		ops[n].targets = xcalloc(MAX_N, sizeof(uint32_t));
-		/* The site may list targets in any order. */
-		for (size_t k = 0; k < s->ops[i].n; k++)
-			ops[n].targets[k] = s->ops[i].targets[s->ops[i].n - 1 - k];
+		ops[n].type = q->type;
+		ops[n].requested = s->ops[i].requested;
+		ops[n].collection_id = xstrdup(s->ops[i].collection);
+		if (!s->hide_targets) {
+			ops[n].has_targets = 1;
+			ops[n].n_targets = s->ops[i].n;
+			ops[n].targets = xcalloc(MAX_N, sizeof(uint32_t));
+			/* The site may list targets in any order. */
+			for (size_t k = 0; k < s->ops[i].n; k++)
+				ops[n].targets[k] = s->ops[i].targets[s->ops[i].n - 1 - k];
+		}
 		n++;
 	}
 	*out = ops;
 	*n_out = n;
 	return 0;
+}
+
+/* An operation someone else (or an earlier run) created at the site, of type on SMS00001. */
+static void site_has(struct fake_site *s, int type, uint32_t target)
+{
+	struct op *o = &s->ops[s->n_ops++];
+	o->id = 16777300 + s->n_ops;
+	o->type = type;
+	o->requested = cmb_now();
+	snprintf(o->collection, sizeof(o->collection), "SMS00001");
+	o->targets[0] = target;
+	o->n = 1;
 }
 
 static int is_offline(const struct fake_site *s, uint32_t rid)
@@ -213,7 +241,7 @@ static int s_block(void *st, const uint32_t *ids, size_t n)
 
 static const struct cmb_site_adapter fake_site = {
 	.version = CMB_SITE_ADAPTER_VERSION, .name = "fake", .initiate_operation = s_initiate,
-	.list_operations = s_list, .operation_status = s_status, .offline_clients = s_offline, .block_clients = s_block,
+	.find_operations = s_find, .operation_status = s_status, .offline_clients = s_offline, .block_clients = s_block,
 };
 
 /* ---- fixture ---- */
@@ -244,6 +272,7 @@ static int setup(void **state)
 	f->cfg.actions_poll_wait = 0;
 	f->cfg.actions_status_poll_interval = 0;
 	f->cfg.actions_status_timeout = 900;
+	f->cfg.actions_target_collection = "SMS00001";
 	f->site.completed_override = -1;
 	cmb_log_set_level(CMB_LOG_ERROR);
 	if (cmb_state_open(&f->st, f->dir) < 0)
@@ -535,6 +564,96 @@ static void crash_before_site_recorded(void **state)
 	expect_result(f, "b1", "done", 0);
 }
 
+/*
+ * A site whose listing has no TargetResourceIDs, and every reply lost: each
+ * interrupted delivery is adopted by type, collection, account and time,
+ * never sent again (no duplicate target, ever).
+ */
+static void reply_lost_without_targets(void **state)
+{
+	struct fx *f = *state;
+	f->site.hide_targets = 1;
+	for (int round = 0; round < 3; round++) {
+		char id[16];
+		snprintf(id, sizeof(id), "u%d", round);
+		trigger(f, id, round, "refreshMachinePolicy", 5, 3600);
+		f->site.crash_after_record = 1;
+		assert_int_equal(relay_once(f, 1), CMB_ENETWORK);
+		restart(f);
+		assert_int_equal(relay_once(f, 1), 0);
+		assert_int_equal(f->stats.adopted, 1);
+		assert_int_equal(f->stats.reissued, 0);
+		expect_result(f, id, "done", 0);
+	}
+	assert_int_equal(f->site.initiate_calls, 3);
+	assert_int_equal(f->site.n_ops, 3);
+	assert_int_equal(total_targets(&f->site), 3);
+}
+
+/*
+ * Two unclaimed operations of the same type in the window and no targets
+ * listed: the site cannot say which one is ours. Never sent blind: the
+ * action fails with "delivery unknown" and an audit row.
+ */
+static void ambiguous_without_targets(void **state)
+{
+	struct fx *f = *state;
+	f->site.hide_targets = 1;
+	trigger(f, "a1", 0, "refreshMachinePolicy", 5, 3600);
+	f->site.crash_after_record = 1;
+	assert_int_equal(relay_once(f, 1), CMB_ENETWORK);
+	site_has(&f->site, 8, 16777299);    /* another admin's operation, same type, same minute */
+	restart(f);
+	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(f->site.initiate_calls, 1);
+	assert_int_equal(f->stats.adopted, 0);
+	assert_int_equal(f->stats.reissued, 0);
+	assert_int_equal(f->stats.unknown, 1);
+	expect_result(f, "a1", "failed", CMB_RELAY_DELIVERY_UNKNOWN);
+	expect_audit(f, "a1", "received failed ");
+}
+
+/* With targets listed, the other admin's operation does not match ours: ours is adopted. */
+static void other_operation_with_targets(void **state)
+{
+	struct fx *f = *state;
+	trigger(f, "o1", 0, "refreshMachinePolicy", 5, 3600);
+	f->site.crash_after_record = 1;
+	assert_int_equal(relay_once(f, 1), CMB_ENETWORK);
+	site_has(&f->site, 8, 16777299);
+	restart(f);
+	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(f->stats.adopted, 1);
+	assert_int_equal(f->site.initiate_calls, 1);
+	expect_result(f, "o1", "done", 0);
+}
+
+/*
+ * The site's operation list cannot be read: a transient failure leaves the
+ * intent for the next pass; a final one ends the action "delivery unknown".
+ * Neither sends it again.
+ */
+static void listing_unreadable(void **state)
+{
+	struct fx *f = *state;
+	trigger(f, "l1", 0, "refreshMachinePolicy", 5, 3600);
+	f->site.crash_after_record = 1;
+	assert_int_equal(relay_once(f, 1), CMB_ENETWORK);
+	restart(f);
+	f->site.find_fails = CMB_ENETWORK;
+	assert_int_equal(relay_once(f, 1), CMB_ENETWORK);
+	assert_int_equal(f->site.initiate_calls, 1);
+	struct cmb_action a;
+	assert_int_equal(cmb_state_action_get(f->st, "l1", &a), 0);
+	assert_string_equal(a.state, "intent");
+	cmb_state_action_clear(&a);
+	f->site.find_fails = CMB_EHTTP;
+	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(f->site.initiate_calls, 1);
+	assert_int_equal(f->stats.unknown, 1);
+	expect_result(f, "l1", "failed", CMB_RELAY_DELIVERY_UNKNOWN);
+}
+
 static void outbox_until_accepted(void **state)
 {
 	struct fx *f = *state;
@@ -604,7 +723,7 @@ static void audit_append_only(void **state)
 	struct fx *f = *state;
 	trigger(f, "u1", 12, "quickScan", 5, 3600);
 	assert_int_equal(relay_once(f, 1), 0);
-	assert_int_equal(cmb_state_schema_version(f->st), 2);
+	assert_int_equal(cmb_state_schema_version(f->st), 3);
 	/* The triggers refuse any change to a written row. */
 	char *path = xasprintf("%s/cmbridge.db", f->dir);
 	char *cmd = xasprintf("sqlite3 %s \"DELETE FROM audit\" 2>/dev/null", path);
@@ -625,7 +744,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(delivers_batches_and_reports), T(replays_dropped), T(refusals), T(device_mismatch_out_of_scope),
 		T(retire_when_allowed), T(same_device_twice_split), T(batch_window_waits),
-		T(crash_after_site_recorded), T(crash_before_site_recorded), T(outbox_until_accepted),
+		T(crash_after_site_recorded), T(crash_before_site_recorded), T(reply_lost_without_targets),
+		T(ambiguous_without_targets), T(other_operation_with_targets), T(listing_unreadable),
+		T(outbox_until_accepted),
 		T(mixed_outcome), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(audit_append_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

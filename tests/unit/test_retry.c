@@ -16,6 +16,8 @@
 
 #include "connector/base/error.h"
 #include "connector/transport/retry.h"
+#include "connector/base/clock.h"
+#include "connector/base/stop.h"
 
 /* 2015-10-21 07:28:00 UTC, the date every form below names. */
 #define T_2015 1445412480
@@ -204,9 +206,16 @@ static void token_bucket(void **st)
 static void sleep_cancelled(void **st)
 {
 	(void)st;
-	volatile int stop = 1;
-	assert_int_equal(cmb_retry_sleep(30, &stop), CMB_ECANCELED);
-	assert_int_equal(cmb_retry_sleep(0, NULL), 0);
+	static volatile int stop;
+	cmb_stop_set_flag(&stop);
+	assert_int_equal(cmb_retry_sleep(0.01), 0);
+	stop = 1;
+	double t0 = cmb_now_mono();
+	assert_int_equal(cmb_retry_sleep(30), CMB_ECANCELED);
+	assert_true(cmb_now_mono() - t0 < 1.0);
+	stop = 0;
+	cmb_stop_set_flag(NULL);
+	assert_int_equal(cmb_retry_sleep(0), 0);
 }
 
 int main(void)

@@ -112,7 +112,7 @@ static void test_open_creates(void **state)
 {
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 2);
+	assert_int_equal(cmb_state_schema_version(st), 3);
 	struct stat sb;
 	assert_int_equal(stat(f->dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0700);
@@ -129,7 +129,7 @@ static void test_open_creates(void **state)
 
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 					  "('devices', 'pending', 'cycles', 'quarantine', 'meta', 'collections', "
 					  "'actions', 'journal', 'outbox', 'audit')"),
@@ -147,7 +147,7 @@ static void test_reopen_keeps(void **state)
 	assert_int_equal(cmb_state_quarantine_put(st, "16777221", "mapping", "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
-	assert_int_equal(cmb_state_schema_version(st), 2);
+	assert_int_equal(cmb_state_schema_version(st), 3);
 	char hash[65];
 	char *tid = NULL;
 	assert_int_equal(cmb_state_device_get(st, "16777220", hash, NULL, &tid), 0);
@@ -170,7 +170,7 @@ static void test_future_version(void **state)
 	raw_sql(f->db, "PRAGMA user_version = 99");
 	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
 	assert_null(f->st);
-	char *want = xasprintf("state database %s has schema version 99, newer than the 2 this cmbridge knows: it "
+	char *want = xasprintf("state database %s has schema version 99, newer than the 3 this cmbridge knows: it "
 			       "was written by a newer cmbridge; run that version, or move the state aside to start "
 			       "over with a full cycle",
 			       f->db);
@@ -235,11 +235,11 @@ static void test_migrate_from_v0(void **state)
 	raw_sql(f->db, "CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (42);");
 	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 0);
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 2);
+	assert_int_equal(cmb_state_schema_version(st), 3);
 	assert_int_equal(cmb_state_device_count(st), 0);
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_count(f->db, "SELECT x FROM unrelated"), 42);
 }
 

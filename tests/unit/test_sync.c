@@ -67,7 +67,6 @@ static struct cmb_site_device *add_device(struct fake_site *s, uint32_t rid, con
 	d->is_client = 1;
 	d->is_active = 1;
 	d->is_obsolete = 0;
-	d->is_decommissioned = 0;
 	d->is_blocked = 0;
 	d->client_active_status = 1;
 	d->client_check_pass = 1;

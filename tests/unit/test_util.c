@@ -53,7 +53,39 @@ static void time_parse_forms(void **s)
 	assert_string_equal(out, "2026-11-28T09:15:02Z");
 	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02", &t), 0);
 	assert_int_equal(cmb_time_parse("2026-13-28T09:15:02Z", &t), -1);
-	assert_int_equal(cmb_time_parse("2026-11-28 09:15:02Z", &t), -1);
+	/* a space for the T, and offsets without a colon or minutes, as some sites write them */
+	assert_int_equal(cmb_time_parse("2026-11-28 09:15:02Z", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("2026-11-28T10:15:02+0100", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("2026-11-28T07:15:02-02", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02+1", &t), -1);
+	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02+01:0", &t), -1);
+	/* WMI DMTF: local time, then minutes east of UTC; '*' for what WMI does not know */
+	assert_int_equal(cmb_time_parse("20261128091502.000000+000", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("20261128101502.123456+060", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("20261128011502.000000-480", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("20261128091502.******+***", &t), 0);
+	cmb_time_iso8601(t, out);
+	assert_string_equal(out, "2026-11-28T09:15:02Z");
+	assert_int_equal(cmb_time_parse("20261328091502.000000+000", &t), -1);   /* month 13 */
+	assert_int_equal(cmb_time_parse("20250229000000.000000+000", &t), -1);   /* not a leap year */
+	assert_int_equal(cmb_time_parse("20261128091502.000000+00", &t), -1);    /* short */
+	assert_int_equal(cmb_time_parse("20261128091502.000000*000", &t), -1);   /* no sign */
+	assert_int_equal(cmb_time_parse("2026112809150*.000000+000", &t), -1);   /* the time must be known */
+	assert_int_equal(cmb_time_parse("20261128091502.000000+999", &t), -1);   /* offset beyond 14 h */
+	assert_int_equal(cmb_time_parse("", &t), -1);
+	assert_int_equal(cmb_time_parse(NULL, &t), -1);
 	assert_int_equal(cmb_time_parse("2026-11-28T09:15:02Zjunk", &t), -1);
 	assert_int_equal(cmb_time_parse("2025-02-29T00:00:00Z", &t), -1);
 	assert_int_equal(cmb_time_parse("2024-02-29t23:59:59z", &t), 0);

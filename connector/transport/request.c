@@ -1,0 +1,256 @@
+/*
+ * request.c - the one request-with-retry and the one status-to-error
+ * mapping (see request.h and docs/retry.md).
+ */
+#include "connector/transport/request.h"
+#include "connector/base/error.h"
+#include "connector/base/log.h"
+#include "connector/base/util.h"
+#include "connector/config/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yajl/yajl_tree.h>
+
+#define MAX_HEADERS 16
+
+void cmb_retry_policy_from_config(struct cmb_retry_policy *out, const struct cmb_config *cfg)
+{
+	*out = (struct cmb_retry_policy){
+		.max_attempts = cfg->sync_max_attempts > 0 ? (int)cfg->sync_max_attempts : 6,
+		.base_delay_s = 0.5,
+		.max_delay_s = cfg->sync_max_retry_wait > 0 ? (double)cfg->sync_max_retry_wait : 60.0,
+		.budget = cfg->sync_retry_budget > 0 ? cfg->sync_retry_budget : 0,
+	};
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+char *cmb_request_sanitise(const char *s, size_t len, size_t max, int ascii_only)
+{
+	size_t n = len < max ? len : max;
+	char *out = xmalloc(n + 4);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n' || c == '\r' || c == '\t')
+			out[o++] = ' ';
+		else if (c < 0x20 || c == 0x7f || (ascii_only && c >= 0x80))
+			out[o++] = '.';
+		else
+			out[o++] = (char)c;
+	}
+	if (len > max) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int is_json(const char *ct)
+{
+	static const char json[] = "application/json";
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+		return 0;
+	char after = ct[sizeof(json) - 1];
+	return after == '\0' || after == ';' || after == ' ';
+}
+
+static const char *tree_str(yajl_val root, const char *const *path)
+{
+	yajl_val v = yajl_tree_get(root, (const char **)path, yajl_t_string);
+	return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* "code: message" from the shapes servers use for errors; NULL when the tree is none of them. */
+static char *describe_tree(yajl_val root)
+{
+	static const char *const odata_code[] = { "error", "code", NULL };
+	static const char *const odata_msg[] = { "error", "message", NULL };
+	static const char *const oauth_err[] = { "error", NULL };
+	static const char *const oauth_desc[] = { "error_description", NULL };
+	static const char *const aspnet_msg[] = { "Message", NULL };
+	const char *code = tree_str(root, odata_code), *msg = tree_str(root, odata_msg);
+	if (!code && !msg) {
+		/* OAuth: the description's first line carries the AADSTS code; the rest is trace noise. */
+		code = tree_str(root, oauth_err);
+		msg = tree_str(root, oauth_desc);
+	}
+	if (!code && !msg)
+		msg = tree_str(root, aspnet_msg);
+	if (!code && !msg)
+		return NULL;
+	size_t mlen = msg ? strcspn(msg, "\r\n") : 0;
+	char *sm = msg ? cmb_request_sanitise(msg, mlen, 400, 0) : NULL;
+	char *sc = code && *code ? cmb_request_sanitise(code, strlen(code), 80, 0) : NULL;
+	char *out = sc && sm ? xasprintf("%s: %s", sc, sm) : xstrdup(sc ? sc : sm ? sm : "");
+	free(sm);
+	free(sc);
+	return out;
+}
+
+char *cmb_request_describe_body(const struct cmb_http_response *resp)
+{
+	const char *data = resp->body.data ? resp->body.data : "";
+	size_t len = resp->body.len;
+	if (len == 0)
+		return xstrdup("empty body");
+	if (is_json(resp->content_type) || data[0] == '{') {
+		yajl_val tree = yajl_tree_parse(data, NULL, 0);
+		char *out = tree ? describe_tree(tree) : NULL;
+		yajl_tree_free(tree);
+		if (out)
+			return out;
+	}
+	char *first = cmb_request_sanitise(data, len, 120, 1);
+	char *out = xasprintf("not an error body cmbridge knows (Content-Type '%s'): '%s'",
+			      resp->content_type ? resp->content_type : "none", first);
+	free(first);
+	return out;
+}
+
+int cmb_request_status_error(const struct cmb_endpoint *ep, const struct cmb_request *rq,
+			     const struct cmb_http_response *resp)
+{
+	char *why = cmb_request_describe_body(resp);
+	const char *what = rq->what ? rq->what : rq->url;
+	long st = resp->status;
+	int code;
+	if (st == 401 || (st == 400 && ep->credential_endpoint)) {
+		if (ep->principal)
+			code = cmb_error_set(CMB_EAUTH, "%s: %s refused the credentials of %s%s%s%s at %s (HTTP %ld: %s)",
+					     what, ep->side, ep->principal, ep->scheme ? " (" : "",
+					     ep->scheme ? ep->scheme : "", ep->scheme ? ")" : "", rq->url, st, why);
+		else
+			code = cmb_error_set(CMB_EAUTH, "%s: %s at %s requires authentication but %s (HTTP %ld: %s)",
+					     what, ep->side, rq->url,
+					     ep->no_credentials ? ep->no_credentials : "no credentials are configured", st,
+					     why);
+	} else if (st == 403) {
+		code = cmb_error_set(CMB_EAUTH, "%s: %s denied %s access to %s (HTTP 403: %s)", what, ep->side,
+				     ep->principal ? ep->principal : "anonymous", rq->url, why);
+	} else if (st == 404 && strstr(why, "Access denied")) {
+		/* The AdminService answers a WMI access refusal with 404 ("Access denied  WMI QUERY: "). */
+		code = cmb_error_set(CMB_EAUTH, "%s: %s denied %s access to %s (HTTP 404: %s)", what, ep->side,
+				     ep->principal ? ep->principal : "anonymous", rq->url, why);
+	} else if (st == 404) {
+		code = cmb_error_set(CMB_ENOTFOUND, "%s: %s not found at %s (HTTP 404: %s)", what,
+				     rq->resource ? rq->resource : "resource", rq->url, why);
+	} else if (st == 429 || st == 503) {
+		code = cmb_error_set(CMB_ETHROTTLED, "%s: %s is busy (HTTP %ld%s%s): %s", what, ep->side, st,
+				     resp->retry_after ? ", Retry-After " : "", resp->retry_after ? resp->retry_after : "",
+				     why);
+	} else if (st == 408 || st == 500 || st == 502 || st == 504) {
+		/* A gateway or a briefly failing server: transient, retried like a reset connection. */
+		code = cmb_error_set(CMB_ENETWORK, "%s: %s answered HTTP %ld for %s: %s", what, ep->side, st, rq->url,
+				     why);
+	} else {
+		code = cmb_error_set(CMB_EHTTP, "%s: %s answered HTTP %ld for %s: %s", what, ep->side, st, rq->url, why);
+	}
+	free(why);
+	return code;
+}
+
+/* Adds to the message why a failed request is not tried again. */
+static int give_up(const struct cmb_endpoint *ep, int rc, int attempts, int allowed)
+{
+	if (cmb_error_retry_class(rc) == CMB_RETRY_NEVER || !ep->budget)
+		return rc;
+	const struct cmb_retry_budget *b = ep->budget;
+	char *msg = xstrdup(cmb_error_last());
+	if (!allowed)
+		cmb_error_set(rc, "%s (not retried: the request is not safe to send twice)", msg);
+	else if (attempts >= b->policy.max_attempts)
+		cmb_error_set(rc, "%s (gave up after %d attempts; %ld of %ld retries of this cycle spent)", msg,
+			      attempts, b->used, b->policy.budget);
+	else
+		cmb_error_set(rc, "%s (not retried: the cycle's retry budget of %ld is spent)", msg, b->policy.budget);
+	free(msg);
+	return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, struct cmb_http_response *resp,
+		struct cmb_request_counters *counters)
+{
+	const char *method = rq->method ? rq->method : "GET";
+	const char *what = rq->what ? rq->what : rq->url;
+	int renewed = 0, rc;
+
+	memset(resp, 0, sizeof(*resp));
+	for (int attempt = 0;; attempt++) {
+		const char *headers[MAX_HEADERS + 2];
+		const char *auth_header = NULL, *bearer = NULL;
+		size_t nh = 0;
+
+		cmb_http_response_clear(resp);
+		if (rq->reset)
+			rq->reset(rq->sink_ctx);
+		if (ep->authorize && (rc = ep->authorize(ep->auth_ctx, &auth_header, &bearer)) < 0)
+			return cmb_error_wrap(rc, "%s", what);
+		const void *body = rq->body;
+		size_t body_len = rq->body_len;
+		if (rq->prepare && (rc = rq->prepare(rq->prepare_ctx, &body, &body_len)) < 0)
+			return cmb_error_wrap(rc, "%s", what);
+		for (const char *const *h = rq->headers; h && *h && nh < MAX_HEADERS; h++)
+			headers[nh++] = *h;
+		if (auth_header)
+			headers[nh++] = auth_header;
+		headers[nh] = NULL;
+		struct cmb_http_request req = {
+			.method = method, .url = rq->url, .headers = headers, .bearer = bearer, .body = body,
+			.body_len = body_len, .gzip_body = rq->gzip_body, .interruptible = rq->interruptible,
+			.stall_s = rq->stall_s,
+			.sink = rq->sink, .sink_ctx = rq->sink_ctx,
+		};
+		cmb_debug("%s: %s %s", ep->side, method, rq->url);
+		rc = cmb_http_request(ep->http, &req, resp);
+		if (counters) {
+			counters->requests++;
+			counters->bytes_out += resp->bytes_out;
+			counters->bytes_in += resp->bytes_in;
+		}
+		if (rc == 0 && resp->status == 401 && !renewed && ep->refused && ep->refused(ep->auth_ctx)) {
+			/* A token can be revoked or expire early: renew once and try again, off the budget. */
+			renewed = 1;
+			if (counters)
+				counters->renewals++;
+			cmb_info("%s refused the credentials (HTTP 401) for %s; renewing them", ep->side, what);
+			attempt--;
+			continue;
+		}
+		if (rc < 0) {
+			if (rc == CMB_ECANCELED)
+				return rc;
+			/* Sink and finish messages already say where; the transport's do not. */
+			if (strncmp(cmb_error_last(), what, strlen(what)) != 0)
+				cmb_error_wrap(rc, "%s", what);
+		} else if (resp->status < 200 || resp->status > 299) {
+			rc = cmb_request_status_error(ep, rq, resp);
+		} else if (rq->finish && (rc = rq->finish(rq->finish_ctx, resp)) < 0) {
+			if (strncmp(cmb_error_last(), what, strlen(what)) != 0)
+				cmb_error_wrap(rc, "%s", what);
+		} else {
+			return 0;
+		}
+
+		double wait = 0;
+		int allowed = rq->retry == CMB_REQUEST_IDEMPOTENT || rc == CMB_ETHROTTLED;
+		int again = allowed && ep->budget &&
+			    cmb_retry_next(ep->budget, attempt, rc, resp->status ? resp->retry_after : NULL, &wait);
+		if (!again)
+			return give_up(ep, rc, attempt + 1, allowed);
+		cmb_warn("%s; trying again in %.2f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
+			 ep->budget->policy.max_attempts);
+		if ((rc = cmb_retry_sleep(wait)) < 0)
+			return rc;
+	}
+}
