@@ -54,6 +54,42 @@ enum where_in_doc {
 	AT_END,           /* root element closed */
 };
 
+/* Where the pre-scan is: only what libxml2 would buffer whole, or check pairwise, matters. */
+enum scan_state {
+	SC_TEXT = 0,      /* character data, streamed by libxml2 */
+	SC_LT,            /* just after '<' */
+	SC_TAG,           /* a start or end tag, outside quotes */
+	SC_TAG_DQ,        /* inside "..." in a tag */
+	SC_TAG_SQ,        /* inside '...' in a tag */
+	SC_BANG,          /* "<!" */
+	SC_BANG_DASH,     /* "<!-" */
+	SC_BANG_BRACKET,  /* "<![", matching "CDATA[" */
+	SC_COMMENT,       /* "<!--" up to "-->" */
+	SC_CDATA,         /* "<![CDATA[" up to "]]>": libxml2 2.9 reads 300 bytes of it per chunk */
+	SC_PI,            /* "<?" up to "?>" */
+	SC_DECL,          /* "<!DOCTYPE" and the like, up to '>' (refused later anyway) */
+};
+
+/*
+ * The pre-scan reads ASCII code units: bytes, or UTF-16 units when the
+ * document starts with a UTF-16 byte order mark or "<" (both byte orders),
+ * so that no byte of a non-ASCII UTF-16 character is taken for '<' or a
+ * quote. Bytes are right for UTF-8, the ISO-8859 family, EUC, GBK, Big5 and
+ * Shift_JIS, whose multi-byte characters have no byte below 0x40. Stateful
+ * ISO-2022 and EBCDIC (which no AdminService sends) would be misread: the
+ * limits would count the wrong things, so they do not protect those.
+ */
+struct scan {
+	int width;        /* 0 not known yet, 1 bytes, 2 UTF-16LE, -2 UTF-16BE */
+	unsigned char held[2];
+	unsigned n_held;
+	enum scan_state st;
+	size_t markup;    /* units since the '<' of the current markup */
+	size_t start;     /* byte offset of that '<' */
+	unsigned attrs;   /* '=' seen in the current tag, outside quotes */
+	unsigned run;     /* dashes, brackets, '?', or letters of "CDATA[" matched */
+};
+
 /* A name the parser looks for: wanted by the caller, needed by the document, or both. */
 struct cand {
 	char *name;
@@ -84,6 +120,7 @@ struct cmb_as_meta_parser {
 	char *scratch[SLOTS];       /* attribute values with '&' restored, one per attribute of an element */
 	size_t scratch_cap[SLOTS];
 
+	struct scan scan;           /* the pre-scan, one piece ahead of libxml2 */
 	int in_parse;               /* inside xmlParseChunk: messages can name line and column */
 	int finished;
 	int error;                  /* sticky error code */
@@ -653,6 +690,157 @@ static int check_xml(struct cmb_as_meta_parser *p, int rc)
 	return keep_error(p, CMB_EPROTO);
 }
 
+/* ---- the pre-scan -------------------------------------------------------- */
+
+static int scan_too_long(struct cmb_as_meta_parser *p)
+{
+	return fail(p, CMB_ETOOBIG, "byte %zu: a tag, comment, CDATA section or processing instruction runs "
+		    "past %zu bytes (max_markup)", p->scan.start, p->lim.max_markup);
+}
+
+/* One ASCII code unit (anything >= 0x80 is "other") at byte offset `at`. */
+static int scan_unit(struct cmb_as_meta_parser *p, unsigned c, size_t at)
+{
+	struct scan *sc = &p->scan;
+	static const char cdata[] = "CDATA[";
+	switch (sc->st) {
+	case SC_TEXT:
+		if (c == '<') {
+			sc->st = SC_LT;
+			sc->markup = 1;
+			sc->start = at;
+			sc->attrs = 0;
+		}
+		return 0;
+	default:
+		break;
+	}
+	if (++sc->markup > p->lim.max_markup)
+		return scan_too_long(p);
+	switch (sc->st) {
+	case SC_LT:
+		if (c == '!') {
+			sc->st = SC_BANG;
+			return 0;
+		}
+		if (c == '?') {
+			sc->st = SC_PI;
+			sc->run = 0;
+			return 0;
+		}
+		/* c is the tag's first character */
+		sc->st = SC_TAG;
+		/* fall through */
+	case SC_TAG:
+		if (c == '"')
+			sc->st = SC_TAG_DQ;
+		else if (c == '\'')
+			sc->st = SC_TAG_SQ;
+		else if (c == '>')
+			sc->st = SC_TEXT;
+		else if (c == '=' && ++sc->attrs > p->lim.max_attrs)
+			return fail(p, CMB_EPROTO, "byte %zu: an element has more than %u attributes (max_attrs)",
+				    sc->start, p->lim.max_attrs);
+		return 0;
+	case SC_TAG_DQ:
+		if (c == '"')
+			sc->st = SC_TAG;
+		return 0;
+	case SC_TAG_SQ:
+		if (c == '\'')
+			sc->st = SC_TAG;
+		return 0;
+	case SC_BANG:
+		sc->st = c == '-' ? SC_BANG_DASH : c == '[' ? SC_BANG_BRACKET : c == '>' ? SC_TEXT : SC_DECL;
+		sc->run = 0;
+		return 0;
+	case SC_BANG_DASH:
+		sc->st = c == '-' ? SC_COMMENT : c == '>' ? SC_TEXT : SC_DECL;
+		sc->run = 0;
+		return 0;
+	case SC_BANG_BRACKET:
+		if (c == (unsigned char)cdata[sc->run]) {
+			if (++sc->run == sizeof(cdata) - 1) {
+				sc->st = SC_CDATA;
+				sc->run = 0;
+			}
+		} else {
+			sc->st = c == '>' ? SC_TEXT : SC_DECL;
+		}
+		return 0;
+	case SC_COMMENT:
+		if (c == '-')
+			sc->run++;
+		else if (c == '>' && sc->run >= 2)
+			sc->st = SC_TEXT;
+		else
+			sc->run = 0;
+		return 0;
+	case SC_CDATA:
+		if (c == ']')
+			sc->run++;
+		else if (c == '>' && sc->run >= 2)
+			sc->st = SC_TEXT;
+		else
+			sc->run = 0;
+		return 0;
+	case SC_PI:
+		if (c == '>' && sc->run)
+			sc->st = SC_TEXT;
+		else
+			sc->run = c == '?';
+		return 0;
+	case SC_DECL:
+		if (c == '>')
+			sc->st = SC_TEXT;
+		return 0;
+	case SC_TEXT:
+		break;
+	}
+	return 0;
+}
+
+/* Scans the next n bytes, which start at byte offset `at` of the document. */
+static int scan(struct cmb_as_meta_parser *p, const unsigned char *s, size_t n, size_t at)
+{
+	struct scan *sc = &p->scan;
+	for (size_t i = 0; i < n; i++) {
+		if (sc->width == 1) {
+			if (sc->st == SC_TEXT) {    /* the common case: skip to the next '<' */
+				const unsigned char *lt = memchr(s + i, '<', n - i);
+				if (!lt)
+					return 0;
+				i = (size_t)(lt - s);
+			}
+			if (scan_unit(p, s[i], at + i) < 0)
+				return p->error;
+			continue;
+		}
+		sc->held[sc->n_held++] = s[i];
+		if (sc->n_held < 2)
+			continue;
+		unsigned char a = sc->held[0], b = sc->held[1];
+		sc->n_held = 0;
+		if (sc->width == 0) {
+			if ((a == 0xFF && b == 0xFE) || (a == '<' && b == 0))
+				sc->width = 2;
+			else if ((a == 0xFE && b == 0xFF) || (a == 0 && b == '<'))
+				sc->width = -2;
+			else
+				sc->width = 1;
+			if (sc->width == 1) {
+				if (scan_unit(p, a, at + i - 1) < 0 || scan_unit(p, b, at + i) < 0)
+					return p->error;
+				continue;
+			}
+		}
+		unsigned c = sc->width == 2 ? (unsigned)a | (unsigned)b << 8 : (unsigned)a << 8 | b;
+		if (scan_unit(p, c < 0x80 ? c : 0x80, at + i - 1) < 0)
+			return p->error;
+	}
+	return 0;
+}
+
 /* ---- the parser --------------------------------------------------------- */
 
 static void class_clear(struct cmb_as_meta_class *c)
@@ -741,6 +929,10 @@ int cmb_as_meta_parser_new(struct cmb_as_meta_parser **out, const char *where, c
 		p->lim.max_classes = CMB_AS_META_MAX_CLASSES;
 	if (!p->lim.max_kept)
 		p->lim.max_kept = CMB_AS_META_MAX_KEPT;
+	if (!p->lim.max_markup)
+		p->lim.max_markup = CMB_AS_META_MAX_MARKUP;
+	if (!p->lim.max_attrs)
+		p->lim.max_attrs = CMB_AS_META_MAX_ATTRS;
 	for (size_t i = 0; i < n_wanted; i++) {
 		long c = cand_add(p, wanted[i], strlen(wanted[i]));
 		p->cands[c].wanted = 1;
@@ -798,11 +990,14 @@ int cmb_as_meta_feed(struct cmb_as_meta_parser *p, const void *data, size_t len)
 	const char *s = data;
 	while (len) {
 		size_t n = len < PIECE ? len : PIECE;
+		int error = scan(p, (const unsigned char *)s, n, p->m->bytes);
+		if (error < 0)
+			return error;
 		p->in_parse = 1;
 		int rc = xmlParseChunk(p->ctxt, s, (int)n, 0);
 		p->in_parse = 0;
 		p->m->bytes += n;
-		int error = check_xml(p, rc);
+		error = check_xml(p, rc);
 		if (error < 0)
 			return error;
 		s += n;

@@ -15,6 +15,11 @@
  * The document comes from a server, so it is read as hostile input: no DTD,
  * no entity declaration and no network or file access of any kind (a
  * DOCTYPE is refused before its subset is read), and every size has a limit.
+ * libxml2 holds a whole tag (or comment, CDATA section or PI) in memory
+ * until its end arrives, and checks an element's attributes against each
+ * other, so the bytes are scanned before libxml2 sees them and markup over
+ * max_markup bytes or a tag with more than max_attrs attributes is refused
+ * there. Character data is streamed and may be of any length.
  * This file must never do I/O: it only sees the bytes it is given, and it
  * never logs (errors go back through cmb_error_set()).
  */
@@ -64,6 +69,8 @@ struct cmb_as_meta_limits {
 	size_t max_props;   /* per class, own and inherited (keys too); default 4096: CMB_ETOOBIG */
 	size_t max_classes; /* classes kept, wanted and base types together; default 1024: CMB_ETOOBIG */
 	size_t max_kept;    /* kept_bytes; default 16 MiB: CMB_ETOOBIG */
+	size_t max_markup;  /* one tag, comment, CDATA section, PI or declaration; default 64 KiB: CMB_ETOOBIG */
+	unsigned max_attrs; /* attributes (and xmlns) of one element; default 64: CMB_EPROTO */
 };
 
 #define CMB_AS_META_MAX_BYTES ((size_t)256 << 20)
@@ -72,6 +79,8 @@ struct cmb_as_meta_limits {
 #define CMB_AS_META_MAX_PROPS ((size_t)4096)
 #define CMB_AS_META_MAX_CLASSES ((size_t)1024)
 #define CMB_AS_META_MAX_KEPT ((size_t)16 << 20)
+#define CMB_AS_META_MAX_MARKUP ((size_t)64 << 10)
+#define CMB_AS_META_MAX_ATTRS 64u
 
 struct cmb_as_meta_parser;
 
@@ -90,10 +99,12 @@ int cmb_as_meta_parser_new(struct cmb_as_meta_parser **out, const char *where,
 /*
  * Feeds the next piece of the document (any size; libxml2 is handed at most
  * 64 KiB at a time). Returns 0, or CMB_EPROTO (malformed XML, a DOCTYPE or
- * entity declaration, nesting deeper than max_depth, not a CSDL document),
- * CMB_ETOOBIG (over max_bytes, or a name, class or result over its limit),
- * with a message naming `where`, line and column. After an error every
- * further call returns the same code and sets the same message again.
+ * entity declaration, nesting deeper than max_depth, a tag with more than
+ * max_attrs attributes, not a CSDL document), CMB_ETOOBIG (over max_bytes,
+ * markup over max_markup, or a name, class or result over its limit), with
+ * a message naming `where` and the line and column (the byte offset, for
+ * the two limits checked before libxml2 sees the bytes). After an error
+ * every further call returns the same code and sets the same message again.
  */
 int cmb_as_meta_feed(struct cmb_as_meta_parser *p, const void *data, size_t len);
 

@@ -847,6 +847,145 @@ static void test_encodings(void **state)
 		assert_true((unsigned char)*s >= 0x20);
 }
 
+/* Shapes libxml2 would buffer whole or check pairwise are refused before it sees them. */
+static void test_hostile_shapes(void **state)
+{
+	static const char *const w[] = { "SMS_R_System" };
+	struct cmb_buf doc = CMB_BUF_INIT((size_t)64 << 20);
+	struct cmb_as_meta *m = NULL;
+
+	/* attributes: 64 are fine, 65 are not, 100000 are refused at once */
+	static const unsigned counts[] = { 64, 65, 100000 };
+	for (size_t c = 0; c < COUNT(counts); c++) {
+		cmb_buf_reset(&doc);
+		cmb_buf_addstr(&doc, EDMX_HEAD "<EntityType Name='SMS_R_System' ");
+		for (unsigned i = 1; i < counts[c]; i++)
+			cmb_buf_printf(&doc, " a%u='='", i);
+		cmb_buf_addstr(&doc, "/>" EDMX_TAIL);
+		double t0 = cmb_now_mono();
+		int rc = parse_ex(doc.data, doc.len, BIG_PIECE, 0, w, 1, NULL, NULL);
+		assert_true(cmb_now_mono() - t0 < 1.0);
+		if (counts[c] == 64) {
+			assert_int_equal(rc, 0);
+			continue;
+		}
+		assert_int_equal(rc, CMB_EPROTO);
+		char *want = xasprintf(WHERE ": byte %zu: an element has more than 64 attributes (max_attrs)",
+				       strlen(EDMX_HEAD));
+		assert_string_equal(cmb_error_last(), want);
+		free(want);
+	}
+	/* namespace declarations count too */
+	cmb_buf_reset(&doc);
+	cmb_buf_addstr(&doc, "<Edmx");
+	for (unsigned i = 0; i < 70; i++)
+		cmb_buf_printf(&doc, " xmlns:n%u='urn:%u'", i, i);
+	cmb_buf_addstr(&doc, "/>");
+	assert_fails(doc.data, doc.len, 0, w, 1, NULL, CMB_EPROTO, "more than 64 attributes");
+
+	/* one tag, comment, PI or declaration of a megabyte: refused, libxml2 never holds it */
+	static const char *const open_close[][2] = {
+		{ "<EntityType Name='SMS_R_System' x='", "'/>" },
+		{ "<EntityType Name=\"SMS_R_System\" x=\"", "\"/>" },
+		{ "<!--", "-->" },
+		{ "<?pi ", "?>" },
+		{ "<![CDATA[", "]]>" },
+		{ "<!NOTATION x SYSTEM '", "'>" },
+	};
+	for (size_t k = 0; k < COUNT(open_close); k++) {
+		cmb_buf_reset(&doc);
+		cmb_buf_addstr(&doc, EDMX_HEAD);
+		cmb_buf_addstr(&doc, open_close[k][0]);
+		for (unsigned i = 0; i < (1u << 20) / 8; i++)
+			cmb_buf_addstr(&doc, "]] - ? >");      /* never an end for any of them */
+		cmb_buf_addstr(&doc, open_close[k][1]);
+		cmb_buf_addstr(&doc, EDMX_TAIL);
+		count_start();
+		int rc = parse_ex(doc.data, doc.len, BIG_PIECE, 0, w, 1, NULL, NULL);
+		count_stop();
+		/* a declaration ends at its first '>' for the pre-scan, and libxml2 refuses it there */
+		assert_int_equal(rc, k == 5 ? CMB_EPROTO : CMB_ETOOBIG);
+		if (rc == CMB_ETOOBIG) {
+			char *want = xasprintf(WHERE ": byte %zu: a tag, comment, CDATA section or processing "
+					       "instruction runs past 65536 bytes (max_markup)", strlen(EDMX_HEAD));
+			assert_string_equal(cmb_error_last(), want);
+			free(want);
+		}
+		assert_true(mem_peak < ((size_t)1 << 20));
+	}
+
+	/* the same just under the limit is fine; quotes, '>' in comments, PIs and CDATA do not end them early */
+	cmb_buf_reset(&doc);
+	cmb_buf_addstr(&doc, EDMX_HEAD "<!-- a='b' <c d='e'> - > --><?pi x=\"'\" > ? > ?>"
+		       "<EntityType Name='SMS_R_System' x='a\"b&gt;c' y=\"'>'\"><Annotation String='");
+	for (unsigned i = 0; i < 60000 / 4; i++)
+		cmb_buf_addstr(&doc, ">=\"x");
+	cmb_buf_addstr(&doc, "'><String><![CDATA[ <a b='c' d=e f=g> ]] ] > ]]></String></Annotation>"
+		       "<Property Name='p' Type='Edm.String'/></EntityType>" EDMX_TAIL);
+	for (size_t chunk = 0; chunk < 8; chunk += 7) {
+		assert_int_equal(parse_ex(doc.data, doc.len, chunk, 0, w, 1, NULL, &m), 0);
+		assert_int_equal(m->n_classes, 1);
+		assert_int_equal(m->classes[0].n_props, 1);
+		cmb_as_meta_free(m);
+	}
+	struct cmb_as_meta_limits lim = { .max_markup = 1000 };
+	assert_fails(doc.data, doc.len, 0, w, 1, &lim, CMB_ETOOBIG, "runs past 1000 bytes (max_markup)");
+
+	/* long text is streamed: big, and libxml2 stays small */
+	cmb_buf_reset(&doc);
+	cmb_buf_addstr(&doc, EDMX_HEAD "<EntityType Name='SMS_R_System'><Annotation><String>");
+	for (unsigned i = 0; i < (40u << 20) / 32; i++)
+		cmb_buf_addstr(&doc, "text &amp; text &#x20; text > 1");
+	cmb_buf_addstr(&doc, "</String></Annotation><Property Name='p' Type='Edm.String'/></EntityType>" EDMX_TAIL);
+	count_start();
+	int rc = parse_ex(doc.data, doc.len, BIG_PIECE, 0, w, 1, NULL, &m);
+	count_stop();
+	if (rc)
+		print_error("%s\n", cmb_error_last());
+	assert_int_equal(rc, 0);
+	assert_int_equal(m->classes[0].n_props, 1);
+	cmb_as_meta_free(m);
+	print_message("40 MB of text in one element: libxml2 peak %zu bytes\n", mem_peak);
+	assert_true(mem_peak < ((size_t)2 << 20));
+
+	/*
+	 * UTF-16 characters with a '<' or '"' byte in them are not markup to the
+	 * pre-scan: read byte by byte, U+3C22 U+2241 in text would open a tag and
+	 * a quoted value that runs to the end of the document.
+	 */
+	static const char ascii_le[] = "<?xml version='1.0' encoding='UTF-16'?>"
+		"<Edmx><DataServices><Schema><EntityType Name='SMS_R_System'><Annotation><String>@</String>"
+		"</Annotation><Property Name='@' Type='Edm.String'/><Property Name='more' Type='Edm.String'/>"
+		"<Property Name='and more' Type='Edm.String'/></EntityType></Schema></DataServices></Edmx>";
+	static const unsigned short odd[] = { 0x3C22, 0x2241, 0x043C };
+	struct cmb_as_meta_limits small = { .max_markup = 200 };
+	/* (little-endian with a declaration and no byte order mark, big-endian with a mark and none) */
+	for (int be = 0; be < 2; be++) {
+		const char *ascii = be ? ascii_le + 39 : ascii_le;
+		size_t n = strlen(ascii);
+		cmb_buf_reset(&doc);
+		if (be)
+			cmb_buf_add(&doc, "\xfe\xff", 2);
+		for (size_t i = 0; i < n; i++) {
+			for (size_t k = 0; k < (ascii[i] == '@' ? COUNT(odd) : 1); k++) {
+				unsigned u = ascii[i] == '@' ? odd[k] : (unsigned char)ascii[i];
+				unsigned char b[2] = { (unsigned char)(be ? u >> 8 : u), (unsigned char)(be ? u : u >> 8) };
+				cmb_buf_add(&doc, b, 2);
+			}
+		}
+		for (size_t chunk = 0; chunk < 2; chunk++) {
+			rc = parse_ex(doc.data, doc.len, chunk, 0, w, 1, &small, &m);
+			if (rc)
+				print_error("%s\n", cmb_error_last());
+			assert_int_equal(rc, 0);
+			assert_int_equal(m->classes[0].n_props, 3);
+			assert_string_equal(m->classes[0].props[0].name, "\xe3\xb0\xa2\xe2\x89\x81\xd0\xbc");
+			cmb_as_meta_free(m);
+		}
+	}
+	cmb_buf_free(&doc);
+}
+
 /* ---- limits --------------------------------------------------------------------------- */
 
 static void test_limits(void **state)
@@ -1191,6 +1330,7 @@ int main(void)
 		cmocka_unit_test(test_not_csdl),
 		cmocka_unit_test(test_encodings),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_hostile_shapes),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_site_sized_document),
 	};
