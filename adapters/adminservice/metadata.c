@@ -73,9 +73,11 @@ enum scan_state {
 /*
  * The pre-scan reads ASCII code units: bytes, or UTF-16 units when the
  * document starts with a UTF-16 byte order mark or "<" (both byte orders),
- * so that no byte of a non-ASCII UTF-16 character is taken for '<'.
- * ASCII-compatible encodings need nothing more: their multi-byte
- * characters never contain a byte below 0x40.
+ * so that no byte of a non-ASCII UTF-16 character is taken for '<' or a
+ * quote. Bytes are right for UTF-8, the ISO-8859 family, EUC, GBK, Big5 and
+ * Shift_JIS, whose multi-byte characters have no byte below 0x40. Stateful
+ * ISO-2022 and EBCDIC (which no AdminService sends) would be misread: the
+ * limits would count the wrong things, so they do not protect those.
  */
 struct scan {
 	int width;        /* 0 not known yet, 1 bytes, 2 UTF-16LE, -2 UTF-16BE */
@@ -280,8 +282,9 @@ static struct val attr(int nb, const xmlChar **attrs, const char *name)
 
 /*
  * Without entity substitution (XML_PARSE_NOENT, deliberately off) libxml2
- * hands a '&' in an attribute value on as "&#38;", whether it was written
- * &amp; or &#38;, and never a bare '&': so every "&#38;" is exactly one '&'.
+ * 2.9 hands a '&' in an attribute value on as "&#38;", whether it was
+ * written &amp; or &#38;, and never a bare '&': so every "&#38;" is exactly
+ * one '&' (test_metadata pins this down, should a later libxml2 change it).
  */
 static struct val unescape_amp(struct cmb_as_meta_parser *p, unsigned slot, struct val v)
 {

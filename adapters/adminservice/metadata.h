@@ -99,10 +99,12 @@ int cmb_as_meta_parser_new(struct cmb_as_meta_parser **out, const char *where,
 /*
  * Feeds the next piece of the document (any size; libxml2 is handed at most
  * 64 KiB at a time). Returns 0, or CMB_EPROTO (malformed XML, a DOCTYPE or
- * entity declaration, nesting deeper than max_depth, not a CSDL document),
- * CMB_ETOOBIG (over max_bytes, or a name, class or result over its limit),
- * with a message naming `where`, line and column. After an error every
- * further call returns the same code and sets the same message again.
+ * entity declaration, nesting deeper than max_depth, a tag with more than
+ * max_attrs attributes, not a CSDL document), CMB_ETOOBIG (over max_bytes,
+ * markup over max_markup, or a name, class or result over its limit), with
+ * a message naming `where` and the line and column (the byte offset, for
+ * the two limits checked before libxml2 sees the bytes). After an error
+ * every further call returns the same code and sets the same message again.
  */
 int cmb_as_meta_feed(struct cmb_as_meta_parser *p, const void *data, size_t len);
 
