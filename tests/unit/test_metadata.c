@@ -24,6 +24,7 @@
 #include "adapters/adminservice/metadata.h"
 #include "connector/base/error.h"
 #include "connector/base/util.h"
+#include "connector/base/clock.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define WHERE "site CM1 $metadata"
