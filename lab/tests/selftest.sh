@@ -32,6 +32,14 @@ eq() { # eq WHAT ACTUAL EXPECTED
 
 conf() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D/lab.conf"; }
 
+# ---- the class table and docs/lab.md agree ---------------------------------------
+DOC="$(dirname "$0")/../../docs/lab.md"
+if [ -f "$DOC" ]; then
+	eq "docs/lab.md class table = cmbridge-lab classes" \
+		"$(awk '/^\| class \| property \| JSON \(native\) \| EDM \| source \|$/{f=1} f && !/^\|/{exit} f' "$DOC" | md5sum)" "$("$LAB" classes | md5sum)"
+fi
+eq "classes: one row per property" "$("$LAB" classes | grep -c '^| `SMS_')" "99"
+
 # ---- init and up -------------------------------------------------------------
 "$LAB" init "$D" --devices 300 --page-size 50 --seed 7 --epoch 1767225600 >/dev/null
 eq "lab dir mode" "$(stat -c %a "$D")" "700"
