@@ -227,7 +227,7 @@ const struct lab_odata_prop *lab_odata_find_prop(const struct lab *lab, int cls,
 /* The generated classes of [site] metadata_padding: SMS_G_System_X0001... */
 int lab_odata_padding_class(const struct lab *lab, const char *name, size_t n)
 {
-	if (n != 18 || strncasecmp(name, "SMS_G_System_X", 14))
+	if (n != 18 || (lab->conf.site_old ? strncmp : strncasecmp)(name, "SMS_G_System_X", 14))
 		return 0;
 	int v = 0;
 	for (size_t i = 14; i < 18; i++) {

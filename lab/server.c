@@ -160,13 +160,13 @@ static const char *get_header(void *ctx, const char *name)
 }
 
 /* A WMI method call on the site (POST /AdminService/wmi/{Class}.{Method}). */
-static bool site_method(const char *url)
+static bool site_method(const struct lab *lab, const char *url)
 {
 	static const char *const m[] = {"SMS_ClientOperation.InitiateClientOperation", "SMS_Collection.BlockClients"};
 	if (strncmp(url, "/AdminService/wmi/", 18))
 		return false;
-	for (size_t i = 0; i < sizeof m / sizeof *m; i++)
-		if (!strcasecmp(url + 18, m[i]))
+	for (size_t i = 0; i < sizeof m / sizeof *m; i++)   /* the case rule of odata.c */
+		if (!(lab->conf.site_old ? strcmp : strcasecmp)(url + 18, m[i]))
 			return true;
 	return false;
 }
@@ -203,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	/* the requests a lost reply applies to: the tenant's uploads and the
 	 * site's WMI method calls (applied, then the reply is dropped) */
 	bool upload = !strcmp(method, "POST") &&
-		      (s->site ? site_method(url)
+		      (s->site ? site_method(s->lab, url)
 			       : !strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"));
 	enum lab_fault fault = F_NONE;
 	int latency = 0;
