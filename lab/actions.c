@@ -121,6 +121,7 @@ void lab_actions_conf_defaults(struct lab_conf *c)
 	c->act_offline_rate = 0.05;
 	c->act_delay_ms = 200;
 	c->act_ttl = 86400;
+	c->act_list_targets = true;
 }
 
 int lab_actions_conf_entry(struct lab_conf *c, const char *sec, const char *name, const char *value)
@@ -134,6 +135,12 @@ int lab_actions_conf_entry(struct lab_conf *c, const char *sec, const char *name
 	}
 	if (strcmp(sec, "actions"))
 		return 0;
+	if (!strcmp(name, "list_targets")) {
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			return 0;
+		c->act_list_targets = !strcmp(value, "yes");
+		return 1;
+	}
 	if (!strcmp(name, "success_rate") || !strcmp(name, "offline_rate")) {
 		double d = strtod(value, &e);
 		if (!*value || *e || !(d >= 0 && d <= 1))
@@ -170,8 +177,8 @@ int lab_actions_conf_check(struct lab_conf *c)
 void lab_actions_conf_save(const struct lab_conf *c, struct lab_buf *b)
 {
 	lab_buf_addf(b, "[tenant]\nadmin_client_id = %s\n[actions]\nttl = %d\nsuccess_rate = %g\noffline_rate = %g\n"
-		     "delay_ms = %d\n", c->admin_client_id, c->act_ttl, c->act_success_rate, c->act_offline_rate,
-		     c->act_delay_ms);
+		     "delay_ms = %d\nlist_targets = %s\n", c->admin_client_id, c->act_ttl, c->act_success_rate,
+		     c->act_offline_rate, c->act_delay_ms, c->act_list_targets ? "yes" : "no");
 }
 
 int lab_actions_write_secret(const struct lab_conf *c)
@@ -234,13 +241,17 @@ int lab_actions_up(struct lab *lab, char *err, size_t errlen)
 		"CREATE INDEX IF NOT EXISTS tenant_action_device ON tenant_action(device_id, action);"
 		"CREATE INDEX IF NOT EXISTS tenant_action_key ON tenant_action(key, action);"
 		"CREATE TABLE IF NOT EXISTS site_operation(id INTEGER PRIMARY KEY, type INTEGER NOT NULL,"
-		" collection TEXT NOT NULL, created_by TEXT NOT NULL, requested_ms INTEGER NOT NULL);"
+		" collection TEXT NOT NULL, created_by TEXT NOT NULL, requested_ms INTEGER NOT NULL,"
+		" target_type INTEGER NOT NULL DEFAULT 1);"
 		"CREATE TABLE IF NOT EXISTS site_operation_target(op INTEGER NOT NULL, resource_id INTEGER NOT NULL,"
 		" outcome INTEGER NOT NULL, PRIMARY KEY(op, resource_id));";
 	if (sqlite3_exec(lab->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "lab.db: cannot create the action tables: %s", sqlite3_errmsg(lab->db));
 		return -1;
 	}
+	/* labs made before SMS_ClientOperation had TargetType: specific clients */
+	sqlite3_exec(lab->db, "ALTER TABLE site_operation ADD COLUMN target_type INTEGER NOT NULL DEFAULT 1", NULL, NULL,
+		     NULL);
 	if (lab_actions_write_secret(&lab->conf) < 0) {
 		snprintf(err, errlen, "%s/admin-secret: cannot write", lab->conf.dir);
 		return -1;
@@ -400,14 +411,7 @@ static void odata_err(struct lab_reply *r, int status, const char *code, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	struct lab_buf b = {0};
-	lab_buf_adds(&b, "{\"error\":{\"code\":");
-	lab_buf_json_cstr(&b, code);
-	lab_buf_adds(&b, ",\"message\":");
-	lab_buf_json_cstr(&b, msg);
-	lab_buf_adds(&b, "}}");
-	lab_reply_json(r, status, &b);
-	r->ctype = "application/json; odata.metadata=minimal";
+	lab_odata_error(r, status, code, msg);
 }
 
 static void echo_request_id(const struct lab_req *q, struct lab_reply *r)
@@ -1245,14 +1249,19 @@ static int64_t *rid_array(yajl_val a, size_t *n)
 	return v;
 }
 
+/* A WMI method's reply: 201 (sccmhunter checks status_code == 201 after
+ * InitiateClientOperation and other method calls) with the out parameters;
+ * rv < 0: no ReturnValue at all ([site] block_reply = empty). */
 static void return_value(struct lab_reply *r, const char *host, const char *method, int rv, long long opid)
 {
 	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\",\"ReturnValue\":%d", host, method, rv);
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, method);
+	if (rv >= 0)
+		lab_buf_addf(&b, ",\"ReturnValue\":%d", rv);
 	if (opid > 0)
 		lab_buf_addf(&b, ",\"OperationID\":%lld", opid);
 	lab_buf_addc(&b, '}');
-	lab_reply_json(r, 200, &b);
+	lab_reply_json(r, 201, &b);
 	r->ctype = "application/json; odata.metadata=minimal";
 }
 
@@ -1290,8 +1299,11 @@ static void site_initiate(struct lab *lab, const struct lab_req *q, const char *
 		odata_err(r, 400, "BadRequest", "RandomizationWindow: not a non-negative integer.");
 		goto done;
 	}
-	if (!(rids = rid_array(ids, &n))) {
-		odata_err(r, 400, "BadRequest", "TargetResourceIDs: missing, empty, or not an array of ResourceIDs.");
+	/* TargetResourceIDs is optional ([id("3"), in, optional]): without it
+	 * the operation targets the collection's current members (TargetType 0) */
+	bool whole = !ids;
+	if (!whole && !(rids = rid_array(ids, &n))) {
+		odata_err(r, 400, "BadRequest", "TargetResourceIDs: empty, or not an array of ResourceIDs.");
 		goto done;
 	}
 	int ci = -1;
@@ -1303,9 +1315,16 @@ static void site_initiate(struct lab *lab, const struct lab_req *q, const char *
 	int64_t now = lab_now_ms();
 	int type = (int)ty->u.number.i;
 	pthread_rwlock_rdlock(&lab->inv_lock);
-	int *oc = lab_xmalloc(n * sizeof *oc);
 	bool ok = ci >= 0 && lab_colls[ci].type == 2;
-	const struct lab_device **dv = lab_xcalloc(n, sizeof *dv);
+	if (whole && ok) {
+		rids = lab_xmalloc((lab->inv.n + 1) * sizeof *rids);
+		for (size_t i = 0; i < lab->inv.n; i++)
+			if (lab_coll_member(ci, &lab->inv.dev[i], lab->conf.seed))
+				rids[n++] = lab->inv.dev[i].resource_id;
+		qsort(rids, n, sizeof *rids, cmp_i64);
+	}
+	int *oc = lab_xmalloc((n + 1) * sizeof *oc);
+	const struct lab_device **dv = lab_xcalloc(n + 1, sizeof *dv);
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (dv[i] = find_dev(lab, rids[i])) && lab_coll_member(ci, dv[i], lab->conf.seed);
 	if (!ok) {
@@ -1329,13 +1348,14 @@ static void site_initiate(struct lab *lab, const struct lab_req *q, const char *
 	pthread_rwlock_unlock(&lab->inv_lock);
 	sqlite3_exec(lab->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	int rc = 0;
-	sqlite3_prepare_v2(lab->db, "INSERT INTO site_operation(id,type,collection,created_by,requested_ms) VALUES(?,?,?,?,?)",
-			   -1, &st, NULL);
+	sqlite3_prepare_v2(lab->db, "INSERT INTO site_operation(id,type,collection,created_by,requested_ms,target_type)"
+			   " VALUES(?,?,?,?,?,?)", -1, &st, NULL);
 	sqlite3_bind_int64(st, 1, opid);
 	sqlite3_bind_int(st, 2, type);
 	sqlite3_bind_text(st, 3, coll->u.string, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, who, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int(st, 6, whole ? 0 : 1);   /* SMS_ClientOperation.TargetType */
 	rc |= sqlite3_step(st) != SQLITE_DONE;
 	sqlite3_finalize(st);
 	sqlite3_prepare_v2(lab->db, "INSERT INTO site_operation_target(op,resource_id,outcome) VALUES(?,?,?)", -1, &st, NULL);
@@ -1427,376 +1447,255 @@ static void site_block(struct lab *lab, const struct lab_req *q, const char *hos
 	pthread_rwlock_unlock(&lab->inv_lock);
 	if (block)
 		atomic_fetch_add(&lab->actions->blocked, (long long)n);
-	return_value(r, host, "SMS_Collection.BlockClients", 0, 0);
+	/* its reply body is not public: ReturnValue 0, or nothing but the
+	 * context with [site] block_reply = empty */
+	return_value(r, host, "SMS_Collection.BlockClients", lab->conf.block_reply_empty ? -1 : 0, 0);
 done:
 	free(rids);
 	yajl_tree_free(v);
 }
 
-/* ---- site: the three read classes (a small OData subset) ------------------------------------ */
+/* ---- site: the three read classes (odata.c parses their queries) ------------------------------ */
 
-enum ct { CT_INT, CT_STR, CT_RAW };
-struct mcol {
-	const char *name;
-	enum ct t;
-};
-struct mcell {
-	int64_t i;
-	char *json;           /* the value as JSON text */
+/* One row of an operation class: its values by position in the class's
+ * property table (odata.c); own[] holds the strings they point to. */
+#define OCOLS 16
+struct orow {
+	struct lab_odata_val v[OCOLS];
+	char *own[OCOLS];
 };
 
-struct mquery {
-	const struct mcol *cols;
-	int ncols;
-	bool sel[16];
-	int fcol[8];
-	int64_t fint[8];
-	char *fstr[8];        /* JSON text of a string literal */
-	int nf;
-	long long top, skip;
-	bool count;
-	const char *sel_raw, *filter_raw;
-};
-
-static int mquery_parse(const struct lab_req *q, struct mquery *m, const char *cls, char *err, size_t en)
-{
-	m->top = -1;
-	m->skip = 0;
-	for (int i = 0; i < q->nargs; i++) {
-		const char *k = q->args[i].k;
-		if (k[0] == '$' && strcmp(k, "$select") && strcmp(k, "$filter") && strcmp(k, "$top") && strcmp(k, "$skip") &&
-		    strcmp(k, "$count") && strcmp(k, "$skiptoken") && strcmp(k, "$orderby")) {
-			snprintf(err, en, "The query parameter '%s' is not supported.", k);
-			return -1;
-		}
-	}
-	const char *s = lab_req_arg(q, "$select");
-	m->sel_raw = s;
-	for (int c = 0; c < m->ncols; c++)
-		m->sel[c] = !s || !strcmp(s, "*");
-	if (s && strcmp(s, "*")) {
-		char *dup = lab_xstrdup(s), *save = NULL;
-		for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			while (*t == ' ')
-				t++;
-			int c = 0;
-			while (c < m->ncols && strcmp(m->cols[c].name, t))
-				c++;
-			if (c == m->ncols) {
-				snprintf(err, en, "Could not find a property named '%.64s' on type '%s' ($select).", t, cls);
-				free(dup);
-				return -1;
-			}
-			m->sel[c] = true;
-		}
-		free(dup);
-	}
-	const char *f = lab_req_arg(q, "$filter");
-	m->filter_raw = f;
-	if (f) {
-		const char *p = f;
-		for (;;) {
-			while (*p == ' ')
-				p++;
-			const char *n0 = p;
-			while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')
-				p++;
-			int c = 0;
-			while (c < m->ncols && (strlen(m->cols[c].name) != (size_t)(p - n0) || strncmp(m->cols[c].name, n0, (size_t)(p - n0))))
-				c++;
-			if (c == m->ncols || m->cols[c].t == CT_RAW) {
-				snprintf(err, en, "Could not find a filterable property named '%.*s' on type '%s' ($filter).",
-					 (int)(p - n0 > 64 ? 64 : p - n0), n0, cls);
-				return -1;
-			}
-			if (strncmp(p, " eq ", 4) || m->nf == 8) {
-				snprintf(err, en, "Syntax error in $filter: the lab supports 'Property eq literal' joined with 'and' on %s.", cls);
-				return -1;
-			}
-			p += 4;
-			while (*p == ' ')
-				p++;
-			m->fcol[m->nf] = c;
-			if (m->cols[c].t == CT_INT) {
-				char *e;
-				m->fint[m->nf] = strtoll(p, &e, 10);
-				if (e == p) {
-					snprintf(err, en, "$filter: '%s' needs an integer literal.", m->cols[c].name);
-					return -1;
-				}
-				p = e;
-			} else {
-				if (*p != '\'') {
-					snprintf(err, en, "$filter: '%s' needs a string literal.", m->cols[c].name);
-					return -1;
-				}
-				struct lab_buf lit = {0};
-				for (p++;; p++) {
-					if (!*p) {
-						lab_buf_free(&lit);
-						snprintf(err, en, "Syntax error in $filter: unterminated string literal");
-						return -1;
-					}
-					if (*p == '\'' && p[1] == '\'') { lab_buf_addc(&lit, '\''); p++; continue; }
-					if (*p == '\'') { p++; break; }
-					lab_buf_addc(&lit, *p);
-				}
-				struct lab_buf js = {0};
-				lab_buf_json_str(&js, lit.p ? lit.p : "", lit.len);
-				lab_buf_free(&lit);
-				m->fstr[m->nf] = lab_buf_steal(&js, NULL);
-			}
-			m->nf++;
-			while (*p == ' ')
-				p++;
-			if (!*p)
-				break;
-			if (strncmp(p, "and ", 4)) {
-				snprintf(err, en, "Syntax error in $filter at position %d: expected 'and' or the end", (int)(p - f));
-				return -1;
-			}
-			p += 4;
-		}
-	}
-	const char *o = lab_req_arg(q, "$orderby");
-	if (o && strcmp(o, m->cols[0].name) && !(!strncmp(o, m->cols[0].name, strlen(m->cols[0].name)) &&
-						 !strcmp(o + strlen(m->cols[0].name), " asc"))) {
-		snprintf(err, en, "$orderby: the lab orders %s by %s ascending only.", cls, m->cols[0].name);
-		return -1;
-	}
-	const char *t = lab_req_arg(q, "$top");
-	if (t) {
-		char *e;
-		m->top = strtoll(t, &e, 10);
-		if (!*t || *e || m->top < 0) {
-			snprintf(err, en, "Invalid value '%s' for $top: a non-negative integer is required.", t);
-			return -1;
-		}
-	}
-	t = lab_req_arg(q, "$skip");
-	if (t) {
-		char *e;
-		m->skip = strtoll(t, &e, 10);
-		if (!*t || *e || m->skip < 0) {
-			snprintf(err, en, "Invalid value '%s' for $skip: a non-negative integer is required.", t);
-			return -1;
-		}
-	}
-	t = lab_req_arg(q, "$skiptoken");
-	if (t) {
-		char *e;
-		if (t[0] != 'O' || (m->skip = strtoll(t + 1, &e, 10), *e) || m->skip < 0) {
-			snprintf(err, en, "Invalid $skiptoken '%s'.", t);
-			return -1;
-		}
-	}
-	t = lab_req_arg(q, "$count");
-	if (t) {
-		if (!strcmp(t, "true"))
-			m->count = true;
-		else if (strcmp(t, "false")) {
-			snprintf(err, en, "Invalid value '%s' for $count: true or false.", t);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void mquery_free(struct mquery *m)
-{
-	for (int i = 0; i < m->nf; i++)
-		free(m->fstr[i]);
-}
-
-/* The integer an "ID eq N" (or "ResourceID eq N") filter pins, for the SQL. */
-static bool mquery_pin(const struct mquery *m, int col, int64_t *v)
-{
-	for (int i = 0; i < m->nf; i++)
-		if (m->fcol[i] == col) {
-			*v = m->fint[i];
-			return true;
-		}
-	return false;
-}
-
-struct mrows {
-	struct mcell *cell;   /* nrows * ncols */
+struct orows {
+	int cls;
+	struct orow *row;
 	size_t n, cap;
-	int ncols;
 };
 
-static struct mcell *mrow_add(struct mrows *rs)
+static struct orow *orow_add(struct orows *rs)
 {
 	if (rs->n == rs->cap) {
 		rs->cap = rs->cap ? rs->cap * 2 : 64;
-		rs->cell = lab_xrealloc(rs->cell, rs->cap * (size_t)rs->ncols * sizeof *rs->cell);
+		rs->row = lab_xrealloc(rs->row, rs->cap * sizeof *rs->row);
 	}
-	struct mcell *row = &rs->cell[rs->n++ * (size_t)rs->ncols];
-	memset(row, 0, (size_t)rs->ncols * sizeof *row);
-	return row;
+	struct orow *w = &rs->row[rs->n++];
+	memset(w, 0, sizeof *w);
+	for (int i = 0; i < OCOLS; i++)
+		w->v[i].t = LAB_V_NULL;
+	return w;
 }
 
-static void cell_int(struct mcell *c, int64_t v)
+static int ocol(int cls, enum lab_col col)
 {
-	c->i = v;
-	c->json = lab_xasprintf("%lld", (long long)v);
+	const struct lab_odata_prop *p = lab_odata_classes[cls].props;
+	for (int i = 0; p[i].name; i++)
+		if (p[i].col == col)
+			return i;
+	return -1;
 }
 
-static void cell_str(struct mcell *c, const char *s)
+static void oint(struct orows *rs, struct orow *w, enum lab_col col, int64_t v)
 {
-	struct lab_buf b = {0};
-	lab_buf_json_cstr(&b, s);
-	c->json = lab_buf_steal(&b, NULL);
+	int i = ocol(rs->cls, col);
+	if (i >= 0)
+		lab_odata_vint(&w->v[i], v);
 }
 
-static void add_param(struct lab_buf *l, bool *first, const char *k, const char *v)
+static void odate(struct orows *rs, struct orow *w, enum lab_col col, int64_t t)
 {
-	lab_buf_addc(l, *first ? '?' : '&');
-	*first = false;
-	lab_buf_adds(l, k);
-	lab_buf_addc(l, '=');
-	lab_buf_urlenc(l, v);
+	int i = ocol(rs->cls, col);
+	if (i >= 0) {
+		w->v[i].t = LAB_V_DATE;
+		w->v[i].i = t;
+	}
 }
 
-/* Filters, pages and serialises rows; frees them. */
-static void mreply(struct lab *lab, const char *host, const char *cls, struct mquery *m, struct mrows *rs,
+/* s is copied; NULL is null, "" stays "". */
+static void ostr(struct orows *rs, struct orow *w, enum lab_col col, const char *s)
+{
+	int i = ocol(rs->cls, col);
+	if (i < 0 || !s)
+		return;
+	w->own[i] = lab_xstrdup(s);
+	w->v[i].t = LAB_V_STR;
+	w->v[i].s = w->own[i];
+	w->v[i].n = strlen(s);
+}
+
+/* json is taken over (a JSON array). */
+static void ojson(struct orows *rs, struct orow *w, enum lab_col col, char *json)
+{
+	int i = ocol(rs->cls, col);
+	if (i < 0) {
+		free(json);
+		return;
+	}
+	w->own[i] = json;
+	w->v[i].t = LAB_V_JSON;
+	w->v[i].s = json;
+	w->v[i].n = strlen(json);
+}
+
+static void orows_free(struct orows *rs)
+{
+	for (size_t k = 0; k < rs->n; k++)
+		for (int i = 0; i < OCOLS; i++)
+			free(rs->row[k].own[i]);
+	free(rs->row);
+}
+
+static void oget(void *ctx, const void *row, const struct lab_odata_prop *p, struct lab_odata_val *v)
+{
+	const struct orows *rs = ctx;
+	*v = ((const struct orow *)row)->v[p - lab_odata_classes[rs->cls].props];
+}
+
+struct osort {
+	const struct orows *rs;
+	const struct lab_odata_query *q;
+};
+
+static int ocmp(const void *a, const void *b, void *arg)
+{
+	const struct osort *s = arg;
+	struct lab_odata_val x, y;
+	int c = 0;
+	if (s->q->order) {
+		oget((void *)s->rs, a, s->q->order, &x);
+		oget((void *)s->rs, b, s->q->order, &y);
+		c = lab_odata_cmp(&x, &y);
+	}
+	if (!c) {    /* ties, and the natural order: the key */
+		int k = ocol(s->rs->cls, s->rs->cls == LAB_CLS_CNSTATUS ? LAB_C_RID : LAB_C_OPID);
+		c = lab_odata_cmp(&((const struct orow *)a)->v[k], &((const struct orow *)b)->v[k]);
+	}
+	return s->q->desc ? -c : c;
+}
+
+/* Filters, orders, pages and serialises the rows (offset $skiptoken "O<n>"). */
+static void oreply(struct lab *lab, const char *host, const struct lab_odata_query *q, struct orows *rs,
 		   struct lab_reply *r)
 {
-	size_t w = 0, nc = (size_t)m->ncols;
+	size_t w = 0;
 	for (size_t i = 0; i < rs->n; i++) {
-		struct mcell *row = &rs->cell[i * nc];
-		bool keep = true;
-		for (int f = 0; keep && f < m->nf; f++) {
-			struct mcell *c = &row[m->fcol[f]];
-			keep = m->cols[m->fcol[f]].t == CT_INT ? c->i == m->fint[f] : !strcmp(c->json, m->fstr[f]);
-		}
-		if (keep) {
-			if (w != i)
-				memcpy(&rs->cell[w * nc], row, nc * sizeof *row);
-			w++;
-		} else {
-			for (size_t k = 0; k < nc; k++)
-				free(row[k].json);
+		if (lab_odata_match(q, oget, rs, &rs->row[i])) {
+			struct orow t = rs->row[w];
+			rs->row[w++] = rs->row[i];
+			rs->row[i] = t;
 		}
 	}
-	size_t total = w, start = (size_t)m->skip < total ? (size_t)m->skip : total;
-	size_t end = start + (size_t)lab->conf.page_size < total ? start + (size_t)lab->conf.page_size : total;
-	if (m->top >= 0 && (size_t)m->top < end - start)
-		end = start + (size_t)m->top;
+	size_t total = w;
+	struct osort so = {rs, q};
+	qsort_r(rs->row, total, sizeof *rs->row, ocmp, &so);
+	size_t start = q->skip > 0 ? (size_t)q->skip : 0;
+	if (q->token) {
+		char *e;
+		long long v = q->token[0] == 'O' ? strtoll(q->token + 1, &e, 10) : -1;
+		if (v < 0 || *e) {
+			char err[160];
+			snprintf(err, sizeof err, "The $skiptoken '%.64s' is not valid for this query.", q->token);
+			lab_odata_error(r, 400, "", err);
+			return;
+		}
+		start = (size_t)v;
+	}
+	if (start > total)
+		start = total;
+	size_t limit = lab_odata_limit(lab, q);
+	size_t end = start + limit < total ? start + limit : total;
+	const char *cls = lab_odata_classes[rs->cls].name;
 	struct lab_buf b = {0};
 	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, cls);
-	if (m->count)
+	if (q->count)
 		lab_buf_addf(&b, ",\"@odata.count\":%zu", total);
 	lab_buf_adds(&b, ",\"value\":[");
 	for (size_t i = start; i < end; i++) {
-		struct mcell *row = &rs->cell[i * nc];
-		lab_buf_adds(&b, i > start ? ",{" : "{");
-		bool first = true;
-		for (size_t k = 0; k < nc; k++) {
-			if (!m->sel[k])
-				continue;
-			lab_buf_addf(&b, "%s\"%s\":%s", first ? "" : ",", m->cols[k].name, row[k].json);
-			first = false;
-		}
-		lab_buf_addc(&b, '}');
+		if (i > start)
+			lab_buf_addc(&b, ',');
+		lab_odata_row(lab, &b, q, oget, rs, &rs->row[i]);
 	}
 	lab_buf_addc(&b, ']');
-	bool more = end < total && (m->top < 0 || (long long)(end - start) < m->top);
-	if (more) {
-		struct lab_buf l = {0};
-		bool first = true;
+	if (!lab->conf.client_paging && end < total && (q->top < 0 || (long long)(end - start) < q->top)) {
 		char tmp[32];
-		if (!lab->conf.nextlink_relative)
-			lab_buf_addf(&l, "https://%s/AdminService/wmi/", host);
-		lab_buf_adds(&l, cls);
-		if (m->sel_raw)
-			add_param(&l, &first, "$select", m->sel_raw);
-		if (m->filter_raw)
-			add_param(&l, &first, "$filter", m->filter_raw);
-		if (m->count)
-			add_param(&l, &first, "$count", "true");
-		if (m->top >= 0) {
-			snprintf(tmp, sizeof tmp, "%lld", m->top - (long long)(end - start));
-			add_param(&l, &first, "$top", tmp);
-		}
 		snprintf(tmp, sizeof tmp, "O%zu", end);
-		add_param(&l, &first, "$skiptoken", tmp);
-		lab_buf_adds(&b, ",\"@odata.nextLink\":");
-		lab_buf_json_str(&b, l.p, l.len);
-		lab_buf_free(&l);
+		lab_odata_next_link(lab, &b, q, host, end - start, tmp);
 	}
 	lab_buf_addc(&b, '}');
-	for (size_t i = 0; i < total * nc; i++)
-		free(rs->cell[i].json);
-	free(rs->cell);
 	lab_reply_json(r, 200, &b);
 	r->ctype = "application/json; odata.metadata=minimal";
 	lab_reply_hdr(r, "OData-Version", "4.0");
 }
 
-static const struct mcol cols_op[] = {
-	{"ID", CT_INT}, {"Type", CT_INT}, {"TargetCollectionID", CT_STR}, {"TargetResourceIDs", CT_RAW},
-	{"RequestedTime", CT_STR}, {"CreatedBy", CT_STR}};
-static const struct mcol cols_opst[] = {
-	{"ID", CT_INT}, {"Type", CT_INT}, {"State", CT_INT}, {"TotalClients", CT_INT}, {"CompletedClients", CT_INT},
-	{"FailedClients", CT_INT}, {"OfflineClients", CT_INT}, {"UnknownClients", CT_INT}, {"IsExpired", CT_INT}};
-static const struct mcol cols_cn[] = {
-	{"ResourceID", CT_INT}, {"Name", CT_STR}, {"OnlineStatus", CT_INT}, {"LastOnlineTime", CT_STR}};
-
-static void site_read(struct lab *lab, const struct lab_req *q, const char *host, int which, struct lab_reply *r)
+/* The integer a "Key eq N" condition pins, so the SQL reads one operation. */
+static bool pinned(const struct lab_odata_query *q, enum lab_col col, int64_t *v)
 {
-	static const char *const names[] = {"SMS_ClientOperation", "SMS_ClientOperationStatus", "SMS_CN_ClientStatus"};
-	static const struct mcol *const cols[] = {cols_op, cols_opst, cols_cn};
-	static const int ncols[] = {6, 9, 4};
-	struct mquery m = {.cols = cols[which], .ncols = ncols[which]};
+	for (int i = 0; i < q->ncond; i++)
+		if (q->cond[i].p->col == col && q->cond[i].op == LAB_OP_EQ && q->cond[i].lit.t == LAB_V_INT) {
+			*v = q->cond[i].lit.i;
+			return true;
+		}
+	return false;
+}
+
+static const char *coll_name(const char *id)
+{
+	for (int i = 0; i < LAB_NCOLL; i++)
+		if (!strcmp(lab_colls[i].id, id))
+			return lab_colls[i].name;
+	return NULL;
+}
+
+static void site_read(struct lab *lab, const struct lab_req *q, const char *host, int cls, struct lab_reply *r)
+{
+	struct lab_odata_query m;
 	char err[512];
-	if (mquery_parse(q, &m, names[which], err, sizeof err) < 0) {
-		mquery_free(&m);
-		odata_err(r, 400, "BadRequest", "%s", err);
+	if (lab_odata_parse(lab, q, cls, &m, err, sizeof err) < 0) {
+		lab_odata_query_free(&m);
+		lab_odata_error(r, 400, "", err);
 		return;
 	}
-	struct mrows rs = {.ncols = ncols[which]};
+	struct orows rs = {.cls = cls};
 	int64_t pin = 0;
-	bool pinned = mquery_pin(&m, 0, &pin);
-	if (which == 2) {
+	if (cls == LAB_CLS_CNSTATUS) {
+		bool one = pinned(&m, LAB_C_RID, &pin);
 		pthread_rwlock_rdlock(&lab->inv_lock);
 		for (size_t i = 0; i < lab->inv.n; i++) {
 			const struct lab_device *d = &lab->inv.dev[i];
-			if (pinned && d->resource_id != pin)
+			/* client notification status exists for clients only */
+			if ((one && d->resource_id != pin) || d->client != 1)
 				continue;
-			struct mcell *row = mrow_add(&rs);
-			char t[32];
-			cell_int(&row[0], d->resource_id);
-			struct lab_buf nb = {0};
-			lab_buf_json_str(&nb, d->name, d->name_len);
-			row[1].json = lab_buf_steal(&nb, NULL);
-			cell_int(&row[2], dev_online(lab, d) ? 1 : 0);
-			if (d->client == 1) {
-				lab_iso8601(d->last_active, t);
-				cell_str(&row[3], t);
-			} else {
-				row[3].json = lab_xstrdup("null");
-			}
+			struct orow *w = orow_add(&rs);
+			oint(&rs, w, LAB_C_CHANNEL, 0);
+			odate(&rs, w, LAB_C_LASTSTATUS, d->last_active);
+			oint(&rs, w, LAB_C_ONLINE, dev_online(lab, d) ? 1 : 0);
+			oint(&rs, w, LAB_C_RID, d->resource_id);
+			oint(&rs, w, LAB_C_SERVERID, 1);
 		}
 		pthread_rwlock_unlock(&lab->inv_lock);
-		mreply(lab, host, names[which], &m, &rs, r);
-		mquery_free(&m);
+		oreply(lab, host, &m, &rs, r);
+		orows_free(&rs);
+		lab_odata_query_free(&m);
 		return;
 	}
+	bool one = pinned(&m, LAB_C_OPID, &pin);
 	int64_t now = lab_now_ms();
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3_stmt *st, *tg;
-	sqlite3_prepare_v2(lab->db, "SELECT id,type,collection,created_by,requested_ms FROM site_operation"
+	sqlite3_prepare_v2(lab->db, "SELECT id,type,collection,created_by,requested_ms,target_type FROM site_operation"
 			   " WHERE ?1 IS NULL OR id=?1 ORDER BY id", -1, &st, NULL);
 	sqlite3_prepare_v2(lab->db, "SELECT resource_id, outcome FROM site_operation_target WHERE op=? ORDER BY resource_id",
 			   -1, &tg, NULL);
-	if (pinned)
+	if (one)
 		sqlite3_bind_int64(st, 1, pin);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0), req = sqlite3_column_int64(st, 4);
-		struct mcell *row = mrow_add(&rs);
-		cell_int(&row[0], id);
-		cell_int(&row[1], sqlite3_column_int64(st, 1));
+		const char *coll = col_text(st, 2);
+		struct orow *w = orow_add(&rs);
+		oint(&rs, w, LAB_C_OPID, id);
+		ostr(&rs, w, LAB_C_OPCOLL, coll);
+		ostr(&rs, w, LAB_C_OPCOLLNAME, coll_name(coll));
+		ostr(&rs, w, LAB_C_CREATEDBY, col_text(st, 3));
+		odate(&rs, w, LAB_C_REQUESTED, req / 1000);
+		oint(&rs, w, LAB_C_OPSTATE, 1);
 		sqlite3_reset(tg);
 		sqlite3_bind_int64(tg, 1, id);
 		long cnt[4] = {0}, total = 0;
@@ -1810,59 +1709,73 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 			total++;
 		}
 		lab_buf_addc(&ids, ']');
-		if (which == 0) {
-			char t[32];
-			cell_str(&row[2], col_text(st, 2));
-			row[3].json = lab_buf_steal(&ids, NULL);
-			lab_iso8601(req / 1000, t);
-			cell_str(&row[4], t);
-			cell_str(&row[5], col_text(st, 3));
+		if (cls == LAB_CLS_OP) {
+			/* What the site records as PrimaryActionType for a client
+			 * notification is not public: 0, so nothing is read from it. */
+			oint(&rs, w, LAB_C_PRIMARYACTION, 0);
+			ostr(&rs, w, LAB_C_SOURCESITE, lab->conf.site_code);
+			oint(&rs, w, LAB_C_TARGETTYPE, sqlite3_column_int64(st, 5));
+			if (lab->conf.act_list_targets) {
+				ojson(&rs, w, LAB_C_TARGETS, lab_buf_steal(&ids, NULL));
+			} else {
+				/* [actions] list_targets = no: left out of listings, as an
+				 * enumeration leaves out what WMI does not fill in */
+				w->v[ocol(cls, LAB_C_TARGETS)].t = LAB_V_ABSENT;
+				lab_buf_free(&ids);
+			}
 		} else {
 			lab_buf_free(&ids);
-			cell_int(&row[2], 1);
-			cell_int(&row[3], total);
-			cell_int(&row[4], cnt[O_COMPLETED]);
-			cell_int(&row[5], cnt[O_FAILED]);
-			cell_int(&row[6], cnt[O_OFFLINE]);
-			cell_int(&row[7], cnt[0]);
-			cell_int(&row[8], 0);
+			oint(&rs, w, LAB_C_OPTYPE, sqlite3_column_int64(st, 1));
+			oint(&rs, w, LAB_C_TOTAL, total);
+			oint(&rs, w, LAB_C_COMPLETED, cnt[O_COMPLETED]);
+			oint(&rs, w, LAB_C_FAILED, cnt[O_FAILED]);
+			oint(&rs, w, LAB_C_OFFLINE, cnt[O_OFFLINE]);
+			oint(&rs, w, LAB_C_UNKNOWN, cnt[0]);
+			oint(&rs, w, LAB_C_EXPIRED, 0);
 		}
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(tg);
 	pthread_mutex_unlock(&lab->db_lock);
-	mreply(lab, host, names[which], &m, &rs, r);
-	mquery_free(&m);
+	oreply(lab, host, &m, &rs, r);
+	orows_free(&rs);
+	lab_odata_query_free(&m);
 }
 
-int lab_actions_site(struct lab *lab, const struct lab_req *q, const char *host, struct lab_reply *r)
+int lab_actions_site(struct lab *lab, const struct lab_req *q, const char *host, int cls, const char *method,
+		     struct lab_reply *r)
 {
-	static const struct { const char *path; int route; bool post; } routes[] = {
-		{"/AdminService/wmi/SMS_ClientOperation.InitiateClientOperation", A_INITIATE, true},
-		{"/AdminService/wmi/SMS_ClientOperation", A_OPS, false},
-		{"/AdminService/wmi/SMS_ClientOperationStatus", A_OPSTATUS, false},
-		{"/AdminService/wmi/SMS_CN_ClientStatus", A_CNSTATUS, false},
-		{"/AdminService/wmi/SMS_Collection.BlockClients", A_BLOCK, true},
-	};
+	int route = -1;
+	bool post = false;
 	if (!lab->actions)
 		return 0;
-	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-		if (strcmp(q->path, routes[i].path))
-			continue;
-		atomic_fetch_add(&lab->routes[R_ACT_FIRST + routes[i].route], 1);
-		if (strcmp(q->method, routes[i].post ? "POST" : "GET")) {
-			odata_err(r, 405, "MethodNotAllowed", "Use %s for %s.", routes[i].post ? "POST" : "GET", q->path + 18);
-			lab_reply_hdr(r, "Allow", routes[i].post ? "POST" : "GET");
-			return 1;
-		}
-		switch (routes[i].route) {
-		case A_INITIATE: site_initiate(lab, q, host, r); break;
-		case A_BLOCK: site_block(lab, q, host, r); break;
-		default: site_read(lab, q, host, routes[i].route - A_OPS, r); break;
-		}
+	if (method) {
+		/* method names follow the class names' case rule (release 2006) */
+		int (*eq)(const char *, const char *) = lab->conf.site_old ? strcmp : strcasecmp;
+		if (cls == LAB_CLS_OP && !eq(method, "InitiateClientOperation"))
+			route = A_INITIATE;
+		else if (cls == LAB_CLS_COLL && !eq(method, "BlockClients"))
+			route = A_BLOCK;
+		post = true;
+	} else if (cls == LAB_CLS_OP || cls == LAB_CLS_OPSTATUS || cls == LAB_CLS_CNSTATUS) {
+		route = cls == LAB_CLS_OP ? A_OPS : cls == LAB_CLS_OPSTATUS ? A_OPSTATUS : A_CNSTATUS;
+	}
+	if (route < 0)
+		return 0;
+	atomic_fetch_add(&lab->routes[R_ACT_FIRST + route], 1);
+	if (strcmp(q->method, post ? "POST" : "GET")) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "Use %s for %s.", post ? "POST" : "GET", q->path + 18);
+		lab_odata_error(r, 405, "MethodNotAllowed", msg);
+		lab_reply_hdr(r, "Allow", post ? "POST" : "GET");
 		return 1;
 	}
-	return 0;
+	switch (route) {
+	case A_INITIATE: site_initiate(lab, q, host, r); break;
+	case A_BLOCK: site_block(lab, q, host, r); break;
+	default: site_read(lab, q, host, cls, r); break;
+	}
+	return 1;
 }
 
 /* ---- stats ------------------------------------------------------------------------------------- */

@@ -45,8 +45,13 @@ void lab_actions_decorate(struct lab *lab, const char *device_id, struct lab_buf
 /* tenant.c: the Bearer check of every tenant route (0 = valid). */
 int lab_tenant_bearer(struct lab *lab, const struct lab_req *q, struct lab_reply *r);
 
-/* site.c: the site routes of this module (1 = handled); host as served. */
-int lab_actions_site(struct lab *lab, const struct lab_req *q, const char *host, struct lab_reply *r);
+/* site.c: the site routes of this module (1 = handled): GET of the classes
+ * SMS_ClientOperation, SMS_ClientOperationStatus, SMS_CN_ClientStatus and
+ * POST of the methods SMS_ClientOperation.InitiateClientOperation and
+ * SMS_Collection.BlockClients. cls is the class the URL named (odata.c),
+ * method the text after its '.' or NULL; host as served. */
+int lab_actions_site(struct lab *lab, const struct lab_req *q, const char *host, int cls, const char *method,
+		     struct lab_reply *r);
 
 /* tenant.c /_lab/stats: appends the site counters (inside "site") and the
  * "actions" object: ,"operations":..},"actions":{..}, */

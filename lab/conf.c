@@ -44,6 +44,28 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 		    strcmp(value, "negotiate") && strcmp(value, "bearer"))
 			return 0;
 		copy(c->site_auth, sizeof c->site_auth, value);
+	} else if (IS("site", "version")) {          /* odata.c, site.c */
+		if (strcmp(value, "old") == 0) c->site_old = true;
+		else if (strcmp(value, "current") == 0) c->site_old = false;
+		else return 0;
+	} else if (IS("site", "paging")) {
+		if (strcmp(value, "client") == 0) c->client_paging = true;
+		else if (strcmp(value, "server") == 0) c->client_paging = false;
+		else return 0;
+	} else if (IS("site", "values")) {
+		if (strcmp(value, "alternate") == 0) c->values_alternate = true;
+		else if (strcmp(value, "native") == 0) c->values_alternate = false;
+		else return 0;
+	} else if (IS("site", "block_reply")) {
+		if (strcmp(value, "empty") == 0) c->block_reply_empty = true;
+		else if (strcmp(value, "return_value") == 0) c->block_reply_empty = false;
+		else return 0;
+	} else if (IS("site", "metadata_padding")) {
+		char *e;
+		long v = strtol(value, &e, 10);
+		if (!*value || *e || v < 0 || v > 9999)
+			return 0;
+		c->metadata_padding = (int)v;
 	} else if (IS("site", "keytab")) copy(c->keytab, sizeof c->keytab, value);
 	else if (IS("site", "bearer_audience")) copy(c->bearer_audience, sizeof c->bearer_audience, value);
 	else if (IS("site", "client_ca")) copy(c->client_ca, sizeof c->client_ca, value);
@@ -110,12 +132,19 @@ int lab_conf_save(const struct lab_conf *c)
 		     "page_size = %d\n"
 		     "nextlink = %s\n"
 		     "username = %s\n"
+		     "version = %s\n"
+		     "paging = %s\n"
+		     "values = %s\n"
+		     "block_reply = %s\n"
+		     "metadata_padding = %d\n"
 		     "[tenant]\n"
 		     "port = %d\n"
 		     "token_lifetime = %d\n",
 		     c->tenant_id, c->client_id, (unsigned long long)c->seed, c->devices,
 		     (long long)c->epoch, c->site_code, c->site_port, c->page_size,
-		     c->nextlink_relative ? "relative" : "absolute", c->username, c->tenant_port,
+		     c->nextlink_relative ? "relative" : "absolute", c->username, c->site_old ? "old" : "current",
+		     c->client_paging ? "client" : "server", c->values_alternate ? "alternate" : "native",
+		     c->block_reply_empty ? "empty" : "return_value", c->metadata_padding, c->tenant_port,
 		     c->token_lifetime);
 	/* authentication keys (auth_*.c); optional ones only when set */
 	lab_buf_addf(&b, "[site]\nauth = %s\nbearer_audience = %s\n", c->site_auth, c->bearer_audience);

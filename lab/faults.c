@@ -1,6 +1,7 @@
 /*
  * faults.c - fault injection (500, 429 with Retry-After, connection
- * resets, truncated bodies, lost replies, latency), drawn from a seeded
+ * resets, truncated bodies, lost replies of the tenant's uploads and the
+ * site's method calls, latency), drawn from a seeded
  * generator per side so a run repeats; the request log DIR/requests.log;
  * request-rate observation (most requests in any one-second window) and
  * Retry-After violations. server.c calls these around every request.
@@ -206,10 +207,6 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		snprintf(err, errlen, "the rates add up to more than 1");
 		return -1;
 	}
-	if (c.reply_lost > 0 && !do_tenant) {
-		snprintf(err, errlen, "rateReplyLost applies to the tenant's uploads only");
-		return -1;
-	}
 	yajl_val x = member(v, "retryAfter");
 	if (x) {
 		if (!YAJL_IS_DOUBLE(x) || x->u.number.d < 0 || x->u.number.d > 3600) {
@@ -237,8 +234,6 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		if (!(s == 0 ? do_site : do_tenant))
 			continue;
 		f->conf[s] = c;
-		if (s == 0)
-			f->conf[s].reply_lost = 0;
 		reseed(f, s);
 		f->wait_until_ms[s] = 0;
 	}

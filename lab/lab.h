@@ -112,6 +112,13 @@ struct lab_conf {
 	char admin_client_id[37];  /* [tenant] admin_client_id: the admin app registration */
 	double act_success_rate, act_offline_rate; /* [actions] success_rate, offline_rate */
 	int act_delay_ms, act_ttl;               /* [actions] delay_ms, ttl (seconds) */
+	bool act_list_targets;                   /* [actions] list_targets: TargetResourceIDs in listings */
+	/* how strict and in which form the AdminService answers (odata.c, docs/lab.md) */
+	bool site_old;               /* [site] version = old: an older site (fewer classes and properties) */
+	bool client_paging;          /* [site] paging = client: no @odata.nextLink, $skip windows */
+	bool values_alternate;       /* [site] values = alternate: DMTF dates, 0/1 booleans, string bitmasks */
+	bool block_reply_empty;      /* [site] block_reply = empty: BlockClients answers without ReturnValue */
+	int metadata_padding;        /* [site] metadata_padding: generated EntityTypes in $metadata */
 };
 int lab_conf_load(struct lab_conf *c, const char *dir);
 int lab_conf_save(const struct lab_conf *c);
@@ -211,6 +218,138 @@ const char *lab_os_device_os(int os);       /* DeviceOS */
 const char *lab_client_version(int i);
 const char *lab_model_manufacturer(int i);
 const char *lab_model_name(int i);
+
+/* ---- odata.c: the AdminService's classes and its OData query options -- */
+
+struct lab;
+struct lab_req;
+struct lab_reply;
+
+/* Every class the lab's AdminService serves. The first LAB_NCLASS are read
+ * by site.c (their order is that of the R_SITE_CLASS0 routes), the rest by
+ * actions.c. */
+enum lab_cls {
+	LAB_CLS_SYSTEM, LAB_CLS_CDR, LAB_CLS_COMGMT, LAB_CLS_CS, LAB_CLS_BIOS, LAB_CLS_FCM, LAB_CLS_COLL,
+	LAB_CLS_SITE, LAB_CLS_OP, LAB_CLS_OPSTATUS, LAB_CLS_CNSTATUS, LAB_NCLS
+};
+
+/* Column ids: what a property shows, whatever it is called on its class. */
+enum lab_col {
+	LAB_C_RID, LAB_C_NAME, LAB_C_NETBIOS, LAB_C_RESTYPE, LAB_C_SMSUID, LAB_C_HWID, LAB_C_SMBIOS,
+	LAB_C_AADDEV, LAB_C_AADTEN, LAB_C_OSNAME, LAB_C_BUILD, LAB_C_BUILDEXT, LAB_C_DOMAIN, LAB_C_CLIENT,
+	LAB_C_OBSOLETE, LAB_C_DECOM, LAB_C_ACTIVE,
+	LAB_C_SITECODE, LAB_C_SMSID, LAB_C_ISCLIENT, LAB_C_ISACTIVE, LAB_C_ISBLOCKED, LAB_C_ISOBSOLETE,
+	LAB_C_CLIENTVER, LAB_C_ACTSTATUS, LAB_C_CHECKPASS, LAB_C_LASTPOLICY, LAB_C_LASTACTIVE, LAB_C_DEVICEOS,
+	LAB_C_DEVICEOSBUILD,
+	LAB_C_MACHINEID, LAB_C_MDM, LAB_C_POLICY, LAB_C_HYBRID, LAB_C_AADJ, LAB_C_AUTHORITY, LAB_C_WORKLOADS,
+	LAB_C_GROUPID, LAB_C_REVISION, LAB_C_HWTIME, LAB_C_MFR, LAB_C_MODEL, LAB_C_SERIAL,
+	LAB_C_COLLID, LAB_C_COLLNAME, LAB_C_COMMENT, LAB_C_COLLTYPE, LAB_C_MEMBERCOUNT, LAB_C_LIMITTO,
+	LAB_C_LASTCHANGE, LAB_C_LASTMCHANGE,
+	LAB_C_SITENAME, LAB_C_REPORTING, LAB_C_VERSION,
+	LAB_C_OPID, LAB_C_OPTYPE, LAB_C_OPCOLL, LAB_C_OPCOLLNAME, LAB_C_CREATEDBY, LAB_C_PRIMARYACTION,
+	LAB_C_REQUESTED, LAB_C_SOURCESITE, LAB_C_OPSTATE, LAB_C_TARGETS, LAB_C_TARGETTYPE,
+	LAB_C_TOTAL, LAB_C_COMPLETED, LAB_C_FAILED, LAB_C_OFFLINE, LAB_C_UNKNOWN, LAB_C_EXPIRED,
+	LAB_C_CHANNEL, LAB_C_LASTSTATUS, LAB_C_ONLINE, LAB_C_SERVERID
+};
+
+/* EDM types; a WMI UInt32 is an Edm.Int64 (ASP.NET OData maps uint so). */
+enum lab_edm { LAB_EDM_STRING, LAB_EDM_INT32, LAB_EDM_INT64, LAB_EDM_BOOL, LAB_EDM_DATE };
+
+#define LAB_P_KEY 0x1      /* a key property (Nullable="false") */
+#define LAB_P_ARRAY 0x2    /* Collection(type) */
+#define LAB_P_NEW 0x4      /* not on an old site ([site] version = old) */
+#define LAB_P_MASK64 0x8   /* a 64-bit bitmask: a numeric string with values = alternate */
+
+struct lab_odata_prop {
+	const char *name;        /* exactly as the JSON spells it; URLs compare it case-sensitively */
+	enum lab_col col;
+	enum lab_edm edm;
+	unsigned flags;
+	const char *source;      /* where the name comes from (docs/lab.md lists them) */
+};
+
+struct lab_odata_class {
+	const char *name;
+	const struct lab_odata_prop *props;   /* ends with name NULL */
+	bool is_new;                          /* not on an old site */
+	const char *source;
+};
+extern const struct lab_odata_class lab_odata_classes[LAB_NCLS];
+
+/* A value of a row. V_ABSENT: the property is left out of the row. Dates are
+ * Unix seconds. s points into the row or tmp (never owned). */
+struct lab_odata_val {
+	enum { LAB_V_NULL, LAB_V_INT, LAB_V_BOOL, LAB_V_STR, LAB_V_DATE, LAB_V_JSON, LAB_V_ABSENT } t;
+	int64_t i;
+	const char *s;
+	size_t n;
+	char tmp[64];
+};
+void lab_odata_vstr(struct lab_odata_val *v, const char *s);   /* "" and NULL are null */
+void lab_odata_vint(struct lab_odata_val *v, int64_t i);       /* < 0 is null */
+
+enum lab_odata_op { LAB_OP_EQ, LAB_OP_NE, LAB_OP_GT, LAB_OP_GE, LAB_OP_LT, LAB_OP_LE };
+struct lab_odata_cond {
+	const struct lab_odata_prop *p;
+	enum lab_odata_op op;
+	struct lab_odata_val lit;
+	char *str;               /* malloc'd text of a string literal */
+};
+
+#define LAB_ODATA_MAXSEL 64
+#define LAB_ODATA_MAXCOND 16
+/* The query options of one request, checked against the class. */
+struct lab_odata_query {
+	int cls;
+	const struct lab_odata_prop *sel[LAB_ODATA_MAXSEL];
+	int nsel;
+	struct lab_odata_cond cond[LAB_ODATA_MAXCOND];
+	int ncond;
+	const struct lab_odata_prop *order;   /* NULL: the class's natural order */
+	bool desc;
+	long long top, skip;                   /* -1 = absent */
+	bool count;
+	const char *token;                     /* $skiptoken as sent, or NULL */
+	const char *sel_raw, *filter_raw, *order_raw;
+};
+
+/* The class named by a URL segment (case-insensitive from release 2006, so
+ * not on an old site), or -1 when the lab has none by that name or the
+ * configured site version lacks it. */
+int lab_odata_find_class(const struct lab *lab, const char *name, size_t n);
+/* A property of a class by its exact (case-sensitive) name, or NULL when
+ * the class lacks it on the configured site version. */
+const struct lab_odata_prop *lab_odata_find_prop(const struct lab *lab, int cls, const char *name, size_t n);
+/* Parses $select, $filter, $orderby, $top, $skip, $count and $skiptoken.
+ * 0, or -1 with err holding the message of ASP.NET OData's 400 reply.
+ * lab_odata_query_free frees the literals (also after a failure). */
+int lab_odata_parse(const struct lab *lab, const struct lab_req *rq, int cls, struct lab_odata_query *q,
+		    char *err, size_t errlen);
+void lab_odata_query_free(struct lab_odata_query *q);
+/* The value of property p of row (callback of the class's owner). */
+typedef void (*lab_odata_get_fn)(void *ctx, const void *row, const struct lab_odata_prop *p,
+				 struct lab_odata_val *v);
+bool lab_odata_match(const struct lab_odata_query *q, lab_odata_get_fn get, void *ctx, const void *row);
+int lab_odata_cmp(const struct lab_odata_val *a, const struct lab_odata_val *b);
+/* Rows a page may hold: the page size, or $top when smaller. */
+size_t lab_odata_limit(const struct lab *lab, const struct lab_odata_query *q);
+/* Appends one row object in the configured value forms ([site] values). */
+void lab_odata_row(const struct lab *lab, struct lab_buf *b, const struct lab_odata_query *q,
+		   lab_odata_get_fn get, void *ctx, const void *row);
+/* Appends ,"@odata.nextLink":"..." repeating the query with $skiptoken token
+ * and the rest of $top after `served` rows. */
+void lab_odata_next_link(const struct lab *lab, struct lab_buf *b, const struct lab_odata_query *q,
+			 const char *host, size_t served, const char *token);
+/* {"error":{"code":code,"message":msg}} with the OData content type. */
+void lab_odata_error(struct lab_reply *r, int status, const char *code, const char *msg);
+/* The CSDL of every class served (and [site] metadata_padding generated
+ * ones); the service document. */
+void lab_odata_metadata(const struct lab *lab, struct lab_buf *b);
+void lab_odata_service(const struct lab *lab, const char *host, struct lab_buf *b);
+/* The class table as a Markdown table (`cmbridge-lab classes`, docs/lab.md). */
+void lab_odata_markdown(struct lab_buf *b);
+/* A generated padding class ("SMS_G_System_X0001"...): its number, or 0. */
+int lab_odata_padding_class(const struct lab *lab, const char *name, size_t n);
 
 /* ---- server state (server.c) ---------------------------------------- */
 

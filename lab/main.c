@@ -1,7 +1,8 @@
 /*
  * main.c - the cmbridge-lab command line: init, up, down, mutate, stats,
- * schema-check. Exit 0 ok, 1 failure, 2 usage error. The lab shares no
- * code with connector/, adapters/ or mapping/.
+ * faults, trigger, actions, classes, schema-check. Exit 0 ok, 1 failure,
+ * 2 usage error. The lab shares no code with connector/, adapters/ or
+ * mapping/.
  */
 #include "lab.h"
 #include "auth.h"
@@ -25,7 +26,8 @@
 static const char usage_text[] =
 	"usage: cmbridge-lab COMMAND [options]\n"
 	"\n"
-	"  init DIR [--devices N] [--seed S] [--page-size P] [--epoch UNIXTIME]\n"
+	"  init DIR [--devices N] [--seed S] [--page-size P] [--epoch UNIXTIME] [--site-version current|old]\n"
+	"           [--client-paging]\n"
 	"        create a lab in DIR: CA and certificates, secrets, inventory, lab.conf, cmbridge.conf\n"
 	"  up DIR [--detach]\n"
 	"        serve the site (AdminService) and the tenant on 127.0.0.1 until SIGINT/SIGTERM\n"
@@ -46,6 +48,8 @@ static const char usage_text[] =
 	"        syncDevice, retire or wipe); prints the action ids\n"
 	"  actions DIR [--json]\n"
 	"        the running lab's actions and their states\n"
+	"  classes\n"
+	"        the AdminService classes and properties the lab serves, with their sources (Markdown)\n"
 	"  schema-check [--type TYPE] [--schema CSDL] FILE...\n"
 	"        validate JSON objects against the Graph CSDL (default type managedDevice)\n"
 	"  --help, --version\n";
@@ -74,12 +78,26 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
 static int cmd_init(int argc, char **argv)
 {
 	long long devices = 5000, seed = 1, page = 1000, epoch = -1;
+	bool site_old = false, client_paging = false;
 	static const struct option opts[] = {
 		{"devices", required_argument, 0, 'd'}, {"seed", required_argument, 0, 's'},
-		{"page-size", required_argument, 0, 'p'}, {"epoch", required_argument, 0, 'e'}, {0, 0, 0, 0}};
+		{"page-size", required_argument, 0, 'p'}, {"epoch", required_argument, 0, 'e'},
+		{"site-version", required_argument, 0, 'v'}, {"client-paging", no_argument, 0, 'c'}, {0, 0, 0, 0}};
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'v') {
+			if (strcmp(optarg, "old") && strcmp(optarg, "current")) {
+				fprintf(stderr, LAB_NAME ": init: invalid value '%s' for --site-version (current or old)\n", optarg);
+				return 2;
+			}
+			site_old = !strcmp(optarg, "old");
+			continue;
+		}
+		if (o == 'c') {
+			client_paging = true;
+			continue;
+		}
 		long long *dst = o == 'd' ? &devices : o == 's' ? &seed : o == 'p' ? &page : o == 'e' ? &epoch : NULL;
 		long long lo = o == 'd' ? 0 : o == 'p' ? 1 : 0;
 		long long hi = o == 'd' ? 10000000 : o == 'p' ? 100000 : INT64_MAX;
@@ -121,6 +139,8 @@ static int cmd_init(int argc, char **argv)
 	snprintf(c.site_code, sizeof c.site_code, "PS1");
 	snprintf(c.username, sizeof c.username, "CONTOSO\\svc-cmbridge");
 	c.page_size = (int)page;
+	c.site_old = site_old;                /* [site] version (odata.c) */
+	c.client_paging = client_paging;      /* [site] paging */
 	c.token_lifetime = 3599;
 	c.seed = (uint64_t)seed;
 	c.devices = (int)devices;
@@ -695,6 +715,15 @@ int main(int argc, char **argv)
 		return lab_actions_cmd_list(argc, argv);
 	if (!strcmp(cmd, "schema-check"))
 		return cmd_schema_check(argc, argv);
+	if (!strcmp(cmd, "classes")) {
+		if (argc != 1)
+			return usage("classes: no arguments");
+		struct lab_buf b = {0};
+		lab_odata_markdown(&b);
+		fwrite(b.p, 1, b.len, stdout);
+		lab_buf_free(&b);
+		return 0;
+	}
 	char msg[128];
 	snprintf(msg, sizeof msg, "unknown command '%s'", cmd);
 	return usage(msg);

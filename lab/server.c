@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -158,6 +159,18 @@ static const char *get_header(void *ctx, const char *name)
 	return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
 }
 
+/* A WMI method call on the site (POST /AdminService/wmi/{Class}.{Method}). */
+static bool site_method(const struct lab *lab, const char *url)
+{
+	static const char *const m[] = {"SMS_ClientOperation.InitiateClientOperation", "SMS_Collection.BlockClients"};
+	if (strncmp(url, "/AdminService/wmi/", 18))
+		return false;
+	for (size_t i = 0; i < sizeof m / sizeof *m; i++)   /* the case rule of odata.c */
+		if (!(lab->conf.site_old ? strcmp : strcasecmp)(url + 18, m[i]))
+			return true;
+	return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -187,8 +200,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	int side = s->site ? LAB_SITE : LAB_TENANT;
 	const char *sname = cn->admin ? "admin" : s->site ? "site" : "tenant";
 	bool get = !strcmp(method, "GET");
-	bool upload = !s->site && !strcmp(method, "POST") &&
-		      (!strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"));
+	/* the requests a lost reply applies to: the tenant's uploads and the
+	 * site's WMI method calls (applied, then the reply is dropped) */
+	bool upload = !strcmp(method, "POST") &&
+		      (s->site ? site_method(s->lab, url)
+			       : !strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"));
 	enum lab_fault fault = F_NONE;
 	int latency = 0;
 	double retry_after = 0;

@@ -15,6 +15,7 @@ cleanup() {
 	"$LAB" down "$D" >/dev/null 2>&1 || true
 	if [ -f "$D/kdc/kdc.pid" ]; then "$(dirname "$0")/kdc.sh" stop "$D/kdc" >/dev/null 2>&1 || true; fi
 	if [ -n "${D3:-}" ]; then "$LAB" down "$D3" >/dev/null 2>&1 || true; fi
+	if [ -n "${D4:-}" ]; then "$LAB" down "$D4" >/dev/null 2>&1 || true; fi
 	if [ -n "${D2:-}" ] && [ -d "$D2" ]; then "$LAB" down "$D2/lab" >/dev/null 2>&1 || true; rm -rf "$D2"; fi
 	if [ $rc -ne 0 ] && [ -f "$D/lab.log" ]; then echo "--- lab.log"; tail -n 20 "$D/lab.log"; fi
 	rm -rf "$D"
@@ -30,6 +31,14 @@ eq() { # eq WHAT ACTUAL EXPECTED
 }
 
 conf() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D/lab.conf"; }
+
+# ---- the class table and docs/lab.md agree ---------------------------------------
+DOC="$(dirname "$0")/../../docs/lab.md"
+if [ -f "$DOC" ]; then
+	eq "docs/lab.md class table = cmbridge-lab classes" \
+		"$(awk '/^\| class \| property \| JSON \(native\) \| EDM \| source \|$/{f=1} f && !/^\|/{exit} f' "$DOC" | md5sum)" "$("$LAB" classes | md5sum)"
+fi
+eq "classes: one row per property" "$("$LAB" classes | grep -c '^| `SMS_')" "99"
 
 # ---- init and up -------------------------------------------------------------
 "$LAB" init "$D" --devices 300 --page-size 50 --seed 7 --epoch 1767225600 >/dev/null
@@ -94,11 +103,11 @@ tokerr "missing secret" "$TOKURL" 400 invalid_request 900144 --data-urlencode gr
 tokerr "unknown tenant" "$TEN/00000000-0000-0000-0000-000000000001/oauth2/v2.0/token" 400 invalid_tenant 90002 "${GOOD[@]}"
 
 # ---- site: paging, options, errors --------------------------------------------
-walk() { # walk FIRST_URL -> prints one ResourceID per line; checks nextLink form
+walk() { # walk FIRST_URL -> prints one ResourceId/ResourceID per line; checks nextLink form
 	local url=$1 base=$2 r n
 	while [ -n "$url" ]; do
 		r=$(site "$url")
-		jq -r '.value[].ResourceID' <<<"$r"
+		jq -r '.value[] | if has("ResourceId") then .ResourceId else .ResourceID end' <<<"$r"
 		n=$(jq -r '."@odata.nextLink" // empty' <<<"$r")
 		if [ -n "$n" ]; then
 			case "$base" in
@@ -109,7 +118,7 @@ walk() { # walk FIRST_URL -> prints one ResourceID per line; checks nextLink for
 		url=$n
 	done
 }
-IDS=$(walk "$SITE/SMS_R_System?\$select=ResourceID,Name&\$orderby=ResourceID" abs)
+IDS=$(walk "$SITE/SMS_R_System?\$select=ResourceId,Name&\$orderby=ResourceId" abs)
 eq "walk count" "$(wc -l <<<"$IDS")" "300"
 eq "walk unique" "$(sort -u <<<"$IDS" | wc -l)" "300"
 eq "walk ascending" "$(sort -n <<<"$IDS" | tr '\n' ,)" "$(tr '\n' , <<<"$IDS")"
@@ -120,25 +129,25 @@ for cls in SMS_CombinedDeviceResources SMS_Client_ComanagementState SMS_G_System
 	eq "$cls walk = count" "$(wc -l <<<"$W")" "$CNT"
 	eq "$cls unique" "$(sort -u <<<"$W" | wc -l)" "$CNT"
 done
-P=$(site "$SITE/SMS_R_System?\$select=ResourceID,Name&\$top=3")
-eq "\$select keys" "$(jq -c '[.value[0] | keys_unsorted[]]' <<<"$P")" '["ResourceID","Name"]'
+P=$(site "$SITE/SMS_R_System?\$select=ResourceId,Name&\$top=3")
+eq "\$select keys" "$(jq -c '[.value[0] | keys_unsorted[]]' <<<"$P")" '["ResourceId","Name"]'
 eq "\$top 3" "$(jq '.value | length' <<<"$P")" "3"
 eq "\$top no nextLink" "$(jq 'has("@odata.nextLink")' <<<"$P")" "false"
 eq "content type" "$(site -o /dev/null -w '%{content_type}' "$SITE/SMS_R_System?\$top=1")" "application/json; odata.metadata=minimal"
-eq "\$skip" "$(site "$SITE/SMS_R_System?\$select=ResourceID&\$skip=295" | jq -c '[.value[].ResourceID]')" "$(tail -n5 <<<"$IDS" | jq -sc .)"
-eq "\$orderby desc" "$(site "$SITE/SMS_R_System?\$select=ResourceID&\$orderby=ResourceID%20desc&\$top=3" | jq -c '[.value[].ResourceID]')" \
+eq "\$skip" "$(site "$SITE/SMS_R_System?\$select=ResourceId&\$skip=295" | jq -c '[.value[].ResourceId]')" "$(tail -n5 <<<"$IDS" | jq -sc .)"
+eq "\$orderby desc" "$(site "$SITE/SMS_R_System?\$select=ResourceId&\$orderby=ResourceId%20desc&\$top=3" | jq -c '[.value[].ResourceId]')" \
 	"$(tail -n3 <<<"$IDS" | tac | jq -sc .)"
-TOP120=$(walk "$SITE/SMS_R_System?\$select=ResourceID&\$top=120" abs)
+TOP120=$(walk "$SITE/SMS_R_System?\$select=ResourceId&\$top=120" abs)
 eq "\$top above page size" "$(wc -l <<<"$TOP120")" "120"
-ALL=$(u="$SITE/SMS_R_System?\$select=ResourceID,Client,BuildExt"; while [ -n "$u" ]; do r=$(site "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
+ALL=$(u="$SITE/SMS_R_System?\$select=ResourceId,Client,BuildExt"; while [ -n "$u" ]; do r=$(site "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
 CLIENTS=$(jq -s '[.[] | select(.Client == 1)] | length' <<<"$ALL")
 eq "\$filter Client eq 1 count" "$(site "$SITE/SMS_R_System?\$filter=Client%20eq%201&\$count=true&\$top=0" | jq '."@odata.count"')" "$CLIENTS"
 eq "\$filter string and bool" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true%20and%20SiteCode%20eq%20'PS1'&\$count=true&\$top=0" | jq '."@odata.count"')" "$CLIENTS"
-eq "\$filter key" "$(site "$SITE/SMS_R_System?\$filter=ResourceID%20eq%2016777221&\$select=ResourceID" | jq -c .value)" '[{"ResourceID":16777221}]'
-R=$(site -w '\n%{http_code}' "$SITE/SMS_R_System?\$select=ResourceID,Nope")
+eq "\$filter key" "$(site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%2016777221&\$select=ResourceId" | jq -c .value)" '[{"ResourceId":16777221}]'
+R=$(site -w '\n%{http_code}' "$SITE/SMS_R_System?\$select=ResourceId,Nope")
 eq "unknown \$select status" "$(tail -n1 <<<"$R")" "400"
-eq "unknown \$select body" "$(head -n1 <<<"$R" | jq -c .error)" \
-	'{"code":"BadRequest","message":"Could not find a property named '"'"'Nope'"'"' on type '"'"'SMS_R_System'"'"' ($select)."}'
+eq "unknown \$select body" "$(head -n1 <<<"$R")" \
+	'{"error":{"code":"","message":"The query specified in the URI is not valid. Could not find a property named '"'"'Nope'"'"' on type '"'"'AdminService.SMS_R_System'"'"'."}}'
 eq "unknown \$filter property" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$filter=Nope%20eq%201")" "400"
 eq "unknown \$orderby property" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$orderby=Nope")" "400"
 R=$(site -w '\n%{http_code}' "$SITE/SMS_NoSuchClass")
@@ -151,6 +160,56 @@ eq "WWW-Authenticate" "$("${C[@]}" -D - -o /dev/null "$SITE/SMS_R_System" | tr -
 eq "gzip encoding" "$(site -H 'Accept-Encoding: gzip' -D - -o /dev/null "$SITE/SMS_R_System" | tr -d '\r' | grep -i '^content-encoding:')" \
 	"Content-Encoding: gzip"
 eq "gzip body" "$(site -H 'Accept-Encoding: gzip' "$SITE/SMS_R_System" | gzip -dc | md5sum)" "$(site "$SITE/SMS_R_System" | md5sum)"
+
+# ---- AdminService strictness (odata.c): names, types, errors, $metadata -------------------
+perr() { # perr PROPERTY CLASS -> the exact body ASP.NET OData answers for a property the class lacks
+	printf '{"error":{"code":"","message":"The query specified in the URI is not valid. Could not find a property named '"'"'%s'"'"' on type '"'"'AdminService.%s'"'"'."}}' "$1" "$2"; }
+for opt in '$select=ResourceID' '$filter=ResourceID%20eq%2016777220' '$orderby=ResourceID' '$select=resourceid' '$filter=Name%20eq%20%27x%27%20and%20ResourceID%20eq%201'; do
+	R=$(site -w '\n%{http_code}' "$SITE/SMS_R_System?$opt")
+	P=ResourceID; [ "$opt" != '$select=resourceid' ] || P=resourceid
+	eq "SMS_R_System $opt" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R")" "400 $(perr "$P" SMS_R_System)"
+done
+eq "SMS_R_System ResourceId" "$(site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%2016777220&\$select=ResourceId&\$orderby=ResourceId" | jq -c .value)" '[{"ResourceId":16777220}]'
+eq "SMS_R_System columns" "$(site "$SITE/SMS_R_System?\$top=1" | jq -c '.value[0] | keys_unsorted')" \
+	'["ResourceId","Name","NetbiosName","ResourceType","SMSUniqueIdentifier","HardwareID","SMBIOSGUID","AADDeviceID","AADTenantID","OperatingSystemNameandVersion","Build","BuildExt","ResourceDomainORWorkgroup","Client","Obsolete","Decommissioned","Active"]'
+eq "CDR has no IsDecommissioned" "$(site "$SITE/SMS_CombinedDeviceResources?\$select=ResourceID,IsDecommissioned")" "$(perr IsDecommissioned SMS_CombinedDeviceResources)"
+eq "CDR columns" "$(site "$SITE/SMS_CombinedDeviceResources?\$top=1" | jq -c '.value[0] | keys_unsorted')" \
+	'["ResourceID","Name","SiteCode","SMSID","Domain","IsClient","IsActive","IsBlocked","IsObsolete","ClientVersion","ClientActiveStatus","ClientCheckPass","LastPolicyRequest","LastActiveTime","DeviceOS","DeviceOSBuild"]'
+eq "co-management columns" "$(site "$SITE/SMS_Client_ComanagementState?\$top=1" | jq -c '.value[0] | keys_unsorted')" \
+	'["ResourceID","MachineId","Name","MDMEnrolled","Authority","ComgmtPolicyPresent","HybridAADJoined","AADJoined","MDMWorkloads"]'
+eq "co-management has no ComgmtWorkloads" "$(site "$SITE/SMS_Client_ComanagementState?\$filter=ComgmtWorkloads%20gt%200")" "$(perr ComgmtWorkloads SMS_Client_ComanagementState)"
+eq "co-management workloads" "$(site "$SITE/SMS_Client_ComanagementState?\$filter=MDMEnrolled%20eq%20true&\$select=MDMWorkloads,MachineId,ResourceID,Authority&\$top=1" | jq -c '.value[0] | [(.MDMWorkloads | type), .MachineId == .ResourceID, .Authority]')" '["number",true,"Intune"]'
+eq "hardware columns" "$(site "$SITE/SMS_G_System_COMPUTER_SYSTEM?\$top=1" | jq -c '.value[0] | keys_unsorted') $(site "$SITE/SMS_G_System_PC_BIOS?\$top=1" | jq -c '.value[0] | keys_unsorted')" \
+	'["ResourceID","GroupID","RevisionID","TimeStamp","Name","Manufacturer","Model"] ["ResourceID","GroupID","RevisionID","TimeStamp","SerialNumber"]'
+eq "class names are case-insensitive" "$(site "$SITE/sms_r_system?\$top=1&\$select=ResourceId" | jq -r '."@odata.context"')" "$SITE/\$metadata#SMS_R_System"
+eq "property names are case-sensitive" "$(site "$SITE/SMS_CombinedDeviceResources?\$select=isclient")" "$(perr isclient SMS_CombinedDeviceResources)"
+eq "Boolean eq 1" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%201" | jq -r .error.message)" \
+	"The query specified in the URI is not valid. A binary operator with incompatible types was detected. Found operand types 'Edm.Boolean' and 'Edm.Int32' for operator kind 'Equal'."
+eq "string date literal" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=LastActiveTime%20gt%20'2000-01-01T00:00:00Z'" | jq -r .error.message)" \
+	"The query specified in the URI is not valid. A binary operator with incompatible types was detected. Found operand types 'Edm.DateTimeOffset' and 'Edm.String' for operator kind 'GreaterThan'."
+eq "DateTimeOffset literal" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=LastActiveTime%20gt%202000-01-01T00:00:00Z&\$count=true&\$top=0" | jq '."@odata.count"')" "$CLIENTS"
+eq "DateTimeOffset form" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true&\$top=1&\$select=LastActiveTime,IsClient" | jq -c '.value[0] | [(.LastActiveTime | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")), .IsClient]')" '[true,true]'
+eq "parentheses" "$(site "$SITE/SMS_R_System?\$filter=(Client%20eq%201)%20and%20(Active%20eq%201)&\$count=true&\$top=0" | jq '."@odata.count"')" \
+	"$(site "$SITE/SMS_R_System?\$filter=Client%20eq%201%20and%20Active%20eq%201&\$count=true&\$top=0" | jq '."@odata.count"')"
+eq "unknown option" "$(site "$SITE/SMS_R_System?\$expand=Foo" | jq -c .error)" '{"code":"","message":"The query parameter '"'"'$expand'"'"' is not supported."}'
+eq "bad \$top" "$(site "$SITE/SMS_R_System?\$top=-1" | jq -r .error.message)" \
+	"The query specified in the URI is not valid. Invalid value '-1' for \$top query option found. The \$top query option requires a non-negative integer value."
+MD=$(site -D "$D/md.hdr" "$SITE/\$metadata")
+eq "\$metadata content type" "$(tr -d '\r' <"$D/md.hdr" | grep -i '^content-type:')" "Content-Type: application/xml"
+CLS11='SMS_R_System SMS_CombinedDeviceResources SMS_Client_ComanagementState SMS_G_System_COMPUTER_SYSTEM SMS_G_System_PC_BIOS SMS_FullCollectionMembership SMS_Collection SMS_Site SMS_ClientOperation SMS_ClientOperationStatus SMS_CN_ClientStatus'
+eq "\$metadata entity sets" "$(grep -o '<EntitySet Name="[^"]*"' <<<"$MD" | cut -d'"' -f2 | tr '\n' ' ')" "$CLS11 "
+eq "\$metadata entity types" "$(grep -o '<EntityType Name="[^"]*"' <<<"$MD" | cut -d'"' -f2 | tr '\n' ' ')" "$CLS11 "
+eq "\$metadata namespace" "$(grep -o '<Schema Namespace="[^"]*"' <<<"$MD")" '<Schema Namespace="AdminService"'
+eq "\$metadata SMS_R_System key" "$(grep -o '<EntityType Name="SMS_R_System"><Key>[^K]*</Key><Property Name="ResourceId" Type="[^"]*" Nullable="false"/>' <<<"$MD")" \
+	'<EntityType Name="SMS_R_System"><Key><PropertyRef Name="ResourceId"/></Key><Property Name="ResourceId" Type="Edm.Int64" Nullable="false"/>'
+eq "\$metadata types" "$(grep -o '<Property Name="\(LastActiveTime\|ClientActiveStatus\|IsClient\|TargetResourceIDs\|MemberCount\|CollectionType\)" Type="[^"]*"' <<<"$MD" | sort -u | tr '\n' ' ')" \
+	'<Property Name="ClientActiveStatus" Type="Edm.Int32" <Property Name="CollectionType" Type="Edm.Int64" <Property Name="IsClient" Type="Edm.Boolean" <Property Name="LastActiveTime" Type="Edm.DateTimeOffset" <Property Name="MemberCount" Type="Edm.Int32" <Property Name="TargetResourceIDs" Type="Collection(Edm.Int64)" '
+eq "\$metadata actions" "$(grep -o '<Action Name="[^"]*"' <<<"$MD" | cut -d'"' -f2 | tr '\n' ' ')" "InitiateClientOperation BlockClients "
+if command -v xmllint >/dev/null; then
+	eq "\$metadata well-formed" "$(xmllint --noout - <<<"$MD" 2>&1 && echo ok)" "ok"
+fi
+eq "service document" "$(site "$SITE/" | jq -r '[.value[].name] | join(" ")')" "$CLS11"
+eq "\$metadata gzip" "$(site -H 'Accept-Encoding: gzip' "$SITE/\$metadata" | gzip -dc | md5sum)" "$(printf '%s' "$MD" | md5sum)"
 
 # ---- gateway upload --------------------------------------------------------------
 AUTH=(-H "Authorization: Bearer $TOKEN")
@@ -243,7 +302,7 @@ echo '{"managementAgent":"msSense","deviceName":null}' >"$D/new.json"
 "$LAB" schema-check "$D/new.json" >/dev/null || fail "schema-check rejects the newer member msSense"
 
 # ---- mutate ------------------------------------------------------------------------
-before() { site "$SITE/SMS_R_System?\$filter=ResourceID%20eq%20$1&\$select=BuildExt" | jq -r '.value[0].BuildExt'; }
+before() { site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%20$1&\$select=BuildExt" | jq -r '.value[0].BuildExt'; }
 OUT=$("$LAB" mutate "$D" --change 5 --add 2 --delete 3 --verbose)
 CH=$(grep '^changed:' <<<"$OUT" | cut -d: -f2); AD=$(grep '^added:' <<<"$OUT" | cut -d: -f2); DE=$(grep '^deleted:' <<<"$OUT" | cut -d: -f2)
 eq "changed ids" "$(wc -w <<<"$CH")" "5"
@@ -254,19 +313,21 @@ MAX=$(tail -n1 <<<"$IDS")
 eq "added ids" "$(echo $AD)" "$((MAX + 1)) $((MAX + 2))"
 # the changed devices' builds moved on by one revision, and DeviceOSBuild with them
 for id in $CH; do
-	old=$(jq -r --argjson id "$id" 'select(.ResourceID == $id) | .BuildExt' <<<"$ALL")
+	old=$(jq -r --argjson id "$id" 'select(.ResourceId == $id) | .BuildExt' <<<"$ALL")
 	eq "changed $id BuildExt" "$(before "$id")" "${old%.*}.$(( ${old##*.} + 1 ))"
 done
 NEWB=$(for id in $CH; do before "$id"; done)
 eq "changed BuildExt = DeviceOSBuild" "$(for id in $CH; do site "$SITE/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$id&\$select=DeviceOSBuild" | jq -r '.value[0].DeviceOSBuild'; done)" "$NEWB"
 for id in $DE; do
 	for cls in SMS_R_System SMS_CombinedDeviceResources SMS_Client_ComanagementState SMS_G_System_COMPUTER_SYSTEM SMS_G_System_PC_BIOS; do
-		eq "deleted $id in $cls" "$(site "$SITE/$cls?\$filter=ResourceID%20eq%20$id&\$count=true&\$top=0" | jq '."@odata.count"')" "0"
+		k=ResourceID; [ "$cls" != SMS_R_System ] || k=ResourceId
+		eq "deleted $id in $cls" "$(site "$SITE/$cls?\$filter=$k%20eq%20$id&\$count=true&\$top=0" | jq '."@odata.count"')" "0"
 	done
 done
 for id in $AD; do
-	eq "added $id is plain" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$id&\$select=IsClient,IsActive,IsObsolete,IsDecommissioned,ClientActiveStatus" | jq -c '.value[0]')" \
-		'{"IsClient":true,"IsActive":true,"IsObsolete":false,"IsDecommissioned":false,"ClientActiveStatus":1}'
+	eq "added $id is plain" "$(site "$SITE/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$id&\$select=IsClient,IsActive,IsObsolete,ClientActiveStatus" | jq -c '.value[0]')" \
+		'{"IsClient":true,"IsActive":true,"IsObsolete":false,"ClientActiveStatus":1}'
+	eq "added $id not decommissioned" "$(site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%20$id&\$select=Decommissioned" | jq -c '.value[0]')" '{"Decommissioned":0}'
 done
 set +e; "$LAB" mutate "$D" --delete 100000 >/dev/null 2>&1; RC=$?; set -e
 eq "mutate too many" "$RC" "1"
@@ -285,7 +346,7 @@ eq "stats all integers" "$(jq '[.. | numbers | select(. != floor)] | length' <<<
 # ---- inventory realism -----------------------------------------------------------------
 # (one snapshot of the whole site: SMS_R_System, CDR and co-management joined by ResourceID)
 allrows() { local u=$1 r; while [ -n "$u" ]; do r=$(site "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
-allrows "$SITE/SMS_R_System?\$select=ResourceID,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/sys0.json"
+allrows "$SITE/SMS_R_System?\$select=ResourceId,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active" | jq -s 'INDEX(.ResourceId|tostring)' >"$D/sys0.json"
 allrows "$SITE/SMS_CombinedDeviceResources" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/cdr0.json"
 allrows "$SITE/SMS_Client_ComanagementState" | jq -s 'INDEX(.ResourceID|tostring)' >"$D/cms0.json"
 eq "co-managed devices are joined with an AADDeviceID" "$(jq -n --slurpfile s "$D/sys0.json" --slurpfile m "$D/cms0.json" \
@@ -294,8 +355,8 @@ eq "some co-managed" "$(jq '[.[] | select(.MDMEnrolled and .ComgmtPolicyPresent)
 eq "some joined, not co-managed" "$(jq '[.[] | select((.MDMEnrolled and .ComgmtPolicyPresent | not) and (.HybridAADJoined or .AADJoined))] | length > 0' "$D/cms0.json")" "true"
 eq "some active clients not joined" "$(jq '[.[] | select(.Client == 1 and .Active == 1 and .AADDeviceID == null)] | length > 0' "$D/sys0.json")" "true"
 # duplicate hardware: every pair sharing SMBIOSGUID has the newer record (higher ResourceID) later in LastActiveTime
-PAIRS=$(jq -n -c --slurpfile s "$D/sys0.json" --slurpfile c "$D/cdr0.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceID)
-	| {hw: (.[0].HardwareID == .[1].HardwareID), obs: [.[].Obsolete], later: ($c[0][.[1].ResourceID|tostring].LastActiveTime > $c[0][.[0].ResourceID|tostring].LastActiveTime)})')
+PAIRS=$(jq -n -c --slurpfile s "$D/sys0.json" --slurpfile c "$D/cdr0.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceId)
+	| {hw: (.[0].HardwareID == .[1].HardwareID), obs: [.[].Obsolete], later: ($c[0][.[1].ResourceId|tostring].LastActiveTime > $c[0][.[0].ResourceId|tostring].LastActiveTime)})')
 eq "pairs: newer is later" "$(jq -c '[.[].later] | unique' <<<"$PAIRS")" "[true]"
 eq "pair kinds" "$(jq -c 'map([.hw, .obs]) | unique - [[false,[0,0]],[true,[0,0]],[true,[1,0]]]' <<<"$PAIRS")" '[]'
 
@@ -320,7 +381,7 @@ for id in $(jq -r '.value[].CollectionID' <<<"$COLLS"); do
 	[ "$N" -eq 0 ] || eq "$id members unique and ascending" "$(sort -un <<<"$W" | tr '\n' ,)" "$(tr '\n' , <<<"$W")"
 done
 eq "All Systems members = SMS_R_System" "$(walk "$SITE/SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ResourceID" abs | md5sum)" \
-	"$(walk "$SITE/SMS_R_System?\$select=ResourceID" abs | md5sum)"
+	"$(walk "$SITE/SMS_R_System?\$select=ResourceId" abs | md5sum)"
 FCM=$(allrows "$SITE/SMS_FullCollectionMembership")
 eq "membership rows = sum of MemberCount" "$(wc -l <<<"$FCM")" "$(jq '[.value[].MemberCount] | add' <<<"$COLLS")"
 eq "membership rows unique" "$(jq -r '.CollectionID + " " + (.ResourceID|tostring)' <<<"$FCM" | sort -u | wc -l)" "$(wc -l <<<"$FCM")"
@@ -387,14 +448,14 @@ eq "mutate id counts" "$(for x in "$CI" "$HE" "$UJ" "$DU" "$TW"; do wc -w <<<"$x
 eq "mutate distinct" "$(echo $CI $HE $UJ $DU | tr ' ' '\n' | sort -u | wc -l)" "9"
 eq "twin ids" "$(echo $TW)" "$((MAX + 3)) $((MAX + 4))"
 cdr() { site "$SITE/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$1" | jq -c '.value[0]'; }
-sysr() { site "$SITE/SMS_R_System?\$filter=ResourceID%20eq%20$1" | jq -c '.value[0]'; }
+sysr() { site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%20$1" | jq -c '.value[0]'; }
 plus() { date -u -d "@$(( $(date -u -d "$1" +%s) + $2 ))" +%Y-%m-%dT%H:%M:%SZ; }
 for id in $CI; do
 	B=$(jq -c --arg i "$id" '.[$i]' "$D/cdr0.json")
 	eq "checkin $id CDR" "$(cdr "$id")" "$(jq -c --arg p "$(plus "$(jq -r .LastPolicyRequest <<<"$B")" 300)" --arg a "$(plus "$(jq -r .LastActiveTime <<<"$B")" 300)" \
 		'.LastPolicyRequest = $p | .LastActiveTime = $a' <<<"$B")"
 	eq "checkin $id health" "$(cdr "$id" | jq -c '[.ClientActiveStatus, .IsActive]')" "[1,true]"
-	eq "checkin $id SMS_R_System unchanged" "$(sysr "$id" | jq -c '{ResourceID,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active}')" "$(jq -c --arg i "$id" '.[$i]' "$D/sys0.json")"
+	eq "checkin $id SMS_R_System unchanged" "$(sysr "$id" | jq -c '{ResourceId,Name,HardwareID,SMBIOSGUID,AADDeviceID,AADTenantID,Client,Obsolete,Active}')" "$(jq -c --arg i "$id" '.[$i]' "$D/sys0.json")"
 done
 for id in $HE; do
 	B=$(jq -c --arg i "$id" '.[$i]' "$D/cdr0.json")
@@ -452,8 +513,8 @@ set +e; site -o /dev/null "$SITE/SMS_R_System"; RC=$?; set -e
 eq "truncate: curl partial file" "$RC" "18"
 flt --site --latency-ms 300
 eq "latency" "$(site -o /dev/null -w '%{time_total}' "$SITE/SMS_R_System?\$top=1" | awk '{print ($1 >= 0.3) ? "slow" : "fast"}')" "slow"
-set +e; "$LAB" faults "$D" --site --rate-reply-lost 1 >/dev/null 2>&1; RC=$?; set -e
-eq "reply-lost is tenant only" "$RC" "1"
+flt --site --rate-reply-lost 1
+eq "site reply-lost: method calls only" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$top=1")" "200"
 flt --clear
 flt --tenant --rate-reply-lost 1
 LOST=$(jq -nc --argjson a "$(crec PS1:PS100015 "$(cm PS100015 'Patch ring 1')")" '{batchId:"c-lost", collections:[$a]}')
@@ -486,7 +547,7 @@ eq "site maxRequestsPerSecond > 5" "$(jq '.site.maxRequestsPerSecond > 5' <<<"$S
 sed -i 's/^nextlink = absolute$/nextlink = relative/' "$D/lab.conf"
 "$LAB" up "$D" --detach >/dev/null
 SP=$(conf site port); SITE="https://127.0.0.1:$SP/AdminService/wmi"
-RIDS=$(walk "$SITE/SMS_R_System?\$select=ResourceID&\$orderby=ResourceID" rel)
+RIDS=$(walk "$SITE/SMS_R_System?\$select=ResourceId&\$orderby=ResourceId" rel)
 eq "relative walk count" "$(wc -l <<<"$RIDS")" "301"
 eq "relative walk unique" "$(sort -u <<<"$RIDS" | wc -l)" "301"
 eq "state kept across restart" "$("${C[@]}" "${AUTH[@]}" "$G?\$count=true&\$top=1" | jq '."@odata.count"')" "122"
@@ -599,7 +660,7 @@ D3="$D/actlab"
 "$LAB" init "$D3" --devices 200 --seed 7 --page-size 50 --epoch 1767225600 >/dev/null
 eq "admin-secret mode" "$(command stat -c %a "$D3/admin-secret")" "600"
 eq "lab.conf [actions] defaults" "$(awk '$0=="[actions]"{f=1;next} /^\[/{f=0} f' "$D3/lab.conf" | tr '\n' ' ')" \
-	"ttl = 86400 success_rate = 0.9 offline_rate = 0.05 delay_ms = 200 "
+	"ttl = 86400 success_rate = 0.9 offline_rate = 0.05 delay_ms = 200 list_targets = yes "
 "$LAB" up "$D3" --detach >/dev/null
 c3() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D3/lab.conf"; }
 C3=(curl -s --cacert "$D3/ca.pem"); TEN3="https://127.0.0.1:$(c3 tenant port)"; SITE3="https://127.0.0.1:$(c3 site port)/AdminService/wmi"
@@ -615,7 +676,7 @@ eq "admin token appid" "$(b64d "$(jq -r .access_token <<<"$R" | cut -d. -f2)" | 
 eq "admin wrong secret" "$("${C3[@]}" -X POST "$TEN3/$T3/oauth2/v2.0/token" --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$(c3 tenant admin_client_id)" \
 	--data-urlencode client_secret=nope --data-urlencode scope=https://graph.microsoft.com/.default | jq -c .error_codes)" "[7000215]"
 # 50 tenant devices keyed PS1:<ResourceID> of active clients
-ARIDS=$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true%20and%20IsActive%20eq%20true%20and%20IsObsolete%20eq%20false%20and%20IsDecommissioned%20eq%20false&\$select=ResourceID&\$top=50" \
+ARIDS=$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true%20and%20IsActive%20eq%20true%20and%20IsObsolete%20eq%20false&\$select=ResourceID&\$top=50" \
 	| jq -r '.value[].ResourceID')
 ARECS=$(for r in $ARIDS; do rec "PS1:$r" "$(md "PC-$r")"; done | jq -sc .)
 eq "action devices uploaded" "$(jq -nc --argjson d "$ARECS" '{batchId:"act-1", devices:$d}' | g3 --data-binary @- "$TEN3/api/gateway/DevicePost" | jq '[.results[] | select(.status == "created")] | length')" "50"
@@ -727,7 +788,8 @@ RU=$(sed -n 3p <<<"$ARIDS"); DEVU=$(g3 "$GD?\$top=3" | jq -r '.value[2].id')
 spost() { site3 -X POST -H 'Content-Type: application/json' -w '\n%{http_code}' -d "$1" "$SITE3/$2"; }
 OPS=$(head -n 40 <<<"$ARIDS" | jq -sc .)
 R=$(spost "{\"Type\":8,\"TargetCollectionID\":\"SMS00001\",\"RandomizationWindow\":0,\"TargetResourceIDs\":$OPS}" SMS_ClientOperation.InitiateClientOperation)
-eq "InitiateClientOperation" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[.ReturnValue, .OperationID]')" "200 [0,16777301]"
+eq "InitiateClientOperation" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[.ReturnValue, .OperationID]')" "201 [0,16777301]"
+eq "InitiateClientOperation context" "$(head -n1 <<<"$R" | jq -r '."@odata.context"')" "$SITE3/\$metadata#SMS_ClientOperation.InitiateClientOperation"
 opst() { site3 "$SITE3/SMS_ClientOperationStatus?\$filter=ID%20eq%20$1" | jq -c '.value[0] | [.TotalClients, .CompletedClients, .FailedClients, .OfflineClients, .UnknownClients, .IsExpired]'; }
 eq "status before the clients answer" "$(opst 16777301)" "[40,0,0,0,40,0]"
 R=$(spost "{\"Type\":9,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":[$RU]}" SMS_ClientOperation.InitiateClientOperation)
@@ -747,18 +809,34 @@ eq "bad Type" "$(spost '{"Type":7,"TargetCollectionID":"SMS00001","TargetResourc
 eq "no targets" "$(spost '{"Type":8,"TargetCollectionID":"SMS00001","TargetResourceIDs":[]}' SMS_ClientOperation.InitiateClientOperation | tail -n1)" "400"
 eq "no collection" "$(spost '{"Type":8,"TargetResourceIDs":[16777220]}' SMS_ClientOperation.InitiateClientOperation | tail -n1)" "400"
 eq "GET InitiateClientOperation" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_ClientOperation.InitiateClientOperation")" "405"
-eq "SMS_ClientOperation by ID" "$(site3 "$SITE3/SMS_ClientOperation?\$filter=ID%20eq%2016777301" | jq -c --argjson t "$OPS" '.value[0] | [.Type, .TargetCollectionID, .TargetResourceIDs == ($t | sort), .CreatedBy, (.RequestedTime | test("^[0-9-]{10}T[0-9:]{8}Z$"))]')" \
-	'[8,"SMS00001",true,"CONTOSO\\svc-cmbridge",true]'
-eq "SMS_ClientOperation by Type" "$(site3 "$SITE3/SMS_ClientOperation?\$filter=Type%20eq%208&\$select=ID&\$count=true" | jq -c '[."@odata.count", [.value[].ID]]')" "[2,[16777301,16777303]]"
-eq "SMS_ClientOperation top" "$(site3 "$SITE3/SMS_ClientOperation?\$top=1&\$select=ID,Type" | jq -c '[.value, has("@odata.nextLink")]')" '[[{"ID":16777301,"Type":8}],false]'
+OP1=$(site3 "$SITE3/SMS_ClientOperation?\$filter=ID%20eq%2016777301")
+eq "SMS_ClientOperation columns" "$(jq -c '.value[0] | keys_unsorted' <<<"$OP1")" \
+	'["ID","CollectionID","CreatedBy","PrimaryActionType","RequestedTime","SourceSite","State","TargetCollectionName","TargetResourceIDs","TargetType"]'
+eq "SMS_ClientOperation by ID" "$(jq -c --argjson t "$OPS" '.value[0] | [.CollectionID, .TargetCollectionName, .TargetResourceIDs == ($t | sort), .TargetType, .State, .SourceSite, .CreatedBy, (.RequestedTime | test("^[0-9-]{10}T[0-9:]{8}Z$"))]' <<<"$OP1")" \
+	'["SMS00001","All Systems",true,1,1,"PS1","CONTOSO\\svc-cmbridge",true]'
+R=$(site3 -w '\n%{http_code}' "$SITE3/SMS_ClientOperation?\$filter=Type%20eq%208")
+eq "SMS_ClientOperation has no Type" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.message)" \
+	"400 The query specified in the URI is not valid. Could not find a property named 'Type' on type 'AdminService.SMS_ClientOperation'."
+eq "SMS_ClientOperation has no TargetCollectionID" "$(site3 "$SITE3/SMS_ClientOperation?\$select=TargetCollectionID" | jq -r .error.message)" \
+	"The query specified in the URI is not valid. Could not find a property named 'TargetCollectionID' on type 'AdminService.SMS_ClientOperation'."
+eq "SMS_ClientOperation by collection" "$(site3 "$SITE3/SMS_ClientOperation?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ID&\$count=true" | jq -c '[."@odata.count", [.value[].ID]]')" "[3,[16777301,16777302,16777303]]"
+eq "SMS_ClientOperation top" "$(site3 "$SITE3/SMS_ClientOperation?\$top=1&\$select=ID,CollectionID" | jq -c '[.value, has("@odata.nextLink")]')" '[[{"ID":16777301,"CollectionID":"SMS00001"}],false]'
+eq "SMS_ClientOperation orderby desc" "$(site3 "$SITE3/SMS_ClientOperation?\$orderby=ID%20desc&\$select=ID" | jq -c '[.value[].ID]')" "[16777303,16777302,16777301]"
+eq "SMS_ClientOperationStatus columns" "$(site3 "$SITE3/SMS_ClientOperationStatus?\$filter=ID%20eq%2016777301" | jq -c '.value[0] | keys_unsorted')" \
+	'["ID","Type","State","CollectionID","TargetCollectionName","TotalClients","CompletedClients","FailedClients","OfflineClients","UnknownClients","IsExpired","RequestedTime","CreatedBy"]'
+eq "SMS_ClientOperationStatus Type" "$(site3 "$SITE3/SMS_ClientOperationStatus?\$filter=Type%20eq%208&\$select=ID,Type" | jq -c '[.value[].ID]')" "[16777301,16777303]"
+eq "SMS_ClientOperationStatus has no TargetResourceIDs" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_ClientOperationStatus?\$select=TargetResourceIDs")" "400"
 eq "SMS_ClientOperation unknown property" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_ClientOperation?\$select=Nope")" "400"
 CNW=$(u="$SITE3/SMS_CN_ClientStatus?\$select=ResourceID"; while [ -n "$u" ]; do r=$(site3 "$u"); jq -r '.value[].ResourceID' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
-eq "SMS_CN_ClientStatus paged" "$(wc -l <<<"$CNW") $(sort -u <<<"$CNW" | wc -l)" "200 200"
+NCL3=$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true&\$count=true&\$top=0" | jq '."@odata.count"')
+eq "SMS_CN_ClientStatus paged, clients only" "$(wc -l <<<"$CNW") $(sort -u <<<"$CNW" | wc -l)" "$NCL3 $NCL3"
+eq "SMS_CN_ClientStatus columns" "$(site3 "$SITE3/SMS_CN_ClientStatus?\$top=1" | jq -c '.value[0] | keys_unsorted')" '["ChannelType","LastStatusTime","OnlineStatus","ResourceID","ServerID"]'
+eq "SMS_CN_ClientStatus has no Name" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_CN_ClientStatus?\$select=Name")" "400"
 eq "operations.log" "$(wc -l <"$D3/operations.log") $(grep -cvE '^[0-9]{10}\.[0-9]{3} (16777[0-9]{3} [0-9]+|- (Block|Unblock)) [0-9]+$' "$D3/operations.log" || true)" "81 0"
 eq "operations.log first" "$(head -n1 "$D3/operations.log" | cut -d' ' -f2-)" "16777301 8 $(head -n1 <<<"$ARIDS")"
 RB=$(sed -n 5p <<<"$ARIDS")
 R=$(spost "{\"ResourceIDs\":[$RB],\"Blocked\":true}" SMS_Collection.BlockClients)
-eq "BlockClients" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq .ReturnValue)" "200 0"
+eq "BlockClients" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[keys_unsorted[], .ReturnValue]')" '201 ["@odata.context","ReturnValue",0]'
 eq "IsBlocked" "$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%20$RB&\$select=IsBlocked" | jq -c .value)" '[{"IsBlocked":true}]'
 eq "blocked is offline" "$(site3 "$SITE3/SMS_CN_ClientStatus?\$filter=ResourceID%20eq%20$RB" | jq '.value[0].OnlineStatus')" "0"
 eq "BlockClients unknown" "$(spost '{"ResourceIDs":[1],"Blocked":true}' SMS_Collection.BlockClients | head -n1 | jq .ReturnValue)" "1"
@@ -766,8 +844,79 @@ sleep "$(awk -v t="$TU" -v n="$(date +%s.%N)" 'BEGIN { d = t + 3.2 - n; print (d
 eq "expired action untouched" "$("$LAB" actions "$D3" --json | jq -c '.value[-1] | [.action, .actionState, .expired]')" '["refreshUserPolicy","pending",true]'
 spost "{\"Type\":9,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":[$RU]}" SMS_ClientOperation.InitiateClientOperation >/dev/null
 eq "site stats" "$("$LAB" stats "$D3" --json | jq -c '[.site.operations, .site.operationTargets, .site.duplicateTargets, .site.blockedClients, .actions.deliveredAfterExpiry]')" "[4,82,41,1,1]"
+# without TargetResourceIDs (optional): the collection's current members, TargetType 0
+R=$(spost '{"Type":13,"TargetCollectionID":"PS100014"}' SMS_ClientOperation.InitiateClientOperation)
+OPW=$(head -n1 <<<"$R" | jq .OperationID)
+MEMW=$(walk3() { local u=$1 r; while [ -n "$u" ]; do r=$(site3 "$u"); jq -r '.value[].ResourceID' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }; walk3 "$SITE3/SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'PS100014'&\$select=ResourceID" | jq -sc .)
+eq "whole collection" "$(tail -n1 <<<"$R") $(site3 "$SITE3/SMS_ClientOperation?\$filter=ID%20eq%20$OPW" | jq -c --argjson m "$MEMW" '.value[0] | [.TargetType, .TargetResourceIDs == $m, (.TargetResourceIDs | length > 0)]')" "201 [0,true,true]"
+# a lost reply on the site: the operation is created, the client hears nothing
+"$LAB" faults "$D3" --site --rate-reply-lost 1 >/dev/null
+eq "reply-lost leaves reads alone" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_Site")" "200"
+set +e; R=$(spost "{\"Type\":8,\"TargetCollectionID\":\"SMS00001\",\"TargetResourceIDs\":[$RU]}" SMS_ClientOperation.InitiateClientOperation); RC=$?; set -e
+"$LAB" faults "$D3" --clear >/dev/null
+eq "site reply lost: no reply" "$([ "$RC" -ne 0 ] && tail -n1 <<<"$R")" "000"
+eq "site reply lost: the operation exists" "$(site3 "$SITE3/SMS_ClientOperation?\$orderby=ID%20desc&\$top=1" | jq -c --argjson w "$OPW" '.value[0] | [.ID == $w + 1, .TargetResourceIDs]')" "[true,[$RU]]"
+eq "site reply lost: counted and logged" "$("$LAB" stats "$D3" --json | jq .faults.repliesLost) $(grep -c ' site POST /AdminService/wmi/SMS_ClientOperation.InitiateClientOperation reply-lost reply-lost$' "$D3/requests.log")" "1 1"
 "$LAB" down "$D3" >/dev/null
 D3=
+
+# ---- an older site, client paging, alternate value forms, a big $metadata (a lab of its own) ----
+D4="$D/oldlab"
+set +e; "$LAB" init "$D4" --site-version older >/dev/null 2>&1; RC=$?; set -e
+eq "init --site-version older" "$RC" "2"
+"$LAB" init "$D4" --devices 120 --page-size 50 --seed 3 --epoch 1767225600 --site-version old --client-paging >/dev/null
+c4() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D4/lab.conf"; }
+eq "init writes version and paging" "$(c4 site version) $(c4 site paging) $(c4 site values) $(c4 site block_reply) $(c4 site metadata_padding) $(c4 actions list_targets)" \
+	"old client native return_value 0 yes"
+sed -i -e 's/^values = native$/values = alternate/' -e 's/^block_reply = return_value$/block_reply = empty/' \
+	-e 's/^metadata_padding = 0$/metadata_padding = 1000/' -e 's/^list_targets = yes$/list_targets = no/' "$D4/lab.conf"
+"$LAB" up "$D4" --detach >/dev/null
+SITE4="https://127.0.0.1:$(c4 site port)/AdminService/wmi"
+site4() { curl -s --cacert "$D4/ca.pem" -u "CONTOSO\\svc-cmbridge:$(cat "$D4/site-password")" "$@"; }
+perr4() { printf 'The query specified in the URI is not valid. Could not find a property named '"'"'%s'"'"' on type '"'"'AdminService.%s'"'"'.' "$1" "$2"; }
+# old: no BuildExt, no AADDeviceID, no co-management class, an older version, case-sensitive class names
+eq "old: no BuildExt" "$(site4 -w ' %{http_code}' "$SITE4/SMS_R_System?\$select=ResourceId,BuildExt" | sed 's/^{"error":{"code":"","message":"\(.*\)"}}/\1/')" "$(perr4 BuildExt SMS_R_System) 400"
+eq "old: no AADDeviceID" "$(site4 "$SITE4/SMS_R_System?\$filter=AADDeviceID%20ne%20null" | jq -r .error.message)" "$(perr4 AADDeviceID SMS_R_System)"
+eq "old: SMS_R_System columns" "$(site4 "$SITE4/SMS_R_System?\$top=1" | jq -c '.value[0] | keys_unsorted')" \
+	'["ResourceId","Name","NetbiosName","ResourceType","SMSUniqueIdentifier","HardwareID","SMBIOSGUID","AADTenantID","OperatingSystemNameandVersion","Build","ResourceDomainORWorkgroup","Client","Obsolete","Decommissioned","Active"]'
+eq "old: no co-management class" "$(site4 -o /dev/null -w '%{http_code}' "$SITE4/SMS_Client_ComanagementState")" "404"
+eq "old: class names are case-sensitive" "$(site4 -o /dev/null -w '%{http_code}' "$SITE4/sms_r_system") $(site4 -o /dev/null -w '%{http_code}' "$SITE4/SMS_R_System?\$top=1")" "404 200"
+eq "old: SMS_Site.Version" "$(site4 "$SITE4/SMS_Site" | jq -r '[.value[].Version] | unique | join(" ")')" "5.00.8968.1000"
+MD4=$(site4 "$SITE4/\$metadata")
+eq "old: \$metadata classes" "$(grep -o '<EntitySet Name="SMS_[^G"][^"]*"' <<<"$MD4" | cut -d'"' -f2 | tr '\n' ' ')" \
+	"SMS_R_System SMS_CombinedDeviceResources SMS_FullCollectionMembership SMS_Collection SMS_Site SMS_ClientOperation SMS_ClientOperationStatus SMS_CN_ClientStatus "
+eq "old: \$metadata lacks BuildExt, AADDeviceID, co-management" "$(grep -c 'BuildExt\|AADDeviceID\|SMS_Client_ComanagementState' <<<"$MD4" || true)" "0"
+# metadata_padding = 1000: a multi-megabyte document of 1010 EntityTypes
+eq "padding: entity types" "$(grep -o '<EntityType ' <<<"$MD4" | wc -l) $(grep -o '<EntitySet Name="SMS_G_System_X[0-9]*"' <<<"$MD4" | wc -l)" "1010 1000"
+eq "padding: size" "$(( $(printf '%s' "$MD4" | wc -c) > 2000000 ))" "1"
+if command -v xmllint >/dev/null; then
+	eq "padding: well-formed" "$(xmllint --noout - <<<"$MD4" 2>&1 && echo ok)" "ok"
+fi
+eq "padding: gzip" "$(site4 -H 'Accept-Encoding: gzip' "$SITE4/\$metadata" | gzip -dc | md5sum)" "$(printf '%s' "$MD4" | md5sum)"
+eq "padding: a generated class" "$(site4 "$SITE4/SMS_G_System_X0001" | jq -c .value) $(site4 -o /dev/null -w '%{http_code}' "$SITE4/SMS_G_System_X1001")" "[] 404"
+# client paging: at most page_size (or $top) rows, never a nextLink, $skip windows
+P4=$(site4 "$SITE4/SMS_R_System?\$select=ResourceId")
+eq "client paging: one page, no nextLink" "$(jq -c '[(.value | length), has("@odata.nextLink")]' <<<"$P4")" "[50,false]"
+W4=$(for k in 0 50 100 150; do site4 "$SITE4/SMS_R_System?\$select=ResourceId&\$top=50&\$skip=$k" | jq -r '.value[].ResourceId'; done)
+eq "client paging: \$skip windows" "$(wc -l <<<"$W4") $(sort -u <<<"$W4" | wc -l) $(site4 "$SITE4/SMS_R_System?\$count=true&\$top=0" | jq '."@odata.count"')" "120 120 120"
+eq "client paging: \$top 7" "$(site4 "$SITE4/SMS_CombinedDeviceResources?\$top=7&\$skip=3" | jq -c '[(.value | length), has("@odata.nextLink")]')" "[7,false]"
+eq "client paging: no \$skiptoken" "$(site4 -o /dev/null -w '%{http_code}' "$SITE4/SMS_R_System?\$skiptoken=R16777220")" "400"
+eq "client paging: operation classes too" "$(site4 "$SITE4/SMS_CN_ClientStatus" | jq -c '[(.value | length), has("@odata.nextLink")]')" "[50,false]"
+# values = alternate: DMTF dates, WMI booleans as 0/1, 64-bit bitmasks as numeric strings
+eq "alternate: CDR forms" "$(site4 "$SITE4/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true&\$top=1&\$select=ResourceID,IsClient,LastActiveTime,ClientActiveStatus" | jq -c '.value[0] | [(.ResourceID | type), .IsClient, (.LastActiveTime | test("^[0-9]{14}[.]000000[+]000$")), .ClientActiveStatus]')" \
+	'["number",1,true,1]'
+eq "alternate: collection times" "$(site4 "$SITE4/SMS_Collection?\$filter=CollectionID%20eq%20'SMS00001'&\$select=LastChangeTime" | jq -r '.value[0].LastChangeTime')" "20230716100700.000000+000"
+# block_reply = empty, list_targets = no
+R=$(site4 -X POST -H 'Content-Type: application/json' -w '\n%{http_code}' -d '{"ResourceIDs":[16777221],"Blocked":true}' "$SITE4/SMS_Collection.BlockClients")
+eq "block_reply = empty" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c 'keys_unsorted')" '201 ["@odata.context"]'
+eq "blocked anyway" "$(site4 "$SITE4/SMS_CombinedDeviceResources?\$filter=ResourceID%20eq%2016777221&\$select=IsBlocked" | jq -c .value)" '[{"IsBlocked":1}]'
+R=$(site4 -X POST -H 'Content-Type: application/json' -w '\n%{http_code}' -d '{"Type":8,"TargetCollectionID":"SMS00001","TargetResourceIDs":[16777222,16777223]}' "$SITE4/SMS_ClientOperation.InitiateClientOperation")
+eq "old: InitiateClientOperation" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -c '[.ReturnValue, .OperationID]')" "201 [0,16777301]"
+eq "old: method names are case-sensitive" "$(site4 -o /dev/null -w '%{http_code}' -X POST -d '{}' "$SITE4/SMS_ClientOperation.initiateclientoperation")" "404"
+eq "list_targets = no" "$(site4 "$SITE4/SMS_ClientOperation" | jq -c '.value[0] | [has("TargetResourceIDs"), .TargetType, (.RequestedTime | test("^[0-9]{14}"))]') $(site4 "$SITE4/SMS_ClientOperation?\$select=ID,TargetResourceIDs" | jq -c '.value')" \
+	'[false,1,true] [{"ID":16777301}]'
+"$LAB" down "$D4" >/dev/null
+D4=
 
 # ---- a default-sized lab (5,000 devices, seed 1): pairs, plain devices, collections ----------
 D2=$(mktemp -d /tmp/cmbridge-lab-selftest2.XXXXXX)
@@ -776,10 +925,10 @@ D2=$(mktemp -d /tmp/cmbridge-lab-selftest2.XXXXXX)
 SITE2="https://127.0.0.1:$(awk '$0=="[site]"{f=1;next} /^\[/{f=0} f && $1=="port"{print $3}' "$D2/lab/lab.conf")/AdminService/wmi"
 site2() { curl -s --cacert "$D2/lab/ca.pem" -u "CONTOSO\\svc-cmbridge:$(cat "$D2/lab/site-password")" "$@"; }
 all2() { local u=$1 r; while [ -n "$u" ]; do r=$(site2 "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
-all2 "$SITE2/SMS_R_System?\$select=ResourceID,HardwareID,SMBIOSGUID,Obsolete" | jq -s 'INDEX(.ResourceID|tostring)' >"$D2/sys.json"
+all2 "$SITE2/SMS_R_System?\$select=ResourceId,HardwareID,SMBIOSGUID,Obsolete" | jq -s 'INDEX(.ResourceId|tostring)' >"$D2/sys.json"
 all2 "$SITE2/SMS_CombinedDeviceResources?\$select=ResourceID,LastActiveTime" | jq -s 'INDEX(.ResourceID|tostring)' >"$D2/cdr.json"
-eq "default lab pairs" "$(jq -n -c --slurpfile s "$D2/sys.json" --slurpfile c "$D2/cdr.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceID)
-	| [(.[0].HardwareID == .[1].HardwareID), [.[].Obsolete], ($c[0][.[1].ResourceID|tostring].LastActiveTime > $c[0][.[0].ResourceID|tostring].LastActiveTime)])
+eq "default lab pairs" "$(jq -n -c --slurpfile s "$D2/sys.json" --slurpfile c "$D2/cdr.json" '[$s[0][]] | group_by(.SMBIOSGUID) | map(select(length > 1) | sort_by(.ResourceId)
+	| [(.[0].HardwareID == .[1].HardwareID), [.[].Obsolete], ($c[0][.[1].ResourceId|tostring].LastActiveTime > $c[0][.[0].ResourceId|tostring].LastActiveTime)])
 	| group_by(.) | map([.[0], length])')" '[[[false,[0,0],true],6],[[true,[0,0],true],6],[[true,[1,0],true],20]]'
 eq "default lab MemberCounts" "$(site2 "$SITE2/SMS_Collection" | jq -c '[.value[] | [.CollectionID, .MemberCount]]')" \
 	'[["PS100010",487],["PS100011",365],["PS100012",355],["PS100013",0],["PS100014",2404],["PS100015",500],["PS100016",0],["SMS00001",5000],["SMS00002",0],["SMSDM003",4808]]'
