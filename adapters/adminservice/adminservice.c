@@ -194,8 +194,9 @@ static void report_missing(const struct as_state *st)
 
 /*
  * A read refused by the site: learns what it can. Returns 1 when the read
- * may start again (something was dropped), 0 when not; the message is
- * rewritten when a required name is what is missing.
+ * may start again (something was dropped), 0 when not, or CMB_EPROTO (the
+ * message rewritten) when what the site refuses is a name the connector
+ * needs.
  */
 static int learn_from_refusal(struct as_state *st, enum cmb_as_class_id c, long status, const char *why)
 {
@@ -223,10 +224,9 @@ static int learn_from_refusal(struct as_state *st, enum cmb_as_class_id c, long 
 	st->schema_changed = 1;
 	const struct cmb_as_prop *p = &def->props[i];
 	if (p->required) {
-		cmb_error_set(CMB_EPROTO, "%s: the site refuses %s.%s (HTTP 400: %s), which cmbridge needs (%s)",
-			      def->name, def->name, p->name, why,
-			      p->since ? p->since : "every Configuration Manager current branch release documents it");
-		return 0;
+		return cmb_error_set(CMB_EPROTO, "%s: the site refuses %s.%s (HTTP 400: %s), which cmbridge needs (%s)",
+				     def->name, def->name, p->name, why,
+				     p->since ? p->since : "every Configuration Manager current branch release documents it");
 	}
 	cmb_warn("site: %s refused %s (HTTP 400: %s): reading without it; %s", def->name, p->name, why, p->loses);
 	return 1;
@@ -354,11 +354,14 @@ static int as_read_devices(void *p, cmb_site_device_cb cb, void *ctx, struct cmb
 		const char *why = NULL;
 		int c = error < 0 ? refused_class(&r, &status, &why) : -1;
 		/* Only a read that handed nothing on yet may start again. */
-		if (error < 0 && c >= 0 && e.n == 0 && attempt < MAX_RELEARN_TRIES &&
-		    learn_from_refusal(st, (enum cmb_as_class_id)c, status, why)) {
+		int learnt = error < 0 && c >= 0 && e.n == 0 && attempt < MAX_RELEARN_TRIES
+				     ? learn_from_refusal(st, (enum cmb_as_class_id)c, status, why) : 0;
+		if (learnt > 0) {
 			read_clear(&r);
 			continue;
 		}
+		if (learnt < 0)
+			error = learnt;
 		break;
 	}
 	if (stats) {
@@ -405,13 +408,17 @@ static int string_empty(const struct cmb_odata_field *f)
 	return 1;
 }
 
-/* A cursor over a small class: every property, at most MAX_SMALL_PAGES pages. */
-static void small_cursor(struct as_state *st, struct cmb_as_cursor *c, enum cmb_as_class_id cls, const char *filter)
+/*
+ * A cursor over a small class: every property (nothing to refuse in a
+ * $select), at most MAX_SMALL_PAGES pages; by_key for a lookup by its key.
+ */
+static void small_cursor(struct as_state *st, struct cmb_as_cursor *c, enum cmb_as_class_id cls, const char *filter,
+			 int by_key)
 {
 	const struct cmb_as_rclass *rc = &st->schema.cls[cls];
 	const struct cmb_as_cursor_opts o = {
 		.entity = rc->entity ? rc->entity : cmb_as_classes[cls].name, .filter = filter,
-		.page_size = st->page_size, .max_pages = MAX_SMALL_PAGES,
+		.page_size = st->page_size, .max_pages = MAX_SMALL_PAGES, .by_key = by_key,
 	};
 	cmb_as_cursor_init(c, &st->cl, &o);
 }
@@ -430,7 +437,7 @@ static int read_hierarchy(struct as_state *st, char **id, char **name)
 	long tops = 0, rows = 0, own = 0;
 	int error;
 
-	small_cursor(st, &c, CMB_AS_SITE, NULL);
+	small_cursor(st, &c, CMB_AS_SITE, NULL, 0);
 	while ((error = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
 		char *code = field_string(rc, rec, CMB_AS_SITE_CODE);
 		rows++;
@@ -509,7 +516,7 @@ static int read_collection(struct as_state *st, const char *id, struct cmb_site_
 	int type, error;
 
 	snprintf(where, sizeof(where), "%s %s", rc->entity, id);
-	small_cursor(st, &cur, CMB_AS_COLLECTION, filter);
+	small_cursor(st, &cur, CMB_AS_COLLECTION, filter, 1);
 	while ((error = cmb_as_cursor_next(&cur, &rec)) == 0 && rec) {
 		if (rows++ == 0)
 			first = rec;
@@ -608,7 +615,7 @@ static int check_key(struct as_state *st)
 	long status = c.failed_status;
 	char *why = c.failed_message ? xstrdup(c.failed_message) : NULL;
 	cmb_as_cursor_clear(&c);
-	if (error < 0 && status == 400 && learn_from_refusal(st, CMB_AS_SYSTEM, status, why))
+	if (error < 0 && status == 400 && learn_from_refusal(st, CMB_AS_SYSTEM, status, why) > 0)
 		error = cmb_error_set(CMB_EPROTO, "%s check: the site refuses the key %s (HTTP 400: %s)", rc->entity,
 				      rc->wire[0] ? rc->wire[0] : "?", why ? why : "");
 	if (error == 0 && rec && cmb_as_record_key(rc, rec, &k) < 0)

@@ -36,14 +36,14 @@ static const struct cmb_as_prop system_props[] = {
 	OPT("SMSUniqueIdentifier", NULL, STRING, DEV(sms_unique_id), NULL, "the client identifier falls back to the CDR SMSID"),
 	OPT("HardwareID", NULL, STRING, DEV(hardware_id), NULL, "duplicate hardware is matched on SMBIOSGUID only"),
 	OPT("SMBIOSGUID", NULL, STRING, DEV(smbios_guid), NULL, "duplicate hardware is matched on HardwareID only"),
-	OPT("AADDeviceID", NULL, STRING, DEV(aad_device_id), "a site that reports Entra ID registration",
+	OPT("AADDeviceID", NULL, STRING, DEV(aad_device_id), NULL,
 	    "azureADDeviceId is left empty"),
-	OPT("AADTenantID", NULL, STRING, DEV(aad_tenant_id), "a site that reports Entra ID registration",
+	OPT("AADTenantID", NULL, STRING, DEV(aad_tenant_id), NULL,
 	    "the record's aadTenantId is left empty"),
 	OPT("OperatingSystemNameandVersion", NULL, STRING, DEV(os_name_version), NULL,
 	    "operatingSystem comes from the CDR DeviceOS"),
 	OPT("Build", NULL, STRING, DEV(build), NULL, "osVersion has no fallback below BuildExt and DeviceOSBuild"),
-	OPT("BuildExt", NULL, STRING, DEV(build_ext), "a release that reports the update revision",
+	OPT("BuildExt", NULL, STRING, DEV(build_ext), NULL,
 	    "osVersion comes from DeviceOSBuild or Build"),
 	OPT("ResourceDomainORWorkgroup", NULL, STRING, DEV(domain), NULL, "the domain is not read"),
 };
@@ -63,7 +63,7 @@ static const struct cmb_as_prop cdr_props[] = {
 	OPT("LastActiveTime", NULL, DATETIME, DEV(last_active_time), NULL,
 	    "duplicates are told apart by ResourceID only"),
 	OPT("DeviceOS", NULL, STRING, DEV(device_os), NULL, "operatingSystem comes from SMS_R_System only"),
-	OPT("DeviceOSBuild", NULL, STRING, DEV(device_os_build), "a release that reports the OS build in the CDR",
+	OPT("DeviceOSBuild", NULL, STRING, DEV(device_os_build), NULL,
 	    "osVersion comes from BuildExt or Build"),
 };
 

@@ -143,10 +143,10 @@ static int next_url(struct cmb_as_cursor *c, const char *where, const char *link
 		*out = next;
 		return 0;
 	}
-	if (c->window == 0)
-		return 0;       /* an empty window: the end */
-	if (c->saw_next_link && c->window < (unsigned long long)c->page_size)
-		return 0;       /* a server that pages by nextLink and sent none: the end */
+	if (c->window == 0 || c->n == 0)
+		return 0;       /* an empty window, or an empty last page: the end */
+	if ((c->saw_next_link || c->by_key) && c->window < (unsigned long long)c->page_size)
+		return 0;       /* a server that pages by nextLink and sent none, or a lookup by key: the end */
 	/*
 	 * A full window, or a short one from a site that never sent a nextLink
 	 * (it may cap its pages below $top): ask for the next window; only an
@@ -233,6 +233,7 @@ void cmb_as_cursor_init(struct cmb_as_cursor *c, struct cmb_as_client *cl, const
 	c->entity = xstrdup(o->entity);
 	c->page_size = o->page_size > 0 ? o->page_size : 1000;
 	c->max_pages = o->max_pages;
+	c->by_key = o->by_key;
 	struct cmb_buf q = CMB_BUF_INIT((size_t)1 << 20);
 	if (o->filter) {
 		char *enc = cmb_http_escape(o->filter);

@@ -32,6 +32,7 @@ struct cmb_as_cursor_opts {
 	const char *orderby;         /* $orderby property; NULL: none (then the server's order must be stable) */
 	long page_size;              /* $top of every request */
 	long max_pages;              /* more is an error (a loop, or not the class it should be); 0: no limit */
+	int by_key;                  /* a $filter on the key: at most a row or two, so a short window is the end */
 };
 
 struct cmb_as_cursor {
@@ -40,6 +41,7 @@ struct cmb_as_cursor {
 	char *entity;
 	char *query;                 /* "$filter=..&$select=..&$orderby=.." encoded, or "" */
 	long page_size, max_pages;
+	int by_key;
 	char *url;                   /* the next page; NULL at the end */
 	long pages;                  /* page requests that succeeded or failed */
 	size_t bytes_in;

@@ -225,10 +225,12 @@ static int created_by_us(const struct as_ops *o, const char *created_by)
 	return na == nb && strncasecmp(a, b, na) == 0;
 }
 
-static void list_cursor(struct as_ops *o, struct cmb_as_cursor *c, enum cmb_as_class_id cls, const char *filter)
+static void list_cursor(struct as_ops *o, struct cmb_as_cursor *c, enum cmb_as_class_id cls, const char *filter,
+			int by_key)
 {
 	const struct cmb_as_cursor_opts opts = {
 		.entity = o->names.cls[cls].entity, .filter = filter, .page_size = LIST_PAGE, .max_pages = MAX_LIST_PAGES,
+		.by_key = by_key,
 	};
 	cmb_as_cursor_init(c, &o->cl, &opts);
 }
@@ -256,7 +258,7 @@ static int read_operation(struct as_ops *o, const struct cmb_site_operation_quer
 	struct cmb_as_cursor c;
 	struct cmb_odata_record *rec = NULL;
 	int rc, drop = 0;
-	list_cursor(o, &c, CMB_AS_OPERATION, filter);
+	list_cursor(o, &c, CMB_AS_OPERATION, filter, 1);
 	while ((rc = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
 		if (get_int(o, CMB_AS_OPERATION, rec, CMB_AS_OP_ID, -1) == op->id) {
 			free(op->collection_id);
@@ -293,7 +295,7 @@ int cmb_as_ops_find(void *p, const struct cmb_site_operation_query *q, struct cm
 	size_t n = 0, cap = 0;
 	int rc;
 
-	list_cursor(o, &c, CMB_AS_OPSTATUS, filter);
+	list_cursor(o, &c, CMB_AS_OPSTATUS, filter, 0);
 	while ((rc = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
 		long long id = get_int(o, CMB_AS_OPSTATUS, rec, CMB_AS_OPS_ID, -1);
 		long long type = get_int(o, CMB_AS_OPSTATUS, rec, CMB_AS_OPS_TYPE, q->type);
@@ -352,7 +354,7 @@ int cmb_as_ops_status(void *p, int64_t operation_id, struct cmb_site_operation_s
 	struct cmb_as_cursor c;
 	struct cmb_odata_record *rec = NULL;
 	int rc, found = 0;
-	list_cursor(o, &c, CMB_AS_OPSTATUS, filter);
+	list_cursor(o, &c, CMB_AS_OPSTATUS, filter, 1);
 	while ((rc = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
 		if (!found && get_int(o, CMB_AS_OPSTATUS, rec, CMB_AS_OPS_ID, -1) == operation_id) {
 			found = 1;

@@ -32,6 +32,7 @@
 #include "adapters/adminservice/adminservice.h"
 #include "adapters/site.h"
 #include "connector/base/error.h"
+#include "connector/base/log.h"
 #include "connector/base/util.h"
 
 /* ---- the scripted server ----------------------------------------------- */
@@ -54,6 +55,7 @@ struct route {
 	const char *cls;           /* path after /AdminService/wmi/ */
 	struct reply replies[MAX_REPLIES];
 	int n, next;
+	int sticky;                /* the last reply answers every further request */
 	struct cmb_buf uris;       /* one request URI per line, as received */
 };
 
@@ -125,6 +127,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		cmb_buf_printf(&rt->uris, "%s\n", uri);
 		if (rt->next < rt->n)
 			r = rt->replies[rt->next++];
+		else if (rt->sticky && rt->n)
+			r = rt->replies[rt->n - 1];
 	} else {
 		cmb_buf_printf(&srv.unrouted, "%s %s\n", method, uri);
 	}
@@ -294,6 +298,22 @@ static void ok(const char *cls, const char *body)
 	script(cls, (struct reply){ .body = body });
 }
 
+/* r answers every request for cls, however many. */
+static void always(const char *cls, struct reply r)
+{
+	script(cls, r);
+	pthread_mutex_lock(&srv.lock);
+	route(cls)->sticky = 1;
+	pthread_mutex_unlock(&srv.lock);
+}
+
+/* A site without a readable $metadata: the adapter reads with the documented names. */
+static void no_metadata(void)
+{
+	always("$metadata", (struct reply){ .status = 404,
+		.body = "{\"error\":{\"code\":\"404\",\"message\":\"No route\"}}" });
+}
+
 /* The request URIs a class received, one per line ("" when none). */
 static const char *uris(const char *cls)
 {
@@ -307,7 +327,7 @@ static void assert_all_served(void)
 {
 	assert_string_equal(srv.unrouted.data ? srv.unrouted.data : "", "");
 	for (int i = 0; i < srv.nroutes; i++)
-		if (srv.routes[i].next != srv.routes[i].n)
+		if (!srv.routes[i].sticky && srv.routes[i].next != srv.routes[i].n)
 			fail_msg("%s: %d of %d scripted replies served", srv.routes[i].cls, srv.routes[i].next,
 				 srv.routes[i].n);
 }
@@ -355,7 +375,9 @@ static void open_with(const char *collection, int basic, const struct cmb_retry_
 		fx.cfg.site_password_file = fx.password_file;
 	}
 	routes_clear();
+	no_metadata();
 	cmb_error_clear();
+	cmb_log_set_level(CMB_LOG_ERROR);
 	assert_int_equal(cmb_site_adminservice.open(&fx.st, &fx.cfg), 0);
 	cmb_adminservice_set_retry_policy(fx.st, policy ? policy : &test_policy);
 	cmb_buf_init(&fx.devices, 1 << 20);
@@ -397,8 +419,8 @@ static void assert_error(int rc, int code, const char *substring)
 }
 
 #define EMPTY "{\"value\":[]}"
-#define CHECK_URI "/AdminService/wmi/SMS_R_System?$select=ResourceID&$top=1\n"
-#define ONE_ROW "{\"value\":[{\"ResourceID\":1}]}"
+#define CHECK_URI "/AdminService/wmi/SMS_R_System?$select=ResourceId&$top=1\n"
+#define ONE_ROW "{\"value\":[{\"ResourceId\":1}]}"
 
 /* Every class but SMS_R_System answers one empty page. */
 static void empty_secondaries(void)
@@ -409,9 +431,17 @@ static void empty_secondaries(void)
 
 /* ---- tests ------------------------------------------------------------- */
 
+/* check reads one key and the site's version (SMS_Site); scripts what it needs besides SMS_R_System. */
+static void check_site(void)
+{
+	always("SMS_Site", (struct reply){ .body = "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Primary\","
+						 "\"ReportingSiteCode\":\"\",\"Version\":\"5.00.9128.1000\"}]}" });
+}
+
 static void test_check_retries_500(void **state)
 {
 	open_with(NULL, 0, NULL);
+	check_site();
 	script("SMS_R_System", (struct reply){ .status = 500,
 		.body = "{\"error\":{\"code\":\"ProviderFault\",\"message\":\"WMI provider failed\"}}" });
 	ok("SMS_R_System", ONE_ROW);
@@ -430,6 +460,7 @@ static void test_check_retries_500(void **state)
 static void test_throttled_retry_after(void **state)
 {
 	open_with(NULL, 0, NULL);
+	check_site();
 	script("SMS_R_System", (struct reply){ .status = 429, .retry_after = "0.2",
 		.body = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow down\"}}" });
 	ok("SMS_R_System", ONE_ROW);
@@ -448,12 +479,20 @@ static void test_throttled_retry_after(void **state)
 	close_fx();
 }
 
-/* A page cut mid-body is fetched again whole; its rows reach the join once. */
+#define SYS_SELECT "$select=ResourceId,Name,Client,Obsolete,Decommissioned,Active,SMSUniqueIdentifier,HardwareID," \
+	"SMBIOSGUID,AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup"
+#define SYS_URI "/AdminService/wmi/SMS_R_System?" SYS_SELECT "&$orderby=ResourceId&$top=2"
+
+/*
+ * A page cut mid-body is fetched again whole; its rows reach the join once.
+ * The site sends no nextLink, so the reader pages with $skip windows, and
+ * only an empty window ends a class (a short one might be a page cap).
+ */
 static void test_reset_mid_body(void **state)
 {
 	static const char sys[] =
-		"{\"value\":[{\"ResourceID\":1,\"Name\":\"A\"},{\"ResourceID\":2,\"Name\":\"B\"}]}";
-	static const char sys2[] = "{\"value\":[{\"ResourceID\":3,\"Name\":\"C\"}]}";
+		"{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"},{\"ResourceId\":2,\"Name\":\"B\"}]}";
+	static const char sys2[] = "{\"value\":[{\"ResourceId\":3,\"Name\":\"C\"}]}";
 	static const char cdr[] =
 		"{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"PS1\"},{\"ResourceID\":3,\"SiteCode\":\"PS1\"}]}";
 	open_with(NULL, 0, NULL);
@@ -461,6 +500,7 @@ static void test_reset_mid_body(void **state)
 	script("SMS_R_System", (struct reply){ .body = sys, .cut = CUT_CHUNKED, .at = 45 });
 	ok("SMS_R_System", sys);
 	ok("SMS_R_System", sys2);
+	ok("SMS_R_System", EMPTY);
 	/* a reply shorter than its Content-Length (truncated transfer); then OK */
 	script("SMS_CombinedDeviceResources", (struct reply){ .body = cdr, .cut = CUT_LENGTH, .at = 50 });
 	ok("SMS_CombinedDeviceResources", cdr);
@@ -473,18 +513,9 @@ static void test_reset_mid_body(void **state)
 	assert_string_equal(fx.devices.data, "1 A PS1 - -\n2 B - - -\n3 C PS1 - -\n");
 	assert_int_equal(stats.devices, 3);
 	assert_int_equal(stats.filtered, 0);
-	assert_int_equal(stats.pages, 7); /* pages, not attempts: 2 + 2 + 1 + 1 + 1 */
+	assert_int_equal(stats.pages, 8); /* pages, not attempts: 3 + 2 + 1 + 1 + 1 */
 	assert_int_equal(budget()->used, 2);
-	assert_string_equal(uris("SMS_R_System"),
-		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
-		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
-		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2\n"
-		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
-		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
-		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2\n"
-		"/AdminService/wmi/SMS_R_System?$select=ResourceID,Name,SMSUniqueIdentifier,HardwareID,SMBIOSGUID,"
-		"AADDeviceID,AADTenantID,OperatingSystemNameandVersion,Build,BuildExt,ResourceDomainORWorkgroup,Client,"
-		"Obsolete,Decommissioned,Active&$orderby=ResourceID&$top=2&$skip=2\n");
+	assert_string_equal(uris("SMS_R_System"), SYS_URI "\n" SYS_URI "\n" SYS_URI "&$skip=2\n" SYS_URI "&$skip=3\n");
 	assert_all_served();
 	close_fx();
 }
@@ -493,7 +524,7 @@ static void test_reset_mid_body(void **state)
 static void test_truncated_json_is_final(void **state)
 {
 	open_with(NULL, 0, NULL);
-	ok("SMS_R_System", "{\"value\":[{\"ResourceID\":1},");
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1},");
 	empty_secondaries();
 	int rc = read_devices(NULL);
 	assert_error(rc, CMB_EPROTO, "SMS_R_System page 1, byte ");
@@ -505,23 +536,25 @@ static void test_truncated_json_is_final(void **state)
 static void test_unauthorized_is_final(void **state)
 {
 	open_with(NULL, 1, NULL);
+	check_site();
 	script("SMS_R_System", (struct reply){ .status = 401,
 		.body = "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"Access is denied.\"}}" });
 	int rc = cmb_site_adminservice.check(fx.st);
-	char want[256];
-	snprintf(want, sizeof(want), "SMS_R_System check: site refused the credentials for svc at "
-		 "https://127.0.0.1:%d/AdminService (HTTP 401: Unauthorized: Access is denied.)", srv.port);
+	char want[512];
+	snprintf(want, sizeof(want), "SMS_R_System page 1: site refused the credentials of svc (Basic) at "
+		 "https://127.0.0.1:%d/AdminService/wmi/SMS_R_System?$select=ResourceId&$top=1 (HTTP 401: Unauthorized: "
+		 "Access is denied.)", srv.port);
 	assert_error(rc, CMB_EAUTH, want);
 	assert_string_equal(srv.auth, "Basic c3ZjOnB3"); /* svc:pw */
 	assert_int_equal(budget()->used, 0);
 	assert_string_equal(uris("SMS_R_System"), CHECK_URI);
 
-	/* 404 and 400 are final too */
+	/* 404 is final too; the AdminService's 404 "Access denied" is a refusal of the account */
 	script("SMS_R_System", (struct reply){ .status = 404, .body = "" });
 	assert_error(cmb_site_adminservice.check(fx.st), CMB_ENOTFOUND, "class SMS_R_System not found at https://127.0.0.1:");
-	script("SMS_R_System", (struct reply){ .status = 400,
-		.body = "{\"error\":{\"code\":\"BadRequest\",\"message\":\"Could not find a property\"}}" });
-	assert_error(cmb_site_adminservice.check(fx.st), CMB_EHTTP, "HTTP 400 for https://127.0.0.1:");
+	script("SMS_R_System", (struct reply){ .status = 404,
+		.body = "{\"error\":{\"code\":\"404\",\"message\":\"Access denied  WMI QUERY: \"}}" });
+	assert_error(cmb_site_adminservice.check(fx.st), CMB_EAUTH, ": site denied svc access to https://127.0.0.1:");
 	assert_int_equal(budget()->used, 0);
 	assert_all_served();
 	close_fx();
@@ -530,12 +563,14 @@ static void test_unauthorized_is_final(void **state)
 static void test_retries_exhausted(void **state)
 {
 	open_with(NULL, 0, NULL);
+	check_site();
 	for (int i = 0; i < 6; i++)
 		script("SMS_R_System", (struct reply){ .status = 502, .body = "<html>Bad Gateway</html>",
 			.content_type = "text/html" });
 	int rc = cmb_site_adminservice.check(fx.st);
-	assert_error(rc, CMB_ENETWORK, "SMS_R_System check: site answered HTTP 502 for https://127.0.0.1:");
-	assert_error(rc, CMB_ENETWORK, "'<html>Bad Gateway</html>' (gave up after 6 attempts)");
+	assert_error(rc, CMB_ENETWORK, "SMS_R_System page 1: site answered HTTP 502 for https://127.0.0.1:");
+	assert_error(rc, CMB_ENETWORK, "'<html>Bad Gateway</html>' (gave up after 6 attempts; 5 of 200 retries of this "
+		     "cycle spent)");
 	assert_int_equal(budget()->used, 5);
 	assert_all_served();
 	close_fx();
@@ -544,6 +579,7 @@ static void test_retries_exhausted(void **state)
 	struct cmb_retry_policy small = test_policy;
 	small.budget = 2;
 	open_with(NULL, 0, &small);
+	check_site();
 	for (int i = 0; i < 3; i++)
 		script("SMS_R_System", (struct reply){ .status = 504, .body = "" });
 	rc = cmb_site_adminservice.check(fx.st);
@@ -558,21 +594,33 @@ static void test_retries_exhausted(void **state)
 	assert_int_equal(budget()->used, 1);
 	assert_all_served();
 	close_fx();
+
+	/* retry_budget = 0: one try, towards the site as everywhere */
+	small.budget = 0;
+	open_with(NULL, 0, &small);
+	check_site();
+	script("SMS_R_System", (struct reply){ .status = 500, .body = "" });
+	assert_error(cmb_site_adminservice.check(fx.st), CMB_ENETWORK,
+		     "(not retried: the cycle's retry budget of 0 is spent)");
+	assert_string_equal(uris("SMS_R_System"), CHECK_URI);
+	assert_all_served();
+	close_fx();
 }
 
 /*
  * Six classes of three pages each (page_size 2: a nextLink page, a full
  * window, then a $skip page), members filtering: exact devices and requests.
+ * A site that pages with nextLink is trusted to end a class with a short page.
  */
 static void test_full_read_with_collection(void **state)
 {
 	/* devices 1..5; members 2, 3, 5 and 7 (7 has no discovery record) */
 	open_with("PS100012", 0, NULL);
 	static const char *const pages[6][3] = {
-		{ "{\"value\":[{\"ResourceID\":1,\"Name\":\"PC1\"},{\"ResourceID\":2,\"Name\":\"PC2\"}],"
+		{ "{\"value\":[{\"ResourceId\":1,\"Name\":\"PC1\"},{\"ResourceId\":2,\"Name\":\"PC2\"}],"
 		  "\"@odata.nextLink\":\"SMS_R_System?$skiptoken=2\"}",
-		  "{\"value\":[{\"ResourceID\":3,\"Name\":\"PC3\"},{\"ResourceID\":4,\"Name\":\"PC4\"}]}",
-		  "{\"value\":[{\"ResourceID\":5,\"Name\":\"PC5\"}]}" },
+		  "{\"value\":[{\"ResourceId\":3,\"Name\":\"PC3\"},{\"ResourceId\":4,\"Name\":\"PC4\"}]}",
+		  "{\"value\":[{\"ResourceId\":5,\"Name\":\"PC5\"}]}" },
 		{ "{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"s1\"},{\"ResourceID\":2,\"SiteCode\":\"s2\"}],"
 		  "\"@odata.nextLink\":\"SMS_CombinedDeviceResources?$skiptoken=2\"}",
 		  "{\"value\":[{\"ResourceID\":3,\"SiteCode\":\"s3\"},{\"ResourceID\":4,\"SiteCode\":\"s4\"}]}",
@@ -628,12 +676,12 @@ static void test_full_read_with_collection(void **state)
 static void test_empty_collection(void **state)
 {
 	open_with("PS100012", 0, NULL);
-	ok("SMS_R_System", "{\"value\":[{\"ResourceID\":1},{\"ResourceID\":2}],\"@odata.nextLink\":\"SMS_R_System?p=2\"}");
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1},{\"ResourceId\":2}],\"@odata.nextLink\":\"SMS_R_System?p=2\"}");
 	ok("SMS_R_System", EMPTY);
 	empty_secondaries();
 	ok("SMS_FullCollectionMembership", EMPTY);
 	struct cmb_site_read_stats stats;
-	assert_int_equal(read_devices(&stats), 0);
+	assert_error(read_devices(&stats), 0, "");
 	assert_int_equal(fx.devices.len, 0);
 	assert_int_equal(stats.devices, 0);
 	assert_int_equal(stats.filtered, 2);
@@ -641,24 +689,27 @@ static void test_empty_collection(void **state)
 	close_fx();
 }
 
-#define COLL_URI(id) "/AdminService/wmi/SMS_Collection?$filter=CollectionID%20eq%20%27" id "%27" \
-	"&$select=CollectionID,Name,Comment,CollectionType,MemberCount,LimitToCollectionID,LastChangeTime\n"
-#define SITE_URI "/AdminService/wmi/SMS_Site?$select=SiteCode,SiteName,ReportingSiteCode\n"
+/* Collections are looked up by key (one window); sites are listed until an empty window. */
+#define COLL_URI(id) "/AdminService/wmi/SMS_Collection?$filter=CollectionID%20eq%20%27" id "%27&$top=2\n"
+#define SITE_URI "/AdminService/wmi/SMS_Site?$top=2\n"
+#define SITE_URI2 "/AdminService/wmi/SMS_Site?$top=2&$skip=2\n"
+#define SITE_URI3 "/AdminService/wmi/SMS_Site?$top=2&$skip=3\n"
 
 static void test_read_collections(void **state)
 {
 	open_with(NULL, 0, NULL);
 	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100012\",\"Name\":\"Finance laptops\","
 	   "\"Comment\":\"all of finance\",\"CollectionType\":2,\"MemberCount\":42,\"LimitToCollectionID\":\"SMS00001\","
-	   "\"LastChangeTime\":\"2026-11-20T08:12:00Z\"}]}");
+	   "\"LastChangeTime\":\"2026-11-20T08:12:00.243Z\"}]}");
 	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100013\",\"Name\":\"Kiosks\",\"Comment\":null,"
-	   "\"CollectionType\":2,\"MemberCount\":0,\"LimitToCollectionID\":\"SMS00001\","
-	   "\"LastChangeTime\":\"2026-01-04T10:00:00Z\"}]}");
+	   "\"CollectionType\":\"2\",\"MemberCount\":0,\"LimitToCollectionID\":\"SMS00001\","
+	   "\"LastChangeTime\":\"20260104100000.000000+000\"}]}");
 	/* the top site is the one reporting to nobody; a retried page on the way */
 	script("SMS_Site", (struct reply){ .status = 503, .retry_after = "0", .body = "" });
 	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Contoso Primary Site\",\"ReportingSiteCode\":\"CAS\"},"
-	   "{\"SiteCode\":\"CAS\",\"SiteName\":\"Contoso Central\",\"ReportingSiteCode\":\"\"},"
-	   "{\"SiteCode\":\"PS2\",\"SiteName\":\"Contoso Europe\",\"ReportingSiteCode\":\"CAS\"}]}");
+	   "{\"SiteCode\":\"CAS\",\"SiteName\":\"Contoso Central\",\"ReportingSiteCode\":\"\"}]}");
+	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS2\",\"SiteName\":\"Contoso Europe\",\"ReportingSiteCode\":\"CAS\"}]}");
+	ok("SMS_Site", EMPTY);
 
 	const char *ids[] = { "PS100012", "PS100013" };
 	struct cmb_site_collection *colls = NULL;
@@ -676,11 +727,12 @@ static void test_read_collections(void **state)
 	assert_string_equal(colls[1].name, "Kiosks");
 	assert_null(colls[1].comment);
 	assert_int_equal(colls[1].member_count, 0);
+	/* a DMTF time and a CollectionType as a numeric string read as the others */
 	assert_string_equal(colls[1].last_change, "2026-01-04T10:00:00Z");
 	assert_string_equal(colls[1].hierarchy_id, "CAS");
 	assert_string_equal(colls[1].hierarchy_name, "Contoso Central");
 	assert_string_equal(uris("SMS_Collection"), COLL_URI("PS100012") COLL_URI("PS100013"));
-	assert_string_equal(uris("SMS_Site"), SITE_URI SITE_URI);
+	assert_string_equal(uris("SMS_Site"), SITE_URI SITE_URI SITE_URI2 SITE_URI3);
 	assert_int_equal(budget()->used, 1);
 	assert_all_served();
 	for (int i = 0; i < 2; i++)
@@ -691,6 +743,7 @@ static void test_read_collections(void **state)
 	ok("SMS_Collection", "{\"value\":[{\"CollectionID\":\"PS100012\",\"Name\":\"F\",\"CollectionType\":2}]}");
 	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Contoso Primary Site\",\"ReportingSiteCode\":null},"
 	   "{\"SiteCode\":\"PS9\",\"SiteName\":\"Other\"}]}");
+	ok("SMS_Site", EMPTY);
 	assert_int_equal(cmb_site_adminservice.read_collections(fx.st, ids, 1, &colls), 0);
 	assert_string_equal(colls[0].hierarchy_id, "PS1");
 	assert_string_equal(colls[0].hierarchy_name, "Contoso Primary Site");
@@ -734,6 +787,315 @@ static void test_collection_errors(void **state)
 	close_fx();
 }
 
+/* ---- what the site has: $metadata, refusals, value forms ------------- */
+
+/* A $metadata document like the AdminService's; old: a site without BuildExt, AADDeviceID, co-management. */
+static char *csdl(int old)
+{
+	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
+	cmb_buf_addstr(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+		       "<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">"
+		       "<edmx:DataServices><Schema Namespace=\"AdminService\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">"
+		       "<EntityType Name=\"SMS_R_System\"><Key><PropertyRef Name=\"ResourceId\"/></Key>"
+		       "<Property Name=\"ResourceId\" Type=\"Edm.Int64\" Nullable=\"false\"/>"
+		       "<Property Name=\"Name\" Type=\"Edm.String\"/><Property Name=\"Client\" Type=\"Edm.Int64\"/>"
+		       "<Property Name=\"Obsolete\" Type=\"Edm.Int64\"/><Property Name=\"Decommissioned\" Type=\"Edm.Int64\"/>"
+		       "<Property Name=\"Active\" Type=\"Edm.Int64\"/><Property Name=\"SMSUniqueIdentifier\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"HardwareID\" Type=\"Edm.String\"/><Property Name=\"SMBIOSGUID\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"AADTenantID\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"OperatingSystemNameandVersion\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"Build\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"ResourceDomainORWorkgroup\" Type=\"Edm.String\"/>");
+	if (!old)
+		cmb_buf_addstr(&b, "<Property Name=\"AADDeviceID\" Type=\"Edm.String\"/>"
+			       "<Property Name=\"BuildExt\" Type=\"Edm.String\"/>");
+	cmb_buf_addstr(&b, "</EntityType>"
+		       "<EntityType Name=\"SMS_CombinedDeviceResources\"><Key><PropertyRef Name=\"ResourceID\"/></Key>"
+		       "<Property Name=\"ResourceID\" Type=\"Edm.Int64\"/><Property Name=\"SiteCode\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"LastPolicyRequest\" Type=\"Edm.DateTimeOffset\"/></EntityType>"
+		       "<EntityType Name=\"SMS_G_System_COMPUTER_SYSTEM\"><Key><PropertyRef Name=\"GroupID\"/>"
+		       "<PropertyRef Name=\"ResourceID\"/></Key><Property Name=\"GroupID\" Type=\"Edm.Int64\"/>"
+		       "<Property Name=\"ResourceID\" Type=\"Edm.Int64\"/><Property Name=\"Model\" Type=\"Edm.String\"/>"
+		       "<Property Name=\"Manufacturer\" Type=\"Edm.String\"/></EntityType>"
+		       "<EntityType Name=\"SMS_G_System_PC_BIOS\"><Key><PropertyRef Name=\"ResourceID\"/></Key>"
+		       "<Property Name=\"ResourceID\" Type=\"Edm.Int64\"/><Property Name=\"SerialNumber\" Type=\"Edm.String\"/>"
+		       "</EntityType>");
+	if (!old)
+		cmb_buf_addstr(&b, "<EntityType Name=\"SMS_Client_ComanagementState\"><Key><PropertyRef Name=\"ResourceID\"/>"
+			       "</Key><Property Name=\"ResourceID\" Type=\"Edm.Int64\"/>"
+			       "<Property Name=\"MDMEnrolled\" Type=\"Edm.Boolean\"/>"
+			       "<Property Name=\"MDMWorkloads\" Type=\"Edm.Int64\"/></EntityType>");
+	cmb_buf_addstr(&b, "<EntityContainer Name=\"AdminService\">"
+		       "<EntitySet Name=\"SMS_R_System\" EntityType=\"AdminService.SMS_R_System\"/>"
+		       "<EntitySet Name=\"SMS_CombinedDeviceResources\" EntityType=\"AdminService.SMS_CombinedDeviceResources\"/>"
+		       "<EntitySet Name=\"SMS_G_System_COMPUTER_SYSTEM\" EntityType=\"AdminService.SMS_G_System_COMPUTER_SYSTEM\"/>"
+		       "<EntitySet Name=\"SMS_G_System_PC_BIOS\" EntityType=\"AdminService.SMS_G_System_PC_BIOS\"/>");
+	if (!old)
+		cmb_buf_addstr(&b, "<EntitySet Name=\"SMS_Client_ComanagementState\" "
+			       "EntityType=\"AdminService.SMS_Client_ComanagementState\"/>");
+	cmb_buf_addstr(&b, "</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
+	return cmb_buf_detach(&b, NULL);
+}
+
+/* The log of what runs inside fn-like blocks: warnings go to a file we can read back. */
+static char log_path[160];
+
+static void log_to_file(void)
+{
+	snprintf(log_path, sizeof(log_path), "%s/log", srv.dir);
+	unlink(log_path);
+	assert_int_equal(cmb_log_open(log_path), 0);
+	cmb_log_set_level(CMB_LOG_WARN);
+}
+
+static char *log_text(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	cmb_log_open(NULL);
+	cmb_log_set_level(CMB_LOG_ERROR);
+	if (cmb_file_read(log_path, 1 << 20, &text, &len) < 0)
+		return xstrdup("");
+	unlink(log_path);
+	return text;
+}
+
+static long count_of(const char *hay, const char *needle)
+{
+	long n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+#define OLD_SYS_URI "/AdminService/wmi/SMS_R_System?$select=ResourceId,Name,Client,Obsolete,Decommissioned,Active," \
+	"SMSUniqueIdentifier,HardwareID,SMBIOSGUID,AADTenantID,OperatingSystemNameandVersion,Build," \
+	"ResourceDomainORWorkgroup&$orderby=ResourceId&$top=2\n"
+
+/*
+ * The site's $metadata decides what is asked for: an older site without
+ * BuildExt, AADDeviceID and the co-management class is read without them,
+ * each reported once per cycle by name; what was learnt is kept and used
+ * again without reading $metadata for a day.
+ */
+static void test_metadata_old_site(void **state)
+{
+	char *doc = csdl(1);
+	open_with(NULL, 0, NULL);
+	routes_clear();
+	always("$metadata", (struct reply){ .body = doc, .content_type = "application/xml" });
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
+	ok("SMS_R_System", EMPTY);
+	ok("SMS_CombinedDeviceResources", EMPTY);
+	ok("SMS_G_System_COMPUTER_SYSTEM", EMPTY);
+	ok("SMS_G_System_PC_BIOS", EMPTY);
+	log_to_file();
+	assert_int_equal(read_devices(NULL), 0);
+	char *log = log_text();
+	assert_string_equal(fx.devices.data, "1 A - - -\n");
+	assert_string_equal(uris("SMS_R_System"), OLD_SYS_URI
+			    "/AdminService/wmi/SMS_R_System?$select=ResourceId,Name,Client,Obsolete,Decommissioned,Active,"
+			    "SMSUniqueIdentifier,HardwareID,SMBIOSGUID,AADTenantID,OperatingSystemNameandVersion,Build,"
+			    "ResourceDomainORWorkgroup&$orderby=ResourceId&$top=2&$skip=1\n");
+	assert_string_equal(uris("SMS_Client_ComanagementState"), "");
+	assert_int_equal(count_of(log, "has no property AADDeviceID"), 1);
+	assert_int_equal(count_of(log, "has no property BuildExt"), 1);
+	assert_int_equal(count_of(log, "has no class SMS_Client_ComanagementState"), 1);
+	/* the CDR in this document has only SiteCode and LastPolicyRequest: every other property is reported */
+	assert_int_equal(count_of(log, "SMS_CombinedDeviceResources has no property IsBlocked"), 1);
+	free(log);
+	assert_string_equal(uris("$metadata"), "/AdminService/wmi/$metadata\n");
+
+	/* kept in the state: a new run reads with it and asks for no $metadata within the day */
+	char *kept = cmb_site_adminservice.learnt_save(fx.st);
+	assert_non_null(kept);
+	assert_null(cmb_site_adminservice.learnt_save(fx.st)); /* nothing new since */
+	close_fx();
+	open_with(NULL, 0, NULL);
+	routes_clear();
+	assert_int_equal(cmb_site_adminservice.learnt_load(fx.st, kept), 0);
+	ok("SMS_R_System", EMPTY);
+	ok("SMS_CombinedDeviceResources", EMPTY);
+	ok("SMS_G_System_COMPUTER_SYSTEM", EMPTY);
+	ok("SMS_G_System_PC_BIOS", EMPTY);
+	assert_int_equal(read_devices(NULL), 0);
+	assert_string_equal(uris("SMS_R_System"), OLD_SYS_URI);
+	assert_string_equal(uris("$metadata"), "");
+	assert_all_served();
+	free(kept);
+	free(doc);
+	close_fx();
+}
+
+/* A current site's document: every property, the co-management class read. */
+static void test_metadata_current_site(void **state)
+{
+	char *doc = csdl(0);
+	open_with(NULL, 0, NULL);
+	routes_clear();
+	always("$metadata", (struct reply){ .body = doc, .content_type = "application/xml" });
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\",\"BuildExt\":\"10.0.22631.4460\"}]}");
+	ok("SMS_R_System", EMPTY);
+	ok("SMS_CombinedDeviceResources", EMPTY);
+	ok("SMS_Client_ComanagementState", "{\"value\":[{\"ResourceID\":1,\"MDMWorkloads\":\"4294967297\"}]}");
+	ok("SMS_Client_ComanagementState", EMPTY);
+	ok("SMS_G_System_COMPUTER_SYSTEM", EMPTY);
+	ok("SMS_G_System_PC_BIOS", EMPTY);
+	assert_int_equal(read_devices(NULL), 0);
+	assert_string_equal(uris("SMS_Client_ComanagementState"),
+			    "/AdminService/wmi/SMS_Client_ComanagementState?$select=ResourceID,MDMEnrolled,MDMWorkloads"
+			    "&$orderby=ResourceID&$top=2\n"
+			    "/AdminService/wmi/SMS_Client_ComanagementState?$select=ResourceID,MDMEnrolled,MDMWorkloads"
+			    "&$orderby=ResourceID&$top=2&$skip=1\n");
+	assert_all_served();
+	free(doc);
+	close_fx();
+}
+
+#define BUILDEXT_400 "{\"error\":{\"code\":\"\",\"message\":\"The query specified in the URI is not valid. " \
+	"Could not find a property named 'BuildExt' on type 'AdminService.SMS_R_System'.\"}}"
+
+/*
+ * No $metadata, and the site refuses a property: an optional one is dropped
+ * and the read starts again without it (nothing was handed on yet); a
+ * required one fails the read, naming the class and the property.
+ */
+static void test_refused_property(void **state)
+{
+	open_with(NULL, 0, NULL);
+	script("SMS_R_System", (struct reply){ .status = 400, .body = BUILDEXT_400 });
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":4,\"Name\":\"D\"}]}");
+	ok("SMS_R_System", EMPTY);
+	/* the first attempt's other classes may have been asked already: they answer again */
+	for (int i = 1; i < 5; i++) {
+		ok(classes[i], EMPTY);
+		ok(classes[i], EMPTY);
+	}
+	log_to_file();
+	assert_int_equal(read_devices(NULL), 0);
+	char *log = log_text();
+	assert_string_equal(fx.devices.data, "4 D - - -\n");
+	const char *u = uris("SMS_R_System");
+	assert_non_null(strstr(u, ",Build,BuildExt,"));
+	assert_int_equal(count_of(u, "BuildExt"), 1);             /* asked once, then never again */
+	assert_int_equal(count_of(log, "refused BuildExt"), 1);
+	free(log);
+	char *kept = cmb_site_adminservice.learnt_save(fx.st);
+	assert_non_null(strstr(kept, "\"BuildExt\":null"));
+	free(kept);
+	close_fx();
+
+	open_with(NULL, 0, NULL);
+	script("SMS_R_System", (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":\"Could "
+		"not find a property named 'Name' on type 'AdminService.SMS_R_System'.\"}}" });
+	for (int i = 1; i < 5; i++)
+		always(classes[i], (struct reply){ .body = EMPTY });
+	assert_error(read_devices(NULL), CMB_EPROTO, "SMS_R_System: the site refuses SMS_R_System.Name (HTTP 400: ");
+	assert_string_equal(fx.devices.len ? fx.devices.data : "", "");
+	close_fx();
+}
+
+/* An optional class the site does not have (404): dropped, the read goes on without it. */
+static void test_missing_optional_class(void **state)
+{
+	open_with(NULL, 0, NULL);
+	/* the first attempt's first page, then the second attempt's pages */
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
+	ok("SMS_R_System", EMPTY);
+	always("SMS_CombinedDeviceResources", (struct reply){ .body = EMPTY });
+	always("SMS_G_System_COMPUTER_SYSTEM", (struct reply){ .body = EMPTY });
+	always("SMS_G_System_PC_BIOS", (struct reply){ .body = EMPTY });
+	script("SMS_Client_ComanagementState", (struct reply){ .status = 404,
+		.body = "{\"error\":{\"code\":\"404\",\"message\":\"Resource not found for the segment "
+			"'SMS_Client_ComanagementState'.\"}}" });
+	assert_int_equal(read_devices(NULL), 0);
+	assert_string_equal(fx.devices.data, "1 A - - -\n");
+	assert_int_equal(count_of(uris("SMS_Client_ComanagementState"), "\n"), 1);
+	assert_all_served();
+	close_fx();
+}
+
+/* A nextLink to another origin is never followed: the read fails, nothing is taken as complete. */
+static void test_foreign_next_link(void **state)
+{
+	char links[4][160];
+	snprintf(links[0], sizeof(links[0]), "https://evil.example/AdminService/wmi/SMS_R_System?$skiptoken=1");
+	snprintf(links[1], sizeof(links[1]), "//127.0.0.2:%d/AdminService/wmi/SMS_R_System", srv.port);
+	snprintf(links[2], sizeof(links[2]), "http://127.0.0.1:%d/AdminService/wmi/SMS_R_System", srv.port);
+	snprintf(links[3], sizeof(links[3]), "https://127.0.0.1:1/AdminService/wmi/SMS_R_System");
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		char page[800];
+		const char *link = links[i];
+		snprintf(page, sizeof(page), "{\"value\":[{\"ResourceId\":1}],\"@odata.nextLink\":\"%s\"}", link);
+		open_with(NULL, 0, NULL);
+		ok("SMS_R_System", page);
+		for (int c = 1; c < 5; c++)
+			always(classes[c], (struct reply){ .body = EMPTY });
+		assert_error(read_devices(NULL), CMB_EPROTO, "outside the site's origin");
+		assert_string_equal(fx.devices.len ? fx.devices.data : "", "");
+		close_fx();
+	}
+}
+
+/*
+ * A site that caps its pages below $top and sends no nextLink: a short
+ * window does not end the class, only an empty one does.
+ */
+static void test_short_windows(void **state)
+{
+	open_with(NULL, 0, NULL);
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":2,\"Name\":\"B\"}]}");
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":3,\"Name\":\"C\"}]}");
+	ok("SMS_R_System", EMPTY);
+	empty_secondaries();
+	assert_int_equal(read_devices(NULL), 0);
+	assert_string_equal(fx.devices.data, "1 A - - -\n2 B - - -\n3 C - - -\n");
+	assert_string_equal(uris("SMS_R_System"), SYS_URI "\n" SYS_URI "&$skip=1\n" SYS_URI "&$skip=2\n"
+			    SYS_URI "&$skip=3\n");
+	assert_all_served();
+	close_fx();
+}
+
+static int on_values(void *ctx, const struct cmb_site_device *d)
+{
+	struct cmb_buf *b = ctx;
+	cmb_buf_printf(b, "%" PRIu32 " client=%d obsolete=%d active=%d isclient=%d blocked=%d policy=%s active_time=%s "
+		       "workloads=%" PRId64 " mdm=%d\n", d->resource_id, d->client, d->obsolete, d->active, d->is_client,
+		       d->is_blocked, S(d->last_policy_request), S(d->last_active_time), d->mdm_workloads,
+		       d->mdm_enrolled);
+	return 0;
+}
+
+/* Values in every form a site may send: DMTF or ISO times (the 1970/1980 "never" as none), 0/1 or booleans, numeric strings. */
+static void test_value_forms(void **state)
+{
+	open_with(NULL, 0, NULL);
+	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Client\":\"1\",\"Obsolete\":false,\"Active\":1},"
+	   "{\"ResourceId\":2,\"Client\":1,\"Obsolete\":0,\"Active\":true}]}");
+	ok("SMS_R_System", EMPTY);
+	ok("SMS_CombinedDeviceResources", "{\"value\":[{\"ResourceID\":1,\"IsClient\":1,\"IsBlocked\":\"false\","
+	   "\"LastPolicyRequest\":\"20261128101502.000000+060\",\"LastActiveTime\":\"1980-01-01T06:00:00Z\"},"
+	   "{\"ResourceID\":2,\"IsClient\":true,\"IsBlocked\":0,\"LastPolicyRequest\":\"2026-11-28T09:15:02.5930000Z\","
+	   "\"LastActiveTime\":\"19700101000000.000000+000\"}]}");
+	ok("SMS_CombinedDeviceResources", EMPTY);
+	ok("SMS_Client_ComanagementState", "{\"value\":[{\"ResourceID\":1,\"MDMEnrolled\":\"True\","
+	   "\"MDMWorkloads\":\"8193\"},{\"ResourceID\":2,\"MDMEnrolled\":1,\"MDMWorkloads\":12543}]}");
+	ok("SMS_Client_ComanagementState", EMPTY);
+	ok("SMS_G_System_COMPUTER_SYSTEM", EMPTY);
+	ok("SMS_G_System_PC_BIOS", EMPTY);
+	cmb_error_clear();
+	assert_int_equal(cmb_site_adminservice.read_devices(fx.st, on_values, &fx.devices, NULL), 0);
+	assert_string_equal(fx.devices.data,
+		"1 client=1 obsolete=0 active=1 isclient=1 blocked=0 policy=2026-11-28T09:15:02Z active_time=- "
+		"workloads=8193 mdm=1\n"
+		"2 client=1 obsolete=0 active=1 isclient=1 blocked=0 policy=2026-11-28T09:15:02Z active_time=- "
+		"workloads=12543 mdm=1\n");
+	assert_all_served();
+	close_fx();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +1109,13 @@ int main(void)
 		cmocka_unit_test(test_empty_collection),
 		cmocka_unit_test(test_read_collections),
 		cmocka_unit_test(test_collection_errors),
+		cmocka_unit_test(test_metadata_old_site),
+		cmocka_unit_test(test_metadata_current_site),
+		cmocka_unit_test(test_refused_property),
+		cmocka_unit_test(test_missing_optional_class),
+		cmocka_unit_test(test_foreign_next_link),
+		cmocka_unit_test(test_short_windows),
+		cmocka_unit_test(test_value_forms),
 	};
 	return cmocka_run_group_tests(tests, server_start, server_stop);
 }
