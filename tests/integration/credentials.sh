@@ -80,13 +80,13 @@ expect_eq "soon: status shows the certificate expiring soon" True \
 run soon-human "$SOON" status
 expect_match "soon: status says to renew" "^certificate: .*CN=.* expires 20[0-9-]+T.* \((9|10) days\): renew it" "$(out soon-human)"
 expect_match "unregistered certificate: AADSTS700027 and the thumbprint offered" \
-  'refused client .*invalid_client \(HTTP 401\): AADSTS700027.*\[client assertion PS256 signed by certificate .*thumbprint [0-9A-F]{40}\]' "$(out soon)"
+  'refused the credentials of client .*\(HTTP 401: invalid_client: AADSTS700027.*\[client assertion PS256 signed by certificate .*thumbprint [0-9A-F]{40}\]' "$(out soon)"
 
 say "a wrong audience: AADSTS700023"
 AUD=$(cert_conf aud "$LAB/client.pem" "$LAB/client.key" "tenant.token_url=$TOKEN_URL?api-version=1")
 run aud "$AUD" check
 expect_eq "wrong audience: exit status" 1 "$(cat "$TMP/aud.rc")"
-expect_match "wrong audience: AADSTS700023 reported" 'invalid_client \(HTTP 401\): AADSTS700023' "$(out aud)"
+expect_match "wrong audience: AADSTS700023 reported" '\(HTTP 401: invalid_client: AADSTS700023' "$(out aud)"
 
 if ! command -v cc >/dev/null; then
   echo "SKIP: tampered, expired and replayed assertions need a C compiler (cc) for the LD_PRELOAD shim"
@@ -144,7 +144,7 @@ C
     say "a tampered signature: AADSTS700027"
     LD_PRELOAD="$TMP/shim.so" CMB_SHIM_TAMPER=1 run tamper "$PS" check
     expect_eq "tampered: exit status" 1 "$(cat "$TMP/tamper.rc")"
-    expect_match "tampered: AADSTS700027 reported" 'invalid_client \(HTTP 401\): AADSTS700027' "$(out tamper)"
+    expect_match "tampered: AADSTS700027 reported" '\(HTTP 401: invalid_client: AADSTS700027' "$(out tamper)"
     for alg in RS256; do
       LD_PRELOAD="$TMP/shim.so" CMB_SHIM_TAMPER=1 run tamper-rs "$RS" check
       expect_match "tampered $alg: AADSTS700027 reported" 'AADSTS700027.*client assertion RS256' "$(out tamper-rs)"
@@ -153,14 +153,14 @@ C
     say "an expired assertion (cmbridge's clock 20 minutes behind): AADSTS700024"
     LD_PRELOAD="$TMP/shim.so" CMB_SHIM_CLOCK_SHIFT=-1200 run late "$PS" check
     expect_eq "expired assertion: exit status" 1 "$(cat "$TMP/late.rc")"
-    expect_match "expired assertion: AADSTS700024 reported" 'invalid_client \(HTTP 401\): AADSTS700024' "$(out late)"
+    expect_match "expired assertion: AADSTS700024 reported" '\(HTTP 401: invalid_client: AADSTS700024' "$(out late)"
 
     say "a replayed assertion (the same jti twice): AADSTS50013"
     LD_PRELOAD="$TMP/shim.so" CMB_SHIM_FIXED_RANDOM=1 run replay1 "$PS" token
     LD_PRELOAD="$TMP/shim.so" CMB_SHIM_FIXED_RANDOM=1 run replay2 "$PS" token
     expect_eq "first use of the jti: accepted" 0 "$(cat "$TMP/replay1.rc")"
     expect_eq "replay: exit status" 1 "$(cat "$TMP/replay2.rc")"
-    expect_match "replay: AADSTS50013 reported" 'invalid_client \(HTTP 401\): AADSTS50013' "$(out replay2)"
+    expect_match "replay: AADSTS50013 reported" '\(HTTP 401: invalid_client: AADSTS50013' "$(out replay2)"
     lab_stats
     expect_match "lab counted the rejections" '^[4-9]|^[1-9][0-9]' "$(stat "['tenant']['assertionsRejected']")"
   fi

@@ -7,10 +7,13 @@
 lab_init_up --devices 250 --seed 11 --page-size 1000
 SITE=$(sed -n 's/^url *= *//p' "$CONF")
 USER=$(sed -n 's/^username *= *//p' "$CONF")
-for cls in SMS_R_System SMS_CombinedDeviceResources SMS_Client_ComanagementState \
-           SMS_G_System_COMPUTER_SYSTEM SMS_G_System_PC_BIOS; do
+# Saved as an admin would save them, each class ordered by its own key:
+# SMS_R_System spells it ResourceId, the others ResourceID.
+for cls in SMS_R_System:ResourceId SMS_CombinedDeviceResources:ResourceID SMS_Client_ComanagementState:ResourceID \
+           SMS_G_System_COMPUTER_SYSTEM:ResourceID SMS_G_System_PC_BIOS:ResourceID; do
+  key=${cls#*:} cls=${cls%%:*}
   curl -sS --fail --cacert "$LAB/ca.pem" -u "$USER:$(cat "$LAB/site-password")" \
-    "$SITE/wmi/$cls?\$orderby=ResourceID" > "$TMP/$cls.json" || { echo "FAIL: saving $cls"; exit 1; }
+    "$SITE/wmi/$cls?\$orderby=$key" > "$TMP/$cls.json" || { echo "FAIL: saving $cls"; exit 1; }
 done
 
 say "map saved pages"
