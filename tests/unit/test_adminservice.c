@@ -31,6 +31,7 @@
 
 #include "adapters/adminservice/adminservice.h"
 #include "adapters/site.h"
+#include "connector/base/clock.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/base/util.h"
@@ -48,7 +49,7 @@ struct reply {
 	const char *content_type;  /* default application/json; odata.metadata=minimal */
 };
 
-#define MAX_REPLIES 8
+#define MAX_REPLIES 16
 #define MAX_ROUTES 12
 
 struct route {
@@ -89,15 +90,27 @@ static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	return (ssize_t)n;
 }
 
+/* Per request: its URI as received, and whether the handler has seen it once (bodies come after). */
+struct req_ctx {
+	char *uri;
+	int started;
+};
+
 static void *log_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	return xstrdup(uri);
+	struct req_ctx *rc = xcalloc(1, sizeof(*rc));
+	rc->uri = xstrdup(uri);
+	return rc;
 }
 
 static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	free(*req_cls);
+	struct req_ctx *rc = *req_cls;
+	if (rc) {
+		free(rc->uri);
+		free(rc);
+	}
 	*req_cls = NULL;
 }
 
@@ -115,9 +128,20 @@ static struct route *find_route(const char *url)
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			       const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
-	const char *uri = *req_cls;
+	struct req_ctx *rc = *req_cls;
+	const char *uri = rc->uri;
 	struct reply r = { .status = 418, .body = "{\"error\":{\"code\":\"Test\",\"message\":\"no scripted reply\"}}" };
 	struct MHD_Response *resp;
+
+	/* A method call's body arrives in later calls: read it all, then answer. */
+	if (!rc->started) {
+		rc->started = 1;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
 
 	pthread_mutex_lock(&srv.lock);
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -1096,6 +1120,168 @@ static void test_value_forms(void **state)
 	close_fx();
 }
 
+
+/* ---- operations (operations.c) ------------------------------------------ */
+
+static void *ops_open(void)
+{
+	void *ost = NULL;
+	assert_int_equal(cmb_site_adminservice.ops_open(&ost, fx.st), 0);
+	return ost;
+}
+
+/* Methods answer 201 (or 200); out-parameters in any casing; a refusal is CMB_EHTTP; an unknown outcome is not. */
+static void test_initiate_replies(void **state)
+{
+	static const uint32_t ids[] = { 16777220, 16777221 };
+	int64_t opid = -1;
+	open_with(NULL, 1, NULL);
+	void *ost = ops_open();
+	const char *route_name = "SMS_ClientOperation.InitiateClientOperation";
+	script(route_name, (struct reply){ .status = 201,
+		.body = "{\"@odata.context\":\"x\",\"ReturnValue\":0,\"OperationID\":16777301}" });
+	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
+	assert_int_equal(opid, 16777301);
+	script(route_name, (struct reply){ .status = 200, .body = "{\"returnvalue\":0,\"operationid\":\"16777302\"}" });
+	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
+	assert_int_equal(opid, 16777302);
+	script(route_name, (struct reply){ .status = 201, .body = "{\"value\":[{\"ReturnValue\":0,\"OperationID\":7}]}" });
+	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
+	assert_int_equal(opid, 7);
+	/* refused: nothing was created */
+	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":2147749890}" });
+	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP,
+		     "the site refused it (ReturnValue 2147749890)");
+	script(route_name, (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"400\",\"message\":\"bad\"}}" });
+	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP, "HTTP 400");
+	script(route_name, (struct reply){ .status = 404, .body = "{\"error\":{\"code\":\"404\",\"message\":\"ODataParameterReader\"}}" });
+	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP);
+	/* 2xx without an OperationID, or a 500: it may exist; never sent again by the adapter */
+	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_ENETWORK,
+		     "no OperationID; the operation may exist");
+	script(route_name, (struct reply){ .status = 500, .body = "" });
+	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_ENETWORK,
+		     "(not retried: the request is not safe to send twice)");
+	/* throttled: the site did not take it, so it is sent again */
+	script(route_name, (struct reply){ .status = 503, .retry_after = "0", .body = "" });
+	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":0,\"OperationID\":9}" });
+	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
+	assert_int_equal(opid, 9);
+	assert_all_served();
+	assert_int_equal(count_of(uris(route_name), "\n"), 10);
+	cmb_site_adminservice.ops_close(ost);
+	close_fx();
+}
+
+/* BlockClients: any 2xx is success, with or without a ReturnValue (one other than 0 is a refusal). */
+static void test_block_replies(void **state)
+{
+	static const uint32_t ids[] = { 16777220 };
+	open_with(NULL, 0, NULL);
+	void *ost = ops_open();
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"@odata.context\":\"x\"}" });
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 204, .body = "" });
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 200, .body = "" });
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(cmb_site_adminservice.block_clients(ost, ids, 1), 0);
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":5}" });
+	assert_error(cmb_site_adminservice.block_clients(ost, ids, 1), CMB_EHTTP, "ReturnValue 5");
+	/* idempotent: a 500 is retried */
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 500, .body = "" });
+	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	assert_int_equal(cmb_site_adminservice.block_clients(ost, ids, 1), 0);
+	assert_all_served();
+	cmb_site_adminservice.ops_close(ost);
+	close_fx();
+}
+
+/*
+ * Finding operations again: the status class by Type, kept when in the
+ * window and by this account, each completed from its SMS_ClientOperation
+ * row (collection, targets when listed).
+ */
+static void test_find_operations(void **state)
+{
+	open_with(NULL, 1, NULL);        /* basic: the account is "svc" */
+	void *ost = ops_open();
+	ok("SMS_ClientOperationStatus",
+	   "{\"value\":[{\"ID\":11,\"Type\":8,\"RequestedTime\":\"2026-12-01T10:00:00Z\",\"CreatedBy\":\"CONTOSO\\\\svc\"},"
+	   "{\"ID\":12,\"Type\":8,\"RequestedTime\":\"2026-12-01T10:01:00.5Z\",\"CreatedBy\":\"CONTOSO\\\\someone\"},"
+	   "{\"ID\":13,\"Type\":8,\"RequestedTime\":\"2026-12-01T09:00:00Z\",\"CreatedBy\":\"svc@contoso.com\"},"
+	   "{\"ID\":14,\"Type\":8,\"RequestedTime\":\"20261201100200.000000+000\"},"
+	   "{\"ID\":15,\"Type\":8,\"RequestedTime\":\"2026-12-01T10:03:00Z\",\"CreatedBy\":\"SVC\"},"
+	   "{\"ID\":16,\"Type\":8,\"RequestedTime\":\"2026-12-01T10:04:00Z\",\"CreatedBy\":\"CONTOSO\\\\svc\"}]}");
+	ok("SMS_ClientOperationStatus", EMPTY);
+	ok("SMS_ClientOperation", "{\"value\":[{\"ID\":11,\"CollectionID\":\"SMS00001\",\"TargetResourceIDs\":[16777221,16777220]}]}");
+	ok("SMS_ClientOperation", "{\"value\":[{\"ID\":14,\"CollectionID\":\"sms00001\"}]}");
+	ok("SMS_ClientOperation", "{\"value\":[{\"ID\":15,\"CollectionID\":\"PS100012\",\"TargetResourceIDs\":[1]}]}");
+	ok("SMS_ClientOperation", "{\"value\":[{\"ID\":16,\"CollectionID\":\"SMS00001\",\"TargetResourceIDs\":[]}]}");
+	int64_t since, until;
+	cmb_time_parse("2026-12-01T09:55:00Z", &since);
+	cmb_time_parse("2026-12-01T10:05:00Z", &until);
+	const struct cmb_site_operation_query q = { .type = 8, .collection_id = "SMS00001", .since = since, .until = until };
+	struct cmb_site_operation *ops = NULL;
+	size_t n = 0;
+	assert_int_equal(cmb_site_adminservice.find_operations(ost, &q, &ops, &n), 0);
+	/* 12: another account; 13: before the window; 15: another collection */
+	assert_int_equal(n, 3);
+	assert_int_equal(ops[0].id, 11);
+	assert_int_equal(ops[0].has_targets, 1);
+	assert_int_equal(ops[0].n_targets, 2);
+	assert_int_equal(ops[0].targets[0], 16777221);
+	assert_int_equal(ops[1].id, 14);           /* no CreatedBy: kept; a DMTF time */
+	assert_int_equal(ops[1].has_targets, 0);   /* not listed */
+	assert_int_equal(ops[1].requested, since + 420);
+	assert_int_equal(ops[2].id, 16);
+	assert_int_equal(ops[2].has_targets, 1);   /* listed, and empty */
+	assert_int_equal(ops[2].n_targets, 0);
+	cmb_site_operations_free(ops, n);
+	assert_string_equal(uris("SMS_ClientOperationStatus"),
+			    "/AdminService/wmi/SMS_ClientOperationStatus?$filter=Type%20eq%208&$top=1000\n"
+			    "/AdminService/wmi/SMS_ClientOperationStatus?$filter=Type%20eq%208&$top=1000&$skip=6\n");
+	assert_non_null(strstr(uris("SMS_ClientOperation"), "/AdminService/wmi/SMS_ClientOperation?$filter=ID%20eq%2011&$top=1000\n"));
+	assert_all_served();
+
+	/* the status class refuses the Type filter for good: a final error for the relay to judge */
+	script("SMS_ClientOperationStatus", (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":"
+		"\"Could not find a property named 'Type'\"}}" });
+	assert_error(cmb_site_adminservice.find_operations(ost, &q, &ops, &n), CMB_EHTTP, "finding operations of Type 8: ");
+	cmb_site_adminservice.ops_close(ost);
+	close_fx();
+}
+
+/* An operation's status read by ID; none yet is CMB_ENOTFOUND; counts in any value form. */
+static void test_operation_status(void **state)
+{
+	open_with(NULL, 0, NULL);
+	void *ost = ops_open();
+	struct cmb_site_operation_status os;
+	ok("SMS_ClientOperationStatus", "{\"value\":[{\"ID\":7,\"Type\":8,\"State\":1,\"TotalClients\":\"3\","
+	   "\"CompletedClients\":2,\"FailedClients\":0,\"OfflineClients\":1,\"UnknownClients\":0,\"IsExpired\":false}]}");
+	assert_int_equal(cmb_site_adminservice.operation_status(ost, 7, &os), 0);
+	assert_int_equal(os.type, 8);
+	assert_int_equal(os.total, 3);
+	assert_int_equal(os.completed, 2);
+	assert_int_equal(os.offline, 1);
+	assert_int_equal(os.expired, 0);
+	ok("SMS_ClientOperationStatus", EMPTY);
+	assert_int_equal(cmb_site_adminservice.operation_status(ost, 8, &os), CMB_ENOTFOUND);
+	ok("SMS_CN_ClientStatus", "{\"value\":[{\"ResourceID\":5},{\"ResourceID\":\"3\"}]}");
+	ok("SMS_CN_ClientStatus", EMPTY);
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	assert_int_equal(cmb_site_adminservice.offline_clients(ost, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 3);
+	assert_int_equal(ids[1], 5);
+	free(ids);
+	assert_all_served();
+	cmb_site_adminservice.ops_close(ost);
+	close_fx();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1116,6 +1302,10 @@ int main(void)
 		cmocka_unit_test(test_foreign_next_link),
 		cmocka_unit_test(test_short_windows),
 		cmocka_unit_test(test_value_forms),
+		cmocka_unit_test(test_initiate_replies),
+		cmocka_unit_test(test_block_replies),
+		cmocka_unit_test(test_find_operations),
+		cmocka_unit_test(test_operation_status),
 	};
 	return cmocka_run_group_tests(tests, server_start, server_stop);
 }
