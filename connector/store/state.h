@@ -11,6 +11,13 @@
  * WAL journal, versioned schema with forward migrations, integrity check at
  * open. Every change that must survive a crash is in a transaction the
  * caller brackets with cmb_state_begin()/cmb_state_commit().
+ *
+ * Values with a fixed vocabulary (an action's state, a quarantine kind...)
+ * are enums. Each is listed once, by an X-macro LIST(X) of X(constant,
+ * text), where text is what the database stores; the store generates the
+ * enum and its _name()/_parse() functions from that list. An unknown text
+ * read from the database is an error naming the table, the row and the
+ * value, never mapped to something else.
  */
 #ifndef CMB_STATE_H
 #define CMB_STATE_H
@@ -21,6 +28,9 @@
 struct cmb_state;
 
 #define CMB_STATE_FILE "cmbridge.db"
+
+/* Makes an enum's constant from an X(constant, text) item. */
+#define CMB_STATE_ENUM_ITEM(constant, text) constant,
 
 /* Opens (creating dir and database if needed) state_dir/cmbridge.db. Caller closes. */
 int cmb_state_open(struct cmb_state **out, const char *state_dir);

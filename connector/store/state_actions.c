@@ -8,7 +8,9 @@
  * allowed when, what to journal before a site call) is the relay's
  * (connector/engine/relay.c). It must never touch the sync engine's tables,
  * never open its own transactions (the relay commits each move with its
- * audit row and outbox entry), and never update or delete an audit row.
+ * audit row and outbox entry), never update or delete an audit row, and
+ * never read a stored state, kind, outcome or event it does not know as
+ * another one.
  */
 #include "connector/store/state_db.h"
 #include "connector/base/error.h"
@@ -20,7 +22,7 @@
 
 #define ACT_COLS "id, device_id, key, resource_id, action, requested_by, requested, expires, received_ms, state, " \
 		 "delivery, op_type, intent_id, error_code, message, updated"
-#define INTENT_COLS "id, kind, op_type, targets, marker, intended, operation_id, coalesce(outcome, ''), last_polled, completed"
+#define INTENT_COLS "id, kind, op_type, targets, marker, intended, operation_id, outcome, last_polled, completed"
 
 const char *const cmb_sdb_actions_sql[S_COUNT] = {
 	[S_ACT_ADD] = "INSERT INTO actions(" ACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
@@ -31,14 +33,16 @@ const char *const cmb_sdb_actions_sql[S_COUNT] = {
 			 "op_type = CASE WHEN ?7 >= 0 THEN ?7 ELSE op_type END, updated = ?8 WHERE id = ?1",
 	[S_ACT_BY_STATE] = "SELECT " ACT_COLS " FROM actions WHERE state = ?1 ORDER BY received_ms, id LIMIT ?2",
 	[S_ACT_BY_INTENT] = "SELECT " ACT_COLS " FROM actions WHERE intent_id = ?1 ORDER BY resource_id, id",
-	[S_ACT_OPEN] = "SELECT count(*) FROM actions WHERE state NOT IN ('done', 'failed', 'notSupported')",
+	/* ?1.. the final states */
+	[S_ACT_OPEN] = "SELECT count(*) FROM actions WHERE state NOT IN (?1, ?2, ?3)",
 	[S_ACT_RECENT] = "SELECT " ACT_COLS " FROM actions ORDER BY received_ms DESC, id LIMIT ?1",
 	[S_INTENT_ADD] = "INSERT INTO journal(kind, op_type, targets, marker, intended) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_INTENT_OUTCOME] = "UPDATE journal SET operation_id = ?2, outcome = ?3 WHERE id = ?1",
 	[S_INTENT_POLLED] = "UPDATE journal SET last_polled = ?2 WHERE id = ?1",
 	[S_INTENT_COMPLETE] = "UPDATE journal SET completed = ?2 WHERE id = ?1",
 	[S_INTENT_OPEN] = "SELECT " INTENT_COLS " FROM journal WHERE completed = 0 ORDER BY id",
-	[S_INTENT_KNOWN] = "SELECT count(*) FROM journal WHERE operation_id = ?1 AND kind = 'operation'",
+	/* ?2 the operation kind */
+	[S_INTENT_KNOWN] = "SELECT count(*) FROM journal WHERE operation_id = ?1 AND kind = ?2",
 	[S_OUTBOX_PUT] = "INSERT INTO outbox(action_id, delivery, state, error_code, message, updated) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(action_id) DO UPDATE SET delivery = excluded.delivery, "
 			 "state = excluded.state, error_code = excluded.error_code, message = excluded.message, "
@@ -55,6 +59,12 @@ const char *const cmb_sdb_actions_sql[S_COUNT] = {
 	[S_CURSOR_SET] = "INSERT INTO notify_cursor(id, cursor) VALUES (1, ?1) "
 			 "ON CONFLICT(id) DO UPDATE SET cursor = excluded.cursor",
 };
+
+CMB_SDB_ENUM(cmb_action_state, cmb_state_action_state, CMB_ACTION_STATES, "action state", "actions", "state")
+CMB_SDB_ENUM(cmb_intent_kind, cmb_state_intent_kind, CMB_INTENT_KINDS, "journal kind", "journal", "kind")
+CMB_SDB_ENUM(cmb_intent_outcome, cmb_state_intent_outcome, CMB_INTENT_OUTCOMES, "journal outcome", "journal",
+	     "outcome")
+CMB_SDB_ENUM(cmb_audit_event, cmb_state_audit_event, CMB_AUDIT_EVENTS, "audit event", "audit", "event")
 
 /* ---- the inbox ---- */
 
@@ -74,6 +84,7 @@ void cmb_state_action_clear(struct cmb_action *a)
 static int read_action(struct cmb_state *st, sqlite3_stmt *s, void *row)
 {
 	struct cmb_action *a = row;
+	int state = 0;
 	a->id = cmb_sdb_column_dup_or_empty(s, 0);
 	a->device_id = cmb_sdb_column_dup_or_empty(s, 1);
 	a->key = cmb_sdb_column_dup_or_empty(s, 2);
@@ -83,14 +94,15 @@ static int read_action(struct cmb_state *st, sqlite3_stmt *s, void *row)
 	a->requested = sqlite3_column_int64(s, 6);
 	a->expires = sqlite3_column_int64(s, 7);
 	a->received_ms = sqlite3_column_int64(s, 8);
-	cmb_sdb_column_copy(s, 9, a->state, sizeof(a->state));
+	int ret = cmb_sdb_column_enum(st, s, 9, &cmb_state_action_state_enum, a->id, 0, &state);
+	a->state = (enum cmb_action_state)state;
 	cmb_sdb_column_copy(s, 10, a->delivery, sizeof(a->delivery));
 	a->op_type = sqlite3_column_int(s, 11);
 	a->intent_id = sqlite3_column_int64(s, 12);
 	a->error_code = (long)sqlite3_column_int64(s, 13);
 	a->message = cmb_sdb_column_dup(s, 14);
 	a->updated = sqlite3_column_int64(s, 15);
-	return 0;
+	return ret;
 }
 
 static void clear_action(void *row)
@@ -108,14 +120,18 @@ void cmb_state_actions_free(struct cmb_action *list, size_t n)
 
 int cmb_state_action_add(struct cmb_state *st, const struct cmb_action *a, int *added)
 {
+	const char *state;
 	if (!a->id || !a->id[0])
 		return cmb_error_set(CMB_EINVAL, "adding an action: empty action id");
+	int ret = cmb_sdb_enum_text(&cmb_state_action_state_enum, (int)a->state, "adding an action", &state);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_ACT_ADD];
 	int b = cmb_sdb_bind(s, "tttittiiittdilti", a->id, a->device_id ? a->device_id : "", a->key ? a->key : "",
 			     (int64_t)a->resource_id, a->action ? a->action : "", a->requested_by ? a->requested_by : "",
-			     a->requested, a->expires, a->received_ms, a->state, a->delivery, a->op_type, a->intent_id,
+			     a->requested, a->expires, a->received_ms, state, a->delivery, a->op_type, a->intent_id,
 			     a->error_code, a->message, a->updated);
-	int ret = cmb_sdb_step_done(st, s, b, "adding action \"%s\" to the inbox", a->id);
+	ret = cmb_sdb_step_done(st, s, b, "adding action \"%s\" to the inbox", a->id);
 	if (ret == 0 && added)
 		*added = sqlite3_changes(st->db) > 0;
 	return ret;
@@ -131,12 +147,17 @@ int cmb_state_action_get(struct cmb_state *st, const char *id, struct cmb_action
 	return ret;
 }
 
-int cmb_state_action_update(struct cmb_state *st, const char *id, const char *state, const char *delivery,
-			    long error_code, const char *message, int64_t intent_id, int op_type, int64_t updated)
+int cmb_state_action_update(struct cmb_state *st, const char *id, enum cmb_action_state state,
+			    const char *delivery, long error_code, const char *message, int64_t intent_id, int op_type,
+			    int64_t updated)
 {
+	const char *text;
+	int ret = cmb_sdb_enum_text(&cmb_state_action_state_enum, (int)state, "moving an action", &text);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_ACT_UPDATE];
-	int b = cmb_sdb_bind(s, "tttltidi", id, state, delivery, error_code, message, intent_id, op_type, updated);
-	int ret = cmb_sdb_step_done(st, s, b, "moving action \"%s\" to %s", id, state);
+	int b = cmb_sdb_bind(s, "tttltidi", id, text, delivery, error_code, message, intent_id, op_type, updated);
+	ret = cmb_sdb_step_done(st, s, b, "moving action \"%s\" to %s", id, text);
 	if (ret == 0 && sqlite3_changes(st->db) == 0)
 		ret = cmb_error_set(CMB_ENOTFOUND, "state database %s: no action \"%s\"", st->path, id);
 	return ret;
@@ -153,11 +174,15 @@ static int collect_actions(struct cmb_state *st, sqlite3_stmt *s, int bind_rc, c
 	return ret;
 }
 
-int cmb_state_actions_by_state(struct cmb_state *st, const char *state, size_t limit, struct cmb_action **out,
-			       size_t *n)
+int cmb_state_actions_by_state(struct cmb_state *st, enum cmb_action_state state, size_t limit,
+			       struct cmb_action **out, size_t *n)
 {
+	const char *text;
+	int ret = cmb_sdb_enum_text(&cmb_state_action_state_enum, (int)state, "listing actions by state", &text);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_ACT_BY_STATE];
-	return collect_actions(st, s, cmb_sdb_bind(s, "ti", state, cmb_sdb_limit(limit)), "listing actions by state",
+	return collect_actions(st, s, cmb_sdb_bind(s, "ti", text, cmb_sdb_limit(limit)), "listing actions by state",
 			       out, n);
 }
 
@@ -175,7 +200,11 @@ int cmb_state_actions_recent(struct cmb_state *st, size_t limit, struct cmb_acti
 
 long cmb_state_actions_open(struct cmb_state *st)
 {
-	return cmb_sdb_count(st, st->stmt[S_ACT_OPEN], SQLITE_OK, "counting open actions");
+	sqlite3_stmt *s = st->stmt[S_ACT_OPEN];
+	int b = cmb_sdb_bind(s, "ttt", cmb_state_action_state_name(CMB_ACTION_STATE_DONE),
+			     cmb_state_action_state_name(CMB_ACTION_STATE_FAILED),
+			     cmb_state_action_state_name(CMB_ACTION_STATE_NOT_SUPPORTED));
+	return cmb_sdb_count(st, s, b, "counting open actions");
 }
 
 /* ---- the journal ---- */
@@ -183,9 +212,13 @@ long cmb_state_actions_open(struct cmb_state *st)
 static int read_intent(struct cmb_state *st, sqlite3_stmt *s, void *row)
 {
 	struct cmb_intent *it = row;
+	int kind = 0, outcome = 0;
 	it->id = sqlite3_column_int64(s, 0);
-	cmb_sdb_column_copy(s, 1, it->kind, sizeof(it->kind));
-	cmb_sdb_column_copy(s, 7, it->outcome, sizeof(it->outcome));
+	int ret = cmb_sdb_column_enum(st, s, 1, &cmb_state_intent_kind_enum, NULL, it->id, &kind);
+	if (ret == 0)
+		ret = cmb_sdb_column_enum(st, s, 7, &cmb_state_intent_outcome_enum, NULL, it->id, &outcome);
+	it->kind = (enum cmb_intent_kind)kind;
+	it->outcome = (enum cmb_intent_outcome)outcome;
 	it->op_type = sqlite3_column_int(s, 2);
 	it->targets = cmb_sdb_column_dup_or_empty(s, 3);
 	cmb_sdb_column_copy(s, 4, it->marker, sizeof(it->marker));
@@ -193,7 +226,7 @@ static int read_intent(struct cmb_state *st, sqlite3_stmt *s, void *row)
 	it->operation_id = sqlite3_column_int64(s, 6);
 	it->last_polled = sqlite3_column_int64(s, 8);
 	it->completed = sqlite3_column_int64(s, 9);
-	return 0;
+	return ret;
 }
 
 static void clear_intent(void *row)
@@ -209,21 +242,30 @@ void cmb_state_intents_free(struct cmb_intent *list, size_t n)
 	cmb_sdb_rows_free(&intent_rows, list, n);
 }
 
-int cmb_state_intent_add(struct cmb_state *st, const char *kind, int op_type, const char *targets_json,
+int cmb_state_intent_add(struct cmb_state *st, enum cmb_intent_kind kind, int op_type, const char *targets_json,
 			 const char *marker, int64_t intended, int64_t *intent_id)
 {
+	const char *text;
+	int ret = cmb_sdb_enum_text(&cmb_state_intent_kind_enum, (int)kind, "journaling an intent", &text);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_INTENT_ADD];
-	int b = cmb_sdb_bind(s, "tdtti", kind, op_type, targets_json, marker, intended);
-	int ret = cmb_sdb_step_done(st, s, b, "journaling the intent of a %s", kind);
+	int b = cmb_sdb_bind(s, "tdtti", text, op_type, targets_json, marker, intended);
+	ret = cmb_sdb_step_done(st, s, b, "journaling the intent of a %s", text);
 	if (ret == 0)
 		*intent_id = sqlite3_last_insert_rowid(st->db);
 	return ret;
 }
 
-int cmb_state_intent_outcome(struct cmb_state *st, int64_t intent_id, int64_t operation_id, const char *outcome)
+int cmb_state_intent_outcome(struct cmb_state *st, int64_t intent_id, int64_t operation_id,
+			     enum cmb_intent_outcome outcome)
 {
+	const char *text;
+	int ret = cmb_sdb_enum_text(&cmb_state_intent_outcome_enum, (int)outcome, "recording an outcome", &text);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_INTENT_OUTCOME];
-	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "iit", intent_id, operation_id, outcome),
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "iit", intent_id, operation_id, text),
 				 "recording the outcome of journal row %" PRId64, intent_id);
 }
 
@@ -254,7 +296,8 @@ int cmb_state_intents_open(struct cmb_state *st, struct cmb_intent **out, size_t
 int cmb_state_intent_operation_known(struct cmb_state *st, int64_t operation_id, int *known)
 {
 	sqlite3_stmt *s = st->stmt[S_INTENT_KNOWN];
-	long c = cmb_sdb_count(st, s, cmb_sdb_bind(s, "i", operation_id), "looking up a site operation in the journal");
+	int b = cmb_sdb_bind(s, "it", operation_id, cmb_state_intent_kind_name(CMB_INTENT_OPERATION));
+	long c = cmb_sdb_count(st, s, b, "looking up a site operation in the journal");
 	if (c < 0)
 		return (int)c;
 	*known = c > 0;
@@ -327,22 +370,28 @@ long cmb_state_outbox_count(struct cmb_state *st)
 
 int cmb_state_audit_add(struct cmb_state *st, const struct cmb_audit_entry *e)
 {
+	const char *event;
+	int ret = cmb_sdb_enum_text(&cmb_state_audit_event_enum, (int)e->event, "auditing an action", &event);
+	if (ret < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_AUDIT_ADD];
 	int b = cmb_sdb_bind(s, "itttttittt", e->at, e->action_id, e->requested_by ? e->requested_by : "",
 			     e->device_id ? e->device_id : "", e->key ? e->key : "", e->action ? e->action : "",
-			     e->requested, e->event, e->outcome ? e->outcome : "", e->reason);
+			     e->requested, event, e->outcome ? e->outcome : "", e->reason);
 	return cmb_sdb_step_done(st, s, b, "auditing action \"%s\"", e->action_id);
 }
 
 /* An audit row as copied out of its page: the strings cmb_audit_entry points to. */
 struct audit_row {
 	int64_t seq, at, requested;
-	char *action_id, *requested_by, *device_id, *key, *action, *event, *outcome, *reason;
+	char *action_id, *requested_by, *device_id, *key, *action, *outcome, *reason;
+	enum cmb_audit_event event;
 };
 
 static int read_audit(struct cmb_state *st, sqlite3_stmt *s, void *row)
 {
 	struct audit_row *r = row;
+	int event = 0;
 	r->seq = sqlite3_column_int64(s, 0);
 	r->at = sqlite3_column_int64(s, 1);
 	r->action_id = cmb_sdb_column_dup_or_empty(s, 2);
@@ -351,10 +400,11 @@ static int read_audit(struct cmb_state *st, sqlite3_stmt *s, void *row)
 	r->key = cmb_sdb_column_dup_or_empty(s, 5);
 	r->action = cmb_sdb_column_dup_or_empty(s, 6);
 	r->requested = sqlite3_column_int64(s, 7);
-	r->event = cmb_sdb_column_dup_or_empty(s, 8);
+	int ret = cmb_sdb_column_enum(st, s, 8, &cmb_state_audit_event_enum, NULL, r->seq, &event);
+	r->event = (enum cmb_audit_event)event;
 	r->outcome = cmb_sdb_column_dup_or_empty(s, 9);
 	r->reason = cmb_sdb_column_dup(s, 10);
-	return 0;
+	return ret;
 }
 
 static void clear_audit(void *row)
@@ -365,7 +415,6 @@ static void clear_audit(void *row)
 	free(r->device_id);
 	free(r->key);
 	free(r->action);
-	free(r->event);
 	free(r->outcome);
 	free(r->reason);
 }

@@ -7,7 +7,8 @@
  * It only stores and answers: deciding what is new, changed, a duplicate or
  * a removal is the sync engine's (connector/engine/sync.c). It must never
  * touch the action relay's tables, never open its own transactions (the
- * caller brackets them).
+ * caller brackets them), and never read a stored kind it does not know as
+ * another one.
  */
 #include "connector/store/state_db.h"
 #include "connector/base/error.h"
@@ -62,7 +63,7 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 		       "ON CONFLICT(key) DO UPDATE SET reason = excluded.reason, cycle = excluded.cycle, "
 		       "kind = excluded.kind, hash = excluded.hash, "
 		       "since = CASE WHEN quarantine.kind = excluded.kind THEN quarantine.since ELSE excluded.since END",
-	[S_QUAR_GET] = "SELECT kind, hash FROM quarantine WHERE key = ?1",
+	[S_QUAR_GET] = "SELECT kind, hash, key FROM quarantine WHERE key = ?1",
 	[S_QUAR_REMOVE] = "DELETE FROM quarantine WHERE key = ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
 	[S_QUAR_EACH] = "SELECT key, reason, since, kind FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
@@ -98,6 +99,14 @@ const char cmb_sdb_sync_temp_schema[] =
 	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL);"
 	"CREATE INDEX temp.identity_hw ON identity(hardware_id);"
 	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);";
+
+CMB_SDB_ENUM(cmb_pending_kind, cmb_state_pending_kind, CMB_PENDING_KINDS, "pending kind", "pending", "is_new")
+CMB_SDB_ENUM(cmb_quarantine_kind, cmb_state_quarantine_kind, CMB_QUARANTINE_KINDS, "quarantine kind", "quarantine",
+	     "kind")
+
+/* pending.is_new stores the enum's value, and databases written before the enum existed hold these. */
+_Static_assert(CMB_PENDING_CHANGE == 0 && CMB_PENDING_ADD == 1 && CMB_PENDING_REFRESH == 2,
+	       "pending.is_new: 0 changed, 1 new, 2 refresh");
 
 /* A row of a key and one more text column: (key, tenant_id) of a device, (key, winner) of a duplicate. */
 struct keyed_text {
@@ -345,17 +354,18 @@ int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 /* ---- pending ---- */
 
 int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
-			  const char *stable_hash, int is_new, const char *json, size_t json_len)
+			  const char *stable_hash, enum cmb_pending_kind kind, const char *json, size_t json_len)
 {
+	const char *text;
 	int ret = cmb_sdb_check_key(key, "staging a record");
 	if (ret < 0)
 		return ret;
 	if (!hash || !json)
 		return cmb_error_set(CMB_EINVAL, "staging device \"%s\": no hash or no record", key);
-	if (is_new < 0 || is_new > 2)
-		return cmb_error_set(CMB_EINVAL, "staging device \"%s\": is_new must be 0, 1 or 2", key);
+	if ((ret = cmb_sdb_enum_text(&cmb_state_pending_kind_enum, (int)kind, "staging a record", &text)) < 0)
+		return ret;
 	sqlite3_stmt *s = st->stmt[S_PENDING_ADD];
-	int b = cmb_sdb_bind(s, "ittdbt", cycle_id, key, hash, is_new, json, json_len, stable_hash ? stable_hash : "");
+	int b = cmb_sdb_bind(s, "ittdbt", cycle_id, key, hash, (int)kind, json, json_len, stable_hash ? stable_hash : "");
 	return cmb_sdb_step_done(st, s, b, "staging device \"%s\" for cycle %" PRId64, key, cycle_id);
 }
 
@@ -366,7 +376,7 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
  */
 int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *after_key, size_t limit,
 			   int (*cb)(void *ctx, const char *key, const char *hash, const char *stable_hash,
-				     int is_new, const char *json, size_t json_len),
+				     enum cmb_pending_kind kind, const char *json, size_t json_len),
 			   void *ctx)
 {
 	if (st->pending_iterating)
@@ -381,12 +391,14 @@ int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *a
 	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
 		const char *key = (const char *)sqlite3_column_text(s, 0);
 		const char *hash = (const char *)sqlite3_column_text(s, 1);
-		int is_new = sqlite3_column_int(s, 2);
+		int kind = 0;
+		if ((ret = cmb_sdb_column_enum_value(st, s, 2, &cmb_state_pending_kind_enum, key, 0, &kind)) < 0)
+			break;
 		const char *body = sqlite3_column_blob(s, 3);
 		size_t body_len = (size_t)sqlite3_column_bytes(s, 3);
 		const char *stable = (const char *)sqlite3_column_text(s, 4);
-		if ((ret = cb(ctx, key ? key : "", hash ? hash : "", stable ? stable : "", is_new, body ? body : "",
-			      body_len)) != 0)
+		if ((ret = cb(ctx, key ? key : "", hash ? hash : "", stable ? stable : "", (enum cmb_pending_kind)kind,
+			      body ? body : "", body_len)) != 0)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
@@ -418,31 +430,36 @@ int cmb_state_pending_clear(struct cmb_state *st)
 
 /* ---- quarantine ---- */
 
-int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *kind, const char *reason,
-			     const char *hash, int64_t cycle_id, int64_t when)
+int cmb_state_quarantine_put(struct cmb_state *st, const char *key, enum cmb_quarantine_kind kind,
+			     const char *reason, const char *hash, int64_t cycle_id, int64_t when)
 {
+	const char *text;
 	int ret = cmb_sdb_check_key(key, "quarantining a record");
-	if (ret < 0)
+	if (ret < 0 ||
+	    (ret = cmb_sdb_enum_text(&cmb_state_quarantine_kind_enum, (int)kind, "quarantining a record", &text)) < 0)
 		return ret;
 	sqlite3_stmt *s = st->stmt[S_QUAR_PUT];
-	int b = cmb_sdb_bind(s, "ttiitt", key, reason ? reason : "", cycle_id, when, kind ? kind : "mapping", hash);
+	int b = cmb_sdb_bind(s, "ttiitt", key, reason ? reason : "", cycle_id, when, text, hash);
 	return cmb_sdb_step_done(st, s, b, "quarantining device \"%s\"", key);
 }
 
 struct quarantine_hit {
-	char kind[16];
+	enum cmb_quarantine_kind kind;
 	char hash[65];
 };
 
 static int read_quarantine_hit(struct cmb_state *st, sqlite3_stmt *s, void *row)
 {
 	struct quarantine_hit *q = row;
-	cmb_sdb_column_copy(s, 0, q->kind, sizeof(q->kind));
+	int kind = 0;
+	int ret = cmb_sdb_column_enum(st, s, 0, &cmb_state_quarantine_kind_enum, (const char *)sqlite3_column_text(s, 2),
+				      0, &kind);
+	q->kind = (enum cmb_quarantine_kind)kind;
 	cmb_sdb_column_copy(s, 1, q->hash, sizeof(q->hash));
-	return 0;
+	return ret;
 }
 
-int cmb_state_quarantine_get(struct cmb_state *st, const char *key, char kind[16], char hash[65])
+int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_quarantine_kind *kind, char hash[65])
 {
 	int ret = cmb_sdb_check_key(key, "looking up a quarantined record");
 	if (ret < 0)
@@ -452,7 +469,7 @@ int cmb_state_quarantine_get(struct cmb_state *st, const char *key, char kind[16
 	struct quarantine_hit q;
 	ret = cmb_sdb_get_row(st, s, cmb_sdb_bind(s, "t", key), &rows, &q, "looking up quarantined record \"%s\"", key);
 	if (ret == 0) {
-		memcpy(kind, q.kind, sizeof(q.kind));
+		*kind = q.kind;
 		memcpy(hash, q.hash, sizeof(q.hash));
 	}
 	return ret;
@@ -472,17 +489,19 @@ struct quarantine_row {
 	char *key;
 	char *reason;
 	int64_t since;
-	char *kind;
+	enum cmb_quarantine_kind kind;
 };
 
 static int read_quarantine(struct cmb_state *st, sqlite3_stmt *s, void *row)
 {
 	struct quarantine_row *q = row;
+	int kind = 0;
 	q->key = cmb_sdb_column_dup_or_empty(s, 0);
 	q->reason = cmb_sdb_column_dup_or_empty(s, 1);
 	q->since = sqlite3_column_int64(s, 2);
-	q->kind = cmb_sdb_column_dup_or_empty(s, 3);
-	return 0;
+	int ret = cmb_sdb_column_enum(st, s, 3, &cmb_state_quarantine_kind_enum, q->key, 0, &kind);
+	q->kind = (enum cmb_quarantine_kind)kind;
+	return ret;
 }
 
 static void clear_quarantine(void *row)
@@ -490,11 +509,10 @@ static void clear_quarantine(void *row)
 	struct quarantine_row *q = row;
 	free(q->key);
 	free(q->reason);
-	free(q->kind);
 }
 
 struct quarantine_walk {
-	int (*cb)(void *ctx, const char *key, const char *kind, const char *reason, int64_t since);
+	int (*cb)(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason, int64_t since);
 	void *ctx;
 };
 
@@ -518,7 +536,8 @@ static const struct cmb_sdb_pager quarantine_pager = {
 };
 
 int cmb_state_quarantine_each(struct cmb_state *st,
-			      int (*cb)(void *ctx, const char *key, const char *kind, const char *reason, int64_t since),
+			      int (*cb)(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+					int64_t since),
 			      void *ctx)
 {
 	struct quarantine_walk w = { .cb = cb, .ctx = ctx };

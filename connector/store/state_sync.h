@@ -70,16 +70,29 @@ int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 			     int (*cb)(void *ctx, const char *key, const char *tenant_id), void *ctx);
 
 /* ---- records staged for upload in a cycle ---- */
-/* is_new: 1 new to the tenant, 0 changed, 2 unchanged but sent again by a full cycle. */
+/*
+ * Why a record is staged. The database stores the enum's value (the
+ * pending.is_new column: 0, 1, 2); the text is how `cmbridge diff` says it.
+ */
+#define CMB_PENDING_KINDS(X) \
+	X(CMB_PENDING_CHANGE, "change")   /* 0: known to the tenant, content changed */ \
+	X(CMB_PENDING_ADD, "add")         /* 1: new to the tenant */ \
+	X(CMB_PENDING_REFRESH, "refresh") /* 2: unchanged, sent again (full cycle or details refresh) */
+enum cmb_pending_kind { CMB_PENDING_KINDS(CMB_STATE_ENUM_ITEM) };
+/* The kind's text (static), NULL when kind is none of them. */
+const char *cmb_state_pending_kind_name(enum cmb_pending_kind kind);
+/* 0 and *out when text is a kind's text; CMB_EINVAL (with a message listing the kinds) when not. */
+int cmb_state_pending_kind_parse(const char *text, enum cmb_pending_kind *out);
+
 int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
-			  const char *stable_hash, int is_new, const char *json, size_t json_len);
+			  const char *stable_hash, enum cmb_pending_kind kind, const char *json, size_t json_len);
 /*
  * Calls cb for up to limit staged records of cycle_id with key > after_key
  * (NULL = from the start), in key order. Pointers are valid during cb only.
  */
 int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *after_key, size_t limit,
 			   int (*cb)(void *ctx, const char *key, const char *hash, const char *stable_hash,
-				     int is_new, const char *json, size_t json_len),
+				     enum cmb_pending_kind kind, const char *json, size_t json_len),
 			   void *ctx);
 long cmb_state_pending_count(struct cmb_state *st, int64_t cycle_id);
 /* Drops one staged record; *removed (may be NULL) says whether there was one. */
@@ -88,21 +101,31 @@ int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char 
 int cmb_state_pending_clear(struct cmb_state *st);
 
 /* ---- quarantine ---- */
+/* Why a record is held back; the text is what quarantine.kind stores. */
+#define CMB_QUARANTINE_KINDS(X) \
+	X(CMB_QUARANTINE_MAPPING, "mapping")     /* could not be mapped; re-evaluated every cycle */ \
+	X(CMB_QUARANTINE_REJECTED, "rejected")   /* the tenant refused it; retried when its hash changes */ \
+	X(CMB_QUARANTINE_DUPLICATE, "duplicate") /* a newer device shares its hardware */
+enum cmb_quarantine_kind { CMB_QUARANTINE_KINDS(CMB_STATE_ENUM_ITEM) };
+/* The kind's text (static), NULL when kind is none of them. */
+const char *cmb_state_quarantine_kind_name(enum cmb_quarantine_kind kind);
+/* 0 and *out when text is a kind's text; CMB_EINVAL (with a message listing the kinds) when not. */
+int cmb_state_quarantine_kind_parse(const char *text, enum cmb_quarantine_kind *out);
+
 /*
- * kind: "mapping" (could not be mapped; re-evaluated every cycle),
- * "rejected" (the tenant refused it; retried when its hash changes: hash is
- * the rejected record's), "duplicate" (a newer device shares its hardware).
- * `since` is kept while the kind stays the same.
+ * hash is the rejected record's (NULL for the other kinds). `since` is kept
+ * while the kind stays the same.
  */
-int cmb_state_quarantine_put(struct cmb_state *st, const char *key, const char *kind, const char *reason,
-			     const char *hash, int64_t cycle_id, int64_t when);
-/* 0 and fills kind and hash ("" when none) when quarantined; CMB_ENOTFOUND when not. */
-int cmb_state_quarantine_get(struct cmb_state *st, const char *key, char kind[16], char hash[65]);
+int cmb_state_quarantine_put(struct cmb_state *st, const char *key, enum cmb_quarantine_kind kind,
+			     const char *reason, const char *hash, int64_t cycle_id, int64_t when);
+/* 0 and fills *kind and hash ("" when none) when quarantined; CMB_ENOTFOUND when not. */
+int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_quarantine_kind *kind, char hash[65]);
 int cmb_state_quarantine_remove(struct cmb_state *st, const char *key);
 long cmb_state_quarantine_count(struct cmb_state *st);
 /* Calls cb for each quarantined record, in key order (since: first quarantined); cb may release it. */
 int cmb_state_quarantine_each(struct cmb_state *st,
-			      int (*cb)(void *ctx, const char *key, const char *kind, const char *reason, int64_t since),
+			      int (*cb)(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+					int64_t since),
 			      void *ctx);
 
 /* ---- duplicate detection within a cycle (a TEMP table, never written to the file) ---- */

@@ -144,7 +144,7 @@ static void test_reopen_keeps(void **state)
 	int64_t c;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1000, &c), 0);
 	assert_int_equal(cmb_state_device_put(st, "16777220", "tid-1", HASH_A, NULL, c, 1001), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "16777221", "mapping", "bad name", NULL, c, 1002), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "16777221", CMB_QUARANTINE_MAPPING, "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
 	assert_int_equal(cmb_state_schema_version(st), 3);
@@ -438,12 +438,13 @@ struct pend {
 	int n;
 };
 
-static int collect_pending(void *ctx, const char *key, const char *hash, const char *stable_hash, int is_new, const char *json,
-			   size_t json_len)
+static int collect_pending(void *ctx, const char *key, const char *hash, const char *stable_hash,
+			   enum cmb_pending_kind kind, const char *json, size_t json_len)
 {
 	struct pend *p = ctx;
 	char line[128];
-	snprintf(line, sizeof(line), "%s:%c:%d:%.*s ", key, hash[0], is_new, (int)json_len, json);
+	/* The kind as the stored integer: 0 changed, 1 new, 2 refresh. */
+	snprintf(line, sizeof(line), "%s:%c:%d:%.*s ", key, hash[0], (int)kind, (int)json_len, json);
 	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
 	snprintf(p->last, sizeof(p->last), "%s", key);
 	p->body_len = json_len;
@@ -459,19 +460,19 @@ static void test_pending(void **state)
 	int64_t c1, c2;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 2, &c2), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, HASH_B, 1, "{\"n\":3}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, HASH_B, 0, "{\"n\":1}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, HASH_B, 1, "{\"n\":2}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, HASH_B, 0, "{\"n\":4}xxx", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, HASH_B, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, HASH_B, CMB_PENDING_ADD, "{\"n\":3}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, HASH_B, CMB_PENDING_CHANGE, "{\"n\":1}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, HASH_B, CMB_PENDING_ADD, "{\"n\":2}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, HASH_B, CMB_PENDING_CHANGE, "{\"n\":4}xxx", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), 0);
 	/* A second add of the same key replaces the first. */
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, HASH_B, 0, "{\"n\":22}", 8), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, HASH_B, CMB_PENDING_CHANGE, "{\"n\":22}", 8), 0);
 	/* Binary-safe: the body is a length, not a C string. */
-	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, 1, "a\0b", 3), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, CMB_PENDING_ADD, "a\0b", 3), 0);
 	assert_int_equal(cmb_state_pending_count(st, c1), 4);
 	assert_int_equal(cmb_state_pending_count(st, c2), 2);
 	/* Staging needs a cycle that exists (foreign key). */
-	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, 1, "{}", 2), CMB_ESTATE);
+	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), CMB_ESTATE);
 
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_pending_each(st, c1, NULL, 100, collect_pending, &p), 0);
@@ -503,11 +504,13 @@ static void test_pending(void **state)
 	assert_int_equal(cmb_state_pending_count(st, c2), 0);
 }
 
-static int collect_quarantine(void *ctx, const char *key, const char *kind, const char *reason, int64_t when)
+static int collect_quarantine(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+			      int64_t when)
 {
 	struct pend *p = ctx;
 	char line[128];
-	snprintf(line, sizeof(line), "%s:%s:%s:%lld ", key, kind, reason, (long long)when);
+	snprintf(line, sizeof(line), "%s:%s:%s:%lld ", key, cmb_state_quarantine_kind_name(kind), reason,
+		 (long long)when);
 	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
 	p->n++;
 	return 0;
@@ -568,7 +571,7 @@ static void test_sync_support(void **state)
 
 	/* pending_remove says whether something was staged */
 	int removed = -1;
-	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_A, HASH_B, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), 0);
 	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
 	assert_int_equal(removed, 1);
 	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
@@ -601,26 +604,29 @@ static void test_quarantine(void **state)
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
 	assert_int_equal(cmb_state_quarantine_count(st), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "name is not UTF-8", NULL, 1, 100), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k1", "rejected", "rejected by tenant: 400", HASH_A, 1, 110), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k3", "mapping", "too big", NULL, 1, 120), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", CMB_QUARANTINE_MAPPING, "name is not UTF-8", NULL, 1, 100), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k1", CMB_QUARANTINE_REJECTED, "rejected by tenant: 400", HASH_A, 1,
+						  110),
+			 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", CMB_QUARANTINE_MAPPING, "too big", NULL, 1, 120), 0);
 	/* Quarantined again: new reason, but "since" stays the first time. */
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "still not UTF-8", NULL, 2, 200), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", CMB_QUARANTINE_MAPPING, "still not UTF-8", NULL, 2, 200), 0);
 	assert_int_equal(cmb_state_quarantine_count(st), 3);
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
 	assert_string_equal(p.buf,
 			    "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 k3:mapping:too big:120 ");
-	char kind[16], hash[65];
-	assert_int_equal(cmb_state_quarantine_get(st, "k1", kind, hash), 0);
-	assert_string_equal(kind, "rejected");
+	enum cmb_quarantine_kind kind;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(st, "k1", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_REJECTED);
 	assert_string_equal(hash, HASH_A);
-	assert_int_equal(cmb_state_quarantine_get(st, "k3", kind, hash), 0);
-	assert_string_equal(kind, "mapping");
+	assert_int_equal(cmb_state_quarantine_get(st, "k3", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_MAPPING);
 	assert_string_equal(hash, "");
-	assert_int_equal(cmb_state_quarantine_get(st, "k9", kind, hash), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_quarantine_get(st, "k9", &kind, hash), CMB_ENOTFOUND);
 	/* A change of kind restarts "since". */
-	assert_int_equal(cmb_state_quarantine_put(st, "k3", "duplicate", "dup of k4", NULL, 3, 300), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", CMB_QUARANTINE_DUPLICATE, "dup of k4", NULL, 3, 300), 0);
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
 	assert_string_equal(p.buf, "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 "
@@ -661,7 +667,9 @@ static void test_100k(void **state)
 		assert_int_equal(cmb_state_device_get(st, key, hash, NULL, NULL), 0);
 		assert_int_equal(cmb_state_device_seen(st, key, c2), 0);
 		if (i % 10 == 0)
-			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, HASH_B, 0, "{\"displayName\":\"PC\"}", 20), 0);
+			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, HASH_B, CMB_PENDING_CHANGE,
+							       "{\"displayName\":\"PC\"}", 20),
+					 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
 	double t2 = cmb_now_mono();
