@@ -255,12 +255,11 @@ static char *record_device_name(const char *json, size_t len)
 	return name;
 }
 
-static int diff_pending(void *ud, const char *key, const char *hash, const char *stable_hash, int kind,
-			const char *json, size_t len)
+static int diff_pending(void *ud, const char *key, const char *hash, const char *stable_hash,
+			enum cmb_pending_kind kind, const char *json, size_t len)
 {
 	struct diff_ctx *d = ud;
-	static const char *const kinds[] = { "change", "add", "refresh" };
-	const char *k = kind >= 0 && kind <= 2 ? kinds[kind] : "change";
+	const char *k = cmb_state_pending_kind_name(kind);
 	char *name = record_device_name(json, len);
 	if (d->json) {
 		printf("%s{\"op\":\"%s\",\"key\":", d->n ? "," : "", k);
@@ -345,9 +344,10 @@ struct quar_ctx {
 	long n;
 };
 
-static int quar_row(void *ud, const char *key, const char *kind, const char *reason, int64_t when)
+static int quar_row(void *ud, const char *key, enum cmb_quarantine_kind qkind, const char *reason, int64_t when)
 {
 	struct quar_ctx *q = ud;
+	const char *kind = cmb_state_quarantine_kind_name(qkind);
 	char t[32];
 	cmb_time_iso8601(when, t);
 	if (q->json) {
@@ -852,7 +852,8 @@ static void print_action_json(const struct cmb_action *a)
 	json_str(stdout, a->requested_by);
 	printf(",\"requestedDateTime\":\"%s\",\"expirationDateTime\":\"%s\",\"state\":\"%s\","
 	       "\"actionDeliveryStatus\":\"%s\",\"operationType\":%d,\"journal\":%lld,\"errorCode\":%ld,\"message\":",
-	       rq, ex, a->state, a->delivery, a->op_type, (long long)a->intent_id, a->error_code);
+	       rq, ex, cmb_state_action_state_name(a->state), a->delivery, a->op_type, (long long)a->intent_id,
+	       a->error_code);
 	json_str(stdout, a->message);
 	printf(",\"lastUpdatedDateTime\":\"%s\"}", up);
 }
@@ -869,14 +870,15 @@ static int audit_row(void *ud, const struct cmb_audit_entry *e)
 	cmb_time_iso8601(e->at, at);
 	if (p->json) {
 		printf("%s{\"seq\":%lld,\"at\":\"%s\",\"event\":", p->n ? "," : "", (long long)e->seq, at);
-		json_str(stdout, e->event);
+		json_str(stdout, cmb_state_audit_event_name(e->event));
 		printf(",\"outcome\":");
 		json_str(stdout, e->outcome);
 		printf(",\"reason\":");
 		json_str(stdout, e->reason);
 		printf("}");
 	} else {
-		printf("  %s  %-9s %-12s %s\n", at, e->event, e->outcome, e->reason ? e->reason : "");
+		printf("  %s  %-9s %-12s %s\n", at, cmb_state_audit_event_name(e->event), e->outcome,
+		       e->reason ? e->reason : "");
 	}
 	p->n++;
 	return 0;
@@ -916,8 +918,8 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 			cmb_time_iso8601(a.requested, rq);
 			printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
 			       a.resource_id, a.requested_by, rq);
-			printf("state %s, %s, errorCode %ld%s%s\n", a.state, a.delivery, a.error_code, a.message ? ": " : "",
-			       a.message ? a.message : "");
+			printf("state %s, %s, errorCode %ld%s%s\n", cmb_state_action_state_name(a.state), a.delivery,
+			       a.error_code, a.message ? ": " : "", a.message ? a.message : "");
 			printf("history:\n");
 		}
 		if (json)
@@ -942,8 +944,8 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 		} else {
 			char rq[32];
 			cmb_time_iso8601(list[i].requested, rq);
-			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, list[i].state, list[i].action, list[i].key,
-			       list[i].requested_by, list[i].id, list[i].message ? "  " : "",
+			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, cmb_state_action_state_name(list[i].state),
+			       list[i].action, list[i].key, list[i].requested_by, list[i].id, list[i].message ? "  " : "",
 			       list[i].message ? list[i].message : "");
 		}
 	}

@@ -140,19 +140,19 @@ const struct cmb_relay_stats *cmb_relay_get_stats(const struct cmb_relay *r)
 
 /* ---- moving an action: state, outbox and audit in the caller's transaction ---- */
 
-static int move(struct cmb_relay *r, const struct cmb_action *a, const char *state, const char *delivery,
-		const char *tenant_state, long code, const char *message, int64_t intent_id, int op_type,
-		const char *event)
+/* tenant_state: the tenant's actionState to report (outbox) and audit with event. */
+static int move(struct cmb_relay *r, const struct cmb_action *a, enum cmb_action_state state, const char *delivery,
+		const char *tenant_state, long code, const char *message, enum cmb_audit_event event)
 {
 	int64_t now = now_ms(r) / 1000;
-	int rc = cmb_state_action_update(r->st, a->id, state, delivery, code, message, intent_id, op_type, now);
-	if (rc == 0 && tenant_state && !r->staging)
+	int rc = cmb_state_action_update(r->st, a->id, state, delivery, code, message, -1, -1, now);
+	if (rc == 0 && !r->staging)
 		rc = cmb_state_outbox_put(r->st, a->id, delivery, tenant_state, code, message, now);
-	if (rc == 0 && event) {
+	if (rc == 0) {
 		struct cmb_audit_entry e = {
 			.at = now, .action_id = a->id, .requested_by = a->requested_by, .device_id = a->device_id,
 			.key = a->key, .action = a->action, .requested = a->requested, .event = event,
-			.outcome = tenant_state ? tenant_state : state, .reason = message,
+			.outcome = tenant_state, .reason = message,
 		};
 		rc = cmb_state_audit_add(r->st, &e);
 	}
@@ -165,9 +165,10 @@ static int finish_actions(struct cmb_relay *r, struct cmb_action *list, size_t n
 {
 	int rc = cmb_state_begin(r->st);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		const char *fin = ok[i] ? "done" : "failed";
-		rc = move(r, &list[i], fin, "deliveredToOnPremisesServer", fin, ok[i] ? 0 : codes[i],
-			  messages ? messages[i] : NULL, -1, -1, fin);
+		int done = ok[i];
+		rc = move(r, &list[i], done ? CMB_ACTION_STATE_DONE : CMB_ACTION_STATE_FAILED, "deliveredToOnPremisesServer",
+			  done ? "done" : "failed", done ? 0 : codes[i], messages ? messages[i] : NULL,
+			  done ? CMB_AUDIT_DONE : CMB_AUDIT_FAILED);
 	}
 	if (rc == 0 && intent_id > 0)
 		rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
@@ -223,9 +224,8 @@ static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
 		.key = (char *)(n->key ? n->key : ""), .resource_id = resource_of(n->key),
 		.action = (char *)(n->action ? n->action : ""),
 		.requested_by = (char *)(n->requested_by ? n->requested_by : ""), .requested = requested,
-		.expires = expires, .received_ms = now, .updated = now / 1000,
+		.expires = expires, .received_ms = now, .state = CMB_ACTION_STATE_RECEIVED, .updated = now / 1000,
 	};
-	snprintf(a.state, sizeof(a.state), "received");
 	snprintf(a.delivery, sizeof(a.delivery), "deliveredToConnectorService");
 	int added = 0;
 	int rc = cmb_state_action_add(r->st, &a, &added);
@@ -241,13 +241,14 @@ static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
 		rc = cmb_state_outbox_put(r->st, a.id, a.delivery, "pending", 0, NULL, now / 1000);
 	struct cmb_audit_entry e = {
 		.at = now / 1000, .action_id = a.id, .requested_by = a.requested_by, .device_id = a.device_id,
-		.key = a.key, .action = a.action, .requested = requested, .event = "received", .outcome = "pending",
+		.key = a.key, .action = a.action, .requested = requested, .event = CMB_AUDIT_RECEIVED,
+		.outcome = "pending",
 	};
 	if (rc == 0)
 		rc = cmb_state_audit_add(r->st, &e);
 	if (rc == 0 && r->staging) {
 		r->stats.staged++;
-		e.event = "staging";
+		e.event = CMB_AUDIT_STAGING;
 		e.reason = "[connector] mode = staging: kept in the inbox, not relayed";
 		rc = cmb_state_audit_add(r->st, &e);
 	}
@@ -291,20 +292,23 @@ static int poll_channel(struct cmb_relay *r, long wait_s)
 
 /* ---- authorization ---- */
 
-/* 0 when the action may go to the site; otherwise fills why and returns the errorCode. */
+/*
+ * 0 when the action may go to the site; otherwise fills why and the final
+ * state it is refused with (failed or notSupported) and returns the errorCode.
+ */
 static long authorize(struct cmb_relay *r, const struct cmb_action *a, const struct cmb_action_map **map,
-		      const char **tenant_state, char *why, size_t whylen)
+		      enum cmb_action_state *refused, char *why, size_t whylen)
 {
 	const struct cmb_config *cfg = r->cfg;
 	*map = cmb_map_action(a->action);
-	*tenant_state = "failed";
+	*refused = CMB_ACTION_STATE_FAILED;
 	if (!*map) {
-		*tenant_state = "notSupported";
+		*refused = CMB_ACTION_STATE_NOT_SUPPORTED;
 		snprintf(why, whylen, "\"%s\": %s", a->action, cmb_map_action_unknown_reason());
 		return CMB_RELAY_NOT_SUPPORTED;
 	}
 	if ((*map)->kind == CMB_ACTION_UNSUPPORTED || ((*map)->destructive && !cfg->actions_allow_destructive)) {
-		*tenant_state = "notSupported";
+		*refused = CMB_ACTION_STATE_NOT_SUPPORTED;
 		snprintf(why, whylen, "%s", (*map)->reason);
 		return CMB_RELAY_NOT_SUPPORTED;
 	}
@@ -395,27 +399,27 @@ static uint32_t *parse_targets(const char *json, size_t *n_out)
 }
 
 /* The site answered for the intent: record it, actions delivered (or final for a block). */
-static int record_issued(struct cmb_relay *r, int64_t intent_id, const char *kind, int64_t operation_id,
-			 const char *outcome)
+static int record_issued(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind kind, int64_t operation_id,
+			 enum cmb_intent_outcome outcome)
 {
 	struct cmb_action *list = NULL;
 	size_t n = 0;
 	int rc = cmb_state_actions_by_intent(r->st, intent_id, &list, &n);
 	if (rc < 0)
 		return rc;
-	int block = strcmp(kind, "block") == 0;
+	int block = kind == CMB_INTENT_BLOCK;
 	if ((rc = cmb_state_begin(r->st)) == 0) {
 		rc = cmb_state_intent_outcome(r->st, intent_id, operation_id, outcome);
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			if (strcmp(list[i].state, "intent") != 0)
+			if (list[i].state != CMB_ACTION_STATE_INTENT)
 				continue;
 			if (block)
-				rc = move(r, &list[i], "done", "deliveredToOnPremisesServer", "done", 0,
+				rc = move(r, &list[i], CMB_ACTION_STATE_DONE, "deliveredToOnPremisesServer", "done", 0,
 					  "the ConfigMgr client is blocked; the device leaves the tenant at the next sync",
-					  -1, -1, "done");
+					  CMB_AUDIT_DONE);
 			else
-				rc = move(r, &list[i], "delivered", "deliveredToOnPremisesServer", "active", 0, NULL, -1,
-					  -1, "delivered");
+				rc = move(r, &list[i], CMB_ACTION_STATE_DELIVERED, "deliveredToOnPremisesServer", "active",
+					  0, NULL, CMB_AUDIT_DELIVERED);
 		}
 		if (rc == 0 && block)
 			rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
@@ -431,7 +435,8 @@ static int record_issued(struct cmb_relay *r, int64_t intent_id, const char *kin
 }
 
 /* The site refused the intent, it can no longer be sent, or its fate is unknown: its actions fail. */
-static int record_failed(struct cmb_relay *r, int64_t intent_id, const char *outcome, long code, const char *why)
+static int record_failed(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_outcome outcome, long code,
+			 const char *why)
 {
 	struct cmb_action *list = NULL;
 	size_t n = 0;
@@ -441,9 +446,9 @@ static int record_failed(struct cmb_relay *r, int64_t intent_id, const char *out
 	if ((rc = cmb_state_begin(r->st)) == 0) {
 		rc = cmb_state_intent_outcome(r->st, intent_id, -1, outcome);
 		for (size_t i = 0; i < n && rc == 0; i++)
-			if (strcmp(list[i].state, "intent") == 0)
-				rc = move(r, &list[i], "failed", "deliveredToConnectorService", "failed", code, why, -1, -1,
-					  "failed");
+			if (list[i].state == CMB_ACTION_STATE_INTENT)
+				rc = move(r, &list[i], CMB_ACTION_STATE_FAILED, "deliveredToConnectorService", "failed", code,
+					  why, CMB_AUDIT_FAILED);
 		if (rc == 0)
 			rc = cmb_state_intent_complete(r->st, intent_id, now_ms(r) / 1000);
 		if (rc == 0)
@@ -458,10 +463,10 @@ static int record_failed(struct cmb_relay *r, int64_t intent_id, const char *out
 }
 
 /* Calls the site for a journaled intent. 0 when its outcome is recorded; < 0 leaves it unknown. */
-static int issue(struct cmb_relay *r, int64_t intent_id, const char *kind, int op_type, const uint32_t *ids,
-		 size_t n)
+static int issue(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind kind, int op_type,
+		 const uint32_t *ids, size_t n)
 {
-	int block = strcmp(kind, "block") == 0;
+	int block = kind == CMB_INTENT_BLOCK;
 	int64_t opid = -1;
 	int rc = block ? r->env.site->block_clients(r->env.ops_st, ids, n)
 		       : r->env.site->initiate_operation(r->env.ops_st, op_type, r->cfg->actions_target_collection, ids,
@@ -470,13 +475,13 @@ static int issue(struct cmb_relay *r, int64_t intent_id, const char *kind, int o
 		/* The site answered and said no: nothing was created. */
 		char *why = xasprintf("the site refused the operation: %s", cmb_error_last());
 		cmb_warn("relay: journal row %" PRId64 ": %s", intent_id, why);
-		rc = record_failed(r, intent_id, "refused", CMB_RELAY_SITE_REFUSED, why);
+		rc = record_failed(r, intent_id, CMB_OUTCOME_REFUSED, CMB_RELAY_SITE_REFUSED, why);
 		free(why);
 		return rc;
 	}
 	if (rc < 0) {
 		cmb_error_wrap(rc, "relay: journal row %" PRId64 " (%s, Type %d, %zu targets) left to reconcile",
-			       intent_id, kind, op_type, n);
+			       intent_id, cmb_state_intent_kind_name(kind), op_type, n);
 		return rc;
 	}
 	if (block)
@@ -487,13 +492,13 @@ static int issue(struct cmb_relay *r, int64_t intent_id, const char *kind, int o
 	}
 	cmb_info("relay: journal row %" PRId64 ": %s Type %d for %zu devices%s%" PRId64, intent_id,
 		 block ? "BlockClients" : "operation", op_type, n, block ? "" : ", OperationID ", block ? (int64_t)0 : opid);
-	return record_issued(r, intent_id, kind, opid, block ? "blocked" : "issued");
+	return record_issued(r, intent_id, kind, opid, block ? CMB_OUTCOME_BLOCKED : CMB_OUTCOME_ISSUED);
 }
 
 /* Journals one batch (intent committed), then sends it. */
 static int send_batch(struct cmb_relay *r, const struct cmb_action_map *map, struct cmb_action **batch, size_t n)
 {
-	const char *kind = map->kind == CMB_ACTION_BLOCK ? "block" : "operation";
+	enum cmb_intent_kind kind = map->kind == CMB_ACTION_BLOCK ? CMB_INTENT_BLOCK : CMB_INTENT_OPERATION;
 	uint32_t *ids = xcalloc(n, sizeof(*ids));
 	for (size_t i = 0; i < n; i++)
 		ids[i] = batch[i]->resource_id;
@@ -505,9 +510,10 @@ static int send_batch(struct cmb_relay *r, const struct cmb_action_map *map, str
 	int rc = cmb_state_begin(r->st);
 	if (rc == 0)
 		rc = cmb_state_intent_add(r->st, kind, map->client_type, targets, marker, now_ms(r) / 1000, &intent_id);
+	/* Not reported nor audited: to the tenant it is still in the connector service. */
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = move(r, batch[i], "intent", "deliveredToConnectorService", NULL, 0, NULL, intent_id,
-			  map->client_type, NULL);
+		rc = cmb_state_action_update(r->st, batch[i]->id, CMB_ACTION_STATE_INTENT, "deliveredToConnectorService",
+					     0, NULL, intent_id, map->client_type, now_ms(r) / 1000);
 	if (rc == 0)
 		rc = cmb_state_commit(r->st);
 	if (rc < 0) {
@@ -540,7 +546,7 @@ static int record_unknown(struct cmb_relay *r, const struct cmb_intent *it, cons
 {
 	cmb_warn("relay: journal row %" PRId64 ": %s", it->id, why);
 	r->stats.unknown++;
-	return record_failed(r, it->id, "unknown", CMB_RELAY_DELIVERY_UNKNOWN, why);
+	return record_failed(r, it->id, CMB_OUTCOME_UNKNOWN, CMB_RELAY_DELIVERY_UNKNOWN, why);
 }
 
 /*
@@ -563,7 +569,7 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 	size_t n = 0;
 	uint32_t *ids = parse_targets(it->targets, &n);
 	int rc = 0;
-	if (strcmp(it->kind, "block") == 0) {
+	if (it->kind == CMB_INTENT_BLOCK) {
 		/* BlockClients is idempotent: sending it again is the reconciliation. */
 		r->stats.reissued++;
 		rc = issue(r, it->id, it->kind, it->op_type, ids, n);
@@ -613,7 +619,7 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 			 "%s", it->id, found, exact >= 0 ? "" : " (matched by type, collection, account and time: the "
 							       "site does not list TargetResourceIDs)");
 		r->stats.adopted++;
-		rc = record_issued(r, it->id, it->kind, found, "adopted");
+		rc = record_issued(r, it->id, it->kind, found, CMB_OUTCOME_ADOPTED);
 	} else if (n_untargeted > 1) {
 		char *why = xasprintf("delivery unknown: %ld operations of Type %d by this account in the window, and "
 				      "the site does not list their targets; not sent again", n_untargeted, it->op_type);
@@ -630,7 +636,7 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 					expired = 1;
 			cmb_state_actions_free(list, na);
 			if (expired) {
-				rc = record_failed(r, it->id, "expired", CMB_RELAY_EXPIRED,
+				rc = record_failed(r, it->id, CMB_OUTCOME_EXPIRED, CMB_RELAY_EXPIRED,
 						    "expired before the interrupted delivery could be completed");
 			} else {
 				cmb_info("relay: journal row %" PRId64 " is not at the site: sending it", it->id);
@@ -760,9 +766,9 @@ static int settle_intents(struct cmb_relay *r)
 	size_t n = 0;
 	int rc = cmb_state_intents_open(r->st, &its, &n);
 	for (size_t i = 0; i < n && rc == 0 && !stopped(r); i++) {
-		if (!its[i].outcome[0])
+		if (its[i].outcome == CMB_OUTCOME_NONE)
 			rc = reconcile(r, &its[i]);
-		else if (strcmp(its[i].kind, "operation") == 0 && its[i].operation_id >= 0)
+		else if (its[i].kind == CMB_INTENT_OPERATION && its[i].operation_id >= 0)
 			rc = check_status(r, &its[i]);
 	}
 	cmb_state_intents_free(its, n);
@@ -782,7 +788,7 @@ static int dispatch(struct cmb_relay *r)
 {
 	struct cmb_action *list = NULL;
 	size_t n = 0;
-	int rc = cmb_state_actions_by_state(r->st, "received", INBOX_PAGE, &list, &n);
+	int rc = cmb_state_actions_by_state(r->st, CMB_ACTION_STATE_RECEIVED, INBOX_PAGE, &list, &n);
 	if (rc < 0)
 		return rc;
 	struct group groups[16];
@@ -793,13 +799,15 @@ static int dispatch(struct cmb_relay *r)
 		goto done;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct cmb_action_map *map;
-		const char *tstate;
+		enum cmb_action_state refused;
 		char why[512];
-		long code = authorize(r, &list[i], &map, &tstate, why, sizeof(why));
+		long code = authorize(r, &list[i], &map, &refused, why, sizeof(why));
 		if (code) {
 			cmb_info("relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id, list[i].action,
 				 list[i].key, list[i].requested_by, why);
-			rc = move(r, &list[i], tstate, "deliveredToConnectorService", tstate, code, why, -1, -1, "refused");
+			/* failed and notSupported are spelled the same in the tenant's actionState. */
+			rc = move(r, &list[i], refused, "deliveredToConnectorService", cmb_state_action_state_name(refused),
+				  code, why, CMB_AUDIT_REFUSED);
 			r->stats.refused++;
 			continue;
 		}
@@ -928,7 +936,7 @@ int cmb_relay_step(struct cmb_relay *r, long wait_s)
 		long open = cmb_state_actions_open(r->st);
 		struct cmb_action *recv = NULL;
 		size_t nrecv = 0;
-		if (cmb_state_actions_by_state(r->st, "received", 1, &recv, &nrecv) == 0 && nrecv) {
+		if (cmb_state_actions_by_state(r->st, CMB_ACTION_STATE_RECEIVED, 1, &recv, &nrecv) == 0 && nrecv) {
 			int64_t until = (recv[0].received_ms + r->cfg->actions_batch_window * 1000 - now_ms(r) + 999) / 1000;
 			if (until < wait_s)
 				wait_s = until < 0 ? 0 : until;

@@ -31,8 +31,6 @@
 
 #define META_LAST_DETAILS "last_details_refresh"
 
-enum { STAGE_CHANGED = 0, STAGE_NEW = 1, STAGE_REFRESH = 2 };
-
 struct read_ctx {
 	const struct cmb_sync_env *env;
 	const struct cmb_sync_opts *opts;
@@ -49,7 +47,7 @@ static int64_t parse_time_or_zero(const char *s)
 	return s && cmb_time_parse(s, &t) == 0 ? t : 0;
 }
 
-static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, int kind)
+static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, enum cmb_pending_kind kind)
 {
 	c->res->pending_uploads++;
 	return cmb_state_pending_add(c->env->state, c->cycle, rec->key, rec->hash, rec->stable_hash, kind, rec->json,
@@ -61,10 +59,11 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
 {
 	struct cmb_state *st = c->env->state;
 	struct cmb_cycle_counts *n = &c->res->counts;
-	char qkind[16], qhash[65];
-	int rc = cmb_state_quarantine_get(st, rec->key, qkind, qhash);
+	enum cmb_quarantine_kind qkind;
+	char qhash[65];
+	int rc = cmb_state_quarantine_get(st, rec->key, &qkind, qhash);
 	if (rc == 0) {
-		if (strcmp(qkind, "rejected") == 0 && strcmp(qhash, rec->hash) == 0) {
+		if (qkind == CMB_QUARANTINE_REJECTED && strcmp(qhash, rec->hash) == 0) {
 			/* The tenant refused exactly this record: wait until the site changes it. */
 			n->quarantined++;
 			return 0;
@@ -78,13 +77,13 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
 	char hash[65], stable[65];
 	rc = cmb_state_device_get(st, rec->key, hash, stable, NULL);
 	if (rc == CMB_ENOTFOUND)
-		return stage(c, rec, STAGE_NEW);
+		return stage(c, rec, CMB_PENDING_ADD);
 	if (rc < 0)
 		return rc;
 	if (strcmp(stable, rec->stable_hash) != 0)
-		return stage(c, rec, STAGE_CHANGED);
+		return stage(c, rec, CMB_PENDING_CHANGE);
 	if (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full)
-		return stage(c, rec, STAGE_REFRESH);
+		return stage(c, rec, CMB_PENDING_REFRESH);
 	n->unchanged++;
 	return 0;
 }
@@ -114,7 +113,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		char *key = cmb_map_device_key(c->map.site_code, dev->resource_id);
 		n->quarantined++;
 		cmb_warn("device %s (ResourceID %u) quarantined: %s", key, dev->resource_id, reason);
-		if ((rc = cmb_state_quarantine_put(st, key, "mapping", reason, NULL, c->cycle, c->now)) == 0)
+		if ((rc = cmb_state_quarantine_put(st, key, CMB_QUARANTINE_MAPPING, reason, NULL, c->cycle, c->now)) == 0)
 			rc = cmb_state_device_seen(st, key, c->cycle);
 		free(reason);
 		free(key);
@@ -147,7 +146,7 @@ static int on_duplicate(void *ud, const char *key, const char *winner)
 				 winner);
 	if ((rc = cmb_state_pending_remove(st, c->cycle, key, &staged)) == 0 &&
 	    (rc = cmb_state_device_unsee(st, key, c->cycle)) == 0)
-		rc = cmb_state_quarantine_put(st, key, "duplicate", reason, NULL, c->cycle, c->now);
+		rc = cmb_state_quarantine_put(st, key, CMB_QUARANTINE_DUPLICATE, reason, NULL, c->cycle, c->now);
 	if (staged)
 		c->res->pending_uploads--;
 	c->res->counts.duplicates++;
@@ -165,13 +164,13 @@ struct batch_ctx {
 	int64_t cycle;
 	int64_t now;
 	struct cmb_tenant_record *recs;
-	int *kind;
+	enum cmb_pending_kind *kind;
 	size_t n, cap;
 	char *last_key;
 };
 
-static int collect_pending(void *ud, const char *key, const char *hash, const char *stable_hash, int kind,
-			   const char *json, size_t len)
+static int collect_pending(void *ud, const char *key, const char *hash, const char *stable_hash,
+			   enum cmb_pending_kind kind, const char *json, size_t len)
 {
 	struct batch_ctx *b = ud;
 	struct cmb_tenant_record *r = &b->recs[b->n];
@@ -209,9 +208,9 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	if (strcmp(o->status, "created") == 0 || strcmp(o->status, "updated") == 0) {
 		if (!o->tenant_id || !*o->tenant_id)
 			return cmb_error_set(CMB_EPROTO, "tenant accepted %s without a device id", o->key);
-		if (b->kind[i] == STAGE_NEW)
+		if (b->kind[i] == CMB_PENDING_ADD)
 			n->added++;
-		else if (b->kind[i] == STAGE_REFRESH)
+		else if (b->kind[i] == CMB_PENDING_REFRESH)
 			n->refreshed++;
 		else
 			n->changed++;
@@ -222,7 +221,7 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 		n->rejected++;
 		cmb_warn("tenant rejected %s: %s", o->key, o->error ? o->error : "no reason given");
 		char *reason = xasprintf("rejected by the tenant: %s", o->error ? o->error : "no reason given");
-		int rc = cmb_state_quarantine_put(st, o->key, "rejected", reason, b->recs[i].hash, b->cycle, b->now);
+		int rc = cmb_state_quarantine_put(st, o->key, CMB_QUARANTINE_REJECTED, reason, b->recs[i].hash, b->cycle, b->now);
 		free(reason);
 		return rc;
 	}

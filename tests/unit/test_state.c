@@ -12,6 +12,7 @@
 
 #include "connector/base/error.h"
 #include "connector/store/state.h"
+#include "connector/store/state_db.h" /* the store's own helpers, tested directly below */
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
 
@@ -108,6 +109,20 @@ static long raw_count(const char *path, const char *sql)
 	return n;
 }
 
+/* The first column of a one-row query, as text ("(null)" for NULL), into buf. */
+static void raw_text(const char *path, const char *sql, char *buf, size_t size)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	const unsigned char *t = sqlite3_column_text(s, 0);
+	snprintf(buf, size, "%s", t ? (const char *)t : "(null)");
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
 static void test_open_creates(void **state)
 {
 	struct fx *f = *state;
@@ -144,7 +159,7 @@ static void test_reopen_keeps(void **state)
 	int64_t c;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1000, &c), 0);
 	assert_int_equal(cmb_state_device_put(st, "16777220", "tid-1", HASH_A, NULL, c, 1001), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "16777221", "mapping", "bad name", NULL, c, 1002), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "16777221", CMB_QUARANTINE_MAPPING, "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
 	assert_int_equal(cmb_state_schema_version(st), 3);
@@ -438,12 +453,13 @@ struct pend {
 	int n;
 };
 
-static int collect_pending(void *ctx, const char *key, const char *hash, const char *stable_hash, int is_new, const char *json,
-			   size_t json_len)
+static int collect_pending(void *ctx, const char *key, const char *hash, const char *stable_hash,
+			   enum cmb_pending_kind kind, const char *json, size_t json_len)
 {
 	struct pend *p = ctx;
 	char line[128];
-	snprintf(line, sizeof(line), "%s:%c:%d:%.*s ", key, hash[0], is_new, (int)json_len, json);
+	/* The kind as the stored integer: 0 changed, 1 new, 2 refresh. */
+	snprintf(line, sizeof(line), "%s:%c:%d:%.*s ", key, hash[0], (int)kind, (int)json_len, json);
 	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
 	snprintf(p->last, sizeof(p->last), "%s", key);
 	p->body_len = json_len;
@@ -459,19 +475,19 @@ static void test_pending(void **state)
 	int64_t c1, c2;
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 2, &c2), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, HASH_B, 1, "{\"n\":3}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, HASH_B, 0, "{\"n\":1}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, HASH_B, 1, "{\"n\":2}", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, HASH_B, 0, "{\"n\":4}xxx", 7), 0);
-	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, HASH_B, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k3", HASH_A, HASH_B, CMB_PENDING_ADD, "{\"n\":3}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_B, HASH_B, CMB_PENDING_CHANGE, "{\"n\":1}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_A, HASH_B, CMB_PENDING_ADD, "{\"n\":2}", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k4", HASH_A, HASH_B, CMB_PENDING_CHANGE, "{\"n\":4}xxx", 7), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k0", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), 0);
 	/* A second add of the same key replaces the first. */
-	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, HASH_B, 0, "{\"n\":22}", 8), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k2", HASH_B, HASH_B, CMB_PENDING_CHANGE, "{\"n\":22}", 8), 0);
 	/* Binary-safe: the body is a length, not a C string. */
-	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, 1, "a\0b", 3), 0);
+	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, CMB_PENDING_ADD, "a\0b", 3), 0);
 	assert_int_equal(cmb_state_pending_count(st, c1), 4);
 	assert_int_equal(cmb_state_pending_count(st, c2), 2);
 	/* Staging needs a cycle that exists (foreign key). */
-	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, 1, "{}", 2), CMB_ESTATE);
+	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), CMB_ESTATE);
 
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_pending_each(st, c1, NULL, 100, collect_pending, &p), 0);
@@ -503,11 +519,13 @@ static void test_pending(void **state)
 	assert_int_equal(cmb_state_pending_count(st, c2), 0);
 }
 
-static int collect_quarantine(void *ctx, const char *key, const char *kind, const char *reason, int64_t when)
+static int collect_quarantine(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+			      int64_t when)
 {
 	struct pend *p = ctx;
 	char line[128];
-	snprintf(line, sizeof(line), "%s:%s:%s:%lld ", key, kind, reason, (long long)when);
+	snprintf(line, sizeof(line), "%s:%s:%s:%lld ", key, cmb_state_quarantine_kind_name(kind), reason,
+		 (long long)when);
 	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
 	p->n++;
 	return 0;
@@ -568,7 +586,7 @@ static void test_sync_support(void **state)
 
 	/* pending_remove says whether something was staged */
 	int removed = -1;
-	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_A, HASH_B, 1, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, c1, "k1", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), 0);
 	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
 	assert_int_equal(removed, 1);
 	assert_int_equal(cmb_state_pending_remove(st, c1, "k1", &removed), 0);
@@ -601,26 +619,29 @@ static void test_quarantine(void **state)
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
 	assert_int_equal(cmb_state_quarantine_count(st), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "name is not UTF-8", NULL, 1, 100), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k1", "rejected", "rejected by tenant: 400", HASH_A, 1, 110), 0);
-	assert_int_equal(cmb_state_quarantine_put(st, "k3", "mapping", "too big", NULL, 1, 120), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", CMB_QUARANTINE_MAPPING, "name is not UTF-8", NULL, 1, 100), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k1", CMB_QUARANTINE_REJECTED, "rejected by tenant: 400", HASH_A, 1,
+						  110),
+			 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", CMB_QUARANTINE_MAPPING, "too big", NULL, 1, 120), 0);
 	/* Quarantined again: new reason, but "since" stays the first time. */
-	assert_int_equal(cmb_state_quarantine_put(st, "k2", "mapping", "still not UTF-8", NULL, 2, 200), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k2", CMB_QUARANTINE_MAPPING, "still not UTF-8", NULL, 2, 200), 0);
 	assert_int_equal(cmb_state_quarantine_count(st), 3);
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
 	assert_string_equal(p.buf,
 			    "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 k3:mapping:too big:120 ");
-	char kind[16], hash[65];
-	assert_int_equal(cmb_state_quarantine_get(st, "k1", kind, hash), 0);
-	assert_string_equal(kind, "rejected");
+	enum cmb_quarantine_kind kind;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(st, "k1", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_REJECTED);
 	assert_string_equal(hash, HASH_A);
-	assert_int_equal(cmb_state_quarantine_get(st, "k3", kind, hash), 0);
-	assert_string_equal(kind, "mapping");
+	assert_int_equal(cmb_state_quarantine_get(st, "k3", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_MAPPING);
 	assert_string_equal(hash, "");
-	assert_int_equal(cmb_state_quarantine_get(st, "k9", kind, hash), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_quarantine_get(st, "k9", &kind, hash), CMB_ENOTFOUND);
 	/* A change of kind restarts "since". */
-	assert_int_equal(cmb_state_quarantine_put(st, "k3", "duplicate", "dup of k4", NULL, 3, 300), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "k3", CMB_QUARANTINE_DUPLICATE, "dup of k4", NULL, 3, 300), 0);
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
 	assert_string_equal(p.buf, "k1:rejected:rejected by tenant: 400:110 k2:mapping:still not UTF-8:100 "
@@ -661,7 +682,9 @@ static void test_100k(void **state)
 		assert_int_equal(cmb_state_device_get(st, key, hash, NULL, NULL), 0);
 		assert_int_equal(cmb_state_device_seen(st, key, c2), 0);
 		if (i % 10 == 0)
-			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, HASH_B, 0, "{\"displayName\":\"PC\"}", 20), 0);
+			assert_int_equal(cmb_state_pending_add(st, c2, key, HASH_B, HASH_B, CMB_PENDING_CHANGE,
+							       "{\"displayName\":\"PC\"}", 20),
+					 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
 	double t2 = cmb_now_mono();
@@ -673,6 +696,602 @@ static void test_100k(void **state)
 	assert_int_equal(k.n, 0);
 	print_message("100k devices: first cycle (get+seen+put) %.2f s, second (get+seen, 10%% staged) %.2f s\n",
 		      t1 - t0, t2 - t1);
+}
+
+/* ---- typed values: the texts each enum stores, pinned as earlier cmbridge wrote them ---- */
+
+struct pinned {
+	int value;
+	const char *text;
+};
+
+#define COUNT_ONE(constant, text) +1
+
+static void check_pinned(const struct pinned *p, size_t n, size_t listed, const char *(*name)(int),
+			 int (*parse)(const char *, int *))
+{
+	assert_int_equal(n, listed); /* every value of the X-macro list is pinned here */
+	for (size_t i = 0; i < n; i++) {
+		int v = -1;
+		if (p[i].text)
+			assert_string_equal(name(p[i].value), p[i].text);
+		else
+			assert_null(name(p[i].value));
+		assert_int_equal(parse(p[i].text, &v), 0);
+		assert_int_equal(v, p[i].value);
+	}
+	int untouched = 42;
+	assert_null(name((int)n + 5));
+	assert_null(name(-1));
+	assert_int_equal(parse("bogus", &untouched), CMB_EINVAL);
+	assert_int_equal(untouched, 42);
+	assert_non_null(strstr(cmb_error_last(), "\"bogus\" (known: "));
+}
+
+/* int-typed views of the generated functions, so one checker serves every enum. */
+#define INT_VIEW(fn, type) \
+	static const char *fn##_n(int v) { return fn##_name((type)v); } \
+	static int fn##_p(const char *t, int *v) \
+	{ \
+		type e; \
+		int rc = fn##_parse(t, &e); \
+		if (rc == 0) \
+			*v = (int)e; \
+		return rc; \
+	}
+INT_VIEW(cmb_state_action_state, enum cmb_action_state)
+INT_VIEW(cmb_state_intent_kind, enum cmb_intent_kind)
+INT_VIEW(cmb_state_intent_outcome, enum cmb_intent_outcome)
+INT_VIEW(cmb_state_audit_event, enum cmb_audit_event)
+INT_VIEW(cmb_state_quarantine_kind, enum cmb_quarantine_kind)
+INT_VIEW(cmb_state_pending_kind, enum cmb_pending_kind)
+#define CHECK_PINNED(fn, table, LIST) \
+	check_pinned(table, sizeof(table) / sizeof(table[0]), 0 LIST(COUNT_ONE), fn##_n, fn##_p)
+
+static void test_enum_texts(void **state)
+{
+	static const struct pinned action_states[] = {
+		{ CMB_ACTION_STATE_RECEIVED, "received" }, { CMB_ACTION_STATE_INTENT, "intent" },
+		{ CMB_ACTION_STATE_DELIVERED, "delivered" }, { CMB_ACTION_STATE_DONE, "done" },
+		{ CMB_ACTION_STATE_FAILED, "failed" }, { CMB_ACTION_STATE_NOT_SUPPORTED, "notSupported" },
+	};
+	static const struct pinned intent_kinds[] = {
+		{ CMB_INTENT_OPERATION, "operation" }, { CMB_INTENT_BLOCK, "block" },
+	};
+	static const struct pinned outcomes[] = {
+		{ CMB_OUTCOME_NONE, NULL }, { CMB_OUTCOME_ISSUED, "issued" }, { CMB_OUTCOME_ADOPTED, "adopted" },
+		{ CMB_OUTCOME_REFUSED, "refused" }, { CMB_OUTCOME_BLOCKED, "blocked" }, { CMB_OUTCOME_UNKNOWN, "unknown" },
+		{ CMB_OUTCOME_EXPIRED, "expired" },
+	};
+	static const struct pinned events[] = {
+		{ CMB_AUDIT_RECEIVED, "received" }, { CMB_AUDIT_REFUSED, "refused" }, { CMB_AUDIT_STAGING, "staging" },
+		{ CMB_AUDIT_DELIVERED, "delivered" }, { CMB_AUDIT_DONE, "done" }, { CMB_AUDIT_FAILED, "failed" },
+	};
+	static const struct pinned quarantine_kinds[] = {
+		{ CMB_QUARANTINE_MAPPING, "mapping" }, { CMB_QUARANTINE_REJECTED, "rejected" },
+		{ CMB_QUARANTINE_DUPLICATE, "duplicate" },
+	};
+	/* Stored as the value (pending.is_new); the text is what `cmbridge diff` prints. */
+	static const struct pinned pending_kinds[] = {
+		{ 0, "change" }, { 1, "add" }, { 2, "refresh" },
+	};
+	CHECK_PINNED(cmb_state_action_state, action_states, CMB_ACTION_STATES);
+	CHECK_PINNED(cmb_state_intent_kind, intent_kinds, CMB_INTENT_KINDS);
+	CHECK_PINNED(cmb_state_intent_outcome, outcomes, CMB_INTENT_OUTCOMES);
+	CHECK_PINNED(cmb_state_audit_event, events, CMB_AUDIT_EVENTS);
+	CHECK_PINNED(cmb_state_quarantine_kind, quarantine_kinds, CMB_QUARANTINE_KINDS);
+	CHECK_PINNED(cmb_state_pending_kind, pending_kinds, CMB_PENDING_KINDS);
+	assert_int_equal(CMB_PENDING_CHANGE, 0);
+	assert_int_equal(CMB_PENDING_ADD, 1);
+	assert_int_equal(CMB_PENDING_REFRESH, 2);
+	/* Text and NULL do not mix: only the outcome has a value stored as NULL. */
+	enum cmb_action_state as = CMB_ACTION_STATE_DONE;
+	assert_int_equal(cmb_state_action_state_parse(NULL, &as), CMB_EINVAL);
+	assert_int_equal(as, CMB_ACTION_STATE_DONE);
+	enum cmb_intent_outcome oc = CMB_OUTCOME_ISSUED;
+	assert_int_equal(cmb_state_intent_outcome_parse("", &oc), CMB_EINVAL);
+	assert_int_equal(oc, CMB_OUTCOME_ISSUED);
+}
+
+/*
+ * Rows exactly as cmbridge wrote them before its values were enums (dumped
+ * from a database the earlier code wrote), over the unchanged schema v3.
+ */
+static const char old_rows[] =
+	"INSERT INTO cycles(id, kind, started) VALUES (1, 'full', 1000);"
+	"INSERT INTO pending VALUES(1,'PS1:1','" HASH_A "','" HASH_A "',0,X'7b2263223a307d');"
+	"INSERT INTO pending VALUES(1,'PS1:2','" HASH_A "','" HASH_A "',1,X'7b2263223a317d');"
+	"INSERT INTO pending VALUES(1,'PS1:3','" HASH_A "','" HASH_A "',2,X'7b2263223a327d');"
+	"INSERT INTO quarantine VALUES('PS1:4','mapping','bad name',NULL,1,1001);"
+	"INSERT INTO quarantine VALUES('PS1:5','rejected','rejected by the tenant: 400','" HASH_A "',1,1002);"
+	"INSERT INTO quarantine VALUES('PS1:6','duplicate','dup of PS1:7',NULL,1,1003);"
+	"INSERT INTO actions VALUES('a0','dev','PS1:10',10,'syncDevice','admin@x',2000,9000,2000000,'received',"
+	"'deliveredToConnectorService',0,0,0,NULL,2000);"
+	"INSERT INTO actions VALUES('a1','dev','PS1:11',11,'syncDevice','admin@x',2001,9000,2000001,'intent',"
+	"'deliveredToConnectorService',0,0,0,NULL,2001);"
+	"INSERT INTO actions VALUES('a2','dev','PS1:12',12,'syncDevice','admin@x',2002,9000,2000002,'delivered',"
+	"'deliveredToConnectorService',0,0,0,NULL,2002);"
+	"INSERT INTO actions VALUES('a3','dev','PS1:13',13,'syncDevice','admin@x',2003,9000,2000003,'done',"
+	"'deliveredToConnectorService',0,0,0,NULL,2003);"
+	"INSERT INTO actions VALUES('a4','dev','PS1:14',14,'syncDevice','admin@x',2004,9000,2000004,'failed',"
+	"'deliveredToConnectorService',0,0,0,NULL,2004);"
+	"INSERT INTO actions VALUES('a5','dev','PS1:15',15,'syncDevice','admin@x',2005,9000,2000005,'notSupported',"
+	"'deliveredToConnectorService',0,0,0,NULL,2005);"
+	"INSERT INTO journal VALUES(1,'operation',8,'[10,11]','" HASH_A "',4000,-1,NULL,0,0);"
+	"INSERT INTO journal VALUES(2,'operation',8,'[10,11]','" HASH_A "',4001,101,'issued',0,0);"
+	"INSERT INTO journal VALUES(3,'operation',8,'[10,11]','" HASH_A "',4002,102,'adopted',0,0);"
+	"INSERT INTO journal VALUES(4,'operation',8,'[10,11]','" HASH_A "',4003,103,'refused',0,0);"
+	"INSERT INTO journal VALUES(5,'block',8,'[10,11]','" HASH_A "',4004,-1,'blocked',0,0);"
+	"INSERT INTO journal VALUES(6,'operation',8,'[10,11]','" HASH_A "',4005,105,'unknown',0,0);"
+	"INSERT INTO journal VALUES(7,'operation',8,'[10,11]','" HASH_A "',4006,106,'expired',0,0);"
+	"INSERT INTO audit VALUES(1,3000,'a0','admin@x','dev','PS1:10','syncDevice',2000,'received','pending',NULL);"
+	"INSERT INTO audit VALUES(2,3001,'a1','admin@x','dev','PS1:11','syncDevice',2001,'refused','pending','why');"
+	"INSERT INTO audit VALUES(3,3002,'a2','admin@x','dev','PS1:12','syncDevice',2002,'staging','pending',NULL);"
+	"INSERT INTO audit VALUES(4,3003,'a3','admin@x','dev','PS1:13','syncDevice',2003,'delivered','pending',NULL);"
+	"INSERT INTO audit VALUES(5,3004,'a4','admin@x','dev','PS1:14','syncDevice',2004,'done','pending',NULL);"
+	"INSERT INTO audit VALUES(6,3005,'a5','admin@x','dev','PS1:15','syncDevice',2005,'failed','pending',NULL);";
+
+static int collect_audit(void *ctx, const struct cmb_audit_entry *e)
+{
+	struct pend *p = ctx;
+	char line[128];
+	snprintf(line, sizeof(line), "%lld:%s:%s:%s ", (long long)e->seq, e->action_id,
+		 cmb_state_audit_event_name(e->event), e->reason ? e->reason : "-");
+	strncat(p->buf, line, sizeof(p->buf) - strlen(p->buf) - 1);
+	p->n++;
+	return 0;
+}
+
+/* A database written with the old strings reads the same, and what is written now is spelled as before. */
+static void test_old_database(void **state)
+{
+	struct fx *f = *state;
+	cmb_state_close(open_ok(f)); /* the schema, made by the unchanged migrations */
+	f->st = NULL;
+	raw_sql(f->db, old_rows);
+	struct cmb_state *st = open_ok(f);
+
+	struct pend p = { .n = 0 };
+	assert_int_equal(cmb_state_pending_each(st, 1, NULL, 10, collect_pending, &p), 0);
+	assert_string_equal(p.buf, "PS1:1:a:0:{\"c\":0} PS1:2:a:1:{\"c\":1} PS1:3:a:2:{\"c\":2} ");
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
+	assert_string_equal(p.buf, "PS1:4:mapping:bad name:1001 PS1:5:rejected:rejected by the tenant: 400:1002 "
+				   "PS1:6:duplicate:dup of PS1:7:1003 ");
+	enum cmb_quarantine_kind qk;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(st, "PS1:5", &qk, hash), 0);
+	assert_int_equal(qk, CMB_QUARANTINE_REJECTED);
+	assert_string_equal(hash, HASH_A);
+
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	assert_int_equal(cmb_state_actions_recent(st, 10, &list, &n), 0);
+	assert_int_equal(n, 6);
+	const enum cmb_action_state newest_first[] = {
+		CMB_ACTION_STATE_NOT_SUPPORTED, CMB_ACTION_STATE_FAILED, CMB_ACTION_STATE_DONE,
+		CMB_ACTION_STATE_DELIVERED, CMB_ACTION_STATE_INTENT, CMB_ACTION_STATE_RECEIVED,
+	};
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(list[i].state, newest_first[i]);
+	assert_string_equal(list[0].id, "a5");
+	assert_string_equal(list[0].delivery, "deliveredToConnectorService");
+	cmb_state_actions_free(list, n);
+	assert_int_equal(cmb_state_actions_by_state(st, CMB_ACTION_STATE_INTENT, 10, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, "a1");
+	cmb_state_actions_free(list, n);
+	assert_int_equal(cmb_state_actions_open(st), 3);
+
+	struct cmb_intent *its = NULL;
+	assert_int_equal(cmb_state_intents_open(st, &its, &n), 0);
+	assert_int_equal(n, 7);
+	const enum cmb_intent_outcome outcomes[] = {
+		CMB_OUTCOME_NONE, CMB_OUTCOME_ISSUED, CMB_OUTCOME_ADOPTED, CMB_OUTCOME_REFUSED,
+		CMB_OUTCOME_BLOCKED, CMB_OUTCOME_UNKNOWN, CMB_OUTCOME_EXPIRED,
+	};
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(its[i].id, (int64_t)i + 1);
+		assert_int_equal(its[i].outcome, outcomes[i]);
+		assert_int_equal(its[i].kind, i == 4 ? CMB_INTENT_BLOCK : CMB_INTENT_OPERATION);
+	}
+	assert_string_equal(its[0].targets, "[10,11]");
+	cmb_state_intents_free(its, n);
+	int known = -1;
+	assert_int_equal(cmb_state_intent_operation_known(st, 101, &known), 0);
+	assert_int_equal(known, 1);
+	assert_int_equal(cmb_state_intent_operation_known(st, 999, &known), 0);
+	assert_int_equal(known, 0);
+
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(cmb_state_audit_each(st, NULL, collect_audit, &p), 0);
+	assert_string_equal(p.buf, "1:a0:received:- 2:a1:refused:why 3:a2:staging:- 4:a3:delivered:- 5:a4:done:- "
+				   "6:a5:failed:- ");
+
+	/* Written now: the same spellings, read back by another connection. */
+	int64_t id;
+	char text[64];
+	struct cmb_action a = { .id = "n1", .device_id = "dev", .key = "PS1:20", .action = "syncDevice",
+				.state = CMB_ACTION_STATE_RECEIVED, .delivery = "deliveredToConnectorService" };
+	assert_int_equal(cmb_state_action_add(st, &a, NULL), 0);
+	assert_int_equal(cmb_state_action_update(st, "n1", CMB_ACTION_STATE_NOT_SUPPORTED, "deliveredToConnectorService",
+						 0, NULL, -1, -1, 1),
+			 0);
+	assert_int_equal(cmb_state_intent_add(st, CMB_INTENT_BLOCK, 0, "[20]", HASH_B, 5000, &id), 0);
+	assert_int_equal(cmb_state_intent_add(st, CMB_INTENT_OPERATION, 8, "[21]", HASH_B, 5001, &id), 0);
+	assert_int_equal(cmb_state_intent_outcome(st, id, 77, CMB_OUTCOME_ADOPTED), 0);
+	struct cmb_audit_entry e = { .at = 1, .action_id = "n1", .event = CMB_AUDIT_STAGING, .outcome = "pending" };
+	assert_int_equal(cmb_state_audit_add(st, &e), 0);
+	assert_int_equal(cmb_state_quarantine_put(st, "PS1:20", CMB_QUARANTINE_DUPLICATE, "dup", NULL, 1, 1), 0);
+	assert_int_equal(cmb_state_pending_add(st, 1, "PS1:21", HASH_B, HASH_B, CMB_PENDING_REFRESH, "{}", 2), 0);
+	cmb_state_close(st);
+	f->st = NULL;
+	raw_text(f->db, "SELECT state FROM actions WHERE id = 'n1'", text, sizeof(text));
+	assert_string_equal(text, "notSupported");
+	raw_text(f->db, "SELECT group_concat(kind || '/' || coalesce(outcome, 'NULL'), ' ') FROM journal WHERE id > 7",
+		 text, sizeof(text));
+	assert_string_equal(text, "block/NULL operation/adopted");
+	raw_text(f->db, "SELECT event FROM audit WHERE action_id = 'n1'", text, sizeof(text));
+	assert_string_equal(text, "staging");
+	raw_text(f->db, "SELECT kind FROM quarantine WHERE key = 'PS1:20'", text, sizeof(text));
+	assert_string_equal(text, "duplicate");
+	raw_text(f->db, "SELECT is_new FROM pending WHERE key = 'PS1:21'", text, sizeof(text));
+	assert_string_equal(text, "2");
+}
+
+/* Opens the fixture's database, runs sql over the raw file, and reopens. */
+static struct cmb_state *reopen_after(struct fx *f, const char *sql)
+{
+	cmb_state_close(f->st);
+	f->st = NULL;
+	raw_sql(f->db, sql);
+	return open_ok(f);
+}
+
+static int count_only(void *ctx, const struct cmb_audit_entry *e)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_quarantined(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+			     int64_t since)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* A stored value this cmbridge does not know is an error naming table, key and value: never mapped. */
+static void test_unknown_values(void **state)
+{
+	struct fx *f = *state;
+	open_ok(f);
+	reopen_after(f, old_rows);
+	struct cmb_state *st = reopen_after(f, "UPDATE actions SET state = 'paused' WHERE id = 'a2'");
+	struct cmb_action *list = (struct cmb_action *)0x1;
+	size_t n = 99;
+	assert_int_equal(cmb_state_actions_recent(st, 10, &list, &n), CMB_ESTATE);
+	assert_ptr_equal(list, (struct cmb_action *)0x1); /* untouched */
+	assert_int_equal(n, 99);
+	char *want = xasprintf("state database %s: table actions, key \"a2\": unknown state \"paused\" (this cmbridge "
+			       "knows received, intent, delivered, done, failed, notSupported); the database was "
+			       "changed by another program or a newer cmbridge, and this one will not guess what it "
+			       "means",
+			       f->db);
+	assert_string_equal(cmb_error_last(), want);
+	free(want);
+	struct cmb_action a = { .id = (char *)"untouched" };
+	assert_int_equal(cmb_state_action_get(st, "a2", &a), CMB_ESTATE);
+	assert_string_equal(a.id, "untouched");
+	assert_int_equal(cmb_state_action_get(st, "a1", &a), 0);
+	assert_int_equal(a.state, CMB_ACTION_STATE_INTENT);
+	cmb_state_action_clear(&a);
+
+	st = reopen_after(f, "UPDATE journal SET outcome = '' WHERE id = 3");
+	struct cmb_intent *its = NULL;
+	assert_int_equal(cmb_state_intents_open(st, &its, &n), CMB_ESTATE);
+	assert_non_null(strstr(cmb_error_last(), ": table journal, key 3: unknown outcome \"\" (this cmbridge knows "
+						 "issued, adopted, refused, blocked, unknown, expired)"));
+	st = reopen_after(f, "UPDATE journal SET outcome = NULL WHERE id = 3; UPDATE journal SET kind = 'Block' WHERE id = 5");
+	assert_int_equal(cmb_state_intents_open(st, &its, &n), CMB_ESTATE);
+	assert_non_null(strstr(cmb_error_last(), ": table journal, key 5: unknown kind \"Block\" (this cmbridge "
+						 "knows operation, block)"));
+
+	/* The walk stops at the bad row: rows before it were visited, none after. */
+	st = reopen_after(f, "INSERT INTO audit VALUES(7, 3006, 'a5', 'admin@x', 'dev', 'PS1:15', 'syncDevice', 2005, "
+			     "'archived', 'failed', NULL)");
+	int visited = 0;
+	assert_int_equal(cmb_state_audit_each(st, NULL, count_only, &visited), CMB_ESTATE);
+	assert_int_equal(visited, 0); /* the first page holds the bad row: it is never half-visited */
+	assert_non_null(strstr(cmb_error_last(), ": table audit, key 7: unknown event \"archived\""));
+
+	st = reopen_after(f, "UPDATE quarantine SET kind = 'Mapping' WHERE key = 'PS1:4'");
+	visited = 0;
+	assert_int_equal(cmb_state_quarantine_each(st, count_quarantined, &visited), CMB_ESTATE);
+	assert_int_equal(visited, 0);
+	assert_non_null(strstr(cmb_error_last(), ": table quarantine, key \"PS1:4\": unknown kind \"Mapping\""));
+	enum cmb_quarantine_kind qk = CMB_QUARANTINE_DUPLICATE;
+	char hash[65] = "untouched";
+	assert_int_equal(cmb_state_quarantine_get(st, "PS1:4", &qk, hash), CMB_ESTATE);
+	assert_int_equal(qk, CMB_QUARANTINE_DUPLICATE);
+	assert_string_equal(hash, "untouched");
+
+	/* pending.is_new is CHECKed: a file where it is not holds is refused at open as corrupt... */
+	cmb_state_close(st);
+	f->st = NULL;
+	raw_sql(f->db, "PRAGMA ignore_check_constraints = ON; UPDATE pending SET is_new = 7 WHERE key = 'PS1:2'");
+	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
+	assert_non_null(strstr(cmb_error_last(), "is corrupt (CHECK constraint failed in pending)"));
+	/* ...and one changed while it is open is still never read as a kind. */
+	st = reopen_after(f, "UPDATE pending SET is_new = 1 WHERE key = 'PS1:2'");
+	assert_int_equal(sqlite3_exec(st->db, "PRAGMA ignore_check_constraints = ON; UPDATE pending SET is_new = 7 "
+					      "WHERE key = 'PS1:2'; PRAGMA ignore_check_constraints = OFF",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	struct pend p = { .n = 0 };
+	assert_int_equal(cmb_state_pending_each(st, 1, NULL, 10, collect_pending, &p), CMB_ESTATE);
+	assert_int_equal(p.n, 1);
+	assert_non_null(strstr(cmb_error_last(), ": table pending, key \"PS1:2\": unknown is_new 7 (this cmbridge "
+						 "knows change, add, refresh)"));
+
+	/* Writing a value that is none of the enum's is refused before SQLite sees it. */
+	assert_int_equal(cmb_state_action_update(st, "a0", (enum cmb_action_state)17, "x", 0, NULL, -1, -1, 1),
+			 CMB_EINVAL);
+	assert_string_equal(cmb_error_last(), "moving an action: unknown action state 17");
+	assert_int_equal(cmb_state_quarantine_put(st, "PS1:9", (enum cmb_quarantine_kind)-1, "r", NULL, 1, 1),
+			 CMB_EINVAL);
+	assert_int_equal(cmb_state_pending_add(st, 1, "PS1:9", HASH_A, HASH_A, (enum cmb_pending_kind)3, "{}", 2),
+			 CMB_EINVAL);
+	int64_t id;
+	assert_int_equal(cmb_state_intent_add(st, (enum cmb_intent_kind)2, 0, "[]", HASH_A, 1, &id), CMB_EINVAL);
+	assert_int_equal(cmb_state_intent_outcome(st, 1, 1, (enum cmb_intent_outcome)7), CMB_EINVAL);
+	struct cmb_audit_entry e = { .action_id = "a0", .event = (enum cmb_audit_event)6 };
+	assert_int_equal(cmb_state_audit_add(st, &e), CMB_EINVAL);
+	assert_int_equal(cmb_state_actions_by_state(st, (enum cmb_action_state)6, 1, &list, &n), CMB_EINVAL);
+}
+
+/* ---- the store's helpers, on a table of the test's own ---- */
+
+struct kv {
+	char *k;
+	int64_t v;
+};
+
+static int read_kv(struct cmb_state *st, sqlite3_stmt *s, void *row)
+{
+	struct kv *r = row;
+	r->k = cmb_sdb_column_dup(s, 0);
+	r->v = sqlite3_column_int64(s, 1);
+	if (r->v < 0)
+		return cmb_error_set(CMB_ESTATE, "negative v at %s", r->k);
+	return 0;
+}
+
+static void clear_kv(void *row)
+{
+	free(((struct kv *)row)->k);
+}
+
+static const struct cmb_sdb_rows kv_rows = { .size = sizeof(struct kv), .read = read_kv, .clear = clear_kv };
+
+struct kv_walk {
+	struct cmb_state *st;
+	sqlite3_stmt *del;
+	int binds, visits, stop_at;
+	int64_t sum;
+	char last[16];
+};
+
+static int bind_kv(sqlite3_stmt *s, const void *last, int limit, void *ctx)
+{
+	struct kv_walk *w = ctx;
+	const struct kv *after = last;
+	w->binds++;
+	return cmb_sdb_bind(s, "td", after ? after->k : "", limit);
+}
+
+/* Deletes the row it is given and the one 300 keys on: the latter is then never visited. */
+static int visit_kv(void *ctx, const void *row)
+{
+	struct kv_walk *w = ctx;
+	const struct kv *r = row;
+	assert_true(strcmp(r->k, w->last) > 0); /* key order, each once */
+	snprintf(w->last, sizeof(w->last), "%s", r->k);
+	w->visits++;
+	w->sum += r->v;
+	if (w->del) {
+		char ahead[32];
+		snprintf(ahead, sizeof(ahead), "k%04lld", (long long)r->v + 300);
+		assert_int_equal(cmb_sdb_step_done(w->st, w->del, cmb_sdb_bind(w->del, "tt", r->k, ahead), "deleting"), 0);
+	}
+	return w->visits == w->stop_at ? 7 : 0;
+}
+
+static const struct cmb_sdb_pager kv_pager = { .rows = { .size = sizeof(struct kv), .read = read_kv,
+							  .clear = clear_kv },
+					       .bind = bind_kv, .visit = visit_kv };
+
+static void test_row_helpers(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	assert_int_equal(sqlite3_exec(st->db, "CREATE TEMP TABLE kv(k TEXT PRIMARY KEY, v INTEGER)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_stmt *ins, *all, *one, *page, *del, *count;
+	assert_int_equal(sqlite3_prepare_v2(st->db, "INSERT INTO kv VALUES (?1, ?2)", -1, &ins, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT k, v FROM kv ORDER BY k", -1, &all, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT k, v FROM kv WHERE k = ?1", -1, &one, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT k, v FROM kv WHERE k > ?1 ORDER BY k LIMIT ?2", -1, &page,
+					    NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "DELETE FROM kv WHERE k IN (?1, ?2)", -1, &del, NULL), SQLITE_OK);
+
+	/* No rows: an empty array, NULL. */
+	void *list = (void *)0x1;
+	size_t n = 99;
+	assert_int_equal(cmb_sdb_collect(st, all, SQLITE_OK, &kv_rows, &list, &n, "reading kv"), 0);
+	assert_null(list);
+	assert_int_equal(n, 0);
+	struct kv row;
+	assert_int_equal(cmb_sdb_get_row(st, one, cmb_sdb_bind(one, "t", "k0001"), &kv_rows, &row, "reading %s", "k0001"),
+			 CMB_ENOTFOUND);
+
+	/* 1000 rows, 2.5 pages at the 256 the helper copies at a time... */
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 1000; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%04d", i);
+		assert_int_equal(cmb_sdb_step_done(st, ins, cmb_sdb_bind(ins, "ti", k, (int64_t)i), "adding %s", k), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
+	assert_int_equal(cmb_sdb_collect(st, all, SQLITE_OK, &kv_rows, &list, &n, "reading kv"), 0);
+	assert_int_equal(n, 1000);
+	struct kv *kvs = list;
+	assert_string_equal(kvs[0].k, "k0000");
+	assert_string_equal(kvs[999].k, "k0999");
+	assert_int_equal(kvs[999].v, 999);
+	cmb_sdb_rows_free(&kv_rows, list, n);
+	assert_int_equal(cmb_sdb_get_row(st, one, cmb_sdb_bind(one, "t", "k0042"), &kv_rows, &row, "reading k0042"), 0);
+	assert_int_equal(row.v, 42);
+	clear_kv(&row);
+
+	/* ...walked in pages: one bind per page, and a last, empty page when the count is a multiple. */
+	struct kv_walk w = { .st = st };
+	assert_int_equal(cmb_sdb_each_page(st, page, &kv_pager, &w, "walking kv"), 0);
+	assert_int_equal(w.visits, 1000);
+	assert_int_equal(w.binds, 4);
+	assert_int_equal(w.sum, 999 * 1000 / 2);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 300; /* a non-zero visit stops the walk and is returned, in the second page */
+	assert_int_equal(cmb_sdb_each_page(st, page, &kv_pager, &w, "walking kv"), 7);
+	assert_int_equal(w.visits, 300);
+	assert_int_equal(w.binds, 2);
+
+	/*
+	 * Deleting from the visit: its own row and the row 300 keys ahead. Rows
+	 * of later pages are read after the visits, so a deleted one is never
+	 * visited; rows of the current page are copies, visited even if a visit
+	 * before them deleted them. Page 1 (k0000-k0255) deletes k0300-k0555;
+	 * page 2 is then k0256-k0299 and k0556-k0767, which delete k0556-k0599
+	 * (in the page: still visited) and k0856-k0999; page 3, k0768-k0855, is
+	 * the last. 600 visits, and the table ends empty.
+	 */
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	w.del = del;
+	assert_int_equal(cmb_sdb_each_page(st, page, &kv_pager, &w, "walking kv"), 0);
+	assert_int_equal(w.visits, 600);
+	assert_int_equal(w.binds, 3);
+	assert_int_equal(w.sum, (0 + 299) * 300 / 2 + (556 + 855) * 300 / 2);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT count(*) FROM kv", -1, &count, NULL), SQLITE_OK);
+	assert_int_equal(cmb_sdb_count(st, count, SQLITE_OK, "counting kv"), 0);
+	sqlite3_finalize(ins);
+
+	/* A row that cannot be read: the error is the reader's, nothing leaks, *out untouched. */
+	assert_int_equal(sqlite3_exec(st->db, "INSERT INTO kv VALUES ('a', 1), ('b', -1), ('c', 3)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	list = (void *)0x1;
+	n = 99;
+	assert_int_equal(cmb_sdb_collect(st, all, SQLITE_OK, &kv_rows, &list, &n, "reading kv"), CMB_ESTATE);
+	assert_ptr_equal(list, (void *)0x1);
+	assert_int_equal(n, 99);
+	assert_string_equal(cmb_error_last(), "negative v at b");
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(cmb_sdb_each_page(st, page, &kv_pager, &w, "walking kv"), CMB_ESTATE);
+	assert_int_equal(w.visits, 0);
+	row.k = (char *)"untouched";
+	assert_int_equal(cmb_sdb_get_row(st, one, cmb_sdb_bind(one, "t", "b"), &kv_rows, &row, "reading b"),
+			 CMB_ESTATE);
+	/* A bind that fails is an error with what was being done. */
+	assert_int_equal(cmb_sdb_collect(st, all, SQLITE_RANGE, &kv_rows, &list, &n, "reading kv %d", 2), CMB_ESTATE);
+	assert_non_null(strstr(cmb_error_last(), ": reading kv 2: "));
+	assert_int_equal(cmb_sdb_bind(one, "x", 1), SQLITE_MISUSE);
+	cmb_sdb_finish(one);
+	sqlite3_finalize(all);
+	sqlite3_finalize(one);
+	sqlite3_finalize(page);
+	sqlite3_finalize(del);
+	sqlite3_finalize(count);
+}
+
+struct dup_walk {
+	int n;
+	char last[16];
+	struct cmb_state *st;
+};
+
+static int check_dup(void *ctx, const char *key, const char *winner)
+{
+	struct dup_walk *w = ctx;
+	assert_true(strcmp(key, w->last) > 0);
+	snprintf(w->last, sizeof(w->last), "%s", key);
+	/* key PS1:aNNN loses to PS1:bNNN */
+	assert_int_equal(key[4], 'a');
+	assert_int_equal(winner[4], 'b');
+	assert_string_equal(key + 5, winner + 5);
+	/* The sync engine writes other tables from here. */
+	assert_int_equal(cmb_state_quarantine_put(w->st, key, CMB_QUARANTINE_DUPLICATE, winner, NULL, 1, 1), 0);
+	w->n++;
+	return 0;
+}
+
+/* More losers than a page: every one, once, in key order, with its winner. */
+static void test_identity_pages(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 600; i++) {
+		char a[16], b[16], hw[16];
+		snprintf(a, sizeof(a), "PS1:a%03d", i);
+		snprintf(b, sizeof(b), "PS1:b%03d", i);
+		snprintf(hw, sizeof(hw), "hw%d", i);
+		assert_int_equal(cmb_state_identity_add(st, a, hw, "", 100, (uint32_t)i), 0);
+		assert_int_equal(cmb_state_identity_add(st, b, hw, "", 200, (uint32_t)i + 1000), 0);
+	}
+	struct dup_walk w = { .st = st };
+	assert_int_equal(cmb_state_identity_losers(st, check_dup, &w), 0);
+	assert_int_equal(cmb_state_commit(st), 0);
+	assert_int_equal(w.n, 600);
+	assert_int_equal(cmb_state_quarantine_count(st), 600);
+}
+
+static int count_audit_rows(void *ctx, const struct cmb_audit_entry *e)
+{
+	struct dup_walk *w = ctx;
+	char seq[16];
+	snprintf(seq, sizeof(seq), "%08d", (int)e->seq);
+	assert_true(strcmp(seq, w->last) > 0);
+	snprintf(w->last, sizeof(w->last), "%s", seq);
+	assert_string_equal(e->action_id, "one");
+	assert_int_equal(e->event, w->n % 2 ? CMB_AUDIT_DELIVERED : CMB_AUDIT_RECEIVED);
+	w->n++;
+	/* Appending from the callback (another action) does not disturb the walk. */
+	struct cmb_audit_entry more = { .at = 9, .action_id = "other", .event = CMB_AUDIT_DONE, .outcome = "done" };
+	assert_int_equal(cmb_state_audit_add(w->st, &more), 0);
+	return 0;
+}
+
+/* The audit trail walked by seq across pages, for one action among others. */
+static void test_audit_pages(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 600; i++) {
+		/* "one" gets i % 3 == 1 and 2: received, delivered, received, delivered... */
+		struct cmb_audit_entry e = { .at = i, .action_id = i % 3 ? "one" : "two",
+					     .event = i % 3 == 2 ? CMB_AUDIT_DELIVERED : CMB_AUDIT_RECEIVED,
+					     .outcome = "pending" };
+		assert_int_equal(cmb_state_audit_add(st, &e), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
+	struct dup_walk w = { .st = st };
+	assert_int_equal(cmb_state_audit_each(st, "one", count_audit_rows, &w), 0);
+	assert_int_equal(w.n, 400);
+	int all = 0;
+	assert_int_equal(cmb_state_audit_each(st, NULL, count_only, &all), 0);
+	assert_int_equal(all, 600 + 400);
 }
 
 int main(void)
@@ -692,6 +1311,12 @@ int main(void)
 		T(test_quarantine),
 		T(test_sync_support),
 		T(test_100k),
+		T(test_enum_texts),
+		T(test_old_database),
+		T(test_unknown_values),
+		T(test_row_helpers),
+		T(test_identity_pages),
+		T(test_audit_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -291,9 +291,10 @@ static void newer_duplicate_wins(void **state)
 	assert_string_equal(f->tenant.uploaded, "PS1:16777240 ");
 	assert_string_equal(f->tenant.removed, "PS1:16777220 ");
 	assert_int_equal(f->res.counts.duplicates, 1);
-	char kind[16], hash[65];
-	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", kind, hash), 0);
-	assert_string_equal(kind, "duplicate");
+	enum cmb_quarantine_kind kind;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_DUPLICATE);
 	/* Stable: the next cycle does nothing. */
 	assert_int_equal(cycle(f, 0, 0), 0);
 	assert_string_equal(f->tenant.uploaded, "");
@@ -338,9 +339,10 @@ static void rejected_record_waits_for_a_change(void **state)
 	f->tenant.reject = "PS1:16777221";
 	assert_int_equal(cycle(f, 0, 0), 0);
 	assert_int_equal(f->res.counts.rejected, 1);
-	char kind[16], hash[65];
-	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", kind, hash), 0);
-	assert_string_equal(kind, "rejected");
+	enum cmb_quarantine_kind kind;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_REJECTED);
 	/* Same record: not sent again. */
 	assert_int_equal(cycle(f, 0, 0), 0);
 	assert_string_equal(f->tenant.uploaded, "");
@@ -350,7 +352,7 @@ static void rejected_record_waits_for_a_change(void **state)
 	set_str(&f->site.dev[1].name, "PC-B2");
 	assert_int_equal(cycle(f, 0, 0), 0);
 	assert_string_equal(f->tenant.uploaded, "PS1:16777221 ");
-	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", kind, hash), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", &kind, hash), CMB_ENOTFOUND);
 }
 
 static void unmappable_record_is_kept(void **state)
@@ -363,9 +365,10 @@ static void unmappable_record_is_kept(void **state)
 	assert_int_equal(f->res.counts.quarantined, 1);
 	assert_string_equal(f->tenant.removed, "");  /* not a removal */
 	assert_int_equal(cmb_state_device_count(f->st), 2);
-	char kind[16], hash[65];
-	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", kind, hash), 0);
-	assert_string_equal(kind, "mapping");
+	enum cmb_quarantine_kind kind;
+	char hash[65];
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777220", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_MAPPING);
 }
 
 static void staging_writes_nothing(void **state)

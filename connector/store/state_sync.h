@@ -1,0 +1,151 @@
+/*
+ * state_sync.h - the sync engine's state (part of state.h: include that).
+ *
+ * The sync cycles with their counts and errors, the devices as last
+ * acknowledged by the tenant, the records staged for upload in the running
+ * cycle, quarantined records with their reasons, the per-cycle duplicate
+ * detection, and the configManagerCollection records as last uploaded.
+ */
+#ifndef CMB_STATE_SYNC_H
+#define CMB_STATE_SYNC_H
+
+#ifndef CMB_STATE_H_INSIDE
+#error "include connector/store/state.h, not state_sync.h"
+#endif
+
+/* ---- sync cycles ---- */
+struct cmb_cycle_counts {
+	long site_records;       /* devices read from the site */
+	long skipped;            /* out of scope (no client, obsolete...) */
+	long unchanged;
+	long added;              /* uploaded, new to the tenant */
+	long changed;            /* uploaded, content changed */
+	long refreshed;          /* uploaded though unchanged (full cycle) or for volatile details only */
+	long duplicates;         /* active devices sharing hardware with a newer one: not uploaded */
+	long no_entra_id;        /* uploaded without an Entra device id (flagged) */
+	long unknown_workloads;  /* devices with co-management flag bits mapping does not know */
+	long removals_held;      /* removals the deletion guard held back */
+	long removed;            /* removals acknowledged by the tenant */
+	long quarantined;
+	long rejected;           /* rejected by the tenant (and quarantined) */
+	long upload_requests;
+	long utf8_repairs;
+};
+
+struct cmb_cycle {
+	int64_t id;
+	char kind[16];           /* "full" | "delta" */
+	int64_t started;         /* epoch seconds */
+	int64_t ended;           /* 0 while running */
+	char status[48];         /* "running" | "ok" | "failed" | ... */
+	char *error;             /* NULL or message; owned by the struct */
+	struct cmb_cycle_counts counts;
+};
+
+int cmb_state_cycle_begin(struct cmb_state *st, const char *kind, int64_t started, int64_t *cycle_id);
+int cmb_state_cycle_end(struct cmb_state *st, int64_t cycle_id, int64_t ended, const char *status,
+			const struct cmb_cycle_counts *counts, const char *error);
+/* The n most recent cycles, newest first, into a newly allocated array (*out, caller frees with cmb_state_cycles_free). */
+int cmb_state_cycles_recent(struct cmb_state *st, size_t n, struct cmb_cycle **out, size_t *count);
+void cmb_state_cycles_free(struct cmb_cycle *cycles, size_t count);
+
+/* ---- devices as last uploaded ---- */
+/*
+ * 0 and fills hash (and stable_hash, *tenant_id — caller frees — when not NULL) when known;
+ * CMB_ENOTFOUND when not.
+ */
+int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char stable_hash[65],
+			 char **tenant_id);
+/* Records that key was read from the site in cycle_id (it is not a removal candidate). */
+int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_id);
+/* Inserts or replaces after the tenant acknowledged the upload. */
+int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
+			 const char *stable_hash, int64_t cycle_id, int64_t uploaded);
+/* Undoes cmb_state_device_seen() for cycle_id (a duplicate found after the read). */
+int cmb_state_device_unsee(struct cmb_state *st, const char *key, int64_t cycle_id);
+int cmb_state_device_delete(struct cmb_state *st, const char *key);
+long cmb_state_device_count(struct cmb_state *st);
+/* Calls cb for each known device not seen in cycle_id, in key order; cb returns 0 to go on. */
+int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
+			     int (*cb)(void *ctx, const char *key, const char *tenant_id), void *ctx);
+
+/* ---- records staged for upload in a cycle ---- */
+/*
+ * Why a record is staged. The database stores the enum's value (the
+ * pending.is_new column: 0, 1, 2); the text is how `cmbridge diff` says it.
+ */
+#define CMB_PENDING_KINDS(X) \
+	X(CMB_PENDING_CHANGE, "change")   /* 0: known to the tenant, content changed */ \
+	X(CMB_PENDING_ADD, "add")         /* 1: new to the tenant */ \
+	X(CMB_PENDING_REFRESH, "refresh") /* 2: unchanged, sent again (full cycle or details refresh) */
+enum cmb_pending_kind { CMB_PENDING_KINDS(CMB_STATE_ENUM_ITEM) };
+/* The kind's text (static), NULL when kind is none of them. */
+const char *cmb_state_pending_kind_name(enum cmb_pending_kind kind);
+/* 0 and *out when text is a kind's text; CMB_EINVAL (with a message listing the kinds) when not. */
+int cmb_state_pending_kind_parse(const char *text, enum cmb_pending_kind *out);
+
+int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
+			  const char *stable_hash, enum cmb_pending_kind kind, const char *json, size_t json_len);
+/*
+ * Calls cb for up to limit staged records of cycle_id with key > after_key
+ * (NULL = from the start), in key order. Pointers are valid during cb only.
+ */
+int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *after_key, size_t limit,
+			   int (*cb)(void *ctx, const char *key, const char *hash, const char *stable_hash,
+				     enum cmb_pending_kind kind, const char *json, size_t json_len),
+			   void *ctx);
+long cmb_state_pending_count(struct cmb_state *st, int64_t cycle_id);
+/* Drops one staged record; *removed (may be NULL) says whether there was one. */
+int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char *key, int *removed);
+/* Drops all staged records (of every cycle). */
+int cmb_state_pending_clear(struct cmb_state *st);
+
+/* ---- quarantine ---- */
+/* Why a record is held back; the text is what quarantine.kind stores. */
+#define CMB_QUARANTINE_KINDS(X) \
+	X(CMB_QUARANTINE_MAPPING, "mapping")     /* could not be mapped; re-evaluated every cycle */ \
+	X(CMB_QUARANTINE_REJECTED, "rejected")   /* the tenant refused it; retried when its hash changes */ \
+	X(CMB_QUARANTINE_DUPLICATE, "duplicate") /* a newer device shares its hardware */
+enum cmb_quarantine_kind { CMB_QUARANTINE_KINDS(CMB_STATE_ENUM_ITEM) };
+/* The kind's text (static), NULL when kind is none of them. */
+const char *cmb_state_quarantine_kind_name(enum cmb_quarantine_kind kind);
+/* 0 and *out when text is a kind's text; CMB_EINVAL (with a message listing the kinds) when not. */
+int cmb_state_quarantine_kind_parse(const char *text, enum cmb_quarantine_kind *out);
+
+/*
+ * hash is the rejected record's (NULL for the other kinds). `since` is kept
+ * while the kind stays the same.
+ */
+int cmb_state_quarantine_put(struct cmb_state *st, const char *key, enum cmb_quarantine_kind kind,
+			     const char *reason, const char *hash, int64_t cycle_id, int64_t when);
+/* 0 and fills *kind and hash ("" when none) when quarantined; CMB_ENOTFOUND when not. */
+int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_quarantine_kind *kind, char hash[65]);
+int cmb_state_quarantine_remove(struct cmb_state *st, const char *key);
+long cmb_state_quarantine_count(struct cmb_state *st);
+/* Calls cb for each quarantined record, in key order (since: first quarantined); cb may release it. */
+int cmb_state_quarantine_each(struct cmb_state *st,
+			      int (*cb)(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
+					int64_t since),
+			      void *ctx);
+
+/* ---- duplicate detection within a cycle (a TEMP table, never written to the file) ---- */
+int cmb_state_identity_clear(struct cmb_state *st);
+int cmb_state_identity_add(struct cmb_state *st, const char *key, const char *hardware_id, const char *smbios_guid,
+			   int64_t last_active, uint32_t resource_id);
+/*
+ * Calls cb for every device that shares a non-empty HardwareID or SMBIOSGUID
+ * with a newer one (later last_active, then higher ResourceID), with the
+ * newest such device as winner, in key order.
+ */
+int cmb_state_identity_losers(struct cmb_state *st, int (*cb)(void *ctx, const char *key, const char *winner),
+			      void *ctx);
+
+/* ---- configManagerCollection records as last uploaded ---- */
+int cmb_state_collection_get(struct cmb_state *st, const char *key, char hash[65], char created[32]);
+int cmb_state_collection_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
+			     const char *created);
+int cmb_state_collection_delete(struct cmb_state *st, const char *key);
+/* All collection keys, sorted, in a newly allocated array of allocated strings (caller frees all). */
+int cmb_state_collection_keys(struct cmb_state *st, char ***out, size_t *n);
+
+#endif
