@@ -12,6 +12,7 @@
 #include "connector/transport/jwt.h"
 #include "connector/transport/request.h"
 #include "connector/transport/retry.h"
+#include "connector/base/backoff.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/store/state.h"
@@ -821,7 +822,7 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 		if (rc < 0 && rc != CMB_ECANCELED) {
 			cmb_error_log("run: relay: %s", cmb_error_last());
 			errors++;
-			cmb_retry_sleep(errors < 6 ? 0.5 * (1 << errors) : 30);
+			cmb_retry_sleep(cmb_backoff_delay(errors, CMB_RELAY_BACKOFF_BASE_S, CMB_RELAY_BACKOFF_MAX_S));
 		} else {
 			errors = 0;
 		}
