@@ -1,6 +1,6 @@
 /*
  * jwt.c - client assertions signed with a certificate key (OpenSSL), the
- * certificate's validity and thumbprints, base64url, and a reader for the
+ * certificate's validity and thumbprints, and a reader for the
  * public claims of an access token.
  *
  * Must never: hand a private key, a passphrase, an assertion or a token to
@@ -8,6 +8,7 @@
  * passphrase; accept a key that does not belong to the certificate.
  */
 #include "connector/transport/jwt.h"
+#include "connector/base/base64.h"
 #include "connector/base/error.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
@@ -45,80 +46,6 @@ int cmb_jwt_alg_parse(const char *name)
 	if (name && strcmp(name, "RS256") == 0)
 		return CMB_JWT_RS256;
 	return -1;
-}
-
-/* ---- base64url ---- */
-
-char *cmb_base64url(const void *data, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const unsigned char *p = data;
-	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-	size_t o = 0, i = 0;
-	for (; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (len - i == 1) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (len - i == 2) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-' || c == '+')
-		return 62;
-	if (c == '_' || c == '/')
-		return 63;
-	return -1;
-}
-
-int cmb_base64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
-{
-	while (len > 0 && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return cmb_error_set(CMB_EINVAL, "base64url: bad length %zu", len);
-	unsigned char *buf = xmalloc(len * 3 / 4 + 3);
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_value(s[i]);
-		if (v < 0) {
-			free(buf);
-			return cmb_error_set(CMB_EINVAL, "base64url: invalid character at offset %zu", i);
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (unsigned char)(acc >> bits & 0xff);
-		}
-	}
-	buf[o] = '\0';
-	*out = buf;
-	if (out_len)
-		*out_len = o;
-	return 0;
 }
 
 /* ---- certificates ---- */
@@ -234,12 +161,12 @@ int cmb_cert_cred_load(struct cmb_cert_cred **out, const char *cert_file, const 
 		rc = cmb_error_set(CMB_ERROR, "cannot hash certificate %s", cert_file);
 		goto done;
 	}
-	c->x5t_s256 = cmb_base64url(md, mdlen);
+	c->x5t_s256 = cmb_base64url_encode(md, mdlen);
 	if (!X509_digest(c->cert, EVP_sha1(), md, &mdlen)) {
 		rc = cmb_error_set(CMB_ERROR, "cannot hash certificate %s", cert_file);
 		goto done;
 	}
-	c->x5t = cmb_base64url(md, mdlen);
+	c->x5t = cmb_base64url_encode(md, mdlen);
 	for (unsigned i = 0; i < mdlen && i < 20; i++)
 		snprintf(c->thumbprint + 2 * i, 3, "%02X", md[i]);
 
@@ -408,13 +335,13 @@ int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_al
 		cmb_buf_free(&claims);
 		return cmb_error_set(CMB_EINVAL, "client assertion: client id or token URL too long");
 	}
-	char *h64 = cmb_base64url(hdr.data, hdr.len);
-	char *c64 = cmb_base64url(claims.data, claims.len);
+	char *h64 = cmb_base64url_encode(hdr.data, hdr.len);
+	char *c64 = cmb_base64url_encode(claims.data, claims.len);
 	char *input = xasprintf("%s.%s", h64, c64);
 	unsigned char *sig = NULL;
 	size_t sig_len = 0;
 	if ((rc = sign(c, alg, input, &sig, &sig_len)) == 0) {
-		char *s64 = cmb_base64url(sig, sig_len);
+		char *s64 = cmb_base64url_encode(sig, sig_len);
 		*out = xasprintf("%s.%s", input, s64);
 		free(s64);
 	}
