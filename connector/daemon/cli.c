@@ -14,6 +14,7 @@
 #include "connector/transport/retry.h"
 #include "connector/base/backoff.h"
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/base/log.h"
 #include "connector/store/state.h"
 #include "connector/engine/relay.h"
@@ -111,15 +112,24 @@ static int load_config(const char *path, int verbose, struct cmb_config **cfg)
 	return 0;
 }
 
-/* A JSON string literal (or null) for a value that came from outside. */
-static void json_str(FILE *fp, const char *s)
+/*
+ * --json documents are generated (connector/base/json.h), one generator per
+ * document: written to stdout when complete, or row by row for listings
+ * (cmb_json_flush), and ended with a newline.
+ */
+static void json_end(yajl_gen g)
 {
-	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
-	if (!s)
-		fputs("null", fp);
-	else if (cmb_buf_add_json_string(&b, s, strlen(s)) == 0)
-		fputs(b.data, fp);
-	cmb_buf_free(&b);
+	cmb_json_flush(g, stdout);
+	fputc('\n', stdout);
+	yajl_gen_free(g);
+}
+
+/* An ISO 8601 time value. */
+static void json_kv_time(yajl_gen g, const char *key, int64_t t)
+{
+	char iso[32];
+	cmb_time_iso8601(t, iso);
+	cmb_json_kv_str(g, key, iso);
 }
 
 /* ---- sync ---- */
@@ -163,16 +173,26 @@ fail:
 	return rc;
 }
 
-static void print_counts_json(FILE *fp, const struct cmb_cycle_counts *c)
+static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
 {
-	fprintf(fp,
-		"{\"siteRecords\":%ld,\"skipped\":%ld,\"unchanged\":%ld,\"added\":%ld,\"changed\":%ld,"
-		"\"refreshed\":%ld,\"duplicates\":%ld,\"noEntraDeviceId\":%ld,\"unknownWorkloadBits\":%ld,"
-		"\"removalsHeld\":%ld,\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
-		"\"utf8Repairs\":%ld}",
-		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->refreshed, c->duplicates,
-		c->no_entra_id, c->unknown_workloads, c->removals_held, c->added + c->changed + c->refreshed, c->removed,
-		c->quarantined, c->rejected, c->upload_requests, c->utf8_repairs);
+	yajl_gen_map_open(g);
+	cmb_json_kv_int(g, "siteRecords", c->site_records);
+	cmb_json_kv_int(g, "skipped", c->skipped);
+	cmb_json_kv_int(g, "unchanged", c->unchanged);
+	cmb_json_kv_int(g, "added", c->added);
+	cmb_json_kv_int(g, "changed", c->changed);
+	cmb_json_kv_int(g, "refreshed", c->refreshed);
+	cmb_json_kv_int(g, "duplicates", c->duplicates);
+	cmb_json_kv_int(g, "noEntraDeviceId", c->no_entra_id);
+	cmb_json_kv_int(g, "unknownWorkloadBits", c->unknown_workloads);
+	cmb_json_kv_int(g, "removalsHeld", c->removals_held);
+	cmb_json_kv_int(g, "uploaded", c->added + c->changed + c->refreshed);
+	cmb_json_kv_int(g, "removed", c->removed);
+	cmb_json_kv_int(g, "quarantined", c->quarantined);
+	cmb_json_kv_int(g, "rejected", c->rejected);
+	cmb_json_kv_int(g, "uploadRequests", c->upload_requests);
+	cmb_json_kv_int(g, "utf8Repairs", c->utf8_repairs);
+	yajl_gen_map_close(g);
 }
 
 static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
@@ -240,7 +260,7 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 /* ---- diff ---- */
 
 struct diff_ctx {
-	int json;
+	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
 };
 
@@ -264,11 +284,14 @@ static int diff_pending(void *ud, const char *key, const char *hash, const char 
 	const char *k = kind >= 0 && kind <= 2 ? kinds[kind] : "change";
 	char *name = record_device_name(json, len);
 	if (d->json) {
-		printf("%s{\"op\":\"%s\",\"key\":", d->n ? "," : "", k);
-		json_str(stdout, key);
-		printf(",\"deviceName\":");
-		json_str(stdout, name);
-		printf(",\"record\":%.*s}", (int)len, json);
+		yajl_gen_map_open(d->json);
+		cmb_json_kv_str(d->json, "op", k);
+		cmb_json_kv_str(d->json, "key", key);
+		cmb_json_kv_str(d->json, "deviceName", name);
+		cmb_json_key(d->json, "record");
+		cmb_json_raw(d->json, json, len);
+		yajl_gen_map_close(d->json);
+		cmb_json_flush(d->json, stdout);
 	} else {
 		printf("  %-8s %-24s %s\n", k, key, name ? name : "");
 	}
@@ -281,11 +304,12 @@ static int diff_removal(void *ud, const char *key, const char *tenant_id)
 {
 	struct diff_ctx *d = ud;
 	if (d->json) {
-		printf("%s{\"op\":\"remove\",\"key\":", d->n ? "," : "");
-		json_str(stdout, key);
-		printf(",\"id\":");
-		json_str(stdout, tenant_id);
-		printf("}");
+		yajl_gen_map_open(d->json);
+		cmb_json_kv_str(d->json, "op", "remove");
+		cmb_json_kv_str(d->json, "key", key);
+		cmb_json_kv_str(d->json, "id", tenant_id);
+		yajl_gen_map_close(d->json);
+		cmb_json_flush(d->json, stdout);
 	} else {
 		printf("  %-8s %-24s %s\n", "remove", key, tenant_id ? tenant_id : "");
 	}
@@ -308,14 +332,21 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	};
 	struct cmb_sync_opts opts = { .dry_run = 1 };
 	struct cmb_sync_result res;
+	yajl_gen g = NULL;
 	/* The cycle's staged records and unseen devices are exactly what a normal cycle would send. */
 	cmb_log_set_level(cmb_log_get_level() < CMB_LOG_WARN ? cmb_log_get_level() : CMB_LOG_WARN);
 	if ((rc = cmb_sync_run(&env, &opts, &res)) < 0)
 		goto done;
-	struct diff_ctx d = { .json = json };
-	long attached = cmb_state_device_count(s.state);
 	if (json)
-		printf("{\"cycle\":%lld,\"changes\":[", (long long)res.cycle_id);
+		g = cmb_json_new(0);
+	struct diff_ctx d = { .json = g };
+	long attached = cmb_state_device_count(s.state);
+	if (g) {
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "cycle", res.cycle_id);
+		cmb_json_key(g, "changes");
+		yajl_gen_array_open(g);
+	}
 	if ((rc = cmb_state_pending_each(s.state, res.cycle_id, NULL, SIZE_MAX, diff_pending, &d)) == 0)
 		rc = cmb_state_devices_unseen(s.state, res.cycle_id, diff_removal, &d);
 	if (rc < 0)
@@ -324,17 +355,29 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	int held = removals > cfg->sync_delete_threshold ||
 		   (attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached);
 	const struct cmb_cycle_counts *c = &res.counts;
-	if (json) {
-		printf("],\"counts\":{\"upload\":%ld,\"remove\":%ld,\"unchanged\":%ld,\"duplicates\":%ld,"
-		       "\"quarantined\":%ld},\"removalsWouldBeHeld\":%s,\"detailsRefresh\":%s}\n",
-		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined, held ? "true" : "false",
-		       res.details_refresh ? "true" : "false");
+	if (g) {
+		yajl_gen_array_close(g);
+		cmb_json_key(g, "counts");
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "upload", res.pending_uploads);
+		cmb_json_kv_int(g, "remove", removals);
+		cmb_json_kv_int(g, "unchanged", c->unchanged);
+		cmb_json_kv_int(g, "duplicates", c->duplicates);
+		cmb_json_kv_int(g, "quarantined", c->quarantined);
+		yajl_gen_map_close(g);
+		cmb_json_kv_bool(g, "removalsWouldBeHeld", held);
+		cmb_json_kv_bool(g, "detailsRefresh", res.details_refresh);
+		yajl_gen_map_close(g);
+		json_end(g);
+		g = NULL;
 	} else {
 		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined%s\n",
 		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined,
 		       held ? " (the removals would be held by the deletion guard)" : "");
 	}
 done:
+	if (g)
+		yajl_gen_free(g);
 	session_close(&s);
 	return rc;
 }
@@ -342,7 +385,7 @@ done:
 /* ---- quarantine ---- */
 
 struct quar_ctx {
-	int json;
+	yajl_gen json;           /* --json: the listing being written; NULL: text */
 	long n;
 };
 
@@ -352,13 +395,13 @@ static int quar_row(void *ud, const char *key, const char *kind, const char *rea
 	char t[32];
 	cmb_time_iso8601(when, t);
 	if (q->json) {
-		printf("%s{\"key\":", q->n ? "," : "");
-		json_str(stdout, key);
-		printf(",\"kind\":");
-		json_str(stdout, kind);
-		printf(",\"since\":\"%s\",\"reason\":", t);
-		json_str(stdout, reason);
-		printf("}");
+		yajl_gen_map_open(q->json);
+		cmb_json_kv_str(q->json, "key", key);
+		cmb_json_kv_str(q->json, "kind", kind);
+		cmb_json_kv_str(q->json, "since", t);
+		cmb_json_kv_str(q->json, "reason", reason);
+		yajl_gen_map_close(q->json);
+		cmb_json_flush(q->json, stdout);
 	} else {
 		printf("  %-24s %-9s since %s: %s\n", key, kind, t, reason);
 	}
@@ -375,19 +418,97 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 	int rc = cmb_state_open(&st, cfg->state_dir);
 	if (rc < 0)
 		return rc;
-	struct quar_ctx q = { .json = json };
-	if (json)
-		printf("[");
+	struct quar_ctx q = { .json = json ? cmb_json_new(0) : NULL };
+	if (q.json)
+		yajl_gen_array_open(q.json);
 	rc = cmb_state_quarantine_each(st, quar_row, &q);
-	if (json)
-		printf("]\n");
-	else if (rc == 0)
+	if (q.json) {
+		yajl_gen_array_close(q.json);
+		json_end(q.json);
+	} else if (rc == 0)
 		printf("%ld records in quarantine\n", q.n);
 	cmb_state_close(st);
 	return rc;
 }
 
 /* ---- status ---- */
+
+/* What status reports, gathered once for either form. */
+struct status_report {
+	const struct cmb_config *cfg;
+	long devices, quarantined;
+	const struct cmb_cycle *cy;
+	size_t n;
+	int cert_rc;             /* 0: the tenant certificate below was read */
+	int64_t not_after, days_left;
+	const char *subject;
+	int soon;
+};
+
+static void status_json(const struct status_report *r)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "siteCode", r->cfg->site_code);
+	cmb_json_kv_str(g, "mode", r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal");
+	cmb_json_kv_int(g, "devicesAttached", r->devices);
+	cmb_json_kv_int(g, "quarantined", r->quarantined);
+	if (r->cert_rc == 0) {
+		cmb_json_key(g, "certificate");
+		yajl_gen_map_open(g);
+		cmb_json_kv_str(g, "subject", r->subject);
+		json_kv_time(g, "notAfter", r->not_after);
+		cmb_json_kv_int(g, "daysLeft", r->days_left);
+		cmb_json_kv_bool(g, "expiresSoon", r->soon);
+		yajl_gen_map_close(g);
+	}
+	cmb_json_key(g, "cycles");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct cmb_cycle *cy = &r->cy[i];
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "id", cy->id);
+		cmb_json_kv_str(g, "kind", cy->kind);
+		cmb_json_kv_str(g, "status", cy->status);
+		json_kv_time(g, "started", cy->started);
+		if (cy->ended)
+			json_kv_time(g, "ended", cy->ended);
+		else
+			cmb_json_kv_str(g, "ended", NULL);
+		cmb_json_kv_str(g, "error", cy->error);
+		cmb_json_key(g, "counts");
+		gen_counts(g, &cy->counts);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	json_end(g);
+}
+
+static void status_text(const struct status_report *r)
+{
+	printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", r->cfg->site_code,
+	       r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", r->devices, r->quarantined);
+	if (r->cert_rc == 0) {
+		char na[32];
+		cmb_time_iso8601(r->not_after, na);
+		printf("certificate: %s expires %s (%lld days)%s\n", r->subject, na, (long long)r->days_left,
+		       r->soon ? ": renew it and upload the new one to the app registration" : "");
+	}
+	if (r->n == 0)
+		printf("no sync cycle has run yet\n");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct cmb_cycle *cy = &r->cy[i];
+		char a[32];
+		cmb_time_iso8601(cy->started, a);
+		const struct cmb_cycle_counts *c = &cy->counts;
+		printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
+		       "rejected %ld, quarantined %ld%s%s\n",
+		       (long long)cy->id, cy->kind, a, cy->status, c->site_records,
+		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected,
+		       c->quarantined, cy->error ? ": " : "", cy->error ? cy->error : "");
+	}
+}
 
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 {
@@ -413,61 +534,14 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 		days_left = (not_after - cmb_now()) / 86400;
 		soon = not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
 	}
-	if (json) {
-		printf("{\"siteCode\":");
-		json_str(stdout, cfg->site_code);
-		printf(",\"mode\":\"%s\",\"devicesAttached\":%ld,\"quarantined\":%ld,",
-		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
-		if (cert_rc == 0) {
-			char na[32];
-			cmb_time_iso8601(not_after, na);
-			printf("\"certificate\":{\"subject\":");
-			json_str(stdout, subject);
-			printf(",\"notAfter\":\"%s\",\"daysLeft\":%lld,\"expiresSoon\":%s},", na, (long long)days_left,
-			       soon ? "true" : "false");
-		}
-		printf("\"cycles\":[");
-		for (size_t i = 0; i < n; i++) {
-			char a[32], e[32];
-			cmb_time_iso8601(cy[i].started, a);
-			cmb_time_iso8601(cy[i].ended, e);
-			printf("%s{\"id\":%lld,\"kind\":\"%s\",\"status\":", i ? "," : "", (long long)cy[i].id,
-			       cy[i].kind);
-			json_str(stdout, cy[i].status);
-			printf(",\"started\":\"%s\",\"ended\":", a);
-			if (cy[i].ended)
-				printf("\"%s\"", e);
-			else
-				printf("null");
-			printf(",\"error\":");
-			json_str(stdout, cy[i].error);
-			printf(",\"counts\":");
-			print_counts_json(stdout, &cy[i].counts);
-			printf("}");
-		}
-		printf("]}\n");
-	} else {
-		printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", cfg->site_code,
-		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
-		if (cert_rc == 0) {
-			char na[32];
-			cmb_time_iso8601(not_after, na);
-			printf("certificate: %s expires %s (%lld days)%s\n", subject, na, (long long)days_left,
-			       soon ? ": renew it and upload the new one to the app registration" : "");
-		}
-		if (n == 0)
-			printf("no sync cycle has run yet\n");
-		for (size_t i = 0; i < n; i++) {
-			char a[32];
-			cmb_time_iso8601(cy[i].started, a);
-			const struct cmb_cycle_counts *c = &cy[i].counts;
-			printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
-			       "rejected %ld, quarantined %ld%s%s\n",
-			       (long long)cy[i].id, cy[i].kind, a, cy[i].status, c->site_records,
-			       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected, c->quarantined, cy[i].error ? ": " : "",
-			       cy[i].error ? cy[i].error : "");
-		}
-	}
+	struct status_report r = {
+		.cfg = cfg, .devices = devices, .quarantined = quarantined, .cy = cy, .n = n, .cert_rc = cert_rc,
+		.not_after = not_after, .days_left = days_left, .subject = subject, .soon = soon,
+	};
+	if (json)
+		status_json(&r);
+	else
+		status_text(&r);
 	free(subject);
 done:
 	cmb_state_cycles_free(cy, n);
@@ -835,31 +909,29 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 	return 0;
 }
 
-static void print_action_json(const struct cmb_action *a)
+static void gen_action(yajl_gen g, const struct cmb_action *a)
 {
-	char rq[32], ex[32], up[32];
-	cmb_time_iso8601(a->requested, rq);
-	cmb_time_iso8601(a->expires, ex);
-	cmb_time_iso8601(a->updated, up);
-	printf("{\"id\":");
-	json_str(stdout, a->id);
-	printf(",\"deviceId\":");
-	json_str(stdout, a->device_id);
-	printf(",\"key\":");
-	json_str(stdout, a->key);
-	printf(",\"resourceId\":%u,\"action\":", a->resource_id);
-	json_str(stdout, a->action);
-	printf(",\"requestedBy\":");
-	json_str(stdout, a->requested_by);
-	printf(",\"requestedDateTime\":\"%s\",\"expirationDateTime\":\"%s\",\"state\":\"%s\","
-	       "\"actionDeliveryStatus\":\"%s\",\"operationType\":%d,\"journal\":%lld,\"errorCode\":%ld,\"message\":",
-	       rq, ex, a->state, a->delivery, a->op_type, (long long)a->intent_id, a->error_code);
-	json_str(stdout, a->message);
-	printf(",\"lastUpdatedDateTime\":\"%s\"}", up);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "id", a->id);
+	cmb_json_kv_str(g, "deviceId", a->device_id);
+	cmb_json_kv_str(g, "key", a->key);
+	cmb_json_kv_int(g, "resourceId", a->resource_id);
+	cmb_json_kv_str(g, "action", a->action);
+	cmb_json_kv_str(g, "requestedBy", a->requested_by);
+	json_kv_time(g, "requestedDateTime", a->requested);
+	json_kv_time(g, "expirationDateTime", a->expires);
+	cmb_json_kv_str(g, "state", a->state);
+	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
+	cmb_json_kv_int(g, "operationType", a->op_type);
+	cmb_json_kv_int(g, "journal", a->intent_id);
+	cmb_json_kv_int(g, "errorCode", a->error_code);
+	cmb_json_kv_str(g, "message", a->message);
+	json_kv_time(g, "lastUpdatedDateTime", a->updated);
+	yajl_gen_map_close(g);
 }
 
 struct audit_print {
-	int json;
+	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
 };
 
@@ -869,17 +941,88 @@ static int audit_row(void *ud, const struct cmb_audit_entry *e)
 	char at[32];
 	cmb_time_iso8601(e->at, at);
 	if (p->json) {
-		printf("%s{\"seq\":%lld,\"at\":\"%s\",\"event\":", p->n ? "," : "", (long long)e->seq, at);
-		json_str(stdout, e->event);
-		printf(",\"outcome\":");
-		json_str(stdout, e->outcome);
-		printf(",\"reason\":");
-		json_str(stdout, e->reason);
-		printf("}");
+		yajl_gen_map_open(p->json);
+		cmb_json_kv_int(p->json, "seq", e->seq);
+		cmb_json_kv_str(p->json, "at", at);
+		cmb_json_kv_str(p->json, "event", e->event);
+		cmb_json_kv_str(p->json, "outcome", e->outcome);
+		cmb_json_kv_str(p->json, "reason", e->reason);
+		yajl_gen_map_close(p->json);
+		cmb_json_flush(p->json, stdout);
 	} else {
 		printf("  %s  %-9s %-12s %s\n", at, e->event, e->outcome, e->reason ? e->reason : "");
 	}
 	p->n++;
+	return 0;
+}
+
+/* actions show ID: the action, then its audit history. */
+static int actions_show(struct cmb_state *st, const char *show, int json)
+{
+	struct cmb_action a;
+	int rc;
+	if ((rc = cmb_state_action_get(st, show, &a)) < 0) {
+		if (rc == CMB_ENOTFOUND)
+			cmb_error_set(rc, "actions: no action \"%s\" in the inbox", show);
+		return rc;
+	}
+	struct audit_print p = { .json = json ? cmb_json_new(0) : NULL };
+	if (p.json) {
+		yajl_gen_map_open(p.json);
+		cmb_json_key(p.json, "action");
+		gen_action(p.json, &a);
+		cmb_json_key(p.json, "history");
+		yajl_gen_array_open(p.json);
+	} else {
+		char rq[32];
+		cmb_time_iso8601(a.requested, rq);
+		printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
+		       a.resource_id, a.requested_by, rq);
+		printf("state %s, %s, errorCode %ld%s%s\n", a.state, a.delivery, a.error_code, a.message ? ": " : "",
+		       a.message ? a.message : "");
+		printf("history:\n");
+	}
+	rc = cmb_state_audit_each(st, show, audit_row, &p);
+	if (p.json) {
+		yajl_gen_array_close(p.json);
+		yajl_gen_map_close(p.json);
+		json_end(p.json);
+	}
+	cmb_state_action_clear(&a);
+	return rc;
+}
+
+/* actions [--json]: every action, newest first. */
+static int actions_list(struct cmb_state *st, int json)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = cmb_state_actions_recent(st, SIZE_MAX, &list, &n)) < 0)
+		return rc;
+	yajl_gen g = json ? cmb_json_new(0) : NULL;
+	if (g)
+		yajl_gen_array_open(g);
+	for (size_t i = 0; i < n; i++) {
+		if (g) {
+			gen_action(g, &list[i]);
+			cmb_json_flush(g, stdout);
+		} else {
+			char rq[32];
+			cmb_time_iso8601(list[i].requested, rq);
+			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, list[i].state, list[i].action, list[i].key,
+			       list[i].requested_by, list[i].id, list[i].message ? "  " : "",
+			       list[i].message ? list[i].message : "");
+		}
+	}
+	if (g) {
+		yajl_gen_array_close(g);
+		json_end(g);
+	} else {
+		printf("%zu actions (%ld not final, %ld results waiting to be reported)\n", n, cmb_state_actions_open(st),
+		       cmb_state_outbox_count(st));
+	}
+	cmb_state_actions_free(list, n);
 	return 0;
 }
 
@@ -900,61 +1043,7 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 	int rc = cmb_state_open(&st, cfg->state_dir);
 	if (rc < 0)
 		return rc;
-	if (show) {
-		struct cmb_action a;
-		if ((rc = cmb_state_action_get(st, show, &a)) < 0) {
-			if (rc == CMB_ENOTFOUND)
-				cmb_error_set(rc, "actions: no action \"%s\" in the inbox", show);
-			goto done;
-		}
-		struct audit_print p = { .json = json };
-		if (json) {
-			printf("{\"action\":");
-			print_action_json(&a);
-			printf(",\"history\":");
-		} else {
-			char rq[32];
-			cmb_time_iso8601(a.requested, rq);
-			printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
-			       a.resource_id, a.requested_by, rq);
-			printf("state %s, %s, errorCode %ld%s%s\n", a.state, a.delivery, a.error_code, a.message ? ": " : "",
-			       a.message ? a.message : "");
-			printf("history:\n");
-		}
-		if (json)
-			printf("[");
-		rc = cmb_state_audit_each(st, show, audit_row, &p);
-		if (json)
-			printf("]}\n");
-		cmb_state_action_clear(&a);
-		goto done;
-	}
-	struct cmb_action *list = NULL;
-	size_t n = 0;
-	if ((rc = cmb_state_actions_recent(st, SIZE_MAX, &list, &n)) < 0)
-		goto done;
-	if (json)
-		printf("[");
-	for (size_t i = 0; i < n; i++) {
-		if (json) {
-			if (i)
-				printf(",");
-			print_action_json(&list[i]);
-		} else {
-			char rq[32];
-			cmb_time_iso8601(list[i].requested, rq);
-			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, list[i].state, list[i].action, list[i].key,
-			       list[i].requested_by, list[i].id, list[i].message ? "  " : "",
-			       list[i].message ? list[i].message : "");
-		}
-	}
-	if (json)
-		printf("]\n");
-	else
-		printf("%zu actions (%ld not final, %ld results waiting to be reported)\n", n, cmb_state_actions_open(st),
-		       cmb_state_outbox_count(st));
-	cmb_state_actions_free(list, n);
-done:
+	rc = show ? actions_show(st, show, json) : actions_list(st, json);
 	cmb_state_close(st);
 	return rc;
 }

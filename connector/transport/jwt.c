@@ -10,6 +10,7 @@
 #include "connector/transport/jwt.h"
 #include "connector/base/base64.h"
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
 
@@ -27,6 +28,8 @@
 #include <yajl/yajl_tree.h>
 
 #define ASSERTION_LIFETIME_S 300
+/* An assertion is a form field of the token request: client ids and token URLs are short. */
+#define MAX_CLAIMS_LEN 16384
 
 struct cmb_cert_cred {
 	char *file;
@@ -299,44 +302,54 @@ fail:
 	return rc;
 }
 
+/* The JOSE header: the algorithm and the certificate's thumbprint the authority looks the key up by. */
+static char *assertion_header(const struct cmb_cert_cred *c, enum cmb_jwt_alg alg, size_t *len)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "alg", alg == CMB_JWT_PS256 ? "PS256" : "RS256");
+	cmb_json_kv_str(g, "typ", "JWT");
+	if (alg == CMB_JWT_PS256)
+		cmb_json_kv_str(g, "x5t#S256", c->x5t_s256);
+	else
+		cmb_json_kv_str(g, "x5t", c->x5t);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, len);
+}
+
+static char *assertion_claims(const char *client_id, const char *aud, int64_t now, const char *jti, size_t *len)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "aud", aud);
+	cmb_json_kv_str(g, "iss", client_id);
+	cmb_json_kv_str(g, "sub", client_id);
+	cmb_json_kv_str(g, "jti", jti);
+	cmb_json_kv_int(g, "iat", now);
+	cmb_json_kv_int(g, "nbf", now);
+	cmb_json_kv_int(g, "exp", now + ASSERTION_LIFETIME_S);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, len);
+}
+
 int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_alg alg, const char *client_id,
 		      const char *aud, int64_t now, const char *jti)
 {
-	struct cmb_buf hdr = CMB_BUF_INIT(4096), claims = CMB_BUF_INIT(16384);
 	char uuid[37];
 	if (!jti) {
 		cmb_uuid4(uuid);
 		jti = uuid;
 	}
-	if (alg == CMB_JWT_PS256)
-		cmb_buf_printf(&hdr, "{\"alg\":\"PS256\",\"typ\":\"JWT\",\"x5t#S256\":\"%s\"}", c->x5t_s256);
-	else
-		cmb_buf_printf(&hdr, "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"%s\"}", c->x5t);
-	int rc = cmb_buf_addstr(&claims, "{\"aud\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, aud, strlen(aud));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"iss\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, client_id, strlen(client_id));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"sub\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, client_id, strlen(client_id));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"jti\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, jti, strlen(jti));
-	if (!rc)
-		rc = cmb_buf_printf(&claims, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}", (long long)now,
-				    (long long)now, (long long)(now + ASSERTION_LIFETIME_S));
-	if (rc < 0) {
-		cmb_buf_free(&hdr);
-		cmb_buf_free(&claims);
-		return cmb_error_set(CMB_EINVAL, "client assertion: client id or token URL too long");
+	size_t hdr_len, claims_len;
+	char *hdr = assertion_header(c, alg, &hdr_len);
+	char *claims = assertion_claims(client_id, aud, now, jti, &claims_len);
+	int rc = 0;
+	if (claims_len > MAX_CLAIMS_LEN) {
+		rc = cmb_error_set(CMB_EINVAL, "client assertion: client id or token URL too long");
+		goto done;
 	}
-	char *h64 = cmb_base64url_encode(hdr.data, hdr.len);
-	char *c64 = cmb_base64url_encode(claims.data, claims.len);
+	char *h64 = cmb_base64url_encode(hdr, hdr_len);
+	char *c64 = cmb_base64url_encode(claims, claims_len);
 	char *input = xasprintf("%s.%s", h64, c64);
 	unsigned char *sig = NULL;
 	size_t sig_len = 0;
@@ -349,8 +362,9 @@ int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_al
 	free(input);
 	free(h64);
 	free(c64);
-	cmb_buf_free(&hdr);
-	cmb_buf_free(&claims);
+done:
+	free(hdr);
+	free(claims);
 	return rc;
 }
 
