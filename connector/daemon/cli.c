@@ -1,40 +1,37 @@
 /*
- * cli.c - cmbridge's commands: sync, status, check, config, map.
+ * cli.c - cmbridge's commands: sync, diff, status, quarantine, check,
+ * config, token, map, relay, run, actions.
  *
  * Each command is a function taking the parsed options; the logic lives in
- * the engine and adapters, this file only wires and reports. Reports go to
- * stdout (human or --json), diagnostics to the log (stderr by default).
+ * the engine and adapters (reached only through their tables), the
+ * sessions and the daemon's loop in daemon.c; this file only wires and
+ * reports. Reports go to stdout (human, or --json generated through
+ * base/json.h), diagnostics to the log (stderr by default).
  */
 #include "connector/daemon/cli.h"
+#include "connector/daemon/daemon.h"
 #include "connector/transport/auth.h"
 #include "connector/config/config.h"
 #include "connector/transport/http.h"
 #include "connector/transport/jwt.h"
 #include "connector/transport/request.h"
 #include "connector/transport/retry.h"
-#include "connector/base/backoff.h"
 #include "connector/base/error.h"
 #include "connector/base/json.h"
 #include "connector/base/log.h"
 #include "connector/store/state.h"
 #include "connector/engine/relay.h"
-#include "connector/transport/retry.h"
 #include "connector/engine/sync.h"
 #include "connector/base/util.h"
-#include "adapters/adminservice/operations.h"
-#include "adapters/tenant/notify.h"
-#include "adapters/adminservice/adminservice.h"
 #include "adapters/adminservice/files.h"
 #include "adapters/site.h"
 #include "adapters/tenant.h"
 #include "mapping/device.h"
 #include "connector/base/clock.h"
-#include "connector/base/stop.h"
 
 #include <getopt.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +40,8 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
-static volatile int stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
+/* -v: debug logging, also after a reload of `run`. */
+static int cli_verbose;
 
 static void usage(FILE *fp)
 {
@@ -101,9 +93,7 @@ static int load_config(const char *path, int verbose, struct cmb_config **cfg)
 		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
 		return rc;
 	}
-	int lvl = cmb_log_level_parse((*cfg)->log_level ? (*cfg)->log_level : "info");
-	cmb_log_set_level(verbose ? CMB_LOG_DEBUG : (enum cmb_log_level)(lvl < 0 ? CMB_LOG_INFO : lvl));
-	if ((*cfg)->log_file && (rc = cmb_log_open((*cfg)->log_file)) < 0) {
+	if ((rc = cmb_daemon_log_apply(*cfg, verbose)) < 0) {
 		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
 		cmb_config_free(*cfg);
 		*cfg = NULL;
@@ -133,45 +123,6 @@ static void json_kv_time(yajl_gen g, const char *key, int64_t t)
 }
 
 /* ---- sync ---- */
-
-struct session {
-	struct cmb_state *state;
-	const struct cmb_site_adapter *site;
-	void *site_st;
-	const struct cmb_tenant_adapter *tenant;
-	void *tenant_st;
-};
-
-static void session_close(struct session *s)
-{
-	if (s->site && s->site_st)
-		s->site->close(s->site_st);
-	if (s->tenant && s->tenant_st)
-		s->tenant->close(s->tenant_st);
-	cmb_state_close(s->state);
-	memset(s, 0, sizeof(*s));
-}
-
-static int session_open(const struct cmb_config *cfg, int want_state, struct session *s)
-{
-	int rc;
-	memset(s, 0, sizeof(*s));
-	s->site = cmb_site_adapter_find(cfg->site_adapter);
-	if (!s->site)
-		return cmb_error_set(CMB_ECONFIG, "%s: [site] adapter: unknown adapter '%s'", cfg->path,
-				     cfg->site_adapter);
-	s->tenant = &cmb_tenant_gateway;
-	if (want_state && (rc = cmb_state_open(&s->state, cfg->state_dir)) < 0)
-		goto fail;
-	if ((rc = s->site->open(&s->site_st, cfg)) < 0)
-		goto fail;
-	if ((rc = s->tenant->open(&s->tenant_st, cfg)) < 0)
-		goto fail;
-	return 0;
-fail:
-	session_close(s);
-	return rc;
-}
 
 static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
 {
@@ -222,14 +173,11 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
 
-	struct session s;
-	int rc = session_open(cfg, 1, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
 	if (rc < 0)
 		return rc;
-	struct cmb_sync_env env = {
-		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st,
-	};
+	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_result res;
 	rc = cmb_sync_run(&env, &opts, &res);
 	const struct cmb_cycle_counts *c = &res.counts;
@@ -253,7 +201,7 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		printf("  details: check-in times refreshed this cycle\n");
 	if (rc < 0)
 		printf("  %s %s\n", rc == CMB_EGUARD ? "held:   " : "error:  ", cmb_error_last());
-	session_close(&s);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
@@ -322,14 +270,11 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
 	if (argc > 1 + json)
 		return cmb_error_set(CMB_ECONFIG, "diff: unexpected argument '%s'", argv[1 + json]);
-	struct session s;
-	int rc = session_open(cfg, 1, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
 	if (rc < 0)
 		return rc;
-	struct cmb_sync_env env = {
-		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st,
-	};
+	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_opts opts = { .dry_run = 1 };
 	struct cmb_sync_result res;
 	yajl_gen g = NULL;
@@ -378,7 +323,7 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 done:
 	if (g)
 		yajl_gen_free(g);
-	session_close(&s);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
@@ -556,8 +501,8 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "check: unexpected argument '%s'", argv[1]);
 	printf("config:  %s is valid\n", cfg->path);
-	struct session s;
-	int rc = session_open(cfg, 0, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SITE | CMB_DAEMON_TENANT);
 	if (rc < 0)
 		return rc;
 	int failed = 0;
@@ -580,7 +525,7 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 		printf("tenant:  token obtained from %s for client %s (valid %ld s)\n", cfg->tenant_token_url,
 		       cfg->tenant_client_id, expires);
 	}
-	session_close(&s);
+	cmb_daemon_session_close(&s);
 	if (failed)
 		return cmb_error_set(failed, "check failed");
 	return 0;
@@ -711,57 +656,6 @@ static int cmb_cli_map(int argc, char **argv)
 
 /* ---- relay, run, actions ---- */
 
-static volatile int hup_requested;
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	hup_requested = 1;
-}
-
-struct relay_session {
-	struct session s;
-	void *ops_st;
-	void *notify_st;
-	struct cmb_relay *relay;
-};
-
-static void relay_session_close(struct relay_session *rs)
-{
-	cmb_relay_free(rs->relay);
-	if (rs->ops_st)
-		rs->s.site->ops_close(rs->ops_st);
-	if (rs->notify_st)
-		rs->s.tenant->notify_close(rs->notify_st);
-	session_close(&rs->s);
-	memset(rs, 0, sizeof(*rs));
-}
-
-static int relay_session_open(const struct cmb_config *cfg, struct relay_session *rs)
-{
-	memset(rs, 0, sizeof(*rs));
-	int rc = session_open(cfg, 1, &rs->s);
-	if (rc < 0)
-		return rc;
-	if (!rs->s.site->ops_open || !rs->s.tenant->notify_open) {
-		rc = cmb_error_set(CMB_ECONFIG, "the configured adapters cannot relay actions");
-		goto fail;
-	}
-	if ((rc = rs->s.site->ops_open(&rs->ops_st, rs->s.site_st)) < 0 ||
-	    (rc = rs->s.tenant->notify_open(&rs->notify_st, rs->s.tenant_st, cfg)) < 0)
-		goto fail;
-	struct cmb_relay_env env = {
-		.cfg = cfg, .state = rs->s.state, .site = rs->s.site, .ops_st = rs->ops_st, .tenant = rs->s.tenant,
-		.notify_st = rs->notify_st,
-	};
-	if ((rc = cmb_relay_new(&rs->relay, &env)) < 0)
-		goto fail;
-	return 0;
-fail:
-	relay_session_close(rs);
-	return rc;
-}
-
 static void print_relay_stats(const struct cmb_relay_stats *st, double secs)
 {
 	printf("relay: %ld received (%ld replays dropped), %ld refused, %ld operations to %ld devices, %ld blocked, "
@@ -781,132 +675,27 @@ static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 		else
 			return cmb_error_set(CMB_ECONFIG, "relay: unexpected argument '%s'", argv[i]);
 	}
-	struct relay_session rs;
-	int rc = relay_session_open(cfg, &rs);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
 	if (rc < 0)
 		return rc;
 	double t0 = cmb_now_mono();
 	cmb_log_set_cid("relay");
-	rc = cmb_relay_run(rs.relay, once, 5);
+	rc = cmb_relay_run(s.relay, once, 5);
 	cmb_log_set_cid(NULL);
-	print_relay_stats(cmb_relay_get_stats(rs.relay), cmb_now_mono() - t0);
+	print_relay_stats(cmb_relay_get_stats(s.relay), cmb_now_mono() - t0);
 	if (rc == CMB_ECANCELED)
 		rc = 0; /* stopped on request: the state is consistent */
-	relay_session_close(&rs);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
-/*
- * SIGHUP: rebuild the whole configuration from the file and swap it in
- * (unbound's reload), between steps. A file that does not load, or that
- * changes an option needing a restart, is refused and the running
- * configuration kept. On success the sessions are reopened with the new
- * one; if that fails, with the old one again. *owned is the config this
- * function allocated (freed when replaced); *cfg the one in use.
- */
-static void run_reload(const struct cmb_config **cfg, struct cmb_config **owned, struct relay_session *rs)
-{
-	struct cmb_config *fresh = NULL;
-	if (cmb_config_load(&fresh, (*cfg)->path) < 0) {
-		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
-		return;
-	}
-	if (cmb_config_check_reload(*cfg, fresh) < 0) {
-		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
-		cmb_config_free(fresh);
-		return;
-	}
-	relay_session_close(rs);
-	if (relay_session_open(fresh, rs) < 0) {
-		cmb_error_log("run: SIGHUP: the new configuration cannot be used, keeping the running one: %s",
-			      cmb_error_last());
-		cmb_config_free(fresh);
-		if (relay_session_open(*cfg, rs) < 0)
-			cmb_error_log("run: reopening with the running configuration failed too: %s", cmb_error_last());
-		return;
-	}
-	int lvl = cmb_log_level_parse(fresh->log_level ? fresh->log_level : "info");
-	if (lvl >= 0)
-		cmb_log_set_level((enum cmb_log_level)lvl);
-	cmb_config_free(*owned);
-	*owned = fresh;
-	*cfg = fresh;
-	cmb_info("run: SIGHUP: configuration reloaded from %s", fresh->path);
-}
-
-/*
- * Sync cycles every [sync] interval (full every full_interval) and the
- * relay in between, in one thread: a cycle pauses the relay while it runs.
- * Signal handlers only set flags: SIGTERM/SIGINT stop after the current
- * step; SIGHUP reloads the configuration (run_reload).
- */
+/* The daemon: sync cycles and the relay as tasks of one scheduler (daemon.c). */
 static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 {
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "run: unexpected argument '%s'", argv[1]);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	/* A reload may cut an idle long poll short; nothing else. */
-	cmb_interrupt_set_flag(&hup_requested);
-	struct relay_session rs;
-	int rc = relay_session_open(cfg, &rs);
-	if (rc < 0)
-		return rc;
-	cmb_info("run: sync every %ld s (full every %ld s) and the action relay; SIGTERM stops", cfg->sync_interval,
-		 cfg->sync_full_interval);
-	double next_sync = cmb_now_mono(), last_full = -1e18;
-	int errors = 0;
-	struct cmb_config *owned = NULL;
-	while (!stop_requested) {
-		if (hup_requested) {
-			hup_requested = 0;
-			cmb_log_set_cid(NULL);
-			run_reload(&cfg, &owned, &rs);
-			if (!rs.relay)
-				break;
-			continue;
-		}
-		double now = cmb_now_mono();
-		if (now >= next_sync) {
-			struct cmb_sync_opts opts = { .full = now - last_full >= (double)cfg->sync_full_interval };
-			struct cmb_sync_env env = {
-				.cfg = cfg, .state = rs.s.state, .site = rs.s.site, .site_st = rs.s.site_st,
-				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st,
-			};
-			struct cmb_sync_result res;
-			int src = cmb_sync_run(&env, &opts, &res);
-			if (src < 0 && src != CMB_ECANCELED)
-				cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
-			else
-				cmb_info("run: cycle %lld (%s) %s", (long long)res.cycle_id, opts.full ? "full" : "delta",
-					 res.status);
-			if (opts.full && src == 0)
-				last_full = now;
-			next_sync = now + (double)cfg->sync_interval;
-			continue;
-		}
-		long wait = cfg->actions_poll_wait;
-		if ((double)wait > next_sync - now)
-			wait = (long)(next_sync - now);
-		cmb_log_set_cid("relay");
-		rc = cmb_relay_step(rs.relay, wait < 0 ? 0 : wait);
-		cmb_log_set_cid(NULL);
-		if (rc < 0 && rc != CMB_ECANCELED) {
-			cmb_error_log("run: relay: %s", cmb_error_last());
-			errors++;
-			cmb_retry_sleep(cmb_backoff_delay(errors, CMB_RELAY_BACKOFF_BASE_S, CMB_RELAY_BACKOFF_MAX_S));
-		} else {
-			errors = 0;
-		}
-	}
-	relay_session_close(&rs);
-	cmb_config_free(owned);
-	if (!stop_requested)
-		return cmb_error_set(CMB_ERROR, "run: no usable configuration after a reload; stopping");
-	cmb_info("run: stopping on request");
-	return 0;
+	return cmb_daemon_run(cfg, cli_verbose);
 }
 
 static void gen_action(yajl_gen g, const struct cmb_action *a)
@@ -1076,13 +865,8 @@ int cmb_cli_main(int argc, char **argv)
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	cmb_stop_set_flag(&stop_requested);
-	signal(SIGPIPE, SIG_IGN);
+	cli_verbose = verbose;
+	cmb_daemon_signals_init();
 
 	if (strcmp(cmd, "map") == 0) {
 		cmb_log_set_level(verbose ? CMB_LOG_DEBUG : CMB_LOG_WARN);
