@@ -12,10 +12,6 @@
 #include "connector/daemon/daemon.h"
 #include "connector/transport/auth.h"
 #include "connector/config/config.h"
-#include "connector/transport/http.h"
-#include "connector/transport/jwt.h"
-#include "connector/transport/request.h"
-#include "connector/transport/retry.h"
 #include "connector/base/error.h"
 #include "connector/base/json.h"
 #include "connector/base/log.h"
@@ -23,7 +19,6 @@
 #include "connector/engine/relay.h"
 #include "connector/engine/sync.h"
 #include "connector/base/util.h"
-#include "adapters/adminservice/files.h"
 #include "adapters/site.h"
 #include "adapters/tenant.h"
 #include "mapping/device.h"
@@ -542,39 +537,27 @@ static int cmd_token(const struct cmb_config *cfg, int argc, char **argv)
 	if (site && !cfg->site_scope)
 		return cmb_error_set(CMB_ECONFIG, "token --site: [site] scope is not set (it goes with auth = bearer)");
 	const char *scope = site ? cfg->site_scope : cfg->tenant_scope;
-	struct cmb_retry_policy policy;
-	cmb_retry_policy_from_config(&policy, cfg);
-	struct cmb_retry_budget budget;
-	cmb_retry_budget_init(&budget, &policy);
-	struct cmb_http_opts ho = {
-		.name = "tenant", .ca_file = cfg->tenant_ca_file, .connect_timeout_s = cfg->tenant_connect_timeout,
-		.low_speed_time_s = cfg->tenant_timeout, .pinned_public_key = cfg->tenant_pinned_public_key,
-	};
-	cmb_http_opts_network(&ho, cfg);
-	struct cmb_http *http = NULL;
-	struct cmb_auth *auth = NULL;
-	struct cmb_auth_opts ao = { .retry = &budget };
-	cmb_auth_opts_from_config(&ao, cfg, scope);
-	const char *token;
-	int rc;
-	if ((rc = cmb_http_new(&http, &ho)) < 0 || (rc = cmb_auth_new(&auth, http, &ao)) < 0 ||
-	    (rc = cmb_auth_token(auth, &token)) < 0)
-		goto done;
-	printf("token:    acquired from %s for client %s with a %s\n", cfg->tenant_token_url, cfg->tenant_client_id,
-	       cmb_auth_credential_kind(auth));
-	printf("scope:    %s\n", scope);
-	printf("type:     Bearer\n");
-	printf("lifetime: %ld s\n", cmb_auth_lifetime(auth));
-	/* Only the payload's public claims: the token and its signature are never printed. */
-	char *claims = cmb_jwt_describe_claims(token);
-	if (claims)
-		printf("claims:\n%s", claims);
-	else
-		printf("claims:   none shown (not a JWT: the token is opaque to the client)\n");
-	free(claims);
-done:
-	cmb_auth_free(auth);
-	cmb_http_free(http);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_TENANT);
+	if (rc < 0)
+		return rc;
+	struct cmb_tenant_token_info ti;
+	if (!s.tenant->token_describe)
+		rc = cmb_error_set(CMB_ECONFIG, "token: the tenant adapter %s cannot show its tokens", s.tenant->name);
+	else if ((rc = s.tenant->token_describe(s.tenant_st, cfg, scope, &ti)) == 0) {
+		printf("token:    acquired from %s for client %s with a %s\n", cfg->tenant_token_url,
+		       cfg->tenant_client_id, ti.credential);
+		printf("scope:    %s\n", scope);
+		printf("type:     Bearer\n");
+		printf("lifetime: %ld s\n", ti.lifetime);
+		/* Only the payload's public claims: the token and its signature are never printed. */
+		if (ti.claims)
+			printf("claims:\n%s", ti.claims);
+		else
+			printf("claims:   none shown (not a JWT: the token is opaque to the client)\n");
+		free(ti.claims);
+	}
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
@@ -642,11 +625,13 @@ static int cmb_cli_map(int argc, char **argv)
 		else
 			return cmb_error_set(CMB_ECONFIG, "map: unknown option (see cmbridge --help)");
 	}
-	if (!from || strcmp(from, "adminservice") != 0)
+	/* The adapter whose saved pages these are, through its table; adminservice is the one that reads files so far. */
+	const struct cmb_site_adapter *site = from ? cmb_site_adapter_find(from) : NULL;
+	if (!site || !site->read_files)
 		return cmb_error_set(CMB_ECONFIG, "map: --from adminservice is required (the only offline source so far)");
 	if (optind >= argc)
 		return cmb_error_set(CMB_ECONFIG, "map: name at least one saved AdminService page");
-	int rc = cmb_adminservice_read_files((const char *const *)argv + optind, (size_t)(argc - optind), map_one, &m);
+	int rc = site->read_files((const char *const *)argv + optind, (size_t)(argc - optind), map_one, &m);
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = cmb_error_set(CMB_EIO, "map: cannot write the records to standard output");
 	if (rc == 0)
