@@ -31,6 +31,8 @@ int cmb_log_level_parse(const char *s)
 int cmb_log_open(const char *path)
 {
 	if (!path || !*path) {
+		if (log_fp)
+			fclose(log_fp);
 		log_fp = NULL;
 		return 0;
 	}

@@ -269,17 +269,21 @@ static void task_opts(const struct run *r, struct cmb_sched_task_opts o[3])
 }
 
 /*
- * SIGHUP: rebuild the whole configuration from the file and swap it in
- * (unbound's reload), between tasks. A file that does not load, or that
- * changes an option needing a restart, is refused and the running
- * configuration kept. On success the session is reopened with the new
- * one; if that fails, with the old one again.
+ * SIGHUP (unbound's reload): [log] file is reopened first, whatever becomes
+ * of the rest (logrotate moved it). Then the whole configuration is read
+ * again and swapped in: a file that does not load, changes an option that
+ * needs a restart, or names a log file that cannot be opened is refused and
+ * the running configuration kept. The session is reopened with the new
+ * one, or, if that fails, with the old one again.
  */
 static void run_reload(struct run *r)
 {
 	const struct cmb_config *old = r->cfg;
+	if (cmb_daemon_log_apply(old, r->verbose) < 0)
+		cmb_error_log("run: SIGHUP: %s (still writing to the log file opened before)", cmb_error_last());
 	struct cmb_config *fresh = NULL;
-	if (cmb_config_load(&fresh, old->path) < 0 || cmb_config_check_reload(old, fresh) < 0) {
+	if (cmb_config_load(&fresh, old->path) < 0 || cmb_config_check_reload(old, fresh) < 0 ||
+	    cmb_daemon_log_apply(fresh, r->verbose) < 0) {
 		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
 		cmb_config_free(fresh);
 		return;
@@ -289,13 +293,11 @@ static void run_reload(struct run *r)
 		cmb_error_log("run: SIGHUP: the new configuration cannot be used, keeping the running one: %s",
 			      cmb_error_last());
 		cmb_config_free(fresh);
+		cmb_daemon_log_apply(old, r->verbose);
 		if (cmb_daemon_session_open(&r->s, old, RUN_MODULES) < 0)
 			cmb_error_log("run: reopening with the running configuration failed too: %s", cmb_error_last());
 		return;
 	}
-	int lvl = cmb_log_level_parse(fresh->log_level ? fresh->log_level : "info");
-	if (lvl >= 0)
-		cmb_log_set_level((enum cmb_log_level)lvl);
 	cmb_config_free(r->owned);
 	r->owned = fresh;
 	r->cfg = fresh;

@@ -71,9 +71,9 @@ int cmb_daemon_log_apply(const struct cmb_config *cfg, int verbose);
  * `cmbridge run`: opens every module once, then runs until the stop
  * request: a full sync at once and every [sync] full_interval, a delta
  * sync every [sync] interval, the relay in between (its long poll ends
- * when a sync is due). SIGHUP reloads the configuration between tasks
- * (whole, or not at all, with the reason logged). cfg is borrowed. 0 when
- * stopped on request.
+ * when a sync is due). SIGHUP reopens [log] file and reloads the
+ * configuration between tasks (whole, or not at all, with the reason
+ * logged). cfg is borrowed. 0 when stopped on request.
  */
 int cmb_daemon_run(const struct cmb_config *cfg, int verbose);
 

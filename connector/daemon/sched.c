@@ -184,7 +184,6 @@ int cmb_sched_step(struct cmb_sched *s)
 	for (size_t i = 0; i < s->n; i++)
 		if (s->tasks[i] != next && s->tasks[i]->due - t0 < wait)
 			wait = s->tasks[i]->due - t0;
-	cmb_debug("run: %s", next->name);
 	next->runs++;
 	int rc = next->o.run(next->o.ud, wait > 0 ? wait : 0);
 	reschedule(next, rc, now(s));
