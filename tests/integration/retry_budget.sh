@@ -27,39 +27,39 @@ one_sync() {
   "$CMBRIDGE" -c "$2" sync > "$TMP/$1.out" 2> "$TMP/$1.err"; RC=$?
 }
 
+# one_attempt SIDE: with every SIDE request failing, one sync under retry_budget = 0 tries each once.
+one_attempt() {
+  one_sync "$1-noretry" "$NORETRY"
+  local n; n=$(requests "$1" "$MARK")
+  expect_eq "the cycle fails" 1 "$RC"
+  expect_match "the $1 was asked ($n requests)" '^[1-9]' "$n"
+  expect_eq "each $1 request was made once" 1 "$(most_tries "$1" "$MARK")"
+  expect_eq "every one of them was an injected 500" "$n" "$(($(injected500) - BEFORE))"
+  expect_eq "no retry announced in the log" 0 "$(grep -c 'trying again' "$TMP/$1-noretry.err")"
+}
+# two_attempts SIDE: the control, max_attempts = 2 and the default budget: each request twice.
+two_attempts() {
+  one_sync "$1-twice" "$TWICE"
+  expect_eq "the cycle fails" 1 "$RC"
+  expect_eq "each $1 request was made twice" 2 "$(most_tries "$1" "$MARK")"
+  expect_match "the retries are announced in the log" '^[1-9]' "$(grep -c 'trying again' "$TMP/$1-twice.err")"
+}
+
 say "site: every request answered 500, retry_budget = 0"
 faults --site --rate-500 1
-one_sync site-noretry "$NORETRY"
-n=$(requests site "$MARK")
-expect_eq "the cycle fails" 1 "$RC"
-expect_match "the site was asked ($n requests)" '^[1-9]' "$n"
-expect_eq "each site request was made once" 1 "$(most_tries site "$MARK")"
-expect_eq "every one of them was an injected 500" "$n" "$(($(injected500) - BEFORE))"
+one_attempt site
 expect_eq "no tenant request after a failed read" 0 "$(requests tenant "$MARK")"
-expect_eq "no retry announced in the log" 0 "$(grep -c 'trying again' "$TMP/site-noretry.err")"
 
 say "site: the control, max_attempts = 2"
-one_sync site-twice "$TWICE"
-expect_eq "the cycle fails" 1 "$RC"
-expect_eq "each site request was made twice" 2 "$(most_tries site "$MARK")"
-expect_match "the retries are announced in the log" '^[1-9]' "$(grep -c 'trying again' "$TMP/site-twice.err")"
+two_attempts site
 
 say "tenant: every request answered 500, retry_budget = 0"
 faults --site --clear
 faults --tenant --rate-500 1
-one_sync tenant-noretry "$NORETRY"
-n=$(requests tenant "$MARK")
-expect_eq "the cycle fails" 1 "$RC"
+one_attempt tenant
 expect_match "the site was read" '^[1-9]' "$(requests site "$MARK")"
-expect_match "the tenant was asked ($n requests)" '^[1-9]' "$n"
-expect_eq "each tenant request was made once" 1 "$(most_tries tenant "$MARK")"
-expect_eq "every one of them was an injected 500" "$n" "$(($(injected500) - BEFORE))"
-expect_eq "no retry announced in the log" 0 "$(grep -c 'trying again' "$TMP/tenant-noretry.err")"
 
 say "tenant: the control, max_attempts = 2"
-one_sync tenant-twice "$TWICE"
-expect_eq "the cycle fails" 1 "$RC"
-expect_eq "each tenant request was made twice" 2 "$(most_tries tenant "$MARK")"
-expect_match "the retries are announced in the log" '^[1-9]' "$(grep -c 'trying again' "$TMP/tenant-twice.err")"
+two_attempts tenant
 
 finish
