@@ -13,7 +13,7 @@
 #include "connector/config/config.h"
 #include "mapping/site_device.h"
 
-#define CMB_SITE_ADAPTER_VERSION 3
+#define CMB_SITE_ADAPTER_VERSION 4
 
 /*
  * Called once per device, in ascending ResourceID order. dev is valid during
@@ -162,6 +162,13 @@ struct cmb_site_adapter {
 	int (*offline_clients)(void *ost, uint32_t **ids, size_t *n);
 	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. Any 2xx is success unless it carries a ReturnValue other than 0. */
 	int (*block_clients)(void *ost, const uint32_t *ids, size_t n);
+
+	/*
+	 * Offline: reads devices from saved pages in paths[0..n) (no config, no
+	 * network; `cmbridge map --from NAME`) and passes each to cb, as
+	 * read_devices would. Errors name the file. May be NULL.
+	 */
+	int (*read_files)(const char *const *paths, size_t n, cmb_site_device_cb cb, void *ctx);
 };
 
 extern const struct cmb_site_adapter cmb_site_adminservice;

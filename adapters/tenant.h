@@ -8,7 +8,7 @@
 #include "connector/config/config.h"
 #include "mapping/device.h"
 
-#define CMB_TENANT_ADAPTER_VERSION 3
+#define CMB_TENANT_ADAPTER_VERSION 4
 
 /* One record or removal of a batch, as the tenant judged it. */
 struct cmb_tenant_outcome {
@@ -68,6 +68,14 @@ struct cmb_tenant_action_result {
 	const char *message;      /* may be NULL */
 };
 
+/* What `cmbridge token` shows of a token: never the token itself. */
+struct cmb_tenant_token_info {
+	const char *credential;   /* "client secret", "certificate (PS256)"...: a constant */
+	long lifetime;            /* expires_in as the authority gave it, seconds */
+	char *claims;             /* the JWT's public claims, one "  name value" line each, or NULL
+				     when the token is opaque; the caller's (free) */
+};
+
 struct cmb_tenant_adapter {
 	int version;             /* CMB_TENANT_ADAPTER_VERSION */
 	const char *name;
@@ -113,6 +121,15 @@ struct cmb_tenant_adapter {
 	 * r[i] (the result may be forgotten), 0 otherwise.
 	 */
 	int (*post_results)(void *nst, const struct cmb_tenant_action_result *r, size_t n, int *acked);
+
+	/*
+	 * Obtains a token for scope with the adapter's credential over its HTTP
+	 * handle (NULL or [tenant] scope: the uploads' own token, from their
+	 * cache) and describes it in *out. The token itself never leaves the
+	 * adapter. cfg is the one st was opened with. May be NULL.
+	 */
+	int (*token_describe)(void *st, const struct cmb_config *cfg, const char *scope,
+			      struct cmb_tenant_token_info *out);
 };
 
 extern const struct cmb_tenant_adapter cmb_tenant_gateway;

@@ -4,24 +4,23 @@
 #include "mapping/collection.h"
 #include "mapping/device.h"
 #include "mapping/utf8.h"
+#include "connector/base/json.h"
 #include "connector/base/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void add_str(struct cmb_buf *b, const char *key, const char *val, int first)
+/* A string value as the tenant gets it: valid UTF-8 (repaired), or null. */
+static void add_str(yajl_gen g, const char *key, const char *val)
 {
-	if (!first)
-		cmb_buf_add(b, ",", 1);
-	cmb_buf_add_json_string(b, key, strlen(key));
-	cmb_buf_add(b, ":", 1);
+	cmb_json_key(g, key);
 	if (!val) {
-		cmb_buf_addstr(b, "null");
+		cmb_json_null(g);
 		return;
 	}
 	unsigned repairs = 0;
 	char *clean = cmb_utf8_repair(val, strlen(val), &repairs);
-	cmb_buf_add_json_string(b, clean, strlen(clean));
+	cmb_json_str(g, clean);
 	free(clean);
 }
 
@@ -38,16 +37,16 @@ int cmb_map_collection(const struct cmb_map_collection_in *in, char **json, size
 		strcpy(modified, "0001-01-01T00:00:00Z");
 	if (!in->created || cmb_map_datetime(in->created, created) < 0)
 		strcpy(created, modified);
-	struct cmb_buf b = CMB_BUF_INIT((size_t)1 << 20);
-	cmb_buf_add(&b, "{", 1);
-	add_str(&b, "collectionIdentifier", in->collection_id, 1);
-	add_str(&b, "displayName", in->name, 0);
-	add_str(&b, "hierarchyName", in->hierarchy_name, 0);
-	add_str(&b, "hierarchyIdentifier", in->hierarchy_id, 0);
-	add_str(&b, "createdDateTime", created, 0);
-	add_str(&b, "lastModifiedDateTime", modified, 0);
-	cmb_buf_add(&b, "}", 1);
-	cmb_sha256_hex(b.data, b.len, hash);
-	*json = cmb_buf_detach(&b, len);
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	add_str(g, "collectionIdentifier", in->collection_id);
+	add_str(g, "displayName", in->name);
+	add_str(g, "hierarchyName", in->hierarchy_name);
+	add_str(g, "hierarchyIdentifier", in->hierarchy_id);
+	add_str(g, "createdDateTime", created);
+	add_str(g, "lastModifiedDateTime", modified);
+	yajl_gen_map_close(g);
+	*json = cmb_json_take(g, len);
+	cmb_sha256_hex(*json, *len, hash);
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "adapters/adminservice/conn.h"
 #include "adapters/adminservice/cursor.h"
 #include "adapters/adminservice/join.h"
+#include "adapters/adminservice/files.h"
 #include "adapters/adminservice/metadata.h"
 #include "adapters/adminservice/operations.h"
 #include "adapters/adminservice/schema.h"
@@ -783,4 +784,5 @@ const struct cmb_site_adapter cmb_site_adminservice = {
 	.ops_open = cmb_as_ops_open, .ops_close = cmb_as_ops_close, .initiate_operation = cmb_as_ops_initiate,
 	.find_operations = cmb_as_ops_find, .operation_status = cmb_as_ops_status,
 	.offline_clients = cmb_as_ops_offline_clients, .block_clients = cmb_as_ops_block,
+	.read_files = cmb_adminservice_read_files,
 };

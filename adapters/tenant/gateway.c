@@ -16,6 +16,7 @@
 #include "connector/base/error.h"
 #include "connector/base/json.h"
 #include "connector/transport/http.h"
+#include "connector/transport/jwt.h"
 #include "connector/transport/request.h"
 #include "connector/base/log.h"
 #include "connector/transport/retry.h"
@@ -136,6 +137,30 @@ static int gw_check(void *st, long *expires_in)
 	if (expires_in)
 		*expires_in = cmb_auth_remaining(g->auth);
 	return 0;
+}
+
+static int gw_token_describe(void *st, const struct cmb_config *cfg, const char *scope,
+			     struct cmb_tenant_token_info *out)
+{
+	struct gateway *g = st;
+	struct cmb_auth *auth = g->auth, *other = NULL;
+	const char *token;
+	int rc;
+	if (scope && cfg->tenant_scope && strcmp(scope, cfg->tenant_scope) != 0) {
+		/* Another resource's token (the site's, for [site] auth = bearer): same credential, handle and budget. */
+		struct cmb_auth_opts ao = { .retry = &g->budget };
+		cmb_auth_opts_from_config(&ao, cfg, scope);
+		if ((rc = cmb_auth_new(&other, g->http, &ao)) < 0)
+			return rc;
+		auth = other;
+	}
+	if ((rc = cmb_auth_token(auth, &token)) == 0)
+		*out = (struct cmb_tenant_token_info){
+			.credential = cmb_auth_credential_kind(auth), .lifetime = cmb_auth_lifetime(auth),
+			.claims = cmb_jwt_describe_claims(token),
+		};
+	cmb_auth_free(other);
+	return rc;
 }
 
 static void gw_stats(void *st, struct cmb_tenant_stats *out)
@@ -313,4 +338,5 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.close = gw_close,
 	.notify_open = cmb_notify_open, .notify_close = cmb_notify_close,
 	.poll_notifications = cmb_notify_poll, .post_results = cmb_notify_post_results,
+	.token_describe = gw_token_describe,
 };

@@ -14,7 +14,11 @@ void cmb_log_set_level(enum cmb_log_level level);
 enum cmb_log_level cmb_log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
 int cmb_log_level_parse(const char *s);
-/* Opens path for appending (NULL means stderr). Returns 0 or CMB_EIO. */
+/*
+ * Opens path for appending (NULL means stderr) and closes the file used
+ * so far: called again with the same path, it reopens it (after logrotate
+ * moved it). Returns 0, or CMB_EIO with the old file still in use.
+ */
 int cmb_log_open(const char *path);
 /* Sets the correlation id printed on each line (NULL clears). Copied. */
 void cmb_log_set_cid(const char *cid);

@@ -143,40 +143,6 @@ void cmb_buf_free(struct cmb_buf *b)
 	b->len = b->cap = 0;
 }
 
-int cmb_buf_add_json_string(struct cmb_buf *b, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	int rc;
-	if ((rc = cmb_buf_add(b, "\"", 1)) < 0)
-		return rc;
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[7];
-		size_t elen = 0;
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\'; esc[1] = (char)c; elen = 2;
-		} else if (c == '\n') {
-			esc[0] = '\\'; esc[1] = 'n'; elen = 2;
-		} else if (c == '\r') {
-			esc[0] = '\\'; esc[1] = 'r'; elen = 2;
-		} else if (c == '\t') {
-			esc[0] = '\\'; esc[1] = 't'; elen = 2;
-		} else if (c < 0x20) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; elen = 6;
-		} else {
-			continue;
-		}
-		if ((rc = cmb_buf_add(b, s + start, i - start)) < 0 || (rc = cmb_buf_add(b, esc, elen)) < 0)
-			return rc;
-		start = i + 1;
-	}
-	if ((rc = cmb_buf_add(b, s + start, len - start)) < 0)
-		return rc;
-	return cmb_buf_add(b, "\"", 1);
-}
-
 void cmb_uuid4(char out[37])
 {
 	unsigned char b[16];

@@ -58,7 +58,4 @@ int cmb_file_read(const char *path, size_t max, char **out, size_t *len);
 int cmb_secret_read(const char *path, char **out);
 void cmb_secret_free(char *secret);
 
-/* Appends str to b as a JSON string literal (with quotes), escaping as RFC 8259. */
-int cmb_buf_add_json_string(struct cmb_buf *b, const char *s, size_t len);
-
 #endif

@@ -1,38 +1,32 @@
 /*
- * cli.c - cmbridge's commands: sync, status, check, config, map.
+ * cli.c - cmbridge's commands: sync, diff, status, quarantine, check,
+ * config, token, map, relay, run, actions.
  *
  * Each command is a function taking the parsed options; the logic lives in
- * the engine and adapters, this file only wires and reports. Reports go to
- * stdout (human or --json), diagnostics to the log (stderr by default).
+ * the engine and adapters (reached only through their tables), the
+ * sessions and the daemon's loop in daemon.c; this file only wires and
+ * reports. Reports go to stdout (human, or --json generated through
+ * base/json.h), diagnostics to the log (stderr by default).
  */
 #include "connector/daemon/cli.h"
+#include "connector/daemon/daemon.h"
 #include "connector/transport/auth.h"
 #include "connector/config/config.h"
-#include "connector/transport/http.h"
-#include "connector/transport/jwt.h"
-#include "connector/transport/request.h"
-#include "connector/transport/retry.h"
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/base/log.h"
 #include "connector/store/state.h"
 #include "connector/engine/relay.h"
-#include "connector/transport/retry.h"
 #include "connector/engine/sync.h"
 #include "connector/base/util.h"
-#include "adapters/adminservice/operations.h"
-#include "adapters/tenant/notify.h"
-#include "adapters/adminservice/adminservice.h"
-#include "adapters/adminservice/files.h"
 #include "adapters/site.h"
 #include "adapters/tenant.h"
 #include "mapping/device.h"
 #include "connector/base/clock.h"
-#include "connector/base/stop.h"
 
 #include <getopt.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,13 +35,8 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
-static volatile int stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
+/* -v: debug logging, also after a reload of `run`. */
+static int cli_verbose;
 
 static void usage(FILE *fp)
 {
@@ -99,9 +88,7 @@ static int load_config(const char *path, int verbose, struct cmb_config **cfg)
 		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
 		return rc;
 	}
-	int lvl = cmb_log_level_parse((*cfg)->log_level ? (*cfg)->log_level : "info");
-	cmb_log_set_level(verbose ? CMB_LOG_DEBUG : (enum cmb_log_level)(lvl < 0 ? CMB_LOG_INFO : lvl));
-	if ((*cfg)->log_file && (rc = cmb_log_open((*cfg)->log_file)) < 0) {
+	if ((rc = cmb_daemon_log_apply(*cfg, verbose)) < 0) {
 		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
 		cmb_config_free(*cfg);
 		*cfg = NULL;
@@ -110,68 +97,48 @@ static int load_config(const char *path, int verbose, struct cmb_config **cfg)
 	return 0;
 }
 
-/* A JSON string literal (or null) for a value that came from outside. */
-static void json_str(FILE *fp, const char *s)
+/*
+ * --json documents are generated (connector/base/json.h), one generator per
+ * document: written to stdout when complete, or row by row for listings
+ * (cmb_json_flush), and ended with a newline.
+ */
+static void json_end(yajl_gen g)
 {
-	struct cmb_buf b = CMB_BUF_INIT(1 << 20);
-	if (!s)
-		fputs("null", fp);
-	else if (cmb_buf_add_json_string(&b, s, strlen(s)) == 0)
-		fputs(b.data, fp);
-	cmb_buf_free(&b);
+	cmb_json_flush(g, stdout);
+	fputc('\n', stdout);
+	yajl_gen_free(g);
+}
+
+/* An ISO 8601 time value. */
+static void json_kv_time(yajl_gen g, const char *key, int64_t t)
+{
+	char iso[32];
+	cmb_time_iso8601(t, iso);
+	cmb_json_kv_str(g, key, iso);
 }
 
 /* ---- sync ---- */
 
-struct session {
-	struct cmb_state *state;
-	const struct cmb_site_adapter *site;
-	void *site_st;
-	const struct cmb_tenant_adapter *tenant;
-	void *tenant_st;
-};
-
-static void session_close(struct session *s)
+static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
 {
-	if (s->site && s->site_st)
-		s->site->close(s->site_st);
-	if (s->tenant && s->tenant_st)
-		s->tenant->close(s->tenant_st);
-	cmb_state_close(s->state);
-	memset(s, 0, sizeof(*s));
-}
-
-static int session_open(const struct cmb_config *cfg, int want_state, struct session *s)
-{
-	int rc;
-	memset(s, 0, sizeof(*s));
-	s->site = cmb_site_adapter_find(cfg->site_adapter);
-	if (!s->site)
-		return cmb_error_set(CMB_ECONFIG, "%s: [site] adapter: unknown adapter '%s'", cfg->path,
-				     cfg->site_adapter);
-	s->tenant = &cmb_tenant_gateway;
-	if (want_state && (rc = cmb_state_open(&s->state, cfg->state_dir)) < 0)
-		goto fail;
-	if ((rc = s->site->open(&s->site_st, cfg)) < 0)
-		goto fail;
-	if ((rc = s->tenant->open(&s->tenant_st, cfg)) < 0)
-		goto fail;
-	return 0;
-fail:
-	session_close(s);
-	return rc;
-}
-
-static void print_counts_json(FILE *fp, const struct cmb_cycle_counts *c)
-{
-	fprintf(fp,
-		"{\"siteRecords\":%ld,\"skipped\":%ld,\"unchanged\":%ld,\"added\":%ld,\"changed\":%ld,"
-		"\"refreshed\":%ld,\"duplicates\":%ld,\"noEntraDeviceId\":%ld,\"unknownWorkloadBits\":%ld,"
-		"\"removalsHeld\":%ld,\"uploaded\":%ld,\"removed\":%ld,\"quarantined\":%ld,\"rejected\":%ld,\"uploadRequests\":%ld,"
-		"\"utf8Repairs\":%ld}",
-		c->site_records, c->skipped, c->unchanged, c->added, c->changed, c->refreshed, c->duplicates,
-		c->no_entra_id, c->unknown_workloads, c->removals_held, c->added + c->changed + c->refreshed, c->removed,
-		c->quarantined, c->rejected, c->upload_requests, c->utf8_repairs);
+	yajl_gen_map_open(g);
+	cmb_json_kv_int(g, "siteRecords", c->site_records);
+	cmb_json_kv_int(g, "skipped", c->skipped);
+	cmb_json_kv_int(g, "unchanged", c->unchanged);
+	cmb_json_kv_int(g, "added", c->added);
+	cmb_json_kv_int(g, "changed", c->changed);
+	cmb_json_kv_int(g, "refreshed", c->refreshed);
+	cmb_json_kv_int(g, "duplicates", c->duplicates);
+	cmb_json_kv_int(g, "noEntraDeviceId", c->no_entra_id);
+	cmb_json_kv_int(g, "unknownWorkloadBits", c->unknown_workloads);
+	cmb_json_kv_int(g, "removalsHeld", c->removals_held);
+	cmb_json_kv_int(g, "uploaded", c->added + c->changed + c->refreshed);
+	cmb_json_kv_int(g, "removed", c->removed);
+	cmb_json_kv_int(g, "quarantined", c->quarantined);
+	cmb_json_kv_int(g, "rejected", c->rejected);
+	cmb_json_kv_int(g, "uploadRequests", c->upload_requests);
+	cmb_json_kv_int(g, "utf8Repairs", c->utf8_repairs);
+	yajl_gen_map_close(g);
 }
 
 static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
@@ -201,14 +168,11 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
 
-	struct session s;
-	int rc = session_open(cfg, 1, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
 	if (rc < 0)
 		return rc;
-	struct cmb_sync_env env = {
-		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st,
-	};
+	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_result res;
 	rc = cmb_sync_run(&env, &opts, &res);
 	const struct cmb_cycle_counts *c = &res.counts;
@@ -232,14 +196,14 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		printf("  details: check-in times refreshed this cycle\n");
 	if (rc < 0)
 		printf("  %s %s\n", rc == CMB_EGUARD ? "held:   " : "error:  ", cmb_error_last());
-	session_close(&s);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
 /* ---- diff ---- */
 
 struct diff_ctx {
-	int json;
+	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
 };
 
@@ -262,11 +226,14 @@ static int diff_pending(void *ud, const char *key, const char *hash, const char 
 	const char *k = cmb_state_pending_kind_name(kind);
 	char *name = record_device_name(json, len);
 	if (d->json) {
-		printf("%s{\"op\":\"%s\",\"key\":", d->n ? "," : "", k);
-		json_str(stdout, key);
-		printf(",\"deviceName\":");
-		json_str(stdout, name);
-		printf(",\"record\":%.*s}", (int)len, json);
+		yajl_gen_map_open(d->json);
+		cmb_json_kv_str(d->json, "op", k);
+		cmb_json_kv_str(d->json, "key", key);
+		cmb_json_kv_str(d->json, "deviceName", name);
+		cmb_json_key(d->json, "record");
+		cmb_json_raw(d->json, json, len);
+		yajl_gen_map_close(d->json);
+		cmb_json_flush(d->json, stdout);
 	} else {
 		printf("  %-8s %-24s %s\n", k, key, name ? name : "");
 	}
@@ -279,11 +246,12 @@ static int diff_removal(void *ud, const char *key, const char *tenant_id)
 {
 	struct diff_ctx *d = ud;
 	if (d->json) {
-		printf("%s{\"op\":\"remove\",\"key\":", d->n ? "," : "");
-		json_str(stdout, key);
-		printf(",\"id\":");
-		json_str(stdout, tenant_id);
-		printf("}");
+		yajl_gen_map_open(d->json);
+		cmb_json_kv_str(d->json, "op", "remove");
+		cmb_json_kv_str(d->json, "key", key);
+		cmb_json_kv_str(d->json, "id", tenant_id);
+		yajl_gen_map_close(d->json);
+		cmb_json_flush(d->json, stdout);
 	} else {
 		printf("  %-8s %-24s %s\n", "remove", key, tenant_id ? tenant_id : "");
 	}
@@ -296,24 +264,28 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
 	if (argc > 1 + json)
 		return cmb_error_set(CMB_ECONFIG, "diff: unexpected argument '%s'", argv[1 + json]);
-	struct session s;
-	int rc = session_open(cfg, 1, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
 	if (rc < 0)
 		return rc;
-	struct cmb_sync_env env = {
-		.cfg = cfg, .state = s.state, .site = s.site, .site_st = s.site_st,
-		.tenant = s.tenant, .tenant_st = s.tenant_st,
-	};
+	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_opts opts = { .dry_run = 1 };
 	struct cmb_sync_result res;
+	yajl_gen g = NULL;
 	/* The cycle's staged records and unseen devices are exactly what a normal cycle would send. */
 	cmb_log_set_level(cmb_log_get_level() < CMB_LOG_WARN ? cmb_log_get_level() : CMB_LOG_WARN);
 	if ((rc = cmb_sync_run(&env, &opts, &res)) < 0)
 		goto done;
-	struct diff_ctx d = { .json = json };
-	long attached = cmb_state_device_count(s.state);
 	if (json)
-		printf("{\"cycle\":%lld,\"changes\":[", (long long)res.cycle_id);
+		g = cmb_json_new(0);
+	struct diff_ctx d = { .json = g };
+	long attached = cmb_state_device_count(s.state);
+	if (g) {
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "cycle", res.cycle_id);
+		cmb_json_key(g, "changes");
+		yajl_gen_array_open(g);
+	}
 	if ((rc = cmb_state_pending_each(s.state, res.cycle_id, NULL, SIZE_MAX, diff_pending, &d)) == 0)
 		rc = cmb_state_devices_unseen(s.state, res.cycle_id, diff_removal, &d);
 	if (rc < 0)
@@ -322,25 +294,37 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	int held = removals > cfg->sync_delete_threshold ||
 		   (attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached);
 	const struct cmb_cycle_counts *c = &res.counts;
-	if (json) {
-		printf("],\"counts\":{\"upload\":%ld,\"remove\":%ld,\"unchanged\":%ld,\"duplicates\":%ld,"
-		       "\"quarantined\":%ld},\"removalsWouldBeHeld\":%s,\"detailsRefresh\":%s}\n",
-		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined, held ? "true" : "false",
-		       res.details_refresh ? "true" : "false");
+	if (g) {
+		yajl_gen_array_close(g);
+		cmb_json_key(g, "counts");
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "upload", res.pending_uploads);
+		cmb_json_kv_int(g, "remove", removals);
+		cmb_json_kv_int(g, "unchanged", c->unchanged);
+		cmb_json_kv_int(g, "duplicates", c->duplicates);
+		cmb_json_kv_int(g, "quarantined", c->quarantined);
+		yajl_gen_map_close(g);
+		cmb_json_kv_bool(g, "removalsWouldBeHeld", held);
+		cmb_json_kv_bool(g, "detailsRefresh", res.details_refresh);
+		yajl_gen_map_close(g);
+		json_end(g);
+		g = NULL;
 	} else {
 		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined%s\n",
 		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined,
 		       held ? " (the removals would be held by the deletion guard)" : "");
 	}
 done:
-	session_close(&s);
+	if (g)
+		yajl_gen_free(g);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
 /* ---- quarantine ---- */
 
 struct quar_ctx {
-	int json;
+	yajl_gen json;           /* --json: the listing being written; NULL: text */
 	long n;
 };
 
@@ -351,13 +335,13 @@ static int quar_row(void *ud, const char *key, enum cmb_quarantine_kind qkind, c
 	char t[32];
 	cmb_time_iso8601(when, t);
 	if (q->json) {
-		printf("%s{\"key\":", q->n ? "," : "");
-		json_str(stdout, key);
-		printf(",\"kind\":");
-		json_str(stdout, kind);
-		printf(",\"since\":\"%s\",\"reason\":", t);
-		json_str(stdout, reason);
-		printf("}");
+		yajl_gen_map_open(q->json);
+		cmb_json_kv_str(q->json, "key", key);
+		cmb_json_kv_str(q->json, "kind", kind);
+		cmb_json_kv_str(q->json, "since", t);
+		cmb_json_kv_str(q->json, "reason", reason);
+		yajl_gen_map_close(q->json);
+		cmb_json_flush(q->json, stdout);
 	} else {
 		printf("  %-24s %-9s since %s: %s\n", key, kind, t, reason);
 	}
@@ -374,19 +358,97 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 	int rc = cmb_state_open(&st, cfg->state_dir);
 	if (rc < 0)
 		return rc;
-	struct quar_ctx q = { .json = json };
-	if (json)
-		printf("[");
+	struct quar_ctx q = { .json = json ? cmb_json_new(0) : NULL };
+	if (q.json)
+		yajl_gen_array_open(q.json);
 	rc = cmb_state_quarantine_each(st, quar_row, &q);
-	if (json)
-		printf("]\n");
-	else if (rc == 0)
+	if (q.json) {
+		yajl_gen_array_close(q.json);
+		json_end(q.json);
+	} else if (rc == 0)
 		printf("%ld records in quarantine\n", q.n);
 	cmb_state_close(st);
 	return rc;
 }
 
 /* ---- status ---- */
+
+/* What status reports, gathered once for either form. */
+struct status_report {
+	const struct cmb_config *cfg;
+	long devices, quarantined;
+	const struct cmb_cycle *cy;
+	size_t n;
+	int cert_rc;             /* 0: the tenant certificate below was read */
+	int64_t not_after, days_left;
+	const char *subject;
+	int soon;
+};
+
+static void status_json(const struct status_report *r)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "siteCode", r->cfg->site_code);
+	cmb_json_kv_str(g, "mode", r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal");
+	cmb_json_kv_int(g, "devicesAttached", r->devices);
+	cmb_json_kv_int(g, "quarantined", r->quarantined);
+	if (r->cert_rc == 0) {
+		cmb_json_key(g, "certificate");
+		yajl_gen_map_open(g);
+		cmb_json_kv_str(g, "subject", r->subject);
+		json_kv_time(g, "notAfter", r->not_after);
+		cmb_json_kv_int(g, "daysLeft", r->days_left);
+		cmb_json_kv_bool(g, "expiresSoon", r->soon);
+		yajl_gen_map_close(g);
+	}
+	cmb_json_key(g, "cycles");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct cmb_cycle *cy = &r->cy[i];
+		yajl_gen_map_open(g);
+		cmb_json_kv_int(g, "id", cy->id);
+		cmb_json_kv_str(g, "kind", cy->kind);
+		cmb_json_kv_str(g, "status", cy->status);
+		json_kv_time(g, "started", cy->started);
+		if (cy->ended)
+			json_kv_time(g, "ended", cy->ended);
+		else
+			cmb_json_kv_str(g, "ended", NULL);
+		cmb_json_kv_str(g, "error", cy->error);
+		cmb_json_key(g, "counts");
+		gen_counts(g, &cy->counts);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	json_end(g);
+}
+
+static void status_text(const struct status_report *r)
+{
+	printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", r->cfg->site_code,
+	       r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", r->devices, r->quarantined);
+	if (r->cert_rc == 0) {
+		char na[32];
+		cmb_time_iso8601(r->not_after, na);
+		printf("certificate: %s expires %s (%lld days)%s\n", r->subject, na, (long long)r->days_left,
+		       r->soon ? ": renew it and upload the new one to the app registration" : "");
+	}
+	if (r->n == 0)
+		printf("no sync cycle has run yet\n");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct cmb_cycle *cy = &r->cy[i];
+		char a[32];
+		cmb_time_iso8601(cy->started, a);
+		const struct cmb_cycle_counts *c = &cy->counts;
+		printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
+		       "rejected %ld, quarantined %ld%s%s\n",
+		       (long long)cy->id, cy->kind, a, cy->status, c->site_records,
+		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected,
+		       c->quarantined, cy->error ? ": " : "", cy->error ? cy->error : "");
+	}
+}
 
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 {
@@ -412,61 +474,14 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 		days_left = (not_after - cmb_now()) / 86400;
 		soon = not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
 	}
-	if (json) {
-		printf("{\"siteCode\":");
-		json_str(stdout, cfg->site_code);
-		printf(",\"mode\":\"%s\",\"devicesAttached\":%ld,\"quarantined\":%ld,",
-		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
-		if (cert_rc == 0) {
-			char na[32];
-			cmb_time_iso8601(not_after, na);
-			printf("\"certificate\":{\"subject\":");
-			json_str(stdout, subject);
-			printf(",\"notAfter\":\"%s\",\"daysLeft\":%lld,\"expiresSoon\":%s},", na, (long long)days_left,
-			       soon ? "true" : "false");
-		}
-		printf("\"cycles\":[");
-		for (size_t i = 0; i < n; i++) {
-			char a[32], e[32];
-			cmb_time_iso8601(cy[i].started, a);
-			cmb_time_iso8601(cy[i].ended, e);
-			printf("%s{\"id\":%lld,\"kind\":\"%s\",\"status\":", i ? "," : "", (long long)cy[i].id,
-			       cy[i].kind);
-			json_str(stdout, cy[i].status);
-			printf(",\"started\":\"%s\",\"ended\":", a);
-			if (cy[i].ended)
-				printf("\"%s\"", e);
-			else
-				printf("null");
-			printf(",\"error\":");
-			json_str(stdout, cy[i].error);
-			printf(",\"counts\":");
-			print_counts_json(stdout, &cy[i].counts);
-			printf("}");
-		}
-		printf("]}\n");
-	} else {
-		printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", cfg->site_code,
-		       cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", devices, quarantined);
-		if (cert_rc == 0) {
-			char na[32];
-			cmb_time_iso8601(not_after, na);
-			printf("certificate: %s expires %s (%lld days)%s\n", subject, na, (long long)days_left,
-			       soon ? ": renew it and upload the new one to the app registration" : "");
-		}
-		if (n == 0)
-			printf("no sync cycle has run yet\n");
-		for (size_t i = 0; i < n; i++) {
-			char a[32];
-			cmb_time_iso8601(cy[i].started, a);
-			const struct cmb_cycle_counts *c = &cy[i].counts;
-			printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
-			       "rejected %ld, quarantined %ld%s%s\n",
-			       (long long)cy[i].id, cy[i].kind, a, cy[i].status, c->site_records,
-			       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected, c->quarantined, cy[i].error ? ": " : "",
-			       cy[i].error ? cy[i].error : "");
-		}
-	}
+	struct status_report r = {
+		.cfg = cfg, .devices = devices, .quarantined = quarantined, .cy = cy, .n = n, .cert_rc = cert_rc,
+		.not_after = not_after, .days_left = days_left, .subject = subject, .soon = soon,
+	};
+	if (json)
+		status_json(&r);
+	else
+		status_text(&r);
 	free(subject);
 done:
 	cmb_state_cycles_free(cy, n);
@@ -481,8 +496,8 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "check: unexpected argument '%s'", argv[1]);
 	printf("config:  %s is valid\n", cfg->path);
-	struct session s;
-	int rc = session_open(cfg, 0, &s);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SITE | CMB_DAEMON_TENANT);
 	if (rc < 0)
 		return rc;
 	int failed = 0;
@@ -505,7 +520,7 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 		printf("tenant:  token obtained from %s for client %s (valid %ld s)\n", cfg->tenant_token_url,
 		       cfg->tenant_client_id, expires);
 	}
-	session_close(&s);
+	cmb_daemon_session_close(&s);
 	if (failed)
 		return cmb_error_set(failed, "check failed");
 	return 0;
@@ -522,39 +537,27 @@ static int cmd_token(const struct cmb_config *cfg, int argc, char **argv)
 	if (site && !cfg->site_scope)
 		return cmb_error_set(CMB_ECONFIG, "token --site: [site] scope is not set (it goes with auth = bearer)");
 	const char *scope = site ? cfg->site_scope : cfg->tenant_scope;
-	struct cmb_retry_policy policy;
-	cmb_retry_policy_from_config(&policy, cfg);
-	struct cmb_retry_budget budget;
-	cmb_retry_budget_init(&budget, &policy);
-	struct cmb_http_opts ho = {
-		.name = "tenant", .ca_file = cfg->tenant_ca_file, .connect_timeout_s = cfg->tenant_connect_timeout,
-		.low_speed_time_s = cfg->tenant_timeout, .pinned_public_key = cfg->tenant_pinned_public_key,
-	};
-	cmb_http_opts_network(&ho, cfg);
-	struct cmb_http *http = NULL;
-	struct cmb_auth *auth = NULL;
-	struct cmb_auth_opts ao = { .retry = &budget };
-	cmb_auth_opts_from_config(&ao, cfg, scope);
-	const char *token;
-	int rc;
-	if ((rc = cmb_http_new(&http, &ho)) < 0 || (rc = cmb_auth_new(&auth, http, &ao)) < 0 ||
-	    (rc = cmb_auth_token(auth, &token)) < 0)
-		goto done;
-	printf("token:    acquired from %s for client %s with a %s\n", cfg->tenant_token_url, cfg->tenant_client_id,
-	       cmb_auth_credential_kind(auth));
-	printf("scope:    %s\n", scope);
-	printf("type:     Bearer\n");
-	printf("lifetime: %ld s\n", cmb_auth_lifetime(auth));
-	/* Only the payload's public claims: the token and its signature are never printed. */
-	char *claims = cmb_jwt_describe_claims(token);
-	if (claims)
-		printf("claims:\n%s", claims);
-	else
-		printf("claims:   none shown (not a JWT: the token is opaque to the client)\n");
-	free(claims);
-done:
-	cmb_auth_free(auth);
-	cmb_http_free(http);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_TENANT);
+	if (rc < 0)
+		return rc;
+	struct cmb_tenant_token_info ti;
+	if (!s.tenant->token_describe)
+		rc = cmb_error_set(CMB_ECONFIG, "token: the tenant adapter %s cannot show its tokens", s.tenant->name);
+	else if ((rc = s.tenant->token_describe(s.tenant_st, cfg, scope, &ti)) == 0) {
+		printf("token:    acquired from %s for client %s with a %s\n", cfg->tenant_token_url,
+		       cfg->tenant_client_id, ti.credential);
+		printf("scope:    %s\n", scope);
+		printf("type:     Bearer\n");
+		printf("lifetime: %ld s\n", ti.lifetime);
+		/* Only the payload's public claims: the token and its signature are never printed. */
+		if (ti.claims)
+			printf("claims:\n%s", ti.claims);
+		else
+			printf("claims:   none shown (not a JWT: the token is opaque to the client)\n");
+		free(ti.claims);
+	}
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
@@ -622,11 +625,13 @@ static int cmb_cli_map(int argc, char **argv)
 		else
 			return cmb_error_set(CMB_ECONFIG, "map: unknown option (see cmbridge --help)");
 	}
-	if (!from || strcmp(from, "adminservice") != 0)
+	/* The adapter whose saved pages these are, through its table; adminservice is the one that reads files so far. */
+	const struct cmb_site_adapter *site = from ? cmb_site_adapter_find(from) : NULL;
+	if (!site || !site->read_files)
 		return cmb_error_set(CMB_ECONFIG, "map: --from adminservice is required (the only offline source so far)");
 	if (optind >= argc)
 		return cmb_error_set(CMB_ECONFIG, "map: name at least one saved AdminService page");
-	int rc = cmb_adminservice_read_files((const char *const *)argv + optind, (size_t)(argc - optind), map_one, &m);
+	int rc = site->read_files((const char *const *)argv + optind, (size_t)(argc - optind), map_one, &m);
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = cmb_error_set(CMB_EIO, "map: cannot write the records to standard output");
 	if (rc == 0)
@@ -635,57 +640,6 @@ static int cmb_cli_map(int argc, char **argv)
 }
 
 /* ---- relay, run, actions ---- */
-
-static volatile int hup_requested;
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	hup_requested = 1;
-}
-
-struct relay_session {
-	struct session s;
-	void *ops_st;
-	void *notify_st;
-	struct cmb_relay *relay;
-};
-
-static void relay_session_close(struct relay_session *rs)
-{
-	cmb_relay_free(rs->relay);
-	if (rs->ops_st)
-		rs->s.site->ops_close(rs->ops_st);
-	if (rs->notify_st)
-		rs->s.tenant->notify_close(rs->notify_st);
-	session_close(&rs->s);
-	memset(rs, 0, sizeof(*rs));
-}
-
-static int relay_session_open(const struct cmb_config *cfg, struct relay_session *rs)
-{
-	memset(rs, 0, sizeof(*rs));
-	int rc = session_open(cfg, 1, &rs->s);
-	if (rc < 0)
-		return rc;
-	if (!rs->s.site->ops_open || !rs->s.tenant->notify_open) {
-		rc = cmb_error_set(CMB_ECONFIG, "the configured adapters cannot relay actions");
-		goto fail;
-	}
-	if ((rc = rs->s.site->ops_open(&rs->ops_st, rs->s.site_st)) < 0 ||
-	    (rc = rs->s.tenant->notify_open(&rs->notify_st, rs->s.tenant_st, cfg)) < 0)
-		goto fail;
-	struct cmb_relay_env env = {
-		.cfg = cfg, .state = rs->s.state, .site = rs->s.site, .ops_st = rs->ops_st, .tenant = rs->s.tenant,
-		.notify_st = rs->notify_st,
-	};
-	if ((rc = cmb_relay_new(&rs->relay, &env)) < 0)
-		goto fail;
-	return 0;
-fail:
-	relay_session_close(rs);
-	return rc;
-}
 
 static void print_relay_stats(const struct cmb_relay_stats *st, double secs)
 {
@@ -706,160 +660,52 @@ static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 		else
 			return cmb_error_set(CMB_ECONFIG, "relay: unexpected argument '%s'", argv[i]);
 	}
-	struct relay_session rs;
-	int rc = relay_session_open(cfg, &rs);
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
 	if (rc < 0)
 		return rc;
 	double t0 = cmb_now_mono();
 	cmb_log_set_cid("relay");
-	rc = cmb_relay_run(rs.relay, once, 5);
+	rc = cmb_relay_run(s.relay, once, 5);
 	cmb_log_set_cid(NULL);
-	print_relay_stats(cmb_relay_get_stats(rs.relay), cmb_now_mono() - t0);
+	print_relay_stats(cmb_relay_get_stats(s.relay), cmb_now_mono() - t0);
 	if (rc == CMB_ECANCELED)
 		rc = 0; /* stopped on request: the state is consistent */
-	relay_session_close(&rs);
+	cmb_daemon_session_close(&s);
 	return rc;
 }
 
-/*
- * SIGHUP: rebuild the whole configuration from the file and swap it in
- * (unbound's reload), between steps. A file that does not load, or that
- * changes an option needing a restart, is refused and the running
- * configuration kept. On success the sessions are reopened with the new
- * one; if that fails, with the old one again. *owned is the config this
- * function allocated (freed when replaced); *cfg the one in use.
- */
-static void run_reload(const struct cmb_config **cfg, struct cmb_config **owned, struct relay_session *rs)
-{
-	struct cmb_config *fresh = NULL;
-	if (cmb_config_load(&fresh, (*cfg)->path) < 0) {
-		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
-		return;
-	}
-	if (cmb_config_check_reload(*cfg, fresh) < 0) {
-		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
-		cmb_config_free(fresh);
-		return;
-	}
-	relay_session_close(rs);
-	if (relay_session_open(fresh, rs) < 0) {
-		cmb_error_log("run: SIGHUP: the new configuration cannot be used, keeping the running one: %s",
-			      cmb_error_last());
-		cmb_config_free(fresh);
-		if (relay_session_open(*cfg, rs) < 0)
-			cmb_error_log("run: reopening with the running configuration failed too: %s", cmb_error_last());
-		return;
-	}
-	int lvl = cmb_log_level_parse(fresh->log_level ? fresh->log_level : "info");
-	if (lvl >= 0)
-		cmb_log_set_level((enum cmb_log_level)lvl);
-	cmb_config_free(*owned);
-	*owned = fresh;
-	*cfg = fresh;
-	cmb_info("run: SIGHUP: configuration reloaded from %s", fresh->path);
-}
-
-/*
- * Sync cycles every [sync] interval (full every full_interval) and the
- * relay in between, in one thread: a cycle pauses the relay while it runs.
- * Signal handlers only set flags: SIGTERM/SIGINT stop after the current
- * step; SIGHUP reloads the configuration (run_reload).
- */
+/* The daemon: sync cycles and the relay as tasks of one scheduler (daemon.c). */
 static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 {
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "run: unexpected argument '%s'", argv[1]);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	/* A reload may cut an idle long poll short; nothing else. */
-	cmb_interrupt_set_flag(&hup_requested);
-	struct relay_session rs;
-	int rc = relay_session_open(cfg, &rs);
-	if (rc < 0)
-		return rc;
-	cmb_info("run: sync every %ld s (full every %ld s) and the action relay; SIGTERM stops", cfg->sync_interval,
-		 cfg->sync_full_interval);
-	double next_sync = cmb_now_mono(), last_full = -1e18;
-	int errors = 0;
-	struct cmb_config *owned = NULL;
-	while (!stop_requested) {
-		if (hup_requested) {
-			hup_requested = 0;
-			cmb_log_set_cid(NULL);
-			run_reload(&cfg, &owned, &rs);
-			if (!rs.relay)
-				break;
-			continue;
-		}
-		double now = cmb_now_mono();
-		if (now >= next_sync) {
-			struct cmb_sync_opts opts = { .full = now - last_full >= (double)cfg->sync_full_interval };
-			struct cmb_sync_env env = {
-				.cfg = cfg, .state = rs.s.state, .site = rs.s.site, .site_st = rs.s.site_st,
-				.tenant = rs.s.tenant, .tenant_st = rs.s.tenant_st,
-			};
-			struct cmb_sync_result res;
-			int src = cmb_sync_run(&env, &opts, &res);
-			if (src < 0 && src != CMB_ECANCELED)
-				cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
-			else
-				cmb_info("run: cycle %lld (%s) %s", (long long)res.cycle_id, opts.full ? "full" : "delta",
-					 res.status);
-			if (opts.full && src == 0)
-				last_full = now;
-			next_sync = now + (double)cfg->sync_interval;
-			continue;
-		}
-		long wait = cfg->actions_poll_wait;
-		if ((double)wait > next_sync - now)
-			wait = (long)(next_sync - now);
-		cmb_log_set_cid("relay");
-		rc = cmb_relay_step(rs.relay, wait < 0 ? 0 : wait);
-		cmb_log_set_cid(NULL);
-		if (rc < 0 && rc != CMB_ECANCELED) {
-			cmb_error_log("run: relay: %s", cmb_error_last());
-			errors++;
-			cmb_retry_sleep(errors < 6 ? 0.5 * (1 << errors) : 30);
-		} else {
-			errors = 0;
-		}
-	}
-	relay_session_close(&rs);
-	cmb_config_free(owned);
-	if (!stop_requested)
-		return cmb_error_set(CMB_ERROR, "run: no usable configuration after a reload; stopping");
-	cmb_info("run: stopping on request");
-	return 0;
+	return cmb_daemon_run(cfg, cli_verbose);
 }
 
-static void print_action_json(const struct cmb_action *a)
+static void gen_action(yajl_gen g, const struct cmb_action *a)
 {
-	char rq[32], ex[32], up[32];
-	cmb_time_iso8601(a->requested, rq);
-	cmb_time_iso8601(a->expires, ex);
-	cmb_time_iso8601(a->updated, up);
-	printf("{\"id\":");
-	json_str(stdout, a->id);
-	printf(",\"deviceId\":");
-	json_str(stdout, a->device_id);
-	printf(",\"key\":");
-	json_str(stdout, a->key);
-	printf(",\"resourceId\":%u,\"action\":", a->resource_id);
-	json_str(stdout, a->action);
-	printf(",\"requestedBy\":");
-	json_str(stdout, a->requested_by);
-	printf(",\"requestedDateTime\":\"%s\",\"expirationDateTime\":\"%s\",\"state\":\"%s\","
-	       "\"actionDeliveryStatus\":\"%s\",\"operationType\":%d,\"journal\":%lld,\"errorCode\":%ld,\"message\":",
-	       rq, ex, cmb_state_action_state_name(a->state), a->delivery, a->op_type, (long long)a->intent_id,
-	       a->error_code);
-	json_str(stdout, a->message);
-	printf(",\"lastUpdatedDateTime\":\"%s\"}", up);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "id", a->id);
+	cmb_json_kv_str(g, "deviceId", a->device_id);
+	cmb_json_kv_str(g, "key", a->key);
+	cmb_json_kv_int(g, "resourceId", a->resource_id);
+	cmb_json_kv_str(g, "action", a->action);
+	cmb_json_kv_str(g, "requestedBy", a->requested_by);
+	json_kv_time(g, "requestedDateTime", a->requested);
+	json_kv_time(g, "expirationDateTime", a->expires);
+	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
+	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
+	cmb_json_kv_int(g, "operationType", a->op_type);
+	cmb_json_kv_int(g, "journal", a->intent_id);
+	cmb_json_kv_int(g, "errorCode", a->error_code);
+	cmb_json_kv_str(g, "message", a->message);
+	json_kv_time(g, "lastUpdatedDateTime", a->updated);
+	yajl_gen_map_close(g);
 }
 
 struct audit_print {
-	int json;
+	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
 };
 
@@ -869,18 +715,89 @@ static int audit_row(void *ud, const struct cmb_audit_entry *e)
 	char at[32];
 	cmb_time_iso8601(e->at, at);
 	if (p->json) {
-		printf("%s{\"seq\":%lld,\"at\":\"%s\",\"event\":", p->n ? "," : "", (long long)e->seq, at);
-		json_str(stdout, cmb_state_audit_event_name(e->event));
-		printf(",\"outcome\":");
-		json_str(stdout, e->outcome);
-		printf(",\"reason\":");
-		json_str(stdout, e->reason);
-		printf("}");
+		yajl_gen_map_open(p->json);
+		cmb_json_kv_int(p->json, "seq", e->seq);
+		cmb_json_kv_str(p->json, "at", at);
+		cmb_json_kv_str(p->json, "event", cmb_state_audit_event_name(e->event));
+		cmb_json_kv_str(p->json, "outcome", e->outcome);
+		cmb_json_kv_str(p->json, "reason", e->reason);
+		yajl_gen_map_close(p->json);
+		cmb_json_flush(p->json, stdout);
 	} else {
 		printf("  %s  %-9s %-12s %s\n", at, cmb_state_audit_event_name(e->event), e->outcome,
 		       e->reason ? e->reason : "");
 	}
 	p->n++;
+	return 0;
+}
+
+/* actions show ID: the action, then its audit history. */
+static int actions_show(struct cmb_state *st, const char *show, int json)
+{
+	struct cmb_action a;
+	int rc;
+	if ((rc = cmb_state_action_get(st, show, &a)) < 0) {
+		if (rc == CMB_ENOTFOUND)
+			cmb_error_set(rc, "actions: no action \"%s\" in the inbox", show);
+		return rc;
+	}
+	struct audit_print p = { .json = json ? cmb_json_new(0) : NULL };
+	if (p.json) {
+		yajl_gen_map_open(p.json);
+		cmb_json_key(p.json, "action");
+		gen_action(p.json, &a);
+		cmb_json_key(p.json, "history");
+		yajl_gen_array_open(p.json);
+	} else {
+		char rq[32];
+		cmb_time_iso8601(a.requested, rq);
+		printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
+		       a.resource_id, a.requested_by, rq);
+		printf("state %s, %s, errorCode %ld%s%s\n", cmb_state_action_state_name(a.state), a.delivery, a.error_code, a.message ? ": " : "",
+		       a.message ? a.message : "");
+		printf("history:\n");
+	}
+	rc = cmb_state_audit_each(st, show, audit_row, &p);
+	if (p.json) {
+		yajl_gen_array_close(p.json);
+		yajl_gen_map_close(p.json);
+		json_end(p.json);
+	}
+	cmb_state_action_clear(&a);
+	return rc;
+}
+
+/* actions [--json]: every action, newest first. */
+static int actions_list(struct cmb_state *st, int json)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = cmb_state_actions_recent(st, SIZE_MAX, &list, &n)) < 0)
+		return rc;
+	yajl_gen g = json ? cmb_json_new(0) : NULL;
+	if (g)
+		yajl_gen_array_open(g);
+	for (size_t i = 0; i < n; i++) {
+		if (g) {
+			gen_action(g, &list[i]);
+			cmb_json_flush(g, stdout);
+		} else {
+			char rq[32];
+			cmb_time_iso8601(list[i].requested, rq);
+			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, cmb_state_action_state_name(list[i].state), list[i].action, list[i].key,
+			       list[i].requested_by, list[i].id, list[i].message ? "  " : "",
+			       list[i].message ? list[i].message : "");
+		}
+	}
+	if (g) {
+		yajl_gen_array_close(g);
+		json_end(g);
+	} else {
+		printf("%zu actions (%ld not final, %ld results waiting to be reported)\n", n, cmb_state_actions_open(st),
+		       cmb_state_outbox_count(st));
+	}
+	cmb_state_actions_free(list, n);
 	return 0;
 }
 
@@ -901,61 +818,7 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 	int rc = cmb_state_open(&st, cfg->state_dir);
 	if (rc < 0)
 		return rc;
-	if (show) {
-		struct cmb_action a;
-		if ((rc = cmb_state_action_get(st, show, &a)) < 0) {
-			if (rc == CMB_ENOTFOUND)
-				cmb_error_set(rc, "actions: no action \"%s\" in the inbox", show);
-			goto done;
-		}
-		struct audit_print p = { .json = json };
-		if (json) {
-			printf("{\"action\":");
-			print_action_json(&a);
-			printf(",\"history\":");
-		} else {
-			char rq[32];
-			cmb_time_iso8601(a.requested, rq);
-			printf("action %s: %s on %s (%s, ResourceID %u) by %s at %s\n", a.id, a.action, a.key, a.device_id,
-			       a.resource_id, a.requested_by, rq);
-			printf("state %s, %s, errorCode %ld%s%s\n", cmb_state_action_state_name(a.state), a.delivery,
-			       a.error_code, a.message ? ": " : "", a.message ? a.message : "");
-			printf("history:\n");
-		}
-		if (json)
-			printf("[");
-		rc = cmb_state_audit_each(st, show, audit_row, &p);
-		if (json)
-			printf("]}\n");
-		cmb_state_action_clear(&a);
-		goto done;
-	}
-	struct cmb_action *list = NULL;
-	size_t n = 0;
-	if ((rc = cmb_state_actions_recent(st, SIZE_MAX, &list, &n)) < 0)
-		goto done;
-	if (json)
-		printf("[");
-	for (size_t i = 0; i < n; i++) {
-		if (json) {
-			if (i)
-				printf(",");
-			print_action_json(&list[i]);
-		} else {
-			char rq[32];
-			cmb_time_iso8601(list[i].requested, rq);
-			printf("  %s %-12s %-32s %-20s %-24s %s%s%s\n", rq, cmb_state_action_state_name(list[i].state),
-			       list[i].action, list[i].key, list[i].requested_by, list[i].id, list[i].message ? "  " : "",
-			       list[i].message ? list[i].message : "");
-		}
-	}
-	if (json)
-		printf("]\n");
-	else
-		printf("%zu actions (%ld not final, %ld results waiting to be reported)\n", n, cmb_state_actions_open(st),
-		       cmb_state_outbox_count(st));
-	cmb_state_actions_free(list, n);
-done:
+	rc = show ? actions_show(st, show, json) : actions_list(st, json);
 	cmb_state_close(st);
 	return rc;
 }
@@ -988,13 +851,8 @@ int cmb_cli_main(int argc, char **argv)
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	cmb_stop_set_flag(&stop_requested);
-	signal(SIGPIPE, SIG_IGN);
+	cli_verbose = verbose;
+	cmb_daemon_signals_init();
 
 	if (strcmp(cmd, "map") == 0) {
 		cmb_log_set_level(verbose ? CMB_LOG_DEBUG : CMB_LOG_WARN);

@@ -17,6 +17,7 @@
  * acknowledged; relay anything in staging mode.
  */
 #include "connector/engine/relay.h"
+#include "connector/base/backoff.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/transport/retry.h"
@@ -993,8 +994,7 @@ int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
 			if (once && max_errors > 0 && errors >= max_errors)
 				return rc;
 			/* A failed step is retried: the journal keeps what is unknown. Back off a little. */
-			double wait = errors < 6 ? 0.5 * (1 << errors) : 30;
-			cmb_retry_sleep(wait);
+			cmb_retry_sleep(cmb_backoff_delay(errors, CMB_RELAY_BACKOFF_BASE_S, CMB_RELAY_BACKOFF_MAX_S));
 			continue;
 		}
 		errors = 0;

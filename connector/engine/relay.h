@@ -81,8 +81,15 @@ int cmb_relay_idle(struct cmb_relay *r);
 int64_t cmb_relay_next_due_ms(struct cmb_relay *r);
 
 /*
+ * The pause after n consecutive failed steps: cmb_backoff_delay(n, base,
+ * max) (base/backoff.h), here and in the daemon's relay task.
+ */
+#define CMB_RELAY_BACKOFF_BASE_S 0.5
+#define CMB_RELAY_BACKOFF_MAX_S 30.0
+
+/*
  * Steps until the process-wide stop request (base/stop.h), or with once until idle (then returns 0). Errors of a
- * step are logged and retried after a pause; with once, max_errors
+ * step are logged and retried after a pause (CMB_RELAY_BACKOFF_*); with once, max_errors
  * consecutive failed steps end the run with the last error.
  */
 int cmb_relay_run(struct cmb_relay *r, int once, int max_errors);

@@ -1,6 +1,6 @@
 /*
  * jwt.c - client assertions signed with a certificate key (OpenSSL), the
- * certificate's validity and thumbprints, base64url, and a reader for the
+ * certificate's validity and thumbprints, and a reader for the
  * public claims of an access token.
  *
  * Must never: hand a private key, a passphrase, an assertion or a token to
@@ -8,7 +8,9 @@
  * passphrase; accept a key that does not belong to the certificate.
  */
 #include "connector/transport/jwt.h"
+#include "connector/base/base64.h"
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
 
@@ -26,6 +28,8 @@
 #include <yajl/yajl_tree.h>
 
 #define ASSERTION_LIFETIME_S 300
+/* An assertion is a form field of the token request: client ids and token URLs are short. */
+#define MAX_CLAIMS_LEN 16384
 
 struct cmb_cert_cred {
 	char *file;
@@ -45,80 +49,6 @@ int cmb_jwt_alg_parse(const char *name)
 	if (name && strcmp(name, "RS256") == 0)
 		return CMB_JWT_RS256;
 	return -1;
-}
-
-/* ---- base64url ---- */
-
-char *cmb_base64url(const void *data, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const unsigned char *p = data;
-	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-	size_t o = 0, i = 0;
-	for (; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (len - i == 1) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (len - i == 2) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-' || c == '+')
-		return 62;
-	if (c == '_' || c == '/')
-		return 63;
-	return -1;
-}
-
-int cmb_base64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
-{
-	while (len > 0 && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return cmb_error_set(CMB_EINVAL, "base64url: bad length %zu", len);
-	unsigned char *buf = xmalloc(len * 3 / 4 + 3);
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_value(s[i]);
-		if (v < 0) {
-			free(buf);
-			return cmb_error_set(CMB_EINVAL, "base64url: invalid character at offset %zu", i);
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (unsigned char)(acc >> bits & 0xff);
-		}
-	}
-	buf[o] = '\0';
-	*out = buf;
-	if (out_len)
-		*out_len = o;
-	return 0;
 }
 
 /* ---- certificates ---- */
@@ -234,12 +164,12 @@ int cmb_cert_cred_load(struct cmb_cert_cred **out, const char *cert_file, const 
 		rc = cmb_error_set(CMB_ERROR, "cannot hash certificate %s", cert_file);
 		goto done;
 	}
-	c->x5t_s256 = cmb_base64url(md, mdlen);
+	c->x5t_s256 = cmb_base64url_encode(md, mdlen);
 	if (!X509_digest(c->cert, EVP_sha1(), md, &mdlen)) {
 		rc = cmb_error_set(CMB_ERROR, "cannot hash certificate %s", cert_file);
 		goto done;
 	}
-	c->x5t = cmb_base64url(md, mdlen);
+	c->x5t = cmb_base64url_encode(md, mdlen);
 	for (unsigned i = 0; i < mdlen && i < 20; i++)
 		snprintf(c->thumbprint + 2 * i, 3, "%02X", md[i]);
 
@@ -372,49 +302,59 @@ fail:
 	return rc;
 }
 
+/* The JOSE header: the algorithm and the certificate's thumbprint the authority looks the key up by. */
+static char *assertion_header(const struct cmb_cert_cred *c, enum cmb_jwt_alg alg, size_t *len)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "alg", alg == CMB_JWT_PS256 ? "PS256" : "RS256");
+	cmb_json_kv_str(g, "typ", "JWT");
+	if (alg == CMB_JWT_PS256)
+		cmb_json_kv_str(g, "x5t#S256", c->x5t_s256);
+	else
+		cmb_json_kv_str(g, "x5t", c->x5t);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, len);
+}
+
+static char *assertion_claims(const char *client_id, const char *aud, int64_t now, const char *jti, size_t *len)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "aud", aud);
+	cmb_json_kv_str(g, "iss", client_id);
+	cmb_json_kv_str(g, "sub", client_id);
+	cmb_json_kv_str(g, "jti", jti);
+	cmb_json_kv_int(g, "iat", now);
+	cmb_json_kv_int(g, "nbf", now);
+	cmb_json_kv_int(g, "exp", now + ASSERTION_LIFETIME_S);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, len);
+}
+
 int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_alg alg, const char *client_id,
 		      const char *aud, int64_t now, const char *jti)
 {
-	struct cmb_buf hdr = CMB_BUF_INIT(4096), claims = CMB_BUF_INIT(16384);
 	char uuid[37];
 	if (!jti) {
 		cmb_uuid4(uuid);
 		jti = uuid;
 	}
-	if (alg == CMB_JWT_PS256)
-		cmb_buf_printf(&hdr, "{\"alg\":\"PS256\",\"typ\":\"JWT\",\"x5t#S256\":\"%s\"}", c->x5t_s256);
-	else
-		cmb_buf_printf(&hdr, "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"%s\"}", c->x5t);
-	int rc = cmb_buf_addstr(&claims, "{\"aud\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, aud, strlen(aud));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"iss\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, client_id, strlen(client_id));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"sub\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, client_id, strlen(client_id));
-	if (!rc)
-		rc = cmb_buf_addstr(&claims, ",\"jti\":");
-	if (!rc)
-		rc = cmb_buf_add_json_string(&claims, jti, strlen(jti));
-	if (!rc)
-		rc = cmb_buf_printf(&claims, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}", (long long)now,
-				    (long long)now, (long long)(now + ASSERTION_LIFETIME_S));
-	if (rc < 0) {
-		cmb_buf_free(&hdr);
-		cmb_buf_free(&claims);
-		return cmb_error_set(CMB_EINVAL, "client assertion: client id or token URL too long");
+	size_t hdr_len, claims_len;
+	char *hdr = assertion_header(c, alg, &hdr_len);
+	char *claims = assertion_claims(client_id, aud, now, jti, &claims_len);
+	int rc = 0;
+	if (claims_len > MAX_CLAIMS_LEN) {
+		rc = cmb_error_set(CMB_EINVAL, "client assertion: client id or token URL too long");
+		goto done;
 	}
-	char *h64 = cmb_base64url(hdr.data, hdr.len);
-	char *c64 = cmb_base64url(claims.data, claims.len);
+	char *h64 = cmb_base64url_encode(hdr, hdr_len);
+	char *c64 = cmb_base64url_encode(claims, claims_len);
 	char *input = xasprintf("%s.%s", h64, c64);
 	unsigned char *sig = NULL;
 	size_t sig_len = 0;
 	if ((rc = sign(c, alg, input, &sig, &sig_len)) == 0) {
-		char *s64 = cmb_base64url(sig, sig_len);
+		char *s64 = cmb_base64url_encode(sig, sig_len);
 		*out = xasprintf("%s.%s", input, s64);
 		free(s64);
 	}
@@ -422,8 +362,9 @@ int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_al
 	free(input);
 	free(h64);
 	free(c64);
-	cmb_buf_free(&hdr);
-	cmb_buf_free(&claims);
+done:
+	free(hdr);
+	free(claims);
 	return rc;
 }
 

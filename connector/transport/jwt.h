@@ -1,7 +1,7 @@
 /*
  * jwt.h - certificate credentials: the client assertion (a JWS signed with
  * the app registration's certificate key, docs/wire-format.md §6), the
- * certificate's validity, base64url, and reading the non-secret claims of
+ * certificate's validity, and reading the non-secret claims of
  * a JWT for `cmbridge token`.
  *
  * Must never: log or put in an error message a private key, a passphrase,
@@ -74,11 +74,6 @@ enum cmb_cert_validity cmb_cert_classify(int64_t not_before, int64_t not_after, 
  */
 int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_alg alg, const char *client_id,
 		      const char *aud, int64_t now, const char *jti);
-
-/* base64url without padding (RFC 7515 §2). Caller frees. */
-char *cmb_base64url(const void *data, size_t len);
-/* Decodes base64url (padding optional). *out (NUL-terminated, caller frees). 0 or CMB_EINVAL. */
-int cmb_base64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len);
 
 /*
  * Describes the non-secret claims of a JWT (aud, iss, tid, appid, azp,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The daemon: `cmbridge run` syncs and relays continuously, and SIGTERM stops
-# it cleanly even while it is holding a 30-second long poll (signal handlers
-# only set a flag; the HTTP core ends transfers when it is set).
+# The daemon: `cmbridge run` syncs and relays continuously with one tenant
+# token for both, SIGHUP reloads, and SIGTERM stops it cleanly even while it
+# is holding a 30-second long poll (signal handlers only set a flag; the
+# HTTP core ends transfers when it is set). Log rotation: logrotate.sh.
 . "$(dirname "$0")/lib.sh"
 
 lab_init_up --devices 300 --seed 2
@@ -15,6 +16,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 expect_match "a sync cycle completed" "run: cycle 1 .* ok" "$(cat "$TMP/run.out")"
+lab_stats
+daemon_tokens=$(stat "['tenant']['tokensIssued']")
 DEVICE=$(curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $(graph_token)" \
   "$(sed -n 's/^graph_url *= *//p' "$CONF")/deviceManagement/managedDevices?\$top=1" | jq -r '.value[0].id')
 "$CMBRIDGE_LAB" trigger "$LAB" "$DEVICE" appEvaluation > /dev/null
@@ -24,6 +27,9 @@ for _ in $(seq 150); do
   sleep 0.2
 done
 expect_eq "the action reached the site once" 1 "$(stat "['site']['operationTargets']")"
+# One tenant adapter for the cycle and the relay: the notification channel shares its token
+# (the two others are the test's own, graph_token, and the one cmbridge-lab trigger uses).
+expect_eq "one tenant token for the cycle and the relay" "1 1" "$daemon_tokens $(($(stat "['tenant']['tokensIssued']") - 2))"
 
 say "SIGHUP reloads the configuration, and refuses a change that needs a restart"
 sed -i 's/^\(\[sync\]\)$/\1\ninterval = 600/' "$RUN"

@@ -1,5 +1,5 @@
 /*
- * test_util.c - bounded buffers, JSON string escaping, time parsing, URL
+ * test_util.c - bounded buffers, JSON generation (base/json.h), time parsing, URL
  * resolution and error messages.
  */
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "connector/base/error.h"
+#include "connector/base/json.h"
 #include "connector/transport/http.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
@@ -30,14 +31,25 @@ static void buf_respects_max(void **s)
 	cmb_buf_free(&b);
 }
 
-static void json_string_escapes(void **s)
+/* The --json outputs and request bodies: strings escaped by yajl, raw records inserted whole, null for NULL. */
+static void json_generated(void **s)
 {
 	(void)s;
-	struct cmb_buf b = CMB_BUF_INIT(1024);
-	const char in[] = "a\"b\\c\n\t\x01 Bürö 営業";
-	assert_int_equal(cmb_buf_add_json_string(&b, in, sizeof(in) - 1), 0);
-	assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001 Bürö 営業\"");
-	cmb_buf_free(&b);
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "s", "a\"b\\c\n\t\x01 B\xc3\xbcr\xc3\xb6 /x");
+	cmb_json_kv_str(g, "none", NULL);
+	cmb_json_kv_int(g, "n", -42);
+	cmb_json_kv_bool(g, "b", 1);
+	cmb_json_key(g, "record");
+	cmb_json_raw(g, "{\"k\":[1,2]}", 11);
+	yajl_gen_map_close(g);
+	size_t len;
+	char *out = cmb_json_take(g, &len);
+	assert_string_equal(out, "{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001 B\xc3\xbcr\xc3\xb6 /x\",\"none\":null,\"n\":-42,"
+				 "\"b\":true,\"record\":{\"k\":[1,2]}}");
+	assert_int_equal(len, strlen(out));
+	free(out);
 }
 
 static void time_parse_forms(void **s)
@@ -162,7 +174,7 @@ static void uuid_is_v4(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(buf_respects_max),     cmocka_unit_test(json_string_escapes),
+		cmocka_unit_test(buf_respects_max),     cmocka_unit_test(json_generated),
 		cmocka_unit_test(time_parse_forms),     cmocka_unit_test(resolve_relative_links),
 		cmocka_unit_test(error_wrap_prefixes),  cmocka_unit_test(secret_file_permissions),
 		cmocka_unit_test(uuid_is_v4),
