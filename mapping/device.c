@@ -374,10 +374,8 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 /* yajl only fails here on misuse (a bug), never on input: abort like OOM. */
 static void gen_check(yajl_gen_status st)
 {
-	if (st != yajl_gen_status_ok) {
-		fprintf(stderr, "cmbridge: mapping: JSON generator error %d\n", (int)st);
-		abort();
-	}
+	if (st != yajl_gen_status_ok)
+		cmb_fatal("mapping: the JSON generator was misused");
 }
 
 static void gen_str(yajl_gen g, const char *s)
@@ -501,10 +499,8 @@ static void gen_configuration_manager(yajl_gen g, const struct cmb_map_ctx *ctx,
 static void gen_print(void *ctx, const char *str, size_t len)
 {
 	struct gen_out *o = ctx;
-	if (cmb_buf_add(&o->json, str, len) < 0) {
-		fprintf(stderr, "cmbridge: a mapped record exceeded its size limit\n");
-		abort();
-	}
+	if (cmb_buf_add(&o->json, str, len) < 0)
+		cmb_fatal("mapping: a mapped record exceeded its size limit");
 	EVP_DigestUpdate(o->full, str, len);
 	if (!o->in_volatile)
 		EVP_DigestUpdate(o->stable, str, len);
@@ -525,10 +521,8 @@ static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_devi
 	struct gen_out o = { .full = EVP_MD_CTX_new(), .stable = EVP_MD_CTX_new() };
 	cmb_buf_init(&o.json, (size_t)16 << 20);
 	yajl_gen g = yajl_gen_alloc(NULL);
-	if (!g || !o.full || !o.stable) {
-		fprintf(stderr, "cmbridge: out of memory\n");
-		abort();
-	}
+	if (!g || !o.full || !o.stable)
+		cmb_fatal("out of memory");
 	EVP_DigestInit_ex(o.full, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(o.stable, EVP_sha256(), NULL);
 	/* Strings were repaired already; beautify stays off (no whitespace). */

@@ -82,10 +82,8 @@ char *cmb_utf8_repair(const char *s, size_t len, unsigned *repairs)
 	char *out;
 
 	/* Worst case: every byte becomes EF BF BD. */
-	if (len > (SIZE_MAX - 1) / 3) {
-		fprintf(stderr, "cmbridge: string too large to repair\n");
-		abort();
-	}
+	if (len > (SIZE_MAX - 1) / 3)
+		cmb_fatal("mapping: string too large to repair");
 	out = xmalloc(len * 3 + 1);
 	while (i < len) {
 		size_t n = seq_len(p + i, len - i, &sub);

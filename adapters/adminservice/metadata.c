@@ -698,6 +698,17 @@ static int scan_too_long(struct cmb_as_meta_parser *p)
 		    "past %zu bytes (max_markup)", p->scan.start, p->lim.max_markup);
 }
 
+/* A comment or CDATA section ends at two of ch followed by '>'. */
+static void ends_with_run(struct scan *sc, unsigned c, unsigned ch)
+{
+	if (c == ch)
+		sc->run++;
+	else if (c == '>' && sc->run >= 2)
+		sc->st = SC_TEXT;
+	else
+		sc->run = 0;
+}
+
 /* One ASCII code unit (anything >= 0x80 is "other") at byte offset `at`. */
 static int scan_unit(struct cmb_as_meta_parser *p, unsigned c, size_t at)
 {
@@ -769,20 +780,10 @@ static int scan_unit(struct cmb_as_meta_parser *p, unsigned c, size_t at)
 		}
 		return 0;
 	case SC_COMMENT:
-		if (c == '-')
-			sc->run++;
-		else if (c == '>' && sc->run >= 2)
-			sc->st = SC_TEXT;
-		else
-			sc->run = 0;
+		ends_with_run(sc, c, '-');    /* "-->" */
 		return 0;
 	case SC_CDATA:
-		if (c == ']')
-			sc->run++;
-		else if (c == '>' && sc->run >= 2)
-			sc->st = SC_TEXT;
-		else
-			sc->run = 0;
+		ends_with_run(sc, c, ']');    /* "]]>" */
 		return 0;
 	case SC_PI:
 		if (c == '>' && sc->run)
@@ -1012,130 +1013,153 @@ int cmb_as_meta_feed(struct cmb_as_meta_parser *p, const void *data, size_t len)
  * lists and moving its own after them. Everything is counted and checked
  * before anything is built, so a failure leaves the classes as they were.
  */
-static int inherit(struct cmb_as_meta_parser *p)
+/* The working lists of inherit(): one entry per kept class. */
+struct inheritance {
+	size_t n;
+	long *base;                 /* index of the kept base class, -1 for none */
+	size_t *order;              /* bases before the classes that derive from them */
+	size_t *nk, *np;            /* keys and properties, inherited ones included */
+	size_t *bytes;              /* strings of the complete lists */
+};
+
+/* Orders the classes so that each base comes before what derives from it; a cycle is an error. */
+static int order_by_base(struct cmb_as_meta_parser *p, struct inheritance *in)
 {
 	struct cmb_as_meta *m = p->m;
-	size_t n = m->n_classes;
-	int error = 0;
-	char b1[SHOWN];
-	if (n == 0)
-		return 0;
-	long *base = xmalloc(n * sizeof(*base));
-	unsigned char *state = xcalloc(n, 1);  /* 0 not yet, 1 on the chain being walked, 2 ordered */
-	size_t *order = xmalloc(n * sizeof(*order));
-	size_t *chain = xmalloc(n * sizeof(*chain));
-	size_t *nk = xmalloc(n * sizeof(*nk)), *np = xmalloc(n * sizeof(*np));
-	size_t *bytes = xmalloc(n * sizeof(*bytes));   /* strings of the complete lists */
-	struct { char **keys; struct cmb_as_meta_prop *props; } *flat = NULL;
+	unsigned char *state = xcalloc(in->n, 1); /* 0 not yet, 1 on the chain being walked, 2 ordered */
+	size_t *chain = xmalloc(in->n * sizeof(*chain));
 	size_t n_order = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		base[i] = -1;
+	char b1[SHOWN];
+	int error = 0;
+	for (size_t i = 0; i < in->n; i++) {
+		in->base[i] = -1;
 		const char *b = m->classes[i].base_type;
 		long c = b ? cand_find(p, b, strlen(b)) : -1;
 		if (c >= 0)
-			base[i] = p->cands[c].kept;   /* -1 when missing */
+			in->base[i] = p->cands[c].kept;   /* -1 when missing */
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < in->n && !error; i++) {
 		size_t len = 0;
 		long j = (long)i;
 		while (j >= 0 && state[j] == 0) {
 			state[j] = 1;
 			chain[len++] = (size_t)j;
-			j = base[j];
+			j = in->base[j];
 		}
 		if (j >= 0 && state[j] == 1) {
 			error = fail(p, CMB_EPROTO, "the BaseType chain of EntityType '%s' comes back to itself",
 				     shown_str(b1, m->classes[j].name));
-			goto done;
+			break;
 		}
 		while (len) {
 			size_t k = chain[--len];
 			state[k] = 2;
-			order[n_order++] = k;
+			in->order[n_order++] = k;
 		}
 	}
+	free(state);
+	free(chain);
+	return error;
+}
 
+/* How big each complete list will be, charged against the limits before anything is copied. */
+static int count_inherited(struct cmb_as_meta_parser *p, struct inheritance *in)
+{
+	struct cmb_as_meta *m = p->m;
 	size_t cost = 0;
-	for (size_t o = 0; o < n; o++) {
-		size_t k = order[o];
+	char b1[SHOWN];
+	for (size_t o = 0; o < in->n; o++) {
+		size_t k = in->order[o];
 		const struct cmb_as_meta_class *c = &m->classes[k];
 		size_t own = 0;
 		for (size_t i = 0; i < c->n_keys; i++)
 			own += strlen(c->keys[i]) + 1;
 		for (size_t i = 0; i < c->n_props; i++)
 			own += strlen(c->props[i].name) + 1 + strlen(c->props[i].type) + 1;
-		nk[k] = c->n_keys;
-		np[k] = c->n_props;
-		bytes[k] = own;
-		if (base[k] >= 0) {
-			size_t b = (size_t)base[k];
-			nk[k] += nk[b];
-			np[k] += np[b];
-			bytes[k] += bytes[b];
-			cost += bytes[b] + nk[b] * sizeof(char *) + np[b] * sizeof(struct cmb_as_meta_prop);
-			if (cost > p->lim.max_kept) {
-				error = charge(p, cost);
-				goto done;
-			}
+		in->nk[k] = c->n_keys;
+		in->np[k] = c->n_props;
+		in->bytes[k] = own;
+		if (in->base[k] >= 0) {
+			size_t b = (size_t)in->base[k];
+			in->nk[k] += in->nk[b];
+			in->np[k] += in->np[b];
+			in->bytes[k] += in->bytes[b];
+			cost += in->bytes[b] + in->nk[b] * sizeof(char *) + in->np[b] * sizeof(struct cmb_as_meta_prop);
+			if (cost > p->lim.max_kept)
+				return charge(p, cost);
 		}
-		if (np[k] > p->lim.max_props || nk[k] > p->lim.max_props) {
-			error = fail(p, CMB_ETOOBIG, "EntityType '%s' has more than %zu %sproperties with those it "
-				     "inherits (max_props)", shown_str(b1, c->name), p->lim.max_props,
-				     nk[k] > p->lim.max_props ? "key " : "");
-			goto done;
-		}
+		if (in->np[k] > p->lim.max_props || in->nk[k] > p->lim.max_props)
+			return fail(p, CMB_ETOOBIG, "EntityType '%s' has more than %zu %sproperties with those it "
+				    "inherits (max_props)", shown_str(b1, c->name), p->lim.max_props,
+				    in->nk[k] > p->lim.max_props ? "key " : "");
 	}
-	if ((error = charge(p, cost)) < 0)
-		goto done;
+	return charge(p, cost);
+}
 
-	flat = xcalloc(n, sizeof(*flat));
-	for (size_t o = 0; o < n; o++) {
-		size_t k = order[o];
+/* Builds each derived class's complete lists, base keys and properties first, then swaps them in. */
+static void flatten(struct cmb_as_meta_parser *p, const struct inheritance *in)
+{
+	struct cmb_as_meta *m = p->m;
+	struct { char **keys; struct cmb_as_meta_prop *props; } *flat = xcalloc(in->n, sizeof(*flat));
+	for (size_t o = 0; o < in->n; o++) {
+		size_t k = in->order[o];
 		struct cmb_as_meta_class *c = &m->classes[k];
-		if (base[k] < 0)
+		if (in->base[k] < 0)
 			continue;       /* nothing inherited: its own lists stay */
-		size_t b = (size_t)base[k];
+		size_t b = (size_t)in->base[k];
 		const struct cmb_as_meta_class *bc = &m->classes[b];
 		char **bkeys = flat[b].keys ? flat[b].keys : bc->keys;
 		struct cmb_as_meta_prop *bprops = flat[b].props ? flat[b].props : bc->props;
-		char **keys = xmalloc((nk[k] ? nk[k] : 1) * sizeof(*keys));
-		struct cmb_as_meta_prop *props = xmalloc((np[k] ? np[k] : 1) * sizeof(*props));
-		for (size_t i = 0; i < nk[b]; i++)
+		char **keys = xmalloc((in->nk[k] ? in->nk[k] : 1) * sizeof(*keys));
+		struct cmb_as_meta_prop *props = xmalloc((in->np[k] ? in->np[k] : 1) * sizeof(*props));
+		for (size_t i = 0; i < in->nk[b]; i++)
 			keys[i] = xstrdup(bkeys[i]);
 		if (c->n_keys)
-			memcpy(keys + nk[b], c->keys, c->n_keys * sizeof(*keys));
-		for (size_t i = 0; i < np[b]; i++) {
+			memcpy(keys + in->nk[b], c->keys, c->n_keys * sizeof(*keys));
+		for (size_t i = 0; i < in->np[b]; i++) {
 			props[i].name = xstrdup(bprops[i].name);
 			props[i].type = xstrdup(bprops[i].type);
 			props[i].nullable = bprops[i].nullable;
 		}
 		if (c->n_props)
-			memcpy(props + np[b], c->props, c->n_props * sizeof(*props));
+			memcpy(props + in->np[b], c->props, c->n_props * sizeof(*props));
 		flat[k].keys = keys;
 		flat[k].props = props;
 	}
-	for (size_t k = 0; k < n; k++) {
+	for (size_t k = 0; k < in->n; k++) {
 		struct cmb_as_meta_class *c = &m->classes[k];
 		if (!flat[k].keys)
 			continue;
 		free(c->keys);
 		free(c->props);
 		c->keys = flat[k].keys;
-		c->n_keys = nk[k];
+		c->n_keys = in->nk[k];
 		c->props = flat[k].props;
-		c->n_props = np[k];
+		c->n_props = in->np[k];
 	}
-
-done:
 	free(flat);
-	free(base);
-	free(state);
-	free(order);
-	free(chain);
-	free(nk);
-	free(np);
-	free(bytes);
+}
+
+/* Keys and properties of each kept class, its bases' included. */
+static int inherit(struct cmb_as_meta_parser *p)
+{
+	size_t n = p->m->n_classes;
+	if (n == 0)
+		return 0;
+	struct inheritance in = {
+		.n = n, .base = xmalloc(n * sizeof(long)), .order = xmalloc(n * sizeof(size_t)),
+		.nk = xmalloc(n * sizeof(size_t)), .np = xmalloc(n * sizeof(size_t)), .bytes = xmalloc(n * sizeof(size_t)),
+	};
+	int error = order_by_base(p, &in);
+	if (error == 0)
+		error = count_inherited(p, &in);
+	if (error == 0)
+		flatten(p, &in);
+	free(in.base);
+	free(in.order);
+	free(in.nk);
+	free(in.np);
+	free(in.bytes);
 	return error;
 }
 

@@ -51,7 +51,6 @@ void cmb_log_set_cid(const char *cid)
 	snprintf(log_cid, sizeof(log_cid), "%s", cid ? cid : "");
 }
 
-const char *cmb_log_cid(void) { return log_cid; }
 
 void cmb_log(enum cmb_log_level level, const char *fmt, ...)
 {

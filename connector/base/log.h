@@ -22,7 +22,6 @@ int cmb_log_level_parse(const char *s);
 int cmb_log_open(const char *path);
 /* Sets the correlation id printed on each line (NULL clears). Copied. */
 void cmb_log_set_cid(const char *cid);
-const char *cmb_log_cid(void);
 
 void cmb_log(enum cmb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

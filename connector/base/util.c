@@ -21,6 +21,12 @@ static void oom(size_t n)
 	abort();
 }
 
+void cmb_fatal(const char *what)
+{
+	fprintf(stderr, "cmbridge: %s\n", what);
+	abort();
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -13,6 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The one way out for what cannot happen in a correct program (a library
+ * misused, memory exhausted): says what on stderr and aborts. Modules that
+ * never print (mapping/) call this instead.
+ */
+void cmb_fatal(const char *what) __attribute__((noreturn));
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -711,18 +711,17 @@ static int parse_bool(const char *v, int *out)
  * Parses value for option o into cfg. lineno is the line for messages.
  * Returns 0, or -1 after recording the error in ctx.
  */
-static int set_option(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno)
+/* An empty value or a control character: refused before the type is looked at. */
+static int check_text(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, char *expected,
+		      size_t elen)
 {
-	char expected[160];
-	describe_expected(o, expected, sizeof(expected));
-
 	if (value[0] == '\0') {
 		if (o->check) {
 			char none[1] = "";
 			const char *why = expected;
 			o->check(none, &why);
 			if (why != expected)
-				snprintf(expected, sizeof(expected), "%s", why);
+				snprintf(expected, elen, "%s", why);
 		}
 		fail_at(ctx, lineno, "[%s] %s: empty value (expected %s; remove the line to use the default)",
 			o->section, o->key, expected);
@@ -735,25 +734,94 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 			return -1;
 		}
 	}
+	return 0;
+}
 
-	switch (o->type) {
-	case OPT_LONG: {
-		char *end;
-		errno = 0;
-		long v = strtol(value, &end, 10);
-		if (end == value || *end != '\0') {
-			fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a number (expected %s)", o->section, o->key, value,
-				expected);
-			return -1;
+static int set_long(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, const char *expected)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(value, &end, 10);
+	if (end == value || *end != '\0') {
+		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a number (expected %s)", o->section, o->key, value, expected);
+		return -1;
+	}
+	if (errno == ERANGE || v < o->min || v > o->max) {
+		fail_at(ctx, lineno, "[%s] %s: %s is out of range (expected %s)", o->section, o->key, value, expected);
+		return -1;
+	}
+	*field_long(ctx->cfg, o) = v;
+	return 0;
+}
+
+static int set_enum(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, const char *expected)
+{
+	for (size_t i = 0; o->values[i]; i++) {
+		if (strcmp(value, o->values[i]) != 0)
+			continue;
+		if (o->flags & OPT_INDEX) {
+			*field_int(ctx->cfg, o) = (int)i;
+		} else {
+			char **f = field_str(ctx->cfg, o);
+			free(*f);
+			*f = xstrdup(o->values[i]);
 		}
-		if (errno == ERANGE || v < o->min || v > o->max) {
-			fail_at(ctx, lineno, "[%s] %s: %s is out of range (expected %s)", o->section, o->key, value,
-				expected);
-			return -1;
-		}
-		*field_long(ctx->cfg, o) = v;
 		return 0;
 	}
+	fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid value (expected %s)", o->section, o->key, value, expected);
+	return -1;
+}
+
+/* https only (TLS is never optional), stored with its scheme in lower case and no trailing '/'. */
+static int set_url(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, const char *expected)
+{
+	if (strncasecmp(value, "http://", 7) == 0) {
+		fail_at(ctx, lineno,
+			"[%s] %s: \"%s\": plain http is refused, TLS is never optional: credentials and device "
+			"data must not travel unencrypted (expected an https:// URL)",
+			o->section, o->key, value);
+		return -1;
+	}
+	if (strncasecmp(value, "https://", 8) != 0 || value[8] == '\0' || value[8] == '/' || strpbrk(value, " \t")) {
+		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid URL (expected %s)", o->section, o->key, value,
+			expected);
+		return -1;
+	}
+	char *v = xstrdup(value);
+	memcpy(v, "https://", 8);
+	size_t n = strlen(v);
+	while (n > 9 && v[n - 1] == '/')
+		v[--n] = '\0';
+	char **f = field_str(ctx->cfg, o);
+	free(*f);
+	*f = v;
+	return 0;
+}
+
+static int set_string(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno)
+{
+	char *v = xstrdup(value);
+	const char *why = NULL;
+	if (o->check && o->check(v, &why) < 0) {
+		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not valid (expected %s)", o->section, o->key, value, why);
+		free(v);
+		return -1;
+	}
+	char **f = field_str(ctx->cfg, o);
+	free(*f);
+	*f = v;
+	return 0;
+}
+
+static int set_option(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno)
+{
+	char expected[160];
+	describe_expected(o, expected, sizeof(expected));
+	if (check_text(ctx, o, value, lineno, expected, sizeof(expected)) < 0)
+		return -1;
+	switch (o->type) {
+	case OPT_LONG:
+		return set_long(ctx, o, value, lineno, expected);
 	case OPT_BOOL: {
 		int b;
 		if (parse_bool(value, &b) < 0) {
@@ -765,45 +833,9 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 		return 0;
 	}
 	case OPT_ENUM:
-		for (size_t i = 0; o->values[i]; i++) {
-			if (strcmp(value, o->values[i]) != 0)
-				continue;
-			if (o->flags & OPT_INDEX) {
-				*field_int(ctx->cfg, o) = (int)i;
-			} else {
-				char **f = field_str(ctx->cfg, o);
-				free(*f);
-				*f = xstrdup(o->values[i]);
-			}
-			return 0;
-		}
-		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid value (expected %s)", o->section, o->key, value,
-			expected);
-		return -1;
-	case OPT_URL: {
-		if (strncasecmp(value, "http://", 7) == 0) {
-			fail_at(ctx, lineno,
-				"[%s] %s: \"%s\": plain http is refused, TLS is never optional: credentials and device "
-				"data must not travel unencrypted (expected an https:// URL)",
-				o->section, o->key, value);
-			return -1;
-		}
-		if (strncasecmp(value, "https://", 8) != 0 || value[8] == '\0' || value[8] == '/' ||
-		    strpbrk(value, " \t")) {
-			fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid URL (expected %s)", o->section, o->key,
-				value, expected);
-			return -1;
-		}
-		char *v = xstrdup(value);
-		memcpy(v, "https://", 8);
-		size_t n = strlen(v);
-		while (n > 9 && v[n - 1] == '/')
-			v[--n] = '\0';
-		char **f = field_str(ctx->cfg, o);
-		free(*f);
-		*f = v;
-		return 0;
-	}
+		return set_enum(ctx, o, value, lineno, expected);
+	case OPT_URL:
+		return set_url(ctx, o, value, lineno, expected);
 	case OPT_PATH:
 	case OPT_SECRET_PATH: {
 		char *path = resolve_path(ctx, value);
@@ -816,20 +848,8 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 		*f = path;
 		return 0;
 	}
-	case OPT_STRING: {
-		char *v = xstrdup(value);
-		const char *why = NULL;
-		if (o->check && o->check(v, &why) < 0) {
-			fail_at(ctx, lineno, "[%s] %s: \"%s\" is not valid (expected %s)", o->section, o->key, value,
-				why);
-			free(v);
-			return -1;
-		}
-		char **f = field_str(ctx->cfg, o);
-		free(*f);
-		*f = v;
-		return 0;
-	}
+	case OPT_STRING:
+		return set_string(ctx, o, value, lineno);
 	}
 	return -1;
 }

@@ -30,6 +30,10 @@ static int site_open(struct cmb_daemon_session *s)
 	if (!s->site)
 		return cmb_error_set(CMB_ECONFIG, "%s: [site] adapter: unknown adapter '%s'", s->cfg->path,
 				     s->cfg->site_adapter);
+	/* An adapter built against another table would call through the wrong members. */
+	if (s->site->version != CMB_SITE_ADAPTER_VERSION)
+		return cmb_error_set(CMB_ERROR, "site adapter %s implements table version %d, this cmbridge needs %d",
+				     s->site->name, s->site->version, CMB_SITE_ADAPTER_VERSION);
 	return s->site->open(&s->site_st, s->cfg);
 }
 
@@ -42,6 +46,9 @@ static void site_close(struct cmb_daemon_session *s)
 static int tenant_open(struct cmb_daemon_session *s)
 {
 	s->tenant = &cmb_tenant_gateway;
+	if (s->tenant->version != CMB_TENANT_ADAPTER_VERSION)
+		return cmb_error_set(CMB_ERROR, "tenant adapter %s implements table version %d, this cmbridge needs %d",
+				     s->tenant->name, s->tenant->version, CMB_TENANT_ADAPTER_VERSION);
 	return s->tenant->open(&s->tenant_st, s->cfg);
 }
 

@@ -363,44 +363,17 @@ static int on_collection_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	return cmb_state_collection_put(c->st, o->key, o->tenant_id, c->hash[i], c->created[i]);
 }
 
-static int sync_collections(const struct cmb_sync_env *env, struct cmb_sync_result *res)
+/* Maps each collection read; stages those whose record changed in cc (what is staged, cc owns). */
+static int stage_collections(const struct cmb_sync_env *env, const struct cmb_site_collection *colls, size_t n,
+			     struct coll_ctx *cc)
 {
-	const struct cmb_config *cfg = env->cfg;
-	struct cmb_state *st = env->state;
-	const char *list = cfg->site_cloud_sync_collections;
-	if (!env->site->read_collections || !env->tenant->upload_collections)
-		return cmb_error_set(CMB_ECONFIG, "[site] cloud_sync_collections: the %s adapter cannot read collections",
-				     env->site->name);
-
-	/* The configured ids ("A,B", normalised by the config). */
-	char *copy = xstrdup(list ? list : "");
-	const char **ids = NULL;
-	size_t n_ids = 0;
-	for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		ids = xrealloc(ids, (n_ids + 1) * sizeof(*ids));
-		ids[n_ids++] = tok;
-	}
-	struct cmb_site_collection *colls = NULL;
-	char **known = NULL;
-	size_t n_known = 0;
-	struct coll_ctx cc = { .st = st };
-	int rc = 0;
-	if (n_ids && (rc = env->site->read_collections(env->site_st, ids, n_ids, &colls)) < 0) {
-		n_ids = 0;
-		goto done;
-	}
-	cc.keys = xcalloc(n_ids + 1, sizeof(*cc.keys));
-	cc.json = xcalloc(n_ids + 1, sizeof(*cc.json));
-	cc.hash = xcalloc(n_ids + 1, sizeof(*cc.hash));
-	cc.created = xcalloc(n_ids + 1, sizeof(*cc.created));
-	for (size_t i = 0; i < n_ids; i++) {
-		char *key = xasprintf("%s:%s", cfg->site_code, colls[i].collection_id);
+	for (size_t i = 0; i < n; i++) {
+		char *key = xasprintf("%s:%s", env->cfg->site_code, colls[i].collection_id);
 		char old_hash[65] = "", created[32] = "";
-		int known_rc = cmb_state_collection_get(st, key, old_hash, created);
+		int known_rc = cmb_state_collection_get(env->state, key, old_hash, created);
 		if (known_rc < 0 && known_rc != CMB_ENOTFOUND) {
 			free(key);
-			rc = known_rc;
-			goto done;
+			return known_rc;
 		}
 		struct cmb_map_collection_in in = {
 			.collection_id = colls[i].collection_id, .name = colls[i].name,
@@ -420,47 +393,93 @@ static int sync_collections(const struct cmb_sync_env *env, struct cmb_sync_resu
 			free(key);
 			continue;
 		}
-		cc.keys[cc.n] = key;
-		cc.json[cc.n] = json;
-		memcpy(cc.hash[cc.n], hash, sizeof(hash));
+		cc->keys[cc->n] = key;
+		cc->json[cc->n] = json;
+		memcpy(cc->hash[cc->n], hash, sizeof(hash));
 		/* createdDateTime is what the record carries: keep it from now on. */
-		snprintf(cc.created[cc.n], sizeof(cc.created[cc.n]), "%s", created_now);
-		cc.n++;
+		snprintf(cc->created[cc->n], sizeof(cc->created[cc->n]), "%s", created_now);
+		cc->n++;
 	}
-	/* Collections the state knows that are no longer listed are removed. */
-	if ((rc = cmb_state_collection_keys(st, &known, &n_known)) < 0)
-		goto done;
-	const char **removals = xcalloc(n_known + 1, sizeof(*removals));
+	return 0;
+}
+
+/* The keys in known that ids (the configured collection ids) no longer list, as pointers into known. */
+static size_t collection_removals(const struct cmb_config *cfg, char *const *known, size_t n_known,
+				  const char *const *ids, size_t n_ids, const char **removals)
+{
 	size_t n_rem = 0;
 	for (size_t k = 0; k < n_known; k++) {
-		size_t i;
-		for (i = 0; i < n_ids; i++) {
+		int listed = 0;
+		for (size_t i = 0; i < n_ids && !listed; i++) {
 			char *key = xasprintf("%s:%s", cfg->site_code, ids[i]);
-			int same = strcmp(key, known[k]) == 0;
+			listed = strcmp(key, known[k]) == 0;
 			free(key);
-			if (same)
-				break;
 		}
-		if (i == n_ids)
+		if (!listed)
 			removals[n_rem++] = known[k];
 	}
-	if (cc.n || n_rem) {
-		char batch_id[37];
-		cmb_uuid4(batch_id);
-		struct cmb_tenant_collection_batch batch = {
-			.batch_id = batch_id, .keys = (const char *const *)cc.keys,
-			.json = (const char *const *)cc.json, .n = cc.n, .removals = removals, .n_removals = n_rem,
-		};
-		if ((rc = cmb_state_begin(st)) == 0) {
-			rc = env->tenant->upload_collections(env->tenant_st, &batch, on_collection_outcome, &cc);
-			res->counts.upload_requests++;
-			if (rc < 0)
-				cmb_state_rollback(st);
-			else
-				rc = cmb_state_commit(st);
-		}
+	return n_rem;
+}
+
+/* One CollectionPost for the staged collections and the removals; its outcomes in one transaction. */
+static int send_collections(const struct cmb_sync_env *env, struct coll_ctx *cc, const char *const *removals,
+			    size_t n_rem, struct cmb_sync_result *res)
+{
+	char batch_id[37];
+	cmb_uuid4(batch_id);
+	struct cmb_tenant_collection_batch batch = {
+		.batch_id = batch_id, .keys = (const char *const *)cc->keys, .json = (const char *const *)cc->json,
+		.n = cc->n, .removals = removals, .n_removals = n_rem,
+	};
+	int rc = cmb_state_begin(env->state);
+	if (rc < 0)
+		return rc;
+	rc = env->tenant->upload_collections(env->tenant_st, &batch, on_collection_outcome, cc);
+	res->counts.upload_requests++;
+	if (rc < 0) {
+		cmb_state_rollback(env->state);
+		return rc;
 	}
-	free(removals);
+	return cmb_state_commit(env->state);
+}
+
+static int sync_collections(const struct cmb_sync_env *env, struct cmb_sync_result *res)
+{
+	const struct cmb_config *cfg = env->cfg;
+	const char *list = cfg->site_cloud_sync_collections;
+	if (!env->site->read_collections || !env->tenant->upload_collections)
+		return cmb_error_set(CMB_ECONFIG, "[site] cloud_sync_collections: the %s adapter cannot read collections",
+				     env->site->name);
+
+	/* The configured ids ("A,B", normalised by the config). */
+	char *copy = xstrdup(list ? list : "");
+	const char **ids = NULL, **removals = NULL;
+	size_t n_ids = 0, n_known = 0;
+	for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		ids = xrealloc(ids, (n_ids + 1) * sizeof(*ids));
+		ids[n_ids++] = tok;
+	}
+	struct cmb_site_collection *colls = NULL;
+	char **known = NULL;
+	struct coll_ctx cc = { .st = env->state };
+	int rc = 0;
+	if (n_ids && (rc = env->site->read_collections(env->site_st, ids, n_ids, &colls)) < 0) {
+		n_ids = 0;
+		goto done;
+	}
+	cc.keys = xcalloc(n_ids + 1, sizeof(*cc.keys));
+	cc.json = xcalloc(n_ids + 1, sizeof(*cc.json));
+	cc.hash = xcalloc(n_ids + 1, sizeof(*cc.hash));
+	cc.created = xcalloc(n_ids + 1, sizeof(*cc.created));
+	if ((rc = stage_collections(env, colls, n_ids, &cc)) < 0)
+		goto done;
+	/* Collections the state knows that are no longer listed are removed. */
+	if ((rc = cmb_state_collection_keys(env->state, &known, &n_known)) < 0)
+		goto done;
+	removals = xcalloc(n_known + 1, sizeof(*removals));
+	size_t n_rem = collection_removals(cfg, known, n_known, ids, n_ids, removals);
+	if ((cc.n || n_rem) && (rc = send_collections(env, &cc, removals, n_rem, res)) < 0)
+		goto done;
 	res->collections_uploaded = cc.uploaded;
 	res->collections_removed = cc.removed;
 done:
@@ -472,6 +491,7 @@ done:
 	free(cc.json);
 	free(cc.hash);
 	free(cc.created);
+	free(removals);
 	for (size_t k = 0; k < n_known; k++)
 		free(known[k]);
 	free(known);
@@ -519,12 +539,131 @@ static void learnt_save(const struct cmb_sync_env *env)
 
 /* ---- the cycle ---- */
 
+/*
+ * Phase 1: read, map and diff in one transaction; on failure it is rolled
+ * back and nothing changes here or in the tenant. Then the removals the
+ * read implies (*unseen, the caller's) and whether the guard holds them.
+ */
+static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct read_ctx *rctx,
+		      struct keylist *unseen, int *held)
+{
+	struct cmb_state *st = env->state;
+	struct cmb_sync_result *res = rctx->res;
+	int rc;
+	/* Leftovers of an interrupted cycle are dropped first. */
+	if ((rc = cmb_state_begin(st)) < 0)
+		return rc;
+	if ((rc = cmb_state_pending_clear(st)) < 0 || (rc = cmb_state_identity_clear(st)) < 0)
+		goto fail;
+	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
+	if (rc < 0) {
+		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
+		/* What the failed read taught about the site is kept, outside the read's rolled-back transaction. */
+		cmb_state_rollback(st);
+		learnt_save(env);
+		return rc;
+	}
+	learnt_save(env);
+	if ((rc = cmb_state_identity_losers(st, on_duplicate, rctx)) < 0)
+		goto fail;
+	if ((rc = cmb_state_commit(st)) < 0)
+		goto fail;
+	if ((rc = cmb_state_devices_unseen(st, res->cycle_id, collect_unseen, unseen)) < 0)
+		return rc;
+	res->pending_removals = (long)unseen->n;
+	*held = guard_trips(env->cfg, (long)unseen->n, cmb_state_device_count(st), opts->allow_deletes);
+	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s",
+		 res->counts.site_records, res->counts.site_records - res->counts.skipped, res->counts.unchanged,
+		 res->counts.duplicates, res->pending_uploads, res->pending_removals,
+		 rctx->details_due ? " (details refresh)" : "");
+	return 0;
+fail:
+	cmb_state_rollback(st);
+	return rc;
+}
+
+/* Phases 2-4: uploads, then removals unless held, then collections. Adds and changes go out even when removals are held. */
+static int write_phase(const struct cmb_sync_env *env, struct cmb_sync_result *res, const struct keylist *unseen,
+		       int held, int details_due, int64_t now)
+{
+	const struct cmb_config *cfg = env->cfg;
+	struct cmb_state *st = env->state;
+	struct batch_ctx b = { .env = env, .res = res, .cycle = res->cycle_id, .now = now };
+	b.cap = cfg->tenant_batch_size > 0 ? (size_t)cfg->tenant_batch_size : 500;
+	b.recs = xcalloc(b.cap, sizeof(*b.recs));
+	b.kind = xcalloc(b.cap, sizeof(*b.kind));
+	int rc = upload_pending(&b);
+	if (rc == 0 && !held)
+		rc = send_removals(&b, unseen);
+	batch_reset(&b);
+	free(b.recs);
+	free(b.kind);
+	free(b.last_key);
+	if (rc < 0)
+		cmb_error_wrap(rc, "uploading to the tenant");
+	if (rc == 0) {
+		char **keys = NULL;
+		size_t n_keys = 0;
+		/* Also when the list became empty: what was uploaded before must be removed. */
+		if ((rc = cmb_state_collection_keys(st, &keys, &n_keys)) == 0 &&
+		    (cfg->site_cloud_sync_collections || n_keys))
+			rc = sync_collections(env, res);
+		for (size_t i = 0; i < n_keys; i++)
+			free(keys[i]);
+		free(keys);
+	}
+	if (rc == 0 && details_due)
+		rc = cmb_state_meta_set(st, META_LAST_DETAILS, now);
+	if (env->tenant->stats)
+		env->tenant->stats(env->tenant_st, &res->tenant);
+	if (rc == 0 && held) {
+		long attached = cmb_state_device_count(st);
+		res->counts.removals_held = (long)unseen->n;
+		rc = cmb_error_set(CMB_EGUARD,
+				   "%zu removals held back: more than [sync] delete_threshold = %ld or "
+				   "delete_threshold_percent = %ld%% of %ld attached devices; adds and changes were "
+				   "uploaded. If the site really lost these devices, approve once with: "
+				   "cmbridge sync --allow-deletes %zu",
+				   unseen->n, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent, attached,
+				   unseen->n);
+	}
+	return rc;
+}
+
+/* The cycle's end in the state and the log, whatever happened; returns rc, or the state's error. */
+static int end_cycle(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct cmb_sync_result *res,
+		     const char *kind, int staging, int rc)
+{
+	snprintf(res->status, sizeof(res->status), "%s",
+		 rc == CMB_EGUARD ? "deletion-threshold-exceeded"
+		 : rc < 0	  ? "failed"
+		 : opts->dry_run  ? "dry-run"
+		 : staging	  ? "staging"
+				  : "ok");
+	char *err = rc < 0 ? xstrdup(cmb_error_last()) : NULL;
+	int erc = cmb_state_cycle_end(env->state, res->cycle_id, cmb_now(), res->status, &res->counts, err);
+	if (rc < 0)
+		cmb_error_set(rc, "%s", err);
+	if (rc == CMB_EGUARD)
+		cmb_warn("%s", err);
+	free(err);
+	if (rc == 0 && erc < 0)
+		rc = erc;
+	cmb_info("%s sync %s in %.2f s: %ld added, %ld changed, %ld refreshed, %ld removed, %ld rejected, "
+		 "%ld quarantined, %ld duplicates, %ld upload requests",
+		 kind, res->status, res->seconds, res->counts.added, res->counts.changed, res->counts.refreshed,
+		 res->counts.removed, res->counts.rejected, res->counts.quarantined, res->counts.duplicates,
+		 res->counts.upload_requests);
+	cmb_log_set_cid(NULL);
+	return rc;
+}
+
 int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct cmb_sync_result *res)
 {
 	const struct cmb_config *cfg = env->cfg;
 	struct cmb_state *st = env->state;
 	struct keylist unseen = { 0 };
-	int rc, in_txn = 0, held = 0;
+	int rc, held = 0;
 	double t0 = cmb_now_mono();
 	const char *kind = opts->full ? "full" : "delta";
 	int staging = cfg->mode == CMB_MODE_STAGING;
@@ -562,108 +701,12 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 		rctx.map.collection_ids = coll;
 		rctx.map.n_collection_ids = 1;
 	}
-
-	/* Phase 1: read. Leftovers of an interrupted cycle are dropped first. */
-	if ((rc = cmb_state_begin(st)) < 0)
-		goto done;
-	in_txn = 1;
-	if ((rc = cmb_state_pending_clear(st)) < 0 || (rc = cmb_state_identity_clear(st)) < 0)
-		goto done;
-	rc = env->site->read_devices(env->site_st, on_site_device, &rctx, &res->site);
-	if (rc < 0) {
-		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
-		/* What the failed read taught about the site is kept, outside the read's rolled-back transaction. */
-		cmb_state_rollback(st);
-		in_txn = 0;
-		learnt_save(env);
-		goto done;
-	}
-	learnt_save(env);
-	if ((rc = cmb_state_identity_losers(st, on_duplicate, &rctx)) < 0)
-		goto done;
-	if ((rc = cmb_state_commit(st)) < 0)
-		goto done;
-	in_txn = 0;
-	if ((rc = cmb_state_devices_unseen(st, res->cycle_id, collect_unseen, &unseen)) < 0)
-		goto done;
-	res->pending_removals = (long)unseen.n;
-	long attached = cmb_state_device_count(st);
-	held = guard_trips(cfg, (long)unseen.n, attached, opts->allow_deletes);
-	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s",
-		 res->counts.site_records, res->counts.site_records - res->counts.skipped, res->counts.unchanged,
-		 res->counts.duplicates, res->pending_uploads, res->pending_removals,
-		 rctx.details_due ? " (details refresh)" : "");
-
-	if (!write)
-		goto done;
-
-	/* Phases 2, 3 and 4. Adds and changes go out even when removals are held. */
-	struct batch_ctx b = { .env = env, .res = res, .cycle = res->cycle_id, .now = now };
-	b.cap = cfg->tenant_batch_size > 0 ? (size_t)cfg->tenant_batch_size : 500;
-	b.recs = xcalloc(b.cap, sizeof(*b.recs));
-	b.kind = xcalloc(b.cap, sizeof(*b.kind));
-	rc = upload_pending(&b);
-	if (rc == 0 && !held)
-		rc = send_removals(&b, &unseen);
-	batch_reset(&b);
-	free(b.recs);
-	free(b.kind);
-	free(b.last_key);
-	if (rc < 0)
-		cmb_error_wrap(rc, "uploading to the tenant");
-	if (rc == 0) {
-		char **keys = NULL;
-		size_t n_keys = 0;
-		/* Also when the list became empty: what was uploaded before must be removed. */
-		if ((rc = cmb_state_collection_keys(st, &keys, &n_keys)) == 0 &&
-		    (cfg->site_cloud_sync_collections || n_keys))
-			rc = sync_collections(env, res);
-		for (size_t i = 0; i < n_keys; i++)
-			free(keys[i]);
-		free(keys);
-	}
-	if (rc == 0 && rctx.details_due)
-		rc = cmb_state_meta_set(st, META_LAST_DETAILS, now);
-	if (env->tenant->stats)
-		env->tenant->stats(env->tenant_st, &res->tenant);
-	if (rc == 0 && held) {
-		res->counts.removals_held = (long)unseen.n;
-		rc = cmb_error_set(CMB_EGUARD,
-				   "%zu removals held back: more than [sync] delete_threshold = %ld or "
-				   "delete_threshold_percent = %ld%% of %ld attached devices; adds and changes were "
-				   "uploaded. If the site really lost these devices, approve once with: "
-				   "cmbridge sync --allow-deletes %zu",
-				   unseen.n, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent, attached,
-				   unseen.n);
-	}
-
+	if ((rc = read_phase(env, opts, &rctx, &unseen, &held)) == 0 && write)
+		rc = write_phase(env, res, &unseen, held, rctx.details_due, now);
 done:
-	if (in_txn)
-		cmb_state_rollback(st);
 	if (rc == 0 && write)
 		cmb_state_pending_clear(st);
 	keylist_free(&unseen);
 	res->seconds = cmb_now_mono() - t0;
-	snprintf(res->status, sizeof(res->status), "%s",
-		 rc == CMB_EGUARD ? "deletion-threshold-exceeded"
-		 : rc < 0	  ? "failed"
-		 : opts->dry_run  ? "dry-run"
-		 : staging	  ? "staging"
-				  : "ok");
-	char *err = rc < 0 ? xstrdup(cmb_error_last()) : NULL;
-	int erc = cmb_state_cycle_end(st, res->cycle_id, cmb_now(), res->status, &res->counts, err);
-	if (rc < 0)
-		cmb_error_set(rc, "%s", err);
-	if (rc == CMB_EGUARD)
-		cmb_warn("%s", err);
-	free(err);
-	if (rc == 0 && erc < 0)
-		rc = erc;
-	cmb_info("%s sync %s in %.2f s: %ld added, %ld changed, %ld refreshed, %ld removed, %ld rejected, "
-		 "%ld quarantined, %ld duplicates, %ld upload requests",
-		 kind, res->status, res->seconds, res->counts.added, res->counts.changed, res->counts.refreshed,
-		 res->counts.removed, res->counts.rejected, res->counts.quarantined, res->counts.duplicates,
-		 res->counts.upload_requests);
-	cmb_log_set_cid(NULL);
-	return rc;
+	return end_cycle(env, opts, res, kind, staging, rc);
 }

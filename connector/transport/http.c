@@ -42,7 +42,6 @@ struct cmb_http {
 	long connect_timeout_s;
 	long low_speed_time_s;
 	size_t max_response;
-	size_t total_out, total_in, total_requests;
 	struct cmb_rate_limit rate;
 	char *section;               /* "[site]" */
 	char *pinned_public_key;
@@ -169,16 +168,6 @@ void cmb_http_free(struct cmb_http *h)
 	wipe_free(h->proxy_password);
 	free(h->no_proxy);
 	free(h);
-}
-
-void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests)
-{
-	if (bytes_out)
-		*bytes_out = h->total_out;
-	if (bytes_in)
-		*bytes_in = h->total_in;
-	if (requests)
-		*requests = h->total_requests;
 }
 
 double cmb_http_rate_waited(const struct cmb_http *h)
@@ -420,20 +409,10 @@ static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, cons
 	}
 }
 
-int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, struct cmb_http_response *resp)
+/* TLS: verification always on, the CA file, the pin, the client certificate, the peer recorder. */
+static void setup_tls(struct cmb_http *h)
 {
 	CURL *c = h->curl;
-	struct curl_slist *hdrs = NULL;
-	struct cmb_buf gz = CMB_BUF_INIT(0);
-	char errbuf[CURL_ERROR_SIZE] = "";
-	int rc = 0;
-
-	memset(resp, 0, sizeof(*resp));
-	cmb_buf_init(&resp->body, 64 * 1024);
-	struct transfer t = { .h = h, .req = req, .resp = resp };
-
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, req->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -449,6 +428,12 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		curl_easy_setopt(c, CURLOPT_SSLCERT, h->client_cert_file);
 		curl_easy_setopt(c, CURLOPT_SSLKEY, h->client_key_file ? h->client_key_file : h->client_cert_file);
 	}
+}
+
+/* Server authentication libcurl does itself (NTLM, Negotiate), and the proxy. */
+static void setup_auth_and_proxy(struct cmb_http *h)
+{
+	CURL *c = h->curl;
 	/* NTLM and Negotiate authenticate HTTP/1.1 connections; over HTTP/2 servers refuse them. */
 	int conn_auth = h->auth != CMB_HTTP_AUTH_NONE || h->proxy_auth == CMB_HTTP_PROXY_AUTH_NTLM;
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)(conn_auth ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS));
@@ -475,6 +460,13 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	}
 	if (h->no_proxy)
 		curl_easy_setopt(c, CURLOPT_NOPROXY, h->no_proxy);
+}
+
+/* Timeouts, the stop request, the callbacks; redirects are never followed (credentials stay home). */
+static void setup_transfer(struct cmb_http *h, const struct cmb_http_request *req, struct transfer *t, char *errbuf)
+{
+	CURL *c = h->curl;
+	curl_easy_setopt(c, CURLOPT_URL, req->url);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout_s);
@@ -486,31 +478,37 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)req);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+}
 
+/* The request's headers (the bearer token among them) and body, gzip-compressed when asked. */
+static int setup_request(struct cmb_http *h, const struct cmb_http_request *req, struct curl_slist **hdrs,
+			 struct cmb_buf *gz, struct cmb_http_response *resp)
+{
+	CURL *c = h->curl;
+	int rc;
 	for (const char *const *p = req->headers; p && *p; p++)
-		hdrs = curl_slist_append(hdrs, *p);
+		*hdrs = curl_slist_append(*hdrs, *p);
 	if (req->bearer) {
 		char *a = xasprintf("Authorization: Bearer %s", req->bearer);
-		hdrs = curl_slist_append(hdrs, a);
+		*hdrs = curl_slist_append(*hdrs, a);
 		OPENSSL_cleanse(a, strlen(a));
 		free(a);
 	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
-
+	*hdrs = curl_slist_append(*hdrs, "Expect:");
 	const char *method = req->method ? req->method : "GET";
 	if (strcmp(method, "GET") != 0) {
 		const void *body = req->body ? req->body : "";
 		size_t body_len = req->body ? req->body_len : 0;
 		if (req->gzip_body && body_len) {
-			if ((rc = gzip_body(body, body_len, &gz)) < 0)
-				goto done;
-			body = gz.data;
-			body_len = gz.len;
-			hdrs = curl_slist_append(hdrs, "Content-Encoding: gzip");
+			if ((rc = gzip_body(body, body_len, gz)) < 0)
+				return rc;
+			body = gz->data;
+			body_len = gz->len;
+			*hdrs = curl_slist_append(*hdrs, "Content-Encoding: gzip");
 		}
 		if (strcmp(method, "POST") == 0)
 			curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -520,14 +518,46 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 		resp->bytes_out = body_len;
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+	return 0;
+}
+
+/* A 401 to Negotiate when libcurl could not even build a token: why, in the admin's terms. */
+static int negotiate_error(struct cmb_http *h, const struct cmb_http_request *req)
+{
+	char host[256];
+	url_host(req->url, host, sizeof(host));
+	if (strstr(h->gss_error, "No credentials were supplied") || strstr(h->gss_error, "No Kerberos credentials") ||
+	    (strstr(h->gss_error, "not found") && strstr(h->gss_error, "cache")))
+		return cmb_error_set(CMB_EAUTH, "no Kerberos ticket for the %s at %s: run kinit or set "
+				     "KRB5_CLIENT_KTNAME to a client keytab (GSS-API: %s)", h->name, req->url, h->gss_error);
+	return cmb_error_set(CMB_EAUTH, "Kerberos could not get a ticket for HTTP/%s (the %s at %s): %s "
+			     "(is the SPN HTTP/%s registered, and the realm reachable?)", host, h->name, req->url,
+			     h->gss_error, host);
+}
+
+int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, struct cmb_http_response *resp)
+{
+	CURL *c = h->curl;
+	struct curl_slist *hdrs = NULL;
+	struct cmb_buf gz = CMB_BUF_INIT(0);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	int rc = 0;
+
+	memset(resp, 0, sizeof(*resp));
+	cmb_buf_init(&resp->body, 64 * 1024);
+	struct transfer t = { .h = h, .req = req, .resp = resp };
+
+	curl_easy_reset(c);
+	setup_tls(h);
+	setup_auth_and_proxy(h);
+	setup_transfer(h, req, &t, errbuf);
+	if ((rc = setup_request(h, req, &hdrs, &gz, resp)) < 0)
+		goto done;
 
 	/* Every request counts against the endpoint's limit, retries and token requests included. */
 	cmb_rate_limit_take(&h->rate);
 	CURLcode cc = curl_easy_perform(c);
-	h->total_requests++;
-	h->total_out += resp->bytes_out;
-	h->total_in += resp->bytes_in;
 	if (cc == CURLE_WRITE_ERROR && t.sink_rc < 0) {
 		rc = t.sink_rc;
 		goto done;
@@ -548,21 +578,8 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
 		resp->content_type = ct ? xstrdup(ct) : NULL;
 	}
-	if (h->auth == CMB_HTTP_AUTH_NEGOTIATE && resp->status == 401 && h->gss_error[0]) {
-		/* libcurl could not even build a Negotiate token: say why, in the admin's terms. */
-		char host[256];
-		url_host(req->url, host, sizeof(host));
-		if (strstr(h->gss_error, "No credentials were supplied") || strstr(h->gss_error, "No Kerberos credentials") ||
-		    (strstr(h->gss_error, "not found") && strstr(h->gss_error, "cache")))
-			rc = cmb_error_set(CMB_EAUTH, "no Kerberos ticket for the %s at %s: run kinit or set "
-					   "KRB5_CLIENT_KTNAME to a client keytab (GSS-API: %s)", h->name, req->url,
-					   h->gss_error);
-		else
-			rc = cmb_error_set(CMB_EAUTH, "Kerberos could not get a ticket for HTTP/%s (the %s at %s): %s "
-					   "(is the SPN HTTP/%s registered, and the realm reachable?)", host, h->name,
-					   req->url, h->gss_error, host);
-		goto done;
-	}
+	if (h->auth == CMB_HTTP_AUTH_NEGOTIATE && resp->status == 401 && h->gss_error[0])
+		rc = negotiate_error(h, req);
 done:
 	/* The header list may hold the bearer token: wipe before freeing. */
 	for (struct curl_slist *s = hdrs; s; s = s->next)

@@ -128,8 +128,6 @@ char *cmb_http_resolve(const char *base, const char *ref);
  */
 int cmb_http_same_origin(const char *a, const char *b);
 
-/* Bytes sent and received by this handle over its life (for status and benchmarks). */
-void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
 /* Seconds this handle's requests have spent waiting for the rate limit, over its life. */
 double cmb_http_rate_waited(const struct cmb_http *h);
 
