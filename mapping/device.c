@@ -24,8 +24,8 @@
 #define UNSET_DATETIME "0001-01-01T00:00:00Z"
 
 /*
- * ComgmtWorkloads bits (SMS_Client_ComanagementState, the client's
- * CCM_System.ComgmtWorkloads). A set bit means the workload is managed by
+ * Co-management workload bits (SMS_Client_ComanagementState.MDMWorkloads
+ * at the site, the client's CCM_System.ComgmtWorkloads). A set bit means the workload is managed by
  * Intune. Sources in docs/mapping.md. This is the only place they are named.
  */
 enum {

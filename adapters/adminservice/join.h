@@ -1,8 +1,9 @@
 /*
- * join.h - the merge join of the AdminService classes on ResourceID.
+ * join.h - the merge join of the AdminService device classes on their keys
+ * (ResourceId on SMS_R_System, ResourceID elsewhere: as the schema says).
  *
- * Each class arrives as a stream sorted by ResourceID behind a cursor; the
- * join walks the five cursors in lockstep and emits one device per
+ * Each class arrives as a stream sorted by its key behind a cursor; the
+ * join walks the cursors (one per class the site has) in lockstep and emits one device per
  * SMS_R_System row, filled from the matching rows of the other classes.
  * With a collection scope, a sixth stream (SMS_FullCollectionMembership)
  * acts as a filter: only SMS_R_System rows whose key it holds are emitted.

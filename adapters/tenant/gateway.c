@@ -1,8 +1,9 @@
 /*
  * gateway.c - the tenant adapter: bulk device and collection upload through
  * the connector gateway (docs/wire-format.md §3 and §5), authenticated with
- * client credentials, retried by the policy of connector/retry.h
- * (docs/retry.md).
+ * client credentials, through the core's request loop
+ * (connector/transport/request.h, docs/retry.md). Its HTTP handle and token
+ * are shared with the notification channel (notify.c).
  *
  * Must never: upload one request per device, log a token, send a retried
  * batch under a new batchId, or report a batch as applied when the tenant

@@ -1,6 +1,7 @@
 /*
  * retry.h - when and how long to wait before trying a request again, and
- * the client-side rate limit, shared by every adapter.
+ * the client-side rate limit: the decisions the one request loop
+ * (request.h) and the HTTP handles (http.h) make.
  *
  * Policy (docs/retry.md): only idempotent requests (GET, or a POST carrying
  * an idempotency key such as an upload's batchId) are retried; 429 and 503
