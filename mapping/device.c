@@ -286,6 +286,16 @@ static void map_collections(const struct cmb_map_ctx *ctx, struct mapped *m)
 	m->n_collection_ids = u;
 }
 
+/* The first of the site's values that is present and not empty (the last one as it is otherwise). */
+static const char *first_present(const char *a, const char *b, const char *c)
+{
+	if (a && *a)
+		return a;
+	if (!c || (b && *b))
+		return b;
+	return c;
+}
+
 /* Scope: out-of-scope devices are skipped before their data is judged. */
 static char *out_of_scope(const struct cmb_site_device *dev)
 {
@@ -337,12 +347,7 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 	else
 		m->operating_system = repair(dev->device_os, rep);
 
-	if (dev->build_ext && *dev->build_ext)
-		m->os_version = repair(dev->build_ext, rep);
-	else if (dev->device_os_build && *dev->device_os_build)
-		m->os_version = repair(dev->device_os_build, rep);
-	else
-		m->os_version = repair(dev->build, rep);
+	m->os_version = repair(first_present(dev->build_ext, dev->device_os_build, dev->build), rep);
 
 	m->serial_number = repair(dev->serial_number, rep);
 	m->manufacturer = repair(dev->manufacturer, rep);
@@ -351,16 +356,10 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 	cmb_map_datetime(dev->last_policy_request, m->last_sync);
 	m->health_state = health_state(dev);
 
-	if (dev->sms_unique_id && *dev->sms_unique_id)
-		m->client_identifier = repair(dev->sms_unique_id, rep);
-	else
-		m->client_identifier = repair(dev->sms_id, rep);
+	m->client_identifier = repair(first_present(dev->sms_unique_id, dev->sms_id, NULL), rep);
 	m->is_blocked = dev->is_blocked == 1;
 
-	if (dev->sms_id && *dev->sms_id)
-		m->sms_id = repair(dev->sms_id, rep);
-	else
-		m->sms_id = repair(dev->sms_unique_id, rep);
+	m->sms_id = repair(first_present(dev->sms_id, dev->sms_unique_id, NULL), rep);
 	m->client_version = repair(dev->client_version, rep);
 	m->hardware_id = repair(dev->hardware_id, rep);
 	m->smbios_guid = repair(dev->smbios_guid, rep);
