@@ -286,6 +286,53 @@ static int simple_text(yajl_val sv, char **text, long long *ival, int *is_int)
 }
 
 /*
+ * The values of a choice or simple collection (the property `prop` of o)
+ * into in->items; returns like parse_instance(), and sets definition_id
+ * and path itself on success.
+ */
+static int parse_items(struct walk *w, yajl_val o, const char *prop, const char *path, const char *defid,
+		       struct cmb_policy_instance *in)
+{
+	yajl_val arr = obj_get(o, prop);
+	int choices = in->type == CMB_PI_CHOICE_COLL;
+	if (!YAJL_IS_ARRAY(arr)) {
+		char *what = xasprintf("%s is missing or not an array", prop);
+		malformed(w, path, defid, what);
+		free(what);
+		return 1;
+	}
+	if (arr->u.array.len > CMB_POLICY_MAX_ITEMS)
+		return cmb_error_set(CMB_ETOOBIG, "%s: more than CMB_POLICY_MAX_ITEMS (%d) values", path,
+				     CMB_POLICY_MAX_ITEMS);
+	in->items = xcalloc(arr->u.array.len ? arr->u.array.len : 1, sizeof(char *));
+	for (size_t i = 0; i < arr->u.array.len; i++) {
+		yajl_val v = arr->u.array.values[i];
+		const char *val = choices ? obj_str(v, "value") : NULL;
+		char *text = NULL;
+		long long iv;
+		int is_int, bad;
+		if (choices)
+			bad = !val || !*val || !text_ok(val);
+		else
+			bad = !YAJL_IS_OBJECT(v) || simple_text(v, &text, &iv, &is_int);
+		if (bad) {
+			instance_clear(in);
+			memset(in, 0, sizeof(*in));
+			char *at = xasprintf("%s/%s[%zu]", path, prop, i);
+			malformed(w, at, defid,
+				  choices ? "value is missing or not a string"
+					  : "value is missing, not a string or integer, or holds control characters");
+			free(at);
+			return 1;
+		}
+		in->items[in->n_items++] = choices ? xstrdup(val) : text;
+	}
+	in->definition_id = xstrdup(defid);
+	in->path = xstrdup(path);
+	return 0;
+}
+
+/*
  * Parses one setting instance object. Returns 0 (kept), 1 (malformed:
  * recorded, dropped) or a negative code (a limit: the whole body is refused).
  */
@@ -323,26 +370,8 @@ static int parse_instance(struct walk *w, yajl_val o, const char *path, int dept
 			rc = parse_instances(w, ch, sub, "children", depth + 1, &in->children, &in->n_children);
 		}
 	} else if (strcmp(t, "deviceManagementConfigurationChoiceSettingCollectionInstance") == 0) {
-		yajl_val arr = obj_get(o, "choiceSettingCollectionValue");
-		if (!YAJL_IS_ARRAY(arr))
-			return malformed(w, path, defid, "choiceSettingCollectionValue is missing or not an array");
-		if (arr->u.array.len > CMB_POLICY_MAX_ITEMS)
-			return cmb_error_set(CMB_ETOOBIG, "%s: more than CMB_POLICY_MAX_ITEMS (%d) values", path,
-					     CMB_POLICY_MAX_ITEMS);
 		in->type = CMB_PI_CHOICE_COLL;
-		in->items = xcalloc(arr->u.array.len, sizeof(char *));
-		for (size_t i = 0; i < arr->u.array.len; i++) {
-			const char *val = obj_str(arr->u.array.values[i], "value");
-			if (!val || !*val || !text_ok(val)) {
-				instance_clear(in);
-				memset(in, 0, sizeof(*in));
-				char *at = xasprintf("%s/choiceSettingCollectionValue[%zu]", path, i);
-				malformed(w, at, defid, "value is missing or not a string");
-				free(at);
-				return 1;
-			}
-			in->items[in->n_items++] = xstrdup(val);
-		}
+		return parse_items(w, o, "choiceSettingCollectionValue", path, defid, in);
 	} else if (strcmp(t, "deviceManagementConfigurationSimpleSettingInstance") == 0) {
 		yajl_val sv = obj_get(o, "simpleSettingValue");
 		if (!YAJL_IS_OBJECT(sv))
@@ -361,29 +390,8 @@ static int parse_instance(struct walk *w, yajl_val o, const char *path, int dept
 		else
 			in->sval = text;
 	} else if (strcmp(t, "deviceManagementConfigurationSimpleSettingCollectionInstance") == 0) {
-		yajl_val arr = obj_get(o, "simpleSettingCollectionValue");
-		if (!YAJL_IS_ARRAY(arr))
-			return malformed(w, path, defid, "simpleSettingCollectionValue is missing or not an array");
-		if (arr->u.array.len > CMB_POLICY_MAX_ITEMS)
-			return cmb_error_set(CMB_ETOOBIG, "%s: more than CMB_POLICY_MAX_ITEMS (%d) values", path,
-					     CMB_POLICY_MAX_ITEMS);
 		in->type = CMB_PI_COLL;
-		in->items = xcalloc(arr->u.array.len, sizeof(char *));
-		for (size_t i = 0; i < arr->u.array.len; i++) {
-			char *text = NULL;
-			long long iv;
-			int is_int;
-			if (!YAJL_IS_OBJECT(arr->u.array.values[i]) ||
-			    simple_text(arr->u.array.values[i], &text, &iv, &is_int)) {
-				instance_clear(in);
-				memset(in, 0, sizeof(*in));
-				char *at = xasprintf("%s/simpleSettingCollectionValue[%zu]", path, i);
-				malformed(w, at, defid, "value is missing, not a string or integer, or holds control characters");
-				free(at);
-				return 1;
-			}
-			in->items[in->n_items++] = text;
-		}
+		return parse_items(w, o, "simpleSettingCollectionValue", path, defid, in);
 	} else if (strcmp(t, "deviceManagementConfigurationGroupSettingCollectionInstance") == 0 ||
 		   strcmp(t, "deviceManagementConfigurationGroupSettingInstance") == 0) {
 		int single = strcmp(t, "deviceManagementConfigurationGroupSettingInstance") == 0;
@@ -722,6 +730,17 @@ static char *rule_id(const struct cmb_policy *p, const struct cmb_policy_group *
 static void validate_instances(struct vctx *c, const struct cmb_policy_instance *v, size_t n,
 			       const struct cmb_policy_def *group);
 
+/* The children of one group value: each valid, none twice. */
+static void validate_group(struct vctx *c, const struct cmb_policy_group *gr, const struct cmb_policy_def *def)
+{
+	validate_instances(c, gr->children, gr->n_children, def);
+	for (size_t i = 0; i < gr->n_children; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(gr->children[i].definition_id, gr->children[j].definition_id) == 0)
+				vreason(c, &gr->children[i],
+					xasprintf("set twice in one group (also at %s)", gr->children[j].path));
+}
+
 static void validate_instance(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *group)
 {
 	const struct cmb_policy_def *def = cmb_map_policy_def(in->definition_id);
@@ -790,12 +809,7 @@ static void validate_instance(struct vctx *c, const struct cmb_policy_instance *
 	case CMB_PDEF_GROUP_KV:
 		for (size_t g = 0; g < in->n_groups; g++) {
 			const struct cmb_policy_group *gr = &in->groups[g];
-			validate_instances(c, gr->children, gr->n_children, def);
-			for (size_t i = 0; i < gr->n_children; i++)
-				for (size_t j = 0; j < i; j++)
-					if (strcmp(gr->children[i].definition_id, gr->children[j].definition_id) == 0)
-						vreason(c, &gr->children[i],
-							xasprintf("set twice in one group (also at %s)", gr->children[j].path));
+			validate_group(c, gr, def);
 		}
 		/* The same key in two groups of one policy is ambiguous too. */
 		for (size_t g = 1; g < in->n_groups; g++)
@@ -811,12 +825,7 @@ static void validate_instance(struct vctx *c, const struct cmb_policy_instance *
 	case CMB_PDEF_GROUP:
 		for (size_t g = 0; g < in->n_groups; g++) {
 			const struct cmb_policy_group *gr = &in->groups[g];
-			validate_instances(c, gr->children, gr->n_children, def);
-			for (size_t i = 0; i < gr->n_children; i++)
-				for (size_t j = 0; j < i; j++)
-					if (strcmp(gr->children[i].definition_id, gr->children[j].definition_id) == 0)
-						vreason(c, &gr->children[i],
-							xasprintf("set twice in one group (also at %s)", gr->children[j].path));
+			validate_group(c, gr, def);
 			const char *name = NULL;
 			char *rid = rule_id(c->p, gr, def, &name);
 			if (!rid) {

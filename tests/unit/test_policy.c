@@ -103,6 +103,28 @@ static const struct cmb_policy_doc_setting *doc_find(const struct cmb_policy_doc
 	return NULL;
 }
 
+/* A body from the data folder, parsed, accepted and turned into a document read back. */
+struct mapped {
+	char *buf;
+	struct cmb_policy *p;
+	struct cmb_policy_doc *d;
+};
+
+static void mapped_load(struct mapped *m, const char *name, unsigned long long version)
+{
+	m->buf = load(name, NULL);
+	m->p = parse_ok(m->buf);
+	accept(m->p);
+	m->d = doc_of(m->p, version, NULL);
+}
+
+static void mapped_free(struct mapped *m)
+{
+	cmb_map_policy_doc_free(m->d);
+	cmb_map_policy_free(m->p);
+	free(m->buf);
+}
+
 /* ---- the catalog ---- */
 
 static void catalog_coverage_and_consistency(void **state)
@@ -213,13 +235,13 @@ static void edr_full_document(void **state)
 static void antivirus_whole(void **state)
 {
 	(void)state;
-	char *buf = load("antivirus.json", NULL);
-	struct cmb_policy *p = parse_ok(buf);
-	accept(p);
+	struct mapped m;
+	mapped_load(&m, "antivirus.json", 1);
+	struct cmb_policy *p = m.p;
+	struct cmb_policy_doc *d = m.d;
 	assert_int_equal(p->n_settings, 38);
 	assert_int_equal(p->settings[2].n_children, 2); /* cloud block level and timeout under cloud protection */
 	assert_int_equal(p->n_collections, 2);
-	struct cmb_policy_doc *d = doc_of(p, 1, NULL);
 	/* 44 instances: one group whose 4 children make one value, 43 settings in 40 nodes. */
 	assert_int_equal(d->n_settings, 40);
 	assert_string_equal(d->family, "endpointSecurityAntivirus");
@@ -240,35 +262,29 @@ static void antivirus_whole(void **state)
 	/* Canonical order: by CSP path. */
 	for (size_t i = 1; i < d->n_settings; i++)
 		assert_true(strcmp(d->settings[i - 1].csp, d->settings[i].csp) < 0);
-	cmb_map_policy_doc_free(d);
-	cmb_map_policy_free(p);
-	free(buf);
+	mapped_free(&m);
 }
 
 static void windows_security_whole(void **state)
 {
 	(void)state;
-	char *buf = load("windows_security.json", NULL);
-	struct cmb_policy *p = parse_ok(buf);
-	accept(p);
-	struct cmb_policy_doc *d = doc_of(p, 7, NULL);
+	struct mapped m;
+	mapped_load(&m, "windows_security.json", 7);
+	struct cmb_policy_doc *d = m.d;
 	assert_int_equal(d->n_settings, 23);
 	assert_string_equal(
 		doc_find(d, "./Device/Vendor/MSFT/Policy/Config/WindowsDefenderSecurityCenter/CompanyName")->value,
 		"Contoso IT");
 	assert_string_equal(doc_find(d, "./Vendor/MSFT/Defender/Configuration/TamperProtection")->value, "1");
-	cmb_map_policy_doc_free(d);
-	cmb_map_policy_free(p);
-	free(buf);
+	mapped_free(&m);
 }
 
 static void firewall_profiles_and_rules(void **state)
 {
 	(void)state;
-	char *buf = load("firewall.json", NULL);
-	struct cmb_policy *p = parse_ok(buf);
-	accept(p);
-	struct cmb_policy_doc *d = doc_of(p, 2, NULL);
+	struct mapped m;
+	mapped_load(&m, "firewall.json", 2);
+	struct cmb_policy_doc *d = m.d;
 	/* 7 global, 3 EnableFirewall with 16 profile settings nested under each, 46 properties of 4 rules. */
 	assert_int_equal(d->n_settings, 7 + 3 * 17 + 46);
 	size_t in_groups = 0;
@@ -301,18 +317,15 @@ static void firewall_profiles_and_rules(void **state)
 	rule = xasprintf("./Vendor/MSFT/Firewall/MdmStore/FirewallRules/%s/LocalPortRanges", hex);
 	assert_string_equal(doc_find(d, rule)->value, "5985,5986");
 	free(rule);
-	cmb_map_policy_doc_free(d);
-	cmb_map_policy_free(p);
-	free(buf);
+	mapped_free(&m);
 }
 
 static void asr_rules_whole(void **state)
 {
 	(void)state;
-	char *buf = load("asr.json", NULL);
-	struct cmb_policy *p = parse_ok(buf);
-	accept(p);
-	struct cmb_policy_doc *d = doc_of(p, 1, NULL);
+	struct mapped m;
+	mapped_load(&m, "asr.json", 1);
+	struct cmb_policy_doc *d = m.d;
 	assert_int_equal(d->n_settings, 5);
 	const struct cmb_policy_doc_setting *s =
 		doc_find(d, "./Device/Vendor/MSFT/Policy/Config/Defender/AttackSurfaceReductionRules");
@@ -328,9 +341,7 @@ static void asr_rules_whole(void **state)
 	assert_string_equal(
 		doc_find(d, "./Device/Vendor/MSFT/Policy/Config/Defender/AttackSurfaceReductionOnlyExclusions")->value,
 		"C:\\Program Files\\Contoso\\LOB\\lob.exe|C:\\Windows\\CCM\\*");
-	cmb_map_policy_doc_free(d);
-	cmb_map_policy_free(p);
-	free(buf);
+	mapped_free(&m);
 }
 
 static void same_content_same_bytes(void **state)
