@@ -490,6 +490,8 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Not on a reused connection: libcurl would send it again if that connection died without a reply. */
+	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->once ? 1L : 0L);
 
 	for (const char *const *p = req->headers; p && *p; p++)
 		hdrs = curl_slist_append(hdrs, *p);
