@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,18 +725,24 @@ static void audit_append_only(void **state)
 	trigger(f, "u1", 12, "quickScan", 5, 3600);
 	assert_int_equal(relay_once(f, 1), 0);
 	assert_int_equal(cmb_state_schema_version(f->st), 3);
-	/* The triggers refuse any change to a written row. */
+	/* The triggers refuse any change to a written row, from any connection to the file. */
+	restart(f);
+	cmb_state_close(f->st);
 	char *path = xasprintf("%s/cmbridge.db", f->dir);
-	char *cmd = xasprintf("sqlite3 %s \"DELETE FROM audit\" 2>/dev/null", path);
-	if (system("command -v sqlite3 >/dev/null 2>&1") == 0) {
-		restart(f);
-		cmb_state_close(f->st);
-		assert_int_not_equal(system(cmd), 0);
-		assert_int_equal(cmb_state_open(&f->st, f->dir), 0);
-		expect_audit(f, "u1", "received refused ");
-	}
-	free(cmd);
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &err), SQLITE_CONSTRAINT);
+	assert_string_equal(err, "the audit table is append-only");
+	sqlite3_free(err);
+	err = NULL;
+	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET reason = 'edited'", NULL, NULL, &err), SQLITE_CONSTRAINT);
+	assert_string_equal(err, "the audit table is append-only");
+	sqlite3_free(err);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	free(path);
+	assert_int_equal(cmb_state_open(&f->st, f->dir), 0);
+	expect_audit(f, "u1", "received refused ");
 }
 
 int main(void)
