@@ -22,6 +22,7 @@
 #include "connector/store/state.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "tests/unit/fixture.h"
 
 #define MAX_N 64
 
@@ -248,7 +249,7 @@ static const struct cmb_site_adapter fake_site = {
 /* ---- fixture ---- */
 
 struct fx {
-	char dir[64];
+	char dir[FX_DIR_SIZE];
 	struct cmb_config cfg;
 	struct cmb_state *st;
 	struct fake_site site;
@@ -262,8 +263,7 @@ static char allowed_default[] = "refreshMachinePolicy,refreshUserPolicy,appEvalu
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cmb-relay-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (fx_tmpdir(f->dir, "relay") < 0)
 		return -1;
 	f->cfg.site_code = "PS1";
 	f->cfg.state_dir = f->dir;
@@ -297,10 +297,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	cmb_state_close(f->st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
+	fx_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -15,9 +15,9 @@
 #include "connector/store/state_db.h" /* the store's own helpers, tested directly below */
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "tests/unit/fixture.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@
 #define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 struct fx {
-	char base[64];     /* temporary directory */
+	char base[FX_DIR_SIZE]; /* temporary directory */
 	char *dir;         /* base/state: created by cmb_state_open */
 	char *db;          /* dir/cmbridge.db */
 	struct cmb_state *st;
@@ -38,26 +38,19 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->base, sizeof(f->base), "%s/cmbstate.XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-	if (!mkdtemp(f->base))
+	if (fx_tmpdir(f->base, "state") < 0)
 		return -1;
-	f->dir = xasprintf("%s/state", f->base);
+	f->dir = fx_path(f->base, "state");
 	f->db = xasprintf("%s/%s", f->dir, CMB_STATE_FILE);
 	*state = f;
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 	cmb_state_close(f->st);
-	nftw(f->base, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(f->base);
 	free(f->dir);
 	free(f->db);
 	free(f);
