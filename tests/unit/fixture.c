@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/fixture.h"
+#include "connector/base/error.h"
 #include "connector/config/config.h"
 
 #include <arpa/inet.h>
@@ -72,6 +73,21 @@ long fx_count(const char *hay, const char *needle)
 	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
 		n++;
 	return n;
+}
+
+void fx_assert_message(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *want = xvasprintf(fmt, ap);
+	va_end(ap);
+	const char *got = cmb_error_last();
+	if (strcmp(got, want) != 0) {
+		print_error("message: got\n  '%s'\nwant\n  '%s'\n", got, want);
+		free(want);
+		fail();
+	}
+	free(want);
 }
 
 /* ---- certificates ------------------------------------------------------- */

@@ -46,6 +46,8 @@ void fx_write(const char *path, const void *data, size_t len, mode_t mode);
 void fx_write_str(const char *path, const char *text, mode_t mode);
 /* How often needle occurs in hay (not overlapping). */
 long fx_count(const char *hay, const char *needle);
+/* Fails unless the last error message (cmb_error_last) is exactly the formatted text. */
+void fx_assert_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- certificates ------------------------------------------------------- */
 
