@@ -75,7 +75,7 @@ long fx_count(const char *hay, const char *needle)
 	return n;
 }
 
-void fx_assert_message(const char *fmt, ...)
+void fx_check_message(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -85,7 +85,7 @@ void fx_assert_message(const char *fmt, ...)
 	if (strcmp(got, want) != 0) {
 		print_error("message: got\n  '%s'\nwant\n  '%s'\n", got, want);
 		free(want);
-		fail();
+		_fail(file, line);
 	}
 	free(want);
 }

@@ -46,8 +46,9 @@ void fx_write(const char *path, const void *data, size_t len, mode_t mode);
 void fx_write_str(const char *path, const char *text, mode_t mode);
 /* How often needle occurs in hay (not overlapping). */
 long fx_count(const char *hay, const char *needle);
-/* Fails unless the last error message (cmb_error_last) is exactly the formatted text. */
-void fx_assert_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Fails (at the caller's line) unless the last error message, cmb_error_last(), is exactly the formatted text. */
+#define fx_assert_message(...) fx_check_message(__FILE__, __LINE__, __VA_ARGS__)
+void fx_check_message(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- certificates ------------------------------------------------------- */
 
