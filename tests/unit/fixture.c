@@ -442,8 +442,11 @@ static void requests_free(struct fx_server *s)
 void fx_server_reset(struct fx_server *s)
 {
 	pthread_mutex_lock(&s->mu);
-	for (int i = 0; i < s->n_routes; i++)
+	for (int i = 0; i < s->n_routes; i++) {
 		cmb_buf_free(&s->routes[i].uris);
+		for (int j = 0; j < s->routes[i].n; j++)
+			free((char *)s->routes[i].replies[j].body);
+	}
 	memset(s->routes, 0, sizeof(s->routes));
 	s->n_routes = 0;
 	requests_free(s);
@@ -498,6 +501,14 @@ void fx_script(struct fx_server *s, const char *path, struct fx_reply r)
 	assert_true(rt->n < FX_MAX_REPLIES);
 	if (!r.status)
 		r.status = 200;
+	if (r.body) {
+		size_t len = r.len ? r.len : strlen(r.body);
+		char *copy = xmalloc(len + 1);
+		memcpy(copy, r.body, len);
+		copy[len] = '\0';
+		r.body = copy;
+		r.len = len;
+	}
 	rt->replies[rt->n++] = r;
 	pthread_mutex_unlock(&s->mu);
 }

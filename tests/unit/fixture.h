@@ -76,9 +76,9 @@ enum fx_cut {
 
 struct fx_reply {
 	unsigned status;            /* 0: 200 */
-	const char *body;           /* NULL: empty; borrowed until the reply is served */
+	const char *body;           /* NULL: empty; copied by fx_script */
 	size_t len;                 /* 0: strlen(body) */
-	const char *content_type;   /* NULL: the server's content_type */
+	const char *content_type;   /* NULL: the server's content_type (borrowed, as retry_after) */
 	const char *retry_after;    /* Retry-After, or NULL */
 	enum fx_cut cut;
 	size_t at;
@@ -90,7 +90,7 @@ struct fx_reply {
 
 struct fx_route {
 	char path[128];             /* the request path exactly, or a prefix when it ends with '/' */
-	struct fx_reply replies[FX_MAX_REPLIES];
+	struct fx_reply replies[FX_MAX_REPLIES];  /* their bodies are the route's */
 	int n, next;
 	int sticky;                 /* the last reply answers every request after the script */
 	int token;                  /* after the script: a bearer token "tok-<hits>" (a token endpoint) */
