@@ -181,6 +181,23 @@ void fx_pki_free(struct fx_pki *p)
 	memset(p, 0, sizeof(*p));
 }
 
+struct fx_pki fx_group_pki;
+
+int fx_group_setup(void **state)
+{
+	(void)state;
+	fx_pki_make(&fx_group_pki, "cmbridge test CA");
+	cmb_log_set_level(getenv("CMB_TEST_VERBOSE") ? CMB_LOG_DEBUG : CMB_LOG_ERROR);
+	return 0;
+}
+
+int fx_group_teardown(void **state)
+{
+	(void)state;
+	fx_pki_free(&fx_group_pki);
+	return 0;
+}
+
 /* ---- the scripted HTTPS server ------------------------------------------ */
 
 /* One request while it arrives: its URI as received, its body so far. */

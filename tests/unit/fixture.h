@@ -61,6 +61,14 @@ struct fx_pki {
 /* A fresh CA (P-256) and a server certificate it issued, valid from an hour ago for a day. */
 void fx_pki_make(struct fx_pki *p, const char *ca_name);
 void fx_pki_free(struct fx_pki *p);
+/*
+ * A cmocka group setup and teardown for the tests of a server: fx_group_pki
+ * (CA "cmbridge test CA") made once for the group, the log quiet but for
+ * errors (everything, debug included, with CMB_TEST_VERBOSE set).
+ */
+extern struct fx_pki fx_group_pki;
+int fx_group_setup(void **state);
+int fx_group_teardown(void **state);
 /* PEM texts. Caller frees. fx_pem_key encrypts with AES-256-CBC when pass is not NULL. */
 char *fx_pem_cert(X509 *x);
 char *fx_pem_key(EVP_PKEY *k, const char *pass);

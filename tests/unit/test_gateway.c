@@ -55,28 +55,14 @@ static int token_hits(struct fx *f)
 
 /* ---- fixture ---- */
 
-static struct fx_pki g_pki;
-
-static int group_setup(void **state)
-{
-	fx_pki_make(&g_pki, "cmbridge test CA");
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	fx_pki_free(&g_pki);
-	return 0;
-}
-
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	if (fx_tmpdir(f->dir, "gw") < 0)
 		return -1;
-	fx_server_start(&f->srv, &g_pki);
+	fx_server_start(&f->srv, &fx_group_pki);
 	f->srv.www_authenticate = "Bearer";
-	fx_tenant_config(&f->cfg, &f->srv, f->dir, g_pki.ca_pem, SECRET);
+	fx_tenant_config(&f->cfg, &f->srv, f->dir, fx_group_pki.ca_pem, SECRET);
 	cmb_buf_init(&f->outcomes, 1 << 20);
 	*state = f;
 	return 0;
@@ -430,7 +416,6 @@ static void rate_limit_counts_waits(void **state)
 
 int main(void)
 {
-	cmb_log_set_level(getenv("GW_VERBOSE") ? CMB_LOG_DEBUG : CMB_LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(device_request_shape),
@@ -446,5 +431,5 @@ int main(void)
 		T(rate_limit_counts_waits),
 		T(large_reply_read_whole),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

@@ -30,21 +30,6 @@ struct fx {
 	struct cmb_http_response resp;
 };
 
-static struct fx_pki g_pki;
-
-static int group_setup(void **state)
-{
-	fx_pki_make(&g_pki, "cmbridge test CA");
-	cmb_log_set_level(CMB_LOG_ERROR);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	fx_pki_free(&g_pki);
-	return 0;
-}
-
 /* A handle for the "tenant" trusting ca_pem. */
 static void open_handle(struct fx *f, const char *ca_pem, size_t max_response, long low_speed_time_s)
 {
@@ -60,9 +45,9 @@ static int setup(void **state)
 	struct fx *f = xcalloc(1, sizeof(*f));
 	if (fx_tmpdir(f->dir, "http") < 0)
 		return -1;
-	fx_server_start(&f->srv, &g_pki);
+	fx_server_start(&f->srv, &fx_group_pki);
 	f->ca_file = fx_path(f->dir, "ca.pem");
-	open_handle(f, g_pki.ca_pem, 0, 0);
+	open_handle(f, fx_group_pki.ca_pem, 0, 0);
 	*state = f;
 	return 0;
 }
@@ -154,7 +139,7 @@ static void sink_aborts(void **state)
 static void bounded_response(void **state)
 {
 	struct fx *f = *state;
-	open_handle(f, g_pki.ca_pem, 1000, 0);
+	open_handle(f, fx_group_pki.ca_pem, 1000, 0);
 	char *exact = filled(1000, 'a'), *over = filled(1001, 'b');
 	fx_script(&f->srv, "/r", (struct fx_reply){ .body = exact });
 	fx_script(&f->srv, "/r", (struct fx_reply){ .body = over });
@@ -176,7 +161,7 @@ static void bounded_response(void **state)
 	free(over);
 
 	/* An error body is kept to its first 64 KiB, whatever its size, and still counted whole. */
-	open_handle(f, g_pki.ca_pem, 0, 0);
+	open_handle(f, fx_group_pki.ca_pem, 0, 0);
 	char *huge = filled(100 * 1024, 'e');
 	fx_script(&f->srv, "/r", (struct fx_reply){ .status = 500, .body = huge, .content_type = "text/plain" });
 	assert_int_equal(perform(f, (struct cmb_http_request){ 0 }, "/r"), 0);
@@ -269,7 +254,7 @@ static void tls_failure_names_certificate(void **state)
 	fx_pki_free(&other);
 
 	/* The right CA: the same request goes through. */
-	open_handle(f, g_pki.ca_pem, 0, 0);
+	open_handle(f, fx_group_pki.ca_pem, 0, 0);
 	assert_int_equal(perform(f, (struct cmb_http_request){ 0 }, "/x"), 0);
 	assert_int_equal(f->resp.status, 200);
 }
@@ -333,7 +318,7 @@ static void once_never_resent(void **state)
 static void stall_override(void **state)
 {
 	struct fx *f = *state;
-	open_handle(f, g_pki.ca_pem, 0, 1);
+	open_handle(f, fx_group_pki.ca_pem, 0, 1);
 	fx_always(&f->srv, "/poll", (struct fx_reply){ .body = "{\"cursor\":\"c1\"}", .delay_ms = 2500 });
 	/* The handle's limit, one second of silence: the answer 2.5 s later comes too late. */
 	assert_int_equal(perform(f, (struct cmb_http_request){ 0 }, "/poll"), CMB_ENETWORK);
@@ -409,5 +394,5 @@ int main(void)
 		T(tls_failure_names_certificate), T(connection_reused), T(once_never_resent), T(stall_override),
 		cmocka_unit_test(same_origin), cmocka_unit_test(resolve),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

@@ -41,28 +41,13 @@ struct fx {
 	char *next;
 };
 
-static struct fx_pki g_pki;
-
-static int group_setup(void **state)
-{
-	fx_pki_make(&g_pki, "cmbridge test CA");
-	cmb_log_set_level(CMB_LOG_ERROR);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	fx_pki_free(&g_pki);
-	return 0;
-}
-
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	if (fx_tmpdir(f->dir, "notify") < 0)
 		return -1;
-	fx_server_start(&f->srv, &g_pki);
-	fx_tenant_config(&f->cfg, &f->srv, f->dir, g_pki.ca_pem, "notify-test-secret");
+	fx_server_start(&f->srv, &fx_group_pki);
+	fx_tenant_config(&f->cfg, &f->srv, f->dir, fx_group_pki.ca_pem, "notify-test-secret");
 	f->cfg.actions_poll_wait = 30;
 	cmb_buf_init(&f->seen, 1 << 20);
 	*state = f;
@@ -368,5 +353,5 @@ int main(void)
 		T(results_matched_by_id), T(unknown_is_acknowledged), T(server_error_retried), T(no_budget_one_try),
 		T(spent_budget_renewed),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }

@@ -42,21 +42,6 @@ struct fx {
 	char bearer[16];
 };
 
-static struct fx_pki g_pki;
-
-static int group_setup(void **state)
-{
-	fx_pki_make(&g_pki, "cmbridge test CA");
-	cmb_log_set_level(CMB_LOG_ERROR);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	fx_pki_free(&g_pki);
-	return 0;
-}
-
 static int authorize(void *ctx, const char **header, const char **bearer)
 {
 	struct fx *f = ctx;
@@ -81,9 +66,9 @@ static int setup(void **state)
 	struct fx *f = xcalloc(1, sizeof(*f));
 	if (fx_tmpdir(f->dir, "req") < 0)
 		return -1;
-	fx_server_start(&f->srv, &g_pki);
+	fx_server_start(&f->srv, &fx_group_pki);
 	char *ca = fx_path(f->dir, "ca.pem");
-	fx_write_str(ca, g_pki.ca_pem, 0644);
+	fx_write_str(ca, fx_group_pki.ca_pem, 0644);
 	const struct cmb_http_opts o = { .name = "site", .ca_file = ca, .connect_timeout_s = 5 };
 	assert_int_equal(cmb_http_new(&f->h, &o), 0);
 	free(ca);
@@ -476,5 +461,5 @@ int main(void)
 		T(prepare_every_attempt),
 		T(reset_every_attempt),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, fx_group_setup, fx_group_teardown);
 }
