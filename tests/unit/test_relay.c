@@ -725,6 +725,7 @@ static void audit_append_only(void **state)
 	/* The triggers refuse any change to a written row, from any connection to the file. */
 	restart(f);
 	cmb_state_close(f->st);
+	f->st = NULL; /* teardown's, should an assertion below fail */
 	char *path = xasprintf("%s/cmbridge.db", f->dir);
 	sqlite3 *db = NULL;
 	char *err = NULL;
