@@ -308,7 +308,7 @@ static void record(struct fx_server *s, struct MHD_Connection *c, const char *me
 	q->conn = ci ? (int)(intptr_t)ci->socket_context : 0;
 }
 
-/* What the route answers now: the next scripted reply, the sticky one, a token, or NULL. */
+/* What the route answers now: the next scripted reply, the sticky one, or a token; 0 when none. */
 static int next_reply(struct fx_route *rt, struct fx_reply *out, char *tok, size_t toksize)
 {
 	rt->hits++;
