@@ -42,6 +42,7 @@ struct cmb_http {
 	long connect_timeout_s;
 	long low_speed_time_s;
 	size_t max_response;
+	size_t total_out, total_in, total_requests;
 	struct cmb_rate_limit rate;
 	char *section;               /* "[site]" */
 	char *pinned_public_key;
@@ -168,6 +169,16 @@ void cmb_http_free(struct cmb_http *h)
 	wipe_free(h->proxy_password);
 	free(h->no_proxy);
 	free(h);
+}
+
+void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests)
+{
+	if (bytes_out)
+		*bytes_out = h->total_out;
+	if (bytes_in)
+		*bytes_in = h->total_in;
+	if (requests)
+		*requests = h->total_requests;
 }
 
 double cmb_http_rate_waited(const struct cmb_http *h)
@@ -482,6 +493,8 @@ static void setup_transfer(struct cmb_http *h, const struct cmb_http_request *re
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Not on a reused connection: libcurl would send it again if that connection died without a reply. */
+	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->once ? 1L : 0L);
 }
 
 /* The request's headers (the bearer token among them) and body, gzip-compressed when asked. */
@@ -558,6 +571,9 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	/* Every request counts against the endpoint's limit, retries and token requests included. */
 	cmb_rate_limit_take(&h->rate);
 	CURLcode cc = curl_easy_perform(c);
+	h->total_requests++;
+	h->total_out += resp->bytes_out;
+	h->total_in += resp->bytes_in;
 	if (cc == CURLE_WRITE_ERROR && t.sink_rc < 0) {
 		rc = t.sink_rc;
 		goto done;

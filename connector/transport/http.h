@@ -88,6 +88,7 @@ struct cmb_http_request {
 	int gzip_body;               /* compress body (zlib level 1), add Content-Encoding: gzip */
 	int interruptible;            /* an idle wait (long poll): also ends when cmb_interrupted() */
 	long stall_s;                 /* this request's stall limit (a long poll's silence); 0: the handle's */
+	int once;                     /* not safe to send twice: sent on a new connection (below) */
 	cmb_http_sink sink;          /* when set, the body streams to sink for 2xx responses */
 	void *sink_ctx;
 };
@@ -102,6 +103,11 @@ struct cmb_http_response {
 };
 
 /*
+ * libcurl sends a request again, silently, when a reused connection closes
+ * before any byte of the reply: harmless for a GET, a second operation for
+ * a method call the server had applied. A request marked once goes out on a
+ * connection of its own, which libcurl never re-sends on.
+ *
  * Performs the request, first taking a token from the handle's rate limit
  * (which may block). Returns 0 when a complete response arrived (whatever
  * its status; the caller judges it), CMB_ENETWORK / CMB_ETLS when none did
@@ -128,6 +134,8 @@ char *cmb_http_resolve(const char *base, const char *ref);
  */
 int cmb_http_same_origin(const char *a, const char *b);
 
+/* Bytes sent and received by this handle over its life (for status, metrics and tests). */
+void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
 /* Seconds this handle's requests have spent waiting for the rate limit, over its life. */
 double cmb_http_rate_waited(const struct cmb_http *h);
 

@@ -208,7 +208,7 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 		struct cmb_http_request req = {
 			.method = method, .url = rq->url, .headers = headers, .bearer = bearer, .body = body,
 			.body_len = body_len, .gzip_body = rq->gzip_body, .interruptible = rq->interruptible,
-			.stall_s = rq->stall_s,
+			.stall_s = rq->stall_s, .once = rq->retry == CMB_REQUEST_ONCE,
 			.sink = rq->sink, .sink_ctx = rq->sink_ctx,
 		};
 		cmb_debug("%s: %s %s", ep->side, method, rq->url);

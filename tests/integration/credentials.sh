@@ -8,14 +8,16 @@
 # replayed jti.
 #
 # Tampering, clock and replay need the connector to misbehave, which it has
-# no switch for: a small LD_PRELOAD shim built here (cc) bends only calls
-# made from the cmbridge executable itself (not libcurl's or OpenSSL's own):
+# no switch for: the LD_PRELOAD shim tests/tools/assertion_shim.c, built with
+# the tests ($ASSERTION_SHIM), bends only calls made from the cmbridge
+# executable itself (not libcurl's or OpenSSL's own):
 #   CMB_SHIM_TAMPER=1        flips one bit of each signature jwt.c makes
 #   CMB_SHIM_CLOCK_SHIFT=S   moves cmbridge's wall clock (time()) by S seconds
 #   CMB_SHIM_FIXED_RANDOM=1  makes cmbridge's random bytes (the jti) constant
 # The wrong audience comes from configuration alone: a token_url with a query
 # string is sent as the assertion's aud, and the endpoint's own URL is not.
 . "$(dirname "$0")/lib.sh"
+[ -f "${ASSERTION_SHIM:-}" ] || { echo "FAIL: ASSERTION_SHIM (tests/tools, set by ctest) is not a file: '${ASSERTION_SHIM:-}'"; exit 1; }
 
 lab_init_up --devices 200 --seed 5 --page-size 100
 TOKEN_URL=$(sed -n 's/^authority *= *//p' "$CONF")/oauth2/v2.0/token
@@ -88,83 +90,28 @@ run aud "$AUD" check
 expect_eq "wrong audience: exit status" 1 "$(cat "$TMP/aud.rc")"
 expect_match "wrong audience: AADSTS700023 reported" '\(HTTP 401: invalid_client: AADSTS700023' "$(out aud)"
 
-if ! command -v cc >/dev/null; then
-  echo "SKIP: tampered, expired and replayed assertions need a C compiler (cc) for the LD_PRELOAD shim"
-else
-  cat > "$TMP/shim.c" <<'C'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <openssl/evp.h>
-/* Only calls made from the cmbridge executable itself (no ".so" in the caller's object). */
-static int from_exe(void *ret)
-{
-	Dl_info i;
-	return dladdr(ret, &i) && i.dli_fname && !strstr(i.dli_fname, ".so");
-}
-time_t time(time_t *t)
-{
-	static time_t (*real)(time_t *);
-	if (!real)
-		real = (time_t (*)(time_t *))dlsym(RTLD_NEXT, "time");
-	time_t v = real(NULL);
-	const char *s = getenv("CMB_SHIM_CLOCK_SHIFT");
-	if (s && from_exe(__builtin_return_address(0)))
-		v += atol(s);
-	if (t)
-		*t = v;
-	return v;
-}
-int RAND_bytes(unsigned char *buf, int num)
-{
-	static int (*real)(unsigned char *, int);
-	if (!real)
-		real = (int (*)(unsigned char *, int))dlsym(RTLD_NEXT, "RAND_bytes");
-	int r = real(buf, num);
-	if (getenv("CMB_SHIM_FIXED_RANDOM") && from_exe(__builtin_return_address(0)))
-		memset(buf, 0x42, (size_t)num);
-	return r;
-}
-int EVP_DigestSign(EVP_MD_CTX *c, unsigned char *sig, size_t *len, const unsigned char *tbs, size_t n)
-{
-	static int (*real)(EVP_MD_CTX *, unsigned char *, size_t *, const unsigned char *, size_t);
-	if (!real)
-		real = (int (*)(EVP_MD_CTX *, unsigned char *, size_t *, const unsigned char *, size_t))dlsym(RTLD_NEXT, "EVP_DigestSign");
-	int r = real(c, sig, len, tbs, n);
-	if (r == 1 && sig && getenv("CMB_SHIM_TAMPER") && from_exe(__builtin_return_address(0)))
-		sig[*len / 2] ^= 1;
-	return r;
-}
-C
-  if ! cc -shared -fPIC -o "$TMP/shim.so" "$TMP/shim.c" -ldl 2> "$TMP/shim.err"; then
-    echo "FAIL: cannot build the test shim:"; cat "$TMP/shim.err"; FAILS=$((FAILS + 1)); CHECKS=$((CHECKS + 1))
-  else
-    say "a tampered signature: AADSTS700027"
-    LD_PRELOAD="$TMP/shim.so" CMB_SHIM_TAMPER=1 run tamper "$PS" check
-    expect_eq "tampered: exit status" 1 "$(cat "$TMP/tamper.rc")"
-    expect_match "tampered: AADSTS700027 reported" '\(HTTP 401: invalid_client: AADSTS700027' "$(out tamper)"
-    for alg in RS256; do
-      LD_PRELOAD="$TMP/shim.so" CMB_SHIM_TAMPER=1 run tamper-rs "$RS" check
-      expect_match "tampered $alg: AADSTS700027 reported" 'AADSTS700027.*client assertion RS256' "$(out tamper-rs)"
-    done
+say "a tampered signature: AADSTS700027"
+LD_PRELOAD="$ASSERTION_SHIM" CMB_SHIM_TAMPER=1 run tamper "$PS" check
+expect_eq "tampered: exit status" 1 "$(cat "$TMP/tamper.rc")"
+expect_match "tampered: AADSTS700027 reported" '\(HTTP 401: invalid_client: AADSTS700027' "$(out tamper)"
+for alg in RS256; do
+  LD_PRELOAD="$ASSERTION_SHIM" CMB_SHIM_TAMPER=1 run tamper-rs "$RS" check
+  expect_match "tampered $alg: AADSTS700027 reported" 'AADSTS700027.*client assertion RS256' "$(out tamper-rs)"
+done
 
-    say "an expired assertion (cmbridge's clock 20 minutes behind): AADSTS700024"
-    LD_PRELOAD="$TMP/shim.so" CMB_SHIM_CLOCK_SHIFT=-1200 run late "$PS" check
-    expect_eq "expired assertion: exit status" 1 "$(cat "$TMP/late.rc")"
-    expect_match "expired assertion: AADSTS700024 reported" '\(HTTP 401: invalid_client: AADSTS700024' "$(out late)"
+say "an expired assertion (cmbridge's clock 20 minutes behind): AADSTS700024"
+LD_PRELOAD="$ASSERTION_SHIM" CMB_SHIM_CLOCK_SHIFT=-1200 run late "$PS" check
+expect_eq "expired assertion: exit status" 1 "$(cat "$TMP/late.rc")"
+expect_match "expired assertion: AADSTS700024 reported" '\(HTTP 401: invalid_client: AADSTS700024' "$(out late)"
 
-    say "a replayed assertion (the same jti twice): AADSTS50013"
-    LD_PRELOAD="$TMP/shim.so" CMB_SHIM_FIXED_RANDOM=1 run replay1 "$PS" token
-    LD_PRELOAD="$TMP/shim.so" CMB_SHIM_FIXED_RANDOM=1 run replay2 "$PS" token
-    expect_eq "first use of the jti: accepted" 0 "$(cat "$TMP/replay1.rc")"
-    expect_eq "replay: exit status" 1 "$(cat "$TMP/replay2.rc")"
-    expect_match "replay: AADSTS50013 reported" '\(HTTP 401: invalid_client: AADSTS50013' "$(out replay2)"
-    lab_stats
-    expect_match "lab counted the rejections" '^[4-9]|^[1-9][0-9]' "$(stat "['tenant']['assertionsRejected']")"
-  fi
-fi
+say "a replayed assertion (the same jti twice): AADSTS50013"
+LD_PRELOAD="$ASSERTION_SHIM" CMB_SHIM_FIXED_RANDOM=1 run replay1 "$PS" token
+LD_PRELOAD="$ASSERTION_SHIM" CMB_SHIM_FIXED_RANDOM=1 run replay2 "$PS" token
+expect_eq "first use of the jti: accepted" 0 "$(cat "$TMP/replay1.rc")"
+expect_eq "replay: exit status" 1 "$(cat "$TMP/replay2.rc")"
+expect_match "replay: AADSTS50013 reported" '\(HTTP 401: invalid_client: AADSTS50013' "$(out replay2)"
+lab_stats
+expect_match "lab counted the rejections" '^[4-9]|^[1-9][0-9]' "$(stat "['tenant']['assertionsRejected']")"
 
 say "no assertion or token in any output"
 expect_eq "JWTs in all outputs" 0 "$(cat "$TMP"/*.out "$TMP"/*.err | grep -cE "$JWT_RE")"

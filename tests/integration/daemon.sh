@@ -4,6 +4,7 @@
 # is holding a 30-second long poll (signal handlers only set a flag; the
 # HTTP core ends transfers when it is set). Log rotation: logrotate.sh.
 . "$(dirname "$0")/lib.sh"
+require jq
 
 lab_init_up --devices 300 --seed 2
 RUN=$(conf_with run actions.poll_wait=30)

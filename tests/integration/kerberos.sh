@@ -8,18 +8,13 @@
 KDC_SH="$(cd "$(dirname "$0")/../../lab/tests" && pwd)/kdc.sh"
 KDC="$TMP/kdc"
 
-for t in krb5kdc kdb5_util kadmin.local kinit; do
-  if ! PATH=$PATH:/usr/sbin:/sbin command -v "$t" > /dev/null; then
-    echo "SKIP: $t is not installed (Debian: krb5-kdc krb5-admin-server krb5-user)"
-    finish; exit 0
-  fi
-done
+require krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user
 trap '"$KDC_SH" stop "$KDC" > /dev/null 2>&1; cleanup' EXIT
 
 lab_init_up --devices 80 --seed 3 --page-size 40
 "$KDC_SH" start "$KDC" > "$TMP/kdc.env" 2> "$TMP/kdc.err"
 rc=$?
-if [ "$rc" -eq 77 ]; then echo "SKIP: $(cat "$TMP/kdc.err")"; finish; exit 0; fi
+if [ "$rc" -eq 77 ]; then echo "SKIP: $(cat "$TMP/kdc.err")"; exit 77; fi
 [ "$rc" -eq 0 ] || { echo "FAIL: kdc.sh start"; cat "$TMP/kdc.err"; exit 1; }
 while IFS='=' read -r k v; do [ -n "$k" ] && export "KDC_$k=$v"; done < "$TMP/kdc.env"
 

@@ -2,6 +2,21 @@
 # Needs: CMBRIDGE, CMBRIDGE_LAB, CANNED_SERVER in the environment (ctest sets them).
 set -uo pipefail  # no -e: the tests check exit statuses themselves
 
+# require TOOL[:PACKAGE]...: a test that cannot run its point without a tool
+# says so and exits 77, which ctest reports as skipped (SKIP_RETURN_CODE),
+# never as passed. PACKAGE (default TOOL) is the Debian package
+# deploy/install-deps.sh installs it from.
+require() {
+  local t
+  for t in "$@"; do
+    if ! PATH=$PATH:/usr/sbin:/sbin command -v "${t%%:*}" > /dev/null 2>&1; then
+      echo "SKIP: ${t%%:*} is not installed (Debian: ${t#*:}; deploy/install-deps.sh installs it)"
+      exit 77
+    fi
+  done
+}
+require python3 curl
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmbridge-it.XXXXXX")
 LAB="$TMP/lab"
 FAILS=0

@@ -7,10 +7,7 @@
 # proxy = none override it.
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v tinyproxy > /dev/null; then
-  echo "SKIP: tinyproxy is not installed (Debian: tinyproxy)"
-  finish; exit 0
-fi
+require tinyproxy
 trap 'stop_proxy; cleanup' EXIT
 
 lab_init_up --devices 60 --seed 4 --page-size 30

@@ -17,7 +17,10 @@ lab_init_up --devices 200 --seed 7
 "$CMBRIDGE" -c "$CONF" sync >/dev/null 2>&1 || { echo "FAIL: first sync"; exit 1; }
 RCONF=$(conf_with relay actions.batch_window=0 actions.status_poll_interval=1)
 "$CMBRIDGE_LAB" trigger "$LAB" --many 5 refreshMachinePolicy --devices 5 > /dev/null || { echo "FAIL: trigger"; exit 1; }
-"$CMBRIDGE_LAB" faults "$LAB" --site --rate-reply-lost 1 > /dev/null
+# After the lost reply the relay backs off a second, then lists the site's
+# operations and adopts: the kill must come first. Two seconds of site
+# latency widen that window to three, so a loaded machine cannot close it.
+"$CMBRIDGE_LAB" faults "$LAB" --site --rate-reply-lost 1 --latency-ms 2000 > /dev/null
 "$CMBRIDGE" -c "$RCONF" relay > "$TMP/killed.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ "$(ops)" -ge 1 ] && break; sleep 0.1; done

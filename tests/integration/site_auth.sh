@@ -7,6 +7,7 @@
 # certificate from another CA names host, subject and issuer; public-key
 # pinning accepts the right key and refuses another.
 . "$(dirname "$0")/lib.sh"
+require openssl
 
 lab_init_up --devices 120 --seed 9 --page-size 50
 USERNAME=$(sed -n 's/^username *= *//p' "$CONF")

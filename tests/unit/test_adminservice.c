@@ -14,19 +14,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "adapters/adminservice/adminservice.h"
@@ -35,325 +26,77 @@
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/base/util.h"
+#include "tests/unit/fixture.h"
 
-/* ---- the scripted server ----------------------------------------------- */
+/* ---- the scripted server (fixture.h): one route per class ----------------- */
 
-enum cut { FULL = 0, CUT_CHUNKED, CUT_LENGTH };
-
-struct reply {
-	unsigned status;
-	const char *body;
-	const char *retry_after;
-	enum cut cut;              /* CUT_*: the connection drops after `at` bytes */
-	size_t at;
-	const char *content_type;  /* default application/json; odata.metadata=minimal */
-};
-
-#define MAX_REPLIES 16
-#define MAX_ROUTES 12
-
-struct route {
-	const char *cls;           /* path after /AdminService/wmi/ */
-	struct reply replies[MAX_REPLIES];
-	int n, next;
-	int sticky;                /* the last reply answers every further request */
-	struct cmb_buf uris;       /* one request URI per line, as received */
-};
-
-static struct {
-	struct MHD_Daemon *daemon;
-	int port;
-	pthread_mutex_t lock;
-	struct route routes[MAX_ROUTES];
-	int nroutes;
-	struct cmb_buf unrouted;   /* requests nobody scripted */
-	char auth[256];            /* last Authorization header */
-	char dir[64];              /* temporary files */
-	char ca_file[128];
-	char *cert_pem, *key_pem;
-} srv;
-
-struct cut_body {
-	const char *body;
-	size_t at;
-};
-
-static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct cut_body *cb = cls;
-	if (pos >= cb->at)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	size_t n = cb->at - (size_t)pos;
-	if (n > max)
-		n = max;
-	memcpy(buf, cb->body + pos, n);
-	return (ssize_t)n;
-}
-
-/* Per request: its URI as received, and whether the handler has seen it once (bodies come after). */
-struct req_ctx {
-	char *uri;
-	int started;
-};
-
-static void *log_uri(void *cls, const char *uri, struct MHD_Connection *conn)
-{
-	struct req_ctx *rc = xcalloc(1, sizeof(*rc));
-	rc->uri = xstrdup(uri);
-	return rc;
-}
-
-static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct req_ctx *rc = *req_cls;
-	if (rc) {
-		free(rc->uri);
-		free(rc);
-	}
-	*req_cls = NULL;
-}
-
-static struct route *find_route(const char *url)
-{
-	static const char prefix[] = "/AdminService/wmi/";
-	if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
-		return NULL;
-	for (int i = 0; i < srv.nroutes; i++)
-		if (strcmp(url + sizeof(prefix) - 1, srv.routes[i].cls) == 0)
-			return &srv.routes[i];
-	return NULL;
-}
-
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-			       const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
-{
-	struct req_ctx *rc = *req_cls;
-	const char *uri = rc->uri;
-	struct reply r = { .status = 418, .body = "{\"error\":{\"code\":\"Test\",\"message\":\"no scripted reply\"}}" };
-	struct MHD_Response *resp;
-
-	/* A method call's body arrives in later calls: read it all, then answer. */
-	if (!rc->started) {
-		rc->started = 1;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-
-	pthread_mutex_lock(&srv.lock);
-	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	snprintf(srv.auth, sizeof(srv.auth), "%s", auth ? auth : "");
-	struct route *rt = find_route(url);
-	if (rt) {
-		cmb_buf_printf(&rt->uris, "%s\n", uri);
-		if (rt->next < rt->n)
-			r = rt->replies[rt->next++];
-		else if (rt->sticky && rt->n)
-			r = rt->replies[rt->n - 1];
-	} else {
-		cmb_buf_printf(&srv.unrouted, "%s %s\n", method, uri);
-	}
-	pthread_mutex_unlock(&srv.lock);
-
-	size_t len = strlen(r.body);
-	if (r.cut == FULL) {
-		resp = MHD_create_response_from_buffer(len, (void *)r.body, MHD_RESPMEM_MUST_COPY);
-	} else {
-		struct cut_body *cb = xmalloc(sizeof(*cb));
-		cb->body = r.body;
-		cb->at = r.at;
-		resp = MHD_create_response_from_callback(r.cut == CUT_LENGTH ? (uint64_t)len : MHD_SIZE_UNKNOWN, 64,
-							  cut_reader, cb, free);
-	}
-	MHD_add_response_header(resp, "Content-Type",
-				r.content_type ? r.content_type : "application/json; odata.metadata=minimal");
-	if (r.retry_after)
-		MHD_add_response_header(resp, "Retry-After", r.retry_after);
-	enum MHD_Result ret = MHD_queue_response(conn, r.status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static char *pem_of(int (*write)(BIO *, void *), void *obj)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	assert_int_equal(write(b, obj), 1);
-	char *data;
-	long n = BIO_get_mem_data(b, &data);
-	char *out = xstrndup(data, (size_t)n);
-	BIO_free(b);
-	return out;
-}
-
-static int write_cert(BIO *b, void *x)
-{
-	return PEM_write_bio_X509(b, x);
-}
-
-static int write_key(BIO *b, void *k)
-{
-	return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-}
-
-static void add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	assert_non_null(ex);
-	X509_add_ext(x, ex, -1);
-	X509_EXTENSION_free(ex);
-}
-
-/* A throwaway self-signed certificate for 127.0.0.1; the PEM is also the CA file. */
-static void make_cert(void)
-{
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	assert_non_null(key);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, key);
-	X509_NAME *name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"cmbridge test site", -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	add_ext(x, NID_basic_constraints, "critical,CA:TRUE");
-	add_ext(x, NID_subject_alt_name, "IP:127.0.0.1");
-	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-	srv.cert_pem = pem_of(write_cert, x);
-	srv.key_pem = pem_of(write_key, key);
-	X509_free(x);
-	EVP_PKEY_free(key);
-
-	FILE *fp = fopen(srv.ca_file, "w");
-	assert_non_null(fp);
-	fputs(srv.cert_pem, fp);
-	fclose(fp);
-}
+static struct fx_server srv;
+static struct fx_pki pki;
+static char dir[FX_DIR_SIZE];      /* temporary files */
+static char *ca_file;
 
 static int server_start(void **state)
 {
-	snprintf(srv.dir, sizeof(srv.dir), "/tmp/cmb-test-as-XXXXXX");
-	if (!mkdtemp(srv.dir))
+	if (fx_tmpdir(dir, "as") < 0)
 		return -1;
-	snprintf(srv.ca_file, sizeof(srv.ca_file), "%s/ca.pem", srv.dir);
-	make_cert();
-	pthread_mutex_init(&srv.lock, NULL);
-	cmb_buf_init(&srv.unrouted, 1 << 20);
-
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof(sa);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
-		return -1;
-	srv.port = ntohs(sa.sin_port);
-	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL, handler, NULL,
-				      MHD_OPTION_LISTEN_SOCKET, fd,
-				      MHD_OPTION_HTTPS_MEM_CERT, srv.cert_pem,
-				      MHD_OPTION_HTTPS_MEM_KEY, srv.key_pem,
-				      MHD_OPTION_URI_LOG_CALLBACK, log_uri, NULL,
-				      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-				      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-				      MHD_OPTION_END);
-	return srv.daemon ? 0 : -1;
-}
-
-static void routes_clear(void)
-{
-	pthread_mutex_lock(&srv.lock);
-	for (int i = 0; i < srv.nroutes; i++)
-		cmb_buf_free(&srv.routes[i].uris);
-	memset(srv.routes, 0, sizeof(srv.routes));
-	srv.nroutes = 0;
-	cmb_buf_reset(&srv.unrouted);
-	srv.auth[0] = '\0';
-	pthread_mutex_unlock(&srv.lock);
+	fx_pki_make(&pki, "cmbridge test site CA");
+	ca_file = fx_path(dir, "ca.pem");
+	fx_write_str(ca_file, pki.ca_pem, 0644);
+	fx_server_start(&srv, &pki);
+	srv.content_type = "application/json; odata.metadata=minimal";
+	return 0;
 }
 
 static int server_stop(void **state)
 {
-	MHD_stop_daemon(srv.daemon);
-	routes_clear();
-	cmb_buf_free(&srv.unrouted);
-	free(srv.cert_pem);
-	free(srv.key_pem);
-	char path[160];
-	snprintf(path, sizeof(path), "%s/password", srv.dir);
-	unlink(path);
-	unlink(srv.ca_file);
-	rmdir(srv.dir);
+	fx_server_stop(&srv);
+	fx_pki_free(&pki);
+	free(ca_file);
+	fx_rmtree(dir);
 	return 0;
 }
 
-/* Adds replies for cls (appended to its route). */
-static struct route *route(const char *cls)
+/* The route of cls: the path after /AdminService/wmi/ (valid until the next call). */
+static const char *wmi(const char *cls)
 {
-	for (int i = 0; i < srv.nroutes; i++)
-		if (strcmp(srv.routes[i].cls, cls) == 0)
-			return &srv.routes[i];
-	assert_true(srv.nroutes < MAX_ROUTES);
-	struct route *rt = &srv.routes[srv.nroutes++];
-	rt->cls = cls;
-	cmb_buf_init(&rt->uris, 1 << 20);
-	return rt;
+	static char path[160];
+	snprintf(path, sizeof(path), "/AdminService/wmi/%s", cls);
+	return path;
 }
 
-static void script(const char *cls, struct reply r)
+/* Adds a reply for cls (appended to its route). */
+static void script(const char *cls, struct fx_reply r)
 {
-	pthread_mutex_lock(&srv.lock);
-	struct route *rt = route(cls);
-	assert_true(rt->n < MAX_REPLIES);
-	if (!r.status)
-		r.status = 200;
-	rt->replies[rt->n++] = r;
-	pthread_mutex_unlock(&srv.lock);
+	fx_script(&srv, wmi(cls), r);
 }
 
 static void ok(const char *cls, const char *body)
 {
-	script(cls, (struct reply){ .body = body });
+	script(cls, (struct fx_reply){ .body = body });
 }
 
 /* r answers every request for cls, however many. */
-static void always(const char *cls, struct reply r)
+static void always(const char *cls, struct fx_reply r)
 {
-	script(cls, r);
-	pthread_mutex_lock(&srv.lock);
-	route(cls)->sticky = 1;
-	pthread_mutex_unlock(&srv.lock);
+	fx_always(&srv, wmi(cls), r);
 }
 
 /* A site without a readable $metadata: the adapter reads with the documented names. */
 static void no_metadata(void)
 {
-	always("$metadata", (struct reply){ .status = 404,
+	always("$metadata", (struct fx_reply){ .status = 404,
 		.body = "{\"error\":{\"code\":\"404\",\"message\":\"No route\"}}" });
 }
 
 /* The request URIs a class received, one per line ("" when none). */
 static const char *uris(const char *cls)
 {
-	for (int i = 0; i < srv.nroutes; i++)
-		if (strcmp(srv.routes[i].cls, cls) == 0)
-			return srv.routes[i].uris.data ? srv.routes[i].uris.data : "";
-	return "";
+	return fx_uris(&srv, wmi(cls));
 }
 
 static void assert_all_served(void)
 {
-	assert_string_equal(srv.unrouted.data ? srv.unrouted.data : "", "");
-	for (int i = 0; i < srv.nroutes; i++)
-		if (!srv.routes[i].sticky && srv.routes[i].next != srv.routes[i].n)
-			fail_msg("%s: %d of %d scripted replies served", srv.routes[i].cls, srv.routes[i].next,
-				 srv.routes[i].n);
+	fx_assert_all_served(&srv);
 }
 
 /* ---- the adapter under test -------------------------------------------- */
@@ -366,7 +109,7 @@ static const char *const classes[] = {
 struct fixture {
 	struct cmb_config cfg;
 	char url[128];
-	char password_file[160];
+	char *password_file;
 	void *st;
 	struct cmb_buf devices;     /* "id name serial\n" per device */
 };
@@ -385,20 +128,17 @@ static void open_with(const char *collection, int basic, const struct cmb_retry_
 	fx.cfg.site_code = "PS1";
 	fx.cfg.site_url = fx.url;
 	fx.cfg.site_auth = basic ? "basic" : "none";
-	fx.cfg.site_ca_file = srv.ca_file;
+	fx.cfg.site_ca_file = ca_file;
 	fx.cfg.site_collection = (char *)collection;
 	fx.cfg.site_page_size = 2;
 	fx.cfg.site_timeout = 10;
 	if (basic) {
-		snprintf(fx.password_file, sizeof(fx.password_file), "%s/password", srv.dir);
-		int fd = open(fx.password_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		assert_true(fd >= 0);
-		assert_int_equal(write(fd, "pw\n", 3), 3);
-		close(fd);
+		fx.password_file = fx_path(dir, "password");
+		fx_write_str(fx.password_file, "pw\n", 0600);
 		fx.cfg.site_username = "svc";
 		fx.cfg.site_password_file = fx.password_file;
 	}
-	routes_clear();
+	fx_server_reset(&srv);
 	no_metadata();
 	cmb_error_clear();
 	cmb_log_set_level(CMB_LOG_ERROR);
@@ -412,6 +152,8 @@ static void close_fx(void)
 	cmb_site_adminservice.close(fx.st);
 	fx.st = NULL;
 	cmb_buf_free(&fx.devices);
+	free(fx.password_file);
+	fx.password_file = NULL;
 }
 
 static const struct cmb_retry_budget *budget(void)
@@ -458,7 +200,7 @@ static void empty_secondaries(void)
 /* check reads one key and the site's version (SMS_Site); scripts what it needs besides SMS_R_System. */
 static void check_site(void)
 {
-	always("SMS_Site", (struct reply){ .body = "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Primary\","
+	always("SMS_Site", (struct fx_reply){ .body = "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Primary\","
 						 "\"ReportingSiteCode\":\"\",\"Version\":\"5.00.9128.1000\"}]}" });
 }
 
@@ -466,7 +208,7 @@ static void test_check_retries_500(void **state)
 {
 	open_with(NULL, 0, NULL);
 	check_site();
-	script("SMS_R_System", (struct reply){ .status = 500,
+	script("SMS_R_System", (struct fx_reply){ .status = 500,
 		.body = "{\"error\":{\"code\":\"ProviderFault\",\"message\":\"WMI provider failed\"}}" });
 	ok("SMS_R_System", ONE_ROW);
 	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
@@ -485,7 +227,7 @@ static void test_throttled_retry_after(void **state)
 {
 	open_with(NULL, 0, NULL);
 	check_site();
-	script("SMS_R_System", (struct reply){ .status = 429, .retry_after = "0.2",
+	script("SMS_R_System", (struct fx_reply){ .status = 429, .retry_after = "0.2",
 		.body = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow down\"}}" });
 	ok("SMS_R_System", ONE_ROW);
 	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
@@ -494,7 +236,7 @@ static void test_throttled_retry_after(void **state)
 	assert_string_equal(uris("SMS_R_System"), CHECK_URI CHECK_URI);
 
 	/* 503 with Retry-After 0 then 200 */
-	script("SMS_R_System", (struct reply){ .status = 503, .retry_after = "0", .body = "" });
+	script("SMS_R_System", (struct fx_reply){ .status = 503, .retry_after = "0", .body = "" });
 	ok("SMS_R_System", ONE_ROW);
 	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
 	assert_int_equal(budget()->used, 2);
@@ -521,12 +263,12 @@ static void test_reset_mid_body(void **state)
 		"{\"value\":[{\"ResourceID\":1,\"SiteCode\":\"PS1\"},{\"ResourceID\":3,\"SiteCode\":\"PS1\"}]}";
 	open_with(NULL, 0, NULL);
 	/* chunked reply dropped after the first row; then the same page whole */
-	script("SMS_R_System", (struct reply){ .body = sys, .cut = CUT_CHUNKED, .at = 45 });
+	script("SMS_R_System", (struct fx_reply){ .body = sys, .cut = FX_CUT_CHUNKED, .at = 45 });
 	ok("SMS_R_System", sys);
 	ok("SMS_R_System", sys2);
 	ok("SMS_R_System", EMPTY);
 	/* a reply shorter than its Content-Length (truncated transfer); then OK */
-	script("SMS_CombinedDeviceResources", (struct reply){ .body = cdr, .cut = CUT_LENGTH, .at = 50 });
+	script("SMS_CombinedDeviceResources", (struct fx_reply){ .body = cdr, .cut = FX_CUT_LENGTH, .at = 50 });
 	ok("SMS_CombinedDeviceResources", cdr);
 	ok("SMS_CombinedDeviceResources", EMPTY); /* its window was full: the $skip page */
 	for (int i = 2; i < 5; i++)
@@ -561,7 +303,7 @@ static void test_unauthorized_is_final(void **state)
 {
 	open_with(NULL, 1, NULL);
 	check_site();
-	script("SMS_R_System", (struct reply){ .status = 401,
+	script("SMS_R_System", (struct fx_reply){ .status = 401,
 		.body = "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"Access is denied.\"}}" });
 	int rc = cmb_site_adminservice.check(fx.st);
 	char want[512];
@@ -569,14 +311,14 @@ static void test_unauthorized_is_final(void **state)
 		 "https://127.0.0.1:%d/AdminService/wmi/SMS_R_System?$select=ResourceId&$top=1 (HTTP 401: Unauthorized: "
 		 "Access is denied.)", srv.port);
 	assert_error(rc, CMB_EAUTH, want);
-	assert_string_equal(srv.auth, "Basic c3ZjOnB3"); /* svc:pw */
+	assert_string_equal(fx_last_auth(&srv), "Basic c3ZjOnB3"); /* svc:pw */
 	assert_int_equal(budget()->used, 0);
 	assert_string_equal(uris("SMS_R_System"), CHECK_URI);
 
 	/* 404 is final too; the AdminService's 404 "Access denied" is a refusal of the account */
-	script("SMS_R_System", (struct reply){ .status = 404, .body = "" });
+	script("SMS_R_System", (struct fx_reply){ .status = 404, .body = "" });
 	assert_error(cmb_site_adminservice.check(fx.st), CMB_ENOTFOUND, "class SMS_R_System not found at https://127.0.0.1:");
-	script("SMS_R_System", (struct reply){ .status = 404,
+	script("SMS_R_System", (struct fx_reply){ .status = 404,
 		.body = "{\"error\":{\"code\":\"404\",\"message\":\"Access denied  WMI QUERY: \"}}" });
 	assert_error(cmb_site_adminservice.check(fx.st), CMB_EAUTH, ": site denied svc access to https://127.0.0.1:");
 	assert_int_equal(budget()->used, 0);
@@ -589,7 +331,7 @@ static void test_retries_exhausted(void **state)
 	open_with(NULL, 0, NULL);
 	check_site();
 	for (int i = 0; i < 6; i++)
-		script("SMS_R_System", (struct reply){ .status = 502, .body = "<html>Bad Gateway</html>",
+		script("SMS_R_System", (struct fx_reply){ .status = 502, .body = "<html>Bad Gateway</html>",
 			.content_type = "text/html" });
 	int rc = cmb_site_adminservice.check(fx.st);
 	assert_error(rc, CMB_ENETWORK, "SMS_R_System page 1: site answered HTTP 502 for https://127.0.0.1:");
@@ -605,14 +347,14 @@ static void test_retries_exhausted(void **state)
 	open_with(NULL, 0, &small);
 	check_site();
 	for (int i = 0; i < 3; i++)
-		script("SMS_R_System", (struct reply){ .status = 504, .body = "" });
+		script("SMS_R_System", (struct fx_reply){ .status = 504, .body = "" });
 	rc = cmb_site_adminservice.check(fx.st);
 	assert_error(rc, CMB_ENETWORK, "HTTP 504");
 	assert_error(rc, CMB_ENETWORK, "(not retried: the cycle's retry budget of 2 is spent)");
 	assert_int_equal(budget()->used, 2);
 	/* and a new cycle has its budget back */
 	cmb_site_adminservice.begin_cycle(fx.st);
-	script("SMS_R_System", (struct reply){ .status = 500, .body = "" });
+	script("SMS_R_System", (struct fx_reply){ .status = 500, .body = "" });
 	ok("SMS_R_System", ONE_ROW);
 	assert_int_equal(cmb_site_adminservice.check(fx.st), 0);
 	assert_int_equal(budget()->used, 1);
@@ -623,7 +365,7 @@ static void test_retries_exhausted(void **state)
 	small.budget = 0;
 	open_with(NULL, 0, &small);
 	check_site();
-	script("SMS_R_System", (struct reply){ .status = 500, .body = "" });
+	script("SMS_R_System", (struct fx_reply){ .status = 500, .body = "" });
 	assert_error(cmb_site_adminservice.check(fx.st), CMB_ENETWORK,
 		     "(not retried: the cycle's retry budget of 0 is spent)");
 	assert_string_equal(uris("SMS_R_System"), CHECK_URI);
@@ -729,7 +471,7 @@ static void test_read_collections(void **state)
 	   "\"CollectionType\":\"2\",\"MemberCount\":0,\"LimitToCollectionID\":\"SMS00001\","
 	   "\"LastChangeTime\":\"20260104100000.000000+000\"}]}");
 	/* the top site is the one reporting to nobody; a retried page on the way */
-	script("SMS_Site", (struct reply){ .status = 503, .retry_after = "0", .body = "" });
+	script("SMS_Site", (struct fx_reply){ .status = 503, .retry_after = "0", .body = "" });
 	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS1\",\"SiteName\":\"Contoso Primary Site\",\"ReportingSiteCode\":\"CAS\"},"
 	   "{\"SiteCode\":\"CAS\",\"SiteName\":\"Contoso Central\",\"ReportingSiteCode\":\"\"}]}");
 	ok("SMS_Site", "{\"value\":[{\"SiteCode\":\"PS2\",\"SiteName\":\"Contoso Europe\",\"ReportingSiteCode\":\"CAS\"}]}");
@@ -861,37 +603,6 @@ static char *csdl(int old)
 	return cmb_buf_detach(&b, NULL);
 }
 
-/* The log of what runs inside fn-like blocks: warnings go to a file we can read back. */
-static char log_path[160];
-
-static void log_to_file(void)
-{
-	snprintf(log_path, sizeof(log_path), "%s/log", srv.dir);
-	unlink(log_path);
-	assert_int_equal(cmb_log_open(log_path), 0);
-	cmb_log_set_level(CMB_LOG_WARN);
-}
-
-static char *log_text(void)
-{
-	char *text = NULL;
-	size_t len = 0;
-	cmb_log_open(NULL);
-	cmb_log_set_level(CMB_LOG_ERROR);
-	if (cmb_file_read(log_path, 1 << 20, &text, &len) < 0)
-		return xstrdup("");
-	unlink(log_path);
-	return text;
-}
-
-static long count_of(const char *hay, const char *needle)
-{
-	long n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	return n;
-}
-
 #define OLD_SYS_URI "/AdminService/wmi/SMS_R_System?$select=ResourceId,Name,Client,Obsolete,Decommissioned,Active," \
 	"SMSUniqueIdentifier,HardwareID,SMBIOSGUID,AADTenantID,OperatingSystemNameandVersion,Build," \
 	"ResourceDomainORWorkgroup&$orderby=ResourceId&$top=2\n"
@@ -906,27 +617,27 @@ static void test_metadata_old_site(void **state)
 {
 	char *doc = csdl(1);
 	open_with(NULL, 0, NULL);
-	routes_clear();
-	always("$metadata", (struct reply){ .body = doc, .content_type = "application/xml" });
+	fx_server_reset(&srv);
+	always("$metadata", (struct fx_reply){ .body = doc, .content_type = "application/xml" });
 	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
 	ok("SMS_R_System", EMPTY);
 	ok("SMS_CombinedDeviceResources", EMPTY);
 	ok("SMS_G_System_COMPUTER_SYSTEM", EMPTY);
 	ok("SMS_G_System_PC_BIOS", EMPTY);
-	log_to_file();
+	fx_log_capture(dir, CMB_LOG_WARN);
 	assert_int_equal(read_devices(NULL), 0);
-	char *log = log_text();
+	char *log = fx_log_take();
 	assert_string_equal(fx.devices.data, "1 A - - -\n");
 	assert_string_equal(uris("SMS_R_System"), OLD_SYS_URI
 			    "/AdminService/wmi/SMS_R_System?$select=ResourceId,Name,Client,Obsolete,Decommissioned,Active,"
 			    "SMSUniqueIdentifier,HardwareID,SMBIOSGUID,AADTenantID,OperatingSystemNameandVersion,Build,"
 			    "ResourceDomainORWorkgroup&$orderby=ResourceId&$top=2&$skip=1\n");
 	assert_string_equal(uris("SMS_Client_ComanagementState"), "");
-	assert_int_equal(count_of(log, "has no property AADDeviceID"), 1);
-	assert_int_equal(count_of(log, "has no property BuildExt"), 1);
-	assert_int_equal(count_of(log, "has no class SMS_Client_ComanagementState"), 1);
+	assert_int_equal(fx_count(log, "has no property AADDeviceID"), 1);
+	assert_int_equal(fx_count(log, "has no property BuildExt"), 1);
+	assert_int_equal(fx_count(log, "has no class SMS_Client_ComanagementState"), 1);
 	/* the CDR in this document has only SiteCode and LastPolicyRequest: every other property is reported */
-	assert_int_equal(count_of(log, "SMS_CombinedDeviceResources has no property IsBlocked"), 1);
+	assert_int_equal(fx_count(log, "SMS_CombinedDeviceResources has no property IsBlocked"), 1);
 	free(log);
 	assert_string_equal(uris("$metadata"), "/AdminService/wmi/$metadata\n");
 
@@ -936,7 +647,7 @@ static void test_metadata_old_site(void **state)
 	assert_null(cmb_site_adminservice.learnt_save(fx.st)); /* nothing new since */
 	close_fx();
 	open_with(NULL, 0, NULL);
-	routes_clear();
+	fx_server_reset(&srv);
 	assert_int_equal(cmb_site_adminservice.learnt_load(fx.st, kept), 0);
 	ok("SMS_R_System", EMPTY);
 	ok("SMS_CombinedDeviceResources", EMPTY);
@@ -956,8 +667,8 @@ static void test_metadata_current_site(void **state)
 {
 	char *doc = csdl(0);
 	open_with(NULL, 0, NULL);
-	routes_clear();
-	always("$metadata", (struct reply){ .body = doc, .content_type = "application/xml" });
+	fx_server_reset(&srv);
+	always("$metadata", (struct fx_reply){ .body = doc, .content_type = "application/xml" });
 	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\",\"BuildExt\":\"10.0.22631.4460\"}]}");
 	ok("SMS_R_System", EMPTY);
 	ok("SMS_CombinedDeviceResources", EMPTY);
@@ -987,7 +698,7 @@ static void test_metadata_current_site(void **state)
 static void test_refused_property(void **state)
 {
 	open_with(NULL, 0, NULL);
-	script("SMS_R_System", (struct reply){ .status = 400, .body = BUILDEXT_400 });
+	script("SMS_R_System", (struct fx_reply){ .status = 400, .body = BUILDEXT_400 });
 	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":4,\"Name\":\"D\"}]}");
 	ok("SMS_R_System", EMPTY);
 	/* the first attempt's other classes may have been asked already: they answer again */
@@ -995,14 +706,14 @@ static void test_refused_property(void **state)
 		ok(classes[i], EMPTY);
 		ok(classes[i], EMPTY);
 	}
-	log_to_file();
+	fx_log_capture(dir, CMB_LOG_WARN);
 	assert_int_equal(read_devices(NULL), 0);
-	char *log = log_text();
+	char *log = fx_log_take();
 	assert_string_equal(fx.devices.data, "4 D - - -\n");
 	const char *u = uris("SMS_R_System");
 	assert_non_null(strstr(u, ",Build,BuildExt,"));
-	assert_int_equal(count_of(u, "BuildExt"), 1);             /* asked once, then never again */
-	assert_int_equal(count_of(log, "refused BuildExt"), 1);
+	assert_int_equal(fx_count(u, "BuildExt"), 1);             /* asked once, then never again */
+	assert_int_equal(fx_count(log, "refused BuildExt"), 1);
 	free(log);
 	char *kept = cmb_site_adminservice.learnt_save(fx.st);
 	assert_non_null(strstr(kept, "\"BuildExt\":null"));
@@ -1010,10 +721,10 @@ static void test_refused_property(void **state)
 	close_fx();
 
 	open_with(NULL, 0, NULL);
-	script("SMS_R_System", (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":\"Could "
+	script("SMS_R_System", (struct fx_reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":\"Could "
 		"not find a property named 'Name' on type 'AdminService.SMS_R_System'.\"}}" });
 	for (int i = 1; i < 5; i++)
-		always(classes[i], (struct reply){ .body = EMPTY });
+		always(classes[i], (struct fx_reply){ .body = EMPTY });
 	assert_error(read_devices(NULL), CMB_EPROTO, "SMS_R_System: the site refuses SMS_R_System.Name (HTTP 400: ");
 	assert_string_equal(fx.devices.len ? fx.devices.data : "", "");
 	close_fx();
@@ -1027,15 +738,15 @@ static void test_missing_optional_class(void **state)
 	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
 	ok("SMS_R_System", "{\"value\":[{\"ResourceId\":1,\"Name\":\"A\"}]}");
 	ok("SMS_R_System", EMPTY);
-	always("SMS_CombinedDeviceResources", (struct reply){ .body = EMPTY });
-	always("SMS_G_System_COMPUTER_SYSTEM", (struct reply){ .body = EMPTY });
-	always("SMS_G_System_PC_BIOS", (struct reply){ .body = EMPTY });
-	script("SMS_Client_ComanagementState", (struct reply){ .status = 404,
+	always("SMS_CombinedDeviceResources", (struct fx_reply){ .body = EMPTY });
+	always("SMS_G_System_COMPUTER_SYSTEM", (struct fx_reply){ .body = EMPTY });
+	always("SMS_G_System_PC_BIOS", (struct fx_reply){ .body = EMPTY });
+	script("SMS_Client_ComanagementState", (struct fx_reply){ .status = 404,
 		.body = "{\"error\":{\"code\":\"404\",\"message\":\"Resource not found for the segment "
 			"'SMS_Client_ComanagementState'.\"}}" });
 	assert_int_equal(read_devices(NULL), 0);
 	assert_string_equal(fx.devices.data, "1 A - - -\n");
-	assert_int_equal(count_of(uris("SMS_Client_ComanagementState"), "\n"), 1);
+	assert_int_equal(fx_count(uris("SMS_Client_ComanagementState"), "\n"), 1);
 	assert_all_served();
 	close_fx();
 }
@@ -1055,7 +766,7 @@ static void test_foreign_next_link(void **state)
 		open_with(NULL, 0, NULL);
 		ok("SMS_R_System", page);
 		for (int c = 1; c < 5; c++)
-			always(classes[c], (struct reply){ .body = EMPTY });
+			always(classes[c], (struct fx_reply){ .body = EMPTY });
 		assert_error(read_devices(NULL), CMB_EPROTO, "outside the site's origin");
 		assert_string_equal(fx.devices.len ? fx.devices.data : "", "");
 		close_fx();
@@ -1138,38 +849,38 @@ static void test_initiate_replies(void **state)
 	open_with(NULL, 1, NULL);
 	void *ost = ops_open();
 	const char *route_name = "SMS_ClientOperation.InitiateClientOperation";
-	script(route_name, (struct reply){ .status = 201,
+	script(route_name, (struct fx_reply){ .status = 201,
 		.body = "{\"@odata.context\":\"x\",\"ReturnValue\":0,\"OperationID\":16777301}" });
 	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
 	assert_int_equal(opid, 16777301);
-	script(route_name, (struct reply){ .status = 200, .body = "{\"returnvalue\":0,\"operationid\":\"16777302\"}" });
+	script(route_name, (struct fx_reply){ .status = 200, .body = "{\"returnvalue\":0,\"operationid\":\"16777302\"}" });
 	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
 	assert_int_equal(opid, 16777302);
-	script(route_name, (struct reply){ .status = 201, .body = "{\"value\":[{\"ReturnValue\":0,\"OperationID\":7}]}" });
+	script(route_name, (struct fx_reply){ .status = 201, .body = "{\"value\":[{\"ReturnValue\":0,\"OperationID\":7}]}" });
 	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
 	assert_int_equal(opid, 7);
 	/* refused: nothing was created */
-	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":2147749890}" });
+	script(route_name, (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":2147749890}" });
 	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP,
 		     "the site refused it (ReturnValue 2147749890)");
-	script(route_name, (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"400\",\"message\":\"bad\"}}" });
+	script(route_name, (struct fx_reply){ .status = 400, .body = "{\"error\":{\"code\":\"400\",\"message\":\"bad\"}}" });
 	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP, "HTTP 400");
-	script(route_name, (struct reply){ .status = 404, .body = "{\"error\":{\"code\":\"404\",\"message\":\"ODataParameterReader\"}}" });
+	script(route_name, (struct fx_reply){ .status = 404, .body = "{\"error\":{\"code\":\"404\",\"message\":\"ODataParameterReader\"}}" });
 	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_EHTTP);
 	/* 2xx without an OperationID, or a 500: it may exist; never sent again by the adapter */
-	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	script(route_name, (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
 	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_ENETWORK,
 		     "no OperationID; the operation may exist");
-	script(route_name, (struct reply){ .status = 500, .body = "" });
+	script(route_name, (struct fx_reply){ .status = 500, .body = "" });
 	assert_error(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), CMB_ENETWORK,
 		     "(not retried: the request is not safe to send twice)");
 	/* throttled: the site did not take it, so it is sent again */
-	script(route_name, (struct reply){ .status = 503, .retry_after = "0", .body = "" });
-	script(route_name, (struct reply){ .status = 201, .body = "{\"ReturnValue\":0,\"OperationID\":9}" });
+	script(route_name, (struct fx_reply){ .status = 503, .retry_after = "0", .body = "" });
+	script(route_name, (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":0,\"OperationID\":9}" });
 	assert_int_equal(cmb_site_adminservice.initiate_operation(ost, 8, "SMS00001", ids, 2, &opid), 0);
 	assert_int_equal(opid, 9);
 	assert_all_served();
-	assert_int_equal(count_of(uris(route_name), "\n"), 10);
+	assert_int_equal(fx_count(uris(route_name), "\n"), 10);
 	cmb_site_adminservice.ops_close(ost);
 	close_fx();
 }
@@ -1180,17 +891,17 @@ static void test_block_replies(void **state)
 	static const uint32_t ids[] = { 16777220 };
 	open_with(NULL, 0, NULL);
 	void *ost = ops_open();
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"@odata.context\":\"x\"}" });
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 204, .body = "" });
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 200, .body = "" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 201, .body = "{\"@odata.context\":\"x\"}" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 204, .body = "" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 200, .body = "" });
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(cmb_site_adminservice.block_clients(ost, ids, 1), 0);
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":5}" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":5}" });
 	assert_error(cmb_site_adminservice.block_clients(ost, ids, 1), CMB_EHTTP, "ReturnValue 5");
 	/* idempotent: a 500 is retried */
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 500, .body = "" });
-	script("SMS_Collection.BlockClients", (struct reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 500, .body = "" });
+	script("SMS_Collection.BlockClients", (struct fx_reply){ .status = 201, .body = "{\"ReturnValue\":0}" });
 	assert_int_equal(cmb_site_adminservice.block_clients(ost, ids, 1), 0);
 	assert_all_served();
 	cmb_site_adminservice.ops_close(ost);
@@ -1245,7 +956,7 @@ static void test_find_operations(void **state)
 	assert_all_served();
 
 	/* the status class refuses the Type filter for good: a final error for the relay to judge */
-	script("SMS_ClientOperationStatus", (struct reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":"
+	script("SMS_ClientOperationStatus", (struct fx_reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":"
 		"\"Could not find a property named 'Type'\"}}" });
 	assert_error(cmb_site_adminservice.find_operations(ost, &q, &ops, &n), CMB_EHTTP, "finding operations of Type 8: ");
 	cmb_site_adminservice.ops_close(ost);

@@ -14,10 +14,9 @@
 #include "connector/config/config.h"
 #include "connector/base/error.h"
 #include "connector/base/util.h"
+#include "tests/unit/fixture.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,53 +27,36 @@
 #define SITE_SECRET "site-pa55word-do-not-print"
 
 struct fx {
-	char dir[64];
+	char dir[FX_DIR_SIZE];
 	char *conf;
 };
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	size_t n = strlen(text);
-	assert_int_equal(write(fd, text, n), (ssize_t)n);
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
 
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/cmbcfg.XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-	if (!mkdtemp(f->dir))
+	if (fx_tmpdir(f->dir, "cfg") < 0)
 		return -1;
 	f->conf = xasprintf("%s/cmbridge.conf", f->dir);
 	char *p = xasprintf("%s/tenant.secret", f->dir);
-	write_file(p, TENANT_SECRET "\n", 0600);
+	fx_write_str(p, TENANT_SECRET "\n", 0600);
 	free(p);
 	p = xasprintf("%s/site.secret", f->dir);
-	write_file(p, SITE_SECRET "\n", 0400);
+	fx_write_str(p, SITE_SECRET "\n", 0400);
 	free(p);
 	p = xasprintf("%s/loose.secret", f->dir);
-	write_file(p, "x\n", 0644);
+	fx_write_str(p, "x\n", 0644);
 	free(p);
 	p = xasprintf("%s/ca.pem", f->dir);
-	write_file(p, "-----BEGIN CERTIFICATE-----\n", 0644);
+	fx_write_str(p, "-----BEGIN CERTIFICATE-----\n", 0644);
 	free(p);
 	*state = f;
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(f->dir);
 	free(f->conf);
 	free(f);
 	return 0;
@@ -101,7 +83,7 @@ static char *subst(const struct fx *f, const char *tmpl)
 static void write_conf(const struct fx *f, const char *tmpl)
 {
 	char *text = subst(f, tmpl);
-	write_file(f->conf, text, 0644);
+	fx_write_str(f->conf, text, 0644);
 	free(text);
 }
 
@@ -419,7 +401,7 @@ static void test_print(void **state)
 	assert_null(strstr(out, TENANT_SECRET));
 
 	/* What `cmbridge config` prints loads back to the same configuration. */
-	write_file(f->conf, out, 0644);
+	fx_write_str(f->conf, out, 0644);
 	struct cmb_config *again = NULL;
 	assert_int_equal(cmb_config_load(&again, f->conf), 0);
 	char *out2 = NULL;

@@ -21,9 +21,8 @@
 #include "connector/base/error.h"
 #include "connector/transport/jwt.h"
 #include "connector/base/util.h"
+#include "tests/unit/fixture.h"
 
-#include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -92,49 +91,32 @@ static const char KEY_PEM[] =
 #define CLIENT "11111111-2222-3333-4444-555555555555"
 
 struct fx {
-	char dir[64];
+	char dir[FX_DIR_SIZE];
 	char *cert, *key;
 };
 
-static void write_file(const char *path, const void *data, size_t n, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, n), (ssize_t)n);
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
-
 static char *path_in(const struct fx *f, const char *name)
 {
-	return xasprintf("%s/%s", f->dir, name);
+	return fx_path(f->dir, name);
 }
 
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/cmbjwt.XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-	if (!mkdtemp(f->dir))
+	if (fx_tmpdir(f->dir, "jwt") < 0)
 		return -1;
 	f->cert = path_in(f, "client.pem");
 	f->key = path_in(f, "client.key");
-	write_file(f->cert, CERT_PEM, strlen(CERT_PEM), 0644);
-	write_file(f->key, KEY_PEM, strlen(KEY_PEM), 0600);
+	fx_write_str(f->cert, CERT_PEM, 0644);
+	fx_write_str(f->key, KEY_PEM, 0600);
 	*state = f;
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(f->dir);
 	free(f->cert);
 	free(f->key);
 	free(f);
@@ -281,14 +263,10 @@ static void test_alg_parse(void **state)
 /* Writes key (PEM, encrypted with pass when given) to dir/name with mode. Returns the path. */
 static char *write_key(const struct fx *f, const char *name, EVP_PKEY *key, const char *pass, mode_t mode)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	assert_int_equal(PEM_write_bio_PrivateKey(b, key, pass ? EVP_aes_256_cbc() : NULL, NULL, 0, NULL,
-						  (void *)pass), 1);
-	char *data;
-	long n = BIO_get_mem_data(b, &data);
+	char *pem = fx_pem_key(key, pass);
 	char *path = path_in(f, name);
-	write_file(path, data, (size_t)n, mode);
-	BIO_free(b);
+	fx_write_str(path, pem, mode);
+	free(pem);
 	return path;
 }
 
@@ -329,9 +307,9 @@ static void test_load_errors(void **state)
 	EVP_PKEY *k = fixed_key();
 	char *enc = write_key(f, "enc.key", k, "correct horse", 0600);
 	char *pass = path_in(f, "pass");
-	write_file(pass, "correct horse\n", 14, 0600);
+	fx_write_str(pass, "correct horse\n", 0600);
 	char *badpass = path_in(f, "badpass");
-	write_file(badpass, "wrong\n", 6, 0600);
+	fx_write_str(badpass, "wrong\n", 0600);
 	want = xasprintf("[tenant] client_key_file: %s holds an encrypted private key: set client_key_passphrase_file", enc);
 	expect_load_error(f->cert, enc, NULL, CMB_ECONFIG, want);
 	free(want);
@@ -347,7 +325,7 @@ static void test_load_errors(void **state)
 	/* Certificate and key in one file (client_key_file unset): that file must be private. */
 	char *both = path_in(f, "both.pem");
 	char *text = xasprintf("%s%s", CERT_PEM, KEY_PEM);
-	write_file(both, text, strlen(text), 0600);
+	fx_write_str(both, text, 0600);
 	c = NULL;
 	assert_int_equal(cmb_cert_cred_load(&c, both, NULL, NULL), 0);
 	assert_string_equal(cmb_cert_cred_thumbprint(c), THUMBPRINT);
@@ -392,13 +370,10 @@ static char *cert_valid(const struct fx *f, const char *name, long from_s, long 
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
 	X509_set_issuer_name(x, n);
 	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	char *data;
-	long len = BIO_get_mem_data(b, &data);
+	char *pem = fx_pem_cert(x);
 	char *path = path_in(f, name);
-	write_file(path, data, (size_t)len, 0644);
-	BIO_free(b);
+	fx_write_str(path, pem, 0644);
+	free(pem);
 	X509_free(x);
 	EVP_PKEY_free(k);
 	return path;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "connector/store/state.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "tests/unit/fixture.h"
 
 #define MAX_N 64
 
@@ -247,7 +249,7 @@ static const struct cmb_site_adapter fake_site = {
 /* ---- fixture ---- */
 
 struct fx {
-	char dir[64];
+	char dir[FX_DIR_SIZE];
 	struct cmb_config cfg;
 	struct cmb_state *st;
 	struct fake_site site;
@@ -261,8 +263,7 @@ static char allowed_default[] = "refreshMachinePolicy,refreshUserPolicy,appEvalu
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cmb-relay-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (fx_tmpdir(f->dir, "relay") < 0)
 		return -1;
 	f->cfg.site_code = "PS1";
 	f->cfg.state_dir = f->dir;
@@ -296,10 +297,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	cmb_state_close(f->st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
+	fx_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -724,18 +722,25 @@ static void audit_append_only(void **state)
 	trigger(f, "u1", 12, "quickScan", 5, 3600);
 	assert_int_equal(relay_once(f, 1), 0);
 	assert_int_equal(cmb_state_schema_version(f->st), 3);
-	/* The triggers refuse any change to a written row. */
+	/* The triggers refuse any change to a written row, from any connection to the file. */
+	restart(f);
+	cmb_state_close(f->st);
+	f->st = NULL; /* teardown's, should an assertion below fail */
 	char *path = xasprintf("%s/cmbridge.db", f->dir);
-	char *cmd = xasprintf("sqlite3 %s \"DELETE FROM audit\" 2>/dev/null", path);
-	if (system("command -v sqlite3 >/dev/null 2>&1") == 0) {
-		restart(f);
-		cmb_state_close(f->st);
-		assert_int_not_equal(system(cmd), 0);
-		assert_int_equal(cmb_state_open(&f->st, f->dir), 0);
-		expect_audit(f, "u1", "received refused ");
-	}
-	free(cmd);
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &err), SQLITE_CONSTRAINT);
+	assert_string_equal(err, "the audit table is append-only");
+	sqlite3_free(err);
+	err = NULL;
+	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET reason = 'edited'", NULL, NULL, &err), SQLITE_CONSTRAINT);
+	assert_string_equal(err, "the audit table is append-only");
+	sqlite3_free(err);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	free(path);
+	assert_int_equal(cmb_state_open(&f->st, f->dir), 0);
+	expect_audit(f, "u1", "received refused ");
 }
 
 int main(void)

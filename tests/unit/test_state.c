@@ -15,9 +15,9 @@
 #include "connector/store/state_db.h" /* the store's own helpers, tested directly below */
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "tests/unit/fixture.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@
 #define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 struct fx {
-	char base[64];     /* temporary directory */
+	char base[FX_DIR_SIZE]; /* temporary directory */
 	char *dir;         /* base/state: created by cmb_state_open */
 	char *db;          /* dir/cmbridge.db */
 	struct cmb_state *st;
@@ -38,26 +38,19 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->base, sizeof(f->base), "%s/cmbstate.XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-	if (!mkdtemp(f->base))
+	if (fx_tmpdir(f->base, "state") < 0)
 		return -1;
-	f->dir = xasprintf("%s/state", f->base);
+	f->dir = fx_path(f->base, "state");
 	f->db = xasprintf("%s/%s", f->dir, CMB_STATE_FILE);
 	*state = f;
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 	cmb_state_close(f->st);
-	nftw(f->base, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(f->base);
 	free(f->dir);
 	free(f->db);
 	free(f);
@@ -1294,7 +1287,7 @@ static void test_audit_pages(void **state)
 	assert_int_equal(all, 600 + 400);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1310,7 +1303,6 @@ int main(void)
 		T(test_pending),
 		T(test_quarantine),
 		T(test_sync_support),
-		T(test_100k),
 		T(test_enum_texts),
 		T(test_old_database),
 		T(test_unknown_values),
@@ -1318,5 +1310,11 @@ int main(void)
 		T(test_identity_pages),
 		T(test_audit_pages),
 	};
+	/* 100,000 devices take seconds (minutes under the sanitizers): the bench label's, not the unit suite's. */
+	const struct CMUnitTest bench[] = {
+		T(test_100k),
+	};
+	if (argc > 1 && strcmp(argv[1], "--bench") == 0)
+		return cmocka_run_group_tests(bench, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "connector/engine/sync.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "tests/unit/fixture.h"
 
 /* ---- scripted site ---- */
 
@@ -142,7 +143,7 @@ static const struct cmb_tenant_adapter fake_tenant_adapter = {
 /* ---- fixture ---- */
 
 struct fx {
-	char dir[64];
+	char dir[FX_DIR_SIZE];
 	struct cmb_config cfg;
 	struct cmb_state *st;
 	struct fake_site site;
@@ -153,8 +154,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cmb-sync-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (fx_tmpdir(f->dir, "sync") < 0)
 		return -1;
 	f->cfg.site_code = "PS1";
 	f->cfg.state_dir = f->dir;
@@ -176,10 +176,7 @@ static int teardown(void **state)
 	cmb_state_close(f->st);
 	for (int i = 0; i < f->site.n; i++)
 		cmb_site_device_clear(&f->site.dev[i]);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
+	fx_rmtree(f->dir);
 	free(f);
 	return 0;
 }
