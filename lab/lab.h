@@ -119,6 +119,10 @@ struct lab_conf {
 	bool values_alternate;       /* [site] values = alternate: DMTF dates, 0/1 booleans, string bitmasks */
 	bool block_reply_empty;      /* [site] block_reply = empty: BlockClients answers without ReturnValue */
 	int metadata_padding;        /* [site] metadata_padding: generated EntityTypes in $metadata */
+	/* endpoint security policies (policies.c, policystore.c, docs/lab.md "Endpoint security policies") */
+	double pol_compliant_rate, pol_error_rate, pol_conflict_rate, pol_not_applicable_rate; /* [policies] */
+	int pol_report_delay_ms;     /* [policies] report_delay_ms: until a document's targets report */
+	int pol_max_document;        /* [policies] max_document: bytes of one policy document */
 };
 int lab_conf_load(struct lab_conf *c, const char *dir);
 int lab_conf_save(const struct lab_conf *c);
@@ -402,6 +406,7 @@ enum lab_route {
 	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT,
 	R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, R_LAB_FAULTS,
 	R_ACT_FIRST, R_ACT_LAST = R_ACT_FIRST + 11,   /* actions.c: twelve routes */
+	R_POL_FIRST, R_POL_LAST = R_POL_FIRST + 17,   /* policies.c, policystore.c: eighteen routes */
 	R_COUNT
 };
 extern const char *const lab_route_names[R_COUNT];
@@ -428,6 +433,7 @@ struct lab {
 	struct lab_auth *auth;             /* auth_*.c state (registered cert, jtis, GSS) */
 	char admin_secret[129];            /* actions.c: DIR/admin-secret */
 	struct lab_actions *actions;       /* actions.c state (long polls, counters) */
+	struct lab_policies *policies;     /* policies.c, policystore.c counters */
 };
 
 /* A complete response built by a handler. */

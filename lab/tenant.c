@@ -8,6 +8,7 @@
 #include "lab.h"
 #include "auth.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -958,6 +959,7 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 		     sdev, (long long)s->site_page_requests, (long long)s->site_bytes_sent,
 		     (long long)s->requests[LAB_SITE], rps[LAB_SITE]);
 	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
+	lab_policies_stats(lab, &b);    /* "policies" (policies.c, policystore.c) */
 	lab_buf_addf(&b,
 		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
@@ -1036,6 +1038,8 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	const char *cr = q->header(q->hctx, "client-request-id");
 	atomic_fetch_add(&lab->st.bytes_received, (long long)q->body_len);
 	if (lab_actions_tenant(lab, q, r))     /* remote actions, notifications, /_lab/actions */
+		return 0;
+	if (lab_policies_tenant(lab, q, r))    /* configurationPolicies, PolicyStatusPost, reports */
 		return 0;
 	if (!strncmp(p, "/_lab/", 6)) {
 		const char *k = q->header(q->hctx, "X-Lab-Key");
