@@ -635,11 +635,14 @@ static void site_get(struct lab *lab, const char *id, struct lab_reply *r)
 enum { S_PENDING, S_COMPLIANT, S_NONCOMPLIANT, S_ERROR, S_CONFLICT, S_NA };
 static const char *const state_names[] = {"pending", "compliant", "nonCompliant", "error", "conflict", "notApplicable"};
 
-static uint64_t policy_hash(const char *id, long long version)
+/* What a device's draw depends on besides the seed: the document's content
+ * (its contentHash) and version, not the tenant's random policy id, so the
+ * same documents give the same compliance in every run. */
+static uint64_t policy_hash(const char *content_hash, long long version)
 {
 	unsigned char md[32];
 	unsigned int n;
-	EVP_Digest(id, strlen(id), md, &n, EVP_sha256(), NULL);
+	EVP_Digest(content_hash, strlen(content_hash), md, &n, EVP_sha256(), NULL);
 	uint64_t h = 0;
 	for (int i = 0; i < 8; i++)
 		h = h << 8 | md[i];
@@ -698,7 +701,7 @@ static void site_compliance(struct lab *lab, const char *host, const char *id, s
 	}
 	int64_t report_ms = updated_ms + lab->conf.pol_report_delay_ms;
 	bool reported = lab_now_ms() >= report_ms;
-	uint64_t ph = policy_hash(d.id, d.version);
+	uint64_t ph = policy_hash(d.hash, d.version);
 	struct lab_buf b = {0};
 	char when[32];
 	lab_iso8601((report_ms + 999) / 1000, when);
