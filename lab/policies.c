@@ -1972,8 +1972,9 @@ int lab_policies_cmd(int argc, char **argv)
 				} else {
 					yajl_val as = jget(pv, "assignments"), cnt = jget(pv, "settingCount");
 					const char *fam = jstr(jget(pv, "templateReference"), "templateFamily");
-					printf("%s %s %s %s %s ", jstr(pv, "id"), jstr(pv, "technologies"), fam ? fam : "-",
-					       cnt && YAJL_IS_NUMBER(cnt) ? cnt->u.number.r : "0", jstr(pv, "lastModifiedDateTime"));
+					const char *tech = jstr(pv, "technologies"), *mod = jstr(pv, "lastModifiedDateTime");
+					printf("%s %s %s %s %s ", jstr(pv, "id") ? jstr(pv, "id") : "-", tech ? tech : "-", fam ? fam : "-",
+					       cnt && YAJL_IS_NUMBER(cnt) ? cnt->u.number.r : "0", mod ? mod : "-");
 					int na = 0;
 					for (size_t k = 0; as && YAJL_IS_ARRAY(as) && k < as->u.array.len; k++) {
 						const char *col = jstr(jget(as->u.array.values[k], "target"), "collectionId");
