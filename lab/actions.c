@@ -1840,9 +1840,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* One HTTPS request to the running lab's tenant; returns the status or -1. */
-static long call(const struct lab_conf *c, const char *route, const char *const *hdrs, const char *body,
-		 struct lab_buf *out, struct hdrcap *hc)
+/* One HTTPS request to the running lab's tenant; returns the status or -1.
+ * method NULL: GET, or POST when there is a body. */
+static long call_m(const struct lab_conf *c, const char *method, const char *route, const char *const *hdrs,
+		   const char *body, struct lab_buf *out, struct hdrcap *hc)
 {
 	char *ca = lab_path(c, "ca.pem");
 	char *url = lab_xasprintf("https://127.0.0.1:%d%s", c->tenant_port, route);
@@ -1866,6 +1867,8 @@ static long call(const struct lab_conf *c, const char *route, const char *const 
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	if (body)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	if (method)
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	CURLcode cc = curl_easy_perform(h);
 	if (cc != CURLE_OK)
 		fprintf(stderr, LAB_NAME ": %s: %s: %s (is the lab up?)\n", c->dir, url, ebuf[0] ? ebuf : curl_easy_strerror(cc));
@@ -1876,6 +1879,18 @@ static long call(const struct lab_conf *c, const char *route, const char *const 
 	free(url);
 	free(ca);
 	return status;
+}
+
+static long call(const struct lab_conf *c, const char *route, const char *const *hdrs, const char *body,
+		 struct lab_buf *out, struct hdrcap *hc)
+{
+	return call_m(c, NULL, route, hdrs, body, out, hc);
+}
+
+long lab_cli_call(const struct lab_conf *c, const char *method, const char *route, const char *const *hdrs,
+		  const char *body, struct lab_buf *out)
+{
+	return call_m(c, method, route, hdrs, body, out, NULL);
 }
 
 static const char *err_message(const char *body)
@@ -1904,13 +1919,13 @@ static char *read_trim(const struct lab_conf *c, const char *name)
 	return s;
 }
 
-static int trigger_one(const struct lab_conf *c, const char *device, const char *action, const char *requester)
+char *lab_cli_admin_auth(const struct lab_conf *c, const char *cmd)
 {
-	int rc = 1;
 	char *secret = read_trim(c, "admin-secret");
 	struct lab_buf out = {0}, form = {0};
+	char *auth = NULL;
 	if (!secret)
-		return 1;
+		return NULL;
 	lab_buf_adds(&form, "grant_type=client_credentials&client_id=");
 	lab_buf_urlenc(&form, c->admin_client_id);
 	lab_buf_adds(&form, "&client_secret=");
@@ -1920,21 +1935,37 @@ static int trigger_one(const struct lab_conf *c, const char *device, const char 
 	char *route = lab_xasprintf("/%s/oauth2/v2.0/token", c->tenant_id);
 	long st = call(c, route, fh, form.p, &out, NULL);
 	free(route);
-	if (st < 0)
-		goto done;
-	if (st != 200) {
-		fprintf(stderr, LAB_NAME ": trigger %s: admin token: %ld %s\n", c->dir, st, err_message(out.p));
-		goto done;
+	if (st >= 0 && st != 200) {
+		fprintf(stderr, LAB_NAME ": %s %s: admin token: %ld %s\n", cmd, c->dir, st, err_message(out.p));
+	} else if (st == 200) {
+		yajl_val v = yajl_tree_parse(out.p, NULL, 0);
+		const char *tp[] = {"access_token", NULL};
+		yajl_val t = v ? yajl_tree_get(v, tp, yajl_t_string) : NULL;
+		auth = t ? lab_xasprintf("Authorization: Bearer %s", t->u.string) : NULL;
+		yajl_tree_free(v);
+		if (!auth)
+			fprintf(stderr, LAB_NAME ": %s %s: the token reply has no access_token\n", cmd, c->dir);
 	}
-	yajl_val v = yajl_tree_parse(out.p, NULL, 0);
-	const char *tp[] = {"access_token", NULL};
-	yajl_val t = v ? yajl_tree_get(v, tp, yajl_t_string) : NULL;
-	char *auth = t ? lab_xasprintf("Authorization: Bearer %s", t->u.string) : NULL;
-	yajl_tree_free(v);
-	if (!auth) {
-		fprintf(stderr, LAB_NAME ": trigger %s: the token reply has no access_token\n", c->dir);
-		goto done;
-	}
+	lab_buf_free(&out);
+	lab_buf_free(&form);
+	free(secret);
+	return auth;
+}
+
+const char *lab_cli_err_message(const char *body)
+{
+	return err_message(body);
+}
+
+static int trigger_one(const struct lab_conf *c, const char *device, const char *action, const char *requester)
+{
+	int rc = 1;
+	struct lab_buf out = {0};
+	char *route;
+	long st;
+	char *auth = lab_cli_admin_auth(c, "trigger");
+	if (!auth)
+		return 1;
 	bool cm = act_find(action, true) >= 0;
 	char *body = cm ? lab_xasprintf("{\"configurationManagerAction\":{\"action\":\"%s\"}}", action) : lab_xstrdup("");
 	char *rh = requester ? lab_xasprintf("X-Lab-Requester: %s", requester) : NULL;
@@ -1943,7 +1974,6 @@ static int trigger_one(const struct lab_conf *c, const char *device, const char 
 	lab_buf_urlenc(&dev, device);
 	route = lab_xasprintf("/beta/deviceManagement/managedDevices/%s/%s", dev.p, cm ? "triggerConfigurationManagerAction" : action);
 	struct hdrcap hc = {""};
-	lab_buf_free(&out);
 	st = call(c, route, gh, body, &out, &hc);
 	if (st == 204 && hc.action_id[0]) {
 		printf("%s\n", hc.action_id);
@@ -1956,10 +1986,7 @@ static int trigger_one(const struct lab_conf *c, const char *device, const char 
 	free(rh);
 	free(auth);
 	lab_buf_free(&dev);
-done:
 	lab_buf_free(&out);
-	lab_buf_free(&form);
-	free(secret);
 	return rc;
 }
 

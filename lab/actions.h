@@ -57,6 +57,18 @@ int lab_actions_site(struct lab *lab, const struct lab_req *q, const char *host,
  * "actions" object: ,"operations":..},"actions":{..}, */
 void lab_actions_stats(struct lab *lab, struct lab_buf *b);
 
+/* The CLI's HTTPS client for the running lab's tenant (the `trigger` and
+ * `policy` commands): method (NULL: GET, or POST with a body), route,
+ * headers (NULL-terminated), body or NULL; returns the status or -1 with
+ * a message on stderr. lab_cli_admin_auth gets a Graph token for the admin
+ * app registration and returns "Authorization: Bearer ..." (caller frees)
+ * or NULL (message on stderr, naming cmd). lab_cli_err_message: the
+ * message of a Graph or Entra error body (static buffer). */
+long lab_cli_call(const struct lab_conf *c, const char *method, const char *route, const char *const *hdrs,
+		  const char *body, struct lab_buf *out);
+char *lab_cli_admin_auth(const struct lab_conf *c, const char *cmd);
+const char *lab_cli_err_message(const char *body);
+
 /* main.c: `trigger` and `actions`. */
 int lab_actions_cmd_trigger(int argc, char **argv);
 int lab_actions_cmd_list(int argc, char **argv);

@@ -5,6 +5,7 @@
  */
 #include "lab.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -74,6 +75,8 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 	else if (IS("tenant", "token_lifetime")) c->token_lifetime = atoi(value);
 	else if (!strcmp(sec, "actions") || IS("tenant", "admin_client_id"))     /* actions.c */
 		return lab_actions_conf_entry(c, sec, name, value);
+	else if (!strcmp(sec, "policies"))     /* policies.c */
+		return lab_policies_conf_entry(c, name, value);
 	else return 0;
 #undef IS
 	return 1;
@@ -95,6 +98,7 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 	copy(c->bearer_audience, sizeof c->bearer_audience, "https://cmbridge-lab-site");
 	copy(c->tenant_cert, sizeof c->tenant_cert, "client.pem");
 	lab_actions_conf_defaults(c);
+	lab_policies_conf_defaults(c);
 	char *p = lab_path(c, "lab.conf");
 	int rc = ini_parse(p, on_entry, c);
 	if (rc != 0) {
@@ -110,7 +114,7 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 		fprintf(stderr, LAB_NAME ": %s/lab.conf: incomplete or invalid\n", c->dir);
 		return -1;
 	}
-	if (lab_actions_conf_check(c) < 0)
+	if (lab_actions_conf_check(c) < 0 || lab_policies_conf_check(c) < 0)
 		return -1;
 	return 0;
 }
@@ -154,6 +158,7 @@ int lab_conf_save(const struct lab_conf *c)
 		lab_buf_addf(&b, "client_ca = %s\n", c->client_ca);
 	lab_buf_addf(&b, "[tenant]\ncertificate = %s\n", c->tenant_cert);
 	lab_actions_conf_save(c, &b);     /* [tenant] admin_client_id, [actions] (actions.c) */
+	lab_policies_conf_save(c, &b);    /* [policies] (policies.c) */
 	char *p = lab_path(c, "lab.conf");
 	int rc = lab_write_file(p, b.p, b.len, 0600);
 	if (rc < 0)

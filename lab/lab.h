@@ -119,6 +119,10 @@ struct lab_conf {
 	bool values_alternate;       /* [site] values = alternate: DMTF dates, 0/1 booleans, string bitmasks */
 	bool block_reply_empty;      /* [site] block_reply = empty: BlockClients answers without ReturnValue */
 	int metadata_padding;        /* [site] metadata_padding: generated EntityTypes in $metadata */
+	/* endpoint security policies (policies.c, policystore.c, docs/lab.md "Endpoint security policies") */
+	double pol_compliant_rate, pol_error_rate, pol_conflict_rate, pol_not_applicable_rate; /* [policies] */
+	int pol_report_delay_ms;     /* [policies] report_delay_ms: until a document's targets report */
+	int pol_max_document;        /* [policies] max_document: bytes of one policy document */
 };
 int lab_conf_load(struct lab_conf *c, const char *dir);
 int lab_conf_save(const struct lab_conf *c);
@@ -259,6 +263,7 @@ enum lab_edm { LAB_EDM_STRING, LAB_EDM_INT32, LAB_EDM_INT64, LAB_EDM_BOOL, LAB_E
 #define LAB_P_ARRAY 0x2    /* Collection(type) */
 #define LAB_P_NEW 0x4      /* not on an old site ([site] version = old) */
 #define LAB_P_MASK64 0x8   /* a 64-bit bitmask: a numeric string with values = alternate */
+#define LAB_P_FLAGS 0x10   /* a flags enumeration (a comma list of members): 'has' applies (Graph sets) */
 
 struct lab_odata_prop {
 	const char *name;        /* exactly as the JSON spells it; URLs compare it case-sensitively */
@@ -288,7 +293,7 @@ struct lab_odata_val {
 void lab_odata_vstr(struct lab_odata_val *v, const char *s);   /* "" and NULL are null */
 void lab_odata_vint(struct lab_odata_val *v, int64_t i);       /* < 0 is null */
 
-enum lab_odata_op { LAB_OP_EQ, LAB_OP_NE, LAB_OP_GT, LAB_OP_GE, LAB_OP_LT, LAB_OP_LE };
+enum lab_odata_op { LAB_OP_EQ, LAB_OP_NE, LAB_OP_GT, LAB_OP_GE, LAB_OP_LT, LAB_OP_LE, LAB_OP_HAS };
 struct lab_odata_cond {
 	const struct lab_odata_prop *p;
 	enum lab_odata_op op;
@@ -326,6 +331,13 @@ const struct lab_odata_prop *lab_odata_find_prop(const struct lab *lab, int cls,
 int lab_odata_parse(const struct lab *lab, const struct lab_req *rq, int cls, struct lab_odata_query *q,
 		    char *err, size_t errlen);
 void lab_odata_query_free(struct lab_odata_query *q);
+/* The same $filter grammar over another service's entity (the tenant's
+ * Graph sets): properties from props (ends with name NULL; names may be
+ * paths such as templateReference/templateFamily), messages prefixed with
+ * prefix and naming type; adds 'has' for LAB_P_FLAGS properties. q gets
+ * the conditions (cls -1); 0, or -1 with err. lab_odata_query_free after. */
+int lab_odata_parse_filter(const struct lab *lab, const struct lab_odata_prop *props, const char *type,
+			   const char *prefix, const char *f, struct lab_odata_query *q, char *err, size_t errlen);
 /* The value of property p of row (callback of the class's owner). */
 typedef void (*lab_odata_get_fn)(void *ctx, const void *row, const struct lab_odata_prop *p,
 				 struct lab_odata_val *v);
@@ -394,6 +406,7 @@ enum lab_route {
 	R_LAB_STATS, R_LAB_MUTATE, R_OTHER_SITE, R_OTHER_TENANT,
 	R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, R_LAB_FAULTS,
 	R_ACT_FIRST, R_ACT_LAST = R_ACT_FIRST + 11,   /* actions.c: twelve routes */
+	R_POL_FIRST, R_POL_LAST = R_POL_FIRST + 17,   /* policies.c, policystore.c: eighteen routes */
 	R_COUNT
 };
 extern const char *const lab_route_names[R_COUNT];
@@ -420,6 +433,7 @@ struct lab {
 	struct lab_auth *auth;             /* auth_*.c state (registered cert, jtis, GSS) */
 	char admin_secret[129];            /* actions.c: DIR/admin-secret */
 	struct lab_actions *actions;       /* actions.c state (long polls, counters) */
+	struct lab_policies *policies;     /* policies.c, policystore.c counters */
 };
 
 /* A complete response built by a handler. */
@@ -454,6 +468,24 @@ struct lab_req {
 const char *lab_req_arg(const struct lab_req *q, const char *k);
 
 int lab_site_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *r);
+
+/* tenant.c: the Graph and gateway mechanisms other tenant modules reuse
+ * (policies.c): the Host to build absolute links from; $select names
+ * checked against a schema type; a gateway POST body (gzip or identity,
+ * parsed; -1 with r holding the 400/413); the gateway's batch memory
+ * (replay: caller holds db_lock, 1 with r holding the stored reply marked
+ * "replayed":true; remember: inside the caller's transaction). */
+#define LAB_GRAPH_MAXSEL 128
+struct lab_graph_sel {
+	char *names[LAB_GRAPH_MAXSEL];
+	int n;
+};
+void lab_graph_host(const struct lab *lab, const struct lab_req *q, char *out, size_t n);
+int lab_graph_select(struct lab *lab, const char *type, const char *s, struct lab_graph_sel *sel, struct lab_reply *r);
+void lab_graph_select_free(struct lab_graph_sel *sel);
+int lab_gateway_body(struct lab *lab, const struct lab_req *q, yajl_val *root, struct lab_reply *r);
+int lab_gateway_replay(struct lab *lab, const char *bkey, const char *bid, struct lab_reply *r);
+int lab_gateway_remember(struct lab *lab, const char *bkey, const char *members);
 int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *r);
 void lab_site_cache_init(struct lab *lab);
 void lab_site_cache_clear(struct lab *lab);

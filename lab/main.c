@@ -7,6 +7,7 @@
 #include "lab.h"
 #include "auth.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,6 +49,9 @@ static const char usage_text[] =
 	"        syncDevice, retire or wipe); prints the action ids\n"
 	"  actions DIR [--json]\n"
 	"        the running lab's actions and their states\n"
+	"  policy DIR create FILE.json | update ID FILE.json | assign ID [COLLECTION...] | delete ID | list [--json]\n"
+	"        author endpoint security policies in the running lab's tenant as an admin (Graph beta\n"
+	"        configurationPolicies); create prints the new id\n"
 	"  classes\n"
 	"        the AdminService classes and properties the lab serves, with their sources (Markdown)\n"
 	"  schema-check [--type TYPE] [--schema CSDL] FILE...\n"
@@ -136,6 +140,7 @@ static int cmd_init(int argc, char **argv)
 	lab_guid(c.client_id);
 	lab_guid(c.admin_client_id);          /* remote actions' admin registration (actions.c) */
 	lab_actions_conf_defaults(&c);
+	lab_policies_conf_defaults(&c);       /* [policies] (policies.c) */
 	snprintf(c.site_code, sizeof c.site_code, "PS1");
 	snprintf(c.username, sizeof c.username, "CONTOSO\\svc-cmbridge");
 	c.page_size = (int)page;
@@ -713,6 +718,8 @@ int main(int argc, char **argv)
 		return lab_actions_cmd_trigger(argc, argv);
 	if (!strcmp(cmd, "actions"))
 		return lab_actions_cmd_list(argc, argv);
+	if (!strcmp(cmd, "policy"))
+		return lab_policies_cmd(argc, argv);
 	if (!strcmp(cmd, "schema-check"))
 		return cmd_schema_check(argc, argv);
 	if (!strcmp(cmd, "classes")) {

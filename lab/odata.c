@@ -359,6 +359,34 @@ static int not_found(const struct lab *lab, int cls, const char *name, size_t n,
 		   (int)(n > 128 ? 128 : n), name, lab_odata_classes[cls].name);
 }
 
+/* Where $filter finds its properties: an AdminService class (props NULL),
+ * or a caller's table for another service's entity (the tenant's Graph
+ * sets), whose names may be paths (templateReference/templateFamily) and
+ * whose messages carry that service's prefix and type name. */
+struct resolver {
+	int cls;
+	const struct lab_odata_prop *props;
+	const char *type, *prefix;
+};
+
+static const struct lab_odata_prop *resolve(const struct lab *lab, const struct resolver *rs, const char *name, size_t n)
+{
+	if (!rs->props)
+		return lab_odata_find_prop(lab, rs->cls, name, n);
+	for (const struct lab_odata_prop *p = rs->props; p->name; p++)
+		if (strlen(p->name) == n && !strncmp(p->name, name, n))
+			return p;
+	return NULL;
+}
+
+static int unresolved(const struct lab *lab, const struct resolver *rs, const char *name, size_t n, char *err, size_t en)
+{
+	if (!rs->props)
+		return not_found(lab, rs->cls, name, n, err, en);
+	return bad(err, en, "%sCould not find a property named '%.*s' on type '%s'.", rs->prefix, (int)(n > 128 ? 128 : n),
+		   name, rs->type);
+}
+
 /* A DateTimeOffset literal: 2026-01-01T00:00:00Z, fractions and +hh:mm allowed. */
 static int parse_date(const char *p, const char **end, int64_t *out)
 {
@@ -396,10 +424,13 @@ static int parse_date(const char *p, const char **end, int64_t *out)
 }
 
 static const char *const op_kind[] = {"Equal", "NotEqual", "GreaterThan", "GreaterThanOrEqual", "LessThan",
-				       "LessThanOrEqual"};
+				       "LessThanOrEqual", "Has"};
 
-static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const char *f, char *err, size_t en)
+static int parse_filter(const struct lab *lab, const struct resolver *rs, struct lab_odata_query *q, const char *f,
+			char *err, size_t en)
 {
+	const char *pre = rs->prefix;
+	const char *ops_text = rs->props ? "eq, ne, gt, ge, lt, le, has" : "eq, ne, gt, ge, lt, le";
 	const char *p = f;
 	int depth = 0;
 	for (;;) {
@@ -409,32 +440,34 @@ static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const 
 			p = skip_ws(p + 1);
 		}
 		const char *s = p;
-		while (ident_char(*p))
+		while (ident_char(*p) || (rs->props && *p == '/' && ident_char(p[1])))
 			p++;
 		size_t n = (size_t)(p - s);
 		if (!n || (*s >= '0' && *s <= '9') || *s == '\'')
-			return bad(err, en, INVALID "Syntax error at position %d in '%s'.", (int)(s - f) + 1, f);
+			return bad(err, en, "%sSyntax error at position %d in '%s'.", pre, (int)(s - f) + 1, f);
 		if (*p == '(' || (n == 3 && !strncmp(s, "not", 3) && p[0] == ' '))
 			return bad(err, en, "The lab's $filter supports 'Property op literal' joined with 'and' only "
-				   "(op: eq, ne, gt, ge, lt, le); '%.*s' is not supported.", (int)n, s);
+				   "(op: %s); '%.*s' is not supported.", ops_text, (int)n, s);
 		if (*p == '/')
-			return not_found(lab, q->cls, s, n + strcspn(p, " )"), err, en);
+			return unresolved(lab, rs, s, n + strcspn(p, " )"), err, en);
 		if (q->ncond == LAB_ODATA_MAXCOND)
 			return bad(err, en, "The lab's $filter takes at most %d conditions.", LAB_ODATA_MAXCOND);
 		struct lab_odata_cond *c = &q->cond[q->ncond];
 		memset(c, 0, sizeof *c);
-		if (!(c->p = lab_odata_find_prop(lab, q->cls, s, n)))
-			return not_found(lab, q->cls, s, n, err, en);
+		if (!(c->p = resolve(lab, rs, s, n)))
+			return unresolved(lab, rs, s, n, err, en);
 		p = skip_ws(p);
-		static const char *const ops[] = {"eq", "ne", "gt", "ge", "lt", "le"};
+		static const char *const ops[] = {"eq", "ne", "gt", "ge", "lt", "le", "has"};
 		int op = -1;
-		for (int i = 0; i < 6; i++)
-			if (!strncmp(p, ops[i], 2) && p[2] == ' ')
+		for (int i = 0; i < (rs->props ? 7 : 6); i++) {
+			size_t ol = strlen(ops[i]);
+			if (!strncmp(p, ops[i], ol) && p[ol] == ' ')
 				op = i;
+		}
 		if (op < 0)
-			return bad(err, en, INVALID "Syntax error at position %d in '%s'.", (int)(p - f) + 1, f);
+			return bad(err, en, "%sSyntax error at position %d in '%s'.", pre, (int)(p - f) + 1, f);
 		c->op = (enum lab_odata_op)op;
-		p = skip_ws(p + 3);
+		p = skip_ws(p + (op == LAB_OP_HAS ? 4 : 3));
 		const char *lt;                  /* the literal's EDM type, for the message */
 		const char *l0 = p;
 		if (*p == '\'') {
@@ -443,7 +476,7 @@ static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const 
 			for (;;) {
 				if (!*p) {
 					lab_buf_free(&b);
-					return bad(err, en, INVALID "There is an unterminated string literal at position %d in '%s'.",
+					return bad(err, en, "%sThere is an unterminated string literal at position %d in '%s'.", pre,
 						   (int)(l0 - f) + 1, f);
 				}
 				if (*p == '\'' && p[1] == '\'') { lab_buf_addc(&b, '\''); p += 2; continue; }
@@ -475,15 +508,18 @@ static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const 
 			c->lit.t = LAB_V_INT;
 			c->lit.i = strtoll(p, &e, 10);
 			if (e == p || (e == p + 1 && *p == '-') || ident_char(*e) || *e == '.')
-				return bad(err, en, INVALID "Syntax error at position %d in '%s'.", (int)(p - f) + 1, f);
+				return bad(err, en, "%sSyntax error at position %d in '%s'.", pre, (int)(p - f) + 1, f);
 			p = e;
 			lt = c->lit.i >= INT32_MIN && c->lit.i <= INT32_MAX ? "Edm.Int32" : "Edm.Int64";
 		} else {
-			return bad(err, en, INVALID "Syntax error at position %d in '%s'.", (int)(p - f) + 1, f);
+			return bad(err, en, "%sSyntax error at position %d in '%s'.", pre, (int)(p - f) + 1, f);
 		}
 		q->ncond++;
 		/* ODL's type check (MetadataBinder_IncompatibleOperandsError) */
 		enum lab_edm e = c->p->edm;
+		if (op == LAB_OP_HAS && (!(c->p->flags & LAB_P_FLAGS) || c->lit.t != LAB_V_STR))
+			return bad(err, en, "%sThe 'has' operator applies to a flags enumeration property and a quoted member "
+				   "name ('%.*s' has ...).", pre, (int)n, s);
 		bool ok = lt == NULL ||
 			  (!(c->p->flags & LAB_P_ARRAY) &&
 			   (c->lit.t == LAB_V_STR ? e == LAB_EDM_STRING
@@ -491,8 +527,8 @@ static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const 
 			    : c->lit.t == LAB_V_DATE ? e == LAB_EDM_DATE
 			    : e == LAB_EDM_INT32 || e == LAB_EDM_INT64));
 		if (!ok)
-			return bad(err, en, INVALID "A binary operator with incompatible types was detected. Found operand types "
-				   "'%s' and '%s' for operator kind '%s'.", edm_name(c->p), lt, op_kind[op]);
+			return bad(err, en, "%sA binary operator with incompatible types was detected. Found operand types "
+				   "'%s' and '%s' for operator kind '%s'.", pre, edm_name(c->p), lt, op_kind[op]);
 		p = skip_ws(p);
 		while (*p == ')' && depth > 0) {
 			depth--;
@@ -500,14 +536,14 @@ static int parse_filter(const struct lab *lab, struct lab_odata_query *q, const 
 		}
 		if (!*p) {
 			if (depth)
-				return bad(err, en, INVALID "')' or operator expected at position %d in '%s'.", (int)(p - f) + 1, f);
+				return bad(err, en, "%s')' or operator expected at position %d in '%s'.", pre, (int)(p - f) + 1, f);
 			return 0;
 		}
 		if (!strncmp(p, "or ", 3))
 			return bad(err, en, "The lab's $filter supports 'Property op literal' joined with 'and' only "
-				   "(op: eq, ne, gt, ge, lt, le); 'or' is not supported.");
+				   "(op: %s); 'or' is not supported.", ops_text);
 		if (strncmp(p, "and ", 4))
-			return bad(err, en, INVALID "Syntax error at position %d in '%s'.", (int)(p - f) + 1, f);
+			return bad(err, en, "%sSyntax error at position %d in '%s'.", pre, (int)(p - f) + 1, f);
 		p += 4;
 	}
 }
@@ -576,7 +612,8 @@ int lab_odata_parse(const struct lab *lab, const struct lab_req *rq, int cls, st
 	}
 	const char *f = lab_req_arg(rq, "$filter");
 	q->filter_raw = f;
-	if (f && parse_filter(lab, q, f, err, en) < 0)
+	const struct resolver rs = {cls, NULL, NULL, INVALID};
+	if (f && parse_filter(lab, &rs, q, f, err, en) < 0)
 		return -1;
 	const char *o = lab_req_arg(rq, "$orderby");
 	q->order_raw = o;
@@ -625,6 +662,17 @@ int lab_odata_parse(const struct lab *lab, const struct lab_req *rq, int cls, st
 	return 0;
 }
 
+int lab_odata_parse_filter(const struct lab *lab, const struct lab_odata_prop *props, const char *type,
+			   const char *prefix, const char *f, struct lab_odata_query *q, char *err, size_t errlen)
+{
+	memset(q, 0, sizeof *q);
+	q->cls = -1;
+	q->top = q->skip = -1;
+	q->filter_raw = f;
+	const struct resolver rs = {-1, props, type, prefix ? prefix : ""};
+	return f ? parse_filter(lab, &rs, q, f, err, errlen) : 0;
+}
+
 void lab_odata_query_free(struct lab_odata_query *q)
 {
 	for (int i = 0; i < q->ncond; i++) {
@@ -636,6 +684,34 @@ void lab_odata_query_free(struct lab_odata_query *q)
 		free(q->cond[q->ncond].str);
 		q->cond[q->ncond].str = NULL;
 	}
+}
+
+/* Every member of the comma list a (n bytes) is in the comma list b. */
+static bool flags_subset(const char *a, size_t an, const char *b, size_t bn)
+{
+	for (size_t i = 0; i < an;) {
+		size_t j = i;
+		while (j < an && a[j] != ',')
+			j++;
+		size_t s = i, e = j;
+		while (s < e && a[s] == ' ')
+			s++;
+		bool found = false;
+		for (size_t k = 0; k < bn && !found;) {
+			size_t m = k;
+			while (m < bn && b[m] != ',')
+				m++;
+			size_t ks = k;
+			while (ks < m && b[ks] == ' ')
+				ks++;
+			found = m - ks == e - s && !memcmp(b + ks, a + s, e - s);
+			k = m + 1;
+		}
+		if (!found)
+			return false;
+		i = j + 1;
+	}
+	return true;
 }
 
 bool lab_odata_match(const struct lab_odata_query *q, lab_odata_get_fn get, void *ctx, const void *row)
@@ -650,6 +726,17 @@ bool lab_odata_match(const struct lab_odata_query *q, lab_odata_get_fn get, void
 		if (v.t == LAB_V_NULL || l->t == LAB_V_NULL) {
 			bool eq = v.t == l->t;
 			if (q->cond[i].op == LAB_OP_EQ ? !eq : q->cond[i].op == LAB_OP_NE ? eq : true)
+				return false;
+			continue;
+		}
+		if (q->cond[i].p->flags & LAB_P_FLAGS && v.t == LAB_V_STR && l->t == LAB_V_STR &&
+		    q->cond[i].op != LAB_OP_GT && q->cond[i].op != LAB_OP_GE && q->cond[i].op != LAB_OP_LT &&
+		    q->cond[i].op != LAB_OP_LE) {
+			/* flags: 'has' = every member of the literal is set; eq/ne = the same set, in any order */
+			bool all = flags_subset(l->s, l->n, v.s, v.n);
+			bool same = all && flags_subset(v.s, v.n, l->s, l->n);
+			bool ok = q->cond[i].op == LAB_OP_HAS ? all : q->cond[i].op == LAB_OP_EQ ? same : !same;
+			if (!ok)
 				return false;
 			continue;
 		}

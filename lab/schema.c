@@ -1,8 +1,9 @@
 /*
  * schema.c - reads Microsoft's Graph CSDL extract (libxml2) and validates
  * JSON objects against its entity and complex types. The same code serves
- * `cmbridge-lab schema-check` and the tenant's per-record upload checks, so
- * what the check accepts is exactly what the tenant accepts.
+ * `cmbridge-lab schema-check`, the tenant's per-record upload checks and
+ * the policy authoring routes (policies.c), so what the check accepts is
+ * exactly what the tenant accepts.
  */
 #include "lab.h"
 
@@ -423,6 +424,13 @@ static void validate_object(struct vctx *c, const struct stype *t, yajl_val v, c
 			return;
 		}
 		t = dt;
+	}
+	if (t->abstract) {
+		/* OData cannot create an instance of an abstract type: the client
+		 * names the derived type it means (settingInstance, a target) */
+		verr(c, path[0] ? path : "@odata.type", "graph.%s is abstract: @odata.type must name a type derived from it",
+		     t->name);
+		return;
 	}
 	for (size_t i = 0; i < v->u.object.len; i++) {
 		const char *k = v->u.object.keys[i];

@@ -7,6 +7,7 @@
 #include "lab.h"
 #include "auth.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,25 @@ const char *const lab_route_names[R_COUNT] = {
 	[R_ACT_FIRST + 9] = "GET /AdminService/wmi/SMS_CN_ClientStatus",
 	[R_ACT_FIRST + 10] = "POST /AdminService/wmi/SMS_Collection.BlockClients",
 	[R_ACT_FIRST + 11] = "GET|POST /_lab/actions",
+	/* policies.c, policystore.c (same order as their route enum, policies.h) */
+	[R_POL_FIRST + 0] = "POST /beta/deviceManagement/configurationPolicies",
+	[R_POL_FIRST + 1] = "GET /beta/deviceManagement/configurationPolicies",
+	[R_POL_FIRST + 2] = "GET /beta/deviceManagement/configurationPolicies/{id}",
+	[R_POL_FIRST + 3] = "PATCH /beta/deviceManagement/configurationPolicies/{id}",
+	[R_POL_FIRST + 4] = "DELETE /beta/deviceManagement/configurationPolicies/{id}",
+	[R_POL_FIRST + 5] = "GET /beta/deviceManagement/configurationPolicies/{id}/settings",
+	[R_POL_FIRST + 6] = "GET /beta/deviceManagement/configurationPolicies/{id}/assignments",
+	[R_POL_FIRST + 7] = "POST /beta/deviceManagement/configurationPolicies/{id}/assign",
+	[R_POL_FIRST + 8] = "POST /api/gateway/PolicyStatusPost",
+	[R_POL_FIRST + 9] = "GET /beta/deviceManagement/configManagerCollections/getPolicySummary(policyId='{id}')",
+	[R_POL_FIRST + 10] = "POST /beta/deviceManagement/reports/exportJobs",
+	[R_POL_FIRST + 11] = "GET /beta/deviceManagement/reports/exportJobs('{id}')",
+	[R_POL_FIRST + 12] = "GET /reportexports/{id}.zip",
+	[R_POL_FIRST + 13] = "PUT /AdminService/v1.0/CmbridgePolicy('{id}')",
+	[R_POL_FIRST + 14] = "DELETE /AdminService/v1.0/CmbridgePolicy('{id}')",
+	[R_POL_FIRST + 15] = "GET /AdminService/v1.0/CmbridgePolicy",
+	[R_POL_FIRST + 16] = "GET /AdminService/v1.0/CmbridgePolicy('{id}')",
+	[R_POL_FIRST + 17] = "GET /AdminService/v1.0/CmbridgePolicy('{id}')/Compliance",
 };
 
 #define MAX_UPLOAD (64u * 1024 * 1024)
@@ -200,11 +220,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	int side = s->site ? LAB_SITE : LAB_TENANT;
 	const char *sname = cn->admin ? "admin" : s->site ? "site" : "tenant";
 	bool get = !strcmp(method, "GET");
-	/* the requests a lost reply applies to: the tenant's uploads and the
-	 * site's WMI method calls (applied, then the reply is dropped) */
-	bool upload = !strcmp(method, "POST") &&
-		      (s->site ? site_method(s->lab, url)
-			       : !strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"));
+	/* the requests a lost reply applies to: the tenant's uploads, the
+	 * site's WMI method calls and policy document writes (applied, then
+	 * the reply is dropped) */
+	bool upload = (!strcmp(method, "POST") &&
+		       (s->site ? site_method(s->lab, url)
+				: !strcmp(url, "/api/gateway/DevicePost") || !strcmp(url, "/api/gateway/CollectionPost"))) ||
+		      lab_policies_write_route(s->site, method, url);
 	enum lab_fault fault = F_NONE;
 	int latency = 0;
 	double retry_after = 0;
@@ -547,6 +569,8 @@ int lab_up(const char *dir, bool detach)
 	}
 	if (lab_actions_up(lab, err, sizeof err) < 0)     /* remote actions (actions.c) */
 		goto fail;
+	if (lab_policies_up(lab, err, sizeof err) < 0)    /* endpoint security policies (policies.c) */
+		goto fail;
 
 	sd = start(&ssrv, sfd, scert, skey);
 	td = sd ? start(&tsrv, tfd, tcert, tkey) : NULL;
@@ -604,6 +628,7 @@ out:
 	lab_site_cache_free(lab);
 	lab_faults_free(lab);
 	lab_actions_free(lab);
+	lab_policies_free(lab);
 	lab_inv_free(&lab->inv);
 	lab_schema_free(lab->schema);
 	EVP_PKEY_free(lab->jwt_key);

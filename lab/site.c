@@ -14,6 +14,7 @@
 #include "lab.h"
 #include "auth.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -555,6 +556,8 @@ int lab_site_handle(struct lab *lab, const struct lab_req *q, struct lab_reply *
 	}
 	const char *rest = path + 13;
 	bool is_get = !strcmp(q->method, "GET");
+	if (lab_policies_site(lab, q, host, rest, r))     /* the v1.0 route: CmbridgePolicy (policystore.c) */
+		return 0;
 	if (!strcmp(rest, "/wmi") || !strcmp(rest, "/wmi/") || !strcmp(rest, "/wmi/$metadata")) {
 		if (!is_get) {
 			lab_odata_error(r, 405, "MethodNotAllowed", "The service document and $metadata are read with GET.");

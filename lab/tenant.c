@@ -8,6 +8,7 @@
 #include "lab.h"
 #include "auth.h"
 #include "actions.h"
+#include "policies.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,37 +361,40 @@ static int db_exec(sqlite3 *db, const char *sql, int n, const char *const *v)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-static void handle_upload(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
+/* The body of a gateway POST, decompressed (Content-Encoding gzip or
+ * identity, at most 64 MiB) and parsed; JSON errors name the byte offset
+ * in the decompressed body. 0 with *root set (caller frees), or -1 with r
+ * holding the 400/413. One place for every gateway upload route. */
+int lab_gateway_body(struct lab *lab, const struct lab_req *q, yajl_val *root, struct lab_reply *r)
 {
-	atomic_fetch_add(&lab->st.writes, 1);
-	atomic_fetch_add(kd->device ? &lab->st.tenant_upload_requests : &lab->st.collection_upload_requests, 1);
+	(void)lab;
 	const char *ce = q->header(q->hctx, "Content-Encoding");
 	char *plain = NULL;
 	size_t plen = 0, bad_at = 0;
-	yajl_val root = NULL;
+	*root = NULL;
 	if (ce && !strcasecmp(ce, "gzip")) {
 		int rc = gunzip(q->body, q->body_len, &plain, &plen, &bad_at);
 		if (rc == -2) {
 			lab_reply_graph_error(r, 413, "RequestEntityTooLarge",
 					      "The decompressed request body is larger than 64 MiB.");
-			return;
+			return -1;
 		}
 		if (rc < 0) {
 			lab_reply_graph_error(r, 400, "BadRequest",
 					      "Content-Encoding gzip: the body is not valid gzip data (error at compressed byte offset %zu).",
 					      bad_at);
-			return;
+			return -1;
 		}
 	} else if (!ce || !*ce || !strcasecmp(ce, "identity")) {
 		if (q->body_len > MAX_BODY) {
 			lab_reply_graph_error(r, 413, "RequestEntityTooLarge", "The request body is larger than 64 MiB.");
-			return;
+			return -1;
 		}
 		plain = lab_xstrndup(q->body, q->body_len);
 		plen = q->body_len;
 	} else {
 		lab_reply_graph_error(r, 400, "BadRequest", "Content-Encoding '%s' is not supported (gzip or identity).", ce);
-		return;
+		return -1;
 	}
 	/* First pass for the exact error position, then the tree. */
 	yajl_handle h = yajl_alloc(NULL, NULL, NULL);
@@ -410,11 +414,54 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, const struct
 		yajl_free_error(h, m);
 		yajl_free(h);
 		free(plain);
-		return;
+		return -1;
 	}
 	yajl_free(h);
 	char perr[256];
-	root = yajl_tree_parse(plain, perr, sizeof perr);
+	*root = yajl_tree_parse(plain, perr, sizeof perr);
+	free(plain);
+	return 0;
+}
+
+/* The gateway's batch memory (tenant_batch): every upload route keeps its
+ * batch ids apart by a prefix of bkey. Caller holds db_lock. A known batch:
+ * 1 with r holding {"batchId":bid,"replayed":true,<stored members>}. */
+int lab_gateway_replay(struct lab *lab, const char *bkey, const char *bid, struct lab_reply *r)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	sqlite3_prepare_v2(lab->db, "SELECT reply FROM tenant_batch WHERE batch_id=?", -1, &st, NULL);
+	sqlite3_bind_text(st, 1, bkey, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		struct lab_buf b = {0};
+		lab_buf_adds(&b, "{\"batchId\":");
+		lab_buf_json_cstr(&b, bid);
+		lab_buf_adds(&b, ",\"replayed\":true,");
+		lab_buf_adds(&b, (const char *)sqlite3_column_text(st, 0));
+		lab_buf_addc(&b, '}');
+		atomic_fetch_add(&lab->st.batches_replayed, 1);
+		lab_reply_json(r, 200, &b);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Remembers a batch's reply members, inside the caller's transaction (so a
+ * batch and its stored reply commit together). 0 or -1. */
+int lab_gateway_remember(struct lab *lab, const char *bkey, const char *members)
+{
+	const char *const bv[] = {bkey, members};
+	return db_exec(lab->db, "INSERT INTO tenant_batch(batch_id, reply) VALUES(?,?)", 2, bv);
+}
+
+static void handle_upload(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
+{
+	atomic_fetch_add(&lab->st.writes, 1);
+	atomic_fetch_add(kd->device ? &lab->st.tenant_upload_requests : &lab->st.collection_upload_requests, 1);
+	yajl_val root = NULL;
+	if (lab_gateway_body(lab, q, &root, r) < 0)
+		return;
 	yajl_val batch = obj_get(root, "batchId"), devs = obj_get(root, kd->array), rems = obj_get(root, "removals"),
 		 site = obj_get(root, "siteCode");
 	const char *why = NULL;
@@ -459,22 +506,10 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, const struct
 	sqlite3 *db = lab->db;
 	sqlite3_stmt *st = NULL;
 	struct lab_buf res = {0};
-	sqlite3_prepare_v2(db, "SELECT reply FROM tenant_batch WHERE batch_id=?", -1, &st, NULL);
-	sqlite3_bind_text(st, 1, bkey, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		struct lab_buf b = {0};
-		lab_buf_adds(&b, "{\"batchId\":");
-		lab_buf_json_cstr(&b, bid);
-		lab_buf_adds(&b, ",\"replayed\":true,");
-		lab_buf_adds(&b, (const char *)sqlite3_column_text(st, 0));
-		lab_buf_addc(&b, '}');
-		sqlite3_finalize(st);
+	if (lab_gateway_replay(lab, bkey, bid, r)) {
 		pthread_mutex_unlock(&lab->db_lock);
-		atomic_fetch_add(&lab->st.batches_replayed, 1);
-		lab_reply_json(r, 200, &b);
 		goto done;
 	}
-	sqlite3_finalize(st);
 	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	long long created = 0, updated = 0, rejected = 0, removed = 0;
 	int ok = 0;
@@ -566,8 +601,7 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, const struct
 			removed++;
 	}
 	lab_buf_addc(&res, ']');
-	const char *const bv[] = {bkey, res.p};
-	if (ok == 0 && db_exec(db, "INSERT INTO tenant_batch(batch_id, reply) VALUES(?,?)", 2, bv) < 0)
+	if (ok == 0 && lab_gateway_remember(lab, bkey, res.p) < 0)
 		ok = -1;
 	if (ok == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		ok = -1;
@@ -603,12 +637,11 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, const struct
 done:
 	free(bkey);
 	yajl_tree_free(root);
-	free(plain);
 }
 
 /* ---- Graph admin surface ---------------------------------------------- */
 
-static void host_of(struct lab *lab, const struct lab_req *q, char *out, size_t n)
+static void host_of(const struct lab *lab, const struct lab_req *q, char *out, size_t n)
 {
 	if (q->host && *q->host && !strpbrk(q->host, "/\"\\ "))
 		snprintf(out, n, "%s", q->host);
@@ -616,13 +649,15 @@ static void host_of(struct lab *lab, const struct lab_req *q, char *out, size_t 
 		snprintf(out, n, "127.0.0.1:%d", lab->conf.tenant_port);
 }
 
-struct selection {
-	char *names[128];
-	int n;
-};
+void lab_graph_host(const struct lab *lab, const struct lab_req *q, char *out, size_t n)
+{
+	host_of(lab, q, out, n);
+}
 
-static int parse_select(struct lab *lab, const struct kind *kd, const char *s, struct selection *sel,
-			struct lab_reply *r)
+/* $select of a Graph entity set: each name is checked through the schema
+ * (an object with just that property), as Graph's binder does. */
+int lab_graph_select(struct lab *lab, const char *type, const char *s, struct lab_graph_sel *sel,
+		     struct lab_reply *r)
 {
 	char *dup = lab_xstrdup(s), *save = NULL;
 	int rc = 0;
@@ -639,7 +674,7 @@ static int parse_select(struct lab *lab, const struct kind *kd, const char *s, s
 			struct errs er = {0};
 			int bad = !pv ? 1 : 0;
 			if (pv) {
-				lab_schema_validate(lab->schema, kd->type, pv, collect_err, &er);
+				lab_schema_validate(lab->schema, type, pv, collect_err, &er);
 				bad = er.n && strstr(er.msg.p, "not a property");
 			}
 			lab_buf_free(&er.msg);
@@ -647,19 +682,26 @@ static int parse_select(struct lab *lab, const struct kind *kd, const char *s, s
 			free(probe);
 			if (bad) {
 				lab_reply_graph_error(r, 400, "BadRequest",
-						      "Could not find a property named '%s' on type 'microsoft.graph.%s'.", t, kd->type);
+						      "Could not find a property named '%s' on type 'microsoft.graph.%s'.", t, type);
 				rc = -1;
 				break;
 			}
 		}
-		if (sel->n < 128)
+		if (sel->n < LAB_GRAPH_MAXSEL)
 			sel->names[sel->n++] = lab_xstrdup(t);
 	}
 	free(dup);
 	return rc;
 }
 
-static void emit_device(struct lab_buf *b, const char *id, const char *md, const struct selection *sel)
+void lab_graph_select_free(struct lab_graph_sel *sel)
+{
+	for (int i = 0; i < sel->n; i++)
+		free(sel->names[i]);
+	sel->n = 0;
+}
+
+static void emit_device(struct lab_buf *b, const char *id, const char *md, const struct lab_graph_sel *sel)
 {
 	if (!sel->n) {
 		lab_buf_adds(b, "{\"id\":");
@@ -761,7 +803,7 @@ static void handle_list(struct lab *lab, const struct lab_req *q, const struct k
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid $count value '%s': true or false.", cs);
 		return;
 	}
-	struct selection sel = {0};
+	struct lab_graph_sel sel = {0};
 	const char *ss = lab_req_arg(q, "$select");
 	char *after = NULL;
 	const char *tok = lab_req_arg(q, "$skiptoken");
@@ -770,7 +812,7 @@ static void handle_list(struct lab *lab, const struct lab_req *q, const struct k
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid $skiptoken '%s'.", tok);
 		return;
 	}
-	if (ss && parse_select(lab, kd, ss, &sel, r) < 0)
+	if (ss && lab_graph_select(lab, kd->type, ss, &sel, r) < 0)
 		goto done;
 
 	struct lab_buf b = {0};
@@ -840,9 +882,9 @@ static void handle_one(struct lab *lab, const struct lab_req *q, const struct ki
 {
 	char host[256];
 	host_of(lab, q, host, sizeof host);
-	struct selection sel = {0};
+	struct lab_graph_sel sel = {0};
 	const char *ss = lab_req_arg(q, "$select");
-	if (ss && parse_select(lab, kd, ss, &sel, r) < 0)
+	if (ss && lab_graph_select(lab, kd->type, ss, &sel, r) < 0)
 		goto done;
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3_stmt *st;
@@ -917,6 +959,7 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 		     sdev, (long long)s->site_page_requests, (long long)s->site_bytes_sent,
 		     (long long)s->requests[LAB_SITE], rps[LAB_SITE]);
 	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
+	lab_policies_stats(lab, &b);    /* "policies" (policies.c, policystore.c) */
 	lab_buf_addf(&b,
 		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
@@ -995,6 +1038,8 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	const char *cr = q->header(q->hctx, "client-request-id");
 	atomic_fetch_add(&lab->st.bytes_received, (long long)q->body_len);
 	if (lab_actions_tenant(lab, q, r))     /* remote actions, notifications, /_lab/actions */
+		return 0;
+	if (lab_policies_tenant(lab, q, r))    /* configurationPolicies, PolicyStatusPost, reports */
 		return 0;
 	if (!strncmp(p, "/_lab/", 6)) {
 		const char *k = q->header(q->hctx, "X-Lab-Key");

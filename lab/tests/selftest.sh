@@ -336,7 +336,7 @@ eq "mutate too many" "$RC" "1"
 # ---- stats -------------------------------------------------------------------------
 S=$("$LAB" stats "$D" --json)
 eq "stats keys" "$(jq -c '[keys_unsorted[]] , [.tenant | keys_unsorted[]], [.site | keys_unsorted[]], [.faults | keys_unsorted[]]' <<<"$S" | tr '\n' ' ')" \
-	'["tenant","site","actions","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond","assertionsAccepted","assertionsRejected"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond","operations","operationTargets","duplicateTargets","blockedClients"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
+	'["tenant","site","actions","policies","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond","assertionsAccepted","assertionsRejected"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond","operations","operationTargets","duplicateTargets","blockedClients"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
 eq "stats writes = authenticated uploads" "$(jq -c '[.tenant.writes, .tenant.collections, .tenant.collectionRecordsReceived]' <<<"$S")" "[8,0,0]"
 eq "stats tenant" "$(jq -c '.tenant | [.devices,.uploadRequests,.recordsReceived,.recordsCreated,.recordsUpdated,.recordsRejected,.removalsReceived,.removalsApplied,.batchesReplayed,.tokensIssued,.tokenErrors]' <<<"$S")" \
 	"[122,8,125,123,1,1,2,1,1,1,6]"
@@ -658,6 +658,9 @@ D3="$D/actlab"
 eq "admin-secret mode" "$(command stat -c %a "$D3/admin-secret")" "600"
 eq "lab.conf [actions] defaults" "$(awk '$0=="[actions]"{f=1;next} /^\[/{f=0} f' "$D3/lab.conf" | tr '\n' ' ')" \
 	"ttl = 86400 success_rate = 0.9 offline_rate = 0.05 delay_ms = 200 list_targets = yes "
+eq "lab.conf [policies] defaults" "$(awk '$0=="[policies]"{f=1;next} /^\[/{f=0} f' "$D3/lab.conf" | tr '\n' ' ')" \
+	"compliant_rate = 0.85 error_rate = 0.03 conflict_rate = 0.02 not_applicable_rate = 0.05 report_delay_ms = 300 max_document = 1048576 "
+sed -i 's/^report_delay_ms = 300$/report_delay_ms = 1500/' "$D3/lab.conf"     # a pending window the policy checks can see
 "$LAB" up "$D3" --detach >/dev/null
 c3() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k{print $3}' "$D3/lab.conf"; }
 C3=(curl -s --cacert "$D3/ca.pem"); TEN3="https://127.0.0.1:$(c3 tenant port)"; SITE3="https://127.0.0.1:$(c3 site port)/AdminService/wmi"
@@ -854,6 +857,7 @@ set +e; R=$(spost "{\"Type\":8,\"TargetCollectionID\":\"SMS00001\",\"TargetResou
 eq "site reply lost: no reply" "$([ "$RC" -ne 0 ] && tail -n1 <<<"$R")" "000"
 eq "site reply lost: the operation exists" "$(site3 "$SITE3/SMS_ClientOperation?\$orderby=ID%20desc&\$top=1" | jq -c --argjson w "$OPW" '.value[0] | [.ID == $w + 1, .TargetResourceIDs]')" "[true,[$RU]]"
 eq "site reply lost: counted and logged" "$("$LAB" stats "$D3" --json | jq .faults.repliesLost) $(grep -c ' site POST /AdminService/wmi/SMS_ClientOperation.InitiateClientOperation reply-lost reply-lost$' "$D3/requests.log")" "1 1"
+. "$(dirname "$0")/policies.sh"     # endpoint security policies on this lab (policies.c, policystore.c)
 "$LAB" down "$D3" >/dev/null
 D3=
 
