@@ -723,7 +723,7 @@ static void audit_append_only(void **state)
 	struct fx *f = *state;
 	trigger(f, "u1", 12, "quickScan", 5, 3600);
 	assert_int_equal(relay_once(f, 1), 0);
-	assert_int_equal(cmb_state_schema_version(f->st), 3);
+	assert_int_equal(cmb_state_schema_version(f->st), 4);
 	/* The triggers refuse any change to a written row. */
 	char *path = xasprintf("%s/cmbridge.db", f->dir);
 	char *cmd = xasprintf("sqlite3 %s \"DELETE FROM audit\" 2>/dev/null", path);
