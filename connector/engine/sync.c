@@ -8,15 +8,20 @@
  * are then dropped as duplicates. The whole phase is one transaction: a
  * failed or partial read is rolled back and changes nothing, here or in
  * the tenant.
- * Phase 2, upload: staged records go out in batches; each acknowledged
- * record is written to the state in the batch's transaction.
- * Phase 3, removals: devices the state knows but this cycle did not see,
- * unless there are more than the deletion guard allows.
+ * Phase 2, upload: staged records go out in batches; each batch's keys are
+ * journaled in flight before it is sent, and each acknowledged record is
+ * written to the state, and taken out of flight, in the batch's
+ * transaction.
+ * Phase 3, removals: keys the tenant holds or may hold (known devices,
+ * keys in flight) that this cycle did not see, unless there are more than
+ * the deletion guard allows.
  * Phase 4, collections marked for cloud sync.
  *
  * "Changed" (docs/mapping.md): the stable hash leaves out the check-in
  * times. A record whose only difference is those times is sent only by a
- * details refresh, every [sync] details_interval (and by full cycles).
+ * details refresh, every [sync] details_interval (and by full cycles). A
+ * key in flight still at the site is sent again whatever its hashes: the
+ * tenant may hold another version. docs/safety.md has the rules.
  */
 #include "connector/engine/sync.h"
 #include "connector/base/error.h"
@@ -39,6 +44,7 @@ struct read_ctx {
 	int64_t cycle;
 	int64_t now;
 	int details_due;
+	long in_flight;          /* keys in flight when the cycle began: 0 spares the look-ups */
 };
 
 static int64_t parse_time_or_zero(const char *s)
@@ -54,8 +60,11 @@ static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, enum c
 				     rec->json_len);
 }
 
-/* Decides what a mapped record needs: nothing, an upload as new, changed or refreshed. */
-static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
+/*
+ * Decides what a mapped record needs: nothing, an upload as new, changed or
+ * refreshed. A record in flight is sent again even when unchanged.
+ */
+static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, int in_flight)
 {
 	struct cmb_state *st = c->env->state;
 	struct cmb_cycle_counts *n = &c->res->counts;
@@ -82,10 +91,20 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
 		return rc;
 	if (strcmp(stable, rec->stable_hash) != 0)
 		return stage(c, rec, CMB_PENDING_CHANGE);
-	if (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full)
+	if (in_flight || (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full))
 		return stage(c, rec, CMB_PENDING_REFRESH);
 	n->unchanged++;
 	return 0;
+}
+
+/* Marks key seen: as a known device, and as a key in flight (*in_flight says whether it is one). */
+static int mark_seen(struct read_ctx *c, const char *key, int *in_flight)
+{
+	int rc = cmb_state_device_seen(c->env->state, key, c->cycle);
+	*in_flight = 0;
+	if (rc == 0 && c->in_flight)
+		rc = cmb_state_inflight_seen(c->env->state, key, c->cycle, in_flight);
+	return rc;
 }
 
 static int on_site_device(void *ud, const struct cmb_site_device *dev)
@@ -95,7 +114,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	struct cmb_state *st = c->env->state;
 	struct cmb_tenant_record rec;
 	char *reason = NULL;
-	int rc = 0;
+	int rc = 0, in_flight;
 
 	if (cmb_stop_requested())
 		return cmb_error_set(CMB_ECANCELED, "stopped on request while reading the site");
@@ -114,7 +133,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		n->quarantined++;
 		cmb_warn("device %s (ResourceID %u) quarantined: %s", key, dev->resource_id, reason);
 		if ((rc = cmb_state_quarantine_put(st, key, CMB_QUARANTINE_MAPPING, reason, NULL, c->cycle, c->now)) == 0)
-			rc = cmb_state_device_seen(st, key, c->cycle);
+			rc = mark_seen(c, key, &in_flight);
 		free(reason);
 		free(key);
 		return rc;
@@ -129,8 +148,8 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	}
 	if ((rc = cmb_state_identity_add(st, rec.key, dev->hardware_id, dev->smbios_guid,
 					 parse_time_or_zero(dev->last_active_time), dev->resource_id)) == 0 &&
-	    (rc = diff_record(c, &rec)) == 0)
-		rc = cmb_state_device_seen(st, rec.key, c->cycle);
+	    (rc = mark_seen(c, rec.key, &in_flight)) == 0)
+		rc = diff_record(c, &rec, in_flight);
 	cmb_tenant_record_clear(&rec);
 	return rc;
 }
@@ -192,10 +211,14 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	struct batch_ctx *b = ud;
 	struct cmb_state *st = b->env->state;
 	struct cmb_cycle_counts *n = &b->res->counts;
+	int rc;
 	if (o->is_removal) {
+		/* notFound settles a key in flight the tenant never applied (wire-format.md §3). */
 		if (strcmp(o->status, "removed") == 0 || strcmp(o->status, "notFound") == 0) {
 			n->removed++;
-			return cmb_state_device_delete(st, o->key);
+			if ((rc = cmb_state_device_delete(st, o->key)) < 0)
+				return rc;
+			return cmb_state_inflight_settle(st, o->key, 0);
 		}
 		return cmb_error_set(CMB_EPROTO, "tenant answered removal of %s with unknown status '%s'", o->key,
 				     o->status);
@@ -214,18 +237,42 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 			n->refreshed++;
 		else
 			n->changed++;
-		return cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->recs[i].stable_hash, b->cycle,
-					    b->now);
+		if ((rc = cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->recs[i].stable_hash,
+					       b->cycle, b->now)) < 0)
+			return rc;
+		return cmb_state_inflight_settle(st, o->key, 0);
 	}
 	if (strcmp(o->status, "rejected") == 0) {
 		n->rejected++;
 		cmb_warn("tenant rejected %s: %s", o->key, o->error ? o->error : "no reason given");
 		char *reason = xasprintf("rejected by the tenant: %s", o->error ? o->error : "no reason given");
-		int rc = cmb_state_quarantine_put(st, o->key, CMB_QUARANTINE_REJECTED, reason, b->recs[i].hash, b->cycle, b->now);
+		rc = cmb_state_quarantine_put(st, o->key, CMB_QUARANTINE_REJECTED, reason, b->recs[i].hash, b->cycle, b->now);
 		free(reason);
+		/* Nothing of this upload was applied; an earlier one in doubt may have been, and stays in flight. */
+		if (rc == 0)
+			rc = cmb_state_inflight_settle(st, o->key, b->cycle);
 		return rc;
 	}
 	return cmb_error_set(CMB_EPROTO, "tenant answered %s with unknown status '%s'", o->key, o->status);
+}
+
+/*
+ * The intent before the side effect: the batch's records are journaled in
+ * flight, committed, before the batch is sent, so a reply lost or a kill
+ * mid-upload leaves them "maybe in the tenant", never forgotten.
+ */
+static int journal_batch(struct batch_ctx *b, const char *batch_id)
+{
+	struct cmb_state *st = b->env->state;
+	if (b->n == 0)
+		return 0;
+	int rc = cmb_state_begin(st);
+	for (size_t i = 0; rc == 0 && i < b->n; i++)
+		rc = cmb_state_inflight_put(st, b->recs[i].key, batch_id, b->cycle, b->now);
+	if (rc == 0)
+		return cmb_state_commit(st);
+	cmb_state_rollback(st);
+	return rc;
 }
 
 /* Sends one batch and records its outcomes in one state transaction. */
@@ -238,8 +285,8 @@ static int send_batch(struct batch_ctx *b, const char *const *removals, size_t n
 		.batch_id = batch_id, .records = b->recs, .n_records = b->n,
 		.removals = removals, .n_removals = n_removals,
 	};
-	int rc = cmb_state_begin(env->state);
-	if (rc < 0)
+	int rc = journal_batch(b, batch_id);
+	if (rc < 0 || (rc = cmb_state_begin(env->state)) < 0)
 		return rc;
 	rc = env->tenant->upload(env->tenant_st, &batch, on_upload_outcome, b);
 	b->res->counts.upload_requests++;
@@ -550,11 +597,15 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 	struct cmb_state *st = env->state;
 	struct cmb_sync_result *res = rctx->res;
 	int rc;
-	/* Leftovers of an interrupted cycle are dropped first. */
+	/* Leftovers of an interrupted cycle are dropped first; what is in flight stays. */
 	if ((rc = cmb_state_begin(st)) < 0)
 		return rc;
 	if ((rc = cmb_state_pending_clear(st)) < 0 || (rc = cmb_state_identity_clear(st)) < 0)
 		goto fail;
+	if ((rctx->in_flight = cmb_state_inflight_count(st)) < 0) {
+		rc = (int)rctx->in_flight;
+		goto fail;
+	}
 	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
@@ -572,10 +623,12 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		return rc;
 	res->pending_removals = (long)unseen->n;
 	*held = guard_trips(env->cfg, (long)unseen->n, cmb_state_device_count(st), opts->allow_deletes);
-	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s",
+	res->removals_would_hold = *held;
+	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s; "
+		 "%ld uploads were in flight",
 		 res->counts.site_records, res->counts.site_records - res->counts.skipped, res->counts.unchanged,
 		 res->counts.duplicates, res->pending_uploads, res->pending_removals,
-		 rctx->details_due ? " (details refresh)" : "");
+		 rctx->details_due ? " (details refresh)" : "", rctx->in_flight);
 	return 0;
 fail:
 	cmb_state_rollback(st);
