@@ -46,9 +46,10 @@ static void usage(FILE *fp)
 		"Attaches a Configuration Manager site to a cloud tenant.\n"
 		"\n"
 		"commands:\n"
-		"  sync [--full] [--dry-run] [--allow-deletes N]\n"
+		"  sync [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]\n"
 		"                              run one sync cycle (delta unless --full); --allow-deletes\n"
-		"                              approves up to N removals past the deletion guard, once\n"
+		"                              approves up to N removals past the deletion guard, once;\n"
+		"                              --allow-changes up to N changes past the change guard, once\n"
 		"  diff [--json]               what the next cycle would add, change and remove (sends nothing)\n"
 		"  status [--json]             last cycles, devices attached, uploads in flight, quarantine\n"
 		"  quarantine [--json]         records held back, with the reason\n"
@@ -138,7 +139,18 @@ static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
 	cmb_json_kv_int(g, "rejected", c->rejected);
 	cmb_json_kv_int(g, "uploadRequests", c->upload_requests);
 	cmb_json_kv_int(g, "utf8Repairs", c->utf8_repairs);
+	cmb_json_kv_int(g, "changesHeld", c->changes_held);
 	yajl_gen_map_close(g);
+}
+
+/* The N of --allow-deletes N and --allow-changes N. */
+static int parse_approval(const char *opt, const char *what, long *out)
+{
+	char *end;
+	*out = strtol(optarg, &end, 10);
+	if (*end || end == optarg || *out < 0)
+		return cmb_error_set(CMB_ECONFIG, "sync: --%s takes a number of %s, not '%s'", opt, what, optarg);
+	return 0;
 }
 
 static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
@@ -147,8 +159,9 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	static const struct option lo[] = { { "full", no_argument, NULL, 'f' },
 					    { "dry-run", no_argument, NULL, 'n' },
 					    { "allow-deletes", required_argument, NULL, 'a' },
+					    { "allow-changes", required_argument, NULL, 'c' },
 					    { NULL, 0, NULL, 0 } };
-	int ch;
+	int ch, rc;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		if (ch == 'f') {
@@ -156,11 +169,11 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		} else if (ch == 'n') {
 			opts.dry_run = 1;
 		} else if (ch == 'a') {
-			char *end;
-			opts.allow_deletes = strtol(optarg, &end, 10);
-			if (*end || end == optarg || opts.allow_deletes < 0)
-				return cmb_error_set(CMB_ECONFIG, "sync: --allow-deletes takes a number of removals, not '%s'",
-						     optarg);
+			if ((rc = parse_approval("allow-deletes", "removals", &opts.allow_deletes)) < 0)
+				return rc;
+		} else if (ch == 'c') {
+			if ((rc = parse_approval("allow-changes", "changes", &opts.allow_changes)) < 0)
+				return rc;
 		} else {
 			return cmb_error_set(CMB_ECONFIG, "sync: unknown option (see cmbridge --help)");
 		}
@@ -169,8 +182,7 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
 
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
-	if (rc < 0)
+	if ((rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC)) < 0)
 		return rc;
 	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_result res;
@@ -326,15 +338,17 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 		cmb_json_kv_int(g, "quarantined", c->quarantined);
 		cmb_json_kv_int(g, "inFlight", d.in_flight);
 		yajl_gen_map_close(g);
-		cmb_json_kv_bool(g, "removalsWouldBeHeld", res.removals_would_hold);
+		cmb_json_kv_bool(g, "removalsWouldBeHeld", res.removals_would_hold || res.changes_would_hold);
+		cmb_json_kv_bool(g, "changesWouldBeHeld", res.changes_would_hold);
 		cmb_json_kv_bool(g, "detailsRefresh", res.details_refresh);
 		yajl_gen_map_close(g);
 		json_end(g);
 		g = NULL;
 	} else {
-		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined, %ld in flight%s\n",
+		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined, %ld in flight%s%s\n",
 		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined, d.in_flight,
-		       res.removals_would_hold ? " (the removals would be held by the deletion guard)" : "");
+		       res.removals_would_hold ? " (the removals would be held by the deletion guard)" : "",
+		       res.changes_would_hold ? " (the changes and removals would be held by the change guard)" : "");
 	}
 done:
 	if (g)

@@ -31,6 +31,8 @@ struct fake_site {
 	int n;
 	int fail_after;     /* -1: never; else fail after passing this many devices */
 	int reads;
+	int count_rows;     /* report rows per class: SMS_R_System (one per device) and hw_rows */
+	long hw_rows;       /* the rows SMS_G_System_COMPUTER_SYSTEM answers */
 };
 
 static int site_read(void *st, cmb_site_device_cb cb, void *ctx, struct cmb_site_read_stats *stats)
@@ -44,6 +46,11 @@ static int site_read(void *st, cmb_site_device_cb cb, void *ctx, struct cmb_site
 		if (rc < 0)
 			return rc;
 		stats->devices++;
+	}
+	if (s->count_rows) {
+		stats->classes[0] = (struct cmb_site_class_rows){ .name = "SMS_R_System", .rows = s->n };
+		stats->classes[1] = (struct cmb_site_class_rows){ .name = "SMS_G_System_COMPUTER_SYSTEM", .rows = s->hw_rows };
+		stats->n_classes = 2;
 	}
 	return 0;
 }
@@ -207,6 +214,8 @@ static int setup(void **state)
 	f->cfg.sync_details_interval = 3600;
 	f->cfg.sync_delete_threshold = 500;
 	f->cfg.sync_delete_threshold_percent = 100;
+	f->cfg.sync_change_threshold = 500;
+	f->cfg.sync_change_threshold_percent = 100;
 	f->site.fail_after = -1;
 	cmb_log_set_level(CMB_LOG_ERROR);
 	if (cmb_state_open(&f->st, f->dir) < 0)
@@ -249,6 +258,12 @@ static int cycle(struct fx *f, int full, long allow)
 	return cycle_opts(f, &opts);
 }
 
+/* A delta cycle approving up to allow changes past the change guard. */
+static int cycle_changes(struct fx *f, long allow)
+{
+	struct cmb_sync_opts opts = { .allow_changes = allow };
+	return cycle_opts(f, &opts);
+}
 
 static void basic_site(struct fx *f)
 {
@@ -590,6 +605,138 @@ static void rejection_settles_only_its_own_upload(void **state)
 	assert_int_equal(cmb_state_inflight_count(f->st), 0);
 }
 
+/* Four devices with hardware inventory; the second site class answers hw_rows rows. */
+static void hw_site(struct fx *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[16], hw[16];
+		snprintf(name, sizeof(name), "PC-%d", i);
+		snprintf(hw, sizeof(hw), "HW-%d", i);
+		struct cmb_site_device *d = add_device(&f->site, 16777220 + (uint32_t)i, name, hw);
+		d->manufacturer = xstrdup("Contoso");
+		d->model = xstrdup("Surface");
+	}
+	f->site.hw_rows = n;
+}
+
+/* The hardware inventory class answers nothing: devices [from, n) lose their manufacturer and model. */
+static void hw_lost(struct fx *f, int from, long rows)
+{
+	for (int i = from; i < f->site.n; i++) {
+		set_str(&f->site.dev[i].manufacturer, NULL);
+		set_str(&f->site.dev[i].model, NULL);
+	}
+	f->site.hw_rows = rows;
+}
+
+/* One class answers nothing: every record would lose its manufacturer and model (the blank-field rule). */
+static void emptied_class_holds_changes(void **state)
+{
+	struct fx *f = *state;
+	hw_site(f, 4);
+	f->cfg.sync_change_threshold = 3;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	hw_lost(f, 0, 0);
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	assert_string_equal(f->res.status, "change-threshold-exceeded");
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->tenant.requests, 0);
+	assert_int_equal(f->res.counts.changed, 0);
+	assert_int_equal(f->res.counts.changes_held, 4);
+	assert_non_null(strstr(cmb_error_last(), "4 changes held back: 4 records would lose site properties they "
+						  "had (manufacturer, model); more than [sync] change_threshold = 3"));
+	assert_non_null(strstr(cmb_error_last(), "cmbridge sync --allow-changes 4"));
+	/* Approving fewer keeps holding; approving 4 uploads them, once. */
+	assert_int_equal(cycle_changes(f, 3), CMB_EGUARD);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(cycle_changes(f, 4), 0);
+	assert_string_equal(f->res.status, "ok");
+	assert_int_equal(f->res.counts.changed, 4);
+	assert_int_equal(f->res.counts.changes_held, 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 PS1:16777221 PS1:16777222 PS1:16777223 ");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	/* Fields coming back are no loss. */
+	for (int i = 0; i < 4; i++)
+		set_str(&f->site.dev[i].model, "Surface");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.changed, 4);
+}
+
+/* The class-rows rule: rows this cycle against the last good cycle, net of the devices that left. */
+static void short_class_holds_changes(void **state)
+{
+	struct fx *f = *state;
+	hw_site(f, 10);
+	f->site.count_rows = 1;
+	f->cfg.sync_change_threshold_percent = 10;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	/* 2 rows of 10 are gone while every device is still there: 20% > 10%. */
+	hw_lost(f, 8, 8);
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	assert_int_equal(f->res.counts.changes_held, 2);
+	assert_non_null(strstr(cmb_error_last(), "2 changes held back: SMS_G_System_COMPUTER_SYSTEM answered 8 rows "
+						  "(10 at the last good cycle) while SMS_R_System answered 10 (10); "
+						  "2 records would lose site properties they had (manufacturer, model)"));
+	/* A dry run says so and moves nothing: the next cycle still holds. */
+	struct cmb_sync_opts dry = { .dry_run = 1 };
+	assert_int_equal(cycle_opts(f, &dry), 0);
+	assert_string_equal(f->res.status, "dry-run");
+	assert_int_equal(f->res.changes_would_hold, 1);
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	/* The rows come back: nothing was lost in the tenant, nothing to send. */
+	for (int i = 8; i < 10; i++) {
+		set_str(&f->site.dev[i].manufacturer, "Contoso");
+		set_str(&f->site.dev[i].model, "Surface");
+	}
+	f->site.hw_rows = 10;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	/* Devices that leave take their rows with them: 4 of 10 gone, 4 rows fewer, nothing held. */
+	for (uint32_t rid = 16777226; rid < 16777230; rid++)
+		remove_device(&f->site, rid);
+	f->site.hw_rows = 6;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.removed, 4);
+	assert_int_equal(f->res.counts.changes_held, 0);
+}
+
+/* While the changes are held, adds still go out and removals wait with them. */
+static void held_changes_let_adds_through(void **state)
+{
+	struct fx *f = *state;
+	hw_site(f, 4);
+	f->cfg.sync_change_threshold = 2;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	hw_lost(f, 0, 0);
+	remove_device(&f->site, 16777223);
+	add_device(&f->site, 16777230, "PC-NEW", "HW-N");
+	assert_int_equal(cycle(f, 0, 0), CMB_EGUARD);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777230 ");
+	assert_int_equal(f->res.counts.added, 1);
+	assert_int_equal(f->res.counts.changes_held, 3);
+	assert_int_equal(f->res.counts.removals_held, 1);
+	assert_string_equal(f->tenant.removed, "");
+	assert_non_null(strstr(cmb_error_last(), "Adds were uploaded; removals wait too"));
+	assert_int_equal(cycle_changes(f, 3), 0);
+	assert_string_equal(f->tenant.removed, "PS1:16777223 ");
+	assert_int_equal(f->res.counts.changed, 3);
+}
+
+/* Below the thresholds a blanked field is an ordinary change. */
+static void few_blanked_fields_are_changes(void **state)
+{
+	struct fx *f = *state;
+	hw_site(f, 10);
+	f->site.count_rows = 1;
+	f->cfg.sync_change_threshold_percent = 20;
+	assert_int_equal(cycle(f, 0, 0), 0);
+	hw_lost(f, 9, 9);   /* 1 of 10: 10% */
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.changed, 1);
+	assert_int_equal(f->res.changes_would_hold, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +755,10 @@ int main(void)
 		T(in_flight_removals_count_for_the_deletion_guard),
 		T(failed_read_keeps_in_flight),
 		T(rejection_settles_only_its_own_upload),
+		T(emptied_class_holds_changes),
+		T(short_class_holds_changes),
+		T(held_changes_let_adds_through),
+		T(few_blanked_fields_are_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
