@@ -13,7 +13,7 @@
 #include "connector/config/config.h"
 #include "mapping/site_device.h"
 
-#define CMB_SITE_ADAPTER_VERSION 4
+#define CMB_SITE_ADAPTER_VERSION 5
 
 /*
  * Called once per device, in ascending ResourceID order. dev is valid during
@@ -22,11 +22,27 @@
  */
 typedef int (*cmb_site_device_cb)(void *ctx, const struct cmb_site_device *dev);
 
+/* Rows one class of a device read answered. */
+struct cmb_site_class_rows {
+	const char *name;        /* the class as the site names it (static: the adapter's) */
+	long rows;               /* every row read, repeated keys included; 0 when the site lacks the class */
+};
+
+#define CMB_SITE_MAX_CLASSES 8
+
 struct cmb_site_read_stats {
 	long pages;              /* page requests made */
 	long devices;            /* devices passed to the callback */
 	long filtered;           /* devices left out by the [site] collection filter */
 	size_t bytes_in;         /* response body bytes */
+	/*
+	 * After a complete read, the rows of each device class, for the change
+	 * guard (docs/safety.md): classes[0] is the class that drives the read
+	 * (one device per row), the others fill devices in. n_classes is 0 when
+	 * the adapter does not count them.
+	 */
+	size_t n_classes;
+	struct cmb_site_class_rows classes[CMB_SITE_MAX_CLASSES];
 };
 
 /* A collection marked for cloud sync, as the site reports it. */

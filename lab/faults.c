@@ -5,6 +5,8 @@
  * generator per side so a run repeats; the request log DIR/requests.log;
  * request-rate observation (most requests in any one-second window) and
  * Retry-After violations. server.c calls these around every request.
+ * One fault is not drawn but standing: a site device class that answers
+ * at most N rows (--class-rows), which site.c applies to every page.
  */
 #include "lab.h"
 
@@ -27,6 +29,7 @@ static void conf_default(struct lab_fault_conf *c, uint64_t seed)
 	memset(c, 0, sizeof *c);
 	c->retry_after = 2;
 	c->seed = seed;
+	c->short_class = -1;
 }
 
 static void reseed(struct lab_faults *f, int side)
@@ -117,6 +120,16 @@ void lab_faults_asked_wait(struct lab *lab, int side, double seconds)
 	pthread_mutex_unlock(&f->lock);
 }
 
+long lab_faults_class_rows(struct lab *lab, int cls)
+{
+	struct lab_faults *f = &lab->faults;
+	pthread_mutex_lock(&f->lock);
+	const struct lab_fault_conf *c = &f->conf[LAB_SITE];
+	long n = c->short_class >= 0 && c->short_class == cls ? c->short_rows : -1;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
 void lab_reqlog(struct lab *lab, int64_t t_ms, const char *side, const char *method, const char *path,
 		const char *status, const char *fault)
 {
@@ -138,9 +151,13 @@ void lab_reqlog(struct lab *lab, int64_t t_ms, const char *side, const char *met
 static void conf_json(struct lab_buf *b, const struct lab_fault_conf *c)
 {
 	lab_buf_addf(b, "{\"rate500\":%g,\"rate429\":%g,\"retryAfter\":%g,\"noRetryAfter\":%s,\"rateReset\":%g,"
-		     "\"rateTruncate\":%g,\"rateReplyLost\":%g,\"latencyMs\":%d,\"seed\":%llu}",
+		     "\"rateTruncate\":%g,\"rateReplyLost\":%g,\"latencyMs\":%d,\"seed\":%llu",
 		     c->r500, c->r429, c->retry_after, c->no_retry_after ? "true" : "false", c->reset, c->truncate,
 		     c->reply_lost, c->latency_ms, (unsigned long long)c->seed);
+	if (c->short_class >= 0)
+		lab_buf_addf(b, ",\"shortClass\":\"%s\",\"shortRows\":%ld", lab_odata_classes[c->short_class].name,
+			     c->short_rows);
+	lab_buf_addc(b, '}');
 }
 
 void lab_faults_json(struct lab *lab, struct lab_buf *out)
@@ -163,10 +180,38 @@ static yajl_val member(yajl_val o, const char *k)
 	return NULL;
 }
 
+/* "shortClass" (a device class by name) with "shortRows" (N >= 0): that class answers its first N rows only. */
+static int short_class(struct lab *lab, yajl_val v, bool tenant_only, struct lab_fault_conf *c, char *err,
+		       size_t errlen)
+{
+	yajl_val name = member(v, "shortClass"), rows = member(v, "shortRows");
+	if (!name && !rows)
+		return 0;
+	if (!name || !rows || !YAJL_IS_STRING(name) || !YAJL_IS_INTEGER(rows) || rows->u.number.i < 0) {
+		snprintf(err, errlen, "shortClass (a device class) and shortRows (an integer >= 0) go together");
+		return -1;
+	}
+	if (tenant_only) {
+		snprintf(err, errlen, "shortClass: a fault of the site");
+		return -1;
+	}
+	int cls = lab_odata_find_class(lab, name->u.string, strlen(name->u.string));
+	if (cls < LAB_CLS_SYSTEM || cls > LAB_CLS_BIOS) {
+		snprintf(err, errlen, "shortClass: '%s' is not a device class this site serves (SMS_R_System, "
+			 "SMS_CombinedDeviceResources, SMS_Client_ComanagementState, SMS_G_System_COMPUTER_SYSTEM, "
+			 "SMS_G_System_PC_BIOS)", name->u.string);
+		return -1;
+	}
+	c->short_class = cls;
+	c->short_rows = (long)rows->u.number.i;
+	return 0;
+}
+
 int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, size_t errlen)
 {
 	static const char *const known[] = {"side", "clear", "rate500", "rate429", "retryAfter", "noRetryAfter",
-					     "rateReset", "rateTruncate", "rateReplyLost", "latencyMs", "seed", NULL};
+					     "rateReset", "rateTruncate", "rateReplyLost", "latencyMs", "seed",
+					     "shortClass", "shortRows", NULL};
 	for (size_t i = 0; i < v->u.object.len; i++) {
 		size_t k = 0;
 		while (known[k] && strcmp(known[k], v->u.object.keys[i]))
@@ -225,6 +270,8 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		}
 		c.latency_ms = (int)x->u.number.i;
 	}
+	if (short_class(lab, v, do_tenant && !do_site, &c, err, errlen) < 0)
+		return -1;
 	x = member(v, "clear");
 	if (x && YAJL_IS_TRUE(x))
 		conf_default(&c, c.seed);
@@ -238,9 +285,15 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		f->wait_until_ms[s] = 0;
 	}
 	pthread_mutex_unlock(&f->lock);
+	/* Pages served before are cached whole: a class answering fewer rows, or again all, starts afresh. */
+	if (do_site)
+		lab_site_cache_clear(lab);
 	lab_log("faults (%s): 500 %g, 429 %g (Retry-After %s%g), reset %g, truncate %g, reply-lost %g, latency %d ms, seed %llu",
 		side, c.r500, c.r429, c.no_retry_after ? "none, " : "", c.retry_after, c.reset, c.truncate, c.reply_lost,
 		c.latency_ms, (unsigned long long)c.seed);
+	if (c.short_class >= 0)
+		lab_log("faults (%s): %s answers its first %ld rows only", side, lab_odata_classes[c.short_class].name,
+			c.short_rows);
 	lab_faults_json(lab, out);
 	return 0;
 }

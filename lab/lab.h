@@ -385,6 +385,8 @@ struct lab_fault_conf {
 	bool no_retry_after;
 	int latency_ms;
 	uint64_t seed;
+	int short_class;                      /* site: a device class that answers at most short_rows rows (-1: none) */
+	long short_rows;
 };
 #define LAB_RATE_RING 65536
 struct lab_faults {
@@ -508,6 +510,8 @@ enum lab_fault lab_faults_draw(struct lab *lab, int side, bool get, bool upload,
 			       double *retry_after, bool *send_retry_after);
 /* A 429 asked the client to wait this long. */
 void lab_faults_asked_wait(struct lab *lab, int side, double seconds);
+/* The most rows the site class cls may answer (--class-rows), or -1 for no limit. */
+long lab_faults_class_rows(struct lab *lab, int cls);
 /* One line of DIR/requests.log. */
 void lab_reqlog(struct lab *lab, int64_t t_ms, const char *side, const char *method, const char *path,
 		const char *status, const char *fault);

@@ -39,7 +39,7 @@ static const char usage_text[] =
 	"        change the running site's inventory (plain devices only)\n"
 	"  faults DIR [--site|--tenant] [--rate-500 R] [--rate-429 R] [--retry-after S] [--no-retry-after]\n"
 	"             [--rate-reset R] [--rate-truncate R] [--rate-reply-lost R] [--latency-ms N] [--seed S]\n"
-	"             [--clear]\n"
+	"             [--class-rows CLASS=N] [--clear]\n"
 	"        set the running lab's fault injection (replaces the side's settings)\n"
 	"  stats DIR [--json]\n"
 	"        counters of the running lab\n"
@@ -455,14 +455,16 @@ static int parse_rate(const char *s, double lo, double hi, double *out)
 
 static int cmd_faults(int argc, char **argv)
 {
-	enum { O_SITE = 1, O_TENANT, O_500, O_429, O_RA, O_NORA, O_RESET, O_TRUNC, O_LOST, O_LAT, O_SEED, O_CLEAR };
+	enum { O_SITE = 1, O_TENANT, O_500, O_429, O_RA, O_NORA, O_RESET, O_TRUNC, O_LOST, O_LAT, O_SEED, O_CLEAR,
+	       O_ROWS };
 	static const struct option opts[] = {
 		{"site", no_argument, 0, O_SITE}, {"tenant", no_argument, 0, O_TENANT},
 		{"rate-500", required_argument, 0, O_500}, {"rate-429", required_argument, 0, O_429},
 		{"retry-after", required_argument, 0, O_RA}, {"no-retry-after", no_argument, 0, O_NORA},
 		{"rate-reset", required_argument, 0, O_RESET}, {"rate-truncate", required_argument, 0, O_TRUNC},
 		{"rate-reply-lost", required_argument, 0, O_LOST}, {"latency-ms", required_argument, 0, O_LAT},
-		{"seed", required_argument, 0, O_SEED}, {"clear", no_argument, 0, O_CLEAR}, {0, 0, 0, 0}};
+		{"seed", required_argument, 0, O_SEED}, {"clear", no_argument, 0, O_CLEAR},
+		{"class-rows", required_argument, 0, O_ROWS}, {0, 0, 0, 0}};
 	bool site = false, tenant = false;
 	struct lab_buf body = {0};
 	int o;
@@ -476,6 +478,19 @@ static int cmd_faults(int argc, char **argv)
 		case O_TENANT: tenant = true; continue;
 		case O_NORA: lab_buf_adds(&body, ",\"noRetryAfter\":true"); continue;
 		case O_CLEAR: lab_buf_adds(&body, ",\"clear\":true"); continue;
+		case O_ROWS: {
+			/* CLASS=N: a class name is letters, digits and '_' (nothing to escape) */
+			const char *eq = strchr(optarg, '=');
+			size_t nl = eq ? (size_t)(eq - optarg) : 0;
+			static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
+			if (!eq || !nl || strspn(optarg, name_chars) != nl || parse_int(eq + 1, 0, INT32_MAX, &i) < 0) {
+				fprintf(stderr, LAB_NAME ": faults: invalid value '%s' for --class-rows (CLASS=N)\n", optarg);
+				lab_buf_free(&body);
+				return 2;
+			}
+			lab_buf_addf(&body, ",\"shortClass\":\"%.*s\",\"shortRows\":%lld", (int)nl, optarg, i);
+			continue;
+		}
 		case O_500: key = "rate500"; break;
 		case O_429: key = "rate429"; break;
 		case O_RESET: key = "rateReset"; break;

@@ -381,6 +381,10 @@ static void build_page(struct lab *lab, struct lab_odata_query *q, const char *h
 		struct sort_ctx sc = {lab, q};
 		qsort_r(rows, n, sizeof *rows, cmp_rows, &sc);
 	}
+	/* fault --class-rows: the class answers its first rows only, every page and every query alike */
+	long short_rows = kind == K_DEV ? lab_faults_class_rows(lab, cls) : -1;
+	if (short_rows >= 0 && (size_t)short_rows < n)
+		n = (size_t)short_rows;
 	/* Key continuation when ordered by ResourceID (device and membership
 	 * classes); offset tokens otherwise. */
 	bool by_rid = (kind == K_DEV || kind == K_MEMBER) && (!q->order || q->order->col == LAB_C_RID);

@@ -368,6 +368,12 @@ static int as_read_devices(void *p, cmb_site_device_cb cb, void *ctx, struct cmb
 	if (stats) {
 		stats->devices = r.js.devices;
 		stats->filtered = r.js.filtered;
+		/* The join counts every row of each class; SMS_R_System (CMB_AS_SYSTEM = 0) first. */
+		_Static_assert(CMB_AS_SYSTEM == 0 && CMB_AS_NDEVICE <= CMB_SITE_MAX_CLASSES, "classes[0] drives the read");
+		for (int i = 0; error == 0 && i < CMB_AS_NDEVICE; i++)
+			stats->classes[stats->n_classes++] = (struct cmb_site_class_rows){
+				.name = cmb_as_classes[i].name, .rows = r.js.rows[i],
+			};
 	}
 	if (error == 0) {
 		if (r.js.mismatches)

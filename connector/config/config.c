@@ -220,6 +220,13 @@ static const struct option options[] = {
 	{ .section = "sync", .key = "delete_threshold_percent", .type = OPT_LONG, .flags = RELOAD, .def = "10",
 	  .min = 0, .max = 100, .offset = OFF(sync_delete_threshold_percent),
 	  .desc = "More removals than this percentage of attached devices stop the removals until approved" },
+	{ .section = "sync", .key = "change_threshold", .type = OPT_LONG, .flags = RELOAD, .def = "500", .min = 0,
+	  .max = 100000000, .offset = OFF(sync_change_threshold),
+	  .desc = "More rows lost by one site class, or records losing fields, than this in one cycle hold its "
+		  "changes until approved" },
+	{ .section = "sync", .key = "change_threshold_percent", .type = OPT_LONG, .flags = RELOAD, .def = "10",
+	  .min = 0, .max = 100, .offset = OFF(sync_change_threshold_percent),
+	  .desc = "The same as a percentage: of the class's rows at the last good cycle, of attached devices" },
 	{ .section = "sync", .key = "retry_budget", .type = OPT_LONG, .flags = RELOAD, .def = "200", .min = 0,
 	  .max = 1000000, .offset = OFF(sync_retry_budget),
 	  .desc = "Retries one cycle may spend per endpoint (site, tenant) before it gives up" },

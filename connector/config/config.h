@@ -76,6 +76,8 @@ struct cmb_config {
 	long sync_details_interval; /* seconds between volatile-detail refreshes; default 3600 */
 	long sync_delete_threshold; /* removals per cycle before the guard trips; default 500 */
 	long sync_delete_threshold_percent; /* same, as % of attached devices; default 10 */
+	long sync_change_threshold; /* rows or records losing site data per cycle before the change guard trips; 500 */
+	long sync_change_threshold_percent; /* same, as % of a class's rows or of attached devices; default 10 */
 	long sync_retry_budget;     /* retries per cycle per endpoint; default 200 */
 	long sync_max_retry_wait;   /* seconds, cap of any single wait (Retry-After included); default 60 */
 	long sync_max_attempts;     /* tries per request, the first included; default 6 */

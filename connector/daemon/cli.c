@@ -46,11 +46,12 @@ static void usage(FILE *fp)
 		"Attaches a Configuration Manager site to a cloud tenant.\n"
 		"\n"
 		"commands:\n"
-		"  sync [--full] [--dry-run] [--allow-deletes N]\n"
+		"  sync [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]\n"
 		"                              run one sync cycle (delta unless --full); --allow-deletes\n"
-		"                              approves up to N removals past the deletion guard, once\n"
+		"                              approves up to N removals past the deletion guard, once;\n"
+		"                              --allow-changes up to N changes past the change guard, once\n"
 		"  diff [--json]               what the next cycle would add, change and remove (sends nothing)\n"
-		"  status [--json]             last cycles, devices attached, quarantine\n"
+		"  status [--json]             last cycles, devices attached, uploads in flight, quarantine\n"
 		"  quarantine [--json]         records held back, with the reason\n"
 		"  check                       config valid, site and tenant reachable, token obtained\n"
 		"  config                      print the effective configuration (no secrets)\n"
@@ -138,7 +139,18 @@ static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
 	cmb_json_kv_int(g, "rejected", c->rejected);
 	cmb_json_kv_int(g, "uploadRequests", c->upload_requests);
 	cmb_json_kv_int(g, "utf8Repairs", c->utf8_repairs);
+	cmb_json_kv_int(g, "changesHeld", c->changes_held);
 	yajl_gen_map_close(g);
+}
+
+/* The N of --allow-deletes N and --allow-changes N. */
+static int parse_approval(const char *opt, const char *what, long *out)
+{
+	char *end;
+	*out = strtol(optarg, &end, 10);
+	if (*end || end == optarg || *out < 0)
+		return cmb_error_set(CMB_ECONFIG, "sync: --%s takes a number of %s, not '%s'", opt, what, optarg);
+	return 0;
 }
 
 static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
@@ -147,8 +159,9 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	static const struct option lo[] = { { "full", no_argument, NULL, 'f' },
 					    { "dry-run", no_argument, NULL, 'n' },
 					    { "allow-deletes", required_argument, NULL, 'a' },
+					    { "allow-changes", required_argument, NULL, 'c' },
 					    { NULL, 0, NULL, 0 } };
-	int ch;
+	int ch, rc;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		if (ch == 'f') {
@@ -156,11 +169,11 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		} else if (ch == 'n') {
 			opts.dry_run = 1;
 		} else if (ch == 'a') {
-			char *end;
-			opts.allow_deletes = strtol(optarg, &end, 10);
-			if (*end || end == optarg || opts.allow_deletes < 0)
-				return cmb_error_set(CMB_ECONFIG, "sync: --allow-deletes takes a number of removals, not '%s'",
-						     optarg);
+			if ((rc = parse_approval("allow-deletes", "removals", &opts.allow_deletes)) < 0)
+				return rc;
+		} else if (ch == 'c') {
+			if ((rc = parse_approval("allow-changes", "changes", &opts.allow_changes)) < 0)
+				return rc;
 		} else {
 			return cmb_error_set(CMB_ECONFIG, "sync: unknown option (see cmbridge --help)");
 		}
@@ -169,8 +182,7 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
 
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
-	if (rc < 0)
+	if ((rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC)) < 0)
 		return rc;
 	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_result res;
@@ -204,8 +216,19 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 
 struct diff_ctx {
 	yajl_gen json;           /* --json: the document being written; NULL: text */
+	struct cmb_state *st;
+	long in_flight;          /* keys in flight: each listed key is looked up when there are any */
 	long n;
 };
+
+/* 1 when key is an upload in flight (the tenant may hold it: docs/safety.md), 0 when not, or an error. */
+static int diff_in_flight(const struct diff_ctx *d, const char *key)
+{
+	if (!d->in_flight)
+		return 0;
+	int rc = cmb_state_inflight_get(d->st, key, NULL);
+	return rc == 0 ? 1 : rc == CMB_ENOTFOUND ? 0 : rc;
+}
 
 static char *record_device_name(const char *json, size_t len)
 {
@@ -224,18 +247,22 @@ static int diff_pending(void *ud, const char *key, const char *hash, const char 
 {
 	struct diff_ctx *d = ud;
 	const char *k = cmb_state_pending_kind_name(kind);
+	int in_flight = diff_in_flight(d, key);
+	if (in_flight < 0)
+		return in_flight;
 	char *name = record_device_name(json, len);
 	if (d->json) {
 		yajl_gen_map_open(d->json);
 		cmb_json_kv_str(d->json, "op", k);
 		cmb_json_kv_str(d->json, "key", key);
 		cmb_json_kv_str(d->json, "deviceName", name);
+		cmb_json_kv_bool(d->json, "inFlight", in_flight);
 		cmb_json_key(d->json, "record");
 		cmb_json_raw(d->json, json, len);
 		yajl_gen_map_close(d->json);
 		cmb_json_flush(d->json, stdout);
 	} else {
-		printf("  %-8s %-24s %s\n", k, key, name ? name : "");
+		printf("  %-8s %-24s %s%s\n", k, key, name ? name : "", in_flight ? " (in flight: sent again)" : "");
 	}
 	free(name);
 	d->n++;
@@ -245,15 +272,20 @@ static int diff_pending(void *ud, const char *key, const char *hash, const char 
 static int diff_removal(void *ud, const char *key, const char *tenant_id)
 {
 	struct diff_ctx *d = ud;
+	int in_flight = diff_in_flight(d, key);
+	if (in_flight < 0)
+		return in_flight;
 	if (d->json) {
 		yajl_gen_map_open(d->json);
 		cmb_json_kv_str(d->json, "op", "remove");
 		cmb_json_kv_str(d->json, "key", key);
 		cmb_json_kv_str(d->json, "id", tenant_id);
+		cmb_json_kv_bool(d->json, "inFlight", in_flight);
 		yajl_gen_map_close(d->json);
 		cmb_json_flush(d->json, stdout);
 	} else {
-		printf("  %-8s %-24s %s\n", "remove", key, tenant_id ? tenant_id : "");
+		printf("  %-8s %-24s %s\n", "remove", key,
+		       in_flight && !tenant_id ? "(in flight: the tenant may hold it)" : tenant_id ? tenant_id : "");
 	}
 	d->n++;
 	return 0;
@@ -278,8 +310,11 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 		goto done;
 	if (json)
 		g = cmb_json_new(0);
-	struct diff_ctx d = { .json = g };
-	long attached = cmb_state_device_count(s.state);
+	struct diff_ctx d = { .json = g, .st = s.state, .in_flight = cmb_state_inflight_count(s.state) };
+	if (d.in_flight < 0) {
+		rc = (int)d.in_flight;
+		goto done;
+	}
 	if (g) {
 		yajl_gen_map_open(g);
 		cmb_json_kv_int(g, "cycle", res.cycle_id);
@@ -291,8 +326,6 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	if (rc < 0)
 		goto done;
 	long removals = res.pending_removals;
-	int held = removals > cfg->sync_delete_threshold ||
-		   (attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached);
 	const struct cmb_cycle_counts *c = &res.counts;
 	if (g) {
 		yajl_gen_array_close(g);
@@ -303,16 +336,19 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 		cmb_json_kv_int(g, "unchanged", c->unchanged);
 		cmb_json_kv_int(g, "duplicates", c->duplicates);
 		cmb_json_kv_int(g, "quarantined", c->quarantined);
+		cmb_json_kv_int(g, "inFlight", d.in_flight);
 		yajl_gen_map_close(g);
-		cmb_json_kv_bool(g, "removalsWouldBeHeld", held);
+		cmb_json_kv_bool(g, "removalsWouldBeHeld", res.removals_would_hold || res.changes_would_hold);
+		cmb_json_kv_bool(g, "changesWouldBeHeld", res.changes_would_hold);
 		cmb_json_kv_bool(g, "detailsRefresh", res.details_refresh);
 		yajl_gen_map_close(g);
 		json_end(g);
 		g = NULL;
 	} else {
-		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined%s\n",
-		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined,
-		       held ? " (the removals would be held by the deletion guard)" : "");
+		printf("%ld to upload, %ld to remove, %ld unchanged, %ld duplicates, %ld quarantined, %ld in flight%s%s\n",
+		       res.pending_uploads, removals, c->unchanged, c->duplicates, c->quarantined, d.in_flight,
+		       res.removals_would_hold ? " (the removals would be held by the deletion guard)" : "",
+		       res.changes_would_hold ? " (the changes and removals would be held by the change guard)" : "");
 	}
 done:
 	if (g)
@@ -376,7 +412,8 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 /* What status reports, gathered once for either form. */
 struct status_report {
 	const struct cmb_config *cfg;
-	long devices, quarantined;
+	struct cmb_state *st;
+	long devices, quarantined, in_flight;
 	const struct cmb_cycle *cy;
 	size_t n;
 	int cert_rc;             /* 0: the tenant certificate below was read */
@@ -385,7 +422,27 @@ struct status_report {
 	int soon;
 };
 
-static void status_json(const struct status_report *r)
+/* The keys in flight, for status: a JSON array, or the first few in text. */
+struct in_flight_list {
+	yajl_gen json;
+	long n;
+};
+
+static int in_flight_key(void *ud, const char *key, const char *batch_id, int64_t since_cycle, int64_t since)
+{
+	struct in_flight_list *l = ud;
+	(void)batch_id;
+	(void)since_cycle;
+	(void)since;
+	if (l->json)
+		cmb_json_str(l->json, key);
+	else if (l->n < 10)
+		printf("%s%s", l->n ? ", " : "", key);
+	l->n++;
+	return 0;
+}
+
+static int status_json(const struct status_report *r)
 {
 	yajl_gen g = cmb_json_new(0);
 	yajl_gen_map_open(g);
@@ -393,6 +450,12 @@ static void status_json(const struct status_report *r)
 	cmb_json_kv_str(g, "mode", r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal");
 	cmb_json_kv_int(g, "devicesAttached", r->devices);
 	cmb_json_kv_int(g, "quarantined", r->quarantined);
+	cmb_json_kv_int(g, "inFlight", r->in_flight);
+	cmb_json_key(g, "inFlightKeys");
+	yajl_gen_array_open(g);
+	struct in_flight_list l = { .json = g };
+	int rc = cmb_state_inflight_each(r->st, in_flight_key, &l);
+	yajl_gen_array_close(g);
 	if (r->cert_rc == 0) {
 		cmb_json_key(g, "certificate");
 		yajl_gen_map_open(g);
@@ -422,13 +485,25 @@ static void status_json(const struct status_report *r)
 	}
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
-	json_end(g);
+	if (rc == 0)
+		json_end(g);
+	else
+		yajl_gen_free(g);
+	return rc;
 }
 
-static void status_text(const struct status_report *r)
+static int status_text(const struct status_report *r)
 {
+	int rc = 0;
 	printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", r->cfg->site_code,
 	       r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", r->devices, r->quarantined);
+	if (r->in_flight) {
+		/* Uploads whose reply never came: the tenant may hold them; the next good cycle settles them. */
+		printf("%ld uploads in flight (outcome unknown, settled by the next cycle): ", r->in_flight);
+		struct in_flight_list l = { 0 };
+		rc = cmb_state_inflight_each(r->st, in_flight_key, &l);
+		printf("%s\n", l.n > 10 ? ", ..." : "");
+	}
 	if (r->cert_rc == 0) {
 		char na[32];
 		cmb_time_iso8601(r->not_after, na);
@@ -448,6 +523,7 @@ static void status_text(const struct status_report *r)
 		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected,
 		       c->quarantined, cy->error ? ": " : "", cy->error ? cy->error : "");
 	}
+	return rc;
 }
 
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
@@ -465,6 +541,11 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 		goto done;
 	long devices = cmb_state_device_count(st);
 	long quarantined = cmb_state_quarantine_count(st);
+	long in_flight = cmb_state_inflight_count(st);
+	if (in_flight < 0) {
+		rc = (int)in_flight;
+		goto done;
+	}
 	/* The tenant credential's certificate: the one thing that expires on its own. */
 	int64_t not_after = 0, days_left = 0;
 	char *subject = NULL;
@@ -475,13 +556,11 @@ static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 		soon = not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
 	}
 	struct status_report r = {
-		.cfg = cfg, .devices = devices, .quarantined = quarantined, .cy = cy, .n = n, .cert_rc = cert_rc,
-		.not_after = not_after, .days_left = days_left, .subject = subject, .soon = soon,
+		.cfg = cfg, .st = st, .devices = devices, .quarantined = quarantined, .in_flight = in_flight, .cy = cy,
+		.n = n, .cert_rc = cert_rc, .not_after = not_after, .days_left = days_left, .subject = subject,
+		.soon = soon,
 	};
-	if (json)
-		status_json(&r);
-	else
-		status_text(&r);
+	rc = json ? status_json(&r) : status_text(&r);
 	free(subject);
 done:
 	cmb_state_cycles_free(cy, n);

@@ -5,18 +5,24 @@
  * state holds; new and changed records are staged in the state's pending
  * table (on disk, so memory stays bounded by one record) and every device
  * read is marked seen. Active devices that share hardware with a newer one
- * are then dropped as duplicates. The whole phase is one transaction: a
- * failed or partial read is rolled back and changes nothing, here or in
- * the tenant.
- * Phase 2, upload: staged records go out in batches; each acknowledged
- * record is written to the state in the batch's transaction.
- * Phase 3, removals: devices the state knows but this cycle did not see,
- * unless there are more than the deletion guard allows.
+ * are then dropped as duplicates, and the change guard weighs what the
+ * read lost against the last good cycle. The whole phase is one
+ * transaction: a failed or partial read is rolled back and changes
+ * nothing, here or in the tenant.
+ * Phase 2, upload: staged records go out in batches (only the adds when
+ * the change guard holds the changes); each batch's keys are journaled in
+ * flight before it is sent, and each acknowledged record is written to the
+ * state, and taken out of flight, in the batch's transaction.
+ * Phase 3, removals: keys the tenant holds or may hold (known devices,
+ * keys in flight) that this cycle did not see, unless there are more than
+ * the deletion guard allows or the change guard holds the cycle.
  * Phase 4, collections marked for cloud sync.
  *
  * "Changed" (docs/mapping.md): the stable hash leaves out the check-in
  * times. A record whose only difference is those times is sent only by a
- * details refresh, every [sync] details_interval (and by full cycles).
+ * details refresh, every [sync] details_interval (and by full cycles). A
+ * key in flight still at the site is sent again whatever its hashes: the
+ * tenant may hold another version. docs/safety.md has the rules.
  */
 #include "connector/engine/sync.h"
 #include "connector/base/error.h"
@@ -26,10 +32,14 @@
 #include "connector/base/clock.h"
 #include "connector/base/stop.h"
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define META_LAST_DETAILS "last_details_refresh"
+/* The change guard's baseline: meta "class_rows.<class>", the rows the class answered at the last good cycle. */
+#define META_CLASS_ROWS "class_rows."
 
 struct read_ctx {
 	const struct cmb_sync_env *env;
@@ -39,6 +49,7 @@ struct read_ctx {
 	int64_t cycle;
 	int64_t now;
 	int details_due;
+	long in_flight;          /* keys in flight when the cycle began: 0 spares the look-ups */
 };
 
 static int64_t parse_time_or_zero(const char *s)
@@ -47,15 +58,77 @@ static int64_t parse_time_or_zero(const char *s)
 	return s && cmb_time_parse(s, &t) == 0 ? t : 0;
 }
 
-static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, enum cmb_pending_kind kind)
+/*
+ * The optional site properties a record is built from, a bit each: which
+ * of them a device reported is kept with its record (devices.fields), so a
+ * change that would blank what the tenant has is seen (the change guard).
+ * The bit is an index into this table and is stored: append only. The
+ * check-in times are left out (they only move, see "Changed").
+ */
+enum site_field_type { FIELD_STR, FIELD_INT, FIELD_I64 };
+static const struct site_field {
+	const char *name;
+	size_t offset;
+	enum site_field_type type;
+} site_fields[] = {
+#define F(name, type) { #name, offsetof(struct cmb_site_device, name), type }
+	F(sms_unique_id, FIELD_STR),   F(hardware_id, FIELD_STR),          F(smbios_guid, FIELD_STR),
+	F(aad_device_id, FIELD_STR),   F(aad_tenant_id, FIELD_STR),        F(os_name_version, FIELD_STR),
+	F(build, FIELD_STR),           F(build_ext, FIELD_STR),            F(sms_id, FIELD_STR),
+	F(is_blocked, FIELD_INT),      F(client_version, FIELD_STR),       F(client_active_status, FIELD_INT),
+	F(client_check_pass, FIELD_INT), F(device_os, FIELD_STR),          F(device_os_build, FIELD_STR),
+	F(mdm_enrolled, FIELD_INT),    F(comgmt_policy_present, FIELD_INT), F(mdm_workloads, FIELD_I64),
+	F(hybrid_aad_joined, FIELD_INT), F(aad_joined, FIELD_INT),         F(manufacturer, FIELD_STR),
+	F(model, FIELD_STR),           F(serial_number, FIELD_STR),
+#undef F
+};
+_Static_assert(sizeof(site_fields) / sizeof(site_fields[0]) < 63, "fields is a non-negative int64");
+
+/* The bits of the properties dev reported (a string empty or absent, a number absent, is not reported). */
+static int64_t site_fields_of(const struct cmb_site_device *dev)
 {
-	c->res->pending_uploads++;
-	return cmb_state_pending_add(c->env->state, c->cycle, rec->key, rec->hash, rec->stable_hash, kind, rec->json,
-				     rec->json_len);
+	int64_t bits = 0;
+	for (size_t i = 0; i < sizeof(site_fields) / sizeof(site_fields[0]); i++) {
+		const void *at = (const char *)dev + site_fields[i].offset;
+		const char *str = site_fields[i].type == FIELD_STR ? *(char *const *)at : NULL;
+		int has = site_fields[i].type == FIELD_STR   ? str && *str
+			  : site_fields[i].type == FIELD_INT ? *(const int *)at != -1
+							     : *(const int64_t *)at != -1;
+		if (has)
+			bits |= (int64_t)1 << i;
+	}
+	return bits;
 }
 
-/* Decides what a mapped record needs: nothing, an upload as new, changed or refreshed. */
-static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
+/* "manufacturer, model": the names of the properties in bits (newly allocated). */
+static char *site_fields_names(int64_t bits)
+{
+	char *out = xstrdup("");
+	for (size_t i = 0; i < sizeof(site_fields) / sizeof(site_fields[0]); i++) {
+		if (!(bits & ((int64_t)1 << i)))
+			continue;
+		char *next = xasprintf("%s%s%s", out, *out ? ", " : "", site_fields[i].name);
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
+static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
+		 enum cmb_pending_kind kind)
+{
+	c->res->pending_uploads++;
+	int rc = cmb_state_pending_add(c->env->state, c->cycle, rec->key, rec->hash, rec->stable_hash, kind, rec->json,
+				       rec->json_len);
+	return rc < 0 ? rc : cmb_state_pending_fields(c->env->state, rec->key, site_fields_of(dev));
+}
+
+/*
+ * Decides what a mapped record needs: nothing, an upload as new, changed or
+ * refreshed. A record in flight is sent again even when unchanged.
+ */
+static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
+		       int in_flight)
 {
 	struct cmb_state *st = c->env->state;
 	struct cmb_cycle_counts *n = &c->res->counts;
@@ -77,15 +150,25 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec)
 	char hash[65], stable[65];
 	rc = cmb_state_device_get(st, rec->key, hash, stable, NULL);
 	if (rc == CMB_ENOTFOUND)
-		return stage(c, rec, CMB_PENDING_ADD);
+		return stage(c, rec, dev, CMB_PENDING_ADD);
 	if (rc < 0)
 		return rc;
 	if (strcmp(stable, rec->stable_hash) != 0)
-		return stage(c, rec, CMB_PENDING_CHANGE);
-	if (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full)
-		return stage(c, rec, CMB_PENDING_REFRESH);
+		return stage(c, rec, dev, CMB_PENDING_CHANGE);
+	if (in_flight || (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full))
+		return stage(c, rec, dev, CMB_PENDING_REFRESH);
 	n->unchanged++;
 	return 0;
+}
+
+/* Marks key seen: as a known device, and as a key in flight (*in_flight says whether it is one). */
+static int mark_seen(struct read_ctx *c, const char *key, int *in_flight)
+{
+	int rc = cmb_state_device_seen(c->env->state, key, c->cycle);
+	*in_flight = 0;
+	if (rc == 0 && c->in_flight)
+		rc = cmb_state_inflight_seen(c->env->state, key, c->cycle, in_flight);
+	return rc;
 }
 
 static int on_site_device(void *ud, const struct cmb_site_device *dev)
@@ -95,7 +178,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	struct cmb_state *st = c->env->state;
 	struct cmb_tenant_record rec;
 	char *reason = NULL;
-	int rc = 0;
+	int rc = 0, in_flight;
 
 	if (cmb_stop_requested())
 		return cmb_error_set(CMB_ECANCELED, "stopped on request while reading the site");
@@ -114,7 +197,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		n->quarantined++;
 		cmb_warn("device %s (ResourceID %u) quarantined: %s", key, dev->resource_id, reason);
 		if ((rc = cmb_state_quarantine_put(st, key, CMB_QUARANTINE_MAPPING, reason, NULL, c->cycle, c->now)) == 0)
-			rc = cmb_state_device_seen(st, key, c->cycle);
+			rc = mark_seen(c, key, &in_flight);
 		free(reason);
 		free(key);
 		return rc;
@@ -129,8 +212,8 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	}
 	if ((rc = cmb_state_identity_add(st, rec.key, dev->hardware_id, dev->smbios_guid,
 					 parse_time_or_zero(dev->last_active_time), dev->resource_id)) == 0 &&
-	    (rc = diff_record(c, &rec)) == 0)
-		rc = cmb_state_device_seen(st, rec.key, c->cycle);
+	    (rc = mark_seen(c, rec.key, &in_flight)) == 0)
+		rc = diff_record(c, &rec, dev, in_flight);
 	cmb_tenant_record_clear(&rec);
 	return rc;
 }
@@ -166,6 +249,8 @@ struct batch_ctx {
 	struct cmb_tenant_record *recs;
 	enum cmb_pending_kind *kind;
 	size_t n, cap;
+	size_t visited;          /* staged records read for this batch, held ones included */
+	int adds_only;           /* the change guard holds the changes: only adds go out */
 	char *last_key;
 };
 
@@ -173,6 +258,11 @@ static int collect_pending(void *ud, const char *key, const char *hash, const ch
 			   enum cmb_pending_kind kind, const char *json, size_t len)
 {
 	struct batch_ctx *b = ud;
+	b->visited++;
+	free(b->last_key);
+	b->last_key = xstrdup(key);
+	if (b->adds_only && kind != CMB_PENDING_ADD)
+		return 0;
 	struct cmb_tenant_record *r = &b->recs[b->n];
 	memset(r, 0, sizeof(*r));
 	r->key = xstrdup(key);
@@ -182,8 +272,6 @@ static int collect_pending(void *ud, const char *key, const char *hash, const ch
 	snprintf(r->stable_hash, sizeof(r->stable_hash), "%s", stable_hash);
 	b->kind[b->n] = kind;
 	b->n++;
-	free(b->last_key);
-	b->last_key = xstrdup(key);
 	return 0;
 }
 
@@ -192,10 +280,14 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 	struct batch_ctx *b = ud;
 	struct cmb_state *st = b->env->state;
 	struct cmb_cycle_counts *n = &b->res->counts;
+	int rc;
 	if (o->is_removal) {
+		/* notFound settles a key in flight the tenant never applied (wire-format.md §3). */
 		if (strcmp(o->status, "removed") == 0 || strcmp(o->status, "notFound") == 0) {
 			n->removed++;
-			return cmb_state_device_delete(st, o->key);
+			if ((rc = cmb_state_device_delete(st, o->key)) < 0)
+				return rc;
+			return cmb_state_inflight_settle(st, o->key, 0);
 		}
 		return cmb_error_set(CMB_EPROTO, "tenant answered removal of %s with unknown status '%s'", o->key,
 				     o->status);
@@ -214,18 +306,42 @@ static int on_upload_outcome(void *ud, const struct cmb_tenant_outcome *o)
 			n->refreshed++;
 		else
 			n->changed++;
-		return cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->recs[i].stable_hash, b->cycle,
-					    b->now);
+		if ((rc = cmb_state_device_put(st, o->key, o->tenant_id, b->recs[i].hash, b->recs[i].stable_hash,
+					       b->cycle, b->now)) < 0)
+			return rc;
+		return cmb_state_inflight_settle(st, o->key, 0);
 	}
 	if (strcmp(o->status, "rejected") == 0) {
 		n->rejected++;
 		cmb_warn("tenant rejected %s: %s", o->key, o->error ? o->error : "no reason given");
 		char *reason = xasprintf("rejected by the tenant: %s", o->error ? o->error : "no reason given");
-		int rc = cmb_state_quarantine_put(st, o->key, CMB_QUARANTINE_REJECTED, reason, b->recs[i].hash, b->cycle, b->now);
+		rc = cmb_state_quarantine_put(st, o->key, CMB_QUARANTINE_REJECTED, reason, b->recs[i].hash, b->cycle, b->now);
 		free(reason);
+		/* Nothing of this upload was applied; an earlier one in doubt may have been, and stays in flight. */
+		if (rc == 0)
+			rc = cmb_state_inflight_settle(st, o->key, b->cycle);
 		return rc;
 	}
 	return cmb_error_set(CMB_EPROTO, "tenant answered %s with unknown status '%s'", o->key, o->status);
+}
+
+/*
+ * The intent before the side effect: the batch's records are journaled in
+ * flight, committed, before the batch is sent, so a reply lost or a kill
+ * mid-upload leaves them "maybe in the tenant", never forgotten.
+ */
+static int journal_batch(struct batch_ctx *b, const char *batch_id)
+{
+	struct cmb_state *st = b->env->state;
+	if (b->n == 0)
+		return 0;
+	int rc = cmb_state_begin(st);
+	for (size_t i = 0; rc == 0 && i < b->n; i++)
+		rc = cmb_state_inflight_put(st, b->recs[i].key, batch_id, b->cycle, b->now);
+	if (rc == 0)
+		return cmb_state_commit(st);
+	cmb_state_rollback(st);
+	return rc;
 }
 
 /* Sends one batch and records its outcomes in one state transaction. */
@@ -238,8 +354,8 @@ static int send_batch(struct batch_ctx *b, const char *const *removals, size_t n
 		.batch_id = batch_id, .records = b->recs, .n_records = b->n,
 		.removals = removals, .n_removals = n_removals,
 	};
-	int rc = cmb_state_begin(env->state);
-	if (rc < 0)
+	int rc = journal_batch(b, batch_id);
+	if (rc < 0 || (rc = cmb_state_begin(env->state)) < 0)
 		return rc;
 	rc = env->tenant->upload(env->tenant_st, &batch, on_upload_outcome, b);
 	b->res->counts.upload_requests++;
@@ -262,11 +378,14 @@ static int upload_pending(struct batch_ctx *b)
 	int rc = 0;
 	for (;;) {
 		batch_reset(b);
+		b->visited = 0;
 		char *after = b->last_key ? xstrdup(b->last_key) : NULL;
 		rc = cmb_state_pending_each(b->env->state, b->cycle, after, b->cap, collect_pending, b);
 		free(after);
-		if (rc < 0 || b->n == 0)
+		if (rc < 0 || b->visited == 0)
 			break;
+		if (b->n == 0)
+			continue;   /* a page of held changes only */
 		if (cmb_stop_requested()) {
 			rc = cmb_error_set(CMB_ECANCELED, "stopped on request while uploading");
 			break;
@@ -316,6 +435,12 @@ static int send_removals(struct batch_ctx *b, const struct keylist *l)
 	return rc;
 }
 
+/* The form of both guards: more than threshold, or more than percent of base. */
+static int over_threshold(long n, long base, long threshold, long percent)
+{
+	return n > threshold || (base > 0 && n * 100 > percent * base);
+}
+
 /*
  * The deletion guard (Entra Connect's export deletion threshold, for the
  * same reason): a site that briefly reports nothing must not empty the
@@ -325,9 +450,100 @@ static int guard_trips(const struct cmb_config *cfg, long removals, long attache
 {
 	if (removals == 0 || removals <= approved)
 		return 0;
-	if (removals > cfg->sync_delete_threshold)
-		return 1;
-	return attached > 0 && removals * 100 > cfg->sync_delete_threshold_percent * attached;
+	return over_threshold(removals, attached, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent);
+}
+
+/* ---- the change guard ---- */
+
+/* What the change guard decided. */
+struct change_check {
+	long changes;            /* staged records the tenant has (changes, refreshes): what it holds */
+	int held;
+	char *why;               /* what the read lost, when the guard trips (newly allocated) */
+};
+
+static void append_why(char **why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append_why(char **why, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *part = xvasprintf(fmt, ap);
+	va_end(ap);
+	char *next = xasprintf("%s%s%s", *why ? *why : "", *why ? "; " : "", part);
+	free(part);
+	free(*why);
+	*why = next;
+}
+
+/* The rows of each class of the read at the last good cycle, -1 where there is none yet. */
+static int class_baseline(struct cmb_state *st, const struct cmb_site_read_stats *site, long *base)
+{
+	for (size_t i = 0; i < site->n_classes; i++) {
+		char *name = xasprintf(META_CLASS_ROWS "%s", site->classes[i].name);
+		int64_t v = -1;
+		int rc = cmb_state_meta_get(st, name, &v);
+		free(name);
+		if (rc < 0 && rc != CMB_ENOTFOUND)
+			return rc;
+		base[i] = rc == 0 ? (long)v : -1;
+	}
+	return 0;
+}
+
+static int class_baseline_set(struct cmb_state *st, const struct cmb_site_read_stats *site)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < site->n_classes; i++) {
+		char *name = xasprintf(META_CLASS_ROWS "%s", site->classes[i].name);
+		rc = cmb_state_meta_set(st, name, site->classes[i].rows);
+		free(name);
+	}
+	return rc;
+}
+
+/*
+ * The change guard (docs/safety.md): a secondary class answering far fewer
+ * rows than at the last good cycle, beyond the rows of the devices that
+ * left (classes[0]), or too many changes that would blank site properties
+ * their record had, is a read to distrust, not a mass change: the changes
+ * are held. Runs in the read's transaction; the baseline moves only with a
+ * cycle that writes and is not held.
+ */
+static int change_guard(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts,
+			struct cmb_sync_result *res, int write, struct change_check *out)
+{
+	const struct cmb_config *cfg = env->cfg;
+	struct cmb_state *st = env->state;
+	const struct cmb_site_read_stats *site = &res->site;
+	long th = cfg->sync_change_threshold, pct = cfg->sync_change_threshold_percent;
+	long base[CMB_SITE_MAX_CLASSES];
+	struct cmb_pending_summary sum;
+	int rc;
+	if ((rc = cmb_state_pending_summary(st, res->cycle_id, &sum)) < 0 || (rc = class_baseline(st, site, base)) < 0)
+		return rc;
+	out->changes = sum.staged[CMB_PENDING_CHANGE] + sum.staged[CMB_PENDING_REFRESH];
+	long gone = site->n_classes && base[0] > site->classes[0].rows ? base[0] - site->classes[0].rows : 0;
+	for (size_t i = 1; i < site->n_classes; i++) {
+		const struct cmb_site_class_rows *k = &site->classes[i];
+		long lost = base[i] - k->rows - gone;
+		if (base[i] > 0 && lost > 0 && over_threshold(lost, base[i], th, pct))
+			append_why(&out->why, "%s answered %ld rows (%ld at the last good cycle) while %s answered %ld (%ld)",
+				   k->name, k->rows, base[i], site->classes[0].name, site->classes[0].rows, base[0]);
+	}
+	int blank_over = sum.blanking && over_threshold(sum.blanking, cmb_state_device_count(st), th, pct);
+	if ((out->why || blank_over) && sum.blanking) {
+		char *names = site_fields_names(sum.lost);
+		append_why(&out->why, "%ld records would lose site properties they had (%s)", sum.blanking, names);
+		free(names);
+	}
+	out->held = out->why && out->changes > opts->allow_changes;
+	if (out->why && !out->held && out->changes)
+		cmb_info("change guard: %ld changes approved (--allow-changes %ld): %s", out->changes, opts->allow_changes,
+			 out->why);
+	res->changes_would_hold = out->held;
+	if (write && !out->held)
+		rc = class_baseline_set(st, site);
+	return rc;
 }
 
 /* ---- phase 4: collections ---- */
@@ -545,16 +761,20 @@ static void learnt_save(const struct cmb_sync_env *env)
  * read implies (*unseen, the caller's) and whether the guard holds them.
  */
 static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts *opts, struct read_ctx *rctx,
-		      struct keylist *unseen, int *held)
+		      int write, struct keylist *unseen, int *held, struct change_check *cg)
 {
 	struct cmb_state *st = env->state;
 	struct cmb_sync_result *res = rctx->res;
 	int rc;
-	/* Leftovers of an interrupted cycle are dropped first. */
+	/* Leftovers of an interrupted cycle are dropped first; what is in flight stays. */
 	if ((rc = cmb_state_begin(st)) < 0)
 		return rc;
 	if ((rc = cmb_state_pending_clear(st)) < 0 || (rc = cmb_state_identity_clear(st)) < 0)
 		goto fail;
+	if ((rctx->in_flight = cmb_state_inflight_count(st)) < 0) {
+		rc = (int)rctx->in_flight;
+		goto fail;
+	}
 	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
@@ -564,7 +784,8 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		return rc;
 	}
 	learnt_save(env);
-	if ((rc = cmb_state_identity_losers(st, on_duplicate, rctx)) < 0)
+	if ((rc = cmb_state_identity_losers(st, on_duplicate, rctx)) < 0 ||
+	    (rc = change_guard(env, opts, res, write, cg)) < 0)
 		goto fail;
 	if ((rc = cmb_state_commit(st)) < 0)
 		goto fail;
@@ -572,28 +793,62 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		return rc;
 	res->pending_removals = (long)unseen->n;
 	*held = guard_trips(env->cfg, (long)unseen->n, cmb_state_device_count(st), opts->allow_deletes);
-	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s",
+	res->removals_would_hold = *held;
+	cmb_info("site read: %ld devices, %ld in scope, %ld unchanged, %ld duplicates, %ld to upload, %ld to remove%s; "
+		 "%ld uploads were in flight",
 		 res->counts.site_records, res->counts.site_records - res->counts.skipped, res->counts.unchanged,
 		 res->counts.duplicates, res->pending_uploads, res->pending_removals,
-		 rctx->details_due ? " (details refresh)" : "");
+		 rctx->details_due ? " (details refresh)" : "", rctx->in_flight);
 	return 0;
 fail:
 	cmb_state_rollback(st);
 	return rc;
 }
 
-/* Phases 2-4: uploads, then removals unless held, then collections. Adds and changes go out even when removals are held. */
+/* The guards' error: what was held, why, and how to approve. */
+static int held_error(const struct cmb_config *cfg, struct cmb_state *st, struct cmb_sync_result *res,
+		      const struct keylist *unseen, int held_removals, const struct change_check *cg)
+{
+	char *msg = NULL;
+	if (cg->held) {
+		res->counts.changes_held = cg->changes;
+		append_why(&msg,
+			   "%ld changes held back: %s; more than [sync] change_threshold = %ld or "
+			   "change_threshold_percent = %ld%%. Adds were uploaded%s. If the site really lost this "
+			   "data, approve once with: cmbridge sync --allow-changes %ld",
+			   cg->changes, cg->why, cfg->sync_change_threshold, cfg->sync_change_threshold_percent,
+			   unseen->n ? "; removals wait too" : "", cg->changes);
+	}
+	if (held_removals)
+		append_why(&msg,
+			   "%zu removals held back: more than [sync] delete_threshold = %ld or "
+			   "delete_threshold_percent = %ld%% of %ld attached devices; adds%s were "
+			   "uploaded. If the site really lost these devices, approve once with: "
+			   "cmbridge sync --allow-deletes %zu",
+			   unseen->n, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent,
+			   cmb_state_device_count(st), cg->held ? "" : " and changes", unseen->n);
+	res->counts.removals_held = (long)unseen->n;
+	int rc = cmb_error_set(CMB_EGUARD, "%s", msg);
+	free(msg);
+	return rc;
+}
+
+/*
+ * Phases 2-4: uploads, then removals unless held, then collections. Adds
+ * and changes go out even when removals are held; adds only when the
+ * change guard holds the changes (and then the removals wait too).
+ */
 static int write_phase(const struct cmb_sync_env *env, struct cmb_sync_result *res, const struct keylist *unseen,
-		       int held, int details_due, int64_t now)
+		       int held, const struct change_check *cg, int details_due, int64_t now)
 {
 	const struct cmb_config *cfg = env->cfg;
 	struct cmb_state *st = env->state;
-	struct batch_ctx b = { .env = env, .res = res, .cycle = res->cycle_id, .now = now };
+	struct batch_ctx b = { .env = env, .res = res, .cycle = res->cycle_id, .now = now, .adds_only = cg->held };
 	b.cap = cfg->tenant_batch_size > 0 ? (size_t)cfg->tenant_batch_size : 500;
 	b.recs = xcalloc(b.cap, sizeof(*b.recs));
 	b.kind = xcalloc(b.cap, sizeof(*b.kind));
 	int rc = upload_pending(&b);
-	if (rc == 0 && !held)
+	if (rc == 0 && !held && !cg->held)
 		rc = send_removals(&b, unseen);
 	batch_reset(&b);
 	free(b.recs);
@@ -612,21 +867,13 @@ static int write_phase(const struct cmb_sync_env *env, struct cmb_sync_result *r
 			free(keys[i]);
 		free(keys);
 	}
-	if (rc == 0 && details_due)
+	/* Held refreshes carry check-in times too: the refresh is not done. */
+	if (rc == 0 && details_due && !cg->held)
 		rc = cmb_state_meta_set(st, META_LAST_DETAILS, now);
 	if (env->tenant->stats)
 		env->tenant->stats(env->tenant_st, &res->tenant);
-	if (rc == 0 && held) {
-		long attached = cmb_state_device_count(st);
-		res->counts.removals_held = (long)unseen->n;
-		rc = cmb_error_set(CMB_EGUARD,
-				   "%zu removals held back: more than [sync] delete_threshold = %ld or "
-				   "delete_threshold_percent = %ld%% of %ld attached devices; adds and changes were "
-				   "uploaded. If the site really lost these devices, approve once with: "
-				   "cmbridge sync --allow-deletes %zu",
-				   unseen->n, cfg->sync_delete_threshold, cfg->sync_delete_threshold_percent, attached,
-				   unseen->n);
-	}
+	if (rc == 0 && (held || cg->held))
+		rc = held_error(cfg, st, res, unseen, held, cg);
 	return rc;
 }
 
@@ -635,7 +882,8 @@ static int end_cycle(const struct cmb_sync_env *env, const struct cmb_sync_opts 
 		     const char *kind, int staging, int rc)
 {
 	snprintf(res->status, sizeof(res->status), "%s",
-		 rc == CMB_EGUARD ? "deletion-threshold-exceeded"
+		 rc == CMB_EGUARD && res->counts.changes_held ? "change-threshold-exceeded"
+		 : rc == CMB_EGUARD ? "deletion-threshold-exceeded"
 		 : rc < 0	  ? "failed"
 		 : opts->dry_run  ? "dry-run"
 		 : staging	  ? "staging"
@@ -663,6 +911,7 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 	const struct cmb_config *cfg = env->cfg;
 	struct cmb_state *st = env->state;
 	struct keylist unseen = { 0 };
+	struct change_check cg = { 0 };
 	int rc, held = 0;
 	double t0 = cmb_now_mono();
 	const char *kind = opts->full ? "full" : "delta";
@@ -701,12 +950,13 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 		rctx.map.collection_ids = coll;
 		rctx.map.n_collection_ids = 1;
 	}
-	if ((rc = read_phase(env, opts, &rctx, &unseen, &held)) == 0 && write)
-		rc = write_phase(env, res, &unseen, held, rctx.details_due, now);
+	if ((rc = read_phase(env, opts, &rctx, write, &unseen, &held, &cg)) == 0 && write)
+		rc = write_phase(env, res, &unseen, held, &cg, rctx.details_due, now);
 done:
 	if (rc == 0 && write)
 		cmb_state_pending_clear(st);
 	keylist_free(&unseen);
+	free(cg.why);
 	res->seconds = cmb_now_mono() - t0;
 	return end_cycle(env, opts, res, kind, staging, rc);
 }

@@ -157,6 +157,18 @@ static const char *const migrations[] = {
 	"  text TEXT NOT NULL,\n"
 	"  at INTEGER NOT NULL\n"              /* epoch seconds it was written */
 	") WITHOUT ROWID;\n",
+	/* 3 -> 4: uploads whose outcome is unknown, the site properties of each record (docs/safety.md) */
+	"CREATE TABLE inflight(\n"            /* a record sent to the tenant whose outcome is not known */
+	"  key TEXT PRIMARY KEY NOT NULL,\n"
+	"  batch TEXT NOT NULL,\n"            /* batchId of the last batch that carried it */
+	"  cycle INTEGER NOT NULL,\n"         /* that batch's cycle */
+	"  since_cycle INTEGER NOT NULL,\n"   /* the first cycle it went out without an answer since */
+	"  since INTEGER NOT NULL,\n"         /* epoch seconds of that */
+	"  seen_cycle INTEGER NOT NULL\n"     /* last cycle that read it from the site */
+	") WITHOUT ROWID;\n"
+	/* the site properties a record was built from (a bit each, connector/engine/sync.c); NULL: not known */
+	"ALTER TABLE devices ADD COLUMN fields INTEGER;\n"
+	"ALTER TABLE cycles ADD COLUMN changes_held INTEGER NOT NULL DEFAULT 0;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))

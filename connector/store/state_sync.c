@@ -1,8 +1,9 @@
 /*
  * state_sync.c - what the sync engine keeps between cycles: the cycles with
- * their counts, the devices as last acknowledged by the tenant, the records
- * staged for upload, the quarantine, the per-cycle duplicate detection (a
- * TEMP table) and the collections as last uploaded.
+ * their counts, the devices as last acknowledged by the tenant, the uploads
+ * whose outcome is unknown (in flight), the records staged for upload, the
+ * quarantine, the per-cycle duplicate detection (a TEMP table) and the
+ * collections as last uploaded.
  *
  * It only stores and answers: deciding what is new, changed, a duplicate or
  * a removal is the sync engine's (connector/engine/sync.c). It must never
@@ -25,7 +26,7 @@
 #define CYCLE_COUNTS(X) \
 	X(site_records) X(skipped) X(unchanged) X(added) X(changed) X(refreshed) X(duplicates) X(no_entra_id) X(unknown_workloads) \
 	X(removals_held) X(removed) X(quarantined) X(rejected) \
-	X(upload_requests) X(utf8_repairs)
+	X(upload_requests) X(utf8_repairs) X(changes_held)
 #define COUNT_COL(name) ", " #name
 #define COUNT_SET(name) ", " #name " = ?"
 
@@ -39,16 +40,27 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	[S_DEVICE_GET] = "SELECT hash, tenant_id, stable_hash FROM devices WHERE key = ?1",
 	[S_DEVICE_SEEN] = "UPDATE devices SET seen_cycle = ?2 WHERE key = ?1",
 	[S_DEVICE_UNSEE] = "UPDATE devices SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
-	[S_DEVICE_PUT] = "INSERT INTO devices(key, tenant_id, hash, seen_cycle, uploaded_cycle, uploaded, stable_hash) "
-			 "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6) ON CONFLICT(key) DO UPDATE SET "
+	/* The site properties are those of the record staged for the key (kept when none were recorded). */
+	[S_DEVICE_PUT] = "INSERT INTO devices(key, tenant_id, hash, seen_cycle, uploaded_cycle, uploaded, stable_hash, "
+			 "fields) "
+			 "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, (SELECT fields FROM temp.staged_fields WHERE key = ?1)) "
+			 "ON CONFLICT(key) DO UPDATE SET "
 			 "tenant_id = coalesce(excluded.tenant_id, devices.tenant_id), hash = excluded.hash, "
 			 "stable_hash = excluded.stable_hash, "
 			 "seen_cycle = excluded.seen_cycle, uploaded_cycle = excluded.uploaded_cycle, "
-			 "uploaded = excluded.uploaded",
+			 "uploaded = excluded.uploaded, fields = coalesce(excluded.fields, devices.fields)",
 	[S_DEVICE_DELETE] = "DELETE FROM devices WHERE key = ?1",
 	[S_DEVICE_COUNT] = "SELECT count(*) FROM devices",
+	/*
+	 * Removal candidates: known devices, and keys in flight the tenant may
+	 * hold without the state knowing them. Both arms walk their primary
+	 * key, so SQLite merges them in key order and the LIMIT stops it early.
+	 */
 	[S_DEVICES_UNSEEN] = "SELECT key, tenant_id FROM devices WHERE key > ?1 AND seen_cycle IS NOT ?2 "
-			     "ORDER BY key LIMIT ?3",
+			     "UNION ALL "
+			     "SELECT key, NULL FROM inflight i WHERE key > ?1 AND seen_cycle IS NOT ?2 AND "
+			     "NOT EXISTS (SELECT 1 FROM devices d WHERE d.key = i.key) "
+			     "ORDER BY 1 LIMIT ?3",
 	[S_PENDING_ADD] = "INSERT INTO pending(cycle, key, hash, is_new, body, stable_hash) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			  "ON CONFLICT(cycle, key) DO UPDATE SET hash = excluded.hash, is_new = excluded.is_new, "
@@ -88,17 +100,35 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 		       "hash = excluded.hash",
 	[S_COLL_DELETE] = "DELETE FROM collections WHERE key = ?1",
 	[S_COLL_KEYS] = "SELECT key FROM collections ORDER BY key",
+	[S_PENDING_FIELDS] = "INSERT OR REPLACE INTO temp.staged_fields(key, fields) VALUES (?1, ?2)",
+	[S_PENDING_FIELDS_CLEAR] = "DELETE FROM temp.staged_fields",
+	/* Per kind, and per set of site properties an acknowledged record had and the staged one has not. */
+	[S_PENDING_SUMMARY] = "SELECT p.is_new, coalesce(d.fields & ~f.fields, 0) AS lost, count(*) FROM pending p "
+			      "LEFT JOIN temp.staged_fields f ON f.key = p.key LEFT JOIN devices d ON d.key = p.key "
+			      "WHERE p.cycle = ?1 GROUP BY p.is_new, lost",
+	[S_INFLIGHT_PUT] = "INSERT INTO inflight(key, batch, cycle, since_cycle, since, seen_cycle) "
+			   "VALUES (?1, ?2, ?3, ?3, ?4, ?3) ON CONFLICT(key) DO UPDATE SET batch = excluded.batch, "
+			   "cycle = excluded.cycle, seen_cycle = excluded.seen_cycle",
+	[S_INFLIGHT_SEEN] = "UPDATE inflight SET seen_cycle = ?2 WHERE key = ?1",
+	[S_INFLIGHT_GET] = "SELECT key, batch, since_cycle, since FROM inflight WHERE key = ?1",
+	[S_INFLIGHT_UNSEE] = "UPDATE inflight SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
+	[S_INFLIGHT_SETTLE] = "DELETE FROM inflight WHERE key = ?1 AND (?2 <= 0 OR since_cycle = ?2)",
+	[S_INFLIGHT_COUNT] = "SELECT count(*) FROM inflight",
+	[S_INFLIGHT_EACH] = "SELECT key, batch, since_cycle, since FROM inflight WHERE key > ?1 ORDER BY key LIMIT ?2",
 };
 
 /*
- * Per-connection scratch for duplicate detection: who shares hardware
- * within the running cycle. TEMP, so it never reaches the database file.
+ * Per-connection scratch of the running cycle, TEMP so it never reaches
+ * the database file: who shares hardware (duplicate detection), and the
+ * site properties of each staged record (the change guard; the
+ * acknowledgement keeps them in devices.fields).
  */
 const char cmb_sdb_sync_temp_schema[] =
 	"CREATE TEMP TABLE identity(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
 	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL);"
 	"CREATE INDEX temp.identity_hw ON identity(hardware_id);"
-	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);";
+	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);"
+	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;";
 
 CMB_SDB_ENUM(cmb_pending_kind, cmb_state_pending_kind, CMB_PENDING_KINDS, "pending kind", "pending", "is_new")
 CMB_SDB_ENUM(cmb_quarantine_kind, cmb_state_quarantine_kind, CMB_QUARANTINE_KINDS, "quarantine kind", "quarantine",
@@ -292,8 +322,12 @@ int cmb_state_device_unsee(struct cmb_state *st, const char *key, int64_t cycle_
 	if (ret < 0)
 		return ret;
 	sqlite3_stmt *s = st->stmt[S_DEVICE_UNSEE];
-	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id), "unmarking device \"%s\" in cycle %" PRId64,
-				 key, cycle_id);
+	if ((ret = cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id),
+				     "unmarking device \"%s\" in cycle %" PRId64, key, cycle_id)) < 0)
+		return ret;
+	s = st->stmt[S_INFLIGHT_UNSEE];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id),
+				 "unmarking device \"%s\" in flight in cycle %" PRId64, key, cycle_id);
 }
 
 int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
@@ -351,6 +385,120 @@ int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 				 "listing devices not seen in cycle %" PRId64, cycle_id);
 }
 
+/* ---- in flight ---- */
+
+int cmb_state_inflight_put(struct cmb_state *st, const char *key, const char *batch_id, int64_t cycle_id,
+			   int64_t when)
+{
+	int ret = cmb_sdb_check_key(key, "journaling an upload");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_INFLIGHT_PUT];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ttii", key, batch_id ? batch_id : "", cycle_id, when),
+				 "journaling the upload of device \"%s\" in cycle %" PRId64, key, cycle_id);
+}
+
+int cmb_state_inflight_seen(struct cmb_state *st, const char *key, int64_t cycle_id, int *in_flight)
+{
+	int ret = cmb_sdb_check_key(key, "marking an upload in flight seen");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_INFLIGHT_SEEN];
+	ret = cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id),
+				"marking device \"%s\" in flight seen in cycle %" PRId64, key, cycle_id);
+	if (ret == 0)
+		*in_flight = sqlite3_changes(st->db) > 0;
+	return ret;
+}
+
+int cmb_state_inflight_settle(struct cmb_state *st, const char *key, int64_t first_cycle)
+{
+	int ret = cmb_sdb_check_key(key, "settling an upload in flight");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_INFLIGHT_SETTLE];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, first_cycle),
+				 "settling the upload of device \"%s\"", key);
+}
+
+long cmb_state_inflight_count(struct cmb_state *st)
+{
+	return cmb_sdb_count(st, st->stmt[S_INFLIGHT_COUNT], SQLITE_OK, "counting uploads in flight");
+}
+
+struct inflight_row {
+	char *key;
+	char *batch;
+	int64_t since_cycle, since;
+};
+
+static int read_inflight(struct cmb_state *st, sqlite3_stmt *s, void *row)
+{
+	struct inflight_row *r = row;
+	r->key = cmb_sdb_column_dup_or_empty(s, 0);
+	r->batch = cmb_sdb_column_dup_or_empty(s, 1);
+	r->since_cycle = sqlite3_column_int64(s, 2);
+	r->since = sqlite3_column_int64(s, 3);
+	return 0;
+}
+
+static void clear_inflight(void *row)
+{
+	struct inflight_row *r = row;
+	free(r->key);
+	free(r->batch);
+}
+
+struct inflight_walk {
+	int (*cb)(void *ctx, const char *key, const char *batch_id, int64_t since_cycle, int64_t since);
+	void *ctx;
+};
+
+static int bind_inflight(sqlite3_stmt *s, const void *last, int limit, void *ctx)
+{
+	const struct inflight_row *after = last;
+	return cmb_sdb_bind(s, "td", after ? after->key : "", limit);
+}
+
+static int visit_inflight(void *ctx, const void *row)
+{
+	const struct inflight_walk *w = ctx;
+	const struct inflight_row *r = row;
+	return w->cb(w->ctx, r->key, r->batch, r->since_cycle, r->since);
+}
+
+static const struct cmb_sdb_pager inflight_pager = {
+	.rows = { .size = sizeof(struct inflight_row), .read = read_inflight, .clear = clear_inflight },
+	.bind = bind_inflight,
+	.visit = visit_inflight,
+};
+
+int cmb_state_inflight_get(struct cmb_state *st, const char *key, int64_t *since)
+{
+	int ret = cmb_sdb_check_key(key, "looking up an upload in flight");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_INFLIGHT_GET];
+	struct inflight_row r;
+	ret = cmb_sdb_get_row(st, s, cmb_sdb_bind(s, "t", key), &inflight_pager.rows, &r,
+			      "looking up the upload of device \"%s\"", key);
+	if (ret < 0)
+		return ret;
+	if (since)
+		*since = r.since;
+	clear_inflight(&r);
+	return 0;
+}
+
+int cmb_state_inflight_each(struct cmb_state *st,
+			    int (*cb)(void *ctx, const char *key, const char *batch_id, int64_t since_cycle,
+				      int64_t since),
+			    void *ctx)
+{
+	struct inflight_walk w = { .cb = cb, .ctx = ctx };
+	return cmb_sdb_each_page(st, st->stmt[S_INFLIGHT_EACH], &inflight_pager, &w, "listing uploads in flight");
+}
+
 /* ---- pending ---- */
 
 int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *key, const char *hash,
@@ -367,6 +515,13 @@ int cmb_state_pending_add(struct cmb_state *st, int64_t cycle_id, const char *ke
 	sqlite3_stmt *s = st->stmt[S_PENDING_ADD];
 	int b = cmb_sdb_bind(s, "ittdbt", cycle_id, key, hash, (int)kind, json, json_len, stable_hash ? stable_hash : "");
 	return cmb_sdb_step_done(st, s, b, "staging device \"%s\" for cycle %" PRId64, key, cycle_id);
+}
+
+int cmb_state_pending_fields(struct cmb_state *st, const char *key, int64_t fields)
+{
+	sqlite3_stmt *s = st->stmt[S_PENDING_FIELDS];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, fields),
+				 "recording the site properties of device \"%s\"", key);
 }
 
 /*
@@ -425,7 +580,49 @@ int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char 
 
 int cmb_state_pending_clear(struct cmb_state *st)
 {
-	return cmb_sdb_step_done(st, st->stmt[S_PENDING_CLEAR], SQLITE_OK, "dropping staged records");
+	int ret = cmb_sdb_step_done(st, st->stmt[S_PENDING_CLEAR], SQLITE_OK, "dropping staged records");
+	if (ret == 0)
+		ret = cmb_sdb_step_done(st, st->stmt[S_PENDING_FIELDS_CLEAR], SQLITE_OK,
+					"dropping the site properties of staged records");
+	return ret;
+}
+
+struct summary_row {
+	int kind;
+	int64_t lost;
+	long n;
+};
+
+static int read_summary(struct cmb_state *st, sqlite3_stmt *s, void *row)
+{
+	struct summary_row *r = row;
+	r->lost = sqlite3_column_int64(s, 1);
+	r->n = (long)sqlite3_column_int64(s, 2);
+	return cmb_sdb_column_enum_value(st, s, 0, &cmb_state_pending_kind_enum, NULL, 0, &r->kind);
+}
+
+int cmb_state_pending_summary(struct cmb_state *st, int64_t cycle_id, struct cmb_pending_summary *out)
+{
+	static const struct cmb_sdb_rows rows = { .size = sizeof(struct summary_row), .read = read_summary };
+	sqlite3_stmt *s = st->stmt[S_PENDING_SUMMARY];
+	void *list = NULL;
+	size_t n = 0;
+	int ret = cmb_sdb_collect(st, s, cmb_sdb_bind(s, "i", cycle_id), &rows, &list, &n,
+				  "summing up the records staged for cycle %" PRId64, cycle_id);
+	if (ret < 0)
+		return ret;
+	struct cmb_pending_summary sum = { .blanking = 0 };
+	const struct summary_row *r = list;
+	for (size_t i = 0; i < n; i++) {
+		sum.staged[r[i].kind] += r[i].n;
+		if (r[i].lost && r[i].kind != CMB_PENDING_ADD) {
+			sum.blanking += r[i].n;
+			sum.lost |= r[i].lost;
+		}
+	}
+	cmb_sdb_rows_free(&rows, list, n);
+	*out = sum;
+	return 0;
 }
 
 /* ---- quarantine ---- */

@@ -2,9 +2,10 @@
  * state_sync.h - the sync engine's state (part of state.h: include that).
  *
  * The sync cycles with their counts and errors, the devices as last
- * acknowledged by the tenant, the records staged for upload in the running
- * cycle, quarantined records with their reasons, the per-cycle duplicate
- * detection, and the configManagerCollection records as last uploaded.
+ * acknowledged by the tenant, the uploads whose outcome is unknown (in
+ * flight), the records staged for upload in the running cycle, quarantined
+ * records with their reasons, the per-cycle duplicate detection, and the
+ * configManagerCollection records as last uploaded.
  */
 #ifndef CMB_STATE_SYNC_H
 #define CMB_STATE_SYNC_H
@@ -24,12 +25,13 @@ struct cmb_cycle_counts {
 	long duplicates;         /* active devices sharing hardware with a newer one: not uploaded */
 	long no_entra_id;        /* uploaded without an Entra device id (flagged) */
 	long unknown_workloads;  /* devices with co-management flag bits mapping does not know */
-	long removals_held;      /* removals the deletion guard held back */
+	long removals_held;      /* removals held back (the deletion guard, or the change guard) */
 	long removed;            /* removals acknowledged by the tenant */
 	long quarantined;
 	long rejected;           /* rejected by the tenant (and quarantined) */
 	long upload_requests;
 	long utf8_repairs;
+	long changes_held;       /* changes the change guard held back (schema 4) */
 };
 
 struct cmb_cycle {
@@ -58,16 +60,51 @@ int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], c
 			 char **tenant_id);
 /* Records that key was read from the site in cycle_id (it is not a removal candidate). */
 int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_id);
-/* Inserts or replaces after the tenant acknowledged the upload. */
+/*
+ * Inserts or replaces after the tenant acknowledged the upload. The site
+ * properties it was built from are those recorded for the staged record
+ * (cmb_state_pending_fields), kept as they were when none were.
+ */
 int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,
 			 const char *stable_hash, int64_t cycle_id, int64_t uploaded);
-/* Undoes cmb_state_device_seen() for cycle_id (a duplicate found after the read). */
+/* Undoes cmb_state_device_seen() and cmb_state_inflight_seen() for cycle_id (a duplicate found after the read). */
 int cmb_state_device_unsee(struct cmb_state *st, const char *key, int64_t cycle_id);
 int cmb_state_device_delete(struct cmb_state *st, const char *key);
 long cmb_state_device_count(struct cmb_state *st);
-/* Calls cb for each known device not seen in cycle_id, in key order; cb returns 0 to go on. */
+/*
+ * Calls cb for each key the tenant holds or may hold that was not seen in
+ * cycle_id, in key order: the known devices (tenant_id as acknowledged)
+ * and the keys in flight that are not known devices (tenant_id NULL).
+ * cb returns 0 to go on.
+ */
 int cmb_state_devices_unseen(struct cmb_state *st, int64_t cycle_id,
 			     int (*cb)(void *ctx, const char *key, const char *tenant_id), void *ctx);
+
+/* ---- uploads whose outcome is unknown ("in flight") ---- */
+/*
+ * Journals key as sent in batch_id of cycle_id, before the batch goes out:
+ * until its outcome is recorded the tenant may or may not hold it. A key
+ * already in flight keeps since_cycle and since, the start of the doubt.
+ * It counts as seen in cycle_id.
+ */
+int cmb_state_inflight_put(struct cmb_state *st, const char *key, const char *batch_id, int64_t cycle_id,
+			   int64_t when);
+/* Marks key seen in cycle_id if it is in flight; *in_flight says whether it is. */
+int cmb_state_inflight_seen(struct cmb_state *st, const char *key, int64_t cycle_id, int *in_flight);
+/*
+ * The tenant answered for key: it is no longer in doubt. With
+ * first_cycle > 0, only when its doubt began in that cycle (a rejection
+ * settles that upload, not an earlier one the tenant may have applied).
+ */
+int cmb_state_inflight_settle(struct cmb_state *st, const char *key, int64_t first_cycle);
+/* 0 (and *since, the epoch seconds its doubt began, when not NULL) when key is in flight; CMB_ENOTFOUND when not. */
+int cmb_state_inflight_get(struct cmb_state *st, const char *key, int64_t *since);
+long cmb_state_inflight_count(struct cmb_state *st);
+/* Calls cb for each key in flight, in key order (since: epoch seconds the doubt began); cb may settle it. */
+int cmb_state_inflight_each(struct cmb_state *st,
+			    int (*cb)(void *ctx, const char *key, const char *batch_id, int64_t since_cycle,
+				      int64_t since),
+			    void *ctx);
 
 /* ---- records staged for upload in a cycle ---- */
 /*
@@ -97,8 +134,22 @@ int cmb_state_pending_each(struct cmb_state *st, int64_t cycle_id, const char *a
 long cmb_state_pending_count(struct cmb_state *st, int64_t cycle_id);
 /* Drops one staged record; *removed (may be NULL) says whether there was one. */
 int cmb_state_pending_remove(struct cmb_state *st, int64_t cycle_id, const char *key, int *removed);
-/* Drops all staged records (of every cycle). */
+/*
+ * Records the site properties the record staged for key in the running
+ * cycle was built from (a bit each: connector/engine/sync.c), for the
+ * change guard; its acknowledgement keeps them with the device. Kept per
+ * connection (TEMP), dropped with the staged records.
+ */
+int cmb_state_pending_fields(struct cmb_state *st, const char *key, int64_t fields);
+/* Drops all staged records (of every cycle) and their site properties. */
 int cmb_state_pending_clear(struct cmb_state *st);
+/* What is staged for a cycle, for the change guard. */
+struct cmb_pending_summary {
+	long staged[CMB_PENDING_REFRESH + 1]; /* by enum cmb_pending_kind */
+	long blanking;           /* changes and refreshes staged without site properties their acknowledged record had */
+	int64_t lost;            /* those properties, all bits OR-ed */
+};
+int cmb_state_pending_summary(struct cmb_state *st, int64_t cycle_id, struct cmb_pending_summary *out);
 
 /* ---- quarantine ---- */
 /* Why a record is held back; the text is what quarantine.kind stores. */

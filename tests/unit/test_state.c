@@ -120,7 +120,7 @@ static void test_open_creates(void **state)
 {
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 3);
+	assert_int_equal(cmb_state_schema_version(st), 4);
 	struct stat sb;
 	assert_int_equal(stat(f->dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0700);
@@ -137,7 +137,7 @@ static void test_open_creates(void **state)
 
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 4);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 					  "('devices', 'pending', 'cycles', 'quarantine', 'meta', 'collections', "
 					  "'actions', 'journal', 'outbox', 'audit')"),
@@ -155,7 +155,7 @@ static void test_reopen_keeps(void **state)
 	assert_int_equal(cmb_state_quarantine_put(st, "16777221", CMB_QUARANTINE_MAPPING, "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
-	assert_int_equal(cmb_state_schema_version(st), 3);
+	assert_int_equal(cmb_state_schema_version(st), 4);
 	char hash[65];
 	char *tid = NULL;
 	assert_int_equal(cmb_state_device_get(st, "16777220", hash, NULL, &tid), 0);
@@ -178,7 +178,7 @@ static void test_future_version(void **state)
 	raw_sql(f->db, "PRAGMA user_version = 99");
 	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
 	assert_null(f->st);
-	char *want = xasprintf("state database %s has schema version 99, newer than the 3 this cmbridge knows: it "
+	char *want = xasprintf("state database %s has schema version 99, newer than the 4 this cmbridge knows: it "
 			       "was written by a newer cmbridge; run that version, or move the state aside to start "
 			       "over with a full cycle",
 			       f->db);
@@ -243,11 +243,11 @@ static void test_migrate_from_v0(void **state)
 	raw_sql(f->db, "CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (42);");
 	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 0);
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 3);
+	assert_int_equal(cmb_state_schema_version(st), 4);
 	assert_int_equal(cmb_state_device_count(st), 0);
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 4);
 	assert_int_equal(raw_count(f->db, "SELECT x FROM unrelated"), 42);
 }
 
@@ -1287,6 +1287,193 @@ static void test_audit_pages(void **state)
 	assert_int_equal(all, 600 + 400);
 }
 
+/* ---- uploads in flight, site properties, schema 4 ---- */
+
+struct flight {
+	char buf[1024];
+	int n;
+	struct cmb_state *st;  /* when set, the callback settles what it gets */
+};
+
+static int collect_in_flight(void *ctx, const char *key, const char *batch_id, int64_t since_cycle, int64_t since)
+{
+	struct flight *l = ctx;
+	if (l->st)
+		assert_int_equal(cmb_state_inflight_settle(l->st, key, 0), 0);
+	if (l->n++ < 8) {
+		char line[128];
+		snprintf(line, sizeof(line), "%s:%s:%lld:%lld ", key, batch_id, (long long)since_cycle, (long long)since);
+		strncat(l->buf, line, sizeof(l->buf) - strlen(l->buf) - 1);
+	}
+	return 0;
+}
+
+static void test_in_flight(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	int64_t c1, c2, c3;
+	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
+	assert_int_equal(cmb_state_device_put(st, "k1", "tid-1", HASH_A, NULL, c1, 1), 0);
+	/* Journaled before the batch goes out: k1 known, k2 and k3 new. */
+	assert_int_equal(cmb_state_cycle_begin(st, "delta", 2, &c2), 0);
+	assert_int_equal(cmb_state_inflight_put(st, "k1", "batch-1", c2, 100), 0);
+	assert_int_equal(cmb_state_inflight_put(st, "k2", "batch-1", c2, 100), 0);
+	assert_int_equal(cmb_state_inflight_put(st, "k3", "batch-1", c2, 100), 0);
+	assert_int_equal(cmb_state_inflight_count(st), 3);
+	int64_t since = 0;
+	assert_int_equal(cmb_state_inflight_get(st, "k2", &since), 0);
+	assert_int_equal(since, 100);
+	assert_int_equal(cmb_state_inflight_get(st, "k9", NULL), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_inflight_put(st, "", "batch-1", c2, 100), CMB_EINVAL);
+	/* Kept across a restart: a kill mid-upload leaves them in doubt. */
+	reopen(f);
+	st = f->st;
+	assert_int_equal(cmb_state_inflight_count(st), 3);
+
+	/* The next cycle: k1 and k2 still at the site, k3 gone. */
+	assert_int_equal(cmb_state_cycle_begin(st, "delta", 3, &c3), 0);
+	int in_flight = -1;
+	assert_int_equal(cmb_state_device_seen(st, "k1", c3), 0);
+	assert_int_equal(cmb_state_inflight_seen(st, "k1", c3, &in_flight), 0);
+	assert_int_equal(in_flight, 1);
+	assert_int_equal(cmb_state_inflight_seen(st, "k2", c3, &in_flight), 0);
+	assert_int_equal(in_flight, 1);
+	assert_int_equal(cmb_state_inflight_seen(st, "k8", c3, &in_flight), 0);
+	assert_int_equal(in_flight, 0);
+	/* Removal candidates: known devices and keys in flight, each once, in key order. */
+	struct keys k = { .n = 0 };
+	assert_int_equal(cmb_state_devices_unseen(st, c3, collect_unseen, &k), 0);
+	assert_string_equal(k.buf, "k3=(null) ");
+	/* A duplicate found after the read: unseen in both tables. */
+	assert_int_equal(cmb_state_device_unsee(st, "k1", c3), 0);
+	assert_int_equal(cmb_state_device_unsee(st, "k2", c3), 0);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(cmb_state_devices_unseen(st, c3, collect_unseen, &k), 0);
+	assert_string_equal(k.buf, "k1=tid-1 k2=(null) k3=(null) ");
+
+	/* Sent again in c3: since_cycle and since stay where the doubt began. */
+	assert_int_equal(cmb_state_inflight_put(st, "k2", "batch-2", c3, 300), 0);
+	struct flight l = { .n = 0 };
+	assert_int_equal(cmb_state_inflight_each(st, collect_in_flight, &l), 0);
+	char want[256];
+	snprintf(want, sizeof(want), "k1:batch-1:%lld:100 k2:batch-2:%lld:100 k3:batch-1:%lld:100 ", (long long)c2,
+		 (long long)c2, (long long)c2);
+	assert_string_equal(l.buf, want);
+	/* A rejection in c3 settles only a doubt that began in c3. */
+	assert_int_equal(cmb_state_inflight_settle(st, "k2", c3), 0);
+	assert_int_equal(cmb_state_inflight_get(st, "k2", NULL), 0);
+	assert_int_equal(cmb_state_inflight_settle(st, "k2", c2), 0);
+	assert_int_equal(cmb_state_inflight_get(st, "k2", NULL), CMB_ENOTFOUND);
+	assert_int_equal(cmb_state_inflight_settle(st, "k3", 0), 0);
+	assert_int_equal(cmb_state_inflight_count(st), 1);
+
+	/* Paged: 600 keys, each settled from the callback. */
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 600; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "y%04d", i);
+		assert_int_equal(cmb_state_inflight_put(st, key, "b", c3, 1), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
+	memset(&l, 0, sizeof(l));
+	l.st = st;
+	assert_int_equal(cmb_state_inflight_each(st, collect_in_flight, &l), 0);
+	assert_int_equal(l.n, 601);
+	assert_int_equal(cmb_state_inflight_count(st), 0);
+}
+
+/* Stages key with hash and its site properties. */
+static void stage(struct cmb_state *st, int64_t cycle, const char *key, const char *hash, enum cmb_pending_kind kind,
+		  int64_t fields)
+{
+	assert_int_equal(cmb_state_pending_add(st, cycle, key, hash, hash, kind, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_fields(st, key, fields), 0);
+}
+
+static void test_site_fields(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	int64_t c1, c2;
+	struct cmb_pending_summary sum;
+	/* Staged with their site properties; the acknowledgement keeps them. */
+	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
+	stage(st, c1, "a", HASH_A, CMB_PENDING_ADD, 0x7);
+	stage(st, c1, "b", HASH_A, CMB_PENDING_ADD, 0x3);
+	assert_int_equal(cmb_state_pending_add(st, c1, "c", HASH_A, HASH_A, CMB_PENDING_ADD, "{}", 2), 0); /* none */
+	assert_int_equal(cmb_state_pending_summary(st, c1, &sum), 0);
+	assert_int_equal(sum.staged[CMB_PENDING_ADD], 3);
+	assert_int_equal(sum.blanking, 0);
+	assert_int_equal(cmb_state_device_put(st, "a", "t", HASH_A, HASH_A, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "b", "t", HASH_A, HASH_A, c1, 1), 0);
+	assert_int_equal(cmb_state_device_put(st, "c", "t", HASH_A, HASH_A, c1, 1), 0); /* not known */
+	assert_int_equal(cmb_state_pending_clear(st), 0);
+	char got[32];
+	raw_text(f->db, "SELECT group_concat(key || '=' || coalesce(fields, 'null'), ' ') FROM devices", got,
+		 sizeof(got));
+	assert_string_equal(got, "a=7 b=3 c=null");
+
+	/* The next cycle stages changes: a loses bit 2, b gains it, c had none recorded, d is new. */
+	assert_int_equal(cmb_state_cycle_begin(st, "delta", 2, &c2), 0);
+	stage(st, c2, "a", HASH_B, CMB_PENDING_CHANGE, 0x3);
+	stage(st, c2, "b", HASH_B, CMB_PENDING_CHANGE, 0x7);
+	stage(st, c2, "c", HASH_B, CMB_PENDING_REFRESH, 0x0);
+	stage(st, c2, "d", HASH_B, CMB_PENDING_ADD, 0x0);
+	assert_int_equal(cmb_state_pending_summary(st, c2, &sum), 0);
+	assert_int_equal(sum.staged[CMB_PENDING_CHANGE], 2);
+	assert_int_equal(sum.staged[CMB_PENDING_REFRESH], 1);
+	assert_int_equal(sum.staged[CMB_PENDING_ADD], 1);
+	assert_int_equal(sum.blanking, 1);  /* a; c's acknowledged record has none known; d is new */
+	assert_int_equal(sum.lost, 0x4);
+	/* A duplicate dropped after the read is not counted. */
+	int removed = 0;
+	assert_int_equal(cmb_state_pending_remove(st, c2, "a", &removed), 0);
+	assert_int_equal(cmb_state_pending_summary(st, c2, &sum), 0);
+	assert_int_equal(sum.blanking, 0);
+	assert_int_equal(sum.lost, 0);
+	/* Cleared with the staged records: an acknowledgement without them keeps what was known. */
+	assert_int_equal(cmb_state_pending_clear(st), 0);
+	assert_int_equal(cmb_state_device_put(st, "b", "t", HASH_B, HASH_B, c2, 2), 0);
+	stage(st, c2, "b", HASH_B, CMB_PENDING_CHANGE, 0x1);
+	assert_int_equal(cmb_state_pending_summary(st, c2, &sum), 0);
+	assert_int_equal(sum.blanking, 1);
+	assert_int_equal(sum.lost, 0x2);
+}
+
+static void test_migrate_from_v3(void **state)
+{
+	struct fx *f = *state;
+	cmb_state_close(open_ok(f));
+	f->st = NULL;
+	/* Back to what schema 3 had, with a device and a cycle in it. */
+	raw_sql(f->db, "DROP TABLE inflight; ALTER TABLE devices DROP COLUMN fields; "
+		       "ALTER TABLE cycles DROP COLUMN changes_held; PRAGMA user_version = 3; "
+		       "INSERT INTO cycles(id, kind, started, status) VALUES (1, 'full', 1000, 'ok'); "
+		       "INSERT INTO devices VALUES ('PS1:1', 'tid-1', '" HASH_A "', '" HASH_A "', 1, 1, 1001);");
+	struct cmb_state *st = open_ok(f);
+	assert_int_equal(cmb_state_schema_version(st), 4);
+	assert_int_equal(cmb_state_device_count(st), 1);
+	assert_int_equal(cmb_state_inflight_count(st), 0);
+	struct cmb_cycle *cy;
+	size_t n;
+	assert_int_equal(cmb_state_cycles_recent(st, 10, &cy, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cy[0].counts.changes_held, 0);
+	cmb_state_cycles_free(cy, n);
+	/* Its site properties are not known: a change of it never counts as blanking. */
+	int64_t c2;
+	struct cmb_pending_summary sum;
+	assert_int_equal(cmb_state_cycle_begin(st, "delta", 2, &c2), 0);
+	stage(st, c2, "PS1:1", HASH_B, CMB_PENDING_CHANGE, 0);
+	assert_int_equal(cmb_state_pending_summary(st, c2, &sum), 0);
+	assert_int_equal(sum.staged[CMB_PENDING_CHANGE], 1);
+	assert_int_equal(sum.blanking, 0);
+	cmb_state_close(st);
+	f->st = NULL;
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM devices WHERE fields IS NULL"), 1);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1309,6 +1496,9 @@ int main(int argc, char **argv)
 		T(test_row_helpers),
 		T(test_identity_pages),
 		T(test_audit_pages),
+		T(test_in_flight),
+		T(test_site_fields),
+		T(test_migrate_from_v3),
 	};
 	/* 100,000 devices take seconds (minutes under the sanitizers): the bench label's, not the unit suite's. */
 	const struct CMUnitTest bench[] = {
