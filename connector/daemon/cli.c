@@ -220,6 +220,7 @@ static int sync_here(const struct cmb_config *cfg, const struct cmb_sync_opts *o
 	if (rc < 0)
 		return rc;
 	cmb_log_set_component("sync");
+	cmb_progress_activity("%s sync%s", opts->full ? "full" : "delta", opts->dry_run ? " (dry run)" : "");
 	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
 	struct cmb_sync_result res;
 	rc = cmb_sync_run(&env, opts, &res);
@@ -380,7 +381,10 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	yajl_gen g = NULL;
 	/* The cycle's staged records and unseen devices are exactly what a normal cycle would send. */
 	cmb_log_set_level(cmb_log_get_level() < CMB_LOG_WARN ? cmb_log_get_level() : CMB_LOG_WARN);
-	if ((rc = cmb_sync_run(&env, &opts, &res)) < 0)
+	cmb_progress_activity("diff");
+	rc = cmb_sync_run(&env, &opts, &res);
+	cmb_progress_activity(NULL);
+	if (rc < 0)
 		goto done;
 	if (json)
 		g = cmb_json_new(0);

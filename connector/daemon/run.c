@@ -182,7 +182,10 @@ static int sync_cycle(struct run *r, struct cmb_sched_task *self, int full)
 	char cid[32];
 	snprintf(cid, sizeof(cid), "cycle-%lld", (long long)res.cycle_id);
 	cmb_log_set_cid(cid);
-	if (rc < 0 && rc != CMB_ECANCELED) {
+	if (rc == CMB_ECANCELED) {
+		cmb_info("run: cycle %lld (%s) %s: %s", (long long)res.cycle_id, opts.full ? "full" : "delta", res.status,
+			 cmb_error_last());
+	} else if (rc < 0) {
 		cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
 		set_last_error(r, cmb_error_last());
 	} else {
@@ -548,10 +551,9 @@ static void run_loop(struct run *r)
 		} else {
 			cmb_sched_step(r->sched);
 		}
-		if (r->cycle_ended) {
-			r->cycle_ended = 0;
+		if (r->cycle_ended && !cmb_stop_requested())
 			log_next_times(r);
-		}
+		r->cycle_ended = 0;
 		publish_view(r);
 		cmb_sd_watchdog();
 	}
