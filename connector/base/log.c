@@ -259,6 +259,16 @@ void cmb_log_status_line(const char *text)
 	pthread_mutex_unlock(&log_lock);
 }
 
+int cmb_log_has_file(void)
+{
+	return log_fp != NULL;
+}
+
+int cmb_log_is_plain_stderr(void)
+{
+	return !log_fp && log_format == CMB_LOG_TEXT && !stderr_is_journal();
+}
+
 /* The line in the format in force for where it goes; returns its length (at most LINE_MAX_BYTES - 1). */
 static int format_line(char *out, enum cmb_log_level level, const char *file, int line, char *msg)
 {

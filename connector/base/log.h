@@ -51,6 +51,15 @@ void cmb_log_set_component(const char *component);
  */
 void cmb_log_status_line(const char *text);
 
+/*
+ * 1 when lines go to stderr as plain text (no [log] file, text format, not
+ * the journal): a command's own "cmbridge: ..." message then says it all;
+ * otherwise the command logs its failure too, where the admin reads.
+ */
+int cmb_log_is_plain_stderr(void);
+/* 1 when lines go to [log] file. */
+int cmb_log_has_file(void);
+
 void cmb_log_at(enum cmb_log_level level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define cmb_log(level, ...) cmb_log_at(level, __FILE__, __LINE__, __VA_ARGS__)

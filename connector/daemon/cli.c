@@ -899,6 +899,15 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 
 /* ---- main ---- */
 
+/* A command's failure: on stderr for the admin, and in the log when the log is not plain stderr. */
+static void report_failure(const char *cmd)
+{
+	if (cmb_log_is_plain_stderr() || cmb_log_has_file())
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+	if (!cmb_log_is_plain_stderr())
+		cmb_error_log("%s: %s", cmd, cmb_error_last());
+}
+
 int cmb_cli_main(int argc, char **argv)
 {
 	const char *config_path = CMB_CONFIG_DEFAULT_PATH;
@@ -955,7 +964,7 @@ int cmb_cli_main(int argc, char **argv)
 			return EXIT_USAGE;
 		rc = cmds[i].fn(cfg, cargc, cargv);
 		if (rc < 0)
-			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+			report_failure(cmd);
 		cmb_config_free(cfg);
 		return exit_for(rc);
 	}
