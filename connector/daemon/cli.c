@@ -126,13 +126,6 @@ static void json_end(yajl_gen g)
 	yajl_gen_free(g);
 }
 
-/* An ISO 8601 time value. */
-static void json_kv_time(yajl_gen g, const char *key, int64_t t)
-{
-	char iso[32];
-	cmb_time_iso8601(t, iso);
-	cmb_json_kv_str(g, key, iso);
-}
 
 /* ---- sync ---- */
 
@@ -503,19 +496,29 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 
 /* ---- status ---- */
 
+/*
+ * A command's flags: on[i] is set for each names[i] given (NULL-terminated);
+ * anything else is a usage error naming what the command takes.
+ */
+static int parse_flags(int argc, char **argv, const char *const *names, int *on, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		int k = 0;
+		while (names[k] && strcmp(argv[i], names[k]) != 0)
+			k++;
+		if (!names[k])
+			return cmb_error_set(CMB_ECONFIG, "%s: unexpected argument '%s' (%s)", argv[0], argv[i], usage);
+		on[k] = 1;
+	}
+	return 0;
+}
+
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int json = 0, check = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--check") == 0)
-			check = 1;
-		else
-			return cmb_error_set(CMB_ECONFIG, "status: unexpected argument '%s' (status [--json] [--check])",
-					     argv[i]);
-	}
-	return cmb_report_status(cfg, json, check);
+	static const char *const names[] = { "--json", "--check", NULL };
+	int on[2] = { 0 };
+	int rc = parse_flags(argc, argv, names, on, "status [--json] [--check]");
+	return rc < 0 ? rc : cmb_report_status(cfg, on[0], on[1]);
 }
 
 /* ---- check ---- */
@@ -697,24 +700,21 @@ static int relay_by_daemon(const struct cmb_config *cfg)
 
 static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int once = 0, now = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--once") == 0)
-			once = 1;
-		else if (strcmp(argv[i], "--now") == 0)
-			now = 1;
-		else
-			return cmb_error_set(CMB_ECONFIG, "relay: unexpected argument '%s'", argv[i]);
-	}
+	static const char *const names[] = { "--once", "--now", NULL };
+	int on[2] = { 0 };
+	int rc = parse_flags(argc, argv, names, on, "relay [--once] [--now]");
+	if (rc < 0)
+		return rc;
+	int once = on[0], now = on[1];
 	if (now) {
-		int rc = relay_by_daemon(cfg);
+		rc = relay_by_daemon(cfg);
 		if (rc != CMB_ENOTFOUND)
 			return rc;
 		cmb_error_clear();
 		once = 1; /* no daemon: one pass here, until nothing is left */
 	}
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
+	rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
 	if (rc < 0)
 		return rc;
 	double t0 = cmb_now_mono();
@@ -764,15 +764,15 @@ static void gen_action(yajl_gen g, const struct cmb_action *a)
 	cmb_json_kv_int(g, "resourceId", a->resource_id);
 	cmb_json_kv_str(g, "action", a->action);
 	cmb_json_kv_str(g, "requestedBy", a->requested_by);
-	json_kv_time(g, "requestedDateTime", a->requested);
-	json_kv_time(g, "expirationDateTime", a->expires);
+	cmb_report_kv_time(g, "requestedDateTime", a->requested);
+	cmb_report_kv_time(g, "expirationDateTime", a->expires);
 	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
 	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
 	cmb_json_kv_int(g, "operationType", a->op_type);
 	cmb_json_kv_int(g, "journal", a->intent_id);
 	cmb_json_kv_int(g, "errorCode", a->error_code);
 	cmb_json_kv_str(g, "message", a->message);
-	json_kv_time(g, "lastUpdatedDateTime", a->updated);
+	cmb_report_kv_time(g, "lastUpdatedDateTime", a->updated);
 	yajl_gen_map_close(g);
 }
 

@@ -182,24 +182,26 @@ static void on_run_signal(int sig)
 	cmb_daemon_wake = 1;
 }
 
-void cmb_daemon_run_signals_init(void)
+static void handle(int sig, void (*fn)(int))
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_run_signal;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = fn;
+	sigaction(sig, &sa, NULL);
+}
+
+void cmb_daemon_run_signals_init(void)
+{
+	handle(SIGHUP, on_run_signal);
+	handle(SIGUSR1, on_run_signal);
 	/* A reload or a control request may cut an idle long poll short; nothing else. */
 	cmb_interrupt_set_flag(&cmb_daemon_wake);
 }
 
 void cmb_daemon_signals_init(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	handle(SIGINT, on_stop);
+	handle(SIGTERM, on_stop);
 	cmb_stop_set_flag(&stop_flag);
 	signal(SIGPIPE, SIG_IGN);
 }

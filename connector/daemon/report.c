@@ -178,7 +178,7 @@ static long long dint(const struct report *r, const char *name)
 
 /* ---- JSON ---- */
 
-static void json_time(yajl_gen g, const char *key, int64_t t)
+void cmb_report_kv_time(yajl_gen g, const char *key, int64_t t)
 {
 	char iso[32];
 	cmb_time_iso8601(t, iso);
@@ -191,9 +191,9 @@ static void json_cycle(yajl_gen g, const struct cmb_cycle *cy)
 	cmb_json_kv_int(g, "id", cy->id);
 	cmb_json_kv_str(g, "kind", cy->kind);
 	cmb_json_kv_str(g, "status", cy->status);
-	json_time(g, "started", cy->started);
+	cmb_report_kv_time(g, "started", cy->started);
 	if (cy->ended)
-		json_time(g, "ended", cy->ended);
+		cmb_report_kv_time(g, "ended", cy->ended);
 	else
 		cmb_json_kv_str(g, "ended", NULL);
 	cmb_json_kv_str(g, "error", cy->error);
@@ -246,7 +246,7 @@ static void json_cert(yajl_gen g, const struct report *r)
 	cmb_json_key(g, "certificate");
 	yajl_gen_map_open(g);
 	cmb_json_kv_str(g, "subject", r->subject);
-	json_time(g, "notAfter", r->not_after);
+	cmb_report_kv_time(g, "notAfter", r->not_after);
 	cmb_json_kv_int(g, "daysLeft", r->days_left);
 	cmb_json_kv_bool(g, "expiresSoon", r->soon);
 	yajl_gen_map_close(g);

@@ -13,6 +13,7 @@
 #ifndef CMB_REPORT_H
 #define CMB_REPORT_H
 
+#include <stdint.h>
 #include <yajl/yajl_gen.h>
 
 #include "connector/config/config.h"
@@ -22,6 +23,8 @@ enum cmb_check_status { CMB_CHECK_OK = 0, CMB_CHECK_WARNING = 1, CMB_CHECK_CRITI
 
 /* A cycle's counters as a JSON object (status, the sync command, control replies). */
 void cmb_report_counts_json(yajl_gen g, const struct cmb_cycle_counts *c);
+/* key: t as an ISO 8601 time. */
+void cmb_report_kv_time(yajl_gen g, const char *key, int64_t t);
 /* 1 when a cycle of that status is a real one (not a dry run). */
 int cmb_report_real_cycle(const char *status);
 

@@ -504,8 +504,9 @@ static int run_start(struct run *r)
 	if (rc < 0)
 		return rc;
 	/* The control socket is bound after the state lock is ours: one daemon per state_dir owns it. */
-	if ((rc = cmb_ctl_start(&r->ctl, r->cfg->state_dir, &cmb_daemon_wake)) < 0)
-		return rc;
+	if (cmb_ctl_start(&r->ctl, r->cfg->state_dir, &cmb_daemon_wake) < 0)
+		cmb_error_log("run: %s; running without it (status still reads the state; sync --now, relay --now "
+			      "and reload cannot reach this daemon)", cmb_error_last());
 	load_guard(r);
 	struct cmb_sched_task_opts o[3];
 	task_opts(r, o);

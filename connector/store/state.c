@@ -308,14 +308,22 @@ done:
 	return ret;
 }
 
-static int migrate(struct cmb_state *st)
+static int read_version(struct cmb_state *st, long *version)
 {
 	char *text = NULL;
 	int ret = query_text(st, "PRAGMA user_version", "reading the schema version", &text);
+	if (ret == 0)
+		*version = strtol(text, NULL, 10);
+	free(text);
+	return ret;
+}
+
+static int migrate(struct cmb_state *st)
+{
+	long version = 0;
+	int ret = read_version(st, &version);
 	if (ret < 0)
 		return ret;
-	long version = strtol(text, NULL, 10);
-	free(text);
 	if (version > SCHEMA_LATEST)
 		return cmb_error_set(CMB_ESTATE,
 				     "state database %s has schema version %ld, newer than the %d this cmbridge knows: "
@@ -434,12 +442,10 @@ done:
  */
 static int reader_version(struct cmb_state *st)
 {
-	char *text = NULL;
-	int ret = query_text(st, "PRAGMA user_version", "reading the schema version", &text);
+	long version = 0;
+	int ret = read_version(st, &version);
 	if (ret < 0)
 		return ret;
-	long version = strtol(text, NULL, 10);
-	free(text);
 	if (version == 0)
 		return cmb_error_set(CMB_ENOTFOUND, "no state yet in %s: %s holds no schema (no cycle has run)",
 				     st->dir, st->path);
