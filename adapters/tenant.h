@@ -8,7 +8,7 @@
 #include "connector/config/config.h"
 #include "mapping/device.h"
 
-#define CMB_TENANT_ADAPTER_VERSION 4
+#define CMB_TENANT_ADAPTER_VERSION 5
 
 /* One record or removal of a batch, as the tenant judged it. */
 struct cmb_tenant_outcome {
@@ -57,6 +57,13 @@ struct cmb_tenant_notification {
 };
 
 typedef int (*cmb_tenant_notification_cb)(void *ctx, const struct cmb_tenant_notification *n);
+
+/*
+ * One device record as the tenant holds it: its id and the whole object
+ * as JSON text (Graph beta managedDevice, id included), valid during the
+ * call. Return 0 to go on, or a negative code to stop the listing.
+ */
+typedef int (*cmb_tenant_device_cb)(void *ctx, const char *id, const char *json, size_t len);
 
 /* One result for NotificationResult. */
 struct cmb_tenant_action_result {
@@ -130,6 +137,17 @@ struct cmb_tenant_adapter {
 	 */
 	int (*token_describe)(void *st, const struct cmb_config *cfg, const char *scope,
 			      struct cmb_tenant_token_info *out);
+
+	/*
+	 * Every device record the tenant holds (Graph: GET {graph_url}/
+	 * deviceManagement/managedDevices, following @odata.nextLink), each
+	 * passed to cb, over the uploads' handle and token, through the
+	 * core's request loop (a GET: retried like every read). Returns 0
+	 * only when the listing was complete; *pages (may be NULL) counts the
+	 * page requests. A warm standby builds its diff base from it. May be
+	 * NULL.
+	 */
+	int (*list_devices)(void *st, cmb_tenant_device_cb cb, void *ctx, long *pages);
 };
 
 extern const struct cmb_tenant_adapter cmb_tenant_gateway;

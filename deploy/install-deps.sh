@@ -10,6 +10,7 @@ PKGS=(
   libcmocka-dev libmicrohttpd-dev libgnutls28-dev libkrb5-dev
   python3 ca-certificates curl jq gzip openssl
   krb5-kdc krb5-admin-server krb5-user tinyproxy
+  systemd
 )
 
 missing=()

@@ -5,6 +5,9 @@
  * (connector/transport/request.h, docs/retry.md). Its HTTP handle and token
  * are shared with the notification channel (notify.c).
  *
+ * It also lists the tenant's device records through Graph (a warm
+ * standby's diff base).
+ *
  * Must never: upload one request per device, log a token, send a retried
  * batch under a new batchId, or report a batch as applied when the tenant
  * did not answer for it.
@@ -27,12 +30,17 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+/* Graph's largest page of managedDevices; a listing of more pages than this is refused as a loop. */
+#define LIST_PAGE_SIZE 1000
+#define LIST_MAX_PAGES 100000
+
 struct gateway {
 	struct cmb_http *http;       /* one handle and one token for the tenant, shared with notify.c */
 	struct cmb_auth *auth;
 	char *gateway_url;           /* [tenant] gateway_url without the trailing '/' */
 	char *device_url;            /* {gateway_url}/api/gateway/DevicePost */
 	char *collection_url;        /* {gateway_url}/api/gateway/CollectionPost */
+	char *devices_list_url;      /* {graph_url}/deviceManagement/managedDevices?$top=... */
 	char *site_code;
 	char *principal;             /* "client <id>", for messages */
 	struct cmb_retry_policy policy;
@@ -52,6 +60,7 @@ static void gw_release(struct gateway *g)
 	free(g->gateway_url);
 	free(g->device_url);
 	free(g->collection_url);
+	free(g->devices_list_url);
 	free(g->site_code);
 	free(g->principal);
 	free(g);
@@ -88,6 +97,13 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	g->gateway_url = xstrndup(cfg->tenant_gateway_url, n);
 	g->device_url = xasprintf("%s/api/gateway/DevicePost", g->gateway_url);
 	g->collection_url = xasprintf("%s/api/gateway/CollectionPost", g->gateway_url);
+	if (cfg->tenant_graph_url) {
+		n = strlen(cfg->tenant_graph_url);
+		while (n > 0 && cfg->tenant_graph_url[n - 1] == '/')
+			n--;
+		g->devices_list_url = xasprintf("%.*s/deviceManagement/managedDevices?$top=%d", (int)n,
+						cfg->tenant_graph_url, LIST_PAGE_SIZE);
+	}
 	g->site_code = xstrdup(cfg->site_code);
 	g->principal = xasprintf("client %s", cfg->tenant_client_id ? cfg->tenant_client_id : "(none)");
 	*out = g;
@@ -327,6 +343,94 @@ static int gw_upload_collections(void *st, const struct cmb_tenant_collection_ba
 	return rc;
 }
 
+/* ---- the tenant's device records (Graph) ---- */
+
+/* Writes a parsed JSON value back out as JSON text. */
+static void gen_value(yajl_gen g, yajl_val v)
+{
+	if (YAJL_IS_OBJECT(v)) {
+		yajl_gen_map_open(g);
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			cmb_json_key(g, v->u.object.keys[i]);
+			gen_value(g, v->u.object.values[i]);
+		}
+		yajl_gen_map_close(g);
+	} else if (YAJL_IS_ARRAY(v)) {
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < v->u.array.len; i++)
+			gen_value(g, v->u.array.values[i]);
+		yajl_gen_array_close(g);
+	} else if (YAJL_IS_STRING(v)) {
+		cmb_json_str(g, v->u.string);
+	} else if (YAJL_IS_NUMBER(v)) {
+		yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+		cmb_json_bool(g, YAJL_IS_TRUE(v));
+	} else {
+		cmb_json_null(g);
+	}
+}
+
+/* Passes each device of one page to cb; *next is its @odata.nextLink (the caller's) or NULL. */
+static int list_page(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
+{
+	const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL }, *pi[] = { "id", NULL };
+	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
+	yajl_val link = yajl_tree_get(root, pn, yajl_t_string);
+	if (!value)
+		return cmb_error_set(CMB_EPROTO, "tenant: %s answered without a \"value\" array", url);
+	if (link && strncmp(link->u.string, "https://", 8) != 0)
+		return cmb_error_set(CMB_EPROTO, "tenant: %s gave a next link that is not https", url);
+	int rc = 0;
+	for (size_t i = 0; i < value->u.array.len && rc == 0; i++) {
+		yajl_val d = value->u.array.values[i], id = yajl_tree_get(d, pi, yajl_t_string);
+		if (!YAJL_IS_OBJECT(d) || !id)
+			return cmb_error_set(CMB_EPROTO, "tenant: %s: device %zu has no id", url, i);
+		yajl_gen g = cmb_json_new(0);
+		gen_value(g, d);
+		size_t len;
+		char *json = cmb_json_take(g, &len);
+		rc = cb(ctx, id->u.string, json, len);
+		free(json);
+	}
+	*next = rc == 0 && link ? xstrdup(link->u.string) : NULL;
+	return rc;
+}
+
+static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *pages)
+{
+	struct gateway *g = st;
+	if (!g->devices_list_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set: the devices cannot be listed");
+	char *url = xstrdup(g->devices_list_url);
+	long n = 0;
+	int rc = 0;
+	while (url && rc == 0) {
+		if (++n > LIST_MAX_PAGES) {
+			rc = cmb_error_set(CMB_EPROTO, "tenant: the managedDevices listing goes on past %d pages", LIST_MAX_PAGES);
+			break;
+		}
+		char *what = xasprintf("managedDevices page %ld", n);
+		yajl_val root = NULL;
+		struct cmb_tenant_call call = {
+			.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "GET", .url = url, .what = what,
+			.principal = g->principal, .requests = &g->stats.requests, .renewals = &g->renewals,
+			.bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
+		};
+		char *next = NULL;
+		if ((rc = cmb_tenant_call_json(&call, &root)) == 0)
+			rc = list_page(root, url, cb, ctx, &next);
+		yajl_tree_free(root);
+		free(what);
+		free(url);
+		url = next;
+	}
+	free(url);
+	if (pages)
+		*pages = n;
+	return rc;
+}
+
 const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.version = CMB_TENANT_ADAPTER_VERSION,
 	.name = "gateway",
@@ -340,4 +444,5 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.notify_open = cmb_notify_open, .notify_close = cmb_notify_close,
 	.poll_notifications = cmb_notify_poll, .post_results = cmb_notify_post_results,
 	.token_describe = gw_token_describe,
+	.list_devices = gw_list_devices,
 };

@@ -72,6 +72,7 @@ static const char *const auth_values[] = { "none", "basic", "ntlm", "negotiate",
 static const char *const alg_values[] = { "PS256", "RS256", NULL };
 static const char *const proxy_auth_values[] = { "none", "basic", "ntlm", NULL };
 static const char *const level_values[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_format_values[] = { "text", "journal", "json", "cmtrace", NULL };
 
 #define OFF(field) offsetof(struct cmb_config, field)
 #define RELOAD OPT_RELOADABLE
@@ -88,6 +89,10 @@ static const struct option options[] = {
 	{ .section = "connector", .key = "mode", .type = OPT_ENUM, .flags = OPT_INDEX, .def = "normal",
 	  .values = mode_values, .offset = OFF(mode),
 	  .desc = "normal uploads to the tenant; staging reads and maps but never writes to the tenant" },
+	{ .section = "connector", .key = "stop_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "20", .min = 1,
+	  .max = 600, .offset = OFF(stop_timeout),
+	  .desc = "Seconds an upload batch in flight may take to finish after SIGTERM before it is cut off "
+		  "(and rolled back)" },
 
 	/* [site] */
 	{ .section = "site", .key = "adapter", .type = OPT_ENUM, .def = "adminservice", .values = adapter_values,
@@ -236,12 +241,23 @@ static const struct option options[] = {
 	{ .section = "sync", .key = "max_attempts", .type = OPT_LONG, .flags = RELOAD, .def = "6", .min = 1,
 	  .max = 100, .offset = OFF(sync_max_attempts),
 	  .desc = "Tries per request, the first included" },
+	{ .section = "sync", .key = "max_age", .type = OPT_LONG, .flags = RELOAD, .def = "0",
+	  .min = 0, .max = 31536000, .offset = OFF(sync_max_age),
+	  .desc = "`cmbridge status --check` fails when the last cycle ended longer ago than this many seconds (0: 3 × interval)" },
 
 	/* [log] */
 	{ .section = "log", .key = "level", .type = OPT_ENUM, .flags = RELOAD, .def = "info", .values = level_values,
 	  .offset = OFF(log_level), .desc = "Messages at this level and above are written" },
 	{ .section = "log", .key = "file", .type = OPT_PATH, .flags = RELOAD, .def_doc = "(stderr)",
 	  .offset = OFF(log_file), .desc = "Append log lines to this file instead of stderr" },
+	{ .section = "log", .key = "format", .type = OPT_ENUM, .flags = RELOAD, .def = "text", .values = log_format_values,
+	  .offset = OFF(log_format),
+	  .desc = "text (time, level, id, message; on stderr under systemd as journal), journal (<N> priority "
+		  "prefix, no time), json (one object a line) or cmtrace (the CMTrace/OneTrace format)" },
+	{ .section = "log", .key = "max_size", .type = OPT_LONG, .flags = RELOAD, .def = "0",
+	  .min = 0, .max = 2147483647, .offset = OFF(log_max_size),
+	  .desc = "Bytes [log] file may grow to (0: no limit); then it is renamed to .lo_ (replacing the last one) and "
+		  "started afresh, as ConfigMgr's logs are" },
 
 	/* [actions] */
 	{ .section = "actions", .key = "allowed", .type = OPT_STRING, .flags = RELOAD,

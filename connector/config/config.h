@@ -22,6 +22,7 @@ struct cmb_config {
 	char *site_code;            /* required, 3 alphanumerics, e.g. "PS1" */
 	char *state_dir;            /* default /var/lib/cmbridge */
 	enum cmb_mode mode;         /* normal | staging; default normal */
+	long stop_timeout;          /* seconds a batch in flight may finish after SIGTERM; default 20 */
 
 	/* [site] */
 	char *site_adapter;         /* default "adminservice" */
@@ -81,10 +82,13 @@ struct cmb_config {
 	long sync_retry_budget;     /* retries per cycle per endpoint; default 200 */
 	long sync_max_retry_wait;   /* seconds, cap of any single wait (Retry-After included); default 60 */
 	long sync_max_attempts;     /* tries per request, the first included; default 6 */
+	long sync_max_age;          /* status --check: oldest acceptable last cycle, seconds; 0 = 3 x interval */
 
 	/* [log] */
 	char *log_level;            /* error | warn | info | debug; default info */
 	char *log_file;             /* default: stderr */
+	char *log_format;           /* text | journal | json | cmtrace; default text */
+	long log_max_size;          /* bytes before [log] file is renamed to .lo_; 0 = no limit */
 
 	/* [actions] (remote action relay, docs/actions.md) */
 	char *actions_allowed;      /* comma-separated action names, normalised; default: every non-destructive one */

@@ -1,6 +1,12 @@
 /*
  * cli.c - cmbridge's commands: sync, diff, status, quarantine, check,
- * config, token, map, relay, run, actions.
+ * config, token, map, relay, run, reload, actions.
+ *
+ * Readers (status, quarantine, actions, config) open the state read-only
+ * and work while `run` runs; dry runs (diff, sync --dry-run) work on a
+ * private copy of it; commands that change things (sync, relay --now,
+ * reload) go through the running daemon's control socket when there is
+ * one (ctl.h), and act directly when there is none.
  *
  * Each command is a function taking the parsed options; the logic lives in
  * the engine and adapters (reached only through their tables), the
@@ -9,7 +15,11 @@
  * base/json.h), diagnostics to the log (stderr by default).
  */
 #include "connector/daemon/cli.h"
+#include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
+#include "connector/daemon/progress.h"
+#include "connector/daemon/report.h"
+#include "connector/daemon/standby.h"
 #include "connector/transport/auth.h"
 #include "connector/config/config.h"
 #include "connector/base/error.h"
@@ -46,12 +56,14 @@ static void usage(FILE *fp)
 		"Attaches a Configuration Manager site to a cloud tenant.\n"
 		"\n"
 		"commands:\n"
-		"  sync [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]\n"
+		"  sync [--now] [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]\n"
 		"                              run one sync cycle (delta unless --full); --allow-deletes\n"
 		"                              approves up to N removals past the deletion guard, once;\n"
-		"                              --allow-changes up to N changes past the change guard, once\n"
+		"                              --allow-changes up to N changes past the change guard, once;\n"
+		"                              while `run` runs, the daemon runs it (--now says so)\n"
 		"  diff [--json]               what the next cycle would add, change and remove (sends nothing)\n"
-		"  status [--json]             last cycles, devices attached, uploads in flight, quarantine\n"
+		"  status [--json] [--check]   last cycles, next runs, devices, quarantine, guard, actions;\n"
+		"                              --check: one line and exit 0 ok, 1 held, 2 failed or old, 3 unknown\n"
 		"  quarantine [--json]         records held back, with the reason\n"
 		"  check                       config valid, site and tenant reachable, token obtained\n"
 		"  config                      print the effective configuration (no secrets)\n"
@@ -60,9 +72,12 @@ static void usage(FILE *fp)
 		"  map --from adminservice [--site-code CODE] FILE...\n"
 		"                              map saved AdminService JSON pages to tenant records,\n"
 		"                              one JSON object a line (offline, no network)\n"
-		"  relay [--once]              relay remote actions from the tenant to the site; --once\n"
-		"                              exits when nothing is left (inbox settled, outbox empty)\n"
+		"  relay [--once] [--now]      relay remote actions from the tenant to the site; --once\n"
+		"                              exits when nothing is left (inbox settled, outbox empty);\n"
+		"                              --now: one pass, by the daemon while `run` runs\n"
 		"  run                         sync cycles every [sync] interval and the relay, until stopped\n"
+		"                              (SIGTERM stops, SIGHUP reloads, SIGUSR1 runs a delta cycle)\n"
+		"  reload                      make the running daemon load its configuration again\n"
 		"  actions [--json]            remote actions received, with their state\n"
 		"  actions show ID             one action and its audit history\n"
 		"\n"
@@ -72,13 +87,15 @@ static void usage(FILE *fp)
 		"  -h, --help          this help\n"
 		"  -V, --version       version\n"
 		"\n"
-		"exit status: 0 success, 1 failure, 2 usage or configuration error\n");
+		"exit status: 0 success, 1 failure (a held cycle included), 2 usage or configuration error;\n"
+		"status --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (docs/operations.md)\n");
 }
 
+/* A command returns 0, a negative CMB_E* code, or (status --check) the exit status itself. */
 static int exit_for(int rc)
 {
-	if (rc == 0)
-		return EXIT_OK;
+	if (rc >= 0)
+		return rc;
 	return rc == CMB_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
 }
 
@@ -110,38 +127,14 @@ static void json_end(yajl_gen g)
 	yajl_gen_free(g);
 }
 
-/* An ISO 8601 time value. */
-static void json_kv_time(yajl_gen g, const char *key, int64_t t)
-{
-	char iso[32];
-	cmb_time_iso8601(t, iso);
-	cmb_json_kv_str(g, key, iso);
-}
 
 /* ---- sync ---- */
 
-static void gen_counts(yajl_gen g, const struct cmb_cycle_counts *c)
-{
-	yajl_gen_map_open(g);
-	cmb_json_kv_int(g, "siteRecords", c->site_records);
-	cmb_json_kv_int(g, "skipped", c->skipped);
-	cmb_json_kv_int(g, "unchanged", c->unchanged);
-	cmb_json_kv_int(g, "added", c->added);
-	cmb_json_kv_int(g, "changed", c->changed);
-	cmb_json_kv_int(g, "refreshed", c->refreshed);
-	cmb_json_kv_int(g, "duplicates", c->duplicates);
-	cmb_json_kv_int(g, "noEntraDeviceId", c->no_entra_id);
-	cmb_json_kv_int(g, "unknownWorkloadBits", c->unknown_workloads);
-	cmb_json_kv_int(g, "removalsHeld", c->removals_held);
-	cmb_json_kv_int(g, "uploaded", c->added + c->changed + c->refreshed);
-	cmb_json_kv_int(g, "removed", c->removed);
-	cmb_json_kv_int(g, "quarantined", c->quarantined);
-	cmb_json_kv_int(g, "rejected", c->rejected);
-	cmb_json_kv_int(g, "uploadRequests", c->upload_requests);
-	cmb_json_kv_int(g, "utf8Repairs", c->utf8_repairs);
-	cmb_json_kv_int(g, "changesHeld", c->changes_held);
-	yajl_gen_map_close(g);
-}
+/* The sync command's options. */
+struct sync_args {
+	struct cmb_sync_opts opts;
+	int now;                 /* --now: the running daemon runs it (also without: when one runs) */
+};
 
 /* The N of --allow-deletes N and --allow-changes N. */
 static int parse_approval(const char *opt, const char *what, long *out)
@@ -153,11 +146,11 @@ static int parse_approval(const char *opt, const char *what, long *out)
 	return 0;
 }
 
-static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
+static int parse_sync(int argc, char **argv, struct sync_args *a)
 {
-	struct cmb_sync_opts opts = { 0 };
 	static const struct option lo[] = { { "full", no_argument, NULL, 'f' },
 					    { "dry-run", no_argument, NULL, 'n' },
+					    { "now", no_argument, NULL, 'N' },
 					    { "allow-deletes", required_argument, NULL, 'a' },
 					    { "allow-changes", required_argument, NULL, 'c' },
 					    { NULL, 0, NULL, 0 } };
@@ -165,14 +158,16 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		if (ch == 'f') {
-			opts.full = 1;
+			a->opts.full = 1;
 		} else if (ch == 'n') {
-			opts.dry_run = 1;
+			a->opts.dry_run = 1;
+		} else if (ch == 'N') {
+			a->now = 1;
 		} else if (ch == 'a') {
-			if ((rc = parse_approval("allow-deletes", "removals", &opts.allow_deletes)) < 0)
+			if ((rc = parse_approval("allow-deletes", "removals", &a->opts.allow_deletes)) < 0)
 				return rc;
 		} else if (ch == 'c') {
-			if ((rc = parse_approval("allow-changes", "changes", &opts.allow_changes)) < 0)
+			if ((rc = parse_approval("allow-changes", "changes", &a->opts.allow_changes)) < 0)
 				return rc;
 		} else {
 			return cmb_error_set(CMB_ECONFIG, "sync: unknown option (see cmbridge --help)");
@@ -180,36 +175,150 @@ static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cmb_error_set(CMB_ECONFIG, "sync: unexpected argument '%s'", argv[optind]);
+	if (a->opts.dry_run && (a->now || a->opts.allow_deletes || a->opts.allow_changes))
+		return cmb_error_set(CMB_ECONFIG, "sync: --dry-run sends nothing, so --now, --allow-deletes and "
+				     "--allow-changes do not go with it");
+	return 0;
+}
 
-	struct cmb_daemon_session s;
-	if ((rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC)) < 0)
-		return rc;
-	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
-	struct cmb_sync_result res;
-	rc = cmb_sync_run(&env, &opts, &res);
-	const struct cmb_cycle_counts *c = &res.counts;
-	printf("cycle %lld (%s) %s in %.2f s\n", (long long)res.cycle_id, opts.full ? "full" : "delta", res.status,
-	       res.seconds);
+static void print_sync_result(const struct cmb_sync_result *res, const struct cmb_sync_opts *opts, int rc)
+{
+	const struct cmb_cycle_counts *c = &res->counts;
+	printf("cycle %lld (%s) %s in %.2f s\n", (long long)res->cycle_id, opts->full ? "full" : "delta", res->status,
+	       res->seconds);
 	printf("  site:    %ld devices read in %ld pages, %ld in scope, %ld skipped, %ld quarantined, %ld duplicates, "
 	       "%ld without Entra device id, %ld names repaired\n",
-	       c->site_records, res.site.pages, c->site_records - c->skipped, c->skipped, c->quarantined,
+	       c->site_records, res->site.pages, c->site_records - c->skipped, c->skipped, c->quarantined,
 	       c->duplicates, c->no_entra_id, c->utf8_repairs);
-	if (strcmp(res.status, "dry-run") == 0 || strcmp(res.status, "staging") == 0)
-		printf("  tenant:  would upload %ld records and remove %ld (nothing was sent)\n", res.pending_uploads,
-		       res.pending_removals);
+	if (strcmp(res->status, "dry-run") == 0 || strcmp(res->status, "staging") == 0)
+		printf("  tenant:  would upload %ld records and remove %ld (nothing was sent)\n", res->pending_uploads,
+		       res->pending_removals);
 	else
 		printf("  tenant:  %ld uploaded (%ld added, %ld changed, %ld refreshed), %ld removed, %ld rejected, "
 		       "%ld unchanged, %ld requests\n",
 		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed,
 		       c->rejected, c->unchanged, c->upload_requests);
-	if (res.collections_uploaded || res.collections_removed)
-		printf("  collections: %ld uploaded, %ld removed\n", res.collections_uploaded, res.collections_removed);
-	if (res.details_refresh && strcmp(res.status, "failed") != 0)
+	if (res->collections_uploaded || res->collections_removed)
+		printf("  collections: %ld uploaded, %ld removed\n", res->collections_uploaded, res->collections_removed);
+	if (res->details_refresh && strcmp(res->status, "failed") != 0)
 		printf("  details: check-in times refreshed this cycle\n");
 	if (rc < 0)
 		printf("  %s %s\n", rc == CMB_EGUARD ? "held:   " : "error:  ", cmb_error_last());
+}
+
+/* A staging cycle that ended well: the warm standby imports the tenant's records (standby.h). */
+static int standby_after(const struct cmb_sync_env *env, const struct cmb_sync_result *res)
+{
+	struct cmb_standby_stats st;
+	int rc = cmb_standby_import(env, res->cycle_id, &st);
+	if (rc == 0)
+		printf("  standby: %ld tenant records: %ld as the site has them, %ld but for check-in times, %ld "
+		       "different, %ld forgotten, %ld matching no site device\n",
+		       st.tenant_records, st.same, st.refresh, st.differ, st.forgotten, st.unmatched);
+	return rc;
+}
+
+/* The cycle in this process (no daemon runs, or a dry run on a private copy of the state). */
+static int sync_here(const struct cmb_config *cfg, const struct cmb_sync_opts *opts)
+{
+	struct cmb_daemon_session s;
+	int rc = cmb_daemon_session_open(&s, cfg, opts->dry_run ? CMB_DAEMON_DRY_RUN : CMB_DAEMON_SYNC);
+	if (rc < 0)
+		return rc;
+	cmb_log_set_component("sync");
+	cmb_progress_activity("%s sync%s", opts->full ? "full" : "delta", opts->dry_run ? " (dry run)" : "");
+	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
+	struct cmb_sync_result res;
+	rc = cmb_sync_run(&env, opts, &res);
+	cmb_progress_activity(NULL);
+	print_sync_result(&res, opts, rc);
+	if (rc == 0 && !opts->dry_run && strcmp(res.status, "staging") == 0)
+		rc = standby_after(&env, &res);
 	cmb_daemon_session_close(&s);
 	return rc;
+}
+
+static long long reply_int(yajl_val v, const char *name)
+{
+	const char *path[] = { name, NULL };
+	yajl_val n = yajl_tree_get(v, path, yajl_t_number);
+	return n && YAJL_IS_INTEGER(n) ? YAJL_GET_INTEGER(n) : 0;
+}
+
+static const char *reply_str(yajl_val v, const char *name)
+{
+	const char *path[] = { name, NULL };
+	yajl_val s = yajl_tree_get(v, path, yajl_t_string);
+	return s ? s->u.string : NULL;
+}
+
+/* 0 when the daemon's reply says ok, else CMB_ERROR with its error (CMB_EGUARD for a held cycle). */
+static int reply_rc(yajl_val v)
+{
+	const char *path[] = { "ok", NULL };
+	if (yajl_tree_get(v, path, yajl_t_true))
+		return 0;
+	const char *status = reply_str(v, "status"), *err = reply_str(v, "error");
+	int held = status && (strcmp(status, "deletion-threshold-exceeded") == 0 ||
+			      strcmp(status, "change-threshold-exceeded") == 0);
+	return cmb_error_set(held ? CMB_EGUARD : CMB_ERROR,
+			     "%s", err ? err : "the daemon gave no reason");
+}
+
+static void print_cycle_reply(yajl_val v, const struct cmb_sync_opts *opts)
+{
+	const char *path[] = { "counts", NULL };
+	yajl_val c = yajl_tree_get(v, path, yajl_t_object);
+	printf("cycle %lld (%s) %s, run by the daemon\n", reply_int(v, "cycle"), reply_str(v, "kind"),
+	       reply_str(v, "status"));
+	printf("  tenant:  %lld uploaded (%lld added, %lld changed, %lld refreshed), %lld removed, %lld rejected\n",
+	       reply_int(c, "uploaded"), reply_int(c, "added"), reply_int(c, "changed"), reply_int(c, "refreshed"),
+	       reply_int(c, "removed"), reply_int(c, "rejected"));
+	if (opts->allow_deletes)
+		printf("  approved: up to %ld removals; %lld removed\n", opts->allow_deletes, reply_int(c, "removed"));
+	if (opts->allow_changes)
+		printf("  approved: up to %ld changes; %lld changed\n", opts->allow_changes, reply_int(c, "changed"));
+}
+
+/* Through the running daemon; CMB_ENOTFOUND (quietly) when none runs. */
+static int sync_by_daemon(const struct cmb_config *cfg, const struct cmb_sync_opts *opts)
+{
+	char line[96];
+	if (opts->allow_deletes && opts->allow_changes)
+		snprintf(line, sizeof(line), "sync allow-deletes %ld allow-changes %ld", opts->allow_deletes,
+			 opts->allow_changes);
+	else if (opts->allow_deletes)
+		snprintf(line, sizeof(line), "sync allow-deletes %ld", opts->allow_deletes);
+	else if (opts->allow_changes)
+		snprintf(line, sizeof(line), "sync allow-changes %ld", opts->allow_changes);
+	else
+		snprintf(line, sizeof(line), "sync%s", opts->full ? " full" : "");
+	yajl_val v = NULL;
+	int rc = cmb_ctl_call(cfg->state_dir, line, &v);
+	if (rc < 0)
+		return rc;
+	if (reply_int(v, "cycle"))
+		print_cycle_reply(v, opts);
+	rc = reply_rc(v);
+	if (rc < 0)
+		printf("  %s %s\n", rc == CMB_EGUARD ? "held:   " : "error:  ", cmb_error_last());
+	yajl_tree_free(v);
+	return rc;
+}
+
+static int cmd_sync(const struct cmb_config *cfg, int argc, char **argv)
+{
+	struct sync_args a = { 0 };
+	int rc = parse_sync(argc, argv, &a);
+	if (rc < 0)
+		return rc;
+	if (!a.opts.dry_run) {
+		rc = sync_by_daemon(cfg, &a.opts);
+		if (rc != CMB_ENOTFOUND)
+			return rc;
+		cmb_error_clear();
+	}
+	return sync_here(cfg, &a.opts);
 }
 
 /* ---- diff ---- */
@@ -296,8 +405,9 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
 	if (argc > 1 + json)
 		return cmb_error_set(CMB_ECONFIG, "diff: unexpected argument '%s'", argv[1 + json]);
+	/* A private copy of the state: works while `run` runs, and writes nothing to the state's file. */
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SYNC);
+	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_DRY_RUN);
 	if (rc < 0)
 		return rc;
 	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
@@ -306,7 +416,10 @@ static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 	yajl_gen g = NULL;
 	/* The cycle's staged records and unseen devices are exactly what a normal cycle would send. */
 	cmb_log_set_level(cmb_log_get_level() < CMB_LOG_WARN ? cmb_log_get_level() : CMB_LOG_WARN);
-	if ((rc = cmb_sync_run(&env, &opts, &res)) < 0)
+	cmb_progress_activity("diff");
+	rc = cmb_sync_run(&env, &opts, &res);
+	cmb_progress_activity(NULL);
+	if (rc < 0)
 		goto done;
 	if (json)
 		g = cmb_json_new(0);
@@ -357,6 +470,26 @@ done:
 	return rc;
 }
 
+/* ---- readers ---- */
+
+/*
+ * Opens the state read-only for a listing (works while `run` runs). No
+ * state yet: says so on stderr, prints an empty listing ([] with --json)
+ * and returns 0 with *st NULL; 1 when *st is open; negative on error.
+ */
+static int open_reader(const struct cmb_config *cfg, struct cmb_state **st, int json)
+{
+	*st = NULL;
+	int rc = cmb_state_open_readonly(st, cfg->state_dir);
+	if (rc == CMB_ENOTFOUND) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		if (json)
+			printf("[]\n");
+		return 0;
+	}
+	return rc < 0 ? rc : 1;
+}
+
 /* ---- quarantine ---- */
 
 struct quar_ctx {
@@ -391,8 +524,8 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 	if (argc > 1 + json)
 		return cmb_error_set(CMB_ECONFIG, "quarantine: unexpected argument '%s'", argv[1 + json]);
 	struct cmb_state *st;
-	int rc = cmb_state_open(&st, cfg->state_dir);
-	if (rc < 0)
+	int rc = open_reader(cfg, &st, json);
+	if (rc <= 0)
 		return rc;
 	struct quar_ctx q = { .json = json ? cmb_json_new(0) : NULL };
 	if (q.json)
@@ -409,163 +542,29 @@ static int cmd_quarantine(const struct cmb_config *cfg, int argc, char **argv)
 
 /* ---- status ---- */
 
-/* What status reports, gathered once for either form. */
-struct status_report {
-	const struct cmb_config *cfg;
-	struct cmb_state *st;
-	long devices, quarantined, in_flight;
-	const struct cmb_cycle *cy;
-	size_t n;
-	int cert_rc;             /* 0: the tenant certificate below was read */
-	int64_t not_after, days_left;
-	const char *subject;
-	int soon;
-};
-
-/* The keys in flight, for status: a JSON array, or the first few in text. */
-struct in_flight_list {
-	yajl_gen json;
-	long n;
-};
-
-static int in_flight_key(void *ud, const char *key, const char *batch_id, int64_t since_cycle, int64_t since)
+/*
+ * A command's flags: on[i] is set for each names[i] given (NULL-terminated);
+ * anything else is a usage error naming what the command takes.
+ */
+static int parse_flags(int argc, char **argv, const char *const *names, int *on, const char *usage)
 {
-	struct in_flight_list *l = ud;
-	(void)batch_id;
-	(void)since_cycle;
-	(void)since;
-	if (l->json)
-		cmb_json_str(l->json, key);
-	else if (l->n < 10)
-		printf("%s%s", l->n ? ", " : "", key);
-	l->n++;
+	for (int i = 1; i < argc; i++) {
+		int k = 0;
+		while (names[k] && strcmp(argv[i], names[k]) != 0)
+			k++;
+		if (!names[k])
+			return cmb_error_set(CMB_ECONFIG, "%s: unexpected argument '%s' (%s)", argv[0], argv[i], usage);
+		on[k] = 1;
+	}
 	return 0;
-}
-
-static int status_json(const struct status_report *r)
-{
-	yajl_gen g = cmb_json_new(0);
-	yajl_gen_map_open(g);
-	cmb_json_kv_str(g, "siteCode", r->cfg->site_code);
-	cmb_json_kv_str(g, "mode", r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal");
-	cmb_json_kv_int(g, "devicesAttached", r->devices);
-	cmb_json_kv_int(g, "quarantined", r->quarantined);
-	cmb_json_kv_int(g, "inFlight", r->in_flight);
-	cmb_json_key(g, "inFlightKeys");
-	yajl_gen_array_open(g);
-	struct in_flight_list l = { .json = g };
-	int rc = cmb_state_inflight_each(r->st, in_flight_key, &l);
-	yajl_gen_array_close(g);
-	if (r->cert_rc == 0) {
-		cmb_json_key(g, "certificate");
-		yajl_gen_map_open(g);
-		cmb_json_kv_str(g, "subject", r->subject);
-		json_kv_time(g, "notAfter", r->not_after);
-		cmb_json_kv_int(g, "daysLeft", r->days_left);
-		cmb_json_kv_bool(g, "expiresSoon", r->soon);
-		yajl_gen_map_close(g);
-	}
-	cmb_json_key(g, "cycles");
-	yajl_gen_array_open(g);
-	for (size_t i = 0; i < r->n; i++) {
-		const struct cmb_cycle *cy = &r->cy[i];
-		yajl_gen_map_open(g);
-		cmb_json_kv_int(g, "id", cy->id);
-		cmb_json_kv_str(g, "kind", cy->kind);
-		cmb_json_kv_str(g, "status", cy->status);
-		json_kv_time(g, "started", cy->started);
-		if (cy->ended)
-			json_kv_time(g, "ended", cy->ended);
-		else
-			cmb_json_kv_str(g, "ended", NULL);
-		cmb_json_kv_str(g, "error", cy->error);
-		cmb_json_key(g, "counts");
-		gen_counts(g, &cy->counts);
-		yajl_gen_map_close(g);
-	}
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
-	if (rc == 0)
-		json_end(g);
-	else
-		yajl_gen_free(g);
-	return rc;
-}
-
-static int status_text(const struct status_report *r)
-{
-	int rc = 0;
-	printf("site %s, mode %s: %ld devices attached, %ld quarantined\n", r->cfg->site_code,
-	       r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", r->devices, r->quarantined);
-	if (r->in_flight) {
-		/* Uploads whose reply never came: the tenant may hold them; the next good cycle settles them. */
-		printf("%ld uploads in flight (outcome unknown, settled by the next cycle): ", r->in_flight);
-		struct in_flight_list l = { 0 };
-		rc = cmb_state_inflight_each(r->st, in_flight_key, &l);
-		printf("%s\n", l.n > 10 ? ", ..." : "");
-	}
-	if (r->cert_rc == 0) {
-		char na[32];
-		cmb_time_iso8601(r->not_after, na);
-		printf("certificate: %s expires %s (%lld days)%s\n", r->subject, na, (long long)r->days_left,
-		       r->soon ? ": renew it and upload the new one to the app registration" : "");
-	}
-	if (r->n == 0)
-		printf("no sync cycle has run yet\n");
-	for (size_t i = 0; i < r->n; i++) {
-		const struct cmb_cycle *cy = &r->cy[i];
-		char a[32];
-		cmb_time_iso8601(cy->started, a);
-		const struct cmb_cycle_counts *c = &cy->counts;
-		printf("  cycle %lld %-5s %s %-8s read %ld, uploaded %ld (+%ld ~%ld =%ld), removed %ld, "
-		       "rejected %ld, quarantined %ld%s%s\n",
-		       (long long)cy->id, cy->kind, a, cy->status, c->site_records,
-		       c->added + c->changed + c->refreshed, c->added, c->changed, c->refreshed, c->removed, c->rejected,
-		       c->quarantined, cy->error ? ": " : "", cy->error ? cy->error : "");
-	}
-	return rc;
 }
 
 static int cmd_status(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
-	if (argc > 1 + json)
-		return cmb_error_set(CMB_ECONFIG, "status: unexpected argument '%s'", argv[1 + json]);
-	struct cmb_state *st;
-	int rc = cmb_state_open(&st, cfg->state_dir);
-	if (rc < 0)
-		return rc;
-	struct cmb_cycle *cy = NULL;
-	size_t n = 0;
-	if ((rc = cmb_state_cycles_recent(st, 10, &cy, &n)) < 0)
-		goto done;
-	long devices = cmb_state_device_count(st);
-	long quarantined = cmb_state_quarantine_count(st);
-	long in_flight = cmb_state_inflight_count(st);
-	if (in_flight < 0) {
-		rc = (int)in_flight;
-		goto done;
-	}
-	/* The tenant credential's certificate: the one thing that expires on its own. */
-	int64_t not_after = 0, days_left = 0;
-	char *subject = NULL;
-	int cert_rc = -1, soon = 0;
-	if (cfg->tenant_client_certificate_file &&
-	    (cert_rc = cmb_auth_cert_expiry(cfg->tenant_client_certificate_file, &not_after, &subject)) == 0) {
-		days_left = (not_after - cmb_now()) / 86400;
-		soon = not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
-	}
-	struct status_report r = {
-		.cfg = cfg, .st = st, .devices = devices, .quarantined = quarantined, .in_flight = in_flight, .cy = cy,
-		.n = n, .cert_rc = cert_rc, .not_after = not_after, .days_left = days_left, .subject = subject,
-		.soon = soon,
-	};
-	rc = json ? status_json(&r) : status_text(&r);
-	free(subject);
-done:
-	cmb_state_cycles_free(cy, n);
-	cmb_state_close(st);
-	return rc;
+	static const char *const names[] = { "--json", "--check", NULL };
+	int on[2] = { 0 };
+	int rc = parse_flags(argc, argv, names, on, "status [--json] [--check]");
+	return rc < 0 ? rc : cmb_report_status(cfg, on[0], on[1]);
 }
 
 /* ---- check ---- */
@@ -730,20 +729,42 @@ static void print_relay_stats(const struct cmb_relay_stats *st, double secs)
 		printf("relay: staging mode: %ld actions kept in the inbox, nothing relayed\n", st->staged);
 }
 
+/* relay --now while `run` runs: one relay pass by the daemon. */
+static int relay_by_daemon(const struct cmb_config *cfg)
+{
+	yajl_val v = NULL;
+	int rc = cmb_ctl_call(cfg->state_dir, "relay", &v);
+	if (rc < 0)
+		return rc;
+	printf("relay: one pass by the daemon: %lld received, %lld refused, %lld operations, %lld done, %lld failed, "
+	       "%lld results reported\n", reply_int(v, "received"), reply_int(v, "refused"), reply_int(v, "operations"),
+	       reply_int(v, "done"), reply_int(v, "failed"), reply_int(v, "reported"));
+	rc = reply_rc(v);
+	yajl_tree_free(v);
+	return rc;
+}
+
 static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int once = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--once") == 0)
-			once = 1;
-		else
-			return cmb_error_set(CMB_ECONFIG, "relay: unexpected argument '%s'", argv[i]);
+	static const char *const names[] = { "--once", "--now", NULL };
+	int on[2] = { 0 };
+	int rc = parse_flags(argc, argv, names, on, "relay [--once] [--now]");
+	if (rc < 0)
+		return rc;
+	int once = on[0], now = on[1];
+	if (now) {
+		rc = relay_by_daemon(cfg);
+		if (rc != CMB_ENOTFOUND)
+			return rc;
+		cmb_error_clear();
+		once = 1; /* no daemon: one pass here, until nothing is left */
 	}
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
+	rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_RELAY);
 	if (rc < 0)
 		return rc;
 	double t0 = cmb_now_mono();
+	cmb_log_set_component("relay");
 	cmb_log_set_cid("relay");
 	rc = cmb_relay_run(s.relay, once, 5);
 	cmb_log_set_cid(NULL);
@@ -754,7 +775,25 @@ static int cmd_relay(const struct cmb_config *cfg, int argc, char **argv)
 	return rc;
 }
 
-/* The daemon: sync cycles and the relay as tasks of one scheduler (daemon.c). */
+/* reload: the running daemon loads its configuration again and says how that went. */
+static int cmd_reload(const struct cmb_config *cfg, int argc, char **argv)
+{
+	if (argc > 1)
+		return cmb_error_set(CMB_ECONFIG, "reload: unexpected argument '%s'", argv[1]);
+	yajl_val v = NULL;
+	int rc = cmb_ctl_call(cfg->state_dir, "reload", &v);
+	if (rc == CMB_ENOTFOUND)
+		return cmb_error_set(CMB_ERROR, "reload: %s (the configuration %s is valid; `cmbridge run` reads it "
+				     "when it starts)", cmb_error_last(), cfg->path);
+	if (rc < 0)
+		return rc;
+	if ((rc = reply_rc(v)) == 0)
+		printf("reload: %s\n", reply_str(v, "message"));
+	yajl_tree_free(v);
+	return rc;
+}
+
+/* The daemon: sync cycles and the relay as tasks of one scheduler (run.c). */
 static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 {
 	if (argc > 1)
@@ -771,15 +810,15 @@ static void gen_action(yajl_gen g, const struct cmb_action *a)
 	cmb_json_kv_int(g, "resourceId", a->resource_id);
 	cmb_json_kv_str(g, "action", a->action);
 	cmb_json_kv_str(g, "requestedBy", a->requested_by);
-	json_kv_time(g, "requestedDateTime", a->requested);
-	json_kv_time(g, "expirationDateTime", a->expires);
+	cmb_report_kv_time(g, "requestedDateTime", a->requested);
+	cmb_report_kv_time(g, "expirationDateTime", a->expires);
 	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
 	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
 	cmb_json_kv_int(g, "operationType", a->op_type);
 	cmb_json_kv_int(g, "journal", a->intent_id);
 	cmb_json_kv_int(g, "errorCode", a->error_code);
 	cmb_json_kv_str(g, "message", a->message);
-	json_kv_time(g, "lastUpdatedDateTime", a->updated);
+	cmb_report_kv_time(g, "lastUpdatedDateTime", a->updated);
 	yajl_gen_map_close(g);
 }
 
@@ -894,15 +933,26 @@ static int cmd_actions(const struct cmb_config *cfg, int argc, char **argv)
 					     "show ID [--json])", argv[i]);
 	}
 	struct cmb_state *st;
-	int rc = cmb_state_open(&st, cfg->state_dir);
+	int rc = open_reader(cfg, &st, json && !show);
 	if (rc < 0)
 		return rc;
+	if (rc == 0)
+		return show ? cmb_error_set(CMB_ENOTFOUND, "actions: no action \"%s\": there is no state yet", show) : 0;
 	rc = show ? actions_show(st, show, json) : actions_list(st, json);
 	cmb_state_close(st);
 	return rc;
 }
 
 /* ---- main ---- */
+
+/* A command's failure: on stderr for the admin, and in the log when the log is not plain stderr. */
+static void report_failure(const char *cmd)
+{
+	if (cmb_log_is_plain_stderr() || cmb_log_has_file())
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+	if (!cmb_log_is_plain_stderr())
+		cmb_error_log("%s: %s", cmd, cmb_error_last());
+}
 
 int cmb_cli_main(int argc, char **argv)
 {
@@ -949,6 +999,7 @@ int cmb_cli_main(int argc, char **argv)
 		{ "config", cmd_config }, { "diff", cmd_diff }, { "quarantine", cmd_quarantine },
 		{ "token", cmd_token },
 		{ "relay", cmd_relay },	  { "run", cmd_run },	  { "actions", cmd_actions },
+		{ "reload", cmd_reload },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)
@@ -959,7 +1010,7 @@ int cmb_cli_main(int argc, char **argv)
 			return EXIT_USAGE;
 		rc = cmds[i].fn(cfg, cargc, cargv);
 		if (rc < 0)
-			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+			report_failure(cmd);
 		cmb_config_free(cfg);
 		return exit_for(rc);
 	}

@@ -1,9 +1,9 @@
 /*
- * daemon.c - the modules of a session in their order, the signal flags,
- * the log settings, and the main loop of `cmbridge run` (daemon.h).
+ * daemon.c - the modules of a session in their order, the signal flags and
+ * the log settings (daemon.h); the main loop of `cmbridge run` is run.c.
  */
 #include "connector/daemon/daemon.h"
-#include "connector/daemon/sched.h"
+#include "connector/daemon/watch.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/base/stop.h"
@@ -19,9 +19,15 @@ static int state_open(struct cmb_daemon_session *s)
 	return cmb_state_open(&s->state, s->cfg->state_dir);
 }
 
+static int snapshot_open(struct cmb_daemon_session *s)
+{
+	return cmb_state_open_snapshot(&s->state, s->cfg->state_dir);
+}
+
 static void state_close(struct cmb_daemon_session *s)
 {
 	cmb_state_close(s->state);
+	s->state = NULL; /* the state and the snapshot rows both close it */
 }
 
 static int site_open(struct cmb_daemon_session *s)
@@ -102,6 +108,7 @@ static const struct module {
 	void (*close)(struct cmb_daemon_session *s);
 } modules[] = {
 	{ CMB_DAEMON_STATE, state_open, state_close },
+	{ CMB_DAEMON_SNAPSHOT, snapshot_open, state_close },
 	{ CMB_DAEMON_SITE, site_open, site_close },
 	{ CMB_DAEMON_TENANT, tenant_open, tenant_close },
 	{ CMB_DAEMON_RELAY, ops_open, ops_close },
@@ -145,16 +152,20 @@ void cmb_daemon_session_close(struct cmb_daemon_session *s)
 
 struct cmb_sync_env cmb_daemon_sync_env(const struct cmb_daemon_session *s)
 {
-	return (struct cmb_sync_env){
+	struct cmb_sync_env env = {
 		.cfg = s->cfg, .state = s->state, .site = s->site, .site_st = s->site_st,
 		.tenant = s->tenant, .tenant_st = s->tenant_st,
 	};
+	cmb_watch_sync_env(&env); /* progress, and a batch in flight finishes after SIGTERM */
+	return env;
 }
 
 /* ---- signals: handlers only set flags --------------------------------- */
 
 static volatile int stop_flag;    /* SIGINT, SIGTERM: the process-wide stop request */
-static volatile int hup_flag;     /* SIGHUP during `run`: reload; also ends an idle long poll */
+volatile int cmb_daemon_hup;      /* SIGHUP during `run`: reload */
+volatile int cmb_daemon_usr1;     /* SIGUSR1 during `run`: a delta cycle now */
+volatile int cmb_daemon_wake;     /* any of these or a control request: the loop looks; ends an idle wait */
 
 static void on_stop(int sig)
 {
@@ -162,19 +173,35 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
-static void on_hup(int sig)
+static void on_run_signal(int sig)
 {
-	(void)sig;
-	hup_flag = 1;
+	if (sig == SIGHUP)
+		cmb_daemon_hup = 1;
+	else
+		cmb_daemon_usr1 = 1;
+	cmb_daemon_wake = 1;
+}
+
+static void handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigaction(sig, &sa, NULL);
+}
+
+void cmb_daemon_run_signals_init(void)
+{
+	handle(SIGHUP, on_run_signal);
+	handle(SIGUSR1, on_run_signal);
+	/* A reload or a control request may cut an idle long poll short; nothing else. */
+	cmb_interrupt_set_flag(&cmb_daemon_wake);
 }
 
 void cmb_daemon_signals_init(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	handle(SIGINT, on_stop);
+	handle(SIGTERM, on_stop);
 	cmb_stop_set_flag(&stop_flag);
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -186,174 +213,9 @@ int cmb_daemon_log_apply(const struct cmb_config *cfg, int verbose)
 	if (cmb_log_open(cfg->log_file) < 0)
 		return CMB_ECONFIG; /* the message names the file */
 	int lvl = cmb_log_level_parse(cfg->log_level ? cfg->log_level : "info");
+	int fmt = cmb_log_format_parse(cfg->log_format ? cfg->log_format : "text");
 	cmb_log_set_level(verbose ? CMB_LOG_DEBUG : (enum cmb_log_level)(lvl < 0 ? CMB_LOG_INFO : lvl));
-	return 0;
-}
-
-/* ---- run --------------------------------------------------------------- */
-
-#define RUN_MODULES (CMB_DAEMON_SYNC | CMB_DAEMON_RELAY)
-/*
- * A sync that failed is tried again after [sync] interval, then twice and
- * four times that; each run lands up to a twentieth of the interval later
- * than due, so connectors started together drift apart.
- */
-#define SYNC_BACKOFF_MAX_INTERVALS 4
-#define SYNC_OFFSET_DIVISOR 20
-
-struct run {
-	const struct cmb_config *cfg;    /* in use */
-	struct cmb_config *owned;        /* the one a reload loaded (freed when replaced) */
-	int verbose;                     /* -v: debug whatever [log] level says */
-	struct cmb_daemon_session s;
-	struct cmb_sched *sched;
-	struct cmb_sched_task *full, *delta, *relay;
-};
-
-static int sync_cycle(struct run *r, int full)
-{
-	struct cmb_sync_opts opts = { .full = full };
-	struct cmb_sync_env env = cmb_daemon_sync_env(&r->s);
-	struct cmb_sync_result res;
-	int src = cmb_sync_run(&env, &opts, &res);
-	if (src < 0 && src != CMB_ECANCELED)
-		cmb_error_log("run: cycle %lld %s: %s", (long long)res.cycle_id, res.status, cmb_error_last());
-	else
-		cmb_info("run: cycle %lld (%s) %s", (long long)res.cycle_id, opts.full ? "full" : "delta", res.status);
-	return src;
-}
-
-static int run_full(void *ud, double wait_s)
-{
-	(void)wait_s;
-	struct run *r = ud;
-	int rc = sync_cycle(r, 1);
-	/* A full cycle sends what a delta would have: the next delta is an interval away. */
-	if (rc != CMB_ECANCELED)
-		cmb_sched_postpone(r->delta);
-	return rc;
-}
-
-static int run_delta(void *ud, double wait_s)
-{
-	(void)wait_s;
-	return sync_cycle(ud, 0);
-}
-
-static int run_relay(void *ud, double wait_s)
-{
-	struct run *r = ud;
-	long wait = r->cfg->actions_poll_wait;
-	if ((double)wait > wait_s)
-		wait = (long)wait_s;
-	cmb_log_set_cid("relay");
-	int rc = cmb_relay_step(r->s.relay, wait < 0 ? 0 : wait);
-	cmb_log_set_cid(NULL);
-	if (rc < 0 && rc != CMB_ECANCELED)
-		cmb_error_log("run: relay: %s", cmb_error_last());
-	return rc;
-}
-
-/* The three tasks' timing from the configuration in use (at start and after a reload). */
-static void task_opts(const struct run *r, struct cmb_sched_task_opts o[3])
-{
-	double interval = (double)r->cfg->sync_interval, full = (double)r->cfg->sync_full_interval;
-	double backoff_max = SYNC_BACKOFF_MAX_INTERVALS * interval;
-	o[0] = (struct cmb_sched_task_opts){
-		.name = "full sync", .interval_s = full, .first_delay_s = 0,
-		.random_offset_s = interval / SYNC_OFFSET_DIVISOR, .backoff_base_s = interval / 2,
-		.backoff_max_s = backoff_max < full ? backoff_max : full, .run = run_full, .ud = (void *)r,
-	};
-	o[1] = (struct cmb_sched_task_opts){
-		.name = "delta sync", .interval_s = interval, .first_delay_s = interval,
-		.random_offset_s = interval / SYNC_OFFSET_DIVISOR, .backoff_base_s = interval / 2,
-		.backoff_max_s = backoff_max, .run = run_delta, .ud = (void *)r,
-	};
-	o[2] = (struct cmb_sched_task_opts){
-		.name = "relay", .interval_s = 0, .first_delay_s = 0, .backoff_base_s = CMB_RELAY_BACKOFF_BASE_S,
-		.backoff_max_s = CMB_RELAY_BACKOFF_MAX_S, .run = run_relay, .ud = (void *)r,
-	};
-}
-
-/*
- * SIGHUP (unbound's reload): [log] file is reopened first, whatever becomes
- * of the rest (logrotate moved it). Then the whole configuration is read
- * again and swapped in: a file that does not load, changes an option that
- * needs a restart, or names a log file that cannot be opened is refused and
- * the running configuration kept. The session is reopened with the new
- * one, or, if that fails, with the old one again.
- */
-static void run_reload(struct run *r)
-{
-	const struct cmb_config *old = r->cfg;
-	if (cmb_daemon_log_apply(old, r->verbose) < 0)
-		cmb_error_log("run: SIGHUP: %s (still writing to the log file opened before)", cmb_error_last());
-	struct cmb_config *fresh = NULL;
-	if (cmb_config_load(&fresh, old->path) < 0 || cmb_config_check_reload(old, fresh) < 0 ||
-	    cmb_daemon_log_apply(fresh, r->verbose) < 0) {
-		cmb_error_log("run: SIGHUP: keeping the running configuration: %s", cmb_error_last());
-		cmb_config_free(fresh);
-		return;
-	}
-	cmb_daemon_session_close(&r->s);
-	if (cmb_daemon_session_open(&r->s, fresh, RUN_MODULES) < 0) {
-		cmb_error_log("run: SIGHUP: the new configuration cannot be used, keeping the running one: %s",
-			      cmb_error_last());
-		cmb_config_free(fresh);
-		cmb_daemon_log_apply(old, r->verbose);
-		if (cmb_daemon_session_open(&r->s, old, RUN_MODULES) < 0)
-			cmb_error_log("run: reopening with the running configuration failed too: %s", cmb_error_last());
-		return;
-	}
-	cmb_config_free(r->owned);
-	r->owned = fresh;
-	r->cfg = fresh;
-	struct cmb_sched_task_opts o[3];
-	task_opts(r, o);
-	cmb_sched_task_tune(r->full, &o[0]);
-	cmb_sched_task_tune(r->delta, &o[1]);
-	cmb_sched_task_tune(r->relay, &o[2]);
-	cmb_info("run: SIGHUP: configuration reloaded from %s", fresh->path);
-}
-
-int cmb_daemon_run(const struct cmb_config *cfg, int verbose)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	/* A reload may cut an idle long poll short; nothing else. */
-	cmb_interrupt_set_flag(&hup_flag);
-	struct run r = { .cfg = cfg, .verbose = verbose };
-	int rc = cmb_daemon_session_open(&r.s, cfg, RUN_MODULES);
-	if (rc < 0)
-		return rc;
-	cmb_info("run: sync every %ld s (full every %ld s) and the action relay; SIGTERM stops", cfg->sync_interval,
-		 cfg->sync_full_interval);
-	struct cmb_sched_task_opts o[3];
-	task_opts(&r, o);
-	cmb_sched_new(&r.sched, NULL);
-	/* In this order: on a tie the full sync goes first, then the delta, then the relay. */
-	r.full = cmb_sched_add(r.sched, &o[0]);
-	r.delta = cmb_sched_add(r.sched, &o[1]);
-	r.relay = cmb_sched_add(r.sched, &o[2]);
-	while (!cmb_stop_requested()) {
-		if (hup_flag) {
-			hup_flag = 0;
-			cmb_log_set_cid(NULL);
-			run_reload(&r);
-			if (!r.s.relay)
-				break;
-			continue;
-		}
-		cmb_sched_step(r.sched);
-	}
-	cmb_sched_free(r.sched);
-	cmb_daemon_session_close(&r.s);
-	cmb_config_free(r.owned);
-	cmb_interrupt_set_flag(NULL);
-	if (!cmb_stop_requested())
-		return cmb_error_set(CMB_ERROR, "run: no usable configuration after a reload; stopping");
-	cmb_info("run: stopping on request");
+	cmb_log_set_format(fmt < 0 ? CMB_LOG_TEXT : (enum cmb_log_format)fmt);
+	cmb_log_set_max_size(cfg->log_max_size);
 	return 0;
 }

@@ -27,8 +27,12 @@ enum cmb_daemon_module {
 	CMB_DAEMON_TENANT = 1 << 2,  /* the tenant adapter (open does no I/O) */
 	/* The relay: site operations and notification channel over the two adapters; implies the three above. */
 	CMB_DAEMON_RELAY = 1 << 3,
+	/* Instead of the state: a private copy of it (cmb_state_open_snapshot), no lock; for dry runs. */
+	CMB_DAEMON_SNAPSHOT = 1 << 4,
 };
 #define CMB_DAEMON_SYNC (CMB_DAEMON_STATE | CMB_DAEMON_SITE | CMB_DAEMON_TENANT)
+/* A dry run (diff, sync --dry-run): works while `run` runs, writes nothing to the state's file. */
+#define CMB_DAEMON_DRY_RUN (CMB_DAEMON_SNAPSHOT | CMB_DAEMON_SITE | CMB_DAEMON_TENANT)
 
 /* The open modules; members of modules not asked for are NULL. */
 struct cmb_daemon_session {
@@ -59,6 +63,13 @@ struct cmb_sync_env cmb_daemon_sync_env(const struct cmb_daemon_session *s);
  * SIGPIPE is ignored. For every command.
  */
 void cmb_daemon_signals_init(void);
+/*
+ * For `run`: SIGHUP sets cmb_daemon_hup, SIGUSR1 cmb_daemon_usr1, and both
+ * cmb_daemon_wake, the interrupt flag (base/stop.h) that the control
+ * socket sets too: it ends an idle wait so the loop looks at once.
+ */
+void cmb_daemon_run_signals_init(void);
+extern volatile int cmb_daemon_hup, cmb_daemon_usr1, cmb_daemon_wake;
 
 /*
  * The [log] settings of cfg: (re)opens [log] file (NULL: stderr), then
@@ -68,12 +79,14 @@ void cmb_daemon_signals_init(void);
 int cmb_daemon_log_apply(const struct cmb_config *cfg, int verbose);
 
 /*
- * `cmbridge run`: opens every module once, then runs until the stop
- * request: a full sync at once and every [sync] full_interval, a delta
- * sync every [sync] interval, the relay in between (its long poll ends
- * when a sync is due). SIGHUP reopens [log] file and reloads the
- * configuration between tasks (whole, or not at all, with the reason
- * logged). cfg is borrowed. 0 when stopped on request.
+ * `cmbridge run` (run.c): opens every module once, binds the control
+ * socket (ctl.h), waits until the site and the tenant answer (then READY
+ * to systemd), then runs until the stop request: a full sync at once and
+ * every [sync] full_interval, a delta sync every [sync] interval, the
+ * relay in between (its long poll ends when a sync is due). SIGHUP and
+ * the `reload` request reopen [log] file and reload the configuration
+ * between tasks (whole, or not at all, with the reason logged); SIGUSR1
+ * runs a delta cycle now. cfg is borrowed. 0 when stopped on request.
  */
 int cmb_daemon_run(const struct cmb_config *cfg, int verbose);
 

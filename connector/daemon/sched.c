@@ -12,6 +12,7 @@
 #include "connector/base/util.h"
 #include "connector/transport/retry.h"
 
+#include <math.h>
 #include <openssl/rand.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ struct cmb_sched_task {
 	struct cmb_sched *sched;
 	char *name;
 	struct cmb_sched_task_opts o;   /* name points at the copy above */
-	double due;                     /* monotonic seconds */
+	double due;                     /* monotonic seconds; -INFINITY: run now */
+	double last_end;                /* when its last run ended, or when it was added */
 	int failures;                   /* in a row */
 	long runs;
 };
@@ -102,7 +104,8 @@ struct cmb_sched_task *cmb_sched_add(struct cmb_sched *s, const struct cmb_sched
 	t->name = xstrdup(o->name ? o->name : "task");
 	t->o = *o;
 	t->o.name = t->name;
-	t->due = now(s) + (o->first_delay_s > 0 ? o->first_delay_s : 0);
+	t->last_end = now(s);
+	t->due = t->last_end + (o->first_delay_s > 0 ? o->first_delay_s : 0);
 	s->tasks = xrealloc(s->tasks, (s->n + 1) * sizeof(*s->tasks));
 	s->tasks[s->n++] = t;
 	return t;
@@ -130,6 +133,17 @@ void cmb_sched_postpone(struct cmb_sched_task *t)
 	t->due = now(t->sched) + period(t);
 }
 
+void cmb_sched_run_now(struct cmb_sched_task *t)
+{
+	t->due = -INFINITY;
+}
+
+void cmb_sched_task_retime(struct cmb_sched_task *t)
+{
+	if (t->failures == 0 && t->due != -INFINITY)
+		t->due = t->last_end + period(t);
+}
+
 double cmb_sched_task_due_in(const struct cmb_sched_task *t)
 {
 	double d = t->due - now(t->sched);
@@ -153,6 +167,7 @@ static void reschedule(struct cmb_sched_task *t, int rc, double end)
 		t->due = end; /* cut short on request: neither done nor failed */
 		return;
 	}
+	t->last_end = end;
 	if (rc == 0) {
 		t->failures = 0;
 		t->due = end + period(t);

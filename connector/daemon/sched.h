@@ -62,6 +62,18 @@ struct cmb_sched_task *cmb_sched_add(struct cmb_sched *s, const struct cmb_sched
 void cmb_sched_task_tune(struct cmb_sched_task *t, const struct cmb_sched_task_opts *o);
 /* Schedules t as if it had just run successfully (another task did its work). */
 void cmb_sched_postpone(struct cmb_sched_task *t);
+/*
+ * Makes t due before every other task (SIGUSR1, a control request); after
+ * that run it is scheduled as usual. Its failures are kept.
+ */
+void cmb_sched_run_now(struct cmb_sched_task *t);
+/*
+ * After a reload changed t's interval (cmb_sched_task_tune): due one new
+ * interval after its last run ended (or after it was added, when it has
+ * not run), unless it is failing (its backoff stands) or was asked to run
+ * now. A shorter interval so takes effect at once, not after the old one.
+ */
+void cmb_sched_task_retime(struct cmb_sched_task *t);
 
 /* Seconds until t is due (0 when it is); its failures in a row; its runs so far. */
 double cmb_sched_task_due_in(const struct cmb_sched_task *t);

@@ -320,14 +320,22 @@ done:
 	return ret;
 }
 
-static int migrate(struct cmb_state *st)
+static int read_version(struct cmb_state *st, long *version)
 {
 	char *text = NULL;
 	int ret = query_text(st, "PRAGMA user_version", "reading the schema version", &text);
+	if (ret == 0)
+		*version = strtol(text, NULL, 10);
+	free(text);
+	return ret;
+}
+
+static int migrate(struct cmb_state *st)
+{
+	long version = 0;
+	int ret = read_version(st, &version);
 	if (ret < 0)
 		return ret;
-	long version = strtol(text, NULL, 10);
-	free(text);
 	if (version > SCHEMA_LATEST)
 		return cmb_error_set(CMB_ESTATE,
 				     "state database %s has schema version %ld, newer than the %d this cmbridge knows: "
@@ -376,25 +384,41 @@ static int prepare_all(struct cmb_state *st)
 	return 0;
 }
 
-int cmb_state_open(struct cmb_state **out, const char *state_dir)
+static int open_file(struct cmb_state *st, int flags)
 {
-	int ret;
+	int rc = sqlite3_open_v2(st->path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK)
+		return cmb_error_set(CMB_ESTATE, "cannot open state database %s: %s", st->path,
+				     st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	return 0;
+}
+
+/* The per-connection TEMP tables and every prepared statement: the last step of every open. */
+static int open_finish(struct cmb_state *st)
+{
+	int ret = exec_sql(st, cmb_sdb_sync_temp_schema, "creating the per-connection tables");
+	return ret < 0 ? ret : prepare_all(st);
+}
+
+static struct cmb_state *state_new(const char *state_dir)
+{
 	struct cmb_state *st = xcalloc(1, sizeof(*st));
 	st->lock_fd = -1;
 	st->dir = xstrdup(state_dir);
 	st->path = xasprintf("%s/%s", state_dir, CMB_STATE_FILE);
+	return st;
+}
 
-	if ((ret = make_dir(state_dir)) < 0 || (ret = take_lock(st)) < 0)
-		goto done;
+int cmb_state_open(struct cmb_state **out, const char *state_dir)
+{
+	int ret;
+	struct cmb_state *st = state_new(state_dir);
 
-	int rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		ret = cmb_error_set(CMB_ESTATE, "cannot open state database %s: %s", st->path,
-				    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+	if ((ret = make_dir(state_dir)) < 0 || (ret = take_lock(st)) < 0 ||
+	    (ret = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) < 0)
 		goto done;
-	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, 5000);
 
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
@@ -412,10 +436,7 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	if ((ret = exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous")) < 0 ||
 	    (ret = exec_sql(st, "PRAGMA journal_size_limit = 67108864", "limiting the WAL size")) < 0 ||
 	    (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) < 0 ||
-	    (ret = check_integrity(st)) < 0 || (ret = migrate(st)) < 0)
-		goto done;
-	if ((ret = exec_sql(st, cmb_sdb_sync_temp_schema, "creating the per-connection tables")) < 0 ||
-	    (ret = prepare_all(st)) < 0)
+	    (ret = check_integrity(st)) < 0 || (ret = migrate(st)) < 0 || (ret = open_finish(st)) < 0)
 		goto done;
 	*out = st;
 	st = NULL;
@@ -423,6 +444,110 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 done:
 	cmb_state_close(st);
 	return ret;
+}
+
+/* ---- readers: no lock, nothing created, nothing written to the file ---- */
+
+/*
+ * A reader's schema must be the binary's own: migrating is a write, and an
+ * older or newer schema cannot be read with this binary's statements.
+ */
+static int reader_version(struct cmb_state *st)
+{
+	long version = 0;
+	int ret = read_version(st, &version);
+	if (ret < 0)
+		return ret;
+	if (version == 0)
+		return cmb_error_set(CMB_ENOTFOUND, "no state yet in %s: %s holds no schema (no cycle has run)",
+				     st->dir, st->path);
+	if (version != SCHEMA_LATEST)
+		return cmb_error_set(CMB_ESTATE,
+				     "state database %s has schema version %ld, this cmbridge reads version %d: %s",
+				     st->path, version, SCHEMA_LATEST,
+				     version < SCHEMA_LATEST ? "the next `cmbridge sync` or `cmbridge run` migrates it"
+							     : "it was written by a newer cmbridge; run that version");
+	st->version = SCHEMA_LATEST;
+	return 0;
+}
+
+/* Opens the file for reading; CMB_ENOTFOUND (with a message) when there is no state yet. */
+static int open_reader(struct cmb_state *st)
+{
+	struct stat sb;
+	if (stat(st->path, &sb) < 0) {
+		if (errno == ENOENT)
+			return cmb_error_set(CMB_ENOTFOUND, "no state yet in %s (no cycle has run: the first "
+					     "`cmbridge sync` or `cmbridge run` creates it)", st->dir);
+		return cmb_error_set(CMB_ESTATE, "cannot read state database %s: %s", st->path, strerror(errno));
+	}
+	int ret = open_file(st, SQLITE_OPEN_READONLY);
+	if (ret == 0)
+		ret = check_integrity(st);
+	return ret < 0 ? ret : reader_version(st);
+}
+
+int cmb_state_open_readonly(struct cmb_state **out, const char *state_dir)
+{
+	struct cmb_state *st = state_new(state_dir);
+	int ret = open_reader(st);
+	if (ret == 0)
+		ret = open_finish(st);
+	if (ret < 0) {
+		cmb_state_close(st);
+		return ret;
+	}
+	st->readonly = 1;
+	*out = st;
+	return 0;
+}
+
+/* Copies the database (a consistent read, WAL included) into a private in-memory one. */
+static int copy_to_memory(struct cmb_state *st)
+{
+	sqlite3 *mem = NULL;
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		sqlite3_close(mem);
+		return cmb_error_set(CMB_ESTATE, "state database %s: cannot open an in-memory copy", st->path);
+	}
+	sqlite3_backup *b = sqlite3_backup_init(mem, "main", st->db, "main");
+	int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(mem);
+	if (b)
+		sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		int ret = cmb_error_set(CMB_ESTATE, "state database %s: copying it for a dry run: %s", st->path,
+					sqlite3_errstr(rc));
+		sqlite3_close(mem);
+		return ret;
+	}
+	sqlite3_close(st->db);
+	st->db = mem;
+	sqlite3_extended_result_codes(st->db, 1);
+	return exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+}
+
+int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir)
+{
+	struct cmb_state *st = state_new(state_dir);
+	int ret = open_reader(st);
+	if (ret == CMB_ENOTFOUND) {
+		/* No state yet: the dry run starts from an empty one, as a first cycle would. */
+		sqlite3_close(st->db);
+		st->db = NULL;
+		if ((ret = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY)) == 0 &&
+		    (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) == 0)
+			ret = migrate(st);
+	} else if (ret == 0) {
+		ret = copy_to_memory(st);
+	}
+	if (ret == 0)
+		ret = open_finish(st);
+	if (ret < 0) {
+		cmb_state_close(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
 }
 
 void cmb_state_close(struct cmb_state *st)
@@ -447,6 +572,11 @@ void cmb_state_close(struct cmb_state *st)
 int cmb_state_schema_version(struct cmb_state *st)
 {
 	return st->version;
+}
+
+int cmb_state_is_readonly(const struct cmb_state *st)
+{
+	return st->readonly;
 }
 
 /* ---- transactions ---- */

@@ -34,8 +34,25 @@ struct cmb_state;
 
 /* Opens (creating dir and database if needed) state_dir/cmbridge.db. Caller closes. */
 int cmb_state_open(struct cmb_state **out, const char *state_dir);
+/*
+ * For readers (status, quarantine, actions) while another cmbridge writes:
+ * the file opened read-only, no lock taken, nothing created (SQLite's WAL
+ * lets readers see the last commit). CMB_ENOTFOUND, with a message saying
+ * so, when there is no state yet; CMB_ESTATE when the schema is not this
+ * binary's (migrating is a writer's job). Every write fails. Caller closes.
+ */
+int cmb_state_open_readonly(struct cmb_state **out, const char *state_dir);
+/*
+ * For dry runs (diff, sync --dry-run): a private in-memory copy of the
+ * state, read like cmb_state_open_readonly, then writable like
+ * cmb_state_open; nothing written reaches the file and it vanishes at
+ * close. No state yet: an empty one. Caller closes.
+ */
+int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir);
 void cmb_state_close(struct cmb_state *st);
 int cmb_state_schema_version(struct cmb_state *st);
+/* 1 when st was opened with cmb_state_open_readonly. */
+int cmb_state_is_readonly(const struct cmb_state *st);
 
 int cmb_state_begin(struct cmb_state *st);
 int cmb_state_commit(struct cmb_state *st);

@@ -114,6 +114,7 @@ struct cmb_state {
 	char *path;                  /* dir/cmbridge.db, for messages */
 	int lock_fd;
 	int version;
+	int readonly;                /* cmb_state_open_readonly: no lock, the file opened read-only */
 	int pending_iterating;       /* S_PENDING_EACH is stepping: no re-entry */
 	sqlite3_stmt *stmt[S_COUNT];
 };

@@ -3,7 +3,9 @@
  * ties broken by the order tasks were added, the interval counted from
  * the end of a run, the random offset within its bound, the backoff after
  * failures (and its reset), a run cut short on request, the wait a task
- * may block for, postponing, retuning on reload, and sleeping until due.
+ * may block for, postponing, retuning on reload, running a task now
+ * (SIGUSR1, a control request), retiming after a new interval, and
+ * sleeping until due.
  *
  * No real clock and no sleeping: the scheduler's clock is replaced.
  */
@@ -266,6 +268,46 @@ static void test_postpone_and_tune(void **state)
 	cmb_sched_free(s);
 }
 
+static void test_run_now_and_retime(void **state)
+{
+	(void)state;
+	struct sim m = { .t = 0 };
+	char trace[16] = "";
+	struct job relay = { .sim = &m, .name = "R", .takes = 1, .trace = trace };
+	struct job delta = { .sim = &m, .name = "D", .takes = 10, .trace = trace };
+	struct cmb_sched *s = new_sched(&m);
+	struct cmb_sched_task_opts d_o = {
+		.name = "delta", .interval_s = 900, .first_delay_s = 900, .backoff_base_s = 60, .backoff_max_s = 600,
+		.run = job_run, .ud = &delta,
+	};
+	struct cmb_sched_task_opts ro = { .name = "relay", .interval_s = 0, .run = job_run, .ud = &relay };
+	struct cmb_sched_task *dt = cmb_sched_add(s, &d_o);
+	cmb_sched_add(s, &ro);
+	run_tasks(s, 1); /* the relay, due at once */
+	/* Asked for now: it goes before the relay, which is due too, then is scheduled as usual. */
+	cmb_sched_run_now(dt);
+	assert_true(near(cmb_sched_task_due_in(dt), 0));
+	run_tasks(s, 2);
+	assert_string_equal(trace, "RDR");
+	assert_true(near(delta.last_start, 1));
+	assert_true(near(cmb_sched_task_due_in(dt), 900 - 1));
+	/* A reload shortens the interval: due 300 s after the run ended (t = 11), not after 900. */
+	d_o.interval_s = 300;
+	cmb_sched_task_tune(dt, &d_o);
+	cmb_sched_task_retime(dt);
+	assert_true(near(cmb_sched_task_due_in(dt), 11 + 300 - m.t));
+	/* A failing task keeps its backoff through a retime. */
+	delta.rcs[delta.calls] = CMB_ENETWORK;
+	delta.n_rcs = delta.calls + 1;
+	cmb_sched_run_now(dt);
+	run_tasks(s, 1);
+	double backoff = cmb_sched_task_due_in(dt);
+	cmb_sched_task_retime(dt);
+	assert_true(near(cmb_sched_task_due_in(dt), backoff));
+	assert_int_equal(cmb_sched_task_failures(dt), 1);
+	cmb_sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_canceled_runs_again),
 		cmocka_unit_test(test_wait_until_next_other),
 		cmocka_unit_test(test_postpone_and_tune),
+		cmocka_unit_test(test_run_now_and_retime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
