@@ -117,7 +117,7 @@ void cmb_config_write_doc(FILE *fp);
  * Writes the sample configuration: every option commented out with its
  * default, its description and the value it takes, grouped by section.
  * deploy/cmbridge.conf (the packaged /etc/cmbridge/cmbridge.conf) is this
- * text; `cmbridge config --template` prints it.
+ * text, and it is what `cmbridge config --template` is to print.
  */
 void cmb_config_write_template(FILE *fp);
 
