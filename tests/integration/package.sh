@@ -172,9 +172,13 @@ for name, (opts, words, values) in cmds.items():
     print("|".join([name, " ".join(sorted(opts)), " ".join(sorted(words)), " ".join(sorted(values))]))
 print("-|" + " ".join(sorted(glob)) + "||")
 ' > "$TMP/help.txt"
-expect_eq "cmbridge --help: the commands read from it" \
-  "actions check config diff map quarantine relay run status sync token" \
-  "$(cut -d'|' -f1 "$TMP/help.txt" | grep -v '^-$' | sort | tr '\n' ' ' | sed 's/ $//')"
+all_commands=$(cut -d'|' -f1 "$TMP/help.txt" | grep -v '^-$' | sort | tr '\n' ' ' | sed 's/ $//')
+# The command table of cli.c: its { "name", cmd_name } rows and the commands
+# dispatched before it by strcmp(cmd, "name").
+table=$(grep -oE '\{ *"[a-z]+", *cmd_[a-z_]+ *\}|strcmp\(cmd, "[a-z]+"\)' "$SRC/connector/daemon/cli.c" |
+  grep -oE '"[a-z]+"' | tr -d '"' | sort -u | tr '\n' ' ' | sed 's/ $//')
+expect_eq "cmbridge --help lists the commands of cli.c's table (if it finds none, the table changed shape: update this check)" \
+  "$table" "$all_commands"
 
 MANTXT=$(MANWIDTH=200 man -E ascii -l "$PKG/usr/share/man/man8/cmbridge.8.gz" 2>/dev/null)
 commands_section=$(printf '%s\n' "$MANTXT" | sed -n '/^COMMANDS/,/^OPTIONS/p')
@@ -185,7 +189,6 @@ complete_words() {
   bash -c '. "$1"; shift; COMP_WORDS=(cmbridge "$@"); COMP_CWORD=$#; _cmbridge; printf "%s\n" "${COMPREPLY[@]}"' \
     _ "$PKG/usr/share/bash-completion/completions/cmbridge" "$@" | sed '/^$/d' | sort | tr '\n' ' ' | sed 's/ $//'
 }
-all_commands=$(cut -d'|' -f1 "$TMP/help.txt" | grep -v '^-$' | sort | tr '\n' ' ' | sed 's/ $//')
 expect_eq "completion: cmbridge <TAB> offers every command" "$all_commands" "$(complete_words "")"
 while IFS='|' read -r name opts words values; do
   if [ "$name" = - ]; then
