@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian packages only, everything needed to build, test and
-# demo cmbridge. Idempotent: quiet and quick when all is already installed.
+# demo cmbridge, and to build and check its Debian package (dpkg-dev for
+# dpkg-shlibdeps, man-db and groff-base to render the man pages, logrotate,
+# systemd for systemd-sysusers and systemd-tmpfiles, lintian).
+# Idempotent: quiet and quick when all is already installed.
 set -euo pipefail
 
 PKGS=(
@@ -10,7 +13,7 @@ PKGS=(
   libcmocka-dev libmicrohttpd-dev libgnutls28-dev libkrb5-dev
   python3 ca-certificates curl jq gzip openssl
   krb5-kdc krb5-admin-server krb5-user tinyproxy
-  systemd
+  dpkg-dev man-db groff-base logrotate systemd lintian
 )
 
 missing=()

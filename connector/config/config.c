@@ -1210,6 +1210,151 @@ void cmb_config_write_doc(FILE *fp)
 	}
 }
 
+/*
+ * The default as a sentence ends it: def when there is one, else def_doc
+ * without its decoration ("(system CAs)" -> "system CAs"); NULL for a
+ * required option. Writes into buf.
+ */
+static const char *default_words(const struct option *o, char *buf, size_t size)
+{
+	if (o->flags & OPT_REQUIRED)
+		return NULL;
+	const char *src = o->def ? o->def : (o->def_doc ? o->def_doc : "(none)");
+	size_t n = 0;
+	for (const char *p = src; *p && n + 1 < size; p++)
+		if (o->def || (*p != '(' && *p != ')' && *p != '`'))
+			buf[n++] = *p;
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * What the template and the man page say about one option besides its
+ * description: the value expected (in the words of the loader's own error
+ * messages), required or the default (with_default; a default value
+ * quoted as `code`), and whether a change needs a restart. One sentence
+ * each.
+ */
+static void option_facts(const struct option *o, int with_default, char *buf, size_t size)
+{
+	char expected[160], def[160];
+	describe_expected(o, expected, sizeof(expected));
+	const char *d = default_words(o, def, sizeof(def));
+	size_t used = (size_t)snprintf(buf, size, "Value: %s.", expected);
+	if (!d && used < size)
+		used += (size_t)snprintf(buf + used, size - used, " Required.");
+	else if (with_default && strcmp(d, "none") == 0 && !o->def && used < size)
+		used += (size_t)snprintf(buf + used, size - used, " Not set by default.");
+	else if (with_default && used < size)
+		used += (size_t)snprintf(buf + used, size - used, o->def ? " Default: `%s`." : " Default: %s.", d);
+	if (!(o->flags & OPT_RELOADABLE) && used < size)
+		snprintf(buf + used, size - used, " A change needs a restart.");
+}
+
+/* Writes text as "# " comment lines of at most 78 columns, breaking at blanks. */
+static void write_comment(FILE *fp, const char *text)
+{
+	const size_t width = 76;
+	const char *p = text;
+	while (*p) {
+		size_t len = strlen(p);
+		size_t cut = len;
+		if (len > width) {
+			cut = width;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0) /* one word longer than the line: keep it whole */
+				for (cut = width; p[cut] && p[cut] != ' '; cut++)
+					;
+		}
+		fprintf(fp, "# %.*s\n", (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+void cmb_config_write_template(FILE *fp)
+{
+	fputs("# /etc/cmbridge/cmbridge.conf - cmbridge's configuration, cmbridge.conf(5)\n"
+	      "#\n"
+	      "# Every option is listed, commented out, with its default: remove the\n"
+	      "# leading '#' of a key to set it. Keys marked \"Required\" have no default\n"
+	      "# and must be set. Secrets are never written here, only the paths of\n"
+	      "# files holding them, readable by their owner only (mode 600).\n"
+	      "#\n"
+	      "#   cmbridge -c FILE check    the first problem, with its line and key\n"
+	      "#   cmbridge -c FILE config   what was understood, defaults included\n",
+	      fp);
+	const char *section = NULL;
+	char facts[400];
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		if (!section || strcmp(section, o->section) != 0) {
+			section = o->section;
+			fprintf(fp, "\n[%s]\n", section);
+		}
+		option_facts(o, !o->def, facts, sizeof(facts));
+		fputc('\n', fp);
+		write_comment(fp, o->desc);
+		write_comment(fp, facts);
+		fprintf(fp, "#%s =%s%s\n", o->key, o->def ? " " : "", o->def ? o->def : "");
+	}
+}
+
+/*
+ * Writes text for roff: `code` in bold, backslashes escaped, a break point
+ * after each comma that no blank follows (long lists of names), and a
+ * leading '.' or '\'' made literal. Keys are plain [a-z_], never escaped.
+ */
+static void write_roff(FILE *fp, const char *text)
+{
+	int bold = 0;
+	if (*text == '.' || *text == '\'')
+		fputs("\\&", fp);
+	for (const char *p = text; *p; p++) {
+		if (*p == '`') {
+			fputs(bold ? "\\fR" : "\\fB", fp);
+			bold = !bold;
+		} else if (*p == '\\') {
+			fputs("\\e", fp);
+		} else if (*p == ',' && p[1] && p[1] != ' ') {
+			fputs(",\\:", fp);
+		} else if ((unsigned char)*p >= 0x80) {
+			/* UTF-8 (a multiplication sign, a dash) as a groff glyph \[uXXXX]: the page stays ASCII. */
+			unsigned char c = (unsigned char)*p;
+			int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+			unsigned cp = c & (0x3F >> more);
+			for (int k = 0; k < more && ((unsigned char)p[1] & 0xC0) == 0x80; k++)
+				cp = (cp << 6) | ((unsigned char)*++p & 0x3F);
+			fprintf(fp, "\\[u%04X]", cp);
+		} else {
+			fputc(*p, fp);
+		}
+	}
+	if (bold)
+		fputs("\\fR", fp);
+}
+
+void cmb_config_write_man(FILE *fp)
+{
+	const char *section = NULL;
+	char facts[400];
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &options[i];
+		if (!section || strcmp(section, o->section) != 0) {
+			section = o->section;
+			fprintf(fp, ".SS [%s]\n", section);
+		}
+		fprintf(fp, ".TP\n.B %s\n", o->key);
+		write_roff(fp, o->desc);
+		fputs("\n.br\n", fp);
+		option_facts(o, 1, facts, sizeof(facts));
+		write_roff(fp, facts);
+		fputc('\n', fp);
+	}
+}
+
 int cmb_config_check_reload(const struct cmb_config *old, const struct cmb_config *new)
 {
 	char b1[32], b2[32];

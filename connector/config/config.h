@@ -120,6 +120,20 @@ void cmb_config_print(const struct cmb_config *cfg, FILE *fp);
 void cmb_config_write_doc(FILE *fp);
 
 /*
+ * Writes the sample configuration: every option commented out with its
+ * default, its description and the value it takes, grouped by section.
+ * deploy/cmbridge.conf (the packaged /etc/cmbridge/cmbridge.conf) is this
+ * text, and it is what `cmbridge config --template` is to print.
+ */
+void cmb_config_write_template(FILE *fp);
+
+/*
+ * Writes the OPTIONS of cmbridge.conf(5) in man(7) roff: one .SS per
+ * section, one .TP per option; deploy/man/cmbridge.conf.5 embeds it.
+ */
+void cmb_config_write_man(FILE *fp);
+
+/*
  * For a reload (SIGHUP): 0 when every option that differs between old and
  * new may change without a restart; otherwise CMB_ECONFIG naming the first
  * option that needs a restart (the caller keeps old).
