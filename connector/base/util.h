@@ -50,6 +50,12 @@ char *cmb_buf_detach(struct cmb_buf *b, size_t *len);
 void cmb_buf_free(struct cmb_buf *b);
 
 /* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
+/* Case-insensitive Levenshtein distance of two short names; SIZE_MAX past 64 characters. */
+size_t cmb_edit_distance(const char *a, const char *b);
+/* The candidate nearest to name, if within CMB_SUGGEST_MAX_DISTANCE edits: for "did you mean". */
+#define CMB_SUGGEST_MAX_DISTANCE 2
+const char *cmb_suggest(const char *name, const char *const *candidates, size_t n);
+
 void cmb_uuid4(char out[37]);
 
 /* Lower-case hex SHA-256 of data (64 chars + NUL). */

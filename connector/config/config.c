@@ -492,53 +492,19 @@ static void describe_expected(const struct option *o, char *buf, size_t size)
 	}
 }
 
-/* Case-insensitive Levenshtein distance of two short names (capped at 64 chars). */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64)
-		return SIZE_MAX;
-	size_t prev[65], cur[65];
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-			size_t best = prev[j - 1] + cost;
-			if (prev[j] + 1 < best)
-				best = prev[j] + 1;
-			if (cur[j - 1] + 1 < best)
-				best = cur[j - 1] + 1;
-			cur[j] = best;
-		}
-		memcpy(prev, cur, sizeof(prev));
-	}
-	return prev[lb];
-}
-
 static const char *suggest_section(const char *name)
 {
-	const char *best = NULL;
-	size_t best_d = 3;
-	for (size_t i = 0; i < N_SECTIONS; i++) {
-		size_t d = edit_distance(name, sections[i]);
-		if (d < best_d) {
-			best_d = d;
-			best = sections[i];
-		}
-	}
-	return best;
+	return cmb_suggest(name, sections, N_SECTIONS);
 }
 
 static const char *suggest_key(const char *section, const char *key)
 {
 	const char *best = NULL;
-	size_t best_d = 3;
+	size_t best_d = CMB_SUGGEST_MAX_DISTANCE + 1;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		if (strcmp(options[i].section, section) != 0)
 			continue;
-		size_t d = edit_distance(key, options[i].key);
+		size_t d = cmb_edit_distance(key, options[i].key);
 		if (d < best_d) {
 			best_d = d;
 			best = options[i].key;

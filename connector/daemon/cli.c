@@ -15,6 +15,7 @@
  * base/json.h), diagnostics to the log (stderr by default).
  */
 #include "connector/daemon/cli.h"
+#include "connector/daemon/usage.h"
 #include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
 #include "connector/daemon/progress.h"
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
@@ -48,71 +50,12 @@
 /* -v: debug logging, also after a reload of `run`. */
 static int cli_verbose;
 
-static void usage(FILE *fp)
-{
-	fprintf(fp,
-		"usage: cmbridge [-c FILE] [-v] COMMAND [ARGS]\n"
-		"\n"
-		"Attaches a Configuration Manager site to a cloud tenant.\n"
-		"\n"
-		"commands:\n"
-		"  sync [--now] [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]\n"
-		"                              run one sync cycle (delta unless --full); --allow-deletes\n"
-		"                              approves up to N removals past the deletion guard, once;\n"
-		"                              --allow-changes up to N changes past the change guard, once;\n"
-		"                              while `run` runs, the daemon runs it (--now says so)\n"
-		"  diff [--json]               what the next cycle would add, change and remove (sends nothing)\n"
-		"  status [--json] [--check]   last cycles, next runs, devices, quarantine, guard, actions;\n"
-		"                              --check: one line and exit 0 ok, 1 held, 2 failed or old, 3 unknown\n"
-		"  quarantine [--json]         records held back, with the reason\n"
-		"  check                       config valid, site and tenant reachable, token obtained\n"
-		"  config                      print the effective configuration (no secrets)\n"
-		"  token [--site]              acquire a tenant token (--site: for [site] scope) and show its\n"
-		"                              type, lifetime and public claims (never the token itself)\n"
-		"  map --from adminservice [--site-code CODE] FILE...\n"
-		"                              map saved AdminService JSON pages to tenant records,\n"
-		"                              one JSON object a line (offline, no network)\n"
-		"  relay [--once] [--now]      relay remote actions from the tenant to the site; --once\n"
-		"                              exits when nothing is left (inbox settled, outbox empty);\n"
-		"                              --now: one pass, by the daemon while `run` runs\n"
-		"  run                         sync cycles every [sync] interval and the relay, until stopped\n"
-		"                              (SIGTERM stops, SIGHUP reloads, SIGUSR1 runs a delta cycle)\n"
-		"  reload                      make the running daemon load its configuration again\n"
-		"  actions [--json]            remote actions received, with their state\n"
-		"  actions show ID             one action and its audit history\n"
-		"\n"
-		"options:\n"
-		"  -c, --config FILE   configuration file (default " CMB_CONFIG_DEFAULT_PATH ")\n"
-		"  -v, --verbose       debug logging\n"
-		"  -h, --help          this help\n"
-		"  -V, --version       version\n"
-		"\n"
-		"exit status: 0 success, 1 failure (a held cycle included), 2 usage or configuration error;\n"
-		"status --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (docs/operations.md)\n");
-}
-
 /* A command returns 0, a negative CMB_E* code, or (status --check) the exit status itself. */
 static int exit_for(int rc)
 {
 	if (rc >= 0)
 		return rc;
 	return rc == CMB_ECONFIG ? EXIT_USAGE : EXIT_FAIL;
-}
-
-static int load_config(const char *path, int verbose, struct cmb_config **cfg)
-{
-	int rc = cmb_config_load(cfg, path);
-	if (rc < 0) {
-		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
-		return rc;
-	}
-	if ((rc = cmb_daemon_log_apply(*cfg, verbose)) < 0) {
-		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
-		cmb_config_free(*cfg);
-		*cfg = NULL;
-		return CMB_ECONFIG;
-	}
-	return 0;
 }
 
 /*
@@ -641,8 +584,17 @@ static int cmd_token(const struct cmb_config *cfg, int argc, char **argv)
 
 /* ---- config ---- */
 
+static int config_is_template(int argc, char **argv)
+{
+	return argc == 2 && strcmp(argv[1], "--template") == 0;
+}
+
 static int cmd_config(const struct cmb_config *cfg, int argc, char **argv)
 {
+	if (config_is_template(argc, argv)) {
+		cmb_config_write_template(stdout);
+		return 0;
+	}
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "config: unexpected argument '%s'", argv[1]);
 	cmb_config_print(cfg, stdout);
@@ -954,10 +906,106 @@ static void report_failure(const char *cmd)
 		cmb_error_log("%s: %s", cmd, cmb_error_last());
 }
 
+static int cmd_map(const struct cmb_config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	cmb_log_set_level(cli_verbose ? CMB_LOG_DEBUG : CMB_LOG_WARN);
+	return cmb_cli_map(argc, argv);
+}
+
+static int always(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	return 1;
+}
+
+/* The commands, in the order --help lists them; cmbridge(8) and the bash completion follow it. */
+static const struct cmb_cli_command commands[] = {
+	{ .name = "sync", .run = cmd_sync,
+	  .synopsis = "sync [--now] [--full] [--dry-run] [--allow-deletes N] [--allow-changes N]",
+	  .help = "run one sync cycle (delta unless --full); --allow-deletes\n"
+		  "approves up to N removals past the deletion guard, once;\n"
+		  "--allow-changes up to N changes past the change guard, once;\n"
+		  "while `run` runs, the daemon runs it (--now says so)" },
+	{ .name = "diff", .run = cmd_diff, .synopsis = "diff [--json]",
+	  .help = "what the next cycle would add, change and remove (sends nothing)" },
+	{ .name = "status", .run = cmd_status, .synopsis = "status [--json] [--check]",
+	  .help = "last cycles, next runs, devices, quarantine, guards, actions;\n"
+		  "--check: one line and exit 0 ok, 1 held, 2 failed or old, 3 unknown" },
+	{ .name = "quarantine", .run = cmd_quarantine, .synopsis = "quarantine [--json]",
+	  .help = "records held back, with the reason" },
+	{ .name = "check", .run = cmd_check, .synopsis = "check",
+	  .help = "config valid, site and tenant reachable, token obtained" },
+	{ .name = "config", .run = cmd_config, .config_free = config_is_template, .synopsis = "config [--template]",
+	  .help = "print the effective configuration (no secrets); --template:\n"
+		  "a commented sample configuration, every option at its default" },
+	{ .name = "token", .run = cmd_token, .synopsis = "token [--site]",
+	  .help = "acquire a tenant token (--site: for [site] scope) and show its\n"
+		  "type, lifetime and public claims (never the token itself)" },
+	{ .name = "map", .run = cmd_map, .config_free = always,
+	  .synopsis = "map --from adminservice [--site-code CODE] FILE...",
+	  .help = "map saved AdminService JSON pages to tenant records,\n"
+		  "one JSON object a line (offline, no network, no configuration)" },
+	{ .name = "relay", .run = cmd_relay, .synopsis = "relay [--once] [--now]",
+	  .help = "relay remote actions from the tenant to the site; --once\n"
+		  "exits when nothing is left (inbox settled, outbox empty);\n"
+		  "--now: one pass, by the daemon while `run` runs" },
+	{ .name = "run", .run = cmd_run, .synopsis = "run",
+	  .help = "sync cycles every [sync] interval and the relay, until stopped\n"
+		  "(SIGTERM stops, SIGHUP reloads, SIGUSR1 runs a delta cycle)" },
+	{ .name = "reload", .run = cmd_reload, .synopsis = "reload",
+	  .help = "make the running daemon load its configuration again" },
+	{ .name = "actions", .run = cmd_actions, .synopsis = "actions [show ID] [--json]",
+	  .help = "remote actions received, with their state; show ID: one action\n"
+		  "and its audit history" },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The configuration's error, with where to start when the default file does not exist. */
+static void config_failed(const char *path)
+{
+	if (strcmp(path, CMB_CONFIG_DEFAULT_PATH) == 0 && access(path, F_OK) != 0)
+		fprintf(stderr, "cmbridge: %s; start from the commented sample: cmbridge config --template > %s\n",
+			cmb_error_last(), path);
+	else
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+}
+
+/* Runs one command with its arguments (the global options among them already taken out). */
+static int run_command(const struct cmb_cli_command *c, const struct cmb_cli_globals *g, int argc, char **argv)
+{
+	int rc = cmb_usage_check_options(stderr, c, argc, argv);
+	if (rc < 0) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		return EXIT_USAGE;
+	}
+	struct cmb_config *cfg = NULL;
+	if (!(c->config_free && c->config_free(argc, argv))) {
+		if ((rc = cmb_config_load(&cfg, g->config_path)) < 0) {
+			config_failed(g->config_path);
+			return EXIT_USAGE;
+		}
+		if ((rc = cmb_daemon_log_apply(cfg, g->verbose)) < 0) {
+			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+			cmb_config_free(cfg);
+			return EXIT_USAGE;
+		}
+	}
+	rc = c->run(cfg, argc, argv);
+	if (rc < 0) {
+		if (cfg)
+			report_failure(c->name);
+		else
+			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+	}
+	cmb_config_free(cfg);
+	return exit_for(rc);
+}
+
 int cmb_cli_main(int argc, char **argv)
 {
-	const char *config_path = CMB_CONFIG_DEFAULT_PATH;
-	int verbose = 0, ch;
+	struct cmb_cli_globals g = { .config_path = CMB_CONFIG_DEFAULT_PATH };
+	int ch;
 	static const struct option lo[] = { { "config", required_argument, NULL, 'c' },
 					    { "verbose", no_argument, NULL, 'v' },
 					    { "help", no_argument, NULL, 'h' },
@@ -965,55 +1013,33 @@ int cmb_cli_main(int argc, char **argv)
 					    { NULL, 0, NULL, 0 } };
 	while ((ch = getopt_long(argc, argv, "+c:vhV", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'c': config_path = optarg; break;
-		case 'v': verbose = 1; break;
-		case 'h': usage(stdout); return EXIT_OK;
+		case 'c': g.config_path = optarg; break;
+		case 'v': g.verbose = 1; break;
+		case 'h': g.help = 1; break;
 		case 'V': printf("cmbridge %s\n", CMB_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		default: fprintf(stderr, "cmbridge: see cmbridge --help\n"); return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		cmb_usage_print(g.help ? stdout : stderr, commands, N_COMMANDS);
+		return g.help ? EXIT_OK : EXIT_USAGE;
+	}
+	const struct cmb_cli_command *c = cmb_usage_find(commands, N_COMMANDS, argv[optind]);
+	if (!c) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
 		return EXIT_USAGE;
 	}
-	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
-
-	cli_verbose = verbose;
+	if (cmb_usage_take_globals(&cargc, cargv, &g) < 0) {
+		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		return EXIT_USAGE;
+	}
+	if (g.help) {
+		cmb_usage_command(stdout, c);
+		return EXIT_OK;
+	}
+	cli_verbose = g.verbose;
 	cmb_daemon_signals_init();
-
-	if (strcmp(cmd, "map") == 0) {
-		cmb_log_set_level(verbose ? CMB_LOG_DEBUG : CMB_LOG_WARN);
-		int rc = cmb_cli_map(cargc, cargv);
-		if (rc < 0)
-			fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
-		return exit_for(rc);
-	}
-
-	static const struct {
-		const char *name;
-		int (*fn)(const struct cmb_config *, int, char **);
-	} cmds[] = {
-		{ "sync", cmd_sync },	{ "status", cmd_status },	  { "check", cmd_check },
-		{ "config", cmd_config }, { "diff", cmd_diff }, { "quarantine", cmd_quarantine },
-		{ "token", cmd_token },
-		{ "relay", cmd_relay },	  { "run", cmd_run },	  { "actions", cmd_actions },
-		{ "reload", cmd_reload },
-	};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(cmd, cmds[i].name) != 0)
-			continue;
-		struct cmb_config *cfg;
-		int rc = load_config(config_path, verbose, &cfg);
-		if (rc < 0)
-			return EXIT_USAGE;
-		rc = cmds[i].fn(cfg, cargc, cargv);
-		if (rc < 0)
-			report_failure(cmd);
-		cmb_config_free(cfg);
-		return exit_for(rc);
-	}
-	fprintf(stderr, "cmbridge: unknown command '%s' (see cmbridge --help)\n", cmd);
-	return EXIT_USAGE;
+	return run_command(c, &g, cargc, cargv);
 }
