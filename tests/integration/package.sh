@@ -353,8 +353,6 @@ grep -v 'cmbridge\.service' "$TMP/lintian.out" | sort > "$TMP/lintian.tags"
   [ -f "$SRC/LICENSE" ] || echo "E: cmbridge: no-copyright-file"
   # The project's flags, not dpkg-buildflags' (docs/packaging.md).
   echo "I: cmbridge: binary-has-unneeded-section .comment [usr/bin/cmbridge]"
-  echo "I: cmbridge: hardening-no-bindnow [usr/bin/cmbridge]"
-  echo "I: cmbridge: hardening-no-fortify-functions [usr/bin/cmbridge]"
 } | sort > "$TMP/lintian.expected"
 expect_same "lintian: only the tags docs/packaging.md accounts for" "$TMP/lintian.expected" "$TMP/lintian.tags"
 
