@@ -18,6 +18,7 @@ struct cmb_action_map {
 	const char *action;          /* Graph name: configurationManagerActionType member, or syncDevice/retire/wipe */
 	enum cmb_action_kind kind;
 	int client_type;             /* CMB_ACTION_NOTIFY: the client notification Type; else 0 */
+	const char *operation;       /* the site operation as ConfigMgr names it (DownloadComputerPolicy, BlockClients) */
 	int destructive;             /* needs [actions] allow_destructive = true */
 	const char *reason;          /* CMB_ACTION_UNSUPPORTED, and destructive when not allowed: why */
 };
@@ -27,6 +28,9 @@ const struct cmb_action_map *cmb_map_action(const char *action);
 
 /* The whole table (static storage) and its length, in documentation order. */
 const struct cmb_action_map *cmb_map_actions(size_t *n);
+
+/* The ConfigMgr name of a client notification Type ("DownloadComputerPolicy"), or "Type N" for others. */
+const char *cmb_map_operation_name(int client_type);
 
 /* Why an unknown action is refused (static string). */
 const char *cmb_map_action_unknown_reason(void);

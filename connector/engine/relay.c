@@ -481,8 +481,9 @@ static int issue(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind ki
 		return rc;
 	}
 	if (rc < 0) {
-		cmb_error_wrap(rc, "relay: journal row %" PRId64 " (%s, Type %d, %zu targets) left to reconcile",
-			       intent_id, cmb_state_intent_kind_name(kind), op_type, n);
+		cmb_error_wrap(rc, "relay: journal row %" PRId64 " (%s %s, Type %d, %zu targets) left to reconcile",
+			       intent_id, cmb_state_intent_kind_name(kind), block ? "BlockClients" : cmb_map_operation_name(op_type),
+			       op_type, n);
 		return rc;
 	}
 	if (block)
@@ -491,8 +492,11 @@ static int issue(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind ki
 		r->stats.operations++;
 		r->stats.targets += (long)n;
 	}
-	cmb_info("relay: journal row %" PRId64 ": %s Type %d for %zu devices%s%" PRId64, intent_id,
-		 block ? "BlockClients" : "operation", op_type, n, block ? "" : ", OperationID ", block ? (int64_t)0 : opid);
+	if (block)
+		cmb_info("relay: journal row %" PRId64 ": BlockClients for %zu devices", intent_id, n);
+	else
+		cmb_info("relay: journal row %" PRId64 ": %s (Type %d) for %zu devices, OperationID %" PRId64, intent_id,
+			 cmb_map_operation_name(op_type), op_type, n, opid);
 	return record_issued(r, intent_id, kind, opid, block ? CMB_OUTCOME_BLOCKED : CMB_OUTCOME_ISSUED);
 }
 
@@ -622,8 +626,9 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 		r->stats.adopted++;
 		rc = record_issued(r, it->id, it->kind, found, CMB_OUTCOME_ADOPTED);
 	} else if (n_untargeted > 1) {
-		char *why = xasprintf("delivery unknown: %ld operations of Type %d by this account in the window, and "
-				      "the site does not list their targets; not sent again", n_untargeted, it->op_type);
+		char *why = xasprintf("delivery unknown: %ld %s operations (Type %d) by this account in the window, and "
+				      "the site does not list their targets; not sent again", n_untargeted,
+				      cmb_map_operation_name(it->op_type), it->op_type);
 		rc = record_unknown(r, it, why);
 		free(why);
 	} else {
