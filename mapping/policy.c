@@ -332,12 +332,89 @@ static int parse_items(struct walk *w, yajl_val o, const char *prop, const char 
 	return 0;
 }
 
+/* A choice instance: its value and the children under it. Returns like parse_instance(). */
+static int parse_choice(struct walk *w, yajl_val o, const char *path, const char *defid, int depth,
+			struct cmb_policy_instance *in)
+{
+	yajl_val cv = obj_get(o, "choiceSettingValue");
+	const char *val = obj_str(cv, "value");
+	if (!YAJL_IS_OBJECT(cv))
+		return malformed(w, path, defid, "choiceSettingValue is missing");
+	if (!val || !*val || !text_ok(val))
+		return malformed(w, path, defid, "choiceSettingValue.value is missing or not a string");
+	in->type = CMB_PI_CHOICE;
+	in->choice = xstrdup(val);
+	yajl_val ch = obj_get(cv, "children");
+	if (!ch || YAJL_IS_NULL(ch))
+		return 0;
+	char *sub = xasprintf("%s/choiceSettingValue", path);
+	int rc = parse_instances(w, ch, sub, "children", depth + 1, &in->children, &in->n_children);
+	free(sub);
+	return rc;
+}
+
+/* A simple instance: an integer or a string, as its @odata.type says. */
+static int parse_simple(struct walk *w, yajl_val o, const char *path, const char *defid,
+			struct cmb_policy_instance *in)
+{
+	yajl_val sv = obj_get(o, "simpleSettingValue");
+	if (!YAJL_IS_OBJECT(sv))
+		return malformed(w, path, defid, "simpleSettingValue is missing");
+	char *text = NULL;
+	long long iv = 0;
+	int is_int = 0;
+	if (simple_text(sv, &text, &iv, &is_int))
+		return malformed(w, path, defid,
+				 "simpleSettingValue.value is missing, not of its @odata.type, or holds control "
+				 "characters");
+	in->type = is_int ? CMB_PI_INT : CMB_PI_STRING;
+	in->ival = iv;
+	if (is_int)
+		free(text);
+	else
+		in->sval = text;
+	return 0;
+}
+
+/* A group (single) or a group collection: each group's children. */
+static int parse_group(struct walk *w, yajl_val o, const char *path, const char *defid, int depth, int single,
+		       struct cmb_policy_instance *in)
+{
+	yajl_val arr = obj_get(o, single ? "groupSettingValue" : "groupSettingCollectionValue");
+	if (single ? !YAJL_IS_OBJECT(arr) : !YAJL_IS_ARRAY(arr))
+		return malformed(w, path, defid,
+				 single ? "groupSettingValue is missing"
+					: "groupSettingCollectionValue is missing or not an array");
+	size_t ng = single ? 1 : arr->u.array.len;
+	if (ng > CMB_POLICY_MAX_ITEMS)
+		return cmb_error_set(CMB_ETOOBIG, "%s: more than CMB_POLICY_MAX_ITEMS (%d) groups", path,
+				     CMB_POLICY_MAX_ITEMS);
+	in->type = CMB_PI_GROUP_COLL;
+	in->groups = xcalloc(ng ? ng : 1, sizeof(*in->groups));
+	int rc = 0;
+	for (size_t g = 0; g < ng && rc >= 0; g++) {
+		yajl_val gv = single ? arr : arr->u.array.values[g];
+		char *sub = single ? xasprintf("%s/groupSettingValue", path)
+				   : xasprintf("%s/groupSettingCollectionValue[%zu]", path, g);
+		in->n_groups++;
+		yajl_val ch = obj_get(gv, "children");
+		if (!YAJL_IS_OBJECT(gv) || !YAJL_IS_ARRAY(ch))
+			malformed(w, sub, defid, "children is missing or not an array");
+		else
+			rc = parse_instances(w, ch, sub, "children", depth + 1, &in->groups[g].children,
+					     &in->groups[g].n_children);
+		free(sub);
+	}
+	return rc;
+}
+
 /*
  * Parses one setting instance object. Returns 0 (kept), 1 (malformed:
  * recorded, dropped) or a negative code (a limit: the whole body is refused).
  */
 static int parse_instance(struct walk *w, yajl_val o, const char *path, int depth, struct cmb_policy_instance *in)
 {
+	static const char prefix[] = "deviceManagementConfiguration";
 	memset(in, 0, sizeof(*in));
 	if (depth > CMB_POLICY_MAX_NESTING)
 		return cmb_error_set(CMB_ETOOBIG, "%s: setting instances nested deeper than CMB_POLICY_MAX_NESTING (%d)",
@@ -353,83 +430,27 @@ static int parse_instance(struct walk *w, yajl_val o, const char *path, int dept
 	const char *t = graph_type(o);
 	if (!t)
 		return malformed(w, path, defid, "@odata.type is missing");
-	int rc = 0;
-	char *sub = NULL;
-	if (strcmp(t, "deviceManagementConfigurationChoiceSettingInstance") == 0) {
-		yajl_val cv = obj_get(o, "choiceSettingValue");
-		const char *val = obj_str(cv, "value");
-		if (!YAJL_IS_OBJECT(cv))
-			return malformed(w, path, defid, "choiceSettingValue is missing");
-		if (!val || !*val || !text_ok(val))
-			return malformed(w, path, defid, "choiceSettingValue.value is missing or not a string");
-		in->type = CMB_PI_CHOICE;
-		in->choice = xstrdup(val);
-		yajl_val ch = obj_get(cv, "children");
-		if (ch && !YAJL_IS_NULL(ch)) {
-			sub = xasprintf("%s/choiceSettingValue", path);
-			rc = parse_instances(w, ch, sub, "children", depth + 1, &in->children, &in->n_children);
-		}
-	} else if (strcmp(t, "deviceManagementConfigurationChoiceSettingCollectionInstance") == 0) {
+	const char *kind = strncmp(t, prefix, sizeof(prefix) - 1) == 0 ? t + sizeof(prefix) - 1 : "";
+	int rc;
+	if (strcmp(kind, "ChoiceSettingCollectionInstance") == 0) {
 		in->type = CMB_PI_CHOICE_COLL;
 		return parse_items(w, o, "choiceSettingCollectionValue", path, defid, in);
-	} else if (strcmp(t, "deviceManagementConfigurationSimpleSettingInstance") == 0) {
-		yajl_val sv = obj_get(o, "simpleSettingValue");
-		if (!YAJL_IS_OBJECT(sv))
-			return malformed(w, path, defid, "simpleSettingValue is missing");
-		char *text = NULL;
-		long long iv = 0;
-		int is_int = 0;
-		if (simple_text(sv, &text, &iv, &is_int))
-			return malformed(w, path, defid,
-					 "simpleSettingValue.value is missing, not of its @odata.type, or holds control "
-					 "characters");
-		in->type = is_int ? CMB_PI_INT : CMB_PI_STRING;
-		in->ival = iv;
-		if (is_int)
-			free(text);
-		else
-			in->sval = text;
-	} else if (strcmp(t, "deviceManagementConfigurationSimpleSettingCollectionInstance") == 0) {
+	} else if (strcmp(kind, "SimpleSettingCollectionInstance") == 0) {
 		in->type = CMB_PI_COLL;
 		return parse_items(w, o, "simpleSettingCollectionValue", path, defid, in);
-	} else if (strcmp(t, "deviceManagementConfigurationGroupSettingCollectionInstance") == 0 ||
-		   strcmp(t, "deviceManagementConfigurationGroupSettingInstance") == 0) {
-		int single = strcmp(t, "deviceManagementConfigurationGroupSettingInstance") == 0;
-		yajl_val arr = obj_get(o, single ? "groupSettingValue" : "groupSettingCollectionValue");
-		size_t ng = single ? 1 : (YAJL_IS_ARRAY(arr) ? arr->u.array.len : 0);
-		if (single ? !YAJL_IS_OBJECT(arr) : !YAJL_IS_ARRAY(arr))
-			return malformed(w, path, defid,
-					 single ? "groupSettingValue is missing"
-						: "groupSettingCollectionValue is missing or not an array");
-		if (ng > CMB_POLICY_MAX_ITEMS)
-			return cmb_error_set(CMB_ETOOBIG, "%s: more than CMB_POLICY_MAX_ITEMS (%d) groups", path,
-					     CMB_POLICY_MAX_ITEMS);
-		in->type = CMB_PI_GROUP_COLL;
-		in->groups = xcalloc(ng ? ng : 1, sizeof(*in->groups));
-		for (size_t g = 0; g < ng && rc >= 0; g++) {
-			yajl_val gv = single ? arr : arr->u.array.values[g];
-			free(sub);
-			sub = single ? xasprintf("%s/groupSettingValue", path)
-				     : xasprintf("%s/groupSettingCollectionValue[%zu]", path, g);
-			in->n_groups++;
-			yajl_val ch = obj_get(gv, "children");
-			if (!YAJL_IS_OBJECT(gv) || !YAJL_IS_ARRAY(ch)) {
-				malformed(w, sub, defid, "children is missing or not an array");
-				continue;
-			}
-			rc = parse_instances(w, ch, sub, "children", depth + 1, &in->groups[g].children,
-					     &in->groups[g].n_children);
-		}
+	} else if (strcmp(kind, "ChoiceSettingInstance") == 0) {
+		rc = parse_choice(w, o, path, defid, depth, in);
+	} else if (strcmp(kind, "SimpleSettingInstance") == 0) {
+		rc = parse_simple(w, o, path, defid, in);
+	} else if (strcmp(kind, "GroupSettingCollectionInstance") == 0 || strcmp(kind, "GroupSettingInstance") == 0) {
+		rc = parse_group(w, o, path, defid, depth, strcmp(kind, "GroupSettingInstance") == 0, in);
 	} else {
-	{
 		char *what = xasprintf("unknown instance type %s", t);
 		malformed(w, path, defid, what);
 		free(what);
 		return 1;
 	}
-	}
-	free(sub);
-	if (rc < 0) {
+	if (rc != 0) {
 		instance_clear(in);
 		memset(in, 0, sizeof(*in));
 		return rc;
@@ -741,27 +762,29 @@ static void validate_group(struct vctx *c, const struct cmb_policy_group *gr, co
 					xasprintf("set twice in one group (also at %s)", gr->children[j].path));
 }
 
-static void validate_instance(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *group)
+/* The catalog's definition of in, when it is known, in its place and set once; else NULL with a reason. */
+static const struct cmb_policy_def *validate_place(struct vctx *c, const struct cmb_policy_instance *in,
+						    const struct cmb_policy_def *group)
 {
 	const struct cmb_policy_def *def = cmb_map_policy_def(in->definition_id);
 	if (!def) {
 		vreason(c, in, xstrdup("unknown setting: not in the connector's settings catalog "
 				       "(mapping/policy_catalog.def)"));
-		return;
+		return NULL;
 	}
 	if (def->parent && (!group || strcmp(group->id, def->parent) != 0)) {
 		vreason(c, in, xasprintf("belongs inside %s", def->parent));
-		return;
+		return NULL;
 	}
 	if (!def->parent && group) {
 		vreason(c, in, xasprintf("is not a setting of %s", group->id));
-		return;
+		return NULL;
 	}
 	if (!group) {
 		const char *prev = seen_find(&c->top, def->id);
 		if (prev) {
 			vreason(c, in, xasprintf("set twice in one policy (also at %s)", prev));
-			return;
+			return NULL;
 		}
 		seen_add(&c->top, def->id, in->path);
 	}
@@ -769,28 +792,81 @@ static void validate_instance(struct vctx *c, const struct cmb_policy_instance *
 	if (in->type != want) {
 		vreason(c, in, xasprintf("is a %s instance; the catalog has a %s setting", itype_name(in->type),
 					 itype_name(want)));
-		return;
+		return NULL;
 	}
+	return def;
+}
+
+/* A choice among def's options, by option id. */
+static void validate_option(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *def,
+			    const char *option)
+{
 	char val[64];
+	if (cmb_map_policy_option(def, option, val, sizeof(val)) < 0) {
+		char *opts = cmb_map_policy_options_list(def);
+		vreason(c, in, xasprintf("option \"%s\" is not one of %s", option, opts));
+		free(opts);
+	}
+}
+
+/* Key-value groups: each group's settings, and no key in two groups. */
+static void validate_group_kv(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *def)
+{
+	for (size_t g = 0; g < in->n_groups; g++)
+		validate_group(c, &in->groups[g], def);
+	for (size_t g = 1; g < in->n_groups; g++)
+		for (size_t h = 0; h < g; h++)
+			for (size_t i = 0; i < in->groups[g].n_children; i++)
+				for (size_t j = 0; j < in->groups[h].n_children; j++)
+					if (strcmp(in->groups[g].children[i].definition_id,
+						   in->groups[h].children[j].definition_id) == 0)
+						vreason(c, &in->groups[g].children[i],
+							xasprintf("set twice in one policy (also at %s)",
+								  in->groups[h].children[j].path));
+}
+
+/* Rule groups (firewall rules): each rule's settings, and a name that identifies it once. */
+static void validate_rules(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *def)
+{
+	for (size_t g = 0; g < in->n_groups; g++) {
+		const struct cmb_policy_group *gr = &in->groups[g];
+		validate_group(c, gr, def);
+		const char *name = NULL;
+		char *rid = rule_id(c->p, gr, def, &name);
+		char *where = xasprintf("%s/groupSettingCollectionValue[%zu]", in->path, g);
+		const char *prev = rid ? seen_find(&c->rule_ids, rid) : NULL;
+		if (!rid)
+			reason_add(c->r, xasprintf("%s (%s): has no %s_name (Graph requires one)", where, def->id, def->id));
+		else if (strchr(rid, '/'))
+			reason_add(c->r, xasprintf("%s (%s): the rule id holds a \"/\"", where, def->id));
+		else if (prev)
+			reason_add(c->r, xasprintf("%s (%s): a second rule named \"%s\" (also at %s)", where, def->id,
+						   name ? name : rid, prev));
+		if (!rid || strchr(rid, '/') || prev) {
+			c->bad = 1;
+			free(where);
+		} else {
+			seen_add(&c->rule_ids, xstrdup(rid), where);
+		}
+		free(rid);
+	}
+}
+
+static void validate_instance(struct vctx *c, const struct cmb_policy_instance *in, const struct cmb_policy_def *group)
+{
+	const struct cmb_policy_def *def = validate_place(c, in, group);
+	if (!def)
+		return;
 	switch (def->type) {
 	case CMB_PDEF_CHOICE:
 	case CMB_PDEF_SELECTOR:
-		if (cmb_map_policy_option(def, in->choice, val, sizeof(val)) < 0) {
-			char *opts = cmb_map_policy_options_list(def);
-			vreason(c, in, xasprintf("option \"%s\" is not one of %s", in->choice, opts));
-			free(opts);
-		}
+		validate_option(c, in, def, in->choice);
 		validate_instances(c, in->children, in->n_children, NULL);
 		break;
 	case CMB_PDEF_CHOICES_FLAGS:
 	case CMB_PDEF_CHOICES_LIST:
-		for (size_t i = 0; i < in->n_items; i++) {
-			if (cmb_map_policy_option(def, in->items[i], val, sizeof(val)) < 0) {
-				char *opts = cmb_map_policy_options_list(def);
-				vreason(c, in, xasprintf("option \"%s\" is not one of %s", in->items[i], opts));
-				free(opts);
-			}
-		}
+		for (size_t i = 0; i < in->n_items; i++)
+			validate_option(c, in, def, in->items[i]);
 		break;
 	case CMB_PDEF_INT:
 		if (in->ival < def->min || in->ival > def->max)
@@ -807,53 +883,10 @@ static void validate_instance(struct vctx *c, const struct cmb_policy_instance *
 		}
 		break;
 	case CMB_PDEF_GROUP_KV:
-		for (size_t g = 0; g < in->n_groups; g++) {
-			const struct cmb_policy_group *gr = &in->groups[g];
-			validate_group(c, gr, def);
-		}
-		/* The same key in two groups of one policy is ambiguous too. */
-		for (size_t g = 1; g < in->n_groups; g++)
-			for (size_t h = 0; h < g; h++)
-				for (size_t i = 0; i < in->groups[g].n_children; i++)
-					for (size_t j = 0; j < in->groups[h].n_children; j++)
-						if (strcmp(in->groups[g].children[i].definition_id,
-							   in->groups[h].children[j].definition_id) == 0)
-							vreason(c, &in->groups[g].children[i],
-								xasprintf("set twice in one policy (also at %s)",
-									  in->groups[h].children[j].path));
+		validate_group_kv(c, in, def);
 		break;
 	case CMB_PDEF_GROUP:
-		for (size_t g = 0; g < in->n_groups; g++) {
-			const struct cmb_policy_group *gr = &in->groups[g];
-			validate_group(c, gr, def);
-			const char *name = NULL;
-			char *rid = rule_id(c->p, gr, def, &name);
-			if (!rid) {
-				reason_add(c->r, xasprintf("%s/groupSettingCollectionValue[%zu] (%s): has no %s_name (Graph "
-							   "requires one)",
-							   in->path, g, def->id, def->id));
-				c->bad = 1;
-				continue;
-			}
-			if (strchr(rid, '/')) {
-				reason_add(c->r, xasprintf("%s/groupSettingCollectionValue[%zu] (%s): the rule id holds a "
-							   "\"/\"",
-							   in->path, g, def->id));
-				c->bad = 1;
-			} else {
-				char *where = xasprintf("%s/groupSettingCollectionValue[%zu]", in->path, g);
-				const char *prev = seen_find(&c->rule_ids, rid);
-				if (prev) {
-					reason_add(c->r, xasprintf("%s (%s): a second rule named \"%s\" (also at %s)", where,
-								   def->id, name ? name : rid, prev));
-					c->bad = 1;
-					free(where);
-				} else {
-					seen_add(&c->rule_ids, xstrdup(rid), where);
-				}
-			}
-			free(rid);
-		}
+		validate_rules(c, in, def);
 		break;
 	}
 }
