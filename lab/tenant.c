@@ -455,6 +455,196 @@ int lab_gateway_remember(struct lab *lab, const char *bkey, const char *members)
 	return db_exec(lab->db, "INSERT INTO tenant_batch(batch_id, reply) VALUES(?,?)", 2, bv);
 }
 
+/* Why an upload body is refused whole (NULL: it is well-formed); whybuf holds built reasons. */
+static const char *upload_refusal(yajl_val root, const struct kind *kd, char *whybuf, size_t n)
+{
+	yajl_val batch = obj_get(root, "batchId"), devs = obj_get(root, kd->array), rems = obj_get(root, "removals"),
+		 site = obj_get(root, "siteCode");
+	if (!root || !YAJL_IS_OBJECT(root))
+		return "The request body must be a JSON object.";
+	if (!batch || !YAJL_IS_STRING(batch) || !*batch->u.string)
+		return "batchId: missing or not a non-empty string.";
+	if (site && !YAJL_IS_STRING(site))
+		return "siteCode: not a string.";
+	if (devs && !YAJL_IS_ARRAY(devs)) {
+		snprintf(whybuf, n, "%s: not an array.", kd->array);
+		return whybuf;
+	}
+	if (rems && !YAJL_IS_ARRAY(rems))
+		return "removals: not an array.";
+	if (devs && devs->u.array.len > MAX_BATCH) {
+		snprintf(whybuf, n, "%s: more than 1000 records in one batch.", kd->array);
+		return whybuf;
+	}
+	if (rems && rems->u.array.len > MAX_BATCH)
+		return "removals: more than 1000 keys in one batch.";
+	for (size_t i = 0; devs && i < devs->u.array.len; i++) {
+		yajl_val d = devs->u.array.values[i], k = obj_get(d, "key");
+		if (!YAJL_IS_OBJECT(d) || !k || !YAJL_IS_STRING(k) || !*k->u.string) {
+			snprintf(whybuf, n, "%s[%zu]: not an object with a non-empty string 'key'.", kd->array, i);
+			return whybuf;
+		}
+	}
+	for (size_t i = 0; rems && i < rems->u.array.len; i++)
+		if (!YAJL_IS_STRING(rems->u.array.values[i]) || !*rems->u.array.values[i]->u.string) {
+			snprintf(whybuf, n, "removals[%zu]: not a non-empty string.", i);
+			return whybuf;
+		}
+	return NULL;
+}
+
+/* One batch's outcome, as it is built. */
+struct upload {
+	struct lab_buf res;              /* the reply's "results":[...],"removals":[...] members */
+	long long created, updated, rejected, removed;
+	int ok;                          /* -1: a database error; the batch is rolled back */
+};
+
+/* Validates one record against the schema; 1 (and its rejection in u->res) when it is refused. */
+static int upload_reject(struct lab *lab, const struct kind *kd, yajl_val d, struct upload *u)
+{
+	yajl_val md = obj_get(d, kd->type), cm = kd->device ? obj_get(d, "configurationManager") : NULL;
+	struct errs e = {.prefix = kd->type};
+	if (!md || !YAJL_IS_OBJECT(md)) {
+		collect_err(&e, "", "missing or not an object");
+	} else {
+		if (obj_get(md, "id"))
+			collect_err(&e, "id", "assigned by the tenant; an upload must not send it");
+		lab_schema_validate(lab->schema, kd->type, md, collect_err, &e);
+	}
+	if (cm && !YAJL_IS_OBJECT(cm) && !YAJL_IS_NULL(cm)) {
+		if (e.n)
+			lab_buf_adds(&e.msg, "; ");
+		lab_buf_adds(&e.msg, "configurationManager: not an object");
+		e.n++;
+	}
+	if (!e.n)
+		return 0;
+	if (e.n > 5)
+		lab_buf_addf(&e.msg, " (and %d more)", e.n - 5);
+	lab_buf_adds(&u->res, ",\"status\":\"rejected\",\"error\":{\"code\":\"InvalidProperty\",\"message\":");
+	lab_buf_json_str(&u->res, e.msg.p, e.msg.len);
+	lab_buf_adds(&u->res, "}}");
+	lab_buf_free(&e.msg);
+	u->rejected++;
+	return 1;
+}
+
+/* Stores one valid record (created or updated, by key) and adds its result. */
+static void upload_store(struct lab *lab, const struct kind *kd, const char *key, yajl_val d, struct upload *u)
+{
+	sqlite3 *db = lab->db;
+	sqlite3_stmt *st = NULL;
+	yajl_val md = obj_get(d, kd->type), cm = kd->device ? obj_get(d, "configurationManager") : NULL;
+	struct lab_buf mdt = {0}, cmt = {0};
+	lab_buf_json_val(&mdt, md);
+	if (cm && YAJL_IS_OBJECT(cm))
+		lab_buf_json_val(&cmt, cm);
+	yajl_val agent = obj_get(md, "managementAgent");
+	const char *ag = agent && YAJL_IS_STRING(agent) ? agent->u.string : NULL;
+	char id[37] = "";
+	sqlite3_prepare_v2(db, kd->device ? "SELECT id FROM tenant_device WHERE key=?"
+					  : "SELECT id FROM tenant_collection WHERE key=?", -1, &st, NULL);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	bool is_new = !id[0];
+	if (is_new) {
+		char *salted = kd->device ? NULL : lab_xasprintf("collection|%s", key);
+		derived_guid(lab->conf.tenant_id, salted ? salted : key, id);
+		free(salted);
+	}
+	char now[32];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	const char *const pv[] = {id, ag, mdt.p, cmt.p, now, key};
+	const char *const cv[] = {id, mdt.p, now, key};
+	if (kd->device ? db_exec(db, is_new ? "INSERT INTO tenant_device(id,agent,managed_device,configuration_manager,updated,key) VALUES(?,?,?,?,?,?)"
+					    : "UPDATE tenant_device SET id=?,agent=?,managed_device=?,configuration_manager=?,updated=? WHERE key=?",
+				 6, pv) < 0
+		       : db_exec(db, is_new ? "INSERT INTO tenant_collection(id,object,updated,key) VALUES(?,?,?,?)"
+					    : "UPDATE tenant_collection SET id=?,object=?,updated=? WHERE key=?",
+				 4, cv) < 0)
+		u->ok = -1;
+	lab_buf_free(&mdt);
+	lab_buf_free(&cmt);
+	lab_buf_addf(&u->res, ",\"status\":\"%s\",\"id\":\"%s\"}", is_new ? "created" : "updated", id);
+	if (is_new)
+		u->created++;
+	else
+		u->updated++;
+}
+
+/* Removes one key (removed, or notFound when the tenant did not have it) and adds its result. */
+static void upload_remove(struct lab *lab, const struct kind *kd, const char *key, int first, struct upload *u)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_prepare_v2(lab->db, kd->device ? "DELETE FROM tenant_device WHERE key=?"
+					       : "DELETE FROM tenant_collection WHERE key=?", -1, &st, NULL);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		u->ok = -1;
+	bool gone = sqlite3_changes(lab->db) > 0;
+	sqlite3_finalize(st);
+	if (!first)
+		lab_buf_addc(&u->res, ',');
+	lab_buf_adds(&u->res, "{\"key\":");
+	lab_buf_json_cstr(&u->res, key);
+	lab_buf_addf(&u->res, ",\"status\":\"%s\"}", gone ? "removed" : "notFound");
+	if (gone)
+		u->removed++;
+}
+
+/* Applies a well-formed batch in one transaction with its stored reply; 0, or -1 with a 500 in r. */
+static int upload_apply(struct lab *lab, const struct kind *kd, yajl_val devs, yajl_val rems, const char *bid,
+			const char *bkey, struct upload *u, struct lab_reply *r)
+{
+	sqlite3 *db = lab->db;
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	lab_buf_adds(&u->res, "\"results\":[");
+	size_t nd = devs ? devs->u.array.len : 0, nr = rems ? rems->u.array.len : 0;
+	for (size_t i = 0; i < nd; i++) {
+		yajl_val d = devs->u.array.values[i];
+		const char *key = obj_get(d, "key")->u.string;
+		if (i)
+			lab_buf_addc(&u->res, ',');
+		lab_buf_adds(&u->res, "{\"key\":");
+		lab_buf_json_cstr(&u->res, key);
+		if (!upload_reject(lab, kd, d, u))
+			upload_store(lab, kd, key, d, u);
+	}
+	lab_buf_adds(&u->res, "],\"removals\":[");
+	for (size_t i = 0; i < nr; i++)
+		upload_remove(lab, kd, rems->u.array.values[i]->u.string, i == 0, u);
+	lab_buf_addc(&u->res, ']');
+	if (u->ok == 0 && lab_gateway_remember(lab, bkey, u->res.p) < 0)
+		u->ok = -1;
+	if (u->ok == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		u->ok = -1;
+	if (u->ok == 0)
+		return 0;
+	char dberr[256];
+	snprintf(dberr, sizeof dberr, "%s", sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	lab_log("upload %s: database error: %s", bid, dberr);
+	lab_reply_graph_error(r, 500, "InternalServerError", "The lab could not store the batch: %s", dberr);
+	return -1;
+}
+
+static void upload_count(struct lab *lab, const struct kind *kd, size_t nd, size_t nr, const struct upload *u)
+{
+	if (kd->device) {
+		atomic_fetch_add(&lab->st.records_received, (long long)nd);
+		atomic_fetch_add(&lab->st.records_created, u->created);
+		atomic_fetch_add(&lab->st.records_updated, u->updated);
+		atomic_fetch_add(&lab->st.records_rejected, u->rejected);
+		atomic_fetch_add(&lab->st.removals_received, (long long)nr);
+		atomic_fetch_add(&lab->st.removals_applied, u->removed);
+	} else {
+		atomic_fetch_add(&lab->st.collection_records_received, (long long)nd);
+	}
+}
+
 static void handle_upload(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
 {
 	atomic_fetch_add(&lab->st.writes, 1);
@@ -462,179 +652,32 @@ static void handle_upload(struct lab *lab, const struct lab_req *q, const struct
 	yajl_val root = NULL;
 	if (lab_gateway_body(lab, q, &root, r) < 0)
 		return;
-	yajl_val batch = obj_get(root, "batchId"), devs = obj_get(root, kd->array), rems = obj_get(root, "removals"),
-		 site = obj_get(root, "siteCode");
-	const char *why = NULL;
 	char whybuf[256];
-	char *bkey = NULL;
-	if (!root || !YAJL_IS_OBJECT(root))
-		why = "The request body must be a JSON object.";
-	else if (!batch || !YAJL_IS_STRING(batch) || !*batch->u.string)
-		why = "batchId: missing or not a non-empty string.";
-	else if (site && !YAJL_IS_STRING(site))
-		why = "siteCode: not a string.";
-	else if (devs && !YAJL_IS_ARRAY(devs)) {
-		snprintf(whybuf, sizeof whybuf, "%s: not an array.", kd->array);
-		why = whybuf;
-	} else if (rems && !YAJL_IS_ARRAY(rems))
-		why = "removals: not an array.";
-	else if (devs && devs->u.array.len > MAX_BATCH) {
-		snprintf(whybuf, sizeof whybuf, "%s: more than 1000 records in one batch.", kd->array);
-		why = whybuf;
-	} else if (rems && rems->u.array.len > MAX_BATCH)
-		why = "removals: more than 1000 keys in one batch.";
-	for (size_t i = 0; !why && devs && i < devs->u.array.len; i++) {
-		yajl_val d = devs->u.array.values[i], k = obj_get(d, "key");
-		if (!YAJL_IS_OBJECT(d) || !k || !YAJL_IS_STRING(k) || !*k->u.string) {
-			snprintf(whybuf, sizeof whybuf, "%s[%zu]: not an object with a non-empty string 'key'.", kd->array, i);
-			why = whybuf;
-		}
-	}
-	for (size_t i = 0; !why && rems && i < rems->u.array.len; i++)
-		if (!YAJL_IS_STRING(rems->u.array.values[i]) || !*rems->u.array.values[i]->u.string) {
-			snprintf(whybuf, sizeof whybuf, "removals[%zu]: not a non-empty string.", i);
-			why = whybuf;
-		}
+	const char *why = upload_refusal(root, kd, whybuf, sizeof whybuf);
 	if (why) {
 		lab_reply_graph_error(r, 400, "BadRequest", "%s", why);
-		goto done;
+		yajl_tree_free(root);
+		return;
 	}
-	const char *bid = batch->u.string;
-	bkey = lab_xasprintf("%s%s", kd->batch_prefix, bid);
-
+	yajl_val devs = obj_get(root, kd->array), rems = obj_get(root, "removals");
+	const char *bid = obj_get(root, "batchId")->u.string;
+	char *bkey = lab_xasprintf("%s%s", kd->batch_prefix, bid);
+	struct upload u = {.ok = 0};
 	pthread_mutex_lock(&lab->db_lock);
-	sqlite3 *db = lab->db;
-	sqlite3_stmt *st = NULL;
-	struct lab_buf res = {0};
-	if (lab_gateway_replay(lab, bkey, bid, r)) {
-		pthread_mutex_unlock(&lab->db_lock);
-		goto done;
-	}
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	long long created = 0, updated = 0, rejected = 0, removed = 0;
-	int ok = 0;
-	lab_buf_adds(&res, "\"results\":[");
-	size_t nd = devs ? devs->u.array.len : 0, nr = rems ? rems->u.array.len : 0;
-	for (size_t i = 0; i < nd; i++) {
-		yajl_val d = devs->u.array.values[i];
-		const char *key = obj_get(d, "key")->u.string;
-		yajl_val md = obj_get(d, kd->type), cm = kd->device ? obj_get(d, "configurationManager") : NULL;
-		struct errs e = {.prefix = kd->type};
-		if (i)
-			lab_buf_addc(&res, ',');
-		lab_buf_adds(&res, "{\"key\":");
-		lab_buf_json_cstr(&res, key);
-		if (!md || !YAJL_IS_OBJECT(md)) {
-			collect_err(&e, "", "missing or not an object");
-		} else {
-			if (obj_get(md, "id"))
-				collect_err(&e, "id", "assigned by the tenant; an upload must not send it");
-			lab_schema_validate(lab->schema, kd->type, md, collect_err, &e);
-		}
-		if (cm && !YAJL_IS_OBJECT(cm) && !YAJL_IS_NULL(cm)) {
-			if (e.n)
-				lab_buf_adds(&e.msg, "; ");
-			lab_buf_adds(&e.msg, "configurationManager: not an object");
-			e.n++;
-		}
-		if (e.n) {
-			if (e.n > 5)
-				lab_buf_addf(&e.msg, " (and %d more)", e.n - 5);
-			lab_buf_adds(&res, ",\"status\":\"rejected\",\"error\":{\"code\":\"InvalidProperty\",\"message\":");
-			lab_buf_json_str(&res, e.msg.p, e.msg.len);
-			lab_buf_adds(&res, "}}");
-			lab_buf_free(&e.msg);
-			rejected++;
-			continue;
-		}
-		struct lab_buf mdt = {0}, cmt = {0};
-		lab_buf_json_val(&mdt, md);
-		if (cm && YAJL_IS_OBJECT(cm))
-			lab_buf_json_val(&cmt, cm);
-		yajl_val agent = obj_get(md, "managementAgent");
-		const char *ag = agent && YAJL_IS_STRING(agent) ? agent->u.string : NULL;
-		char id[37] = "";
-		sqlite3_prepare_v2(db, kd->device ? "SELECT id FROM tenant_device WHERE key=?"
-						  : "SELECT id FROM tenant_collection WHERE key=?", -1, &st, NULL);
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-		bool is_new = !id[0];
-		if (is_new) {
-			char *salted = kd->device ? NULL : lab_xasprintf("collection|%s", key);
-			derived_guid(lab->conf.tenant_id, salted ? salted : key, id);
-			free(salted);
-		}
-		char now[32];
-		snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-		const char *const pv[] = {id, ag, mdt.p, cmt.p, now, key};
-		const char *const cv[] = {id, mdt.p, now, key};
-		if (kd->device ? db_exec(db, is_new ? "INSERT INTO tenant_device(id,agent,managed_device,configuration_manager,updated,key) VALUES(?,?,?,?,?,?)"
-						    : "UPDATE tenant_device SET id=?,agent=?,managed_device=?,configuration_manager=?,updated=? WHERE key=?",
-					 6, pv) < 0
-			       : db_exec(db, is_new ? "INSERT INTO tenant_collection(id,object,updated,key) VALUES(?,?,?,?)"
-						    : "UPDATE tenant_collection SET id=?,object=?,updated=? WHERE key=?",
-					 4, cv) < 0)
-			ok = -1;
-		lab_buf_free(&mdt);
-		lab_buf_free(&cmt);
-		lab_buf_addf(&res, ",\"status\":\"%s\",\"id\":\"%s\"}", is_new ? "created" : "updated", id);
-		if (is_new) created++; else updated++;
-	}
-	lab_buf_adds(&res, "],\"removals\":[");
-	for (size_t i = 0; i < nr; i++) {
-		const char *key = rems->u.array.values[i]->u.string;
-		sqlite3_prepare_v2(db, kd->device ? "DELETE FROM tenant_device WHERE key=?"
-						  : "DELETE FROM tenant_collection WHERE key=?", -1, &st, NULL);
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			ok = -1;
-		bool gone = sqlite3_changes(db) > 0;
-		sqlite3_finalize(st);
-		if (i)
-			lab_buf_addc(&res, ',');
-		lab_buf_adds(&res, "{\"key\":");
-		lab_buf_json_cstr(&res, key);
-		lab_buf_addf(&res, ",\"status\":\"%s\"}", gone ? "removed" : "notFound");
-		if (gone)
-			removed++;
-	}
-	lab_buf_addc(&res, ']');
-	if (ok == 0 && lab_gateway_remember(lab, bkey, res.p) < 0)
-		ok = -1;
-	if (ok == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		ok = -1;
-	if (ok < 0) {
-		char dberr[256];
-		snprintf(dberr, sizeof dberr, "%s", sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		pthread_mutex_unlock(&lab->db_lock);
-		lab_buf_free(&res);
-		lab_log("upload %s: database error: %s", bid, dberr);
-		lab_reply_graph_error(r, 500, "InternalServerError", "The lab could not store the batch: %s", dberr);
-		goto done;
-	}
+	int replayed = lab_gateway_replay(lab, bkey, bid, r);
+	int rc = replayed ? 0 : upload_apply(lab, kd, devs, rems, bid, bkey, &u, r);
 	pthread_mutex_unlock(&lab->db_lock);
-	if (kd->device) {
-		atomic_fetch_add(&lab->st.records_received, (long long)nd);
-		atomic_fetch_add(&lab->st.records_created, created);
-		atomic_fetch_add(&lab->st.records_updated, updated);
-		atomic_fetch_add(&lab->st.records_rejected, rejected);
-		atomic_fetch_add(&lab->st.removals_received, (long long)nr);
-		atomic_fetch_add(&lab->st.removals_applied, removed);
-	} else {
-		atomic_fetch_add(&lab->st.collection_records_received, (long long)nd);
+	if (!replayed && rc == 0) {
+		upload_count(lab, kd, devs ? devs->u.array.len : 0, rems ? rems->u.array.len : 0, &u);
+		struct lab_buf b = {0};
+		lab_buf_adds(&b, "{\"batchId\":");
+		lab_buf_json_cstr(&b, bid);
+		lab_buf_adds(&b, ",\"replayed\":false,");
+		lab_buf_add(&b, u.res.p, u.res.len);
+		lab_buf_addc(&b, '}');
+		lab_reply_json(r, 200, &b);
 	}
-	struct lab_buf b = {0};
-	lab_buf_adds(&b, "{\"batchId\":");
-	lab_buf_json_cstr(&b, bid);
-	lab_buf_adds(&b, ",\"replayed\":false,");
-	lab_buf_add(&b, res.p, res.len);
-	lab_buf_addc(&b, '}');
-	lab_buf_free(&res);
-	lab_reply_json(r, 200, &b);
-done:
+	lab_buf_free(&u.res);
 	free(bkey);
 	yajl_tree_free(root);
 }
