@@ -1265,94 +1265,70 @@ static void return_value(struct lab_reply *r, const char *host, const char *meth
 	r->ctype = "application/json; odata.metadata=minimal";
 }
 
-static void site_initiate(struct lab *lab, const struct lab_req *q, const char *host, struct lab_reply *r)
+/* Why WMI's binder refuses InitiateClientOperation's parameters (allocated), or NULL. */
+static char *initiate_refusal(yajl_val v)
 {
 	static const int types[] = {8, 9, 13, 150, 1, 2, 3};
-	yajl_val v = parse_body(q), ty = jget(v, "Type"), coll = jget(v, "TargetCollectionID"),
-		 ids = jget(v, "TargetResourceIDs"), rw = jget(v, "RandomizationWindow");
-	size_t n = 0;
-	int64_t *rids = NULL;
+	yajl_val ty = jget(v, "Type"), coll = jget(v, "TargetCollectionID"), rw = jget(v, "RandomizationWindow");
 	bool type_ok = false;
 	for (size_t i = 0; ty && YAJL_IS_INTEGER(ty) && i < sizeof types / sizeof *types; i++)
 		type_ok |= ty->u.number.i == types[i];
-	if (!v || !YAJL_IS_OBJECT(v)) {
-		odata_err(r, 400, "BadRequest", "The request body must be a JSON object.");
-		goto done;
-	}
+	if (!v || !YAJL_IS_OBJECT(v))
+		return lab_xstrdup("The request body must be a JSON object.");
 	for (size_t i = 0; i < v->u.object.len; i++) {
 		const char *k = v->u.object.keys[i];
 		if (strcmp(k, "Type") && strcmp(k, "TargetCollectionID") && strcmp(k, "TargetResourceIDs") &&
-		    strcmp(k, "RandomizationWindow")) {
-			odata_err(r, 400, "BadRequest", "'%s' is not a parameter of InitiateClientOperation.", k);
-			goto done;
-		}
+		    strcmp(k, "RandomizationWindow"))
+			return lab_xasprintf("'%s' is not a parameter of InitiateClientOperation.", k);
 	}
-	if (!type_ok) {
-		odata_err(r, 400, "BadRequest", "Type: missing or not a client notification type the lab knows (8, 9, 13, 150, 1, 2, 3).");
-		goto done;
-	}
-	if (!coll || !YAJL_IS_STRING(coll) || !*coll->u.string) {
-		odata_err(r, 400, "BadRequest", "TargetCollectionID: missing or not a non-empty string.");
-		goto done;
-	}
-	if (rw && (!YAJL_IS_INTEGER(rw) || rw->u.number.i < 0)) {
-		odata_err(r, 400, "BadRequest", "RandomizationWindow: not a non-negative integer.");
-		goto done;
-	}
-	/* TargetResourceIDs is optional ([id("3"), in, optional]): without it
-	 * the operation targets the collection's current members (TargetType 0) */
-	bool whole = !ids;
-	if (!whole && !(rids = rid_array(ids, &n))) {
-		odata_err(r, 400, "BadRequest", "TargetResourceIDs: empty, or not an array of ResourceIDs.");
-		goto done;
-	}
+	if (!type_ok)
+		return lab_xstrdup("Type: missing or not a client notification type the lab knows (8, 9, 13, 150, 1, 2, 3).");
+	if (!coll || !YAJL_IS_STRING(coll) || !*coll->u.string)
+		return lab_xstrdup("TargetCollectionID: missing or not a non-empty string.");
+	if (rw && (!YAJL_IS_INTEGER(rw) || rw->u.number.i < 0))
+		return lab_xstrdup("RandomizationWindow: not a non-negative integer.");
+	return NULL;
+}
+
+/*
+ * The operation's targets, under inv_lock: the given ResourceIDs, or
+ * without them (TargetResourceIDs is [optional]) the collection's current
+ * members (TargetType 0). False when WMI would refuse: an unknown or user
+ * collection, a target that is not a member.
+ */
+static bool initiate_targets(struct lab *lab, const char *coll, bool whole, int64_t **rids, size_t *n,
+			     const struct lab_device ***dv)
+{
 	int ci = -1;
 	for (int i = 0; i < LAB_NCOLL; i++)
-		if (!strcmp(lab_colls[i].id, coll->u.string))
+		if (!strcmp(lab_colls[i].id, coll))
 			ci = i;
-	char who[160];
-	basic_user(lab, q, who, sizeof who);
-	int64_t now = lab_now_ms();
-	int type = (int)ty->u.number.i;
-	pthread_rwlock_rdlock(&lab->inv_lock);
 	bool ok = ci >= 0 && lab_colls[ci].type == 2;
 	if (whole && ok) {
-		rids = lab_xmalloc((lab->inv.n + 1) * sizeof *rids);
+		*rids = lab_xmalloc((lab->inv.n + 1) * sizeof **rids);
 		for (size_t i = 0; i < lab->inv.n; i++)
 			if (lab_coll_member(ci, &lab->inv.dev[i], lab->conf.seed))
-				rids[n++] = lab->inv.dev[i].resource_id;
-		qsort(rids, n, sizeof *rids, cmp_i64);
+				(*rids)[(*n)++] = lab->inv.dev[i].resource_id;
+		qsort(*rids, *n, sizeof **rids, cmp_i64);
 	}
-	int *oc = lab_xmalloc((n + 1) * sizeof *oc);
-	const struct lab_device **dv = lab_xcalloc(n + 1, sizeof *dv);
-	for (size_t i = 0; ok && i < n; i++)
-		ok = (dv[i] = find_dev(lab, rids[i])) && lab_coll_member(ci, dv[i], lab->conf.seed);
-	if (!ok) {
-		/* WMI refuses: unknown collection, or a target that is not a member */
-		pthread_rwlock_unlock(&lab->inv_lock);
-		free(oc);
-		free(dv);
-		lab_log("InitiateClientOperation refused: collection '%s', %zu targets", coll->u.string, n);
-		return_value(r, host, "SMS_ClientOperation.InitiateClientOperation", 1, 0);
-		goto done;
-	}
-	pthread_mutex_lock(&lab->db_lock);
+	*dv = lab_xcalloc(*n + 1, sizeof **dv);
+	for (size_t i = 0; ok && i < *n; i++)
+		ok = ((*dv)[i] = find_dev(lab, (*rids)[i])) && lab_coll_member(ci, (*dv)[i], lab->conf.seed);
+	return ok;
+}
+
+/* Stores the operation and its targets in one transaction (db_lock held); 0 or -1. */
+static int initiate_store(struct lab *lab, long long opid, int type, const char *coll, const char *who, int64_t now,
+			  bool whole, const int64_t *rids, const int *oc, size_t n)
+{
 	sqlite3_stmt *st;
-	long long opid = FIRST_OPERATION_ID;
-	sqlite3_prepare_v2(lab->db, "SELECT max(id) FROM site_operation", -1, &st, NULL);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		opid = sqlite3_column_int64(st, 0) + 1;
-	sqlite3_finalize(st);
-	for (size_t i = 0; i < n; i++)
-		oc[i] = outcome(lab, dv[i], opid);
-	pthread_rwlock_unlock(&lab->inv_lock);
 	sqlite3_exec(lab->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	int rc = 0;
 	sqlite3_prepare_v2(lab->db, "INSERT INTO site_operation(id,type,collection,created_by,requested_ms,target_type)"
 			   " VALUES(?,?,?,?,?,?)", -1, &st, NULL);
 	sqlite3_bind_int64(st, 1, opid);
 	sqlite3_bind_int(st, 2, type);
-	sqlite3_bind_text(st, 3, coll->u.string, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, coll, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, who, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int(st, 6, whole ? 0 : 1);   /* SMS_ClientOperation.TargetType */
@@ -1367,27 +1343,70 @@ static void site_initiate(struct lab *lab, const struct lab_req *q, const char *
 		rc |= sqlite3_step(st) != SQLITE_DONE;
 	}
 	sqlite3_finalize(st);
-	if (rc == 0 && sqlite3_exec(lab->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-		char tstr[16];
-		snprintf(tstr, sizeof tstr, "%d", type);
-		char ops[24];
-		snprintf(ops, sizeof ops, "%lld", opid);
-		for (size_t i = 0; i < n; i++) {
-			audit_target(lab, rids[i], type, now);
-			oplog(lab, now, ops, tstr, rids[i]);
-		}
-		pthread_mutex_unlock(&lab->db_lock);
-		atomic_fetch_add(&lab->actions->operations, 1);
-		atomic_fetch_add(&lab->actions->targets, (long long)n);
-		return_value(r, host, "SMS_ClientOperation.InitiateClientOperation", 0, opid);
-	} else {
-		sqlite3_exec(lab->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc == 0 && sqlite3_exec(lab->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	sqlite3_exec(lab->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void site_initiate(struct lab *lab, const struct lab_req *q, const char *host, struct lab_reply *r)
+{
+	yajl_val v = parse_body(q), ty = jget(v, "Type"), coll = jget(v, "TargetCollectionID"),
+		 ids = jget(v, "TargetResourceIDs");
+	size_t n = 0;
+	int64_t *rids = NULL;
+	int *oc = NULL;
+	const struct lab_device **dv = NULL;
+	char *why = initiate_refusal(v);
+	bool whole = !ids;
+	if (!why && !whole && !(rids = rid_array(ids, &n)))
+		why = lab_xstrdup("TargetResourceIDs: empty, or not an array of ResourceIDs.");
+	if (why) {
+		odata_err(r, 400, "BadRequest", "%s", why);
+		goto done;
+	}
+	char who[160];
+	basic_user(lab, q, who, sizeof who);
+	int64_t now = lab_now_ms();
+	int type = (int)ty->u.number.i;
+	pthread_rwlock_rdlock(&lab->inv_lock);
+	if (!initiate_targets(lab, coll->u.string, whole, &rids, &n, &dv)) {
+		pthread_rwlock_unlock(&lab->inv_lock);
+		lab_log("InitiateClientOperation refused: collection '%s', %zu targets", coll->u.string, n);
+		return_value(r, host, "SMS_ClientOperation.InitiateClientOperation", 1, 0);
+		goto done;
+	}
+	pthread_mutex_lock(&lab->db_lock);
+	sqlite3_stmt *st;
+	long long opid = FIRST_OPERATION_ID;
+	sqlite3_prepare_v2(lab->db, "SELECT max(id) FROM site_operation", -1, &st, NULL);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		opid = sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	oc = lab_xmalloc((n + 1) * sizeof *oc);
+	for (size_t i = 0; i < n; i++)
+		oc[i] = outcome(lab, dv[i], opid);
+	pthread_rwlock_unlock(&lab->inv_lock);
+	if (initiate_store(lab, opid, type, coll->u.string, who, now, whole, rids, oc, n) < 0) {
 		pthread_mutex_unlock(&lab->db_lock);
 		odata_err(r, 500, "InternalServerError", "The lab could not store the operation.");
+		goto done;
 	}
+	char tstr[16], ops[24];
+	snprintf(tstr, sizeof tstr, "%d", type);
+	snprintf(ops, sizeof ops, "%lld", opid);
+	for (size_t i = 0; i < n; i++) {
+		audit_target(lab, rids[i], type, now);
+		oplog(lab, now, ops, tstr, rids[i]);
+	}
+	pthread_mutex_unlock(&lab->db_lock);
+	atomic_fetch_add(&lab->actions->operations, 1);
+	atomic_fetch_add(&lab->actions->targets, (long long)n);
+	return_value(r, host, "SMS_ClientOperation.InitiateClientOperation", 0, opid);
+done:
+	free(why);
 	free(oc);
 	free(dv);
-done:
 	free(rids);
 	yajl_tree_free(v);
 }

@@ -799,35 +799,51 @@ static char *hex_dec(const char *s)
 	return o;
 }
 
-static void handle_list(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
+/* A listing's query, as Graph reads it; the lab supports only what the connector and tests send. */
+struct list_query {
+	long top;
+	const char *filter, *select;
+	char *agent;                     /* managementAgent eq '<agent>' */
+	char *after;                     /* the $skiptoken's key */
+	bool count;
+	struct lab_graph_sel sel;
+};
+
+static void list_query_free(struct list_query *lq)
 {
-	char host[256];
-	host_of(lab, q, host, sizeof host);
+	lab_graph_select_free(&lq->sel);
+	free(lq->after);
+	free(lq->agent);
+}
+
+/* 0, or -1 with the 400 in r. */
+static int list_query_parse(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct list_query *lq,
+			    struct lab_reply *r)
+{
 	for (int i = 0; i < q->nargs; i++) {
 		const char *k = q->args[i].k;
 		if (k[0] == '$' && strcmp(k, "$top") && strcmp(k, "$skiptoken") && strcmp(k, "$filter") &&
 		    strcmp(k, "$count") && strcmp(k, "$select")) {
 			lab_reply_graph_error(r, 400, "BadRequest", "Query option '%s' is not supported by the lab.", k);
-			return;
+			return -1;
 		}
 	}
-	long top = 1000;
+	lq->top = 1000;
 	const char *ts = lab_req_arg(q, "$top");
 	if (ts) {
 		char *e;
-		top = strtol(ts, &e, 10);
-		if (!*ts || *e || top < 1) {
+		lq->top = strtol(ts, &e, 10);
+		if (!*ts || *e || lq->top < 1) {
 			lab_reply_graph_error(r, 400, "BadRequest", "Invalid $top value '%s': a positive integer is required.", ts);
-			return;
+			return -1;
 		}
-		if (top > 1000)
-			top = 1000;
+		if (lq->top > 1000)
+			lq->top = 1000;
 	}
-	const char *f = lab_req_arg(q, "$filter");
-	char *agent = NULL;
+	const char *f = lq->filter = lab_req_arg(q, "$filter");
 	if (f && !kd->device) {
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid filter clause: the lab supports no $filter on %s.", kd->set);
-		return;
+		return -1;
 	}
 	if (f) {
 		const char *pre = "managementAgent eq '";
@@ -835,73 +851,86 @@ static void handle_list(struct lab *lab, const struct lab_req *q, const struct k
 		if (strncmp(f, pre, pl) || fl < pl + 1 || f[fl - 1] != '\'' || memchr(f + pl, '\'', fl - pl - 1)) {
 			lab_reply_graph_error(r, 400, "BadRequest",
 					      "Invalid filter clause: the lab supports only managementAgent eq '<member>' (got '%s').", f);
-			return;
+			return -1;
 		}
-		agent = lab_xstrndup(f + pl, fl - pl - 1);
+		lq->agent = lab_xstrndup(f + pl, fl - pl - 1);
 	}
 	const char *cs = lab_req_arg(q, "$count");
-	bool count = cs && !strcmp(cs, "true");
-	if (cs && !count && strcmp(cs, "false")) {
-		free(agent);
+	lq->count = cs && !strcmp(cs, "true");
+	if (cs && !lq->count && strcmp(cs, "false")) {
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid $count value '%s': true or false.", cs);
-		return;
+		return -1;
 	}
-	struct lab_graph_sel sel = {0};
-	const char *ss = lab_req_arg(q, "$select");
-	char *after = NULL;
 	const char *tok = lab_req_arg(q, "$skiptoken");
-	if (tok && !(after = hex_dec(tok))) {
-		free(agent);
+	if (tok && !(lq->after = hex_dec(tok))) {
 		lab_reply_graph_error(r, 400, "BadRequest", "Invalid $skiptoken '%s'.", tok);
-		return;
+		return -1;
 	}
-	if (ss && lab_graph_select(lab, kd->type, ss, &sel, r) < 0)
-		goto done;
+	lq->select = lab_req_arg(q, "$select");
+	return lq->select ? lab_graph_select(lab, kd->type, lq->select, &lq->sel, r) : 0;
+}
 
-	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/%s\"", host, kd->set);
-	pthread_mutex_lock(&lab->db_lock);
+/* The page's rows after lq->after, in key order; *last: the last key written, *more: rows remain. */
+static void list_rows(struct lab *lab, const struct kind *kd, const struct list_query *lq, struct lab_buf *b,
+		      char **last, bool *more)
+{
 	sqlite3_stmt *st;
-	if (count) {
+	if (lq->count) {
 		sqlite3_prepare_v2(lab->db, kd->device ? "SELECT count(*) FROM tenant_device WHERE (?1 IS NULL OR agent=?1)"
 						       : "SELECT count(*) FROM tenant_collection WHERE ?1 IS NULL", -1, &st, NULL);
-		sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, lq->agent, -1, SQLITE_STATIC);
 		sqlite3_step(st);
-		lab_buf_addf(&b, ",\"@odata.count\":%lld", (long long)sqlite3_column_int64(st, 0));
+		lab_buf_addf(b, ",\"@odata.count\":%lld", (long long)sqlite3_column_int64(st, 0));
 		sqlite3_finalize(st);
 	}
-	lab_buf_adds(&b, ",\"value\":[");
+	lab_buf_adds(b, ",\"value\":[");
 	sqlite3_prepare_v2(lab->db, kd->device ? "SELECT key, id, managed_device FROM tenant_device WHERE (?1 IS NULL OR agent=?1)"
 						 " AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3"
 					       : "SELECT key, id, object FROM tenant_collection WHERE ?1 IS NULL"
 						 " AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3", -1, &st, NULL);
-	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, top + 1);
+	sqlite3_bind_text(st, 1, lq->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, lq->after, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, lq->top + 1);
 	long n = 0;
-	char *last = NULL;
-	bool more = false;
+	*more = false;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == top) {
-			more = true;
+		if (n == lq->top) {
+			*more = true;
 			break;
 		}
 		if (n)
-			lab_buf_addc(&b, ',');
-		emit_device(&b, (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2), &sel);
-		free(last);
-		last = lab_xstrdup((const char *)sqlite3_column_text(st, 0));
+			lab_buf_addc(b, ',');
+		emit_device(b, (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2), &lq->sel);
+		free(*last);
+		*last = lab_xstrdup((const char *)sqlite3_column_text(st, 0));
 		n++;
 	}
 	sqlite3_finalize(st);
+	lab_buf_addc(b, ']');
+}
+
+static void handle_list(struct lab *lab, const struct lab_req *q, const struct kind *kd, struct lab_reply *r)
+{
+	char host[256];
+	host_of(lab, q, host, sizeof host);
+	struct list_query lq = {0};
+	if (list_query_parse(lab, q, kd, &lq, r) < 0) {
+		list_query_free(&lq);
+		return;
+	}
+	struct lab_buf b = {0};
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/beta/$metadata#deviceManagement/%s\"", host, kd->set);
+	char *last = NULL;
+	bool more;
+	pthread_mutex_lock(&lab->db_lock);
+	list_rows(lab, kd, &lq, &b, &last, &more);
 	pthread_mutex_unlock(&lab->db_lock);
-	lab_buf_addc(&b, ']');
 	if (more) {
 		struct lab_buf l = {0};
-		lab_buf_addf(&l, "https://%s/beta/deviceManagement/%s?$top=%ld", host, kd->set, top);
-		if (f) { lab_buf_adds(&l, "&$filter="); lab_buf_urlenc(&l, f); }
-		if (count) lab_buf_adds(&l, "&$count=true");
-		if (ss) { lab_buf_adds(&l, "&$select="); lab_buf_urlenc(&l, ss); }
+		lab_buf_addf(&l, "https://%s/beta/deviceManagement/%s?$top=%ld", host, kd->set, lq.top);
+		if (lq.filter) { lab_buf_adds(&l, "&$filter="); lab_buf_urlenc(&l, lq.filter); }
+		if (lq.count) lab_buf_adds(&l, "&$count=true");
+		if (lq.select) { lab_buf_adds(&l, "&$select="); lab_buf_urlenc(&l, lq.select); }
 		char *hx = hex_enc(last);
 		lab_buf_addf(&l, "&$skiptoken=%s", hx);
 		free(hx);
@@ -913,11 +942,7 @@ static void handle_list(struct lab *lab, const struct lab_req *q, const struct k
 	free(last);
 	lab_reply_json(r, 200, &b);
 	r->ctype = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
-done:
-	for (int i = 0; i < sel.n; i++)
-		free(sel.names[i]);
-	free(after);
-	free(agent);
+	list_query_free(&lq);
 }
 
 static void handle_one(struct lab *lab, const struct lab_req *q, const struct kind *kd, const char *id,
