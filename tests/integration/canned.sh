@@ -9,12 +9,14 @@ canned_down() {
 }
 trap 'canned_down; cleanup' EXIT
 
-# canned_up NAME site|tenant BODY [canned_server options...]: starts a canned
-# server with the lab's site or tenant certificate; sets CANNED_PORT.
+# canned_up NAME CERT BODY [canned_server options...]: starts a canned server
+# with the lab's site or tenant certificate (CERT site|tenant), or the one at
+# CERT.pem and CERT.key (a path); sets CANNED_PORT.
 canned_up() {
   local name=$1 cert=$2 body=$3; shift 3
+  case $cert in */*) ;; *) cert="$LAB/$cert" ;; esac
   rm -f "$TMP/$name.port"
-  "$CANNED_SERVER" --cert "$LAB/$cert.pem" --key "$LAB/$cert.key" --port-file "$TMP/$name.port" \
+  "$CANNED_SERVER" --cert "$cert.pem" --key "$cert.key" --port-file "$TMP/$name.port" \
     --body "$body" --log "$TMP/$name.log" "$@" 2>>"$TMP/$name.stderr" &
   CANNED_PIDS+=($!)
   for _ in $(seq 100); do [ -s "$TMP/$name.port" ] && break; sleep 0.05; done

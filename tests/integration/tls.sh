@@ -36,12 +36,8 @@ PAGE="$TMP/page.json"; echo '{"value":[]}' > "$PAGE"
 # tls_case NAME CERT EXPECTED-REGEX [section.key=value...]: a sync against a site with that certificate
 tls_case() {
   local name=$1 cert=$2 want=$3; shift 3
-  rm -f "$TMP/$name.port"
-  "$CANNED_SERVER" --cert "$CERTS/$cert.pem" --key "$CERTS/$cert.key" --port-file "$TMP/$name.port" --body "$PAGE" \
-    --log "$TMP/$name.log" 2>>"$TMP/$name.stderr" &
-  CANNED_PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$TMP/$name.port" ] && break; sleep 0.05; done
-  local port; port=$(cat "$TMP/$name.port")
+  canned_up "$name" "$CERTS/$cert" "$PAGE"
+  local port=$CANNED_PORT
   local conf; conf=$(canned_site_conf "$name" "$port" "$@")
   timeout 60 "$CMBRIDGE" -c "$conf" sync > "$TMP/$name.out" 2>&1; local rc=$?
   local url="https://127\.0\.0\.1:$port/AdminService/wmi/SMS_R_System\?[^ ]*"
@@ -66,31 +62,26 @@ tls_case expired expired \
   "TLS with the site at URL failed: the certificate of 127\.0\.0\.1 expired on 2021-01-01T00:00:00Z; server certificate subject 'CN=expired site', issuer 'CN=cmbridge lab CA,O=cmbridge lab' \(the server's certificate must be renewed; if it was, check this machine's clock\)"
 
 say "a site whose public key does not match the pin"
-PIN="sha256//$(openssl x509 -in "$CERTS/foreign.pem" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)"
+pin_of() { # pin_of CERT: the sha256// pin of its public key, as docs/credentials.md computes it
+  echo "sha256//$(openssl x509 -in "$CERTS/$1.pem" -pubkey -noout | openssl pkey -pubin -outform DER |
+    openssl dgst -sha256 -binary | base64)"
+}
+PIN=$(pin_of foreign)
 tls_case pin good \
   "TLS with the site at URL failed: the public key of 127\.0\.0\.1 does not match \[site\] pinned_public_key; server certificate subject 'CN=good site', issuer 'CN=cmbridge lab CA,O=cmbridge lab'" \
   "site.pinned_public_key=$PIN"
 
 say "control: the same server with the right pin and the lab CA is trusted"
-rm -f "$TMP/ok.port"
-"$CANNED_SERVER" --cert "$CERTS/good.pem" --key "$CERTS/good.key" --port-file "$TMP/ok.port" --body "$PAGE" \
-  --log "$TMP/ok.log" 2>>"$TMP/ok.stderr" &
-CANNED_PIDS+=($!)
-for _ in $(seq 100); do [ -s "$TMP/ok.port" ] && break; sleep 0.05; done
-GOODPIN="sha256//$(openssl x509 -in "$CERTS/good.pem" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)"
-OKCONF=$(canned_site_conf ok "$(cat "$TMP/ok.port")" "site.pinned_public_key=$GOODPIN")
+canned_up ok "$CERTS/good" "$PAGE"
+OKCONF=$(canned_site_conf ok "$CANNED_PORT" "site.pinned_public_key=$(pin_of good)")
 timeout 60 "$CMBRIDGE" -c "$OKCONF" sync > "$TMP/ok.out" 2>&1
 expect_match "control: requests reached the trusted server" '^[1-9]' "$(wc -l < "$TMP/ok.log")"
 expect_eq "control: no TLS error" 0 "$(count_lines 'TLS with' "$TMP/ok.out")"
 canned_down
 
 say "the tenant's token endpoint with a certificate from another CA"
-rm -f "$TMP/tok.port"
-"$CANNED_SERVER" --cert "$CERTS/foreign.pem" --key "$CERTS/foreign.key" --port-file "$TMP/tok.port" --body "$PAGE" \
-  --log "$TMP/tok.log" 2>>"$TMP/tok.stderr" &
-CANNED_PIDS+=($!)
-for _ in $(seq 100); do [ -s "$TMP/tok.port" ] && break; sleep 0.05; done
-TPORT=$(cat "$TMP/tok.port")
+canned_up tok "$CERTS/foreign" "$PAGE"
+TPORT=$CANNED_PORT
 TCONF=$(canned_tenant_conf tok "$TPORT")
 timeout 60 "$CMBRIDGE" -c "$TCONF" check > "$TMP/tok.out" 2>&1; rc=$?
 expect_eq "token endpoint: check fails" 1 "$rc"

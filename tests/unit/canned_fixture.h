@@ -25,6 +25,7 @@
 struct canned_fx {
 	char dir[64];
 	char *cert, *key;            /* the server's certificate (also the CA to trust) and key */
+	char *secret;                /* a client secret file (mode 600) for token requests */
 	pid_t pid;
 	int port;
 };
@@ -58,6 +59,7 @@ static inline int canned_init(struct canned_fx *f)
 		fprintf(stderr, "canned_fixture: cannot make a certificate (is the openssl command installed?)\n");
 		return -1;
 	}
+	f->secret = canned_file(f, "secret", "s3cret\n", 7, 0600);
 	return 0;
 }
 
@@ -111,6 +113,7 @@ static inline void canned_fini(struct canned_fx *f)
 	nftw(f->dir, canned_rm, 8, FTW_DEPTH | FTW_PHYS);
 	free(f->cert);
 	free(f->key);
+	free(f->secret);
 }
 
 #endif

@@ -20,7 +20,6 @@
 #include "canned_fixture.h"
 
 static struct canned_fx srv;
-static char *secret_file;
 
 static int group_setup(void **state)
 {
@@ -33,7 +32,6 @@ static int group_setup(void **state)
 	char *f240 = canned_file(&srv, "t240", t240, sizeof(t240) - 1, 0644);
 	char *f2 = canned_file(&srv, "t2", t2, sizeof(t2) - 1, 0644);
 	char *nf = canned_file(&srv, "nf", "{}", 2, 0644);
-	secret_file = canned_file(&srv, "secret", "s3cret\n", 7, 0600);
 	const char *args[] = { "--body", nf, "--status", "404", "--route", "POST /t240", f240, "200",
 			       "--route", "POST /t2", f2, "200", NULL };
 	int rc = canned_start(&srv, args);
@@ -46,7 +44,6 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	free(secret_file);
 	canned_fini(&srv);
 	return 0;
 }
@@ -62,7 +59,7 @@ static void client_open(struct client *c, const char *path)
 	struct cmb_http_opts ho = { .name = "tenant", .ca_file = srv.cert };
 	assert_int_equal(cmb_http_new(&c->http, &ho), 0);
 	c->url = xasprintf("https://127.0.0.1:%d/%s", srv.port, path);
-	struct cmb_auth_opts o = { .token_url = c->url, .client_id = "c1", .client_secret_file = secret_file,
+	struct cmb_auth_opts o = { .token_url = c->url, .client_id = "c1", .client_secret_file = srv.secret,
 				   .scope = "s/.default" };
 	assert_int_equal(cmb_auth_new(&c->auth, c->http, &o), 0);
 }

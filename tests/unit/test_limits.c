@@ -31,7 +31,6 @@
 
 static struct canned_fx srv;
 static char url_base[64];
-static char *secret_file;
 
 #define TOKEN_OK "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"tok-1\"}"
 
@@ -98,7 +97,6 @@ static int group_setup(void **state)
 	};
 	int rc = canned_start(&srv, args);
 	snprintf(url_base, sizeof(url_base), "https://127.0.0.1:%d", srv.port);
-	secret_file = canned_file(&srv, "secret", "s3cret\n", 7, 0600);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		free(files[i]);
 	free(big);
@@ -115,7 +113,6 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	free(secret_file);
 	canned_fini(&srv);
 	return 0;
 }
@@ -299,7 +296,7 @@ static void tenant_open(struct tenant_fx *t)
 	t->cfg.tenant_gateway_url = t->gateway;
 	t->cfg.tenant_token_url = t->token;
 	t->cfg.tenant_client_id = "11111111-2222-3333-4444-555555555555";
-	t->cfg.tenant_client_secret_file = secret_file;
+	t->cfg.tenant_client_secret_file = srv.secret;
 	t->cfg.tenant_scope = "https://graph.microsoft.com/.default";
 	t->cfg.tenant_ca_file = srv.cert;
 	assert_int_equal(cmb_tenant_gateway.open(&t->gw, &t->cfg), 0);
@@ -436,7 +433,7 @@ static int token_from(const char *path, struct cmb_auth **out)
 	struct cmb_http *h = site_http(0);
 	char *url = xasprintf("%s/%s", url_base, path);
 	struct cmb_auth_opts o = {
-		.token_url = url, .client_id = "c1", .client_secret_file = secret_file, .scope = "s/.default",
+		.token_url = url, .client_id = "c1", .client_secret_file = srv.secret, .scope = "s/.default",
 	};
 	struct cmb_auth *a = NULL;
 	assert_int_equal(cmb_auth_new(&a, h, &o), 0);
