@@ -107,9 +107,10 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 	}
 	if (list->u.array.len > CMB_LIMIT_NOTIFICATIONS) {
 		/* The wire format says at most 500: a longer list is not the channel cmbridge knows. */
+		size_t len = list->u.array.len;
 		yajl_tree_free(root);
 		return cmb_limit_error(CMB_LIMIT_NOTIFICATION_PAGE, 0, "notification channel: a poll of %zu notifications",
-				       list->u.array.len);
+				       len);
 	}
 	for (size_t i = 0; i < list->u.array.len && rc == 0; i++) {
 		yajl_val e = list->u.array.values[i];

@@ -428,7 +428,7 @@ static void xml_depth(void **state)
 
 /* ---- the token client: token size, token reply ---- */
 
-static int token_from(const char *path, struct cmb_auth **out)
+static int token_from(const char *path, struct cmb_auth **out, struct cmb_http **h_out)
 {
 	struct cmb_http *h = site_http(0);
 	char *url = xasprintf("%s/%s", url_base, path);
@@ -440,6 +440,7 @@ static int token_from(const char *path, struct cmb_auth **out)
 	const char *token = NULL;
 	int rc = cmb_auth_token(a, &token);
 	*out = a;
+	*h_out = h;
 	free(url);
 	return rc;
 }
@@ -448,28 +449,33 @@ static void token_size(void **state)
 {
 	(void)state;
 	struct cmb_auth *a = NULL;
+	struct cmb_http *h = NULL;
 	char *want = xasprintf("token endpoint %s/tokbig: the access token of 32769 bytes exceeds the limit of 32768 "
 			       "bytes (token size, connector/base/limits.h)", url_base);
-	assert_error(token_from("tokbig", &a), CMB_ETOOBIG, want);
+	assert_error(token_from("tokbig", &a, &h), CMB_ETOOBIG, want);
 	assert_int_equal(cmb_auth_requests(a), 1); /* final: not retried */
 	assert_int_equal(cmb_auth_remaining(a), 0);
 	cmb_auth_free(a);
+	cmb_http_free(h);
 	free(want);
 	/* A token that would inject a header line is not a token. */
-	assert_error(token_from("tokcrlf", &a), CMB_EPROTO,
+	assert_error(token_from("tokcrlf", &a, &h), CMB_EPROTO,
 		     "the access token holds a byte (0x0d at 1) that cannot be sent in an Authorization header");
 	cmb_auth_free(a);
+	cmb_http_free(h);
 }
 
 static void token_reply(void **state)
 {
 	(void)state;
 	struct cmb_auth *a = NULL;
+	struct cmb_http *h = NULL;
 	char *want = xasprintf("acquiring a token: the response from %s/tokreply exceeds the limit of 1048576 bytes "
 			       "(token reply, connector/base/limits.h)", url_base);
-	assert_error(token_from("tokreply", &a), CMB_ETOOBIG, want);
+	assert_error(token_from("tokreply", &a, &h), CMB_ETOOBIG, want);
 	assert_int_equal(cmb_auth_requests(a), 1);
 	cmb_auth_free(a);
+	cmb_http_free(h);
 	free(want);
 }
 
