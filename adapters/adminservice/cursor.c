@@ -130,9 +130,14 @@ static int next_url(struct cmb_as_cursor *c, const char *where, const char *link
 	c->empty_run = c->n ? 0 : c->empty_run + 1;
 	if (link) {
 		char *next = cmb_http_resolve(c->url, link);
-		if (!next)
-			return cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where, link,
-					     c->url);
+		if (!next) {
+			/* The site's text, shown printable: a link is no way to put control bytes into a log. */
+			char *shown = cmb_str_printable(link, strlen(link), 300, 1);
+			int rc = cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where, shown,
+					       c->url);
+			free(shown);
+			return rc;
+		}
 		if (!cmb_http_same_origin(next, c->cl->conn->base)) {
 			int rc = cmb_error_set(CMB_EPROTO, "%s: @odata.nextLink leads to %s, outside the site's origin "
 					       "(%s): not followed, and the read is incomplete", where, next,

@@ -269,8 +269,8 @@ static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
 		e.reason = "[connector] mode = staging: kept in the inbox, not relayed";
 		rc = cmb_state_audit_add(r->st, &e);
 	}
-	log_tenant(CMB_LOG_DEBUG, "relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action, a.key,
-		  a.requested_by);
+	log_tenant(CMB_LOG_DEBUG, "relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action,
+		   a.key, a.requested_by);
 	return rc;
 }
 
@@ -835,8 +835,7 @@ static int dispatch(struct cmb_relay *r)
 		long code = authorize(r, &list[i], &map, &refused, why, sizeof(why));
 		if (code) {
 			log_tenant(CMB_LOG_INFO, "relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id,
-				   list[i].action,
-				 list[i].key, list[i].requested_by, why);
+				   list[i].action, list[i].key, list[i].requested_by, why);
 			/* failed and notSupported are spelled the same in the tenant's actionState. */
 			rc = move(r, &list[i], refused, "deliveredToConnectorService", cmb_state_action_state_name(refused),
 				  code, why, CMB_AUDIT_REFUSED);
