@@ -233,17 +233,6 @@ static int learn_from_refusal(struct as_state *st, enum cmb_as_class_id c, long 
 	return 1;
 }
 
-/* "PROP eq 'VALUE'", the literal quoted as OData says ('' for '). Caller frees. */
-static char *eq_filter(const char *prop, const char *value)
-{
-	struct cmb_buf b = CMB_BUF_INIT((size_t)1 << 16);
-	cmb_buf_printf(&b, "%s eq '", prop);
-	for (const char *v = value; *v; v++)
-		cmb_buf_add(&b, *v == '\'' ? "''" : v, *v == '\'' ? 2 : 1);
-	cmb_buf_addstr(&b, "'");
-	return cmb_buf_detach(&b, NULL);
-}
-
 /* ---- the device read ------------------------------------------------------ */
 
 struct emit {
@@ -295,7 +284,7 @@ static int read_once(struct as_state *st, struct device_read *r, struct emit *e)
 	}
 	if (st->collection) {
 		const struct cmb_as_rclass *rc = &st->schema.cls[CMB_AS_MEMBERSHIP];
-		filter = eq_filter(rc->wire[CMB_AS_MEMBERSHIP_COLLECTION], st->collection);
+		filter = cmb_as_filter_eq(rc->wire[CMB_AS_MEMBERSHIP_COLLECTION], st->collection);
 		const struct cmb_as_cursor_opts o = {
 			.entity = rc->entity, .filter = filter, .select = rc->wire[CMB_AS_MEMBERSHIP_RESOURCE],
 			.orderby = rc->wire[CMB_AS_MEMBERSHIP_RESOURCE], .page_size = st->page_size,
@@ -514,7 +503,7 @@ static void collection_fill(const struct cmb_as_rclass *rc, const struct cmb_oda
 static int read_collection(struct as_state *st, const char *id, struct cmb_site_collection *c)
 {
 	const struct cmb_as_rclass *rc = &st->schema.cls[CMB_AS_COLLECTION];
-	char *filter = eq_filter(rc->wire[CMB_AS_COLL_ID] ? rc->wire[CMB_AS_COLL_ID] : CMB_AS_NAME(CMB_AS_COLLECTION,
+	char *filter = cmb_as_filter_eq(rc->wire[CMB_AS_COLL_ID] ? rc->wire[CMB_AS_COLL_ID] : CMB_AS_NAME(CMB_AS_COLLECTION,
 			       CMB_AS_COLL_ID), id);
 	struct cmb_as_cursor cur;
 	struct cmb_odata_record *rec = NULL, *first = NULL;

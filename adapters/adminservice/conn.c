@@ -3,6 +3,7 @@
  */
 #include "adapters/adminservice/conn.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/util.h"
 #include "connector/config/config.h"
 #include "connector/transport/http.h"
@@ -40,6 +41,9 @@ int cmb_as_conn_open(struct cmb_as_conn **out, const struct cmb_config *cfg)
 		.ca_file = cfg->site_ca_file,
 		.connect_timeout_s = cfg->site_connect_timeout,
 		.low_speed_time_s = cfg->site_timeout,
+		.min_speed = cfg->site_min_speed,
+		.deadline_s = cfg->site_page_timeout,
+		.deadline_option = "page_timeout",
 		.max_response = cfg->sync_max_response_mb > 0 ? (size_t)cfg->sync_max_response_mb << 20 : 0,
 		.rate_limit = (double)cfg->site_rate_limit,
 		.rate_burst = (double)(cfg->site_rate_burst > 0 ? cfg->site_rate_burst : 1),
@@ -126,7 +130,9 @@ static int json_finish(void *ctx, const struct cmb_http_response *resp)
 		jr->root = yajl_tree_parse("{}", NULL, 0);
 		return 0;
 	}
-	yajl_val root = yajl_tree_parse(data, eb, sizeof(eb));
+	yajl_val root = NULL;
+	if (cmb_limit_json_tree(data, resp->body.len, jr->what, &root, eb, sizeof(eb)) == CMB_ETOOBIG)
+		return CMB_ETOOBIG;
 	if (root && YAJL_IS_OBJECT(root)) {
 		jr->root = root;
 		return 0;

@@ -3,6 +3,7 @@
  */
 #include "adapters/adminservice/cursor.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/util.h"
 #include "connector/transport/http.h"
 
@@ -25,6 +26,16 @@ static int is_json(const char *ct)
 		return 0;
 	char after = ct[sizeof(json) - 1];
 	return after == '\0' || after == ';' || after == ' ';
+}
+
+char *cmb_as_filter_eq(const char *prop, const char *value)
+{
+	struct cmb_buf b = CMB_BUF_INIT(2 * (strlen(prop) + strlen(value)) + 16);
+	cmb_buf_printf(&b, "%s eq '", prop);
+	for (const char *v = value; *v; v++)
+		cmb_buf_add(&b, *v == '\'' ? "''" : v, *v == '\'' ? 2 : 1);
+	cmb_buf_addstr(&b, "'");
+	return cmb_buf_detach(&b, NULL);
 }
 
 /* ---- one page ------------------------------------------------------------ */
@@ -51,8 +62,9 @@ static int keep_row(void *ctx, struct cmb_odata_record *rec)
 	if (c->n >= (size_t)c->page_size) {
 		cmb_odata_record_free(rec);
 		/* The one-page memory bound relies on $top being honoured. */
-		return cmb_error_set(CMB_EPROTO, "%s page %ld: site returned more than $top=%ld rows in one page",
-				     c->entity, c->pages, c->page_size);
+		return cmb_limit_error(CMB_LIMIT_PAGE, (size_t)c->page_size,
+				       "%s page %ld: site returned more than $top=%ld rows in one page, which", c->entity,
+				       c->pages, c->page_size);
 	}
 	c->buf[c->n++] = rec;
 	return 0;
@@ -118,9 +130,14 @@ static int next_url(struct cmb_as_cursor *c, const char *where, const char *link
 	c->empty_run = c->n ? 0 : c->empty_run + 1;
 	if (link) {
 		char *next = cmb_http_resolve(c->url, link);
-		if (!next)
-			return cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where, link,
-					     c->url);
+		if (!next) {
+			/* The site's text, shown printable: a link is no way to put control bytes into a log. */
+			char *shown = cmb_str_printable(link, strlen(link), 300, 1);
+			int rc = cmb_error_set(CMB_EPROTO, "%s: cannot resolve @odata.nextLink '%s' against %s", where, shown,
+					       c->url);
+			free(shown);
+			return rc;
+		}
 		if (!cmb_http_same_origin(next, c->cl->conn->base)) {
 			int rc = cmb_error_set(CMB_EPROTO, "%s: @odata.nextLink leads to %s, outside the site's origin "
 					       "(%s): not followed, and the read is incomplete", where, next,

@@ -56,6 +56,14 @@ struct cmb_as_cursor {
 	char *failed_message;        /* what that answer's body said (cmb_request_describe_body) */
 };
 
+/*
+ * "PROP eq 'VALUE'": the string literal quoted as OData says (' doubled),
+ * for opts.filter, which the cursor percent-encodes whole into the URL, so
+ * no byte of value (&, #, %, +, a control character) can end the literal or
+ * the query component early. Caller frees.
+ */
+char *cmb_as_filter_eq(const char *prop, const char *value);
+
 /* Prepares the read (no I/O). The cursor borrows cl. */
 void cmb_as_cursor_init(struct cmb_as_cursor *c, struct cmb_as_client *cl, const struct cmb_as_cursor_opts *o);
 void cmb_as_cursor_clear(struct cmb_as_cursor *c);

@@ -28,6 +28,8 @@
 
 #include <stddef.h>
 
+#include "connector/base/limits.h"
+
 struct cmb_as_meta_prop {
 	char *name;
 	char *type;         /* as written: "Edm.Int64", "Collection(Edm.String)", "AdminService.X" */
@@ -73,14 +75,15 @@ struct cmb_as_meta_limits {
 	unsigned max_attrs; /* attributes (and xmlns) of one element; default 64: CMB_EPROTO */
 };
 
-#define CMB_AS_META_MAX_BYTES ((size_t)256 << 20)
-#define CMB_AS_META_MAX_DEPTH 64u
-#define CMB_AS_META_MAX_NAME ((size_t)1024)
-#define CMB_AS_META_MAX_PROPS ((size_t)4096)
-#define CMB_AS_META_MAX_CLASSES ((size_t)1024)
-#define CMB_AS_META_MAX_KEPT ((size_t)16 << 20)
-#define CMB_AS_META_MAX_MARKUP ((size_t)64 << 10)
-#define CMB_AS_META_MAX_ATTRS 64u
+/* The defaults, from the one place every limit is named (connector/base/limits.h). */
+#define CMB_AS_META_MAX_BYTES CMB_LIMIT_XML_BYTES
+#define CMB_AS_META_MAX_DEPTH CMB_LIMIT_XML_DEPTH_LEVELS
+#define CMB_AS_META_MAX_NAME CMB_LIMIT_XML_NAME_BYTES
+#define CMB_AS_META_MAX_PROPS CMB_LIMIT_XML_PROPS
+#define CMB_AS_META_MAX_CLASSES CMB_LIMIT_XML_CLASSES
+#define CMB_AS_META_MAX_KEPT CMB_LIMIT_XML_KEPT_BYTES
+#define CMB_AS_META_MAX_MARKUP CMB_LIMIT_XML_MARKUP_BYTES
+#define CMB_AS_META_MAX_ATTRS CMB_LIMIT_XML_ATTRS
 
 struct cmb_as_meta_parser;
 

@@ -8,6 +8,7 @@
  */
 #include "adapters/adminservice/odata.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/util.h"
 
 #include <stdarg.h>
@@ -36,6 +37,7 @@ struct cmb_odata_parser {
 	void *ctx;
 
 	enum where_in_page at;
+	unsigned depth;            /* objects and arrays open, for the JSON depth limit */
 	enum top_key key;          /* the last key read at AT_TOP */
 	int skip;                  /* depth of a nested value being skipped; 0 = none */
 	int seen_value;            /* "value" array seen (and closed) */
@@ -102,6 +104,16 @@ static int fail(struct cmb_odata_parser *p, int code, const char *fmt, ...)
 	p->error = cmb_error_set(code, "%s, byte %llu: %s", p->where,
 				 (unsigned long long)offset_now(p), what);
 	free(what);
+	return 0;
+}
+
+/* Opens one more object or array: 1, or 0 with the error set past the JSON depth limit. */
+static int nest(struct cmb_odata_parser *p)
+{
+	if (++p->depth <= CMB_LIMIT_JSON_DEPTH_LEVELS)
+		return 1;
+	p->error = cmb_limit_error(CMB_LIMIT_JSON_DEPTH, 0, "%s, byte %llu: nesting", p->where,
+				   (unsigned long long)offset_now(p));
 	return 0;
 }
 
@@ -179,6 +191,12 @@ static int on_scalar(struct cmb_odata_parser *p, enum cmb_odata_type type,
 {
 	if (p->skip)
 		return 1;
+	if (type == CMB_ODATA_STRING && len > CMB_LIMIT_STRING_BYTES && (p->at == AT_RECORD || p->at == AT_LIST)) {
+		p->error = cmb_limit_error(CMB_LIMIT_STRING, 0, "%s, byte %llu: value[%zu].%s, a string of %zu bytes,",
+					   p->where, (unsigned long long)offset_now(p), p->records,
+					   p->field ? p->field : "(list item)", len);
+		return 0;
+	}
 	switch (p->at) {
 	case AT_START:
 		return fail(p, CMB_EPROTO, "the page is not a JSON object");
@@ -263,6 +281,8 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 static int cb_start_map(void *ctx)
 {
 	struct cmb_odata_parser *p = ctx;
+	if (!nest(p))
+		return 0;
 	if (p->skip) {
 		p->skip++;
 		return 1;
@@ -301,6 +321,7 @@ static int cb_start_map(void *ctx)
 static int cb_end_map(void *ctx)
 {
 	struct cmb_odata_parser *p = ctx;
+	p->depth--;
 	if (p->skip) {
 		p->skip--;
 		return 1;
@@ -325,6 +346,8 @@ static int cb_end_map(void *ctx)
 static int cb_start_array(void *ctx)
 {
 	struct cmb_odata_parser *p = ctx;
+	if (!nest(p))
+		return 0;
 	if (p->skip) {
 		p->skip++;
 		return 1;
@@ -364,6 +387,7 @@ static int cb_start_array(void *ctx)
 static int cb_end_array(void *ctx)
 {
 	struct cmb_odata_parser *p = ctx;
+	p->depth--;
 	if (p->skip) {
 		p->skip--;
 		return 1;

@@ -16,8 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Default upper bound on one record (names and values), and on nextLink/context. */
-#define CMB_ODATA_MAX_RECORD ((size_t)1 << 20)
+#include "connector/base/limits.h"
+
+/*
+ * Default upper bound on one record (names and values), and on
+ * nextLink/context. Beside it, from the same place: nesting deeper than
+ * CMB_LIMIT_JSON_DEPTH_LEVELS and a string longer than
+ * CMB_LIMIT_STRING_BYTES end the page (CMB_ETOOBIG, naming the limit).
+ */
+#define CMB_ODATA_MAX_RECORD CMB_LIMIT_RECORD_BYTES
 
 enum cmb_odata_type {
 	CMB_ODATA_NULL = 0,

@@ -4,6 +4,7 @@
  */
 #include "adapters/tenant/call.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/util.h"
 
 #include <stdio.h>
@@ -19,8 +20,8 @@ static int call_authorize(void *ctx, const char **header, const char **bearer)
 
 static int call_refused(void *ctx)
 {
-	cmb_auth_invalidate(ctx);
-	return 1;
+	/* Renewed once per refusal, and not again while the renewal itself is refused (auth.h). */
+	return cmb_auth_refused(ctx);
 }
 
 struct json_reply {
@@ -32,8 +33,12 @@ struct json_reply {
 static int json_finish(void *ctx, const struct cmb_http_response *resp)
 {
 	struct json_reply *jr = ctx;
-	char eb[256] = "";
-	yajl_val r = yajl_tree_parse(resp->body.data ? resp->body.data : "", eb, sizeof(eb));
+	char eb[256] = "", *where = xasprintf("%s: tenant reply from %s", jr->c->what, jr->c->url);
+	yajl_val r = NULL;
+	int rc = cmb_limit_json_tree(resp->body.data ? resp->body.data : "", resp->body.len, where, &r, eb, sizeof(eb));
+	free(where);
+	if (rc == CMB_ETOOBIG)
+		return rc;
 	if (!r)
 		/* A reply cut short: the request may have been applied; the same body again is safe. */
 		return cmb_error_set(CMB_ENETWORK, "%s: tenant reply from %s is incomplete or not JSON: %s",
@@ -63,7 +68,7 @@ int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out)
 	const struct cmb_request rq = {
 		.method = c->method, .url = c->url, .what = c->what, .headers = headers, .body = c->body,
 		.body_len = c->body_len, .gzip_body = c->gzip, .interruptible = c->interruptible,
-		.stall_s = c->stall_s,
+		.stall_s = c->stall_s, .deadline_s = c->deadline_s,
 		.finish = json_finish, .finish_ctx = &jr,
 	};
 	struct cmb_request_counters ctr = { 0 };
@@ -82,6 +87,7 @@ int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out)
 		yajl_tree_free(jr.root);
 		return rc;
 	}
+	cmb_auth_accepted(c->auth);
 	*out = jr.root;
 	return 0;
 }

@@ -5,8 +5,10 @@
  *
  * Every try sends the same body (uploads carry their batchId in it, so a
  * retried batch is applied once); a 401 renews the token once, off the
- * budget; 429/503 wait what Retry-After says; 500/502/504, network errors
- * and cut-off replies back off with full jitter; anything else is final.
+ * budget, and not again while the renewal is refused too; 429/503 wait
+ * what Retry-After says; 500/502/504, network errors and cut-off replies
+ * back off with full jitter; anything else is final. Replies are read
+ * within the JSON limits (connector/base/limits.h).
  */
 #ifndef CMB_TENANT_CALL_H
 #define CMB_TENANT_CALL_H
@@ -32,6 +34,7 @@ struct cmb_tenant_call {
 	int gzip;
 	int interruptible;           /* an idle long poll: a reload request may end it */
 	long stall_s;                /* its stall limit (the tenant holds a long poll silent); 0: the handle's */
+	long deadline_s;             /* the whole request, retries included (request.h); 0: the handle's */
 	/* Counters the caller keeps (each may be NULL). */
 	long *requests;
 	long *renewals;

@@ -15,6 +15,7 @@
 #include "connector/transport/auth.h"
 #include "connector/base/error.h"
 #include "connector/base/json.h"
+#include "connector/base/limits.h"
 #include "connector/transport/http.h"
 #include "connector/base/log.h"
 #include "connector/transport/retry.h"
@@ -30,6 +31,7 @@ struct notify {
 	char *poll_url;              /* {gateway_url}/api/gateway/Notification */
 	char *result_url;            /* {gateway_url}/api/gateway/NotificationResult */
 	long stall_s;                /* a long poll may be silent this long */
+	long deadline_s;             /* one request ([tenant] request_timeout); a poll gets its wait more */
 	struct cmb_retry_budget budget;
 };
 
@@ -52,6 +54,7 @@ int cmb_notify_open(void **out, void *st, const struct cmb_config *cfg)
 	/* The tenant holds a long poll silent for up to poll_wait: its stall limit must outlast it. */
 	long stall = cfg->tenant_timeout > 0 ? cfg->tenant_timeout : 60;
 	n->stall_s = stall < cfg->actions_poll_wait + 15 ? cfg->actions_poll_wait + 15 : stall;
+	n->deadline_s = cfg->tenant_request_timeout;
 	n->poll_url = xasprintf("%s/api/gateway/Notification", n->sh.gateway_url);
 	n->result_url = xasprintf("%s/api/gateway/NotificationResult", n->sh.gateway_url);
 	*out = n;
@@ -60,8 +63,9 @@ int cmb_notify_open(void **out, void *st, const struct cmb_config *cfg)
 
 /* One request through the request loop (call.h); *out is the parsed JSON object (caller frees). */
 static int call(struct notify *n, const char *method, const char *url, const char *body, size_t body_len,
-		const char *what, int poll, yajl_val *out)
+		const char *what, long poll_wait, yajl_val *out)
 {
+	int poll = poll_wait >= 0;
 	/* The relay has no cycles: a spent budget starts afresh with the next request. */
 	if (n->budget.used >= n->budget.policy.budget)
 		cmb_retry_budget_init(&n->budget, n->sh.policy);
@@ -69,6 +73,7 @@ static int call(struct notify *n, const char *method, const char *url, const cha
 		.http = n->sh.http, .auth = n->sh.auth, .budget = &n->budget, .method = method, .url = url,
 		.what = what, .principal = n->sh.principal, .body = body, .body_len = body_len, .interruptible = poll,
 		.stall_s = poll ? n->stall_s : 0,
+		.deadline_s = n->deadline_s > 0 ? n->deadline_s + (poll ? poll_wait : 0) : 0,
 	};
 	return cmb_tenant_call_json(&c, out);
 }
@@ -85,10 +90,11 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 {
 	struct notify *n = p;
 	char *enc = cmb_http_escape(cursor ? cursor : "");
-	char *url = xasprintf("%s?cursor=%s&wait=%ld", n->poll_url, enc, wait_s < 0 ? 0 : wait_s > 60 ? 60 : wait_s);
+	long wait = wait_s < 0 ? 0 : wait_s > 60 ? 60 : wait_s;
+	char *url = xasprintf("%s?cursor=%s&wait=%ld", n->poll_url, enc, wait);
 	free(enc);
 	yajl_val root = NULL;
-	int rc = call(n, "GET", url, NULL, 0, "polling the notification channel", 1, &root);
+	int rc = call(n, "GET", url, NULL, 0, "polling the notification channel", wait, &root);
 	free(url);
 	if (rc < 0)
 		return rc;
@@ -98,6 +104,13 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 	if (!list || !next) {
 		yajl_tree_free(root);
 		return cmb_error_set(CMB_EPROTO, "notification channel: the reply has no cursor or notifications");
+	}
+	if (list->u.array.len > CMB_LIMIT_NOTIFICATIONS) {
+		/* The wire format says at most 500: a longer list is not the channel cmbridge knows. */
+		size_t len = list->u.array.len;
+		yajl_tree_free(root);
+		return cmb_limit_error(CMB_LIMIT_NOTIFICATION_PAGE, 0, "notification channel: a poll of %zu notifications",
+				       len);
 	}
 	for (size_t i = 0; i < list->u.array.len && rc == 0; i++) {
 		yajl_val e = list->u.array.values[i];
@@ -142,7 +155,7 @@ int cmb_notify_post_results(void *p, const struct cmb_tenant_action_result *r, s
 	size_t len;
 	char *body = cmb_json_take(g, &len);
 	yajl_val root = NULL;
-	int rc = call(n, "POST", n->result_url, body, len, "posting action results", 0, &root);
+	int rc = call(n, "POST", n->result_url, body, len, "posting action results", -1, &root);
 	free(body);
 	if (rc < 0)
 		return rc;

@@ -74,6 +74,28 @@ char *xvasprintf(const char *fmt, va_list ap)
 	return out;
 }
 
+char *cmb_str_printable(const char *s, size_t len, size_t max, int ascii_only)
+{
+	size_t n = len < max ? len : max;
+	char *out = xmalloc(n + 4);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n' || c == '\r' || c == '\t')
+			out[o++] = ' ';
+		else if (c < 0x20 || c == 0x7f || (ascii_only && c >= 0x80))
+			out[o++] = '.';
+		else
+			out[o++] = (char)c;
+	}
+	if (len > max) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;

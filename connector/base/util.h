@@ -28,6 +28,14 @@ char *xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap);
+/*
+ * s (len bytes) made safe to print in a message or a log line, whatever a
+ * server put in it: at most max bytes ("..." after), newline, CR and tab
+ * as a blank, every other control byte as '.', and with ascii_only every
+ * byte >= 0x80 too. Never writes a raw control character (no log forging,
+ * no terminal escapes). Caller frees.
+ */
+char *cmb_str_printable(const char *s, size_t len, size_t max, int ascii_only);
 
 /* A byte buffer, always NUL-terminated after len, never larger than max. */
 struct cmb_buf {

@@ -41,6 +41,7 @@ enum {
 	OPT_RELOADABLE = 1 << 1,  /* takes effect on SIGHUP; others need a restart */
 	OPT_MUST_EXIST = 1 << 2,  /* OPT_PATH: a readable regular file, checked at load */
 	OPT_INDEX = 1 << 3,       /* OPT_ENUM: store the index into an int field */
+	OPT_PRIVATE_DIR = 1 << 4, /* OPT_PATH: a directory that, when it exists, only its owner may write */
 };
 
 struct option {
@@ -84,7 +85,7 @@ static const struct option options[] = {
 	{ .section = "connector", .key = "site_code", .type = OPT_STRING, .flags = OPT_REQUIRED,
 	  .check = check_site_code, .offset = OFF(site_code),
 	  .desc = "ConfigMgr site code: 3 letters or digits, stored upper-case (e.g. PS1)" },
-	{ .section = "connector", .key = "state_dir", .type = OPT_PATH, .def = "/var/lib/cmbridge",
+	{ .section = "connector", .key = "state_dir", .type = OPT_PATH, .flags = OPT_PRIVATE_DIR, .def = "/var/lib/cmbridge",
 	  .offset = OFF(state_dir), .desc = "Directory of the state database and lock file (created 0700)" },
 	{ .section = "connector", .key = "mode", .type = OPT_ENUM, .flags = OPT_INDEX, .def = "normal",
 	  .values = mode_values, .offset = OFF(mode),
@@ -132,6 +133,12 @@ static const struct option options[] = {
 	  .max = 100000, .offset = OFF(site_page_size), .desc = "Records per page request ($top)" },
 	{ .section = "site", .key = "timeout", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1, .max = 3600,
 	  .offset = OFF(site_timeout), .desc = "Seconds a stalled site transfer may wait" },
+	{ .section = "site", .key = "min_speed", .type = OPT_LONG, .flags = RELOAD, .def = "1024", .min = 1,
+	  .max = 1048576, .offset = OFF(site_min_speed),
+	  .desc = "Bytes per second below which a site transfer counts as stalled (a server dripping bytes)" },
+	{ .section = "site", .key = "page_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "600", .min = 1,
+	  .max = 86400, .offset = OFF(site_page_timeout),
+	  .desc = "Seconds one site request (a page, $metadata, an operation) may take, its retries included" },
 	{ .section = "site", .key = "rate_limit", .type = OPT_LONG, .flags = RELOAD, .def = "100", .min = 0,
 	  .max = 100000, .offset = OFF(site_rate_limit),
 	  .desc = "Requests per second sent to the site at most (0: no limit)" },
@@ -182,6 +189,13 @@ static const struct option options[] = {
 	  .max = 1000, .offset = OFF(tenant_batch_size), .desc = "Records per upload request" },
 	{ .section = "tenant", .key = "timeout", .type = OPT_LONG, .flags = RELOAD, .def = "60", .min = 1,
 	  .max = 3600, .offset = OFF(tenant_timeout), .desc = "Seconds a stalled tenant transfer may wait" },
+	{ .section = "tenant", .key = "min_speed", .type = OPT_LONG, .flags = RELOAD, .def = "1024", .min = 1,
+	  .max = 1048576, .offset = OFF(tenant_min_speed),
+	  .desc = "Bytes per second below which a tenant transfer counts as stalled (a server dripping bytes)" },
+	{ .section = "tenant", .key = "request_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "300", .min = 1,
+	  .max = 86400, .offset = OFF(tenant_request_timeout),
+	  .desc = "Seconds one tenant request (an upload, a token, a result report) may take, its retries included; "
+		  "a long poll gets poll_wait more" },
 	{ .section = "tenant", .key = "rate_limit", .type = OPT_LONG, .flags = RELOAD, .def = "5", .min = 0,
 	  .max = 1000, .offset = OFF(tenant_rate_limit),
 	  .desc = "Token and upload requests per second sent to the tenant at most (0: no limit)" },
@@ -439,8 +453,13 @@ static int check_proxy(char *v, const char **expected)
 	if (strcmp(v, "none") == 0)
 		return 0;
 	const char *rest = strncasecmp(v, "http://", 7) == 0 ? v + 7 : strncasecmp(v, "https://", 8) == 0 ? v + 8 : NULL;
-	/* Credentials belong in proxy_password_file, never in the URL. */
-	if (!rest || !*rest || *rest == '/' || strpbrk(v, " \t") || strchr(rest, '@'))
+	/* Credentials belong in proxy_password_file, never in the URL (nor in this message: it is redacted). */
+	if (rest && strchr(rest, '@')) {
+		*expected = "http://host:port or https://host:port without credentials: set proxy_auth, proxy_username "
+			    "and proxy_password_file";
+		return -1;
+	}
+	if (!rest || !*rest || *rest == '/' || strpbrk(v, " \t"))
 		return -1;
 	return 0;
 }
@@ -454,6 +473,34 @@ static int check_scope(char *v, const char **expected)
 }
 
 /* ---- messages ---- */
+
+/*
+ * value for an error message, with the user information of any URL in it
+ * ("scheme://user:password@host") replaced: a password pasted into a URL
+ * must not be echoed to a terminal or a log. Caller frees.
+ */
+static char *redact(const char *value)
+{
+	struct cmb_buf b = CMB_BUF_INIT(2 * strlen(value) + 64);
+	for (const char *p = value; *p;) {
+		const char *sep = strstr(p, "://");
+		if (!sep) {
+			cmb_buf_addstr(&b, p);
+			break;
+		}
+		const char *auth = sep + 3;
+		size_t alen = strcspn(auth, "/?#");
+		const char *at = memrchr(auth, '@', alen);
+		cmb_buf_add(&b, p, (size_t)(auth - p));
+		if (at) {
+			cmb_buf_addstr(&b, "(credentials removed)");
+			auth = at;
+		}
+		cmb_buf_add(&b, auth, (size_t)(sep + 3 + alen - auth));
+		p = sep + 3 + alen;
+	}
+	return b.data ? cmb_buf_detach(&b, NULL) : xstrdup("");
+}
 
 static void describe_expected(const struct option *o, char *buf, size_t size)
 {
@@ -603,6 +650,14 @@ static char *read_line(char *str, int num, void *stream)
 	if (ctx->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
 	    (unsigned char)s[2] == 0xBF)
 		s += 3;
+	/* The documented maximum is of the line as written: a comment does not make a long line short. */
+	size_t raw = strlen(s);
+	while (raw && (s[raw - 1] == '\n' || s[raw - 1] == '\r'))
+		raw--;
+	if (num < 4 || raw + 3 > (size_t)num) {
+		fail_at(ctx, ctx->lineno, "the line is longer than %d characters", num > 3 ? num - 3 : 0);
+		return NULL;
+	}
 	while (*s == ' ' || *s == '\t')
 		s++;
 	if (*s != ';' && *s != '#') {
@@ -634,9 +689,9 @@ static char *read_line(char *str, int num, void *stream)
 		}
 	}
 	size_t len = strlen(s);
-	/* inih needs room for the line, "\r\n" and the NUL. */
-	if (num < 4 || len + 3 > (size_t)num) {
-		fail_at(ctx, ctx->lineno, "the line is longer than %d characters", num > 3 ? num - 3 : 0);
+	/* What inih gets (comment cut, terminators kept) must fit its buffer with the NUL: checked above. */
+	if (len + 1 > (size_t)num) {
+		fail_at(ctx, ctx->lineno, "the line is longer than %d characters", num - 3);
 		return NULL;
 	}
 	memcpy(str, s, len + 1);
@@ -674,6 +729,25 @@ static int check_file(struct parse_ctx *ctx, const struct option *o, const char 
 	if (access(path, R_OK) < 0) {
 		fail_at(ctx, ctx->lineno, "[%s] %s: %s is not readable by this user: %s", o->section, o->key, shown,
 			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A state directory others may write could have its journal swapped under the connector. */
+static int check_private_dir(struct parse_ctx *ctx, const struct option *o, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return 0; /* created 0700 when first used */
+	if (!S_ISDIR(st.st_mode)) {
+		fail_at(ctx, ctx->lineno, "[%s] %s: %s is not a directory", o->section, o->key, path);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		fail_at(ctx, ctx->lineno,
+			"[%s] %s: %s is writable by group or others (mode %03o; expected 700): run chmod 700 %s",
+			o->section, o->key, path, (unsigned)(st.st_mode & 0777), path);
 		return -1;
 	}
 	return 0;
@@ -764,18 +838,26 @@ static int set_enum(struct parse_ctx *ctx, const struct option *o, const char *v
 /* https only (TLS is never optional), stored with its scheme in lower case and no trailing '/'. */
 static int set_url(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, const char *expected)
 {
-	if (strncasecmp(value, "http://", 7) == 0) {
+	char *shown = redact(value);
+	int bad = 1;
+	if (strncasecmp(value, "http://", 7) == 0)
 		fail_at(ctx, lineno,
 			"[%s] %s: \"%s\": plain http is refused, TLS is never optional: credentials and device "
 			"data must not travel unencrypted (expected an https:// URL)",
-			o->section, o->key, value);
-		return -1;
-	}
-	if (strncasecmp(value, "https://", 8) != 0 || value[8] == '\0' || value[8] == '/' || strpbrk(value, " \t")) {
-		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid URL (expected %s)", o->section, o->key, value,
+			o->section, o->key, shown);
+	else if (strncasecmp(value, "https://", 8) != 0 || value[8] == '\0' || value[8] == '/' || strpbrk(value, " \t"))
+		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not a valid URL (expected %s)", o->section, o->key, shown,
 			expected);
+	else if (strcmp(shown, value) != 0)
+		fail_at(ctx, lineno,
+			"[%s] %s: \"%s\": credentials are never written in a URL of the configuration (expected an "
+			"https:// URL without user:password@; credentials are read from the *_file options)",
+			o->section, o->key, shown);
+	else
+		bad = 0;
+	free(shown);
+	if (bad)
 		return -1;
-	}
 	char *v = xstrdup(value);
 	memcpy(v, "https://", 8);
 	size_t n = strlen(v);
@@ -792,7 +874,9 @@ static int set_string(struct parse_ctx *ctx, const struct option *o, const char 
 	char *v = xstrdup(value);
 	const char *why = NULL;
 	if (o->check && o->check(v, &why) < 0) {
-		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not valid (expected %s)", o->section, o->key, value, why);
+		char *shown = redact(value);
+		fail_at(ctx, lineno, "[%s] %s: \"%s\" is not valid (expected %s)", o->section, o->key, shown, why);
+		free(shown);
 		free(v);
 		return -1;
 	}
@@ -828,7 +912,8 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 	case OPT_PATH:
 	case OPT_SECRET_PATH: {
 		char *path = resolve_path(ctx, value);
-		if ((o->type == OPT_SECRET_PATH || (o->flags & OPT_MUST_EXIST)) && check_file(ctx, o, value, path) < 0) {
+		if (((o->type == OPT_SECRET_PATH || (o->flags & OPT_MUST_EXIST)) && check_file(ctx, o, value, path) < 0) ||
+		    ((o->flags & OPT_PRIVATE_DIR) && check_private_dir(ctx, o, path) < 0)) {
 			free(path);
 			return -1;
 		}

@@ -39,6 +39,8 @@ struct cmb_config {
 	char *site_cloud_sync_collections; /* "ID1,ID2" normalised, or NULL */
 	long site_page_size;        /* $top per page request; default 1000, 1..100000 */
 	long site_timeout;          /* seconds a stalled transfer may wait; default 60 */
+	long site_min_speed;        /* bytes/s below which a transfer counts as stalled; default 1024 */
+	long site_page_timeout;     /* seconds one page (one request, its retries included) may take; default 600 */
 	long site_rate_limit;       /* requests per second to the site, 0 = no limit; default 100 */
 	long site_rate_burst;       /* requests allowed at once above the rate; default 20 */
 	long site_connect_timeout;  /* seconds to establish a connection; default 15 */
@@ -59,6 +61,8 @@ struct cmb_config {
 	char *tenant_scope;         /* default https://graph.microsoft.com/.default */
 	long tenant_batch_size;     /* records per upload request; default 500, 1..1000 */
 	long tenant_timeout;        /* seconds; default 60 */
+	long tenant_min_speed;      /* bytes/s below which a transfer counts as stalled; default 1024 */
+	long tenant_request_timeout;/* seconds one request (its retries included) may take; default 300 */
 	long tenant_rate_limit;     /* token + upload requests per second, 0 = no limit; default 5 */
 	long tenant_rate_burst;     /* requests allowed at once above the rate; default 5 */
 	long tenant_connect_timeout;/* seconds to establish a connection; default 15 */

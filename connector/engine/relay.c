@@ -27,6 +27,7 @@
 #include "connector/base/stop.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,21 @@ static int cmp_rid(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Logs a line that carries the tenant's strings: control characters shown as '.', never written raw. */
+__attribute__((format(printf, 2, 3))) static void log_tenant(enum cmb_log_level level, const char *fmt, ...)
+{
+	if (level > cmb_log_get_level())
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *line = xvasprintf(fmt, ap);
+	va_end(ap);
+	char *shown = cmb_str_printable(line, strlen(line), 4096, 0);
+	cmb_log(level, "%s", shown);
+	free(shown);
+	free(line);
 }
 
 static int stopped(const struct cmb_relay *r)
@@ -253,8 +269,8 @@ static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
 		e.reason = "[connector] mode = staging: kept in the inbox, not relayed";
 		rc = cmb_state_audit_add(r->st, &e);
 	}
-	cmb_debug("relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action, a.key,
-		  a.requested_by);
+	log_tenant(CMB_LOG_DEBUG, "relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action,
+		   a.key, a.requested_by);
 	return rc;
 }
 
@@ -281,6 +297,20 @@ static int poll_channel(struct cmb_relay *r, long wait_s)
 			cmb_state_rollback(r->st);
 	}
 	r->stats.polls++;
+	if (rc == 0 && in.seen > in.added && strcmp(next, cursor) == 0) {
+		/*
+		 * Notifications come after the cursor sent: the same ones again under
+		 * the same cursor mean the tenant does not move past them, and
+		 * whatever comes after them can never be read. Idle must not be
+		 * concluded from such a poll (what was new is kept).
+		 */
+		char *shown = cmb_str_printable(next, strlen(next), 80, 1);
+		rc = cmb_error_set(CMB_EPROTO, "notification channel: cursor '%s' came back with %ld notification%s already "
+				   "in the inbox: the tenant does not move past them, so the actions after them cannot be "
+				   "read (does it ignore the cursor?)", shown, in.seen - in.added,
+				   in.seen - in.added == 1 ? "" : "s");
+		free(shown);
+	}
 	if (rc == 0) {
 		/* Replays do not count: a channel that repeats itself must not keep --once running. */
 		r->last_poll_count = in.added;
@@ -809,8 +839,8 @@ static int dispatch(struct cmb_relay *r)
 		char why[512];
 		long code = authorize(r, &list[i], &map, &refused, why, sizeof(why));
 		if (code) {
-			cmb_info("relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id, list[i].action,
-				 list[i].key, list[i].requested_by, why);
+			log_tenant(CMB_LOG_INFO, "relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id,
+				   list[i].action, list[i].key, list[i].requested_by, why);
 			/* failed and notSupported are spelled the same in the tenant's actionState. */
 			rc = move(r, &list[i], refused, "deliveredToConnectorService", cmb_state_action_state_name(refused),
 				  code, why, CMB_AUDIT_REFUSED);
@@ -986,18 +1016,32 @@ int cmb_relay_idle(struct cmb_relay *r)
 	return r->polled_once && r->last_poll_count == 0 && open == 0 && out == 0;
 }
 
+/* --once gives up: the last error, with what is left undone (the state keeps it for the next run). */
+static int give_up_once(struct cmb_relay *r, int rc, int errors, int in_a_row)
+{
+	long open = cmb_state_actions_open(r->st), out = cmb_state_outbox_count(r->st);
+	char *last = xstrdup(cmb_error_last());
+	cmb_error_set(rc, "relay --once gave up after %d failed passes%s; pending: %ld action%s short of final, %ld "
+		      "result%s not reported to the tenant (kept in the state for the next run); last error: %s", errors,
+		      in_a_row ? " in a row" : "", open, open == 1 ? "" : "s", out, out == 1 ? "" : "s", last);
+	free(last);
+	return rc;
+}
+
 int cmb_relay_run(struct cmb_relay *r, int once, int max_errors)
 {
-	int errors = 0, rc = 0;
+	int errors = 0, failed = 0, rc = 0;
 	while (!stopped(r)) {
 		rc = cmb_relay_step(r, once ? 0 : r->cfg->actions_poll_wait);
 		if (rc < 0 && stopped(r))
 			break; /* a transfer ended by the stop request is not an error */
 		if (rc < 0) {
 			errors++;
+			failed++;
 			cmb_error_log("relay: %s", cmb_error_last());
-			if (once && max_errors > 0 && errors >= max_errors)
-				return rc;
+			/* Bounded: max_errors failures in a row, or three times that in all (a server failing on and off). */
+			if (once && max_errors > 0 && (errors >= max_errors || failed >= 3 * max_errors))
+				return give_up_once(r, rc, errors >= max_errors ? errors : failed, errors >= max_errors);
 			/* A failed step is retried: the journal keeps what is unknown. Back off a little. */
 			cmb_retry_sleep(cmb_backoff_delay(errors, CMB_RELAY_BACKOFF_BASE_S, CMB_RELAY_BACKOFF_MAX_S));
 			continue;

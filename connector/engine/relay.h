@@ -90,7 +90,10 @@ int64_t cmb_relay_next_due_ms(struct cmb_relay *r);
 /*
  * Steps until the process-wide stop request (base/stop.h), or with once until idle (then returns 0). Errors of a
  * step are logged and retried after a pause (CMB_RELAY_BACKOFF_*); with once, max_errors
- * consecutive failed steps end the run with the last error.
+ * consecutive failed steps (or three times as many in all) end the run with the last error, prefixed
+ * with what is pending: actions short of final and results not reported.
+ * A poll that brings back notifications already in the inbox under an unchanged cursor fails its
+ * step: the tenant does not move past them (idle is never concluded from it).
  */
 int cmb_relay_run(struct cmb_relay *r, int once, int max_errors);
 

@@ -9,6 +9,7 @@
 #include "connector/transport/auth.h"
 #include "connector/config/config.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/transport/jwt.h"
 #include "connector/transport/request.h"
 #include "connector/base/log.h"
@@ -35,6 +36,8 @@ struct cmb_auth {
 	double expires_at;    /* monotonic seconds */
 	struct cmb_retry_budget *retry;
 	long requests;
+	int after_refusal;    /* the next token replaces one a server refused (a 401) */
+	int unproven;         /* the current token replaced a refused one and no server has accepted it yet */
 };
 
 static void wipe_free(char *s)
@@ -149,6 +152,26 @@ void cmb_auth_invalidate(struct cmb_auth *a)
 	a->expires_at = 0;
 }
 
+int cmb_auth_refused(struct cmb_auth *a)
+{
+	/*
+	 * A token that was itself the renewal of a refused one, and that no
+	 * server has accepted since, is refused for a reason a new token will
+	 * not cure (a permission, a wrong audience): asking the authority
+	 * again on every request would only load it.
+	 */
+	if (a->unproven)
+		return 0;
+	cmb_auth_invalidate(a);
+	a->after_refusal = 1;
+	return 1;
+}
+
+void cmb_auth_accepted(struct cmb_auth *a)
+{
+	a->unproven = 0;
+}
+
 long cmb_auth_requests(const struct cmb_auth *a)
 {
 	return a->requests;
@@ -220,11 +243,29 @@ static int token_prepare(void *ctx, const void **body, size_t *len)
 }
 
 /* Takes the token out of a 200 reply; a reply without one is final (CMB_EPROTO). */
+/* A token goes into a header line: only visible ASCII, and no longer than the token size limit. */
+static int check_token(const struct cmb_auth *a, const char *token)
+{
+	size_t n = strlen(token);
+	if (n > CMB_LIMIT_TOKEN_BYTES)
+		return cmb_limit_error(CMB_LIMIT_TOKEN, 0, "token endpoint %s: the access token of %zu bytes", a->token_url, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)token[i] <= 0x20 || (unsigned char)token[i] >= 0x7f)
+			return cmb_error_set(CMB_EPROTO, "token endpoint %s: the access token holds a byte (0x%02x at %zu) "
+					     "that cannot be sent in an Authorization header", a->token_url,
+					     (unsigned char)token[i], i);
+	return 0;
+}
+
 static int token_finish(void *ctx, const struct cmb_http_response *resp)
 {
 	struct cmb_auth *a = ctx;
 	char errbuf[256] = "";
-	yajl_val root = yajl_tree_parse(resp->body.data ? resp->body.data : "", errbuf, sizeof(errbuf));
+	yajl_val root = NULL;
+	int prc = cmb_limit_json_tree(resp->body.data ? resp->body.data : "", resp->body.len, "token endpoint reply",
+				      &root, errbuf, sizeof(errbuf));
+	if (prc == CMB_ETOOBIG)
+		return prc;
 	const char *token = root ? tree_string(root, "access_token") : NULL;
 	const char *type = root ? tree_string(root, "token_type") : NULL;
 	const char *path[] = { "expires_in", NULL };
@@ -238,11 +279,13 @@ static int token_finish(void *ctx, const struct cmb_http_response *resp)
 	if (!token || !*token || !type || strcasecmp(type, "Bearer") != 0 || expires_in <= 0) {
 		rc = cmb_error_set(CMB_EPROTO, "token endpoint %s sent a reply without a Bearer access_token and "
 				   "expires_in%s%s", a->token_url, root ? "" : ": ", root ? "" : errbuf);
-	} else {
+	} else if ((rc = check_token(a, token)) == 0) {
 		cmb_auth_invalidate(a);
 		a->token = xstrdup(token);
 		a->expires_at = cmb_now_mono() + (double)expires_in;
 		a->lifetime = expires_in;
+		a->unproven = a->after_refusal;
+		a->after_refusal = 0;
 		cmb_debug("token acquired for client %s, lifetime %ld s", a->client_id, expires_in);
 	}
 	if (root) {
@@ -274,6 +317,7 @@ static int fetch_token(struct cmb_auth *a)
 	const struct cmb_request rq = {
 		.method = "POST", .url = a->token_url, .what = "acquiring a token", .headers = headers,
 		.prepare = token_prepare, .prepare_ctx = &tb, .finish = token_finish, .finish_ctx = a,
+		.max_response = CMB_LIMIT_TOKEN_REPLY_BYTES, .max_limit = CMB_LIMIT_TOKEN_REPLY,
 	};
 	struct cmb_http_response resp;
 	int rc = cmb_request(&ep, &rq, &resp, NULL);
@@ -292,10 +336,21 @@ static int fetch_token(struct cmb_auth *a)
 	return rc;
 }
 
+/*
+ * Seconds before expiry a token is renewed: renew_before_s, but at most
+ * half its lifetime, so a token shorter-lived than the margin is still used
+ * for a while instead of being fetched again for every request.
+ */
+static double renew_margin(const struct cmb_auth *a)
+{
+	double half = (double)a->lifetime / 2.0;
+	return (double)a->renew_before_s < half ? (double)a->renew_before_s : half;
+}
+
 int cmb_auth_token(struct cmb_auth *a, const char **token)
 {
 	int rc;
-	if (!a->token || cmb_now_mono() > a->expires_at - (double)a->renew_before_s)
+	if (!a->token || cmb_now_mono() > a->expires_at - renew_margin(a))
 		if ((rc = fetch_token(a)) < 0)
 			return rc;
 	*token = a->token;
@@ -400,6 +455,9 @@ int cmb_site_auth_open(struct cmb_site_auth **out, struct cmb_http **http_out, c
 			.ca_file = cfg->tenant_ca_file,
 			.connect_timeout_s = cfg->tenant_connect_timeout,
 			.low_speed_time_s = cfg->tenant_timeout,
+			.min_speed = cfg->tenant_min_speed,
+			.deadline_s = cfg->tenant_request_timeout,
+			.deadline_option = "request_timeout",
 			.rate_limit = (double)cfg->tenant_rate_limit,
 			.rate_burst = (double)(cfg->tenant_rate_burst > 0 ? cfg->tenant_rate_burst : 1),
 			.pinned_public_key = cfg->tenant_pinned_public_key,

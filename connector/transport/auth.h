@@ -3,7 +3,9 @@
  * endpoint, with a client secret or a certificate (a client assertion
  * signed with its key, jwt.h; docs/wire-format.md §6).
  *
- * The token lives in memory only and is renewed ahead of expiry. Neither the
+ * The token lives in memory only and is renewed ahead of expiry (5
+ * minutes, or half its lifetime when that is shorter). Tokens and token
+ * replies are bounded (connector/base/limits.h). Neither the
  * secret, the key, an assertion nor the token is ever passed to the log, at
  * any level.
  */
@@ -66,8 +68,17 @@ void cmb_auth_free(struct cmb_auth *a);
  * CMB_ETLS/CMB_EPROTO/CMB_EHTTP otherwise.
  */
 int cmb_auth_token(struct cmb_auth *a, const char **token);
-/* Forgets the current token (after a 401), so the next call fetches a new one. */
+/* Forgets the current token, so the next call fetches a new one. */
 void cmb_auth_invalidate(struct cmb_auth *a);
+/*
+ * After a server refused the current token (401): 1 when it was forgotten
+ * and a renewed one is worth a try, 0 when the current token already is
+ * such a renewal that no server has accepted yet (then the refusal is
+ * final: renewing again on every request would not cure it).
+ */
+int cmb_auth_refused(struct cmb_auth *a);
+/* A server accepted the current token (a 2xx): a later 401 may renew it again. */
+void cmb_auth_accepted(struct cmb_auth *a);
 /* Seconds the current token has left (0 when none). */
 long cmb_auth_remaining(const struct cmb_auth *a);
 /* Token requests sent over the object's life (retries included). */

@@ -20,6 +20,7 @@
 #include "connector/transport/http.h"
 #include "connector/config/config.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/log.h"
 #include "connector/transport/retry.h"
 #include "connector/base/stop.h"
@@ -28,10 +29,12 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <zlib.h>
 
 struct cmb_http {
@@ -41,6 +44,9 @@ struct cmb_http {
 	char *user_agent;
 	long connect_timeout_s;
 	long low_speed_time_s;
+	long min_speed;
+	long deadline_s;
+	char *deadline_option;       /* "[site] page_timeout" */
 	size_t max_response;
 	size_t total_out, total_in, total_requests;
 	struct cmb_rate_limit rate;
@@ -53,6 +59,8 @@ struct cmb_http {
 	enum cmb_http_proxy_auth proxy_auth;
 	/* What the last handshake saw (set by the verify callback). */
 	char peer_subject[256], peer_issuer[256], peer_error[160];
+	char peer_names[256], peer_not_after[40];
+	int peer_error_code;         /* OpenSSL's X509_V_ERR_* of the first failure, 0 for none */
 	char gss_error[256];         /* last "gss_..." line of libcurl, for Negotiate */
 };
 
@@ -117,9 +125,12 @@ int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts)
 	h->user_agent = xstrdup(opts->user_agent ? opts->user_agent : "cmbridge/" CMB_VERSION);
 	h->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 15;
 	h->low_speed_time_s = opts->low_speed_time_s > 0 ? opts->low_speed_time_s : 60;
-	h->max_response = opts->max_response ? opts->max_response : (size_t)256 << 20;
+	h->min_speed = opts->min_speed > 0 ? opts->min_speed : 1;
+	h->deadline_s = opts->deadline_s > 0 ? opts->deadline_s : 0;
+	h->max_response = opts->max_response ? opts->max_response : CMB_LIMIT_RESPONSE_BYTES;
 	cmb_rate_limit_init(&h->rate, opts->rate_limit, opts->rate_burst);
 	h->section = opts->config_section ? xstrdup(opts->config_section) : xasprintf("[%s]", h->name);
+	h->deadline_option = xasprintf("%s %s", h->section, opts->deadline_option ? opts->deadline_option : "deadline");
 	h->pinned_public_key = dup_or_null(opts->pinned_public_key);
 	h->client_cert_file = dup_or_null(opts->client_cert_file);
 	h->client_key_file = dup_or_null(opts->client_key_file);
@@ -159,6 +170,7 @@ void cmb_http_free(struct cmb_http *h)
 	free(h->ca_file);
 	free(h->user_agent);
 	free(h->section);
+	free(h->deadline_option);
 	free(h->pinned_public_key);
 	free(h->client_cert_file);
 	free(h->client_key_file);
@@ -186,6 +198,13 @@ double cmb_http_rate_waited(const struct cmb_http *h)
 	return h->rate.waited_s;
 }
 
+long cmb_http_deadline(const struct cmb_http *h, const char **option)
+{
+	if (option)
+		*option = h->deadline_option;
+	return h->deadline_s;
+}
+
 struct transfer {
 	struct cmb_http *h;
 	const struct cmb_http_request *req;
@@ -195,22 +214,34 @@ struct transfer {
 	int decided;
 };
 
+/* The value of header line buf when it is the header called name ("retry-after:"), trimmed; NULL otherwise. */
+static char *header_value(const char *buf, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+	if (len <= nl || strncasecmp(buf, name, nl) != 0)
+		return NULL;
+	const char *v = buf + nl;
+	size_t vl = len - nl;
+	while (vl && (*v == ' ' || *v == '\t')) {
+		v++;
+		vl--;
+	}
+	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+		vl--;
+	return xstrndup(v, vl);
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
 	struct transfer *t = ud;
 	size_t len = size * n;
-	static const char ra[] = "retry-after:";
-	if (len > sizeof(ra) - 1 && strncasecmp(buf, ra, sizeof(ra) - 1) == 0) {
-		const char *v = buf + sizeof(ra) - 1;
-		size_t vl = len - (sizeof(ra) - 1);
-		while (vl && (*v == ' ' || *v == '\t')) {
-			v++;
-			vl--;
-		}
-		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-			vl--;
+	char *v;
+	if ((v = header_value(buf, len, "retry-after:"))) {
 		free(t->resp->retry_after);
-		t->resp->retry_after = xstrndup(v, vl);
+		t->resp->retry_after = v;
+	} else if ((v = header_value(buf, len, "location:"))) {
+		free(t->resp->location);
+		t->resp->location = v;
 	}
 	return len;
 }
@@ -233,12 +264,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 		 * max_response (checked below); error bodies only up to 64 KiB.
 		 */
 		if (!t->use_sink && status >= 200 && status < 300)
-			t->resp->body.max = t->h->max_response;
+			t->resp->body.max = t->req->max_response ? t->req->max_response : t->h->max_response;
 		t->decided = 1;
 	}
-	if (len > t->h->max_response || t->resp->bytes_in > t->h->max_response - len) {
-		t->sink_rc = cmb_error_set(CMB_ETOOBIG, "response from %s exceeds the limit of %zu bytes",
-					   t->req->url, t->h->max_response);
+	size_t max = t->req->max_response ? t->req->max_response : t->h->max_response;
+	if (len > max || t->resp->bytes_in > max - len) {
+		enum cmb_limit which = t->req->max_limit ? t->req->max_limit : CMB_LIMIT_RESPONSE;
+		t->sink_rc = cmb_limit_error(which, max, "the response from %s", t->req->url);
 		return 0;
 	}
 	t->resp->bytes_in += len;
@@ -250,7 +282,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 		}
 		return len;
 	}
-	/* Error bodies stop at 64 KiB: enough to explain, never a memory sink; the rest is dropped. */
+	/* Error bodies stop at CMB_LIMIT_ERROR_BODY_BYTES: enough to explain, never a memory sink; the rest is dropped. */
 	size_t room = t->resp->body.max - t->resp->body.len;
 	if (cmb_buf_add(&t->resp->body, data, len < room ? len : room) < 0)
 		return 0;
@@ -299,6 +331,34 @@ static void name_line(const X509_NAME *n, char *out, size_t size)
 	BIO_free(b);
 }
 
+/* The DNS and IP names of a certificate ("DNS:a, IP:127.0.0.1"), for a host name mismatch. */
+static void alt_names(X509 *x, char *out, size_t size)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	size_t used = 0;
+	out[0] = '\0';
+	for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && used < size; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		const char *sep = used ? ", " : "";
+		if (g->type == GEN_DNS)
+			used += (size_t)snprintf(out + used, size - used, "%sDNS:%.*s", sep,
+						 ASN1_STRING_length(g->d.dNSName), (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		else if (g->type == GEN_IPADD && ASN1_STRING_length(g->d.iPAddress) == 4) {
+			const unsigned char *a = ASN1_STRING_get0_data(g->d.iPAddress);
+			used += (size_t)snprintf(out + used, size - used, "%sIP:%u.%u.%u.%u", sep, a[0], a[1], a[2], a[3]);
+		}
+	}
+	GENERAL_NAMES_free(names);
+}
+
+static void time_line(const ASN1_TIME *t, char *out, size_t size)
+{
+	struct tm tm;
+	out[0] = '\0';
+	if (t && ASN1_TIME_to_tm(t, &tm) == 1)
+		strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static int on_verify(int ok, X509_STORE_CTX *xs)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -307,9 +367,13 @@ static int on_verify(int ok, X509_STORE_CTX *xs)
 	if (h && leaf) {
 		name_line(X509_get_subject_name(leaf), h->peer_subject, sizeof(h->peer_subject));
 		name_line(X509_get_issuer_name(leaf), h->peer_issuer, sizeof(h->peer_issuer));
-		if (!ok && !h->peer_error[0])
+		alt_names(leaf, h->peer_names, sizeof(h->peer_names));
+		time_line(X509_get0_notAfter(leaf), h->peer_not_after, sizeof(h->peer_not_after));
+		if (!ok && !h->peer_error[0]) {
+			h->peer_error_code = X509_STORE_CTX_get_error(xs);
 			snprintf(h->peer_error, sizeof(h->peer_error), "%s",
-				 X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+				 X509_verify_cert_error_string(h->peer_error_code));
+		}
 	}
 	return ok; /* OpenSSL's verdict, unchanged: this callback only watches */
 }
@@ -359,6 +423,19 @@ static int tls_error(struct cmb_http *h, CURLcode cc, const char *url, const cha
 			 h->peer_issuer);
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
+		/* Say what to fix: the server's certificate, this machine's clock, the URL, or what to trust. */
+		if (h->peer_error_code == X509_V_ERR_CERT_HAS_EXPIRED)
+			return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the certificate of %s expired on %s%s "
+					     "(the server's certificate must be renewed; if it was, check this machine's "
+					     "clock)", h->name, url, host, h->peer_not_after, peer);
+		if (h->peer_error_code == X509_V_ERR_CERT_NOT_YET_VALID)
+			return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the certificate of %s is not valid "
+					     "yet%s (check this machine's clock)", h->name, url, host, peer);
+		if (!h->peer_error[0] && h->peer_subject[0] && strstr(detail, "match") && strstr(detail, "host"))
+			return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the certificate of %s is for other "
+					     "host names (%s)%s (check %s url: it must name the server as its certificate "
+					     "does)", h->name, url, host, h->peer_names[0] ? h->peer_names : "none listed",
+					     peer, h->section);
 		return cmb_error_set(CMB_ETLS, "TLS with the %s at %s failed: the certificate of %s did not verify (%s)%s "
 				     "(check %s ca_file)", h->name, url, host, h->peer_error[0] ? h->peer_error : detail,
 				     peer, h->section);
@@ -380,8 +457,26 @@ static int tls_error(struct cmb_http *h, CURLcode cc, const char *url, const cha
 	}
 }
 
-static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, const char *errbuf)
+/* A timed-out transfer: over its deadline, too slow once connected, or no connection in time. */
+static int timeout_error(struct cmb_http *h, const struct cmb_http_request *req, const char *detail)
 {
+	const char *url = req->url;
+	curl_off_t total_us = 0, connected_us = 0;
+	curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total_us);
+	curl_easy_getinfo(h->curl, CURLINFO_APPCONNECT_TIME_T, &connected_us);
+	if (req->timeout_s > 0 && (double)total_us / 1e6 >= req->timeout_s - 0.25)
+		return cmb_error_set(CMB_ENETWORK, "the %s at %s did not finish within the %.1f s left of its deadline", h->name,
+				     url, req->timeout_s);
+	if (connected_us > 0 || strstr(detail, "too slow"))
+		return cmb_error_set(CMB_ENETWORK, "the %s at %s was slower than %ld bytes/s for %ld s (%s min_speed, timeout)",
+				     h->name, url, h->min_speed, req->stall_s > 0 ? req->stall_s : h->low_speed_time_s,
+				     h->section);
+	return cmb_error_set(CMB_ENETWORK, "the %s at %s did not answer in time: %s", h->name, url, detail);
+}
+
+static int map_curl_error(struct cmb_http *h, CURLcode cc, const struct cmb_http_request *req, const char *errbuf)
+{
+	const char *url = req->url;
 	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
 	long connect_code = 0;
 	curl_easy_getinfo(h->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
@@ -414,7 +509,7 @@ static int map_curl_error(struct cmb_http *h, CURLcode cc, const char *url, cons
 		return cmb_error_set(CMB_ENETWORK, "the connection to the %s at %s closed before the reply was complete: %s",
 				     h->name, url, detail);
 	case CURLE_OPERATION_TIMEDOUT:
-		return cmb_error_set(CMB_ENETWORK, "the %s at %s did not answer in time: %s", h->name, url, detail);
+		return timeout_error(h, req, detail);
 	default:
 		return cmb_error_set(CMB_ENETWORK, "request to the %s at %s failed: %s", h->name, url, detail);
 	}
@@ -433,6 +528,8 @@ static void setup_tls(struct cmb_http *h)
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
 	h->peer_subject[0] = h->peer_issuer[0] = h->peer_error[0] = h->gss_error[0] = '\0';
+	h->peer_names[0] = h->peer_not_after[0] = '\0';
+	h->peer_error_code = 0;
 	if (h->pinned_public_key)
 		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, h->pinned_public_key);
 	if (h->client_cert_file) {
@@ -481,8 +578,11 @@ static void setup_transfer(struct cmb_http *h, const struct cmb_http_request *re
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout_s);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	/* A server that drips bytes is as stuck as a silent one: below min_speed for the stall time ends it. */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, h->min_speed);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->stall_s > 0 ? req->stall_s : h->low_speed_time_s);
+	if (req->timeout_s > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(req->timeout_s * 1000.0) + 1);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -558,7 +658,7 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 	int rc = 0;
 
 	memset(resp, 0, sizeof(*resp));
-	cmb_buf_init(&resp->body, 64 * 1024);
+	cmb_buf_init(&resp->body, CMB_LIMIT_ERROR_BODY_BYTES);
 	struct transfer t = { .h = h, .req = req, .resp = resp };
 
 	curl_easy_reset(c);
@@ -584,7 +684,7 @@ int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req, str
 		goto done;
 	}
 	if (cc != CURLE_OK) {
-		rc = map_curl_error(h, cc, req->url, errbuf);
+		rc = map_curl_error(h, cc, req, errbuf);
 		goto done;
 	}
 	if (!t.decided) {
@@ -613,6 +713,7 @@ void cmb_http_response_clear(struct cmb_http_response *resp)
 		return;
 	free(resp->content_type);
 	free(resp->retry_after);
+	free(resp->location);
 	cmb_buf_free(&resp->body);
 	memset(resp, 0, sizeof(*resp));
 }

@@ -14,6 +14,7 @@
 #define CMB_HTTP_H
 
 #include <stddef.h>
+#include "connector/base/limits.h"
 #include "connector/base/util.h"
 
 struct cmb_config;
@@ -35,8 +36,11 @@ struct cmb_http_opts {
 	const char *name;            /* "site" or "tenant": used in messages */
 	const char *ca_file;         /* PEM bundle to trust; NULL = system store */
 	long connect_timeout_s;      /* default 15 */
-	long low_speed_time_s;       /* abort when slower than 1 byte/s for this long; default 60 */
-	size_t max_response;         /* bytes; default 256 MiB */
+	long low_speed_time_s;       /* abort when slower than min_speed for this long; default 60 */
+	long min_speed;              /* bytes/s, the low-speed limit ([site] min_speed); default 1 */
+	long deadline_s;             /* one request, its retries included (request.h); 0: none */
+	const char *deadline_option; /* the option that sets it, for messages: "page_timeout" */
+	size_t max_response;         /* bytes; default CMB_LIMIT_RESPONSE_BYTES (connector/base/limits.h) */
 	const char *user_agent;      /* default "cmbridge/<version>" */
 	double rate_limit;           /* requests per second at most, every request included; <= 0: no limit */
 	double rate_burst;           /* requests allowed at once before the rate applies; default 1 */
@@ -89,6 +93,9 @@ struct cmb_http_request {
 	int interruptible;            /* an idle wait (long poll): also ends when cmb_interrupted() */
 	long stall_s;                 /* this request's stall limit (a long poll's silence); 0: the handle's */
 	int once;                     /* not safe to send twice: sent on a new connection (below) */
+	double timeout_s;             /* the whole transfer, connection included; 0: none (request.h's deadline) */
+	size_t max_response;          /* this request's body limit; 0: the handle's */
+	enum cmb_limit max_limit;     /* the limit max_response stands for, named when exceeded; 0: response size */
 	cmb_http_sink sink;          /* when set, the body streams to sink for 2xx responses */
 	void *sink_ctx;
 };
@@ -97,6 +104,7 @@ struct cmb_http_response {
 	long status;
 	char *content_type;          /* NULL when absent */
 	char *retry_after;           /* raw Retry-After header, NULL when absent */
+	char *location;              /* raw Location header (a redirect, never followed), NULL when absent */
 	struct cmb_buf body;         /* body when no sink was used, or for non-2xx replies */
 	size_t bytes_in;             /* body bytes received (after decompression) */
 	size_t bytes_out;            /* body bytes sent (after compression) */
@@ -116,7 +124,11 @@ struct cmb_http_response {
  * and issuer), CMB_EAUTH when the proxy refused its credentials (407) or,
  * with CMB_HTTP_AUTH_NEGOTIATE, when GSS-API had no Kerberos credentials to
  * answer a 401 with, CMB_EHTTP when the proxy refused the tunnel,
- * CMB_ETOOBIG when the body exceeded max_response, or the sink's code.
+ * CMB_ETOOBIG when the body exceeded max_response (the message names the
+ * limit), or the sink's code. A transfer slower than min_speed for the
+ * stall limit, or longer than timeout_s, is CMB_ENETWORK saying which.
+ * Redirects are never followed: a 3xx is returned as it came, with its
+ * Location, so credentials never reach another origin.
  * resp is the caller's; release it with cmb_http_response_clear().
  */
 int cmb_http_request(struct cmb_http *h, const struct cmb_http_request *req,
@@ -138,5 +150,8 @@ int cmb_http_same_origin(const char *a, const char *b);
 void cmb_http_counters(const struct cmb_http *h, size_t *bytes_out, size_t *bytes_in, size_t *requests);
 /* Seconds this handle's requests have spent waiting for the rate limit, over its life. */
 double cmb_http_rate_waited(const struct cmb_http *h);
+
+/* The handle's deadline for one request (0: none) and the option that sets it ("[site] page_timeout"). */
+long cmb_http_deadline(const struct cmb_http *h, const char **option);
 
 #endif

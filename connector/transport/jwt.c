@@ -10,6 +10,7 @@
 #include "connector/transport/jwt.h"
 #include "connector/base/base64.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/json.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
@@ -397,9 +398,13 @@ char *cmb_jwt_describe_claims(const char *token)
 	if (!dot1 || !dot2)
 		return NULL;
 	unsigned char *json = NULL;
-	if (cmb_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &json, NULL) < 0)
+	size_t json_len = 0;
+	if (cmb_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &json, &json_len) < 0)
 		return NULL;
-	yajl_val root = yajl_tree_parse((const char *)json, NULL, 0);
+	yajl_val root = NULL;
+	char eb[8];
+	/* The claims come from the authority: read within the JSON limits like every reply. */
+	cmb_limit_json_tree((const char *)json, json_len, "token claims", &root, eb, sizeof(eb));
 	free(json);
 	if (!root || !YAJL_IS_OBJECT(root)) {
 		yajl_tree_free(root);

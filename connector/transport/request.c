@@ -3,7 +3,9 @@
  * mapping (see request.h and docs/retry.md).
  */
 #include "connector/transport/request.h"
+#include "connector/base/clock.h"
 #include "connector/base/error.h"
+#include "connector/base/limits.h"
 #include "connector/base/log.h"
 #include "connector/base/util.h"
 #include "connector/config/config.h"
@@ -30,24 +32,7 @@ void cmb_retry_policy_from_config(struct cmb_retry_policy *out, const struct cmb
 
 char *cmb_request_sanitise(const char *s, size_t len, size_t max, int ascii_only)
 {
-	size_t n = len < max ? len : max;
-	char *out = xmalloc(n + 4);
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\n' || c == '\r' || c == '\t')
-			out[o++] = ' ';
-		else if (c < 0x20 || c == 0x7f || (ascii_only && c >= 0x80))
-			out[o++] = '.';
-		else
-			out[o++] = (char)c;
-	}
-	if (len > max) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-	return out;
+	return cmb_str_printable(s, len, max, ascii_only);
 }
 
 static int is_json(const char *ct)
@@ -103,8 +88,9 @@ char *cmb_request_describe_body(const struct cmb_http_response *resp)
 	if (len == 0)
 		return xstrdup("empty body");
 	if (is_json(resp->content_type) || data[0] == '{') {
-		yajl_val tree = yajl_tree_parse(data, NULL, 0);
-		char *out = tree ? describe_tree(tree) : NULL;
+		yajl_val tree = NULL;
+		char eb[8];
+		char *out = cmb_limit_json_tree(data, len, "error body", &tree, eb, sizeof(eb)) == 0 ? describe_tree(tree) : NULL;
 		yajl_tree_free(tree);
 		if (out)
 			return out;
@@ -147,6 +133,13 @@ int cmb_request_status_error(const struct cmb_endpoint *ep, const struct cmb_req
 		code = cmb_error_set(CMB_ETHROTTLED, "%s: %s is busy (HTTP %ld%s%s): %s", what, ep->side, st,
 				     resp->retry_after ? ", Retry-After " : "", resp->retry_after ? resp->retry_after : "",
 				     why);
+	} else if (st >= 300 && st < 400) {
+		/* Never followed: the credentials of this endpoint must not reach wherever it points. */
+		char *to = resp->location ? cmb_request_sanitise(resp->location, strlen(resp->location), 300, 1) : NULL;
+		code = cmb_error_set(CMB_EHTTP, "%s: %s answered HTTP %ld: a redirect to %s, not followed (cmbridge sends "
+				     "requests and credentials only to the configured URL; point the configuration at the "
+				     "new address if it moved) for %s", what, ep->side, st, to ? to : "(no Location)", rq->url);
+		free(to);
 	} else if (st == 408 || st == 500 || st == 502 || st == 504) {
 		/* A gateway or a briefly failing server: transient, retried like a reset connection. */
 		code = cmb_error_set(CMB_ENETWORK, "%s: %s answered HTTP %ld for %s: %s", what, ep->side, st, rq->url,
@@ -176,6 +169,16 @@ static int give_up(const struct cmb_endpoint *ep, int rc, int attempts, int allo
 	return rc;
 }
 
+/* Adds to the message that the request's deadline passed; returns rc. */
+static int past_deadline(int rc, int attempts, long deadline, const char *option)
+{
+	char *msg = xstrdup(cmb_error_last());
+	cmb_error_set(rc, "%s (gave up after %d attempt%s: the deadline of %ld s (%s) passed)", msg, attempts,
+		      attempts == 1 ? "" : "s", deadline, option);
+	free(msg);
+	return rc;
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, struct cmb_http_response *resp,
@@ -183,8 +186,14 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 {
 	const char *method = rq->method ? rq->method : "GET";
 	const char *what = rq->what ? rq->what : rq->url;
+	const char *deadline_option = NULL;
+	long deadline = cmb_http_deadline(ep->http, &deadline_option);
 	int renewed = 0, rc;
 
+	if (rq->deadline_s > 0)
+		deadline = rq->deadline_s;
+	/* One deadline for the whole request: a server that stalls or drips cannot hold a cycle past it. */
+	double end = deadline > 0 ? cmb_now_mono() + (double)deadline : 0;
 	memset(resp, 0, sizeof(*resp));
 	for (int attempt = 0;; attempt++) {
 		const char *headers[MAX_HEADERS + 2];
@@ -209,8 +218,12 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 			.method = method, .url = rq->url, .headers = headers, .bearer = bearer, .body = body,
 			.body_len = body_len, .gzip_body = rq->gzip_body, .interruptible = rq->interruptible,
 			.stall_s = rq->stall_s, .once = rq->retry == CMB_REQUEST_ONCE,
+			.timeout_s = end > 0 ? end - cmb_now_mono() : 0,
+			.max_response = rq->max_response, .max_limit = rq->max_limit,
 			.sink = rq->sink, .sink_ctx = rq->sink_ctx,
 		};
+		if (end > 0 && req.timeout_s < 0.001)
+			req.timeout_s = 0.001;
 		cmb_debug("%s: %s %s", ep->side, method, rq->url);
 		rc = cmb_http_request(ep->http, &req, resp);
 		if (counters) {
@@ -248,6 +261,8 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 			    cmb_retry_next(ep->budget, attempt, rc, resp->status ? resp->retry_after : NULL, &wait);
 		if (!again)
 			return give_up(ep, rc, attempt + 1, allowed);
+		if (end > 0 && cmb_now_mono() + wait >= end)
+			return past_deadline(rc, attempt + 1, deadline, deadline_option);
 		cmb_warn("%s; trying again in %.2f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
 			 ep->budget->policy.max_attempts);
 		if ((rc = cmb_retry_sleep(wait)) < 0)

@@ -72,6 +72,14 @@ struct cmb_request {
 	int gzip_body;
 	int interruptible;                  /* an idle wait (long poll): a reload request may end it */
 	long stall_s;                       /* the stall limit of this request (http.h); 0: the handle's */
+	/*
+	 * Seconds this request may take, every attempt and every wait between
+	 * them included ([site] page_timeout, [tenant] request_timeout); 0: the
+	 * handle's (cmb_http_deadline). Past it the last error is returned.
+	 */
+	long deadline_s;
+	size_t max_response;                /* the body limit of this request (http.h); 0: the handle's */
+	enum cmb_limit max_limit;           /* the limit max_response stands for (http.h) */
 	enum cmb_request_retry retry;
 	/*
 	 * Streaming 2xx bodies: sink gets every piece as it arrives (http.h);
@@ -114,7 +122,8 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
  * The one status-to-error mapping: sets the message for a non-2xx answer
  * and returns its code. 401 and 403 CMB_EAUTH (and 400 at a credential
  * endpoint); 404 CMB_ENOTFOUND; 429 and 503 CMB_ETHROTTLED; 408, 500, 502
- * and 504 CMB_ENETWORK (transient); everything else CMB_EHTTP (final).
+ * and 504 CMB_ENETWORK (transient); everything else CMB_EHTTP (final): a
+ * 3xx says where it led and that it was not followed.
  */
 int cmb_request_status_error(const struct cmb_endpoint *ep, const struct cmb_request *rq,
 			     const struct cmb_http_response *resp);

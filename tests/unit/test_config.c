@@ -292,6 +292,10 @@ static void test_print(void **state)
 			   "page_size = 1000\n"
 			   "# Seconds a stalled site transfer may wait\n"
 			   "timeout = 60\n"
+			   "# Bytes per second below which a site transfer counts as stalled (a server dripping bytes)\n"
+			   "min_speed = 1024\n"
+			   "# Seconds one site request (a page, $metadata, an operation) may take, its retries included\n"
+			   "page_timeout = 600\n"
 			   "# Requests per second sent to the site at most (0: no limit)\n"
 			   "rate_limit = 100\n"
 			   "# Requests that may go to the site at once before rate_limit applies\n"
@@ -333,6 +337,11 @@ static void test_print(void **state)
 			   "batch_size = 500\n"
 			   "# Seconds a stalled tenant transfer may wait\n"
 			   "timeout = 60\n"
+			   "# Bytes per second below which a tenant transfer counts as stalled (a server dripping bytes)\n"
+			   "min_speed = 1024\n"
+			   "# Seconds one tenant request (an upload, a token, a result report) may take, its retries "
+			   "included; a long poll gets poll_wait more\n"
+			   "request_timeout = 300\n"
 			   "# Token and upload requests per second sent to the tenant at most (0: no limit)\n"
 			   "rate_limit = 5\n"
 			   "# Requests that may go to the tenant at once before rate_limit applies\n"
@@ -751,8 +760,9 @@ static void test_credential_options(void **state)
 		     "{conf}:11: [site] auth: \"kerberos\" is not a valid value (expected one of none, basic, ntlm, "
 		     "negotiate, bearer)");
 	expect_error(state, MIN_CONF "[network]\nproxy = http://user:pw@proxy:3128\n",
-		     "{conf}:11: [network] proxy: \"http://user:pw@proxy:3128\" is not valid (expected http://host:port, "
-		     "https://host:port or none)");
+		     "{conf}:11: [network] proxy: \"http://(credentials removed)@proxy:3128\" is not valid (expected "
+		     "http://host:port or https://host:port without credentials: set proxy_auth, proxy_username and "
+		     "proxy_password_file)");
 	expect_error(state, MIN_CONF "[network]\nproxy = http://proxy:3128\nproxy_auth = ntlm\n",
 		     "{conf}: [network] proxy_username is required when proxy_auth = ntlm");
 	expect_error(state, MIN_CONF "[network]\nproxy_auth = basic\nproxy_username = u\n",
@@ -762,6 +772,86 @@ static void test_credential_options(void **state)
 		     "ntlm, or remove the line)");
 	expect_error(state, MIN_CONF "[network]\nproxy_password = x\n",
 		     "{conf}:11: [network] proxy_password: secrets are read from files: use proxy_password_file");
+}
+
+/* Credentials pasted into a URL are refused and never echoed; nor is a proxy password. */
+static void test_err_url_credentials(void **state)
+{
+	expect_error(state, "[site]\nurl = https://svc:Pa55-URL-secret@cm01.corp.example/AdminService\n" MIN_CONF,
+		     "{conf}:2: [site] url: \"https://(credentials removed)@cm01.corp.example/AdminService\": "
+		     "credentials are never written in a URL of the configuration (expected an https:// URL without "
+		     "user:password@; credentials are read from the *_file options)");
+	assert_null(strstr(cmb_error_last(), "Pa55-URL-secret"));
+	expect_error(state, "[tenant]\ngateway_url = http://u:Pa55-URL-secret@gw.example/x?a=b@c\n" MIN_CONF,
+		     "{conf}:2: [tenant] gateway_url: \"http://(credentials removed)@gw.example/x?a=b@c\": plain http "
+		     "is refused, TLS is never optional: credentials and device data must not travel unencrypted "
+		     "(expected an https:// URL)");
+	expect_error(state, MIN_CONF "[network]\nproxy = https://Pa55-URL-secret@proxy:3128\n",
+		     "{conf}:11: [network] proxy: \"https://(credentials removed)@proxy:3128\" is not valid (expected "
+		     "http://host:port or https://host:port without credentials: set proxy_auth, proxy_username and "
+		     "proxy_password_file)");
+	/* An '@' after the host (a query) is not user information: nothing to remove, nothing refused. */
+	struct fx *f = *state;
+	write_conf(f, MIN_CONF "[tenant]\ngraph_url = https://graph.example/beta?who=a@b\n");
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_string_equal(cfg->tenant_graph_url, "https://graph.example/beta?who=a@b");
+	cmb_config_free(cfg);
+}
+
+/* The documented 197 characters are of the line as written, an inline comment included. */
+static void test_err_long_line_comment(void **state)
+{
+	struct fx *f = *state;
+	const char *head = "[connector]\nsite_code = PS1 ; ";
+	for (int len = 196; len <= 198; len++) {
+		/* line 2 is "site_code = PS1 ; " and a comment, len characters in all */
+		char *conf = xasprintf("%s%.*s\n%s", head, len - 18, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+						       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+						       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+						       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+				       MIN_CONF + strlen("[connector]\nsite_code = PS1\n"));
+		if (len <= 197) {
+			write_conf(f, conf);
+			struct cmb_config *cfg = NULL;
+			assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+			assert_string_equal(cfg->site_code, "PS1");
+			cmb_config_free(cfg);
+		} else {
+			expect_error(state, conf, "{conf}:2: the line is longer than 197 characters");
+		}
+		free(conf);
+	}
+	/* Indentation counts too, and so does a CRLF line's length without its terminator. */
+	char *conf = xasprintf("[site]\n%*scollection = SMS00001\r\n%s", 180, "", MIN_CONF);
+	expect_error(state, conf, "{conf}:2: the line is longer than 197 characters");
+	free(conf);
+}
+
+/* A state directory group or others may write is refused; a missing one is created 0700 later. */
+static void test_err_state_dir_writable(void **state)
+{
+	struct fx *f = *state;
+	char *dir = xasprintf("%s/state", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	static const mode_t loose[] = { 0770, 0707, 01777 };
+	for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		assert_int_equal(chmod(dir, loose[i]), 0);
+		char *want = xasprintf("{conf}:11: [connector] state_dir: {dir}/state is writable by group or others "
+				       "(mode %03o; expected 700): run chmod 700 {dir}/state",
+				       (unsigned)(loose[i] & 0777));
+		expect_error(state, MIN_CONF "[connector]\nstate_dir = state\n", want);
+		free(want);
+	}
+	assert_int_equal(chmod(dir, 0750), 0);
+	write_conf(f, MIN_CONF "[connector]\nstate_dir = state\n");
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	cmb_config_free(cfg);
+	write_conf(f, MIN_CONF "[connector]\nstate_dir = absent\n");
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	cmb_config_free(cfg);
+	free(dir);
 }
 
 int main(void)
@@ -786,6 +876,9 @@ int main(void)
 		T(test_retry_rate_options),
 		T(test_docs),
 		T(test_credential_options),
+		T(test_err_url_credentials),
+		T(test_err_long_line_comment),
+		T(test_err_state_dir_writable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

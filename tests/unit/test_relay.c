@@ -416,14 +416,18 @@ static void delivers_batches_and_reports(void **state)
 static void replays_dropped(void **state)
 {
 	struct fx *f = *state;
-	f->tenant.replay = 1;  /* every poll returns the same notification again */
+	f->tenant.replay = 1;  /* every poll returns the same notification again, under the same cursor */
 	trigger(f, "r1", 0, "quickScan", 5, 3600);
-	assert_int_equal(relay_once(f, 1), 0);
+	/* The replay is dropped (the action reaches the site once); a channel that never moves past it is an error. */
+	assert_int_equal(relay_once(f, 1), CMB_EPROTO);
+	assert_non_null(strstr(cmb_error_last(), "notification channel: cursor '1' came back with 1 notification "
+						 "already in the inbox: the tenant does not move past them"));
+	assert_non_null(strstr(cmb_error_last(), "relay --once gave up after 1 failed passes in a row; pending: "));
 	assert_int_equal(f->site.initiate_calls, 1);
 	assert_true(f->stats.replays >= 1);
 	assert_int_equal(f->stats.received, 1);
 	restart(f);
-	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(relay_once(f, 1), CMB_EPROTO);
 	assert_int_equal(f->site.initiate_calls, 1);
 	assert_int_equal(total_targets(&f->site), 1);
 	expect_audit(f, "r1", "received delivered done ");
