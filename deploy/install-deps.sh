@@ -2,7 +2,8 @@
 # Installs, from Debian packages only, everything needed to build, test and
 # demo cmbridge, and to build and check its Debian package (dpkg-dev for
 # dpkg-shlibdeps, man-db and groff-base to render the man pages, logrotate,
-# systemd for systemd-sysusers and systemd-tmpfiles, lintian).
+# systemd for systemd-sysusers and systemd-tmpfiles, lintian, chromium for
+# the status page test in a browser).
 # Idempotent: quiet and quick when all is already installed.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ PKGS=(
   python3 ca-certificates curl jq gzip openssl
   krb5-kdc krb5-admin-server krb5-user tinyproxy
   dpkg-dev man-db groff-base logrotate systemd lintian
+  chromium
 )
 
 missing=()

@@ -179,6 +179,19 @@ static int cmp_str(const void *a, const void *b)
 
 /* ---- the mapping ------------------------------------------------------ */
 
+#define NAME_ITEM(constant, text) [constant] = text,
+const char *const cmb_map_agent_names[CMB_MAP_N_AGENTS] = { CMB_MAP_AGENTS(NAME_ITEM) };
+const char *const cmb_map_health_names[CMB_MAP_N_HEALTH] = { CMB_MAP_HEALTH_STATES(NAME_ITEM) };
+const char *const cmb_map_join_names[CMB_MAP_N_JOIN] = { CMB_MAP_JOIN_TYPES(NAME_ITEM) };
+#undef NAME_ITEM
+
+void cmb_map_tally_add(struct cmb_map_tally *t, const struct cmb_tenant_record *rec)
+{
+	t->agent[rec->agent]++;
+	t->health[rec->health]++;
+	t->join[rec->join]++;
+}
+
 /* Everything the record says, decided before a byte of JSON is written. */
 struct gen_out;
 
@@ -187,6 +200,7 @@ struct mapped {
 	char *key;
 	char *name;
 	int comanaged;
+	enum cmb_map_agent agent;
 	char azure_ad_device_id[37];
 	int has_azure_ad_device_id;
 	char *operating_system;
@@ -194,10 +208,10 @@ struct mapped {
 	char *serial_number;
 	char *manufacturer;
 	char *model;
-	const char *join_type;
+	enum cmb_map_join join_type;
 	int compliance_with_intune;
 	char last_sync[21];
-	const char *health_state;
+	enum cmb_map_health health_state;
 	char *client_identifier;
 	int is_blocked;
 	char *sms_id;
@@ -237,28 +251,28 @@ static void mapped_clear(struct mapped *m)
  * Graph configurationManagerClientState from the site's client status.
  * The table and why: docs/mapping.md, "Client health".
  */
-static const char *health_state(const struct cmb_site_device *dev)
+static enum cmb_map_health health_state(const struct cmb_site_device *dev)
 {
 	int active = dev->client_active_status, check = dev->client_check_pass;
 
 	if (active < 0 && check < 0)
-		return "unknown";
+		return CMB_MAP_HEALTH_UNKNOWN;
 	if (active == 0)
-		return "communicationError";
+		return CMB_MAP_HEALTH_COMMUNICATION_ERROR;
 	if (check == 2)
-		return "installFailed";
+		return CMB_MAP_HEALTH_INSTALL_FAILED;
 	if (active == 1 && check == 1)
-		return "healthy";
-	return "installed";
+		return CMB_MAP_HEALTH_HEALTHY;
+	return CMB_MAP_HEALTH_INSTALLED;
 }
 
-static const char *join_type(const struct cmb_site_device *dev)
+static enum cmb_map_join join_type(const struct cmb_site_device *dev)
 {
 	if (dev->hybrid_aad_joined == 1)
-		return "hybridAzureADJoined";
+		return CMB_MAP_JOIN_HYBRID;
 	if (dev->aad_joined == 1)
-		return "azureADJoined";
-	return "unknown";
+		return CMB_MAP_JOIN_AZURE_AD;
+	return CMB_MAP_JOIN_UNKNOWN;
 }
 
 static void map_collections(const struct cmb_map_ctx *ctx, struct mapped *m)
@@ -335,6 +349,7 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 
 	m->key = cmb_map_device_key(ctx->site_code, dev->resource_id);
 	m->comanaged = dev->mdm_enrolled == 1 && dev->comgmt_policy_present == 1;
+	m->agent = m->comanaged ? CMB_MAP_AGENT_CLIENT_MDM : CMB_MAP_AGENT_CLIENT;
 	m->workloads = dev->mdm_workloads >= 0 ? dev->mdm_workloads : -1;
 	m->unknown_bits = m->workloads >= 0 ? m->workloads & ~workload_known_bits() : 0;
 	m->compliance_with_intune = m->comanaged && m->workloads >= 0 &&
@@ -430,8 +445,7 @@ static void gen_managed_device(yajl_gen g, const struct mapped *m)
 	gen_str(g, "managedDevice");
 	gen_check(yajl_gen_map_open(g));
 	gen_key_str(g, "deviceName", m->name);
-	gen_key_str(g, "managementAgent",
-		    m->comanaged ? "configurationManagerClientMdm" : "configurationManagerClient");
+	gen_key_str(g, "managementAgent", cmb_map_agent_names[m->agent]);
 	gen_key_str(g, "azureADDeviceId",
 		    m->has_azure_ad_device_id ? m->azure_ad_device_id : NULL);
 	gen_key_str(g, "operatingSystem", m->operating_system);
@@ -439,7 +453,7 @@ static void gen_managed_device(yajl_gen g, const struct mapped *m)
 	gen_key_str(g, "serialNumber", m->serial_number);
 	gen_key_str(g, "manufacturer", m->manufacturer);
 	gen_key_str(g, "model", m->model);
-	gen_key_str(g, "joinType", m->join_type);
+	gen_key_str(g, "joinType", cmb_map_join_names[m->join_type]);
 	gen_key_str(g, "deviceEnrollmentType", m->comanaged ? "windowsCoManagement" : "unknown");
 	gen_key_str(g, "complianceState", m->compliance_with_intune ? "unknown" : "configManager");
 	gen_key_volatile(g, m, "lastSyncDateTime", m->last_sync);
@@ -454,7 +468,7 @@ static void gen_managed_device(yajl_gen g, const struct mapped *m)
 
 	gen_str(g, "configurationManagerClientHealthState");
 	gen_check(yajl_gen_map_open(g));
-	gen_key_str(g, "state", m->health_state);
+	gen_key_str(g, "state", cmb_map_health_names[m->health_state]);
 	gen_key_int(g, "errorCode", 0);
 	gen_key_volatile(g, m, "lastSyncDateTime", m->last_sync);
 	gen_check(yajl_gen_map_close(g));
@@ -581,6 +595,9 @@ int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *
 	out->key = m.key;
 	m.key = NULL;
 	out->utf8_repairs = m.repairs;
+	out->agent = m.agent;
+	out->health = m.health_state;
+	out->join = m.join_type;
 	outcome = CMB_MAP_OK;
 
 done:

@@ -19,6 +19,33 @@ struct cmb_map_ctx {
 	size_t n_collection_ids;
 };
 
+/*
+ * What a record says of its device's management, as the Graph enum members
+ * it writes (X(constant, text)): managementAgent, the client health state
+ * and joinType. The names are the record's and the metrics' labels.
+ */
+#define CMB_MAP_AGENTS(X) \
+	X(CMB_MAP_AGENT_CLIENT, "configurationManagerClient") \
+	X(CMB_MAP_AGENT_CLIENT_MDM, "configurationManagerClientMdm") /* co-managed */
+#define CMB_MAP_HEALTH_STATES(X) \
+	X(CMB_MAP_HEALTH_UNKNOWN, "unknown") \
+	X(CMB_MAP_HEALTH_INSTALLED, "installed") \
+	X(CMB_MAP_HEALTH_HEALTHY, "healthy") \
+	X(CMB_MAP_HEALTH_INSTALL_FAILED, "installFailed") \
+	X(CMB_MAP_HEALTH_COMMUNICATION_ERROR, "communicationError")
+#define CMB_MAP_JOIN_TYPES(X) \
+	X(CMB_MAP_JOIN_UNKNOWN, "unknown") \
+	X(CMB_MAP_JOIN_AZURE_AD, "azureADJoined") \
+	X(CMB_MAP_JOIN_HYBRID, "hybridAzureADJoined")
+#define CMB_MAP_ENUM_ITEM(constant, text) constant,
+enum cmb_map_agent { CMB_MAP_AGENTS(CMB_MAP_ENUM_ITEM) CMB_MAP_N_AGENTS };
+enum cmb_map_health { CMB_MAP_HEALTH_STATES(CMB_MAP_ENUM_ITEM) CMB_MAP_N_HEALTH };
+enum cmb_map_join { CMB_MAP_JOIN_TYPES(CMB_MAP_ENUM_ITEM) CMB_MAP_N_JOIN };
+/* The texts, indexed by the enums above (static). */
+extern const char *const cmb_map_agent_names[CMB_MAP_N_AGENTS];
+extern const char *const cmb_map_health_names[CMB_MAP_N_HEALTH];
+extern const char *const cmb_map_join_names[CMB_MAP_N_JOIN];
+
 /* The mapped record, ready to upload. */
 struct cmb_tenant_record {
 	char *key;           /* "<SiteCode>:<ResourceID>", stable identity of the device */
@@ -29,7 +56,19 @@ struct cmb_tenant_record {
 	long long unknown_workload_bits; /* co-management flag bits mapping does not know */
 	int no_entra_id;     /* no azureADDeviceId: uploaded, and flagged */
 	unsigned utf8_repairs; /* invalid UTF-8 sequences replaced with U+FFFD */
+	enum cmb_map_agent agent;   /* what the record says, for counting (cmb_map_tally_add) */
+	enum cmb_map_health health;
+	enum cmb_map_join join;
 };
+
+/* Mapped records counted by what they say of their devices (the metrics' device gauges). */
+struct cmb_map_tally {
+	long agent[CMB_MAP_N_AGENTS];
+	long health[CMB_MAP_N_HEALTH];
+	long join[CMB_MAP_N_JOIN];
+};
+/* Counts rec in t. */
+void cmb_map_tally_add(struct cmb_map_tally *t, const struct cmb_tenant_record *rec);
 
 enum cmb_map_outcome {
 	CMB_MAP_OK = 0,          /* out is filled */

@@ -11,6 +11,7 @@
  * Values of secret-looking keys are never copied into an error message.
  */
 #include "connector/config/config.h"
+#include "connector/base/addr.h"
 #include "connector/base/error.h"
 #include "connector/base/util.h"
 
@@ -66,6 +67,7 @@ static int check_pinned_key(char *v, const char **expected);
 static int check_proxy(char *v, const char **expected);
 static int check_scope(char *v, const char **expected);
 static int check_action_list(char *v, const char **expected);
+static int check_listen(char *v, const char **expected);
 
 static const char *const mode_values[] = { "normal", "staging", NULL };
 static const char *const adapter_values[] = { "adminservice", NULL };
@@ -302,11 +304,22 @@ static const struct option options[] = {
 	{ .section = "actions", .key = "status_timeout", .type = OPT_LONG, .flags = RELOAD, .def = "900",
 	  .min = 10, .max = 86400, .offset = OFF(actions_status_timeout),
 	  .desc = "Seconds a site operation's outcome is awaited before its actions are reported failed" },
+
+	/* [metrics] */
+	{ .section = "metrics", .key = "listen", .type = OPT_STRING, .def_doc = "(off)", .check = check_listen,
+	  .offset = OFF(metrics_listen),
+	  .desc = "address:port where `cmbridge run` serves /metrics (Prometheus), /healthz and a status page, "
+		  "e.g. 127.0.0.1:9478 or [::1]:9478; loopback only unless allow_remote" },
+	{ .section = "metrics", .key = "allow_remote", .type = OPT_BOOL, .def = "no",
+	  .offset = OFF(metrics_allow_remote),
+	  .desc = "Let listen be an address other hosts reach: the page and the metrics show device keys, counts, "
+		  "errors and who asked for which action to anyone who can connect" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static const char *const sections[] = { "connector", "site", "tenant", "network", "sync", "log", "actions" };
+static const char *const sections[] = { "connector", "site", "tenant", "network", "sync", "log", "actions",
+					 "metrics" };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* ---- field access ---- */
@@ -470,6 +483,14 @@ static int check_scope(char *v, const char **expected)
 	*expected = "a scope ending in /.default, e.g. https://cm.corp.example/.default";
 	size_t n = strlen(v);
 	return (n > 9 && strcmp(v + n - 9, "/.default") == 0 && !strpbrk(v, " \t")) ? 0 : -1;
+}
+
+/* "127.0.0.1:9478", "[::1]:9478", "localhost:9478": a numeric address (no name lookup) and a port. */
+static int check_listen(char *v, const char **expected)
+{
+	struct cmb_addr a;
+	*expected = "an address and a port, e.g. 127.0.0.1:9478 or [::1]:9478";
+	return cmb_addr_parse(v, &a);
 }
 
 /* ---- messages ---- */
@@ -1059,6 +1080,21 @@ static void check_proxy_auth(struct parse_ctx *ctx)
 	}
 }
 
+/* The status page and the metrics tell what the site holds: only for this host unless allowed. */
+static void check_metrics(struct parse_ctx *ctx)
+{
+	struct cmb_addr a;
+	size_t i;
+	if (!ctx->cfg->metrics_listen || ctx->cfg->metrics_allow_remote ||
+	    cmb_addr_parse(ctx->cfg->metrics_listen, &a) < 0 || cmb_addr_is_loopback(&a))
+		return;
+	option_by_field(OFF(metrics_listen), &i);
+	fail_at(ctx, ctx->set_line[i],
+		"[metrics] listen: %s is not a loopback address, and the status page and the metrics show device "
+		"keys, counts, errors and action history (expected 127.0.0.1:PORT or [::1]:PORT, or set [metrics] "
+		"allow_remote = yes to serve them to other hosts)", ctx->cfg->metrics_listen);
+}
+
 /* Defaults, required keys and the rules that involve more than one option. */
 static void finish(struct parse_ctx *ctx)
 {
@@ -1087,6 +1123,7 @@ static void finish(struct parse_ctx *ctx)
 	if (ctx->error)
 		return;
 
+	check_metrics(ctx);
 	if (cfg->sync_full_interval < cfg->sync_interval) {
 		size_t ifi;
 		option_by_field(OFF(sync_full_interval), &ifi);

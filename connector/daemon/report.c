@@ -1,7 +1,7 @@
 /*
  * report.c - `cmbridge status` (report.h): gathered once from the state
- * (opened read-only), the tenant certificate and the running daemon, then
- * written as text, JSON or one monitoring line.
+ * (opened read-only, or the daemon's own), the tenant certificate and the
+ * running daemon, then written as text, JSON or one monitoring line.
  */
 #include "connector/daemon/report.h"
 #include "connector/daemon/ctl.h"
@@ -17,32 +17,7 @@
 
 /* Cycles read to find the newest real ones among dry runs. */
 #define CYCLES_READ 200
-#define CYCLES_SHOWN 10
 #define IN_FLIGHT_SHOWN 1000
-
-struct report {
-	const struct cmb_config *cfg;
-	char *no_state;                  /* "no state yet ..." when there is none */
-	struct cmb_cycle *all;
-	size_t n_all;
-	const struct cmb_cycle *cy[CYCLES_SHOWN]; /* the newest real cycles, newest first */
-	size_t n;
-	const struct cmb_cycle *last;    /* the newest real cycle that ended */
-	long devices, quarantined, quar_kind[3];
-	long actions_open, actions_failed, outbox;
-	int cert_rc;                     /* 0: the certificate below was read */
-	int64_t not_after, days_left;
-	char *subject;
-	int soon;
-	yajl_val daemon;                 /* the daemon's view (ctl.h), NULL when none runs */
-	long held;                       /* removals the deletion guard holds (last cycle) */
-	long changes_held;               /* changes the change guard holds (last cycle), with its removals */
-	long in_flight;                  /* uploads whose outcome is unknown (docs/safety.md) */
-	char **in_flight_keys;           /* the first IN_FLIGHT_SHOWN of them */
-	size_t n_in_flight_keys;
-	char guard[256];                 /* why, as "300 > 180 = 10% of 1801 attached" */
-	long max_age;
-};
 
 void cmb_report_counts_json(yajl_gen g, const struct cmb_cycle_counts *c)
 {
@@ -77,7 +52,7 @@ int cmb_report_real_cycle(const char *status)
 static int count_kind(void *ud, const char *key, enum cmb_quarantine_kind kind, const char *reason, int64_t since)
 {
 	(void)key, (void)reason, (void)since;
-	struct report *r = ud;
+	struct cmb_report *r = ud;
 	if ((int)kind >= 0 && (int)kind < 3)
 		r->quar_kind[kind]++;
 	return 0;
@@ -86,7 +61,7 @@ static int count_kind(void *ud, const char *key, enum cmb_quarantine_kind kind, 
 static int in_flight_key(void *ud, const char *key, const char *batch_id, int64_t since_cycle, int64_t since)
 {
 	(void)batch_id, (void)since_cycle, (void)since;
-	struct report *r = ud;
+	struct cmb_report *r = ud;
 	if (r->n_in_flight_keys < IN_FLIGHT_SHOWN) {
 		r->in_flight_keys = xrealloc(r->in_flight_keys, (r->n_in_flight_keys + 1) * sizeof(char *));
 		r->in_flight_keys[r->n_in_flight_keys++] = xstrdup(key);
@@ -94,9 +69,8 @@ static int in_flight_key(void *ud, const char *key, const char *batch_id, int64_
 	return 0;
 }
 
-static void describe_guard(struct report *r)
+static void describe_guard(struct cmb_report *r)
 {
-	const struct cmb_config *c = r->cfg;
 	if (r->last && strcmp(r->last->status, "change-threshold-exceeded") == 0) {
 		r->changes_held = r->last->counts.changes_held;
 		return;
@@ -104,100 +78,147 @@ static void describe_guard(struct report *r)
 	if (!r->last || strcmp(r->last->status, "deletion-threshold-exceeded") != 0)
 		return;
 	r->held = r->last->counts.removals_held;
-	long pct_limit = c->sync_delete_threshold_percent * r->devices / 100;
-	if (r->held > c->sync_delete_threshold)
+	long pct_limit = r->delete_threshold_percent * r->devices / 100;
+	if (r->held > r->delete_threshold)
 		snprintf(r->guard, sizeof(r->guard), "%ld > %ld = [sync] delete_threshold", r->held,
-			 c->sync_delete_threshold);
+			 r->delete_threshold);
 	else
 		snprintf(r->guard, sizeof(r->guard), "%ld > %ld = %ld%% of %ld attached", r->held, pct_limit,
-			 c->sync_delete_threshold_percent, r->devices);
+			 r->delete_threshold_percent, r->devices);
 }
 
-static int gather_state(struct report *r, struct cmb_state *st)
+static void pick_cycles(struct cmb_report *r)
 {
-	int rc = cmb_state_cycles_recent(st, CYCLES_READ, &r->all, &r->n_all);
-	if (rc < 0)
-		return rc;
 	for (size_t i = 0; i < r->n_all; i++) {
 		const struct cmb_cycle *cy = &r->all[i];
 		if (!cmb_report_real_cycle(cy->status))
 			continue;
-		if (r->n < CYCLES_SHOWN)
+		if (r->n < CMB_REPORT_CYCLES)
 			r->cy[r->n++] = cy;
 		if (!r->last && cy->ended)
 			r->last = cy;
+		if (!r->last_success && cy->ended && (!strcmp(cy->status, "ok") || !strcmp(cy->status, "staging")))
+			r->last_success = cy->ended;
 	}
+}
+
+/*
+ * The hook for the policy relay's state (branch policy-engine): count its
+ * policies by state into r->policies and set r->policies_known. This tree
+ * has no policy state yet, so there is nothing to count.
+ */
+static int gather_policies(struct cmb_report *r, struct cmb_state *st)
+{
+	(void)st;
+	r->policies_known = 0;
+	r->n_policy_states = 0;
+	return 0;
+}
+
+static int gather_actions(struct cmb_report *r, struct cmb_state *st)
+{
+	for (int i = 0; i < CMB_REPORT_N_ACTION_STATES; i++)
+		if ((r->actions_by_state[i] = cmb_state_actions_count(st, (enum cmb_action_state)i)) < 0)
+			return (int)r->actions_by_state[i];
+	if ((r->actions_open = cmb_state_actions_open(st)) < 0)
+		return (int)r->actions_open;
+	if ((r->outbox = cmb_state_outbox_count(st)) < 0)
+		return (int)r->outbox;
+	r->actions_failed = r->actions_by_state[CMB_ACTION_STATE_FAILED];
+	return cmb_state_actions_recent(st, CMB_REPORT_ACTIONS, &r->recent, &r->n_recent);
+}
+
+static int gather_state(struct cmb_report *r, struct cmb_state *st)
+{
+	int rc = cmb_state_cycles_recent(st, CYCLES_READ, &r->all, &r->n_all);
+	if (rc < 0)
+		return rc;
+	pick_cycles(r);
 	r->devices = cmb_state_device_count(st);
 	r->quarantined = cmb_state_quarantine_count(st);
 	if ((rc = cmb_state_quarantine_each(st, count_kind, r)) < 0)
 		return rc;
 	if ((r->in_flight = cmb_state_inflight_count(st)) < 0)
 		return (int)r->in_flight;
-	if ((rc = cmb_state_inflight_each(st, in_flight_key, r)) < 0)
+	if ((rc = cmb_state_inflight_each(st, in_flight_key, r)) < 0 || (rc = gather_actions(r, st)) < 0 ||
+	    (rc = gather_policies(r, st)) < 0)
 		return rc;
-	r->actions_open = cmb_state_actions_open(st);
-	r->outbox = cmb_state_outbox_count(st);
-	struct cmb_action *failed = NULL;
-	size_t n_failed = 0;
-	if (cmb_state_actions_by_state(st, CMB_ACTION_STATE_FAILED, SIZE_MAX, &failed, &n_failed) == 0)
-		r->actions_failed = (long)n_failed;
-	cmb_state_actions_free(failed, n_failed);
 	describe_guard(r);
 	return 0;
 }
 
-static void gather_cert(struct report *r)
+static void gather_cert(struct cmb_report *r, const struct cmb_config *cfg)
 {
 	r->cert_rc = -1;
-	if (!r->cfg->tenant_client_certificate_file)
+	if (!cfg->tenant_client_certificate_file)
 		return;
 	/* The tenant credential's certificate: the one thing that expires on its own. */
-	if ((r->cert_rc = cmb_auth_cert_expiry(r->cfg->tenant_client_certificate_file, &r->not_after, &r->subject)) ==
-	    0) {
+	if ((r->cert_rc = cmb_auth_cert_expiry(cfg->tenant_client_certificate_file, &r->not_after, &r->subject)) == 0) {
 		r->days_left = (r->not_after - cmb_now()) / 86400;
 		r->soon = r->not_after - cmb_now() < CMB_AUTH_CERT_WARN_S;
 	}
 }
 
-static int gather(struct report *r)
+static struct cmb_report *report_new(const struct cmb_config *cfg)
 {
-	struct cmb_state *st = NULL;
-	r->max_age = r->cfg->sync_max_age > 0 ? r->cfg->sync_max_age : 3 * r->cfg->sync_interval;
-	int rc = cmb_state_open_readonly(&st, r->cfg->state_dir);
-	if (rc == CMB_ENOTFOUND)
+	struct cmb_report *r = xcalloc(1, sizeof(*r));
+	r->site_code = xstrdup(cfg->site_code);
+	r->staging = cfg->mode == CMB_MODE_STAGING;
+	r->delete_threshold = cfg->sync_delete_threshold;
+	r->delete_threshold_percent = cfg->sync_delete_threshold_percent;
+	r->change_threshold = cfg->sync_change_threshold;
+	r->change_threshold_percent = cfg->sync_change_threshold_percent;
+	r->max_age = cfg->sync_max_age > 0 ? cfg->sync_max_age : 3 * cfg->sync_interval;
+	return r;
+}
+
+int cmb_report_gather(struct cmb_report **out, const struct cmb_config *cfg, struct cmb_state *st)
+{
+	struct cmb_report *r = report_new(cfg);
+	struct cmb_state *own = NULL;
+	int rc = 0;
+	if (!st && (rc = cmb_state_open_readonly(&own, cfg->state_dir)) == CMB_ENOTFOUND) {
 		r->no_state = xstrdup(cmb_error_last());
-	else if (rc < 0)
-		return rc;
-	else if ((rc = gather_state(r, st)) < 0) {
-		cmb_state_close(st);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = gather_state(r, st ? st : own);
+	}
+	cmb_state_close(own);
+	if (rc < 0) {
+		cmb_report_free(r);
 		return rc;
 	}
-	cmb_state_close(st);
-	gather_cert(r);
-	if (cmb_ctl_call(r->cfg->state_dir, "status", &r->daemon) < 0)
+	gather_cert(r, cfg);
+	if (!st && cmb_ctl_call(cfg->state_dir, "status", &r->daemon) < 0)
 		r->daemon = NULL; /* no daemon: nothing of it to show */
+	*out = r;
 	return 0;
 }
 
-static void report_free(struct report *r)
+void cmb_report_free(struct cmb_report *r)
 {
+	if (!r)
+		return;
+	free(r->site_code);
 	cmb_state_cycles_free(r->all, r->n_all);
+	cmb_state_actions_free(r->recent, r->n_recent);
 	free(r->no_state);
 	free(r->subject);
 	for (size_t i = 0; i < r->n_in_flight_keys; i++)
 		free(r->in_flight_keys[i]);
 	free(r->in_flight_keys);
 	yajl_tree_free(r->daemon);
+	free(r);
 }
 
-static const char *dstr(const struct report *r, const char *name)
+const char *cmb_report_daemon_str(const struct cmb_report *r, const char *name)
 {
 	const char *path[] = { name, NULL };
 	yajl_val v = r->daemon ? yajl_tree_get(r->daemon, path, yajl_t_string) : NULL;
 	return v ? v->u.string : NULL;
 }
 
-static long long dint(const struct report *r, const char *name)
+long long cmb_report_daemon_int(const struct cmb_report *r, const char *name)
 {
 	const char *path[] = { name, NULL };
 	yajl_val v = r->daemon ? yajl_tree_get(r->daemon, path, yajl_t_number) : NULL;
@@ -230,23 +251,23 @@ static void json_cycle(yajl_gen g, const struct cmb_cycle *cy)
 	yajl_gen_map_close(g);
 }
 
-static void json_daemon(yajl_gen g, const struct report *r)
+static void json_daemon(yajl_gen g, const struct cmb_report *r)
 {
 	cmb_json_key(g, "daemon");
 	yajl_gen_map_open(g);
 	cmb_json_kv_bool(g, "running", r->daemon != NULL);
 	if (r->daemon) {
-		cmb_json_kv_int(g, "pid", dint(r, "pid"));
-		cmb_json_kv_str(g, "started", dstr(r, "started"));
-		cmb_json_kv_str(g, "activity", dstr(r, "activity"));
-		cmb_json_kv_str(g, "nextDelta", dstr(r, "nextDelta"));
-		cmb_json_kv_str(g, "nextFull", dstr(r, "nextFull"));
-		cmb_json_kv_str(g, "lastError", dstr(r, "lastError"));
+		cmb_json_kv_int(g, "pid", cmb_report_daemon_int(r, "pid"));
+		cmb_json_kv_str(g, "started", cmb_report_daemon_str(r, "started"));
+		cmb_json_kv_str(g, "activity", cmb_report_daemon_str(r, "activity"));
+		cmb_json_kv_str(g, "nextDelta", cmb_report_daemon_str(r, "nextDelta"));
+		cmb_json_kv_str(g, "nextFull", cmb_report_daemon_str(r, "nextFull"));
+		cmb_json_kv_str(g, "lastError", cmb_report_daemon_str(r, "lastError"));
 	}
 	yajl_gen_map_close(g);
 }
 
-static void json_guard_actions(yajl_gen g, const struct report *r)
+static void json_guard_actions(yajl_gen g, const struct cmb_report *r)
 {
 	cmb_json_key(g, "deletionGuard");
 	yajl_gen_map_open(g);
@@ -256,8 +277,8 @@ static void json_guard_actions(yajl_gen g, const struct report *r)
 		cmb_json_kv_int(g, "cycle", r->last->id);
 		cmb_json_kv_str(g, "limit", r->guard);
 	}
-	cmb_json_kv_int(g, "deleteThreshold", r->cfg->sync_delete_threshold);
-	cmb_json_kv_int(g, "deleteThresholdPercent", r->cfg->sync_delete_threshold_percent);
+	cmb_json_kv_int(g, "deleteThreshold", r->delete_threshold);
+	cmb_json_kv_int(g, "deleteThresholdPercent", r->delete_threshold_percent);
 	yajl_gen_map_close(g);
 	cmb_json_key(g, "changeGuard");
 	yajl_gen_map_open(g);
@@ -267,18 +288,50 @@ static void json_guard_actions(yajl_gen g, const struct report *r)
 		cmb_json_kv_int(g, "cycle", r->last->id);
 		cmb_json_kv_str(g, "reason", r->last->error);
 	}
-	cmb_json_kv_int(g, "changeThreshold", r->cfg->sync_change_threshold);
-	cmb_json_kv_int(g, "changeThresholdPercent", r->cfg->sync_change_threshold_percent);
+	cmb_json_kv_int(g, "changeThreshold", r->change_threshold);
+	cmb_json_kv_int(g, "changeThresholdPercent", r->change_threshold_percent);
 	yajl_gen_map_close(g);
 	cmb_json_key(g, "actions");
 	yajl_gen_map_open(g);
 	cmb_json_kv_int(g, "pending", r->actions_open);
 	cmb_json_kv_int(g, "failed", r->actions_failed);
 	cmb_json_kv_int(g, "resultsWaiting", r->outbox);
+	cmb_json_key(g, "byState");
+	yajl_gen_map_open(g);
+	for (int i = 0; i < CMB_REPORT_N_ACTION_STATES; i++)
+		cmb_json_kv_int(g, cmb_state_action_state_name((enum cmb_action_state)i), r->actions_by_state[i]);
+	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
 }
 
-static void json_cert(yajl_gen g, const struct report *r)
+/* The newest actions: what the tenant asked, for which device, and where it is. */
+static void json_recent_actions(yajl_gen g, const struct cmb_report *r)
+{
+	cmb_json_key(g, "recentActions");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < r->n_recent; i++) {
+		const struct cmb_action *a = &r->recent[i];
+		yajl_gen_map_open(g);
+		cmb_json_kv_str(g, "id", a->id);
+		cmb_json_kv_str(g, "action", a->action);
+		cmb_json_kv_str(g, "key", a->key);
+		cmb_json_kv_str(g, "requestedBy", a->requested_by);
+		cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
+		cmb_report_kv_time(g, "updated", a->updated);
+		cmb_json_kv_str(g, "message", a->message);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (!r->policies_known)
+		return;
+	cmb_json_key(g, "policiesByState");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < r->n_policy_states; i++)
+		cmb_json_kv_int(g, r->policies[i].state, r->policies[i].n);
+	yajl_gen_map_close(g);
+}
+
+static void json_cert(yajl_gen g, const struct cmb_report *r)
 {
 	if (r->cert_rc != 0)
 		return;
@@ -291,21 +344,20 @@ static void json_cert(yajl_gen g, const struct report *r)
 	yajl_gen_map_close(g);
 }
 
-static const char *last_error(const struct report *r)
+const char *cmb_report_last_error(const struct cmb_report *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		if (r->cy[i]->error)
 			return r->cy[i]->error;
-	return dstr(r, "lastError");
+	return cmb_report_daemon_str(r, "lastError");
 }
 
-static void status_json(const struct report *r)
+void cmb_report_json(yajl_gen g, const struct cmb_report *r)
 {
-	yajl_gen g = cmb_json_new(0);
 	yajl_gen_map_open(g);
 	cmb_json_kv_str(g, "version", CMB_VERSION);
-	cmb_json_kv_str(g, "siteCode", r->cfg->site_code);
-	cmb_json_kv_str(g, "mode", r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal");
+	cmb_json_kv_str(g, "siteCode", r->site_code);
+	cmb_json_kv_str(g, "mode", r->staging ? "staging" : "normal");
 	cmb_json_kv_str(g, "state", r->no_state ? "none" : "ok");
 	cmb_json_kv_str(g, "stateMessage", r->no_state);
 	cmb_json_kv_int(g, "devicesAttached", r->devices);
@@ -318,12 +370,17 @@ static void status_json(const struct report *r)
 	yajl_gen_array_close(g);
 	cmb_json_key(g, "quarantineByKind");
 	yajl_gen_map_open(g);
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < CMB_REPORT_N_QUARANTINE_KINDS; k++)
 		cmb_json_kv_int(g, cmb_state_quarantine_kind_name((enum cmb_quarantine_kind)k), r->quar_kind[k]);
 	yajl_gen_map_close(g);
 	json_guard_actions(g, r);
+	json_recent_actions(g, r);
 	json_cert(g, r);
-	cmb_json_kv_str(g, "lastError", last_error(r));
+	cmb_json_kv_str(g, "lastError", cmb_report_last_error(r));
+	if (r->last_success)
+		cmb_report_kv_time(g, "lastSuccess", r->last_success);
+	else
+		cmb_json_kv_str(g, "lastSuccess", NULL);
 	json_daemon(g, r);
 	cmb_json_key(g, "cycles");
 	yajl_gen_array_open(g);
@@ -331,26 +388,40 @@ static void status_json(const struct report *r)
 		json_cycle(g, r->cy[i]);
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
-	cmb_json_flush(g, stdout);
-	fputc('\n', stdout);
-	yajl_gen_free(g);
 }
 
 /* ---- text ---- */
 
-static void text_daemon(const struct report *r)
+void cmb_report_guard_text(const struct cmb_report *r, int change, char *out, size_t cap)
 {
-	if (!r->daemon) {
-		printf("daemon:      not running (no `cmbridge run` answers on %s/%s)\n", r->cfg->state_dir,
-		       CMB_CTL_SOCKET);
-		return;
-	}
-	printf("daemon:      running, pid %lld, since %s: %s\n", dint(r, "pid"), dstr(r, "started"),
-	       dstr(r, "activity"));
-	printf("next:        delta at %s, full at %s\n", dstr(r, "nextDelta"), dstr(r, "nextFull"));
+	if (change && r->changes_held)
+		snprintf(out, cap, "holding %ld changes (and the removals) of cycle %lld: %s; approve with: cmbridge "
+			 "sync --allow-changes %ld", r->changes_held, (long long)r->last->id,
+			 r->last->error ? r->last->error : "the change guard tripped", r->changes_held);
+	else if (change)
+		snprintf(out, cap, "holding nothing (limits: %ld changes, %ld%%)", r->change_threshold,
+			 r->change_threshold_percent);
+	else if (r->held)
+		snprintf(out, cap, "holding %ld removals of cycle %lld: %s; approve with: cmbridge sync "
+			 "--allow-deletes %ld", r->held, (long long)r->last->id, r->guard, r->held);
+	else
+		snprintf(out, cap, "holding nothing (limits: %ld removals, %ld%% of attached devices)",
+			 r->delete_threshold, r->delete_threshold_percent);
 }
 
-static void text_cycles(const struct report *r)
+static void text_daemon(const struct cmb_report *r, const char *state_dir)
+{
+	if (!r->daemon) {
+		printf("daemon:      not running (no `cmbridge run` answers on %s/%s)\n", state_dir, CMB_CTL_SOCKET);
+		return;
+	}
+	printf("daemon:      running, pid %lld, since %s: %s\n", cmb_report_daemon_int(r, "pid"), cmb_report_daemon_str(r, "started"),
+	       cmb_report_daemon_str(r, "activity"));
+	printf("next:        delta at %s, full at %s\n", cmb_report_daemon_str(r, "nextDelta"),
+	       cmb_report_daemon_str(r, "nextFull"));
+}
+
+static void text_cycles(const struct cmb_report *r)
 {
 	if (r->n == 0)
 		printf("no sync cycle has run yet\n");
@@ -367,14 +438,14 @@ static void text_cycles(const struct report *r)
 	}
 }
 
-static void status_text(const struct report *r)
+static void status_text(const struct cmb_report *r, const char *state_dir)
 {
 	printf("cmbridge %s, site %s, mode %s: %ld devices attached, %ld quarantined\n", CMB_VERSION,
-	       r->cfg->site_code, r->cfg->mode == CMB_MODE_STAGING ? "staging" : "normal", r->devices,
+	       r->site_code, r->staging ? "staging" : "normal", r->devices,
 	       r->quarantined);
 	if (r->no_state)
 		printf("state:       %s\n", r->no_state);
-	text_daemon(r);
+	text_daemon(r, state_dir);
 	printf("quarantine:  %ld mapping, %ld rejected, %ld duplicate\n", r->quar_kind[0], r->quar_kind[1],
 	       r->quar_kind[2]);
 	if (r->in_flight) {
@@ -384,16 +455,9 @@ static void status_text(const struct report *r)
 			printf("%s %s", i ? "," : "", r->in_flight_keys[i]);
 		printf("%s\n", r->in_flight > 10 ? ", ..." : "");
 	}
-	if (r->changes_held)
-		printf("guard:       holding %ld changes (and the removals) of cycle %lld: %s; approve with: cmbridge "
-		       "sync --allow-changes %ld\n", r->changes_held, (long long)r->last->id,
-		       r->last->error ? r->last->error : "the change guard tripped", r->changes_held);
-	else if (r->held)
-		printf("guard:       holding %ld removals of cycle %lld: %s; approve with: cmbridge sync "
-		       "--allow-deletes %ld\n", r->held, (long long)r->last->id, r->guard, r->held);
-	else
-		printf("guard:       holding nothing (limits: %ld removals, %ld%% of attached devices)\n",
-		       r->cfg->sync_delete_threshold, r->cfg->sync_delete_threshold_percent);
+	char guard[1024];
+	cmb_report_guard_text(r, r->changes_held > 0, guard, sizeof(guard));
+	printf("guard:       %s\n", guard);
 	printf("actions:     %ld pending, %ld failed, %ld results waiting to be reported\n", r->actions_open,
 	       r->actions_failed, r->outbox);
 	if (r->cert_rc == 0) {
@@ -402,67 +466,85 @@ static void status_text(const struct report *r)
 		printf("certificate: %s expires %s (%lld days)%s\n", r->subject, na, (long long)r->days_left,
 		       r->soon ? ": renew it and upload the new one to the app registration" : "");
 	}
-	const char *err = last_error(r);
+	const char *err = cmb_report_last_error(r);
 	printf("last error:  %s\n", err ? err : "none");
 	text_cycles(r);
 }
 
 /* ---- --check ---- */
 
-static int check_line(const struct report *r)
+const char *cmb_report_check_name(enum cmb_check_status st)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
-	char what[1024];
-	int st = CMB_CHECK_OK;
+	return (unsigned)st < 4 ? names[st] : "UNKNOWN";
+}
+
+enum cmb_check_status cmb_report_check(const struct cmb_report *r, int64_t now, char *what, size_t cap,
+				       int64_t *age_out)
+{
 	const struct cmb_cycle *c = r->last;
-	int64_t age = c ? cmb_now() - c->ended : 0;
+	int64_t age = c ? now - c->ended : 0;
+	enum cmb_check_status st = CMB_CHECK_OK;
+	*age_out = age;
 	if (r->no_state) {
 		st = CMB_CHECK_UNKNOWN;
-		snprintf(what, sizeof(what), "%s", r->no_state);
+		snprintf(what, cap, "%s", r->no_state);
 	} else if (!c) {
 		st = CMB_CHECK_UNKNOWN;
-		snprintf(what, sizeof(what), "no sync cycle has ended yet");
+		snprintf(what, cap, "no sync cycle has ended yet");
 	} else if (strcmp(c->status, "failed") == 0) {
 		st = CMB_CHECK_CRITICAL;
-		snprintf(what, sizeof(what), "cycle %lld (%s) failed %lld s ago: %s", (long long)c->id, c->kind,
-			 (long long)age, c->error ? c->error : "no reason kept");
+		snprintf(what, cap, "cycle %lld (%s) failed %lld s ago: %s", (long long)c->id, c->kind, (long long)age,
+			 c->error ? c->error : "no reason kept");
 	} else if (age > r->max_age) {
 		st = CMB_CHECK_CRITICAL;
-		snprintf(what, sizeof(what), "the last cycle (%lld, %s) ended %lld s ago, more than [sync] max_age = %ld s",
+		snprintf(what, cap, "the last cycle (%lld, %s) ended %lld s ago, more than [sync] max_age = %ld s",
 			 (long long)c->id, c->status, (long long)age, r->max_age);
 	} else if (r->changes_held) {
 		st = CMB_CHECK_WARNING;
-		snprintf(what, sizeof(what), "cycle %lld holds %ld changes (change guard); approve with: cmbridge sync "
+		snprintf(what, cap, "cycle %lld holds %ld changes (change guard); approve with: cmbridge sync "
 			 "--allow-changes %ld", (long long)c->id, r->changes_held, r->changes_held);
 	} else if (r->held) {
 		st = CMB_CHECK_WARNING;
-		snprintf(what, sizeof(what), "cycle %lld holds %ld removals: %s; approve with: cmbridge sync "
-			 "--allow-deletes %ld", (long long)c->id, r->held, r->guard, r->held);
+		snprintf(what, cap, "cycle %lld holds %ld removals: %s; approve with: cmbridge sync --allow-deletes %ld",
+			 (long long)c->id, r->held, r->guard, r->held);
 	} else {
-		snprintf(what, sizeof(what), "cycle %lld (%s) %s %lld s ago; %ld devices attached", (long long)c->id,
-			 c->kind, c->status, (long long)age, r->devices);
+		snprintf(what, cap, "cycle %lld (%s) %s %lld s ago; %ld devices attached", (long long)c->id, c->kind,
+			 c->status, (long long)age, r->devices);
 	}
-	printf("CMBRIDGE %s - %s | age=%llds;;%ld devices=%ld quarantined=%ld removals_held=%ld\n", names[st], what,
-	       (long long)age, r->max_age, r->devices, r->quarantined, r->held);
 	return st;
+}
+
+static int check_line(const struct cmb_report *r)
+{
+	char what[1024];
+	int64_t age;
+	enum cmb_check_status st = cmb_report_check(r, cmb_now(), what, sizeof(what), &age);
+	printf("CMBRIDGE %s - %s | age=%llds;;%ld devices=%ld quarantined=%ld removals_held=%ld\n",
+	       cmb_report_check_name(st), what, (long long)age, r->max_age, r->devices, r->quarantined, r->held);
+	return (int)st;
 }
 
 int cmb_report_status(const struct cmb_config *cfg, int json, int check)
 {
-	struct report r = { .cfg = cfg };
-	int rc = gather(&r);
+	struct cmb_report *r = NULL;
+	int rc = cmb_report_gather(&r, cfg, NULL);
 	if (rc < 0) {
 		if (check) {
 			printf("CMBRIDGE UNKNOWN - %s\n", cmb_error_last());
 			rc = CMB_CHECK_UNKNOWN;
 		}
 	} else if (check) {
-		rc = check_line(&r);
+		rc = check_line(r);
 	} else if (json) {
-		status_json(&r);
+		yajl_gen g = cmb_json_new(0);
+		cmb_report_json(g, r);
+		cmb_json_flush(g, stdout);
+		fputc('\n', stdout);
+		yajl_gen_free(g);
 	} else {
-		status_text(&r);
+		status_text(r, cfg->state_dir);
 	}
-	report_free(&r);
+	cmb_report_free(r);
 	return rc;
 }

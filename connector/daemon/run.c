@@ -2,7 +2,8 @@
  * run.c - `cmbridge run` (daemon.h): the full sync, the delta sync and
  * the action relay as tasks of one scheduler (sched.h), the control
  * socket's requests (ctl.h), SIGHUP/SIGUSR1, systemd's notifications
- * (sdnotify.h) and the view `cmbridge status` gets from the daemon.
+ * (sdnotify.h), the view `cmbridge status` gets from the daemon and the
+ * snapshot the metrics listener serves (metrics.h).
  *
  * Must never: act in a signal handler or in the control thread (both only
  * set flags or hand over a request; this loop acts), run a task while
@@ -10,6 +11,7 @@
  */
 #include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
+#include "connector/daemon/metrics.h"
 #include "connector/daemon/progress.h"
 #include "connector/daemon/report.h"
 #include "connector/daemon/sched.h"
@@ -26,6 +28,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RUN_MODULES (CMB_DAEMON_SYNC | CMB_DAEMON_RELAY)
@@ -48,6 +51,7 @@ struct run {
 	struct cmb_sched *sched;
 	struct cmb_sched_task *full, *delta, *relay;
 	struct cmb_ctl *ctl;
+	struct cmb_metrics *metrics;     /* NULL: [metrics] listen is off */
 	int64_t started;
 	/* A control request waiting for its task to run, with the options it asked for. */
 	struct cmb_ctl_request *req;
@@ -63,16 +67,28 @@ struct run {
 
 /* ---- the view `status` gets over the control socket ---- */
 
+/*
+ * When t is due, as an ISO time. From the wall clock's fraction too, so
+ * that every view published while t waits names the same second (the
+ * status page and `status` read different publications).
+ */
+static void due_iso(const struct cmb_sched_task *t, char iso[32])
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cmb_time_iso8601((int64_t)((double)ts.tv_sec + ts.tv_nsec / 1e9 + cmb_sched_task_due_in(t) + 0.5), iso);
+}
+
 static void kv_due(yajl_gen g, const char *key, const struct cmb_sched_task *t)
 {
 	char iso[32];
-	cmb_time_iso8601(cmb_now() + (int64_t)(cmb_sched_task_due_in(t) + 0.5), iso);
+	due_iso(t, iso);
 	cmb_json_kv_str(g, key, iso);
 }
 
 static void publish_view(struct run *r)
 {
-	if (!r->ctl || !r->sched)
+	if ((!r->ctl && !r->metrics) || !r->sched)
 		return;
 	char started[32];
 	cmb_time_iso8601(r->started, started);
@@ -91,7 +107,21 @@ static void publish_view(struct run *r)
 	cmb_json_kv_int(g, "relayFailures", cmb_sched_task_failures(r->relay));
 	cmb_json_kv_str(g, "lastError", r->last_error);
 	yajl_gen_map_close(g);
-	cmb_ctl_publish(r->ctl, cmb_json_take(g, NULL));
+	char *view = cmb_json_take(g, NULL);
+	cmb_metrics_view(r->metrics, view);
+	cmb_ctl_publish(r->ctl, view);
+}
+
+/* What the metrics listener serves, gathered here between tasks from the daemon's own state connection. */
+static void publish_report(struct run *r)
+{
+	struct cmb_report *rep = NULL;
+	if (!r->metrics || !r->s.state)
+		return;
+	if (cmb_report_gather(&rep, r->cfg, r->s.state) < 0)
+		cmb_warn("run: metrics: %s (serving the previous snapshot)", cmb_error_last());
+	else
+		cmb_metrics_publish(r->metrics, rep);
 }
 
 static struct run *view_run; /* for the progress listener: one run per process */
@@ -111,8 +141,8 @@ static void set_last_error(struct run *r, const char *msg)
 static void log_next_times(struct run *r)
 {
 	char d[32], f[32];
-	cmb_time_iso8601(cmb_now() + (int64_t)(cmb_sched_task_due_in(r->delta) + 0.5), d);
-	cmb_time_iso8601(cmb_now() + (int64_t)(cmb_sched_task_due_in(r->full) + 0.5), f);
+	due_iso(r->delta, d);
+	due_iso(r->full, f);
 	cmb_info("run: next delta at %s, next full at %s", d, f);
 }
 
@@ -200,6 +230,8 @@ static int sync_cycle(struct run *r, struct cmb_sched_task *self, int full)
 		cmb_ctl_answer(req, cycle_reply(&res, &opts, rc));
 	if (rc == 0 && r->cfg->mode == CMB_MODE_STAGING && strcmp(res.status, "staging") == 0)
 		standby_import(r, &env, res.cycle_id);
+	cmb_metrics_cycle(r->metrics, opts.full, &res);
+	publish_report(r);
 	cmb_progress_activity(NULL);
 	r->cycle_ended = 1;
 	return rc;
@@ -250,7 +282,12 @@ static int run_relay(void *ud, double wait_s)
 		r->req = NULL;
 	cmb_log_set_component("relay");
 	cmb_log_set_cid("relay");
+	struct cmb_relay_stats before = *cmb_relay_get_stats(r->s.relay);
 	int rc = cmb_relay_step(r->s.relay, wait < 0 ? 0 : wait);
+	const struct cmb_relay_stats *after = cmb_relay_get_stats(r->s.relay);
+	cmb_metrics_relay(r->metrics, &before, after, rc);
+	if (memcmp(&before, after, sizeof(before)) != 0)
+		publish_report(r); /* actions moved: their counts and the recent ones */
 	if (rc < 0 && rc != CMB_ECANCELED) {
 		cmb_error_log("run: relay: %s", cmb_error_last());
 		set_last_error(r, cmb_error_last());
@@ -351,6 +388,7 @@ static int run_reload(struct run *r, const char *why)
 		r->owned = fresh;
 		r->cfg = fresh;
 		retune(r, old_interval, old_full);
+		publish_report(r);
 		cmb_info("run: %s: configuration reloaded from %s", why, fresh->path);
 		cmb_error_set(CMB_OK, "configuration reloaded from %s", fresh->path);
 	} else {
@@ -538,6 +576,8 @@ static int run_start(struct run *r)
 	if (cmb_ctl_start(&r->ctl, r->cfg->state_dir, &cmb_daemon_wake) < 0)
 		cmb_error_log("run: %s; running without it (status still reads the state; sync --now, relay --now "
 			      "and reload cannot reach this daemon)", cmb_error_last());
+	if (cmb_metrics_start(&r->metrics, r->cfg) < 0)
+		cmb_error_log("run: %s; running without /metrics, /healthz and the status page", cmb_error_last());
 	load_guard(r);
 	struct cmb_sched_task_opts o[3];
 	task_opts(r, o);
@@ -547,6 +587,7 @@ static int run_start(struct run *r)
 	r->delta = cmb_sched_add(r->sched, &o[1]);
 	r->relay = cmb_sched_add(r->sched, &o[2]);
 	publish_view(r);
+	publish_report(r);
 	if ((rc = wait_until_reachable(r)) < 0)
 		return rc;
 	cmb_progress_activity(NULL);
@@ -563,6 +604,7 @@ static void run_finish(struct run *r)
 		cmb_ctl_answer_error(r->req, "stopping: the daemon is shutting down");
 	r->req = NULL;
 	cmb_ctl_stop(r->ctl);
+	cmb_metrics_stop(r->metrics);
 	view_run = NULL;
 	cmb_progress_set_listener(NULL);
 	cmb_sched_free(r->sched);

@@ -203,6 +203,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 		return rc;
 	}
 	n->utf8_repairs += rec.utf8_repairs;
+	cmb_map_tally_add(&c->res->devices, &rec);
 	if (rec.no_entra_id)
 		n->no_entra_id++;
 	if (rec.unknown_workload_bits) {

@@ -37,6 +37,7 @@ struct cmb_sync_result {
 	double seconds;
 	struct cmb_site_read_stats site;
 	struct cmb_tenant_stats tenant;
+	struct cmb_map_tally devices;      /* the records mapped this cycle (duplicates included) */
 };
 
 struct cmb_sync_env {

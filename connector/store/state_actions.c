@@ -36,6 +36,7 @@ const char *const cmb_sdb_actions_sql[S_COUNT] = {
 	/* ?1.. the final states */
 	[S_ACT_OPEN] = "SELECT count(*) FROM actions WHERE state NOT IN (?1, ?2, ?3)",
 	[S_ACT_RECENT] = "SELECT " ACT_COLS " FROM actions ORDER BY received_ms DESC, id LIMIT ?1",
+	[S_ACT_COUNT_STATE] = "SELECT count(*) FROM actions WHERE state = ?1",
 	[S_INTENT_ADD] = "INSERT INTO journal(kind, op_type, targets, marker, intended) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_INTENT_OUTCOME] = "UPDATE journal SET operation_id = ?2, outcome = ?3 WHERE id = ?1",
 	[S_INTENT_POLLED] = "UPDATE journal SET last_polled = ?2 WHERE id = ?1",
@@ -205,6 +206,12 @@ long cmb_state_actions_open(struct cmb_state *st)
 			     cmb_state_action_state_name(CMB_ACTION_STATE_FAILED),
 			     cmb_state_action_state_name(CMB_ACTION_STATE_NOT_SUPPORTED));
 	return cmb_sdb_count(st, s, b, "counting open actions");
+}
+
+long cmb_state_actions_count(struct cmb_state *st, enum cmb_action_state state)
+{
+	sqlite3_stmt *s = st->stmt[S_ACT_COUNT_STATE];
+	return cmb_sdb_count(st, s, cmb_sdb_bind(s, "t", cmb_state_action_state_name(state)), "counting actions by state");
 }
 
 /* ---- the journal ---- */

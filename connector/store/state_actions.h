@@ -71,6 +71,8 @@ int cmb_state_actions_by_intent(struct cmb_state *st, int64_t intent_id, struct 
 int cmb_state_actions_recent(struct cmb_state *st, size_t limit, struct cmb_action **out, size_t *n);
 /* Actions not final yet (not done, failed or notSupported); negative on error. */
 long cmb_state_actions_open(struct cmb_state *st);
+/* Actions in state; negative on error. */
+long cmb_state_actions_count(struct cmb_state *st, enum cmb_action_state state);
 
 /* ---- the journal ---- */
 

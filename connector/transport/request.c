@@ -10,6 +10,7 @@
 #include "connector/base/util.h"
 #include "connector/config/config.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,39 @@ static int past_deadline(int rc, int attempts, long deadline, const char *option
 	return rc;
 }
 
+/* ---- the process's totals ------------------------------------------------ */
+
+enum total { T_REQUESTS, T_RETRIES, T_THROTTLED, T_RENEWALS, T_TOKENS, T_N };
+static atomic_long totals[CMB_REQUEST_SIDES][T_N];
+
+static enum cmb_request_side side_of(const struct cmb_endpoint *ep)
+{
+	if (ep->credential_endpoint)
+		return CMB_REQUEST_SIDE_TOKEN;
+	return ep->side && strcmp(ep->side, "site") == 0 ? CMB_REQUEST_SIDE_SITE : CMB_REQUEST_SIDE_TENANT;
+}
+
+static void count(const struct cmb_endpoint *ep, enum total what)
+{
+	atomic_fetch_add_explicit(&totals[side_of(ep)][what], 1, memory_order_relaxed);
+}
+
+const char *cmb_request_side_name(enum cmb_request_side side)
+{
+	static const char *const names[CMB_REQUEST_SIDES] = { "site", "tenant", "token" };
+	return side < CMB_REQUEST_SIDES ? names[side] : NULL;
+}
+
+void cmb_request_totals(struct cmb_request_totals out[CMB_REQUEST_SIDES])
+{
+	for (int i = 0; i < CMB_REQUEST_SIDES; i++)
+		out[i] = (struct cmb_request_totals){
+			.requests = atomic_load(&totals[i][T_REQUESTS]), .retries = atomic_load(&totals[i][T_RETRIES]),
+			.throttled = atomic_load(&totals[i][T_THROTTLED]), .renewals = atomic_load(&totals[i][T_RENEWALS]),
+			.tokens = atomic_load(&totals[i][T_TOKENS]),
+		};
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, struct cmb_http_response *resp,
@@ -226,6 +260,9 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 			req.timeout_s = 0.001;
 		cmb_debug("%s: %s %s", ep->side, method, rq->url);
 		rc = cmb_http_request(ep->http, &req, resp);
+		count(ep, T_REQUESTS);
+		if (rc == 0 && resp->status == 429)
+			count(ep, T_THROTTLED);
 		if (counters) {
 			counters->requests++;
 			counters->bytes_out += resp->bytes_out;
@@ -234,6 +271,7 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 		if (rc == 0 && resp->status == 401 && !renewed && ep->refused && ep->refused(ep->auth_ctx)) {
 			/* A token can be revoked or expire early: renew once and try again, off the budget. */
 			renewed = 1;
+			count(ep, T_RENEWALS);
 			if (counters)
 				counters->renewals++;
 			cmb_info("%s refused the credentials (HTTP 401) for %s; renewing them", ep->side, what);
@@ -252,6 +290,8 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 			if (strncmp(cmb_error_last(), what, strlen(what)) != 0)
 				cmb_error_wrap(rc, "%s", what);
 		} else {
+			if (ep->credential_endpoint)
+				count(ep, T_TOKENS);
 			return 0;
 		}
 
@@ -265,6 +305,7 @@ int cmb_request(const struct cmb_endpoint *ep, const struct cmb_request *rq, str
 			return past_deadline(rc, attempt + 1, deadline, deadline_option);
 		cmb_warn("%s; trying again in %.2f s (attempt %d of %d)", cmb_error_last(), wait, attempt + 2,
 			 ep->budget->policy.max_attempts);
+		count(ep, T_RETRIES);
 		if ((rc = cmb_retry_sleep(wait)) < 0)
 			return rc;
 	}

@@ -107,6 +107,24 @@ struct cmb_request_counters {
 };
 
 /*
+ * What every request loop of the process did, by side, since it started
+ * (for the metrics; thread-safe): the token endpoints' requests count
+ * under CMB_REQUEST_SIDE_TOKEN, the others by their endpoint's side.
+ */
+enum cmb_request_side { CMB_REQUEST_SIDE_SITE, CMB_REQUEST_SIDE_TENANT, CMB_REQUEST_SIDE_TOKEN, CMB_REQUEST_SIDES };
+struct cmb_request_totals {
+	long requests;                      /* HTTP exchanges, retries included */
+	long retries;                       /* attempts after a failed one (not the renewal after a 401) */
+	long throttled;                     /* 429 Too Many Requests answers */
+	long renewals;                      /* credentials renewed after a 401 */
+	long tokens;                        /* tokens obtained (2xx answers of a token endpoint) */
+};
+/* "site", "tenant", "token" (static). */
+const char *cmb_request_side_name(enum cmb_request_side side);
+/* A copy of the totals, indexed by enum cmb_request_side. */
+void cmb_request_totals(struct cmb_request_totals out[CMB_REQUEST_SIDES]);
+
+/*
  * Sends rq, retrying what the policy allows. Returns 0 when an accepted
  * 2xx answer arrived: *resp holds it. Otherwise a negative code with the
  * message set (network, TLS, throttled, HTTP status, the finish hook's, or

@@ -422,7 +422,15 @@ static void test_print(void **state)
 			   "TargetResourceIDs; the collection must contain them)\n"
 			   "target_collection = SMS00001\n"
 			   "# Seconds a site operation's outcome is awaited before its actions are reported failed\n"
-			   "status_timeout = 900\n");
+			   "status_timeout = 900\n"
+			   "\n"
+			   "[metrics]\n"
+			   "# address:port where `cmbridge run` serves /metrics (Prometheus), /healthz and a status page, "
+			   "e.g. 127.0.0.1:9478 or [::1]:9478; loopback only unless allow_remote\n"
+			   "#listen =\n"
+			   "# Let listen be an address other hosts reach: the page and the metrics show device keys, "
+			   "counts, errors and who asked for which action to anyone who can connect\n"
+			   "allow_remote = no\n");
 	assert_string_equal(out, want);
 	assert_null(strstr(out, TENANT_SECRET));
 
@@ -487,6 +495,54 @@ static void test_err_enum(void **state)
 	expect_error(state, "[log]\nlevel = verbose\n" MIN_CONF,
 		     "{conf}:2: [log] level: \"verbose\" is not a valid value (expected one of error, warn, info, "
 		     "debug)");
+}
+
+/* [metrics] listen: an address and a port, loopback unless allow_remote; off by default. */
+static void test_metrics_listen(void **state)
+{
+	struct fx *f = *state;
+	static const char *const good[][2] = {
+		{ "127.0.0.1:9478", "127.0.0.1:9478" }, { "[::1]:0", "[::1]:0" }, { "localhost:9478", "localhost:9478" },
+		{ "127.8.9.10:65535", "127.8.9.10:65535" },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *text = xasprintf(MIN_CONF "[metrics]\nlisten = %s\n", good[i][0]);
+		write_conf(f, text);
+		free(text);
+		struct cmb_config *cfg = NULL;
+		assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+		assert_string_equal(cfg->metrics_listen, good[i][1]);
+		assert_int_equal(cfg->metrics_allow_remote, 0);
+		cmb_config_free(cfg);
+	}
+	write_conf(f, MIN_CONF);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_null(cfg->metrics_listen);
+	cmb_config_free(cfg);
+	write_conf(f, MIN_CONF "[metrics]\nlisten = 0.0.0.0:9478\nallow_remote = yes\n");
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_int_equal(cfg->metrics_allow_remote, 1);
+	cmb_config_free(cfg);
+
+	expect_error(state, MIN_CONF "[metrics]\nlisten = 0.0.0.0:9478\n",
+		     "{conf}:11: [metrics] listen: 0.0.0.0:9478 is not a loopback address, and the status page and the "
+		     "metrics show device keys, counts, errors and action history (expected 127.0.0.1:PORT or [::1]:PORT, or "
+		     "set [metrics] allow_remote = yes to serve them to other hosts)");
+	expect_error(state, MIN_CONF "[metrics]\nlisten = [::]:9478\n",
+		     "{conf}:11: [metrics] listen: [::]:9478 is not a loopback address, and the status page and the "
+		     "metrics show device keys, counts, errors and action history (expected 127.0.0.1:PORT or [::1]:PORT, or "
+		     "set [metrics] allow_remote = yes to serve them to other hosts)");
+	static const char *const bad[] = { "9478", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "::1:9478",
+					   "[::1]9478", "metrics.example:9478", "127.0.0.1:94x", "[127.0.0.1]:9478" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = xasprintf(MIN_CONF "[metrics]\nlisten = %s\n", bad[i]);
+		char *msg = xasprintf("{conf}:11: [metrics] listen: \"%s\" is not valid (expected an address and a port, "
+				      "e.g. 127.0.0.1:9478 or [::1]:9478)", bad[i]);
+		expect_error(state, text, msg);
+		free(text);
+		free(msg);
+	}
 }
 
 static void test_err_url(void **state)
@@ -866,6 +922,7 @@ int main(void)
 		T(test_err_numbers),
 		T(test_err_enum),
 		T(test_err_url),
+		T(test_metrics_listen),
 		T(test_err_required),
 		T(test_err_site_code),
 		T(test_err_secret_value),

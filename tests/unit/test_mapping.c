@@ -722,6 +722,49 @@ static void test_hash_changes(void **state)
 	cmb_site_device_clear(&dev);
 }
 
+/* What a record says of its device, for the metrics: the enums match the JSON it carries. */
+static void test_tally(void **state)
+{
+	(void)state;
+	struct cmb_site_device dev;
+	struct cmb_tenant_record rec;
+	struct cmb_map_ctx ps1 = { "PS1", NULL, 0 };
+	struct cmb_map_tally t = { 0 };
+
+	base(&dev);
+	assert_int_equal(cmb_map_device(&ps1, &dev, &rec, NULL), CMB_MAP_OK);
+	assert_int_equal(rec.agent, CMB_MAP_AGENT_CLIENT);
+	assert_int_equal(rec.health, CMB_MAP_HEALTH_HEALTHY);
+	assert_int_equal(rec.join, CMB_MAP_JOIN_UNKNOWN);
+	cmb_map_tally_add(&t, &rec);
+	cmb_tenant_record_clear(&rec);
+
+	comanaged(&dev, 1);
+	dev.client_active_status = 0;
+	assert_int_equal(cmb_map_device(&ps1, &dev, &rec, NULL), CMB_MAP_OK);
+	assert_int_equal(rec.agent, CMB_MAP_AGENT_CLIENT_MDM);
+	assert_int_equal(rec.health, CMB_MAP_HEALTH_COMMUNICATION_ERROR);
+	assert_int_equal(rec.join, CMB_MAP_JOIN_HYBRID);
+	assert_non_null(strstr(rec.json, "\"managementAgent\":\"configurationManagerClientMdm\""));
+	assert_non_null(strstr(rec.json, "\"joinType\":\"hybridAzureADJoined\""));
+	assert_non_null(strstr(rec.json, "{\"state\":\"communicationError\","));
+	cmb_map_tally_add(&t, &rec);
+	cmb_map_tally_add(&t, &rec);
+	cmb_tenant_record_clear(&rec);
+
+	assert_int_equal(t.agent[CMB_MAP_AGENT_CLIENT], 1);
+	assert_int_equal(t.agent[CMB_MAP_AGENT_CLIENT_MDM], 2);
+	assert_int_equal(t.health[CMB_MAP_HEALTH_HEALTHY], 1);
+	assert_int_equal(t.health[CMB_MAP_HEALTH_COMMUNICATION_ERROR], 2);
+	assert_int_equal(t.join[CMB_MAP_JOIN_UNKNOWN], 1);
+	assert_int_equal(t.join[CMB_MAP_JOIN_HYBRID], 2);
+	assert_int_equal(t.join[CMB_MAP_JOIN_AZURE_AD], 0);
+	assert_string_equal(cmb_map_health_names[CMB_MAP_HEALTH_INSTALL_FAILED], "installFailed");
+	assert_string_equal(cmb_map_join_names[CMB_MAP_JOIN_AZURE_AD], "azureADJoined");
+	assert_string_equal(cmb_map_agent_names[CMB_MAP_AGENT_CLIENT], "configurationManagerClient");
+	cmb_site_device_clear(&dev);
+}
+
 static void test_context(void **state)
 {
 	(void)state;
@@ -859,6 +902,7 @@ int main(void)
 		cmocka_unit_test(test_hash_pinned),
 		cmocka_unit_test(test_hash_changes),
 		cmocka_unit_test(test_context),
+		cmocka_unit_test(test_tally),
 		cmocka_unit_test(test_datetime),
 		cmocka_unit_test(test_site_device_init_clear),
 	};

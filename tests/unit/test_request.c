@@ -298,6 +298,40 @@ static void unauthorized_renews_once(void **state)
 	fx_assert_all_served(&f->srv);
 }
 
+/* The process's totals by side (the metrics): exchanges, retries, 429s, renewals, tokens. */
+static void totals_by_side(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_request_totals t0[CMB_REQUEST_SIDES], t1[CMB_REQUEST_SIDES];
+	cmb_request_totals(t0);
+	script(f, 429, "");
+	script(f, 401, ODATA("InvalidAuthenticationToken", "expired"));
+	script(f, 503, "");
+	script(f, 200, "{}");
+	assert_int_equal(run(f, (struct cmb_request){ 0 }), 0);
+	cmb_request_totals(t1);
+	const struct cmb_request_totals *a = &t0[CMB_REQUEST_SIDE_SITE], *b = &t1[CMB_REQUEST_SIDE_SITE];
+	assert_int_equal(b->requests - a->requests, 4);
+	assert_int_equal(b->retries - a->retries, 2);     /* after the 429 and the 503 */
+	assert_int_equal(b->throttled - a->throttled, 1); /* 429 only */
+	assert_int_equal(b->renewals - a->renewals, 1);
+	assert_int_equal(b->tokens - a->tokens, 0);
+	assert_int_equal(t1[CMB_REQUEST_SIDE_TENANT].requests, t0[CMB_REQUEST_SIDE_TENANT].requests);
+
+	/* A token endpoint counts as "token", whatever its side says; its 2xx answers are tokens. */
+	f->ep.credential_endpoint = 1;
+	f->ep.side = "token endpoint";
+	script(f, 200, "{}");
+	assert_int_equal(run(f, (struct cmb_request){ 0 }), 0);
+	cmb_request_totals(t0);
+	assert_int_equal(t0[CMB_REQUEST_SIDE_TOKEN].tokens - t1[CMB_REQUEST_SIDE_TOKEN].tokens, 1);
+	assert_int_equal(t0[CMB_REQUEST_SIDE_TOKEN].requests - t1[CMB_REQUEST_SIDE_TOKEN].requests, 1);
+	assert_int_equal(t0[CMB_REQUEST_SIDE_SITE].requests, t1[CMB_REQUEST_SIDE_SITE].requests);
+	assert_string_equal(cmb_request_side_name(CMB_REQUEST_SIDE_TOKEN), "token");
+	assert_null(cmb_request_side_name(CMB_REQUEST_SIDES));
+	fx_assert_all_served(&f->srv);
+}
+
 /* ---- giving up ------------------------------------------------------------ */
 
 static void give_up_messages(void **state)
@@ -461,6 +495,7 @@ int main(void)
 		T(once_retried_on_503),
 		T(idempotent_retried),
 		T(unauthorized_renews_once),
+		T(totals_by_side),
 		T(give_up_messages),
 		cmocka_unit_test(policy_from_config),
 		T(prepare_every_attempt),

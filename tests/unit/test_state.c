@@ -875,6 +875,8 @@ static void test_old_database(void **state)
 	assert_string_equal(list[0].id, "a1");
 	cmb_state_actions_free(list, n);
 	assert_int_equal(cmb_state_actions_open(st), 3);
+	for (size_t i = 0; i < 6; i++) /* one action in each state */
+		assert_int_equal(cmb_state_actions_count(st, newest_first[i]), 1);
 
 	struct cmb_intent *its = NULL;
 	assert_int_equal(cmb_state_intents_open(st, &its, &n), 0);

@@ -364,6 +364,10 @@ static void newer_duplicate_wins(void **state)
 	assert_string_equal(f->tenant.uploaded, "");
 	assert_string_equal(f->tenant.removed, "");
 	assert_int_equal(f->res.counts.duplicates, 1);
+	/* The records mapped, by what they say (the metrics): the duplicate counted, the device out of scope not. */
+	assert_int_equal(f->res.devices.agent[CMB_MAP_AGENT_CLIENT], 3);
+	assert_int_equal(f->res.devices.agent[CMB_MAP_AGENT_CLIENT_MDM], 0);
+	assert_int_equal(f->res.devices.join[CMB_MAP_JOIN_UNKNOWN], 3);
 }
 
 static void deletion_guard_holds_then_approves(void **state)
