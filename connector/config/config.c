@@ -681,7 +681,7 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	while (*s == ' ' || *s == '\t')
 		s++;
-	if (*s != ';' && *s != '#') {
+	if (*s && *s != ';' && *s != '#') {  /* a blank line without a newline ends right here */
 		for (char *p = s + 1; *p; p++) {
 			if ((*p == '#' || *p == ';') && (p[-1] == ' ' || p[-1] == '\t')) {
 				p[0] = '\n';

@@ -633,6 +633,26 @@ static void test_err_syntax(void **state)
 	free(absent);
 }
 
+/*
+ * A last line of blanks with no newline after it (found by fuzz_config:
+ * the inline-comment scan read past its end; the ASan build of this test
+ * saw it) is an empty line like any other.
+ */
+static void test_blank_last_line(void **state)
+{
+	struct fx *f = *state;
+	static const char *const tails[] = { "  ", "\t", " \t ", "\n  " };
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char *tmpl = xasprintf("%s%s", MIN_CONF, tails[i]);
+		write_conf(f, tmpl);
+		struct cmb_config *cfg = NULL;
+		assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+		assert_string_equal(cfg->site_code, "PS1");
+		cmb_config_free(cfg);
+		free(tmpl);
+	}
+}
+
 static void test_reload(void **state)
 {
 	struct fx *f = *state;
@@ -929,6 +949,7 @@ int main(void)
 		T(test_err_secret_file),
 		T(test_err_duplicate),
 		T(test_err_syntax),
+		T(test_blank_last_line),
 		T(test_reload),
 		T(test_retry_rate_options),
 		T(test_docs),
