@@ -11,7 +11,12 @@
  * join and the schema's readings (join.c, schema.c), and every device the
  * join emits through mapping (mapping/device.c, site_device.c, utf8.c).
  *
- * Beyond not crashing, leaking or hanging: a mapped record must be one JSON
+ * A page's @odata.nextLink is resolved against the page's URL and checked
+ * against the site's origin as the cursor does (cursor.c, next_url).
+ *
+ * Beyond not crashing, leaking or hanging: a link the origin check lets
+ * through leads to https://127.0.0.1:40711/ (the site's credentials go
+ * nowhere else); a mapped record must be one JSON
  * object of valid UTF-8 (yajl parses it with UTF-8 checks on), its key
  * must be "PS1:<ResourceID>", and its hash must be 64 hex digits.
  */
@@ -26,6 +31,7 @@
 #include "adapters/adminservice/schema.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
+#include "connector/transport/http.h"
 #include "mapping/device.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -65,6 +71,18 @@ static int page_next(struct cmb_join_cursor *cur, struct cmb_odata_record **out)
 	return pg->rc;
 }
 
+#define SITE "https://127.0.0.1:40711/AdminService"
+
+static void check_link(const char *link)
+{
+	char *next = cmb_http_resolve(SITE "/wmi/SMS_R_System?$top=3", link);
+	if (next && cmb_http_same_origin(next, SITE) && strncmp(next, "https://127.0.0.1:40711/", 24) != 0) {
+		fprintf(stderr, "nextLink '%s' resolves to %s, taken as the site's origin\n", link, next);
+		abort();
+	}
+	free(next);
+}
+
 static void page_read(struct page *pg, const uint8_t *doc, size_t len, size_t chunk)
 {
 	struct cmb_odata_parser *p = NULL;
@@ -86,6 +104,8 @@ static void page_read(struct page *pg, const uint8_t *doc, size_t len, size_t ch
 		abort();
 	if (cmb_odata_records(p) < pg->n)
 		abort();
+	if (link)
+		check_link(link);
 	cmb_odata_free(p);
 	pg->rc = rc;
 }
