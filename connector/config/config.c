@@ -1238,6 +1238,8 @@ int cmb_config_load(struct cmb_config **out, const char *path)
 	if (ctx.error)
 		goto done;
 
+	ctx.cfg->option_lines = xmalloc(sizeof(ctx.set_line));
+	memcpy(ctx.cfg->option_lines, ctx.set_line, sizeof(ctx.set_line));
 	*out = ctx.cfg;
 	ctx.cfg = NULL;
 	rc = 0;
@@ -1258,7 +1260,16 @@ void cmb_config_free(struct cmb_config *cfg)
 		if (stores_string(&options[i]))
 			free(*field_str(cfg, &options[i]));
 	free(cfg->path);
+	free(cfg->option_lines);
 	free(cfg);
+}
+
+int cmb_config_line(const struct cmb_config *cfg, const char *section, const char *key)
+{
+	size_t i;
+	if (!cfg->option_lines || !find_option(section, key, &i))
+		return 0;
+	return cfg->option_lines[i];
 }
 
 /* ---- output ---- */

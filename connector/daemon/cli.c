@@ -71,6 +71,18 @@ static void json_end(yajl_gen g)
 }
 
 
+/* A message of one or more lines (all the errors of one kind at once), each line as its own "cmbridge: " line. */
+static void print_lines(FILE *fp, const char *prefix, const char *msg)
+{
+	for (const char *p = msg;;) {
+		const char *nl = strchr(p, '\n');
+		fprintf(fp, "%s%.*s\n", prefix, nl ? (int)(nl - p) : (int)strlen(p), p);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
 /* ---- sync ---- */
 
 /* The sync command's options. */
@@ -968,7 +980,18 @@ static void config_failed(const char *path)
 		fprintf(stderr, "cmbridge: %s; start from the commented sample: cmbridge config --template > %s\n",
 			cmb_error_last(), path);
 	else
-		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		print_lines(stderr, "cmbridge: ", cmb_error_last());
+}
+
+/* The file, then what only the engine can judge of it ([actions] names: mapping/ is not config's to read). */
+static int config_load(struct cmb_config **cfg, const char *path)
+{
+	int rc = cmb_config_load(cfg, path);
+	if (rc == 0 && (rc = cmb_relay_check_config(*cfg, NULL)) < 0) {
+		cmb_config_free(*cfg);
+		*cfg = NULL;
+	}
+	return rc;
 }
 
 /* Runs one command with its arguments (the global options among them already taken out). */
@@ -981,7 +1004,7 @@ static int run_command(const struct cmb_cli_command *c, const struct cmb_cli_glo
 	}
 	struct cmb_config *cfg = NULL;
 	if (!(c->config_free && c->config_free(argc, argv))) {
-		if ((rc = cmb_config_load(&cfg, g->config_path)) < 0) {
+		if ((rc = config_load(&cfg, g->config_path)) < 0) {
 			config_failed(g->config_path);
 			return EXIT_USAGE;
 		}

@@ -110,26 +110,99 @@ static int in_allowed(const struct cmb_config *cfg, const char *action)
 	return 0;
 }
 
-int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
+/* "FILE:LINE: [actions] KEY" for messages about a value found after loading. */
+static void where(struct cmb_buf *b, const struct cmb_config *cfg, const char *key)
 {
-	const struct cmb_config *cfg = env->cfg;
+	int line = cmb_config_line(cfg, "actions", key);
+	const char *path = cfg->path ? cfg->path : "config";
+	if (line > 0)
+		cmb_buf_printf(b, "%s:%d: [actions] %s", path, line, key);
+	else
+		cmb_buf_printf(b, "%s: [actions] %s", path, key);
+}
+
+/* One error line for a name of allowed that is no action, with the nearest action name when there is one. */
+static void unknown_action(struct cmb_buf *b, const struct cmb_config *cfg, const char *name)
+{
+	size_t n;
+	const struct cmb_action_map *table = cmb_map_actions(&n);
+	const char *names[32];
+	for (size_t i = 0; i < n && i < sizeof(names) / sizeof(names[0]); i++)
+		names[i] = table[i].action;
+	const char *sug = cmb_suggest(name, names, n < 32 ? n : 32);
+	char *shown = cmb_str_printable(name, strlen(name), 80, 1);
+	if (b->len)
+		cmb_buf_addstr(b, "\n");
+	where(b, cfg, "allowed");
+	if (sug)
+		cmb_buf_printf(b, ": \"%s\" is not an action the connector relays (did you mean %s?)", shown, sug);
+	else
+		cmb_buf_printf(b, ": \"%s\" is not an action the connector relays (see docs/actions.md)", shown);
+	free(shown);
+}
+
+/* The warnings of cmb_relay_check_config: a pair of keys half turned. */
+static void destructive_warnings(struct cmb_buf *w, const struct cmb_config *cfg)
+{
+	if (cfg->actions_allow_destructive && !in_allowed(cfg, "retire")) {
+		where(w, cfg, "allow_destructive");
+		cmb_buf_addstr(w, " = yes has no effect: retire is not in allowed, so it is still refused (add retire "
+				  "to allowed to relay it, or remove the line)\n");
+	}
+	if (!cfg->actions_allow_destructive && in_allowed(cfg, "retire")) {
+		where(w, cfg, "allowed");
+		cmb_buf_addstr(w, ": retire is refused all the same while allow_destructive = no (set allow_destructive "
+				  "= yes to relay it, or take retire out of allowed)\n");
+	}
+	if (in_allowed(cfg, "wipe")) {
+		where(w, cfg, "allowed");
+		cmb_buf_printf(w, ": wipe is never relayed: %s (take it out of allowed)\n", cmb_map_action("wipe")->reason);
+	}
+}
+
+int cmb_relay_check_config(const struct cmb_config *cfg, char **warnings)
+{
+	struct cmb_buf err = CMB_BUF_INIT(64 * 1024), w = CMB_BUF_INIT(64 * 1024);
 	const char *list = cfg->actions_allowed ? cfg->actions_allowed : "";
 	for (const char *p = list; *p;) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		char *name = xstrndup(p, len);
-		int known = cmb_map_action(name) != NULL;
-		if (!known) {
-			int rc = cmb_error_set(CMB_ECONFIG, "%s: [actions] allowed: \"%s\" is not an action the connector "
-					       "knows (see docs/actions.md)", cfg->path ? cfg->path : "config", name);
-			free(name);
-			return rc;
-		}
+		if (!cmb_map_action(name))
+			unknown_action(&err, cfg, name);
 		free(name);
 		if (!e)
 			break;
 		p = e + 1;
 	}
+	int rc = 0;
+	if (err.len) {
+		rc = cmb_error_set(CMB_ECONFIG, "%s", err.data);
+	} else {
+		destructive_warnings(&w, cfg);
+		if (w.len)
+			w.data[--w.len] = '\0'; /* the last newline */
+	}
+	cmb_buf_free(&err);
+	if (warnings)
+		*warnings = w.len ? cmb_buf_detach(&w, NULL) : NULL;
+	cmb_buf_free(&w);
+	return rc;
+}
+
+int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
+{
+	const struct cmb_config *cfg = env->cfg;
+	char *warnings = NULL;
+	int rc = cmb_relay_check_config(cfg, &warnings);
+	if (rc < 0)
+		return rc;
+	for (char *line = warnings, *nl; line && *line; line = nl ? nl + 1 : line + strlen(line)) {
+		if ((nl = strchr(line, '\n')))
+			*nl = '\0';
+		cmb_warn("relay: %s", line);
+	}
+	free(warnings);
 	if (!env->site->initiate_operation || !env->site->find_operations || !env->site->operation_status ||
 	    !env->site->offline_clients || !env->site->block_clients)
 		return cmb_error_set(CMB_ECONFIG, "site adapter %s cannot run operations", env->site->name);
