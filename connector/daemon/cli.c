@@ -16,6 +16,7 @@
  */
 #include "connector/daemon/cli.h"
 #include "connector/daemon/usage.h"
+#include "connector/daemon/check.h"
 #include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
 #include "connector/daemon/progress.h"
@@ -528,35 +529,7 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 {
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "check: unexpected argument '%s'", argv[1]);
-	printf("config:  %s is valid\n", cfg->path);
-	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SITE | CMB_DAEMON_TENANT);
-	if (rc < 0)
-		return rc;
-	int failed = 0;
-	if ((rc = s.site->check(s.site_st)) < 0) {
-		printf("site:    FAILED: %s\n", cmb_error_last());
-		failed = rc;
-	} else {
-		printf("site:    %s reachable, a device key read\n", cfg->site_url);
-	}
-	/* What the site has and what the connector will do without, per class. */
-	char *report = s.site->describe ? s.site->describe(s.site_st) : NULL;
-	if (report)
-		fputs(report, stdout);
-	free(report);
-	long expires = 0;
-	if ((rc = s.tenant->check(s.tenant_st, &expires)) < 0) {
-		printf("tenant:  FAILED: %s\n", cmb_error_last());
-		failed = rc;
-	} else {
-		printf("tenant:  token obtained from %s for client %s (valid %ld s)\n", cfg->tenant_token_url,
-		       cfg->tenant_client_id, expires);
-	}
-	cmb_daemon_session_close(&s);
-	if (failed)
-		return cmb_error_set(failed, "check failed");
-	return 0;
+	return cmb_check_run(cfg);
 }
 
 /* ---- token ---- */
@@ -947,7 +920,8 @@ static const struct cmb_cli_command commands[] = {
 	{ .name = "quarantine", .run = cmd_quarantine, .synopsis = "quarantine [--json]",
 	  .help = "records held back, with the reason" },
 	{ .name = "check", .run = cmd_check, .synopsis = "check",
-	  .help = "config valid, site and tenant reachable, token obtained" },
+	  .help = "everything a cycle needs: config, [actions] names, site, token\n"
+		  "and its roles, gateway and Graph answering (both sides at once)" },
 	{ .name = "config", .run = cmd_config, .config_free = config_is_template, .synopsis = "config [--template]",
 	  .help = "print the effective configuration (no secrets); --template:\n"
 		  "a commented sample configuration, every option at its default" },
