@@ -560,6 +560,7 @@ static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_devi
 {
 	struct gen_out o = { .n_volatile = 0 };
 	cmb_buf_init(&o.json, (size_t)16 << 20);
+	cmb_buf_reserve(&o.json, 2048);   /* a record is about 1.2 KB: one allocation, not four */
 	yajl_gen g = yajl_gen_alloc(NULL);
 	if (!g)
 		cmb_fatal("out of memory");

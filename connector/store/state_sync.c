@@ -135,7 +135,7 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
  */
 const char cmb_sdb_sync_temp_schema[] =
 	"CREATE TEMP TABLE identity(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
-	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL);"
+	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX temp.identity_hw ON identity(hardware_id);"
 	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);"
 	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;"
