@@ -1110,6 +1110,72 @@ static void check_metrics(struct parse_ctx *ctx)
 		"allow_remote = yes to serve them to other hosts)", ctx->cfg->metrics_listen);
 }
 
+/*
+ * Base URLs the connector appends its own paths to (docs/wire-format.md):
+ * one that already ends in such a path would be requested doubled on the
+ * first cycle (https://host/api/gateway/api/gateway/DevicePost). Refused
+ * here, with the base to write instead. tails: the paths the connector
+ * appends, each refused as a path segment anywhere in the URL's path.
+ */
+static void refuse_appended_path(struct parse_ctx *ctx, size_t offset, const char *const *tails, const char *appends)
+{
+	size_t i;
+	const struct option *o = option_by_field(offset, &i);
+	const char *v = *field_str(ctx->cfg, o);
+	if (ctx->error || !v)
+		return;
+	const char *path = strchr(v + 8, '/'), *q = strpbrk(v + 8, "?#");
+	if (q && (!path || q < path))
+		path = q;
+	if (q) {
+		fail_at(ctx, ctx->set_line[i],
+			"[%s] %s: \"%s\" has a query or fragment, and the connector appends %s to it (expected a base "
+			"URL: write %.*s)", o->section, o->key, v, appends, (int)(q - v), v);
+		return;
+	}
+	for (const char *p = path; p && *p; p = strchr(p + 1, '/')) {
+		for (const char *const *t = tails; *t; t++) {
+			size_t n = strlen(*t);
+			if (strncasecmp(p + 1, *t, n) != 0 || (p[1 + n] != '\0' && p[1 + n] != '/'))
+				continue;
+			fail_at(ctx, ctx->set_line[i],
+				"[%s] %s: \"%s\" ends with a path the connector appends itself (%s), so it would be "
+				"requested twice (expected the base URL: write %.*s)", o->section, o->key, v, appends,
+				(int)(p - v), v);
+			return;
+		}
+	}
+}
+
+/* Graph's URLs carry the API version first (https://graph.microsoft.com/beta/...): a host alone is not a base. */
+static void check_graph_version(struct parse_ctx *ctx)
+{
+	size_t i;
+	const struct option *o = option_by_field(OFF(tenant_graph_url), &i);
+	const char *v = ctx->cfg->tenant_graph_url;
+	if (ctx->error || !v || strchr(v + 8, '/'))
+		return;
+	fail_at(ctx, ctx->set_line[i],
+		"[%s] %s: \"%s\" has no API version, and Graph paths start with one (expected the Graph beta "
+		"endpoint the connector's shapes are from: write %s/beta)", o->section, o->key, v, v);
+}
+
+static void check_endpoint_urls(struct parse_ctx *ctx)
+{
+	static const char *const gateway[] = { "api", NULL };
+	static const char *const graph[] = { "deviceManagement", NULL };
+	static const char *const authority[] = { "oauth2", NULL };
+	static const char *const site[] = { "wmi", NULL };
+	size_t ti;
+	option_by_field(OFF(tenant_token_url), &ti);
+	refuse_appended_path(ctx, OFF(tenant_gateway_url), gateway, "/api/gateway/DevicePost and the other /api/gateway routes");
+	refuse_appended_path(ctx, OFF(tenant_graph_url), graph, "/deviceManagement/managedDevices");
+	check_graph_version(ctx);
+	if (!ctx->set_line[ti]) /* token_url, when set, is used as written */
+		refuse_appended_path(ctx, OFF(tenant_authority), authority, "/oauth2/v2.0/token");
+	refuse_appended_path(ctx, OFF(site_url), site, "/wmi/SMS_R_System and the other /wmi classes");
+}
+
 /* Defaults, required keys and the rules that involve more than one option. */
 static void finish(struct parse_ctx *ctx)
 {
@@ -1148,7 +1214,8 @@ static void finish(struct parse_ctx *ctx)
 		return;
 
 	check_metrics(ctx);
-	if (cfg->sync_full_interval < cfg->sync_interval) {
+	check_endpoint_urls(ctx);
+	if (!ctx->error && cfg->sync_full_interval < cfg->sync_interval) {
 		size_t ifi;
 		option_by_field(OFF(sync_full_interval), &ifi);
 		fail_at(ctx, ctx->set_line[ifi], "[sync] full_interval: %ld is less than interval %ld (expected at least %ld)",
@@ -1195,6 +1262,8 @@ int cmb_config_load(struct cmb_config **out, const char *path)
 	if (ctx.error)
 		goto done;
 
+	ctx.cfg->option_lines = xmalloc(sizeof(ctx.set_line));
+	memcpy(ctx.cfg->option_lines, ctx.set_line, sizeof(ctx.set_line));
 	*out = ctx.cfg;
 	ctx.cfg = NULL;
 	rc = 0;
@@ -1215,7 +1284,16 @@ void cmb_config_free(struct cmb_config *cfg)
 		if (stores_string(&options[i]))
 			free(*field_str(cfg, &options[i]));
 	free(cfg->path);
+	free(cfg->option_lines);
 	free(cfg);
+}
+
+int cmb_config_line(const struct cmb_config *cfg, const char *section, const char *key)
+{
+	size_t i;
+	if (!cfg->option_lines || !find_option(section, key, &i))
+		return 0;
+	return cfg->option_lines[i];
 }
 
 /* ---- output ---- */

@@ -556,6 +556,63 @@ static void test_err_url(void **state)
 		     "URL)");
 }
 
+/* Bases the connector appends its own paths to: a URL that already has one would be requested doubled. */
+#define REQ_SITE "[connector]\nsite_code = PS1\n[site]\nurl = %s\n"
+#define REQ_TENANT \
+	"[tenant]\nauthority = %s\ngateway_url = %s\nclient_id = c\nclient_secret_file = {dir}/tenant.secret\n"
+static void expect_url_error(void **state, const char *site, const char *authority, const char *gateway,
+			     const char *extra, const char *msg)
+{
+	char *conf = xasprintf(REQ_SITE REQ_TENANT "%s", site, authority, gateway, extra);
+	expect_error(state, conf, msg);
+	free(conf);
+}
+
+static void test_err_url_appended(void **state)
+{
+	const char *site = "https://cm01/AdminService", *auth = "https://login.microsoftonline.com/contoso";
+	expect_url_error(state, site, auth, "https://gw.example/api/gateway/", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/api/gateway\" ends with a path the "
+			 "connector appends itself (/api/gateway/DevicePost and the other /api/gateway routes), so it "
+			 "would be requested twice (expected the base URL: write https://gw.example)");
+	expect_url_error(state, site, auth, "https://gw.example/tenant1/API/gateway/DevicePost", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/tenant1/API/gateway/DevicePost\" ends "
+			 "with a path the connector appends itself (/api/gateway/DevicePost and the other /api/gateway "
+			 "routes), so it would be requested twice (expected the base URL: write https://gw.example/tenant1)");
+	expect_url_error(state, site, auth, "https://gw.example/?x=1", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/?x=1\" has a query or fragment, and the "
+			 "connector appends /api/gateway/DevicePost and the other /api/gateway routes to it (expected a "
+			 "base URL: write https://gw.example/)");
+	expect_url_error(state, site, auth, "https://gw.example",
+			 "graph_url = https://graph.microsoft.com/beta/deviceManagement/managedDevices\n",
+			 "{conf}:10: [tenant] graph_url: \"https://graph.microsoft.com/beta/deviceManagement/managedDevices\" "
+			 "ends with a path the connector appends itself (/deviceManagement/managedDevices), so it would be "
+			 "requested twice (expected the base URL: write https://graph.microsoft.com/beta)");
+	expect_url_error(state, site, auth, "https://gw.example", "graph_url = https://graph.microsoft.com/\n",
+			 "{conf}:10: [tenant] graph_url: \"https://graph.microsoft.com\" has no API version, and Graph "
+			 "paths start with one (expected the Graph beta endpoint the connector's shapes are from: write "
+			 "https://graph.microsoft.com/beta)");
+	expect_url_error(state, site, "https://login.microsoftonline.com/contoso/oauth2/v2.0/token", "https://gw", "",
+			 "{conf}:6: [tenant] authority: \"https://login.microsoftonline.com/contoso/oauth2/v2.0/token\" "
+			 "ends with a path the connector appends itself (/oauth2/v2.0/token), so it would be requested "
+			 "twice (expected the base URL: write https://login.microsoftonline.com/contoso)");
+	expect_url_error(state, "https://cm01/AdminService/wmi/", auth, "https://gw", "",
+			 "{conf}:4: [site] url: \"https://cm01/AdminService/wmi\" ends with a path the connector "
+			 "appends itself (/wmi/SMS_R_System and the other /wmi classes), so it would be requested twice "
+			 "(expected the base URL: write https://cm01/AdminService)");
+
+	/* Not a segment of its own, or token_url set (used as written): accepted. */
+	struct fx *f = *state;
+	char *conf = xasprintf(REQ_SITE REQ_TENANT "token_url = https://login.example/t/oauth2/v2.0/token\n",
+			       "https://cm01/AdminServiceWmi", "https://login.example/t/oauth2", "https://gw.example/apis");
+	write_conf(f, conf);
+	free(conf);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_string_equal(cfg->tenant_gateway_url, "https://gw.example/apis");
+	cmb_config_free(cfg);
+}
+
 static void test_err_required(void **state)
 {
 	expect_error(state,
@@ -912,10 +969,10 @@ static void test_err_url_credentials(void **state)
 		     "proxy_password_file)");
 	/* An '@' after the host (a query) is not user information: nothing to remove, nothing refused. */
 	struct fx *f = *state;
-	write_conf(f, MIN_CONF "[tenant]\ngraph_url = https://graph.example/beta?who=a@b\n");
+	write_conf(f, MIN_CONF "[tenant]\ntoken_url = https://login.example/t/token?who=a@b\n");
 	struct cmb_config *cfg = NULL;
 	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
-	assert_string_equal(cfg->tenant_graph_url, "https://graph.example/beta?who=a@b");
+	assert_string_equal(cfg->tenant_token_url, "https://login.example/t/token?who=a@b");
 	cmb_config_free(cfg);
 }
 
@@ -986,6 +1043,7 @@ int main(void)
 		T(test_err_numbers),
 		T(test_err_enum),
 		T(test_err_url),
+		T(test_err_url_appended),
 		T(test_metrics_listen),
 		T(test_err_required),
 		T(test_err_site_code),
