@@ -102,16 +102,18 @@ static void pick_cycles(struct cmb_report *r)
 	}
 }
 
-/*
- * The hook for the policy relay's state (branch policy-engine): count its
- * policies by state into r->policies and set r->policies_known. This tree
- * has no policy state yet, so there is nothing to count.
- */
+/* The policy relay's policies by state (docs/policies.md, "States"). */
 static int gather_policies(struct cmb_report *r, struct cmb_state *st)
 {
-	(void)st;
-	r->policies_known = 0;
 	r->n_policy_states = 0;
+	for (int i = 0; i < CMB_PSTATE_COUNT && i < CMB_REPORT_N_POLICY_STATES; i++) {
+		long n = cmb_state_policies_count(st, (enum cmb_policy_state)i);
+		if (n < 0)
+			return (int)n;
+		r->policies[r->n_policy_states].state = cmb_state_policy_state_name((enum cmb_policy_state)i);
+		r->policies[r->n_policy_states++].n = n;
+	}
+	r->policies_known = 1;
 	return 0;
 }
 
