@@ -63,7 +63,6 @@ static void items_free(struct ppoll *pp)
 		cmb_state_policy_clear(&it->row);
 		cmb_map_policy_free(it->model);
 		cmb_map_policy_reasons_free(&it->reasons);
-		free(it->body);
 		free(it->doc);
 	}
 	free(pp->items);
@@ -124,6 +123,23 @@ static int on_listed(void *ctx, const char *id, const char *json, size_t len)
 	return 0;
 }
 
+/*
+ * A policy read from Graph is kept at once with its lastModifiedDateTime:
+ * a poll cut short does not read it again, whatever else it had done.
+ */
+static int keep_body(struct ppoll *pp, struct pitem *it, const char *body, size_t len)
+{
+	struct cmb_state *st = pp->env->state;
+	snprintf(it->row.modified, sizeof(it->row.modified), "%s", it->model->last_modified);
+	it->row.updated = pp->now;
+	int rc = cmb_state_begin(st);
+	if (rc == 0 && (rc = cmb_state_policy_put(st, &it->row)) == 0 &&
+	    (rc = cmb_state_policy_set_body(st, it->row.id, body, len)) == 0)
+		return cmb_state_commit(st);
+	cmb_state_rollback(st);
+	return rc;
+}
+
 /* The whole policy: from the state when the listing's lastModifiedDateTime is the one stored, else from Graph. */
 static int read_whole(struct ppoll *pp, struct pitem *it, const char *listed_modified, int *changed)
 {
@@ -151,14 +167,9 @@ static int read_whole(struct ppoll *pp, struct pitem *it, const char *listed_mod
 	}
 	cmb_map_policy_free(it->model);
 	it->model = p;
-	if (*changed) {
-		free(it->body);
-		it->body = body;
-		it->body_len = len;
-	} else {
-		free(body);
-	}
-	return 0;
+	rc = *changed ? keep_body(pp, it, body, len) : 0;
+	free(body);
+	return rc;
 }
 
 /* Reads every listed policy meant for the connector whose body is not current. */
@@ -180,8 +191,6 @@ static int read_policies(struct ppoll *pp)
 		int rc = read_whole(pp, it, listed_modified, &changed);
 		if (rc < 0)
 			return rc;
-		/* Graph's own lastModifiedDateTime of what was read is the one kept. */
-		snprintf(it->row.modified, sizeof(it->row.modified), "%s", it->model->last_modified);
 	}
 	return 0;
 }
@@ -494,8 +503,6 @@ static int record_one(struct ppoll *pp, struct pitem *it)
 		return 0;
 	it->row.updated = pp->now;
 	int rc = cmb_state_policy_put(st, &it->row);
-	if (rc == 0 && it->body)
-		rc = cmb_state_policy_set_body(st, it->row.id, it->body, it->body_len);
 	if (rc == 0 && it->doc)
 		rc = cmb_state_policy_set_document(st, it->row.id, it->version, it->hash, it->doc, it->doc_len,
 						   it->settings);

@@ -16,8 +16,6 @@ struct pitem {
 	int listed;                  /* in the tenant's listing */
 	int for_connector;
 	struct cmb_policy *model;    /* the whole policy (settings, assignments), NULL when not read */
-	char *body;                  /* its JSON as Graph returned it (the caller's), when read in this poll */
-	size_t body_len;
 	enum cmb_policy_verdict verdict;
 	struct cmb_policy_reasons reasons;
 	int64_t site_version;        /* what the site's listing holds (0: nothing) */
