@@ -967,10 +967,11 @@ static const struct cmb_cli_command commands[] = {
 	{ .name = "actions", .run = cmd_actions, .synopsis = "actions [show ID] [--json]",
 	  .help = "remote actions received, with their state; show ID: one action\n"
 		  "and its audit history" },
-	{ .name = "policies", .run = cmb_cli_policies, .synopsis = "policies [show ID] [--json] [--once]",
+	{ .name = "policies", .run = cmb_cli_policies, .synopsis = "policies [show ID] [--json] [--once] [--now]",
 	  .help = "endpoint security policies: state, reasons, targets, compliance;\n"
 		  "show ID: one policy, its devices and journal; --once: one poll\n"
-		  "(tenant to site documents, compliance back) and exit" },
+		  "(tenant to site documents, compliance back) and exit;\n"
+		  "--now: one poll by the daemon while `run` runs" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -5,10 +5,13 @@
  *
  * The listing opens the state read-only (works while `run` runs); the diff
  * works on a private copy of it and writes nothing to the site or the
- * tenant; --once holds the state like any writer. JSON through
+ * tenant; --once holds the state like any writer; --now asks the running
+ * daemon for one poll over its control socket, and polls here when none
+ * runs. JSON through
  * base/json.h, never built by hand.
  */
 #include "connector/daemon/cli_policies.h"
+#include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
 #include "connector/base/clock.h"
 #include "connector/base/error.h"
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 
 #define SHOW_JOURNAL 20          /* journal rows `policies show` lists */
 
@@ -296,23 +300,58 @@ static int policies_once(const struct cmb_config *cfg)
 	return rc;
 }
 
+static long long reply_num(yajl_val v, const char *name)
+{
+	const char *path[] = { name, NULL };
+	yajl_val x = yajl_tree_get(v, path, yajl_t_number);
+	return x && YAJL_IS_INTEGER(x) ? YAJL_GET_INTEGER(x) : 0;
+}
+
+/* policies --now while `run` runs: one poll by the daemon; CMB_ENOTFOUND when none runs. */
+static int policies_by_daemon(const struct cmb_config *cfg)
+{
+	yajl_val v = NULL;
+	int rc = cmb_ctl_call(cfg->state_dir, "policies", &v);
+	if (rc < 0)
+		return rc;
+	const char *pok[] = { "ok", NULL }, *perr[] = { "error", NULL };
+	yajl_val ok = yajl_tree_get(v, pok, yajl_t_any), err = yajl_tree_get(v, perr, yajl_t_string);
+	printf("policies: one poll by the daemon: %lld listed (%lld read), %lld accepted (%lld in conflict), %lld rejected; "
+	       "site: %lld written, %lld removed; %lld statuses reported\n", reply_num(v, "listed"), reply_num(v, "read"),
+	       reply_num(v, "accepted"), reply_num(v, "conflicts"), reply_num(v, "rejected"), reply_num(v, "written"),
+	       reply_num(v, "removed"), reply_num(v, "reported"));
+	rc = ok && YAJL_IS_TRUE(ok) ? 0 : cmb_error_set(CMB_ERROR, "policies: the daemon's poll failed: %s",
+						       err ? err->u.string : "no reason given");
+	yajl_tree_free(v);
+	return rc;
+}
+
 int cmb_cli_policies(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int json = 0, once = 0;
+	int json = 0, once = 0, now = 0;
 	const char *show = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else if (strcmp(argv[i], "--once") == 0)
 			once = 1;
+		else if (strcmp(argv[i], "--now") == 0)
+			now = 1;
 		else if (strcmp(argv[i], "show") == 0 && i + 1 < argc)
 			show = argv[++i];
 		else
 			return cmb_error_set(CMB_ECONFIG, "policies: unexpected argument '%s' (policies [--json] | policies "
-					     "show ID [--json] | policies --once)", argv[i]);
+					     "show ID [--json] | policies --once | policies --now)", argv[i]);
 	}
-	if (once && (show || json))
-		return cmb_error_set(CMB_ECONFIG, "policies: --once runs a poll; list or show them afterwards");
+	if ((once || now) && (show || json))
+		return cmb_error_set(CMB_ECONFIG, "policies: --once and --now run a poll; list or show them afterwards");
+	if (now) {
+		int rc = policies_by_daemon(cfg);
+		if (rc != CMB_ENOTFOUND)
+			return rc;
+		cmb_error_clear();
+		once = 1; /* no daemon: one poll here */
+	}
 	if (once)
 		return policies_once(cfg);
 	struct cmb_state *st = NULL;

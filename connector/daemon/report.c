@@ -264,6 +264,7 @@ static void json_daemon(yajl_gen g, const struct cmb_report *r)
 		cmb_json_kv_str(g, "activity", cmb_report_daemon_str(r, "activity"));
 		cmb_json_kv_str(g, "nextDelta", cmb_report_daemon_str(r, "nextDelta"));
 		cmb_json_kv_str(g, "nextFull", cmb_report_daemon_str(r, "nextFull"));
+		cmb_json_kv_str(g, "nextPolicies", cmb_report_daemon_str(r, "nextPolicies"));
 		cmb_json_kv_str(g, "lastError", cmb_report_daemon_str(r, "lastError"));
 	}
 	yajl_gen_map_close(g);
@@ -419,8 +420,8 @@ static void text_daemon(const struct cmb_report *r, const char *state_dir)
 	}
 	printf("daemon:      running, pid %lld, since %s: %s\n", cmb_report_daemon_int(r, "pid"), cmb_report_daemon_str(r, "started"),
 	       cmb_report_daemon_str(r, "activity"));
-	printf("next:        delta at %s, full at %s\n", cmb_report_daemon_str(r, "nextDelta"),
-	       cmb_report_daemon_str(r, "nextFull"));
+	printf("next:        delta at %s, full at %s, policies at %s\n", cmb_report_daemon_str(r, "nextDelta"),
+	       cmb_report_daemon_str(r, "nextFull"), cmb_report_daemon_str(r, "nextPolicies"));
 }
 
 static void text_cycles(const struct cmb_report *r)

@@ -308,10 +308,33 @@ static int run_relay(void *ud, double wait_s)
  * One policy poll (docs/policies.md, "The engine"): bounded work between
  * two relay passes, so actions wait at most one poll.
  */
+/* The answer to `policies` on the control socket: the poll's counts. */
+static char *policies_reply(const struct cmb_policy_stats *st, int rc)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_bool(g, "ok", rc == 0);
+	cmb_json_kv_str(g, "error", rc < 0 ? cmb_error_last() : NULL);
+	cmb_json_kv_int(g, "listed", st->listed);
+	cmb_json_kv_int(g, "read", st->read);
+	cmb_json_kv_int(g, "accepted", st->accepted);
+	cmb_json_kv_int(g, "rejected", st->rejected);
+	cmb_json_kv_int(g, "conflicts", st->conflicts);
+	cmb_json_kv_int(g, "written", st->written);
+	cmb_json_kv_int(g, "removed", st->removed);
+	cmb_json_kv_int(g, "reported", st->reported);
+	cmb_json_kv_bool(g, "staged", st->staged);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, NULL);
+}
+
 static int run_policies(void *ud, double wait_s)
 {
 	(void)wait_s;
 	struct run *r = ud;
+	struct cmb_ctl_request *req = r->req && r->req_task == r->policies ? r->req : NULL;
+	if (req)
+		r->req = NULL;
 	cmb_log_set_component("policy");
 	cmb_log_set_cid("policy");
 	cmb_progress_activity("policy poll");
@@ -322,6 +345,8 @@ static int run_policies(void *ud, double wait_s)
 		cmb_error_log("run: policies: %s", cmb_error_last());
 		set_last_error(r, cmb_error_last());
 	}
+	if (req)
+		cmb_ctl_answer(req, policies_reply(&st, rc == CMB_ECANCELED ? 0 : rc));
 	publish_report(r);
 	cmb_progress_activity(NULL);
 	cmb_log_set_cid(NULL);
@@ -447,7 +472,7 @@ static char *reload_reply(int rc)
 	return cmb_json_take(g, NULL);
 }
 
-/* ---- control requests (ctl.h): sync [full] | sync allow-deletes N [allow-changes M] | relay | reload ---- */
+/* ---- control requests (ctl.h): sync [full] | sync allow-deletes N [allow-changes M] | relay | policies | reload ---- */
 
 /* Queues req for task with opts; it is answered when the task has run. */
 static void queue_for(struct run *r, struct cmb_ctl_request *req, struct cmb_sched_task *task,
@@ -526,12 +551,14 @@ static void handle_request(struct run *r, struct cmb_ctl_request *req)
 		queue_for(r, req, o.full ? r->full : r->delta, &o);
 	} else if (strcmp(cmd, "relay") == 0 && argc == 1) {
 		queue_for(r, req, r->relay, NULL);
+	} else if (strcmp(cmd, "policies") == 0 && argc == 1) {
+		queue_for(r, req, r->policies, NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		int rc = run_reload(r, "reload request");
 		cmb_ctl_answer(req, reload_reply(rc));
 	} else {
 		cmb_ctl_answer_error(req, "unknown request (known: status, sync, sync full, sync allow-deletes N, sync allow-changes N, "
-				     "relay, reload)");
+				     "relay, policies, reload)");
 	}
 }
 
