@@ -463,6 +463,11 @@ static void status_text(const struct cmb_report *r, const char *state_dir)
 	printf("guard:       %s\n", guard);
 	printf("actions:     %ld pending, %ld failed, %ld results waiting to be reported\n", r->actions_open,
 	       r->actions_failed, r->outbox);
+	if (r->policies_known) {
+		printf("policies:   ");
+		for (size_t i = 0; i < r->n_policy_states; i++)
+			printf(" %ld %s%s", r->policies[i].n, r->policies[i].state, i + 1 < r->n_policy_states ? "," : "\n");
+	}
 	if (r->cert_rc == 0) {
 		char na[32];
 		cmb_time_iso8601(r->not_after, na);
