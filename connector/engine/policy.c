@@ -172,6 +172,20 @@ static int read_whole(struct ppoll *pp, struct pitem *it, const char *listed_mod
 	return rc;
 }
 
+/*
+ * One policy Graph gave in a form the connector cannot take (a body that
+ * does not parse, over a limit, an id that is no Graph id): rejected with
+ * the reason, the others go on; what the site holds of it stays as it is.
+ */
+static void unreadable(struct pitem *it)
+{
+	cmb_warn("policy %s: %s", it->row.id, cmb_error_last());
+	it->unreadable = 1;
+	it->verdict = CMB_POLICY_REJECTED;
+	add_reason(&it->reasons, xasprintf("the policy could not be read from the tenant: %s", cmb_error_last()));
+	cmb_error_clear();
+}
+
 /* Reads every listed policy meant for the connector whose body is not current. */
 static int read_policies(struct ppoll *pp)
 {
@@ -189,8 +203,14 @@ static int read_policies(struct ppoll *pp)
 			return cmb_error_set(CMB_ECANCELED, "policy poll stopped on request");
 		int changed;
 		int rc = read_whole(pp, it, listed_modified, &changed);
-		if (rc < 0)
+		if (rc == CMB_ENOTFOUND) {
+			it->listed = 0; /* deleted since the listing: removed like any policy gone */
+			cmb_error_clear();
+		} else if (rc == CMB_EPROTO || rc == CMB_EINVAL || rc == CMB_ETOOBIG || rc == CMB_EHTTP) {
+			unreadable(it);
+		} else if (rc < 0) {
 			return rc;
+		}
 	}
 	return 0;
 }
@@ -236,7 +256,7 @@ static int validate_all(struct ppoll *pp)
 		return rc;
 	for (size_t i = 0; i < pp->n; i++) {
 		struct pitem *it = &pp->items[i];
-		if (!it->listed || !it->for_connector)
+		if (!it->listed || !it->for_connector || it->unreadable)
 			continue;
 		it->verdict = cmb_map_policy_validate(it->model, (const char *const *)attached, n_attached, &it->reasons);
 	}
@@ -467,7 +487,7 @@ static int plan_all(struct ppoll *pp)
 	int rc = merge_all(pp, &pp->merge);
 	for (size_t i = 0; i < pp->n && rc == 0; i++) {
 		struct pitem *it = &pp->items[i];
-		if (it->listed && it->for_connector)
+		if (it->listed && it->for_connector && !it->unreadable)
 			join_targets(it);
 		if (accepted_with_targets(it))
 			rc = plan_accepted(pp, it, pp->merge);

@@ -35,6 +35,7 @@ struct tpol {
 	char modified[40];
 	int value;               /* allowrealtimemonitoring option */
 	int assigned;
+	int broken;              /* get_policy answers a body cut short */
 };
 
 struct fake_tenant {
@@ -84,6 +85,8 @@ static int t_get(void *st, const char *id, const char *query, char **json, size_
 		if (strcmp(t->p[i].id, id) == 0) {
 			*json = policy_json(&t->p[i], 1);
 			*len = strlen(*json);
+			if (t->p[i].broken)
+				*len /= 2;
 			return 0;
 		}
 	return cmb_error_set(CMB_ENOTFOUND, "no policy %s (scripted)", id);
@@ -475,6 +478,37 @@ static void unassign_delete(void **state)
 	assert_int_equal(f->site.deletes, 1);
 }
 
+/* A body Graph sent that cannot be taken rejects that policy, saying why; the others go on. */
+static void unreadable_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_policy_stats s;
+	f->tenant.n = 2;
+	f->tenant.p[1] = (struct tpol){ .id = "1f0e0d0c-0b0a-4909-8807-060504030201", .modified = "2026-01-01T00:00:00Z",
+					.value = 1, .assigned = 1, .broken = 1 };
+	assert_int_equal(poll(f, &s), 0);
+	assert_int_equal(s.written, 1);
+	assert_int_equal(s.rejected, 1);
+	struct cmb_policy_row p;
+	assert_int_equal(cmb_state_policy_get(f->st, f->tenant.p[1].id, &p), 0);
+	assert_int_equal(p.state, CMB_PSTATE_REJECTED);
+	cmb_state_policy_clear(&p);
+	char **r;
+	size_t n;
+	assert_int_equal(cmb_state_policy_reasons(f->st, f->tenant.p[1].id, &r, &n), 0);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(r[0], "the policy could not be read from the tenant: tenant: configuration policy "
+				     "1f0e0d0c-0b0a-4909-8807-060504030201"));
+	free(r[0]);
+	free(r);
+	/* Fixed in the tenant: read again, applied. */
+	f->tenant.p[1].broken = 0;
+	snprintf(f->tenant.p[1].modified, sizeof(f->tenant.p[1].modified), "2026-01-05T00:00:00Z");
+	assert_int_equal(poll(f, &s), 0);
+	assert_int_equal(s.written, 1);
+	assert_int_equal(f->site.n, 2);
+}
+
 /* Staging: the plan is kept, nothing reaches the site or the tenant. */
 static void staging_writes_nothing(void **state)
 {
@@ -506,6 +540,7 @@ int main(void)
 		T(lost_state_adopts),
 		T(unassign_delete),
 		T(staging_writes_nothing),
+		T(unreadable_rejected),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
