@@ -42,6 +42,7 @@ struct cmb_odata_parser {
 	int skip;                  /* depth of a nested value being skipped; 0 = none */
 	int seen_value;            /* "value" array seen (and closed) */
 	char *field;               /* the last key read at AT_RECORD */
+	uint32_t field_hash;       /* its name_hash */
 	struct cmb_odata_record *rec;
 	struct cmb_buf list;       /* AT_LIST: the items so far */
 	size_t list_items;
@@ -133,7 +134,7 @@ static int record_add(struct cmb_odata_parser *p, enum cmb_odata_type type,
 		return fail_too_big(p);
 	struct cmb_odata_field *f = NULL;
 	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->fields[i].name, p->field) == 0) {
+		if (r->fields[i].name_hash == p->field_hash && strcmp(r->fields[i].name, p->field) == 0) {
 			f = &r->fields[i];
 			free(f->text);
 			free(p->field);
@@ -147,6 +148,7 @@ static int record_add(struct cmb_odata_parser *p, enum cmb_odata_type type,
 		}
 		f = &r->fields[r->n++];
 		f->name = p->field;
+		f->name_hash = p->field_hash;
 	}
 	p->field = NULL;
 	r->bytes += cost;
@@ -275,6 +277,11 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 		return fail_too_big(p);
 	free(p->field);
 	p->field = xstrndup((const char *)s, len);
+	/* FNV-1a: a repeated name is found without comparing every name before it. */
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ s[i]) * 16777619u;
+	p->field_hash = h;
 	return 1;
 }
 
