@@ -72,20 +72,8 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	g->refs = 1;
 	cmb_retry_policy_from_config(&g->policy, cfg);
 	cmb_retry_budget_init(&g->budget, &g->policy);
-	struct cmb_http_opts ho = {
-		.name = "tenant",
-		.ca_file = cfg->tenant_ca_file,
-		.connect_timeout_s = cfg->tenant_connect_timeout,
-		.low_speed_time_s = cfg->tenant_timeout,
-		.min_speed = cfg->tenant_min_speed,
-		.deadline_s = cfg->tenant_request_timeout,
-		.deadline_option = "request_timeout",
-		.max_response = (size_t)cfg->sync_max_response_mb << 20,
-		.rate_limit = (double)cfg->tenant_rate_limit,
-		.rate_burst = (double)cfg->tenant_rate_burst,
-		.pinned_public_key = cfg->tenant_pinned_public_key,
-	};
-	cmb_http_opts_network(&ho, cfg);
+	struct cmb_http_opts ho = { .max_response = (size_t)cfg->sync_max_response_mb << 20 };
+	cmb_http_opts_tenant(&ho, cfg);
 	int rc = cmb_http_new(&g->http, &ho);
 	if (rc < 0)
 		goto fail;

@@ -738,27 +738,6 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 	return cmb_daemon_run(cfg, cli_verbose);
 }
 
-static void gen_action(yajl_gen g, const struct cmb_action *a)
-{
-	yajl_gen_map_open(g);
-	cmb_json_kv_str(g, "id", a->id);
-	cmb_json_kv_str(g, "deviceId", a->device_id);
-	cmb_json_kv_str(g, "key", a->key);
-	cmb_json_kv_int(g, "resourceId", a->resource_id);
-	cmb_json_kv_str(g, "action", a->action);
-	cmb_json_kv_str(g, "requestedBy", a->requested_by);
-	cmb_report_kv_time(g, "requestedDateTime", a->requested);
-	cmb_report_kv_time(g, "expirationDateTime", a->expires);
-	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
-	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
-	cmb_json_kv_int(g, "operationType", a->op_type);
-	cmb_json_kv_int(g, "journal", a->intent_id);
-	cmb_json_kv_int(g, "errorCode", a->error_code);
-	cmb_json_kv_str(g, "message", a->message);
-	cmb_report_kv_time(g, "lastUpdatedDateTime", a->updated);
-	yajl_gen_map_close(g);
-}
-
 struct audit_print {
 	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
@@ -800,7 +779,7 @@ static int actions_show(struct cmb_state *st, const char *show, int json)
 	if (p.json) {
 		yajl_gen_map_open(p.json);
 		cmb_json_key(p.json, "action");
-		gen_action(p.json, &a);
+		cmb_report_action_json(p.json, &a);
 		cmb_json_key(p.json, "history");
 		yajl_gen_array_open(p.json);
 	} else {
@@ -835,7 +814,7 @@ static int actions_list(struct cmb_state *st, int json)
 		yajl_gen_array_open(g);
 	for (size_t i = 0; i < n; i++) {
 		if (g) {
-			gen_action(g, &list[i]);
+			cmb_report_action_json(g, &list[i]);
 			cmb_json_flush(g, stdout);
 		} else {
 			char rq[32];

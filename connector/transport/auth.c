@@ -450,19 +450,8 @@ int cmb_site_auth_open(struct cmb_site_auth **out, struct cmb_http **http_out, c
 		cmb_retry_policy_from_config(&sa->policy, cfg);
 		cmb_retry_budget_init(&sa->budget, &sa->policy);
 		/* The token comes from the tenant's authority: tenant TLS options, same proxy. */
-		struct cmb_http_opts to = {
-			.name = "tenant",
-			.ca_file = cfg->tenant_ca_file,
-			.connect_timeout_s = cfg->tenant_connect_timeout,
-			.low_speed_time_s = cfg->tenant_timeout,
-			.min_speed = cfg->tenant_min_speed,
-			.deadline_s = cfg->tenant_request_timeout,
-			.deadline_option = "request_timeout",
-			.rate_limit = (double)cfg->tenant_rate_limit,
-			.rate_burst = (double)(cfg->tenant_rate_burst > 0 ? cfg->tenant_rate_burst : 1),
-			.pinned_public_key = cfg->tenant_pinned_public_key,
-		};
-		cmb_http_opts_network(&to, cfg);
+		struct cmb_http_opts to = { 0 };
+		cmb_http_opts_tenant(&to, cfg);
 		if ((rc = cmb_http_new(&sa->tenant_http, &to)) < 0)
 			goto done;
 		struct cmb_auth_opts ao = { .retry = &sa->budget };
