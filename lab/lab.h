@@ -390,6 +390,7 @@ struct lab_fault_conf {
 	uint64_t seed;
 	int short_class;                      /* site: a device class that answers at most short_rows rows (-1: none) */
 	long short_rows;
+	long lose_reply_at;                   /* the K-th faultable request of the side loses its reply (0: none) */
 };
 #define LAB_RATE_RING 65536
 struct lab_faults {
@@ -400,6 +401,7 @@ struct lab_faults {
 	int64_t ring[2][LAB_RATE_RING];       /* arrival times (ms) within the last second */
 	size_t head[2], count[2];
 	long max_rps[2];
+	long drawn[2];                        /* faultable requests since the side's settings were set */
 	int log_fd;                           /* DIR/requests.log */
 };
 int64_t lab_now_ms(void);

@@ -445,6 +445,9 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 		goto done;
 	}
 	free(mode);
+#ifdef CMB_TEST_HOOKS
+	cmb_sdb_test_hooks(st);   /* test builds only: docs/reliability.md */
+#endif
 	/* journal_size_limit: the -wal file shrinks back after a big cycle instead of keeping its peak size. */
 	if ((ret = exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous")) < 0 ||
 	    (ret = exec_sql(st, "PRAGMA journal_size_limit = 67108864", "limiting the WAL size")) < 0 ||
