@@ -190,12 +190,8 @@ void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out)
 	};
 }
 
-/*
- * Reports the reply's results and removals through cb, checking that they
- * answer exactly for keys[0..n) and removals[0..n_removals), in order.
- */
-static int report_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
-			   const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
+int cmb_gateway_read_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
+			      const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	int rc = 0;
 	const char *pb[] = { "batchId", NULL }, *pr[] = { "results", NULL }, *pm[] = { "removals", NULL };
@@ -265,7 +261,7 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 		g->replays++;
 		cmb_info("tenant had already applied %s batch %s; using its stored answer", what, batch_id);
 	}
-	rc = report_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
+	rc = cmb_gateway_read_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
 	yajl_tree_free(root);
 	return rc;
 }
@@ -362,8 +358,7 @@ static void gen_value(yajl_gen g, yajl_val v)
 	}
 }
 
-/* Passes each device of one page to cb; *next is its @odata.nextLink (the caller's) or NULL. */
-static int list_page(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
+int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
 {
 	const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL }, *pi[] = { "id", NULL };
 	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
@@ -410,7 +405,7 @@ static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *p
 		};
 		char *next = NULL;
 		if ((rc = cmb_tenant_call_json(&call, &root)) == 0)
-			rc = list_page(root, url, cb, ctx, &next);
+			rc = cmb_gateway_read_devices(root, url, cb, ctx, &next);
 		yajl_tree_free(root);
 		free(what);
 		free(url);

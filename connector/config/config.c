@@ -617,6 +617,14 @@ static int looks_like_secret_key(const char *key)
 
 /* ---- parsing ---- */
 
+/*
+ * The longest line read, as documented: libinih's line buffer (200) less
+ * the line end and its NUL. Every value as it takes effect (a relative path
+ * resolved, a derived URL) must fit a line too, so that what
+ * cmb_config_print() writes always loads again.
+ */
+#define CONF_LINE_MAX 197
+
 struct parse_ctx {
 	const char *path;
 	char *dir;               /* absolute directory of the file, for relative paths */
@@ -681,7 +689,7 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	while (*s == ' ' || *s == '\t')
 		s++;
-	if (*s != ';' && *s != '#') {
+	if (*s && *s != ';' && *s != '#') {  /* a blank line without a newline ends right here */
 		for (char *p = s + 1; *p; p++) {
 			if ((*p == '#' || *p == ';') && (p[-1] == ' ' || p[-1] == '\t')) {
 				p[0] = '\n';
@@ -933,6 +941,13 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 	case OPT_PATH:
 	case OPT_SECRET_PATH: {
 		char *path = resolve_path(ctx, value);
+		if (strlen(o->key) + 3 + strlen(path) > CONF_LINE_MAX) {
+			fail_at(ctx, lineno, "[%s] %s: the path resolves to %zu characters (from the directory of the "
+				"configuration file), more than a line holds (%d): give a shorter path",
+				o->section, o->key, strlen(path), CONF_LINE_MAX);
+			free(path);
+			return -1;
+		}
 		if (((o->type == OPT_SECRET_PATH || (o->flags & OPT_MUST_EXIST)) && check_file(ctx, o, value, path) < 0) ||
 		    ((o->flags & OPT_PRIVATE_DIR) && check_private_dir(ctx, o, path) < 0)) {
 			free(path);
@@ -1178,8 +1193,17 @@ static void finish(struct parse_ctx *ctx)
 		return;
 
 	/* authority has no trailing '/' left: OPT_URL values are trimmed. */
-	if (!cfg->tenant_token_url)
+	if (!cfg->tenant_token_url) {
 		cfg->tenant_token_url = xasprintf("%s/oauth2/v2.0/token", cfg->tenant_authority);
+		if (strlen("token_url = ") + strlen(cfg->tenant_token_url) > CONF_LINE_MAX) {
+			size_t ia;
+			option_by_field(OFF(tenant_authority), &ia);
+			fail_at(ctx, ctx->set_line[ia], "[tenant] authority: the token URL derived from it is %zu characters, "
+				"more than a line holds (%d): set [tenant] token_url", strlen(cfg->tenant_token_url),
+				CONF_LINE_MAX);
+			return;
+		}
+	}
 
 	check_site_auth(ctx);
 	if (!ctx->error)
@@ -1303,7 +1327,11 @@ void cmb_config_print(const struct cmb_config *cfg, FILE *fp)
 {
 	char buf[32];
 	const char *section = NULL;
-	fprintf(fp, "# cmbridge configuration from %s, defaults included\n", cfg->path ? cfg->path : "(none)");
+	const char *from = cfg->path ? cfg->path : "(none)";
+	/* Each line must load again (CONF_LINE_MAX): a path too long for the first is left out. */
+	if (strlen(from) + 49 > CONF_LINE_MAX)
+		from = "a file whose name is too long to show here";
+	fprintf(fp, "# cmbridge configuration from %s, defaults included\n", from);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *o = &options[i];
 		if (!section || strcmp(section, o->section) != 0) {

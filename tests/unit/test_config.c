@@ -690,6 +690,70 @@ static void test_err_syntax(void **state)
 	free(absent);
 }
 
+/*
+ * A last line of blanks with no newline after it (found by fuzz_config:
+ * the inline-comment scan read past its end; the ASan build of this test
+ * saw it) is an empty line like any other.
+ */
+static void test_blank_last_line(void **state)
+{
+	struct fx *f = *state;
+	static const char *const tails[] = { "  ", "\t", " \t ", "\n  " };
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char *tmpl = xasprintf("%s%s", MIN_CONF, tails[i]);
+		write_conf(f, tmpl);
+		struct cmb_config *cfg = NULL;
+		assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+		assert_string_equal(cfg->site_code, "PS1");
+		cmb_config_free(cfg);
+		free(tmpl);
+	}
+}
+
+/*
+ * A value whose effective form is longer than a line (found by fuzz_config:
+ * `config` printed a derived token_url no file may hold) is refused, and
+ * what `config` prints loads again and prints the same.
+ */
+static void test_effective_line_length(void **state)
+{
+	struct fx *f = *state;
+	char *authority = xasprintf("https://login.microsoftonline.com/%0146d", 0);
+	char *conf = xasprintf("[connector]\nsite_code = PS1\n[site]\nurl = https://cm01.corp.example/AdminService\n"
+			       "[tenant]\nauthority = %s\ngateway_url = https://gateway.example\n"
+			       "client_id = 11111111-2222-3333-4444-555555555555\nclient_secret_file = {dir}/tenant.secret\n",
+			       authority);
+	expect_error(state, conf, "{conf}:6: [tenant] authority: the token URL derived from it is 198 characters, "
+				  "more than a line holds (197): set [tenant] token_url");
+	free(conf);
+	free(authority);
+
+	char *rel = xasprintf(MIN_CONF "[log]\nfile = %0180d\n", 0);
+	write_conf(f, rel);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), CMB_ECONFIG);
+	assert_non_null(strstr(cmb_error_last(), ":11: [log] file: the path resolves to "));
+	free(rel);
+
+	write_conf(f, MIN_CONF);
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	char *out1 = NULL, *out2 = NULL;
+	size_t len1 = 0, len2 = 0;
+	FILE *mem = open_memstream(&out1, &len1);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	cmb_config_free(cfg);
+	fx_write_str(f->conf, out1, 0644);
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	mem = open_memstream(&out2, &len2);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	assert_string_equal(out2, out1);
+	cmb_config_free(cfg);
+	free(out1);
+	free(out2);
+}
+
 static void test_reload(void **state)
 {
 	struct fx *f = *state;
@@ -987,6 +1051,8 @@ int main(void)
 		T(test_err_secret_file),
 		T(test_err_duplicate),
 		T(test_err_syntax),
+		T(test_blank_last_line),
+		T(test_effective_line_length),
 		T(test_reload),
 		T(test_retry_rate_options),
 		T(test_docs),
