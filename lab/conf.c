@@ -73,6 +73,11 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 	else if (IS("tenant", "certificate")) copy(c->tenant_cert, sizeof c->tenant_cert, value);
 	else if (IS("tenant", "port")) c->tenant_port = atoi(value);
 	else if (IS("tenant", "token_lifetime")) c->token_lifetime = atoi(value);
+	else if (IS("tenant", "roles")) {        /* tenant.c: the token's roles claim; "" for none */
+		if (strlen(value) >= sizeof c->token_roles || strpbrk(value, "\"\\ "))
+			return 0;
+		copy(c->token_roles, sizeof c->token_roles, value);
+	}
 	else if (!strcmp(sec, "actions") || IS("tenant", "admin_client_id"))     /* actions.c */
 		return lab_actions_conf_entry(c, sec, name, value);
 	else if (!strcmp(sec, "policies"))     /* policies.c */
@@ -97,6 +102,7 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 	copy(c->site_auth, sizeof c->site_auth, "basic");
 	copy(c->bearer_audience, sizeof c->bearer_audience, "https://cmbridge-lab-site");
 	copy(c->tenant_cert, sizeof c->tenant_cert, "client.pem");
+	copy(c->token_roles, sizeof c->token_roles, LAB_TOKEN_ROLES);
 	lab_actions_conf_defaults(c);
 	lab_policies_conf_defaults(c);
 	char *p = lab_path(c, "lab.conf");
@@ -156,7 +162,7 @@ int lab_conf_save(const struct lab_conf *c)
 		lab_buf_addf(&b, "keytab = %s\n", c->keytab);
 	if (c->client_ca[0])
 		lab_buf_addf(&b, "client_ca = %s\n", c->client_ca);
-	lab_buf_addf(&b, "[tenant]\ncertificate = %s\n", c->tenant_cert);
+	lab_buf_addf(&b, "[tenant]\ncertificate = %s\nroles = %s\n", c->tenant_cert, c->token_roles);
 	lab_actions_conf_save(c, &b);     /* [tenant] admin_client_id, [actions] (actions.c) */
 	lab_policies_conf_save(c, &b);    /* [policies] (policies.c) */
 	char *p = lab_path(c, "lab.conf");

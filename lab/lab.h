@@ -20,6 +20,8 @@
 #include <yajl/yajl_tree.h>
 
 #define LAB_NAME "cmbridge-lab"
+/* The application roles the connector's registration was granted, as the token's roles claim carries them. */
+#define LAB_TOKEN_ROLES "DeviceManagementManagedDevices.ReadWrite.All,DeviceManagementConfiguration.Read.All"
 
 /* ---- util.c ---------------------------------------------------------- */
 
@@ -108,6 +110,7 @@ struct lab_conf {
 	char bearer_audience[256]; /* [site] bearer_audience */
 	char client_ca[256];     /* [site] client_ca: mutual TLS when set (file in DIR) */
 	char tenant_cert[256];   /* [tenant] certificate: the registered client certificate */
+	char token_roles[512];   /* [tenant] roles: the application roles the connector's tokens carry, comma-separated */
 	/* remote actions (actions.c, docs/lab.md "Remote actions") */
 	char admin_client_id[37];  /* [tenant] admin_client_id: the admin app registration */
 	double act_success_rate, act_offline_rate; /* [actions] success_rate, offline_rate */
@@ -387,6 +390,7 @@ struct lab_fault_conf {
 	uint64_t seed;
 	int short_class;                      /* site: a device class that answers at most short_rows rows (-1: none) */
 	long short_rows;
+	long lose_reply_at;                   /* the K-th faultable request of the side loses its reply (0: none) */
 };
 #define LAB_RATE_RING 65536
 struct lab_faults {
@@ -397,6 +401,7 @@ struct lab_faults {
 	int64_t ring[2][LAB_RATE_RING];       /* arrival times (ms) within the last second */
 	size_t head[2], count[2];
 	long max_rps[2];
+	long drawn[2];                        /* faultable requests since the side's settings were set */
 	int log_fd;                           /* DIR/requests.log */
 };
 int64_t lab_now_ms(void);

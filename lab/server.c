@@ -119,6 +119,7 @@ struct conn {
 	bool faultable;
 	int64_t t_ms;                /* arrival */
 	int64_t parked_until;        /* a held long poll (actions.c): run again, no new fault */
+	enum lab_fault fault;        /* drawn once, at the first call: a parked request keeps it */
 };
 
 /* A body sent only in part (fault "truncate"). */
@@ -232,7 +233,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	double retry_after = 0;
 	bool send_ra = false;
 	if (cn->faultable && !cn->parked_until)
-		fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
+		cn->fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
+	fault = cn->fault;
 	if (latency > 0) {
 		struct timespec ts = {latency / 1000, (long)(latency % 1000) * 1000000L};
 		nanosleep(&ts, NULL);

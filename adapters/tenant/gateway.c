@@ -77,20 +77,8 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	g->refs = 1;
 	cmb_retry_policy_from_config(&g->policy, cfg);
 	cmb_retry_budget_init(&g->budget, &g->policy);
-	struct cmb_http_opts ho = {
-		.name = "tenant",
-		.ca_file = cfg->tenant_ca_file,
-		.connect_timeout_s = cfg->tenant_connect_timeout,
-		.low_speed_time_s = cfg->tenant_timeout,
-		.min_speed = cfg->tenant_min_speed,
-		.deadline_s = cfg->tenant_request_timeout,
-		.deadline_option = "request_timeout",
-		.max_response = (size_t)cfg->sync_max_response_mb << 20,
-		.rate_limit = (double)cfg->tenant_rate_limit,
-		.rate_burst = (double)cfg->tenant_rate_burst,
-		.pinned_public_key = cfg->tenant_pinned_public_key,
-	};
-	cmb_http_opts_network(&ho, cfg);
+	struct cmb_http_opts ho = { .max_response = (size_t)cfg->sync_max_response_mb << 20 };
+	cmb_http_opts_tenant(&ho, cfg);
 	int rc = cmb_http_new(&g->http, &ho);
 	if (rc < 0)
 		goto fail;
@@ -208,12 +196,8 @@ void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out)
 	};
 }
 
-/*
- * Reports the reply's results and removals through cb, checking that they
- * answer exactly for keys[0..n) and removals[0..n_removals), in order.
- */
-static int report_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
-			   const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
+int cmb_gateway_read_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
+			      const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	int rc = 0;
 	const char *pb[] = { "batchId", NULL }, *pr[] = { "results", NULL }, *pm[] = { "removals", NULL };
@@ -283,7 +267,7 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 		g->replays++;
 		cmb_info("tenant had already applied %s batch %s; using its stored answer", what, batch_id);
 	}
-	rc = report_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
+	rc = cmb_gateway_read_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
 	yajl_tree_free(root);
 	return rc;
 }
@@ -380,39 +364,48 @@ static void gen_value(yajl_gen g, yajl_val v)
 	}
 }
 
-/*
- * Passes each object of one page to cb; *next is its @odata.nextLink (the
- * caller's) or NULL. A next link must stay on Graph's origin: the token
- * never goes elsewhere.
- */
-static int list_page(const struct gateway *g, yajl_val root, const char *url, const char *noun,
-		     cmb_tenant_device_cb cb, void *ctx, char **next)
+/* One page of a Graph listing: each object to cb (noun names it in messages); *next its @odata.nextLink or NULL. */
+static int read_page(yajl_val root, const char *url, const char *noun, cmb_tenant_device_cb cb, void *ctx, char **next)
 {
 	const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL }, *pi[] = { "id", NULL };
 	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
 	yajl_val link = yajl_tree_get(root, pn, yajl_t_string);
 	if (!value)
 		return cmb_error_set(CMB_EPROTO, "tenant: %s answered without a \"value\" array", url);
-	if (link && (strncmp(link->u.string, "https://", 8) != 0 || !cmb_http_same_origin(link->u.string, g->graph_url))) {
-		char *shown = cmb_request_sanitise(link->u.string, strlen(link->u.string), 120, 1);
-		int rc = cmb_error_set(CMB_EPROTO, "tenant: %s gave a next link that is not https on the origin of "
-				       "[tenant] graph_url: '%s'", url, shown);
-		free(shown);
-		return rc;
-	}
+	if (link && strncmp(link->u.string, "https://", 8) != 0)
+		return cmb_error_set(CMB_EPROTO, "tenant: %s gave a next link that is not https", url);
 	int rc = 0;
 	for (size_t i = 0; i < value->u.array.len && rc == 0; i++) {
 		yajl_val d = value->u.array.values[i], id = yajl_tree_get(d, pi, yajl_t_string);
 		if (!YAJL_IS_OBJECT(d) || !id)
 			return cmb_error_set(CMB_EPROTO, "tenant: %s: %s %zu has no id", url, noun, i);
-		yajl_gen gen = cmb_json_new(0);
-		gen_value(gen, d);
+		yajl_gen g = cmb_json_new(0);
+		gen_value(g, d);
 		size_t len;
-		char *json = cmb_json_take(gen, &len);
+		char *json = cmb_json_take(g, &len);
 		rc = cb(ctx, id->u.string, json, len);
 		free(json);
 	}
 	*next = rc == 0 && link ? xstrdup(link->u.string) : NULL;
+	return rc;
+}
+
+int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
+{
+	return read_page(root, url, "device", cb, ctx, next);
+}
+
+/* A next link must stay on Graph's origin: the token never goes elsewhere. */
+static int check_next(const struct gateway *g, const char *url, char **next)
+{
+	if (!*next || cmb_http_same_origin(*next, g->graph_url))
+		return 0;
+	char *shown = cmb_request_sanitise(*next, strlen(*next), 120, 1);
+	int rc = cmb_error_set(CMB_EPROTO, "tenant: %s gave a next link off the origin of [tenant] graph_url: '%s'", url,
+			       shown);
+	free(shown);
+	free(*next);
+	*next = NULL;
 	return rc;
 }
 
@@ -442,8 +435,8 @@ static int graph_list(struct gateway *g, const char *first, const char *set, con
 		char *what = xasprintf("%s page %ld", set, n);
 		yajl_val root = NULL;
 		char *next = NULL;
-		if ((rc = graph_get(g, url, what, &root)) == 0)
-			rc = list_page(g, root, url, noun, cb, ctx, &next);
+		if ((rc = graph_get(g, url, what, &root)) == 0 && (rc = read_page(root, url, noun, cb, ctx, &next)) == 0)
+			rc = check_next(g, url, &next);
 		yajl_tree_free(root);
 		free(what);
 		free(url);
@@ -594,6 +587,41 @@ static int gw_post_policy_status(void *st, const struct cmb_tenant_policy_status
 	return rc;
 }
 
+static int gw_token_roles(void *st, char ***roles, size_t *n)
+{
+	struct gateway *g = st;
+	const char *token;
+	int rc = cmb_auth_token(g->auth, &token);
+	if (rc < 0)
+		return rc;
+	return cmb_jwt_claim_strings(token, "roles", roles, n);
+}
+
+static int gw_probe_graph(void *st)
+{
+	struct gateway *g = st;
+	if (!g->devices_list_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set");
+	char *url = xstrdup(g->devices_list_url);
+	char *top = strstr(url, "$top=");
+	if (top)
+		strcpy(top, "$top=1");
+	yajl_val root = NULL;
+	struct cmb_tenant_call call = {
+		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "GET", .url = url,
+		.what = "reading one managedDevice", .principal = g->principal, .requests = &g->stats.requests,
+		.renewals = &g->renewals, .bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
+	};
+	int rc = cmb_tenant_call_json(&call, &root);
+	const char *pv[] = { "value", NULL };
+	if (rc == 0 && !yajl_tree_get(root, pv, yajl_t_array))
+		rc = cmb_error_set(CMB_EPROTO, "tenant: %s answered without a \"value\" array: is [tenant] graph_url "
+				   "the Graph endpoint (https://graph.microsoft.com/beta)?", url);
+	yajl_tree_free(root);
+	free(url);
+	return rc;
+}
+
 const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.version = CMB_TENANT_ADAPTER_VERSION,
 	.name = "gateway",
@@ -608,6 +636,8 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.poll_notifications = cmb_notify_poll, .post_results = cmb_notify_post_results,
 	.token_describe = gw_token_describe,
 	.list_devices = gw_list_devices,
+	.token_roles = gw_token_roles,
+	.probe_graph = gw_probe_graph,
 	.list_policies = gw_list_policies,
 	.get_policy = gw_get_policy,
 	.post_policy_status = gw_post_policy_status,
