@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 
 /* What the listing asks for: enough to tell what changed, and to count what is not for the connector. */
 #define LIST_QUERY "$select=id,name,platforms,technologies,lastModifiedDateTime,templateReference"
@@ -99,6 +100,25 @@ static void set_str(char **dst, const char *s)
 	*dst = xstrdup(s ? s : "");
 }
 
+/*
+ * lastModifiedDateTime exactly as Graph wrote it: two edits within one
+ * second differ only in the fraction, which the model's UTC form drops.
+ * The model's form when the text is not there or too long.
+ */
+static void listed_modified(const char *json, size_t len, const struct cmb_policy *p, char out[48])
+{
+	char *text = xstrndup(json, len);
+	yajl_val root = yajl_tree_parse(text, NULL, 0);
+	const char *path[] = { "lastModifiedDateTime", NULL };
+	yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+	if (v && strlen(v->u.string) < 48)
+		snprintf(out, 48, "%s", v->u.string);
+	else
+		snprintf(out, 48, "%s", p->last_modified);
+	yajl_tree_free(root);
+	free(text);
+}
+
 /* One policy of the listing: its summary (no settings) tells whether it must be read again. */
 static int on_listed(void *ctx, const char *id, const char *json, size_t len)
 {
@@ -114,6 +134,7 @@ static int on_listed(void *ctx, const char *id, const char *json, size_t len)
 	}
 	it->listed = 1;
 	it->for_connector = p->for_connector;
+	listed_modified(json, len, p, it->listed_modified);
 	set_str(&it->row.name, p->name);
 	set_str(&it->row.family, p->template_family);
 	/* Remember what the listing said in the model slot until the whole policy replaces it. */
@@ -130,7 +151,7 @@ static int on_listed(void *ctx, const char *id, const char *json, size_t len)
 static int keep_body(struct ppoll *pp, struct pitem *it, const char *body, size_t len)
 {
 	struct cmb_state *st = pp->env->state;
-	snprintf(it->row.modified, sizeof(it->row.modified), "%s", it->model->last_modified);
+	snprintf(it->row.modified, sizeof(it->row.modified), "%s", it->listed_modified);
 	it->row.updated = pp->now;
 	int rc = cmb_state_begin(st);
 	if (rc == 0 && (rc = cmb_state_policy_put(st, &it->row)) == 0 &&
@@ -141,14 +162,14 @@ static int keep_body(struct ppoll *pp, struct pitem *it, const char *body, size_
 }
 
 /* The whole policy: from the state when the listing's lastModifiedDateTime is the one stored, else from Graph. */
-static int read_whole(struct ppoll *pp, struct pitem *it, const char *listed_modified, int *changed)
+static int read_whole(struct ppoll *pp, struct pitem *it, int *changed)
 {
 	const struct cmb_policy_env *env = pp->env;
 	char *body = NULL;
 	size_t len = 0;
 	int rc = 0;
 	*changed = 0;
-	if (it->known && strcmp(it->row.modified, listed_modified) == 0)
+	if (it->known && strcmp(it->row.modified, it->listed_modified) == 0)
 		rc = cmb_state_policy_blobs(env->state, it->row.id, &body, &len, NULL, NULL);
 	if (rc < 0)
 		return rc;
@@ -193,16 +214,14 @@ static int read_policies(struct ppoll *pp)
 		struct pitem *it = &pp->items[i];
 		if (!it->listed)
 			continue;
-		char listed_modified[32];
-		snprintf(listed_modified, sizeof(listed_modified), "%s", it->model->last_modified);
 		if (!it->for_connector) {
-			snprintf(it->row.modified, sizeof(it->row.modified), "%s", listed_modified);
+			snprintf(it->row.modified, sizeof(it->row.modified), "%s", it->listed_modified);
 			continue;
 		}
 		if (cmb_stop_requested())
 			return cmb_error_set(CMB_ECANCELED, "policy poll stopped on request");
 		int changed;
-		int rc = read_whole(pp, it, listed_modified, &changed);
+		int rc = read_whole(pp, it, &changed);
 		if (rc == CMB_ENOTFOUND) {
 			it->listed = 0; /* deleted since the listing: removed like any policy gone */
 			cmb_error_clear();

@@ -15,6 +15,7 @@ struct pitem {
 	int known;                   /* a row was stored before this poll */
 	int listed;                  /* in the tenant's listing */
 	int for_connector;
+	char listed_modified[48];    /* the listing's lastModifiedDateTime, as Graph wrote it */
 	int unreadable;              /* Graph's body could not be taken: rejected with the reason, nothing planned */
 	struct cmb_policy *model;    /* the whole policy (settings, assignments), NULL when not read */
 	enum cmb_policy_verdict verdict;

@@ -46,7 +46,7 @@ struct cmb_policy_row {
 	char *id;                /* the Graph policy id */
 	char *name;
 	char *family;            /* templateReference.templateFamily, "" when none */
-	char modified[32];       /* lastModifiedDateTime last read (UTC) */
+	char modified[48];       /* lastModifiedDateTime last read, as Graph wrote it (fractions and offset kept) */
 	enum cmb_policy_state state;
 	char *targets;           /* collection ids, sorted, comma-separated ("" none) */
 	int64_t version;         /* content version of the wanted document (0: none yet) */

@@ -347,6 +347,11 @@ static void written_once(void **state)
 	assert_int_equal(f->tenant.gets, 2);
 	assert_int_equal(f->site.d[0].version, 2);
 	assert_int_equal(s.written, 1);
+	/* A second edit within the same second: only the fraction moved, and that is enough. */
+	edit(f, 1, "2026-01-02T00:00:00.5000000Z");
+	assert_int_equal(poll(f, &s), 0);
+	assert_int_equal(f->tenant.gets, 3);
+	assert_int_equal(f->site.d[0].version, 3);
 }
 
 /* A write the site took but whose answer was lost: the row stays open, the next poll adopts it. */
