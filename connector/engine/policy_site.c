@@ -31,6 +31,9 @@ int cmb_ppoll_read_site(struct ppoll *pp)
 	struct cmb_site_policy_entry *e = NULL;
 	size_t n = 0;
 	int rc = env->site->policy_list(env->policy_st, &e, &n);
+	if (rc == CMB_ENOTFOUND)
+		return cmb_error_wrap(rc, "the site has no policy document store (docs/wire-format.md §9.2: it needs "
+				      "cmbridge's server-side component); policies are not relayed");
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
