@@ -6,8 +6,6 @@
  */
 #include "mapping/site_device.h"
 
-#include "connector/base/util.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,32 +34,29 @@ void cmb_site_device_init(struct cmb_site_device *dev)
 	dev->aad_joined = -1;
 }
 
-/* Every string of the struct, once: clear and copy walk the same list. */
-#define SITE_DEVICE_STRINGS(X) \
-	X(name) X(sms_unique_id) X(hardware_id) X(smbios_guid) X(aad_device_id) X(aad_tenant_id) \
-	X(os_name_version) X(build) X(build_ext) X(domain) X(site_code) X(sms_id) X(client_version) \
-	X(last_policy_request) X(last_active_time) X(device_os) X(device_os_build) X(manufacturer) X(model) \
-	X(serial_number)
-
 void cmb_site_device_clear(struct cmb_site_device *dev)
 {
 	if (!dev)
 		return;
-#define FREE_STRING(f) free(dev->f);
-	SITE_DEVICE_STRINGS(FREE_STRING)
-#undef FREE_STRING
+	free(dev->name);
+	free(dev->sms_unique_id);
+	free(dev->hardware_id);
+	free(dev->smbios_guid);
+	free(dev->aad_device_id);
+	free(dev->aad_tenant_id);
+	free(dev->os_name_version);
+	free(dev->build);
+	free(dev->build_ext);
+	free(dev->domain);
+	free(dev->site_code);
+	free(dev->sms_id);
+	free(dev->client_version);
+	free(dev->last_policy_request);
+	free(dev->last_active_time);
+	free(dev->device_os);
+	free(dev->device_os_build);
+	free(dev->manufacturer);
+	free(dev->model);
+	free(dev->serial_number);
 	cmb_site_device_init(dev);
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
-void cmb_site_device_copy(struct cmb_site_device *dst, const struct cmb_site_device *src)
-{
-	*dst = *src;
-#define COPY_STRING(f) dst->f = dup_or_null(src->f);
-	SITE_DEVICE_STRINGS(COPY_STRING)
-#undef COPY_STRING
 }

@@ -11,7 +11,6 @@
 
 #include <stdint.h>
 
-/* A string field added here goes into SITE_DEVICE_STRINGS (site_device.c) too: clear and copy walk it. */
 struct cmb_site_device {
 	uint32_t resource_id;
 
@@ -65,7 +64,5 @@ struct cmb_site_device {
 void cmb_site_device_init(struct cmb_site_device *dev);
 /* Frees the strings and re-initialises; the struct itself is the caller's. */
 void cmb_site_device_clear(struct cmb_site_device *dev);
-/* dst becomes a copy of src with strings of its own (dst's old contents are not freed). */
-void cmb_site_device_copy(struct cmb_site_device *dst, const struct cmb_site_device *src);
 
 #endif

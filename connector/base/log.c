@@ -102,16 +102,6 @@ void cmb_log_set_cid(const char *cid)
 	snprintf(log_cid, sizeof(log_cid), "%s", cid ? cid : "");
 }
 
-const char *cmb_log_cid(void)
-{
-	return log_cid;
-}
-
-const char *cmb_log_component(void)
-{
-	return log_component;
-}
-
 void cmb_log_set_component(const char *component)
 {
 	snprintf(log_component, sizeof(log_component), "%s", component ? component : "");

@@ -44,9 +44,6 @@ void cmb_log_set_max_size(long max_bytes);
 void cmb_log_set_cid(const char *cid);
 /* Sets the calling thread's component ("sync", "relay"; NULL: "cmbridge"). Copied. */
 void cmb_log_set_component(const char *component);
-/* The calling thread's correlation id and component as set ("" when not): to pass to a thread it starts. */
-const char *cmb_log_cid(void);
-const char *cmb_log_component(void);
 /*
  * A live status line on a terminal (progress): drawn on stderr when stderr
  * is a terminal, erased before each log line written there and drawn again

@@ -25,7 +25,6 @@
  * tenant may hold another version. docs/safety.md has the rules.
  */
 #include "connector/engine/sync.h"
-#include "connector/engine/overlap.h"
 #include "connector/base/error.h"
 #include "connector/base/log.h"
 #include "connector/base/util.h"
@@ -783,8 +782,7 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		rc = (int)rctx->quarantined;
 		goto fail;
 	}
-	/* Transfer and parsing on this thread, mapping and the state on another (overlap.h). */
-	rc = cmb_overlap_read(env->site, env->site_st, on_site_device, rctx, &res->site);
+	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
 		/* What the failed read taught about the site is kept, outside the read's rolled-back transaction. */
