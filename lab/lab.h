@@ -99,6 +99,7 @@ struct lab_conf {
 	int page_size;
 	bool nextlink_relative;
 	int token_lifetime;
+	long clock_offset;                    /* [tenant] clock_offset: the tenant's clock runs this many seconds ahead */
 	uint64_t seed;
 	int devices;
 	int64_t epoch;           /* inventory times are before this */
@@ -402,6 +403,9 @@ struct lab_faults {
 	int log_fd;                           /* DIR/requests.log */
 };
 int64_t lab_now_ms(void);
+/* The tenant's clock: now plus [tenant] clock_offset of the lab that is up (its tokens, actions, errors). */
+int64_t lab_tenant_time(void);
+extern long lab_clock_offset;
 
 #define LAB_NCLASS 8
 enum lab_route {
