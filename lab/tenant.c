@@ -1029,9 +1029,9 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
 	lab_policies_stats(lab, &b);    /* "policies" (policies.c, policystore.c) */
 	lab_buf_addf(&b,
-		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
+		     "\"faults\":{\"injected500\":%lld,\"injected503\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
-		     (long long)s->injected500, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
+		     (long long)s->injected500, (long long)s->injected503, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
 		     (long long)s->replies_lost, (long long)s->retry_after_violations);
 	for (int i = 0; i < R_COUNT; i++)
 		lab_buf_addf(&b, "%s\"%s\":%lld", i ? "," : "", lab_route_names[i], (long long)lab->routes[i]);
