@@ -79,6 +79,10 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 		if (!*value || *e || v < -86400 || v > 86400)
 			return 0;
 		c->clock_offset = v;
+	} else if (IS("tenant", "roles")) {        /* tenant.c: the token's roles claim; "" for none */
+		if (strlen(value) >= sizeof c->token_roles || strpbrk(value, "\"\\ "))
+			return 0;
+		copy(c->token_roles, sizeof c->token_roles, value);
 	}
 	else if (!strcmp(sec, "actions") || IS("tenant", "admin_client_id"))     /* actions.c */
 		return lab_actions_conf_entry(c, sec, name, value);
@@ -111,6 +115,7 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 	copy(c->site_auth, sizeof c->site_auth, "basic");
 	copy(c->bearer_audience, sizeof c->bearer_audience, "https://cmbridge-lab-site");
 	copy(c->tenant_cert, sizeof c->tenant_cert, "client.pem");
+	copy(c->token_roles, sizeof c->token_roles, LAB_TOKEN_ROLES);
 	lab_actions_conf_defaults(c);
 	lab_policies_conf_defaults(c);
 	char *p = lab_path(c, "lab.conf");
@@ -171,7 +176,7 @@ int lab_conf_save(const struct lab_conf *c)
 		lab_buf_addf(&b, "keytab = %s\n", c->keytab);
 	if (c->client_ca[0])
 		lab_buf_addf(&b, "client_ca = %s\n", c->client_ca);
-	lab_buf_addf(&b, "[tenant]\ncertificate = %s\n", c->tenant_cert);
+	lab_buf_addf(&b, "[tenant]\ncertificate = %s\nroles = %s\n", c->tenant_cert, c->token_roles);
 	if (c->clock_offset)
 		lab_buf_addf(&b, "clock_offset = %ld\n", c->clock_offset);
 	lab_actions_conf_save(c, &b);     /* [tenant] admin_client_id, [actions] (actions.c) */

@@ -20,6 +20,8 @@
 #include <yajl/yajl_tree.h>
 
 #define LAB_NAME "cmbridge-lab"
+/* The application roles the connector's registration was granted, as the token's roles claim carries them. */
+#define LAB_TOKEN_ROLES "DeviceManagementManagedDevices.ReadWrite.All,DeviceManagementConfiguration.Read.All"
 
 /* ---- util.c ---------------------------------------------------------- */
 
@@ -109,6 +111,7 @@ struct lab_conf {
 	char bearer_audience[256]; /* [site] bearer_audience */
 	char client_ca[256];     /* [site] client_ca: mutual TLS when set (file in DIR) */
 	char tenant_cert[256];   /* [tenant] certificate: the registered client certificate */
+	char token_roles[512];   /* [tenant] roles: the application roles the connector's tokens carry, comma-separated */
 	/* remote actions (actions.c, docs/lab.md "Remote actions") */
 	char admin_client_id[37];  /* [tenant] admin_client_id: the admin app registration */
 	double act_success_rate, act_offline_rate; /* [actions] success_rate, offline_rate */

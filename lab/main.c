@@ -147,6 +147,7 @@ static int cmd_init(int argc, char **argv)
 	c.site_old = site_old;                /* [site] version (odata.c) */
 	c.client_paging = client_paging;      /* [site] paging */
 	c.token_lifetime = 3599;
+	snprintf(c.token_roles, sizeof c.token_roles, "%s", LAB_TOKEN_ROLES); /* [tenant] roles (tenant.c) */
 	c.seed = (uint64_t)seed;
 	c.devices = (int)devices;
 	c.epoch = epoch >= 0 ? epoch : (int64_t)time(NULL) / 86400 * 86400;

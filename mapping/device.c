@@ -398,15 +398,17 @@ static void gen_str(yajl_gen g, const char *s)
 }
 
 /*
- * Where the generator's output goes: the record's bytes, the full hash over
- * all of them, and the stable hash over all but the volatile check-in
- * values (docs/mapping.md), in one pass.
+ * Where the generator's output goes: the record's bytes, and where the
+ * volatile check-in values lie in them. The full hash is over all the
+ * bytes, the stable hash over all but those (docs/mapping.md), each taken
+ * once the record is written: one digest update per stretch of bytes, not
+ * per token yajl prints.
  */
+#define GEN_MAX_VOLATILE 4
 struct gen_out {
 	struct cmb_buf json;
-	EVP_MD_CTX *full;
-	EVP_MD_CTX *stable;
-	int in_volatile;       /* set while a volatile value is being generated */
+	size_t volatile_at[GEN_MAX_VOLATILE][2]; /* [start, end) of each volatile value, in order */
+	size_t n_volatile;
 };
 
 static void gen_key_str(yajl_gen g, const char *key, const char *val)
@@ -421,10 +423,13 @@ static void gen_key_str(yajl_gen g, const char *key, const char *val)
 /* A check-in time: part of the record and the full hash, not of the stable hash. */
 static void gen_key_volatile(yajl_gen g, const struct mapped *m, const char *key, const char *val)
 {
+	struct gen_out *o = m->out;
+	if (o->n_volatile == GEN_MAX_VOLATILE)
+		cmb_fatal("mapping: more volatile values than GEN_MAX_VOLATILE");
 	gen_str(g, key);
-	m->out->in_volatile = 1;
+	o->volatile_at[o->n_volatile][0] = o->json.len;
 	gen_str(g, val);
-	m->out->in_volatile = 0;
+	o->volatile_at[o->n_volatile++][1] = o->json.len;
 }
 
 
@@ -514,30 +519,51 @@ static void gen_print(void *ctx, const char *str, size_t len)
 	struct gen_out *o = ctx;
 	if (cmb_buf_add(&o->json, str, len) < 0)
 		cmb_fatal("mapping: a mapped record exceeded its size limit");
-	EVP_DigestUpdate(o->full, str, len);
-	if (!o->in_volatile)
-		EVP_DigestUpdate(o->stable, str, len);
 }
 
 static void digest_hex(EVP_MD_CTX *md, char out[65])
 {
-	unsigned char d[32];
+	static const char hex[] = "0123456789abcdef";
+	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
-	EVP_DigestFinal_ex(md, d, &n);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
+	if (EVP_DigestFinal_ex(md, d, &n) != 1 || n != 32)
+		cmb_fatal("mapping: SHA-256 failed");
+	for (unsigned i = 0; i < 32; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 0xf];
+	}
+	out[64] = '\0';
+}
+
+/* The full and the stable hash of the record o holds (gen_out). */
+static void gen_hashes(const struct gen_out *o, char full[65], char stable[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	const char *data = o->json.data ? o->json.data : "";
+	size_t at = 0;
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		cmb_fatal("out of memory");
+	EVP_DigestUpdate(md, data, o->json.len);
+	digest_hex(md, full);
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	for (size_t i = 0; i < o->n_volatile; i++) {
+		EVP_DigestUpdate(md, data + at, o->volatile_at[i][0] - at);
+		at = o->volatile_at[i][1];
+	}
+	EVP_DigestUpdate(md, data + at, o->json.len - at);
+	digest_hex(md, stable);
+	EVP_MD_CTX_free(md);
 }
 
 static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev, struct mapped *m,
 		       struct cmb_tenant_record *out)
 {
-	struct gen_out o = { .full = EVP_MD_CTX_new(), .stable = EVP_MD_CTX_new() };
+	struct gen_out o = { .n_volatile = 0 };
 	cmb_buf_init(&o.json, (size_t)16 << 20);
+	cmb_buf_reserve(&o.json, 2048);   /* a record is about 1.2 KB: one allocation, not four */
 	yajl_gen g = yajl_gen_alloc(NULL);
-	if (!g || !o.full || !o.stable)
+	if (!g)
 		cmb_fatal("out of memory");
-	EVP_DigestInit_ex(o.full, EVP_sha256(), NULL);
-	EVP_DigestInit_ex(o.stable, EVP_sha256(), NULL);
 	/* Strings were repaired already; beautify stays off (no whitespace). */
 	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
 	yajl_gen_config(g, yajl_gen_print_callback, gen_print, &o);
@@ -549,10 +575,7 @@ static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_devi
 	gen_check(yajl_gen_map_close(g));
 	m->out = NULL;
 	yajl_gen_free(g);
-	digest_hex(o.full, out->hash);
-	digest_hex(o.stable, out->stable_hash);
-	EVP_MD_CTX_free(o.full);
-	EVP_MD_CTX_free(o.stable);
+	gen_hashes(&o, out->hash, out->stable_hash);
 	out->json = cmb_buf_detach(&o.json, &out->json_len);
 }
 

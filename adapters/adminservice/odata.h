@@ -42,6 +42,7 @@ struct cmb_odata_field {
 	size_t len;         /* bytes in text */
 	int boolean;        /* for BOOL: 0 or 1 */
 	size_t items;       /* for LIST: how many items text holds */
+	uint32_t name_hash; /* the parser's, for finding a repeated name */
 };
 
 /*

@@ -273,12 +273,33 @@ static unsigned fill_prop(const struct cmb_as_prop *prop, const struct cmb_odata
 	return 1;
 }
 
+/*
+ * Property i's field: rows come in the order of their $select, so the next
+ * field or the one after (the key, an annotation) usually has the site's
+ * exact spelling, and *at moves past it; any other row takes the look-up.
+ * Names within a record are unique (odata.c), so both find the same field.
+ */
+static const struct cmb_odata_field *field_next(const struct cmb_as_rclass *rc, const struct cmb_odata_record *rec,
+						size_t i, size_t *at)
+{
+	if (rc->present && i < rc->def->nprops && rc->wire[i]) {
+		for (size_t j = *at; j < rec->n && j < *at + 2; j++) {
+			if (strcmp(rec->fields[j].name, rc->wire[i]) == 0) {
+				*at = j + 1;
+				return &rec->fields[j];
+			}
+		}
+	}
+	return cmb_as_record_get(rc, rec, i);
+}
+
 unsigned cmb_as_record_fill(const struct cmb_as_rclass *rc, const struct cmb_odata_record *rec,
 			    struct cmb_site_device *dev)
 {
 	unsigned mismatches = 0;
+	size_t at = 0;
 	for (size_t i = 1; i < rc->def->nprops; i++) {
-		const struct cmb_odata_field *f = cmb_as_record_get(rc, rec, i);
+		const struct cmb_odata_field *f = field_next(rc, rec, i, &at);
 		if (f)
 			mismatches += fill_prop(&rc->def->props[i], f, dev);
 	}

@@ -131,6 +131,15 @@ int cmb_buf_add(struct cmb_buf *b, const void *data, size_t len)
 	return 0;
 }
 
+void cmb_buf_reserve(struct cmb_buf *b, size_t cap)
+{
+	if (cap > b->cap && cap <= b->max + 1) {
+		b->data = xrealloc(b->data, cap);
+		b->cap = cap;
+		b->data[b->len] = '\0';
+	}
+}
+
 int cmb_buf_addstr(struct cmb_buf *b, const char *s)
 {
 	return cmb_buf_add(b, s, strlen(s));

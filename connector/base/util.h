@@ -27,7 +27,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *xvasprintf(const char *fmt, va_list ap);
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /*
  * s (len bytes) made safe to print in a message or a log line, whatever a
  * server put in it: at most max bytes ("..." after), newline, CR and tab
@@ -50,6 +50,8 @@ struct cmb_buf {
 void cmb_buf_init(struct cmb_buf *b, size_t max);
 /* Returns 0, or CMB_ETOOBIG (without changing b) when max would be exceeded. */
 int cmb_buf_add(struct cmb_buf *b, const void *data, size_t len);
+/* Makes room for cap bytes (NUL included) at once, when that is more than b has and within its max. */
+void cmb_buf_reserve(struct cmb_buf *b, size_t cap);
 int cmb_buf_addstr(struct cmb_buf *b, const char *s);
 int cmb_buf_printf(struct cmb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmb_buf_reset(struct cmb_buf *b);

@@ -50,6 +50,7 @@ struct read_ctx {
 	int64_t now;
 	int details_due;
 	long in_flight;          /* keys in flight when the cycle began: 0 spares the look-ups */
+	long quarantined;        /* records quarantined when the read began: 0 spares the look-ups */
 };
 
 static int64_t parse_time_or_zero(const char *s)
@@ -134,7 +135,8 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, 
 	struct cmb_cycle_counts *n = &c->res->counts;
 	enum cmb_quarantine_kind qkind;
 	char qhash[65];
-	int rc = cmb_state_quarantine_get(st, rec->key, &qkind, qhash);
+	/* Keys are read once a cycle: one quarantined by this read is not read again. */
+	int rc = c->quarantined ? cmb_state_quarantine_get(st, rec->key, &qkind, qhash) : CMB_ENOTFOUND;
 	if (rc == 0) {
 		if (qkind == CMB_QUARANTINE_REJECTED && strcmp(qhash, rec->hash) == 0) {
 			/* The tenant refused exactly this record: wait until the site changes it. */
@@ -776,6 +778,10 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		rc = (int)rctx->in_flight;
 		goto fail;
 	}
+	if ((rctx->quarantined = cmb_state_quarantine_count(st)) < 0) {
+		rc = (int)rctx->quarantined;
+		goto fail;
+	}
 	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
@@ -954,8 +960,8 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 	if ((rc = read_phase(env, opts, &rctx, write, &unseen, &held, &cg)) == 0 && write)
 		rc = write_phase(env, res, &unseen, held, &cg, rctx.details_due, now);
 done:
-	if (rc == 0 && write)
-		cmb_state_pending_clear(st);
+	if (rc == 0 && write && cmb_state_pending_clear(st) == 0 && cmb_state_compact(st) < 0)
+		cmb_warn("state: %s (the file keeps its size until the next cycle)", cmb_error_last());
 	keylist_free(&unseen);
 	free(cg.why);
 	res->seconds = cmb_now_mono() - t0;

@@ -398,7 +398,13 @@ static int open_file(struct cmb_state *st, int flags)
 /* The per-connection TEMP tables and every prepared statement: the last step of every open. */
 static int open_finish(struct cmb_state *st)
 {
-	int ret = exec_sql(st, cmb_sdb_sync_temp_schema, "creating the per-connection tables");
+	/*
+	 * The cycle's TEMP tables (a row or two a device) stay in memory up to
+	 * this, then spill to a temporary file: 16 MiB holds 100,000 devices.
+	 */
+	int ret = exec_sql(st, "PRAGMA temp.cache_size = -16384", "sizing the per-connection cache");
+	if (ret == 0)
+		ret = exec_sql(st, cmb_sdb_sync_temp_schema, "creating the per-connection tables");
 	return ret < 0 ? ret : prepare_all(st);
 }
 
@@ -420,6 +426,13 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	    (ret = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) < 0)
 		goto done;
 
+	/*
+	 * Before WAL, which writes the first page: a new file frees the pages
+	 * it no longer uses (cmb_state_compact). An existing file keeps its
+	 * mode (changing it takes a VACUUM).
+	 */
+	if ((ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
+		goto done;
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
 		goto done;
@@ -629,6 +642,29 @@ int cmb_state_meta_set(struct cmb_state *st, const char *name, int64_t value)
 {
 	sqlite3_stmt *s = st->stmt[S_META_SET];
 	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", name, value), "writing %s", name);
+}
+
+/* ---- size ---- */
+
+static int pragma_count(struct cmb_state *st, const char *sql, long *out)
+{
+	char *text = NULL;
+	int ret = query_text(st, sql, "measuring the state database", &text);
+	if (ret == 0)
+		*out = strtol(text, NULL, 10);
+	free(text);
+	return ret;
+}
+
+int cmb_state_compact(struct cmb_state *st)
+{
+	long mode = 0, pages = 0, free_pages = 0;
+	int ret;
+	if ((ret = pragma_count(st, "PRAGMA auto_vacuum", &mode)) < 0 || mode != 2 ||
+	    (ret = pragma_count(st, "PRAGMA page_count", &pages)) < 0 ||
+	    (ret = pragma_count(st, "PRAGMA freelist_count", &free_pages)) < 0 || free_pages * 4 <= pages)
+		return ret;
+	return exec_sql(st, "PRAGMA incremental_vacuum", "giving unused pages back to the file system");
 }
 
 /* ---- what adapters learnt ---- */

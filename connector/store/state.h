@@ -58,6 +58,14 @@ int cmb_state_begin(struct cmb_state *st);
 int cmb_state_commit(struct cmb_state *st);
 int cmb_state_rollback(struct cmb_state *st);
 
+/*
+ * Gives the pages the database no longer uses back to the file system
+ * when they are more than a quarter of the file (the staged records of a
+ * big cycle, once uploaded). Outside a transaction. Files created before
+ * auto_vacuum was set are left as they are.
+ */
+int cmb_state_compact(struct cmb_state *st);
+
 /* ---- small named values (e.g. "last_details_refresh") ---- */
 int cmb_state_meta_get(struct cmb_state *st, const char *name, int64_t *value); /* CMB_ENOTFOUND when unset */
 int cmb_state_meta_set(struct cmb_state *st, const char *name, int64_t value);

@@ -38,8 +38,11 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	[S_CYCLES_RECENT] = "SELECT id, kind, started, ended, status, error" CYCLE_COUNTS(COUNT_COL)
 			    " FROM cycles ORDER BY id DESC LIMIT ?1",
 	[S_DEVICE_GET] = "SELECT hash, tenant_id, stable_hash FROM devices WHERE key = ?1",
-	[S_DEVICE_SEEN] = "UPDATE devices SET seen_cycle = ?2 WHERE key = ?1",
+	/* Seen marks go to temp.seen: a read costs no write to the file (an upload or a journal writes seen_cycle). */
+	[S_DEVICE_SEEN] = "INSERT INTO temp.seen(key, cycle) VALUES (?1, ?2) "
+			  "ON CONFLICT(key) DO UPDATE SET cycle = excluded.cycle",
 	[S_DEVICE_UNSEE] = "UPDATE devices SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
+	[S_SEEN_UNSEE] = "DELETE FROM temp.seen WHERE key = ?1 AND cycle = ?2",
 	/* The site properties are those of the record staged for the key (kept when none were recorded). */
 	[S_DEVICE_PUT] = "INSERT INTO devices(key, tenant_id, hash, seen_cycle, uploaded_cycle, uploaded, stable_hash, "
 			 "fields) "
@@ -55,11 +58,16 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	 * Removal candidates: known devices, and keys in flight the tenant may
 	 * hold without the state knowing them. Both arms walk their primary
 	 * key, so SQLite merges them in key order and the LIMIT stops it early.
+	 * A key's last cycle seen is the later of its column (the last upload
+	 * or journal) and its mark in temp.seen (the last read): cycle ids
+	 * only grow.
 	 */
-	[S_DEVICES_UNSEEN] = "SELECT key, tenant_id FROM devices WHERE key > ?1 AND seen_cycle IS NOT ?2 "
+	[S_DEVICES_UNSEEN] = "SELECT key, tenant_id FROM devices d WHERE key > ?1 AND "
+			     "max(seen_cycle, coalesce((SELECT cycle FROM temp.seen s WHERE s.key = d.key), 0)) IS NOT ?2 "
 			     "UNION ALL "
-			     "SELECT key, NULL FROM inflight i WHERE key > ?1 AND seen_cycle IS NOT ?2 AND "
-			     "NOT EXISTS (SELECT 1 FROM devices d WHERE d.key = i.key) "
+			     "SELECT key, NULL FROM inflight i WHERE key > ?1 AND "
+			     "max(seen_cycle, coalesce((SELECT cycle FROM temp.seen s WHERE s.key = i.key), 0)) IS NOT ?2 "
+			     "AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.key = i.key) "
 			     "ORDER BY 1 LIMIT ?3",
 	[S_PENDING_ADD] = "INSERT INTO pending(cycle, key, hash, is_new, body, stable_hash) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -109,7 +117,8 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	[S_INFLIGHT_PUT] = "INSERT INTO inflight(key, batch, cycle, since_cycle, since, seen_cycle) "
 			   "VALUES (?1, ?2, ?3, ?3, ?4, ?3) ON CONFLICT(key) DO UPDATE SET batch = excluded.batch, "
 			   "cycle = excluded.cycle, seen_cycle = excluded.seen_cycle",
-	[S_INFLIGHT_SEEN] = "UPDATE inflight SET seen_cycle = ?2 WHERE key = ?1",
+	[S_INFLIGHT_SEEN] = "INSERT INTO temp.seen(key, cycle) SELECT key, ?2 FROM inflight WHERE key = ?1 "
+			    "ON CONFLICT(key) DO UPDATE SET cycle = excluded.cycle",
 	[S_INFLIGHT_GET] = "SELECT key, batch, since_cycle, since FROM inflight WHERE key = ?1",
 	[S_INFLIGHT_UNSEE] = "UPDATE inflight SET seen_cycle = 0 WHERE key = ?1 AND seen_cycle = ?2",
 	[S_INFLIGHT_SETTLE] = "DELETE FROM inflight WHERE key = ?1 AND (?2 <= 0 OR since_cycle = ?2)",
@@ -119,16 +128,18 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 
 /*
  * Per-connection scratch of the running cycle, TEMP so it never reaches
- * the database file: who shares hardware (duplicate detection), and the
+ * the database file: who shares hardware (duplicate detection), the
  * site properties of each staged record (the change guard; the
- * acknowledgement keeps them in devices.fields).
+ * acknowledgement keeps them in devices.fields), and the last cycle that
+ * read each key (removal candidates are the keys a cycle did not read).
  */
 const char cmb_sdb_sync_temp_schema[] =
 	"CREATE TEMP TABLE identity(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
-	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL);"
+	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX temp.identity_hw ON identity(hardware_id);"
 	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);"
-	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;";
+	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TEMP TABLE seen(key TEXT PRIMARY KEY NOT NULL, cycle INTEGER NOT NULL) WITHOUT ROWID;";
 
 CMB_SDB_ENUM(cmb_pending_kind, cmb_state_pending_kind, CMB_PENDING_KINDS, "pending kind", "pending", "is_new")
 CMB_SDB_ENUM(cmb_quarantine_kind, cmb_state_quarantine_kind, CMB_QUARANTINE_KINDS, "quarantine kind", "quarantine",
@@ -326,8 +337,12 @@ int cmb_state_device_unsee(struct cmb_state *st, const char *key, int64_t cycle_
 				     "unmarking device \"%s\" in cycle %" PRId64, key, cycle_id)) < 0)
 		return ret;
 	s = st->stmt[S_INFLIGHT_UNSEE];
+	if ((ret = cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id),
+				     "unmarking device \"%s\" in flight in cycle %" PRId64, key, cycle_id)) < 0)
+		return ret;
+	s = st->stmt[S_SEEN_UNSEE];
 	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ti", key, cycle_id),
-				 "unmarking device \"%s\" in flight in cycle %" PRId64, key, cycle_id);
+				 "unmarking device \"%s\" read in cycle %" PRId64, key, cycle_id);
 }
 
 int cmb_state_device_put(struct cmb_state *st, const char *key, const char *tenant_id, const char *hash,

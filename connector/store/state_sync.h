@@ -58,7 +58,11 @@ void cmb_state_cycles_free(struct cmb_cycle *cycles, size_t count);
  */
 int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char stable_hash[65],
 			 char **tenant_id);
-/* Records that key was read from the site in cycle_id (it is not a removal candidate). */
+/*
+ * Records that key was read from the site in cycle_id (it is not a removal
+ * candidate). The mark lasts as long as this connection (a TEMP table), so
+ * reading an unchanged device writes nothing to the database file.
+ */
 int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_id);
 /*
  * Inserts or replaces after the tenant acknowledged the upload. The site
@@ -73,7 +77,7 @@ int cmb_state_device_delete(struct cmb_state *st, const char *key);
 long cmb_state_device_count(struct cmb_state *st);
 /*
  * Calls cb for each key the tenant holds or may hold that was not seen in
- * cycle_id, in key order: the known devices (tenant_id as acknowledged)
+ * cycle_id (read on this connection, uploaded or journaled), in key order: the known devices (tenant_id as acknowledged)
  * and the keys in flight that are not known devices (tenant_id NULL).
  * cb returns 0 to go on.
  */

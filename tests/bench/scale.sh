@@ -10,11 +10,15 @@
 #   way community scripts do it) on a sample, scaled to N.
 # Prints a table and writes $BENCH_OUT (JSON). Not a pass/fail test: it
 # fails only when a step itself fails.
-#   BENCH_DEVICES=100000 ./tests/bench/scale.sh     (default 10000)
+# Pacing off means both sides: [site] rate_limit = 0 and [tenant]
+# rate_limit = 0 (the default site pacing alone, 100 requests a second,
+# costs requests/100 seconds); the paced full sync keeps both defaults.
+#   ./tests/bench/run.sh 100000      (default 10000; or BENCH_DEVICES=N with
+#                                     CMBRIDGE, CMBRIDGE_LAB set, as ctest does)
 . "$(dirname "$0")/../integration/lib.sh"
 
 N=${BENCH_DEVICES:-10000}
-PACED=${BENCH_PACED:-0}
+PACED=${BENCH_PACED:-1}
 ACTIONS=${BENCH_ACTIONS:-1000}
 SAMPLE=${BENCH_BASELINE_SAMPLE:-1000}
 OUT=${BENCH_OUT:-$PWD/bench-scale-$N.json}
@@ -25,8 +29,8 @@ say "lab with $N devices"
 lab_init_up --devices "$N" --seed 21 --page-size 1000
 SITE=$(sed -n 's/^url *= *//p' "$CONF")
 USER=$(sed -n 's/^username *= *//p' "$CONF")
-FAST=$(conf_with fast tenant.rate_limit=0 log.level=debug)
-QUIET=$(conf_with quiet tenant.rate_limit=0)
+FAST=$(conf_with fast site.rate_limit=0 tenant.rate_limit=0 log.level=debug)
+QUIET=$(conf_with quiet site.rate_limit=0 tenant.rate_limit=0)
 
 # measure NAME CMD...: wall, CPU (user+sys) and peak RSS of CMD, and what
 # crossed the wire (lab counters before and after), as one JSON line.
@@ -109,7 +113,7 @@ fi
 say "an action burst: $ACTIONS actions, the relay to completion"
 "$CMBRIDGE_LAB" trigger "$LAB" --many "$ACTIONS" refreshMachinePolicy --devices "$ACTIONS" > /dev/null ||
   { echo "FAIL: trigger"; exit 1; }
-RCONF=$(conf_with relay tenant.rate_limit=0 actions.batch_window=1 actions.status_poll_interval=1)
+RCONF=$(conf_with relay site.rate_limit=0 tenant.rate_limit=0 actions.batch_window=1 actions.status_poll_interval=1)
 measure action_burst "$CMBRIDGE" -c "$RCONF" relay --once
 "$CMBRIDGE_LAB" actions "$LAB" --json > "$TMP/actions.json"
 
@@ -177,6 +181,10 @@ for s in steps:
     sb = s.get("site_bytes_out"); tb = s.get("tenant_bytes_in")
     print(f"{s['step']:<18}{s['wall']:>9.2f}{s['cpu']:>9.2f}{ratio:>8.2f}{s['maxrss_kib'] / 1024:>9.1f}"
           f"{s.get('site_requests') or 0:>10}{(sb or 0) / n:>10.0f}{s.get('tenant_requests') or 0:>11}{(tb or 0) / n:>10.0f}")
+for s in steps:
+    s["ratio_to_floor"] = s["wall"] / floor["wall"] if floor["wall"] > 0 else None
+    s["per_device"] = {k: (s.get(k) or 0) / n for k in ("site_requests", "site_bytes_out", "tenant_requests",
+                                                       "tenant_bytes_in")}
 print(f"state: {state_bytes / 1e6:.1f} MB, {state_bytes / max(attached, 1):.0f} bytes per attached device")
 burst = next((s for s in steps if s["step"] == "action_burst"), None)
 if lat:
