@@ -469,6 +469,8 @@ static struct cmb_state *state_new(const char *state_dir)
 	return st;
 }
 
+static int pragma_count(struct cmb_state *st, const char *sql, long *out);
+
 int cmb_state_open(struct cmb_state **out, const char *state_dir)
 {
 	int ret;
@@ -481,10 +483,15 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	/*
 	 * Before WAL, which writes the first page: a new file frees the pages
 	 * it no longer uses (cmb_state_compact). An existing file keeps its
-	 * mode (changing it takes a VACUUM).
+	 * mode (changing it takes a VACUUM) and is not written before the
+	 * integrity check: setting the pragma on it would rewrite its header,
+	 * and a corrupt state is left exactly as it was found.
 	 */
-	if ((ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
+	long pages = -1;
+	if (pragma_count(st, "PRAGMA page_count", &pages) == 0 && pages == 0 &&
+	    (ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
 		goto done;
+	cmb_error_clear();
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
 		goto done;
@@ -570,14 +577,26 @@ int cmb_state_open_readonly(struct cmb_state **out, const char *state_dir)
 	return 0;
 }
 
-/* Copies the database (a consistent read, WAL included) into a private in-memory one. */
-static int copy_to_memory(struct cmb_state *st)
+/*
+ * A private database SQLite deletes at close: "" is a temporary file, its
+ * cache bounded like any file's, so a dry run's copy and what it stages
+ * cost disk, not memory (an in-memory copy of a million devices is GBs).
+ */
+static int open_private(sqlite3 **out)
+{
+	if (sqlite3_open_v2("", out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK)
+		return 0;
+	sqlite3_close(*out);
+	*out = NULL;
+	return -1;
+}
+
+/* Copies the database (a consistent read, WAL included) into a private one (open_private). */
+static int copy_to_private(struct cmb_state *st)
 {
 	sqlite3 *mem = NULL;
-	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		sqlite3_close(mem);
-		return cmb_error_set(CMB_ESTATE, "state database %s: cannot open an in-memory copy", st->path);
-	}
+	if (open_private(&mem) < 0)
+		return cmb_error_set(CMB_ESTATE, "state database %s: cannot open a private copy", st->path);
 	sqlite3_backup *b = sqlite3_backup_init(mem, "main", st->db, "main");
 	int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(mem);
 	if (b)
@@ -602,11 +621,14 @@ int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir)
 		/* No state yet: the dry run starts from an empty one, as a first cycle would. */
 		sqlite3_close(st->db);
 		st->db = NULL;
-		if ((ret = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY)) == 0 &&
-		    (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) == 0)
+		if (open_private(&st->db) < 0)
+			ret = cmb_error_set(CMB_ESTATE, "state database %s: cannot open a private database", st->path);
+		else
+			sqlite3_extended_result_codes(st->db, 1);
+		if (ret == CMB_ENOTFOUND && (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) == 0)
 			ret = migrate(st);
 	} else if (ret == 0) {
-		ret = copy_to_memory(st);
+		ret = copy_to_private(st);
 	}
 	if (ret == 0)
 		ret = open_finish(st);

@@ -45,10 +45,11 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir);
  */
 int cmb_state_open_readonly(struct cmb_state **out, const char *state_dir);
 /*
- * For dry runs (diff, sync --dry-run): a private in-memory copy of the
- * state, read like cmb_state_open_readonly, then writable like
- * cmb_state_open; nothing written reaches the file and it vanishes at
- * close. No state yet: an empty one. Caller closes.
+ * For dry runs (diff, sync --dry-run): a private copy of the state (a
+ * temporary file SQLite deletes at close, so memory stays bounded), read
+ * like cmb_state_open_readonly, then writable like cmb_state_open; nothing
+ * written reaches the state's file. No state yet: an empty one. Caller
+ * closes.
  */
 int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir);
 void cmb_state_close(struct cmb_state *st);
