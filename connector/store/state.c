@@ -429,9 +429,16 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	/*
 	 * Before WAL, which writes the first page: a new file frees the pages
 	 * it no longer uses (cmb_state_compact). An existing file keeps its
-	 * mode (changing it takes a VACUUM).
+	 * mode (changing it takes a VACUUM) and is not written to before its
+	 * integrity check: the pragma would commit (a new change counter),
+	 * also to a corrupt file.
 	 */
-	if ((ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
+	char *pages = NULL;
+	if ((ret = query_text(st, "PRAGMA page_count", "reading the page count", &pages)) < 0)
+		goto done;
+	int fresh = strcmp(pages, "0") == 0;
+	free(pages);
+	if (fresh && (ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
 		goto done;
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
