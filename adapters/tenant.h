@@ -8,7 +8,7 @@
 #include "connector/config/config.h"
 #include "mapping/device.h"
 
-#define CMB_TENANT_ADAPTER_VERSION 5
+#define CMB_TENANT_ADAPTER_VERSION 6
 
 /* One record or removal of a batch, as the tenant judged it. */
 struct cmb_tenant_outcome {
@@ -148,6 +148,22 @@ struct cmb_tenant_adapter {
 	 * NULL.
 	 */
 	int (*list_devices)(void *st, cmb_tenant_device_cb cb, void *ctx, long *pages);
+
+	/*
+	 * For `cmbridge check`, after check: the application roles of the
+	 * uploads' token (its "roles" claim: the application permissions
+	 * granted), newly allocated: *roles holds *n strings and a NULL (free
+	 * each, then the array). 0 when they could be read (none is *n = 0),
+	 * 1 when the token is opaque (not a JWT: nothing to check). May be
+	 * NULL.
+	 */
+	int (*token_roles)(void *st, char ***roles, size_t *n);
+	/*
+	 * For `cmbridge check`: one read through Graph as a standby makes it
+	 * (GET {graph_url}/deviceManagement/managedDevices?$top=1, the uploads'
+	 * token), 0 when it answers with a "value" array. May be NULL.
+	 */
+	int (*probe_graph)(void *st);
 };
 
 extern const struct cmb_tenant_adapter cmb_tenant_gateway;

@@ -3,7 +3,8 @@
 # demo cmbridge, and to build and check its Debian package (dpkg-dev for
 # dpkg-shlibdeps, man-db and groff-base to render the man pages, logrotate,
 # systemd for systemd-sysusers and systemd-tmpfiles, lintian, chromium for
-# the status page test in a browser).
+# the status page test in a browser; clang with its libFuzzer runtime for the
+# fuzz targets, valgrind for the memcheck run).
 # Idempotent: quiet and quick when all is already installed.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ PKGS=(
   krb5-kdc krb5-admin-server krb5-user tinyproxy
   dpkg-dev man-db groff-base logrotate systemd lintian
   chromium
+  clang libclang-rt-dev valgrind
 )
 
 missing=()

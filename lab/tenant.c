@@ -31,7 +31,7 @@ void lab_reply_graph_error(struct lab_reply *r, int status, const char *code, co
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	char date[32], rid[37];
-	lab_iso8601((int64_t)time(NULL), date);
+	lab_iso8601(lab_tenant_time(), date);
 	lab_guid(rid);
 	struct lab_buf b = {0};
 	lab_buf_adds(&b, "{\"error\":{\"code\":");
@@ -97,7 +97,7 @@ static void token_error(struct lab *lab, const struct lab_req *q, struct lab_rep
 		snprintf(corr, sizeof corr, "%s", cr);
 	else
 		lab_guid(corr);
-	time_t now = time(NULL);
+	time_t now = (time_t)lab_tenant_time();
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%SZ", &tm);
@@ -128,6 +128,28 @@ static void derived_guid(const char *a, const char *b, char out[37])
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11],
 		 md[12], md[13], md[14], md[15]);
+}
+
+/*
+ * "\"roles\":[\"A\",\"B\"]," from [tenant] roles (conf.c refuses quotes):
+ * Entra leaves the claim out when the app holds no application role.
+ */
+static char *roles_json(const char *list)
+{
+	if (!*list)
+		return lab_xstrdup("");
+	struct lab_buf b = {0};
+	lab_buf_adds(&b, "\"roles\":[\"");
+	for (const char *p = list; *p; p++) {
+		if (*p == ',')
+			lab_buf_adds(&b, "\",\"");
+		else
+			lab_buf_addf(&b, "%c", *p);
+	}
+	lab_buf_adds(&b, "\"],");
+	char *out = lab_xstrdup(b.p);
+	lab_buf_free(&b);
+	return out;
 }
 
 static void handle_token(struct lab *lab, const struct lab_req *q, const char *tenant, struct lab_reply *r)
@@ -177,18 +199,19 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 		/* secret or certificate credential (auth_assertion.c) */
 		token_error(lab, q, r, ae.status, ae.error, ae.code, "%s", ae.msg);
 	} else {
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = lab_tenant_time();
 		char oid[37], uti[37];
 		derived_guid(c->tenant_id, c->client_id, oid);
 		lab_guid(uti);
+		char *roles = roles_json(c->token_roles);
 		char *claims = lab_xasprintf(
 			"{\"aud\":\"%s\",\"iss\":\"https://sts.windows.net/%s/\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,"
 			"\"app_displayname\":\"cmbridge\",\"appid\":\"%s\",\"appidacr\":\"1\",\"idp\":\"https://sts.windows.net/%s/\","
-			"\"idtyp\":\"app\",\"oid\":\"%s\",\"roles\":[\"DeviceManagementManagedDevices.ReadWrite.All\","
-			"\"DeviceManagementConfiguration.Read.All\"],\"sub\":\"%s\",\"tid\":\"%s\",\"uti\":\"%s\",\"ver\":\"1.0\"}",
+			"\"idtyp\":\"app\",\"oid\":\"%s\",%s\"sub\":\"%s\",\"tid\":\"%s\",\"uti\":\"%s\",\"ver\":\"1.0\"}",
 			lab_auth_site_scope(lab, scope) ? c->bearer_audience : GRAPH_AUD, c->tenant_id, (long long)now,
 			(long long)now - 300, (long long)(now + c->token_lifetime),
-			c->client_id, c->tenant_id, oid, oid, c->tenant_id, uti);
+			c->client_id, c->tenant_id, oid, roles, oid, c->tenant_id, uti);
+		free(roles);
 		char *tok = lab_jwt_sign(lab->jwt_key, lab->jwt_kid, claims);
 		free(claims);
 		if (!tok) {
@@ -207,8 +230,48 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 	form_free(&f);
 }
 
+/* 1 when the token's roles claim holds one of any_of (NULL-terminated). */
+static int has_role(yajl_val claims, const char *const *any_of)
+{
+	const char *pr[] = {"roles", NULL};
+	yajl_val roles = yajl_tree_get(claims, pr, yajl_t_array);
+	for (size_t i = 0; roles && i < roles->u.array.len; i++)
+		for (const char *const *w = any_of; *w; w++)
+			if (YAJL_IS_STRING(roles->u.array.values[i]) && !strcmp(roles->u.array.values[i]->u.string, *w))
+				return 1;
+	return 0;
+}
+
+/*
+ * A valid token without the application role the route needs: 403, worded
+ * as Intune's Graph endpoints word it ("Application is not authorized to
+ * perform this operation. Application must have one of the following
+ * scopes: ..."; docs/lab.md).
+ */
+static void forbidden(struct lab_reply *r, const struct lab_req *q, const char *const *any_of)
+{
+	struct lab_buf b = {0};
+	for (const char *const *w = any_of; *w; w++)
+		lab_buf_addf(&b, "%s%s", w == any_of ? "" : ", ", *w);
+	char aid[37];
+	lab_guid(aid);
+	lab_reply_graph_error(r, 403, "Forbidden",
+			      "{\"_version\": 3, \"Message\": \"Application is not authorized to perform this operation. "
+			      "Application must have one of the following scopes: %s - Operation ID (for customer support): "
+			      "00000000-0000-0000-0000-000000000000 - Activity ID: %s - Url: %.200s\"}", b.p, aid, q->path);
+	lab_buf_free(&b);
+}
+
+static int check_bearer_roles(struct lab *lab, const struct lab_req *q, struct lab_reply *r, const char *const *any_of);
+
 /* 0 when the request carries a valid token of this lab; else fills r. */
 static int check_bearer(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
+{
+	return check_bearer_roles(lab, q, r, NULL);
+}
+
+/* check_bearer, and (any_of not NULL) the token holds one of those roles: else 403. */
+static int check_bearer_roles(struct lab *lab, const struct lab_req *q, struct lab_reply *r, const char *const *any_of)
 {
 	const char *a = q->header(q->hctx, "Authorization");
 	const char *why = NULL;
@@ -228,7 +291,7 @@ static int check_bearer(struct lab *lab, const struct lab_req *q, struct lab_rep
 			yajl_val exp = yajl_tree_get(claims, pe, yajl_t_number);
 			yajl_val nbf = yajl_tree_get(claims, pn, yajl_t_number);
 			yajl_val tid = yajl_tree_get(claims, pt, yajl_t_string);
-			long long now = (long long)time(NULL);
+			long long now = (long long)lab_tenant_time();
 			if (!aud || (strcmp(aud->u.string, GRAPH_AUD) && strcmp(aud->u.string, GRAPH_AUD "/") &&
 				     strcmp(aud->u.string, "00000003-0000-0000-c000-000000000000")))
 				why = "Invalid audience.";
@@ -242,10 +305,15 @@ static int check_bearer(struct lab *lab, const struct lab_req *q, struct lab_rep
 				why = NULL;
 		}
 	}
+	int allowed = !why && (!any_of || has_role(claims, any_of));
 	yajl_tree_free(claims);
-	if (!why)
+	if (allowed)
 		return 0;
 	atomic_fetch_add(&lab->st.auth_failures, 1);
+	if (!why) {
+		forbidden(r, q, any_of);
+		return -1;
+	}
 	lab_reply_graph_error(r, 401, "InvalidAuthenticationToken", "%s", why);
 	char *h = lab_xasprintf("Bearer realm=\"\", authorization_uri=\"https://127.0.0.1:%d/%s/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
 				lab->conf.tenant_port, lab->conf.tenant_id);
@@ -1029,9 +1097,9 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
 	lab_policies_stats(lab, &b);    /* "policies" (policies.c, policystore.c) */
 	lab_buf_addf(&b,
-		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
+		     "\"faults\":{\"injected500\":%lld,\"injected503\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
-		     (long long)s->injected500, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
+		     (long long)s->injected500, (long long)s->injected503, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
 		     (long long)s->replies_lost, (long long)s->retry_after_violations);
 	for (int i = 0; i < R_COUNT; i++)
 		lab_buf_addf(&b, "%s\"%s\":%lld", i ? "," : "", lab_route_names[i], (long long)lab->routes[i]);
@@ -1144,9 +1212,13 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 	}
 	if (cr && strlen(cr) < 100 && !strpbrk(cr, "\r\n"))
 		lab_reply_hdr(r, "client-request-id", cr);
-	static const struct { const struct kind *kd; int post, list, one; } sets[] = {
-		{&k_device, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE},
-		{&k_coll, R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE},
+	/* The roles each route needs (docs/lab.md): Graph's managedDevices as Intune answers; the gateway's uploads write. */
+	static const char *const devices_read[] = {"DeviceManagementManagedDevices.Read.All",
+						   "DeviceManagementManagedDevices.ReadWrite.All", NULL};
+	static const char *const devices_write[] = {"DeviceManagementManagedDevices.ReadWrite.All", NULL};
+	static const struct { const struct kind *kd; int post, list, one; const char *const *read; } sets[] = {
+		{&k_device, R_GATEWAY, R_GRAPH_LIST, R_GRAPH_ONE, devices_read},
+		{&k_coll, R_COLL_POST, R_GRAPH_COLL_LIST, R_GRAPH_COLL_ONE, NULL},
 	};
 	for (size_t i = 0; i < 2; i++) {
 		const struct kind *kd = sets[i].kd;
@@ -1154,7 +1226,7 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 			atomic_fetch_add(&lab->routes[sets[i].post], 1);
 			if (strcmp(q->method, "POST"))
 				lab_reply_graph_error(r, 405, "MethodNotAllowed", "Use POST for %s.", kd->route);
-			else if (check_bearer(lab, q, r) == 0)
+			else if (check_bearer_roles(lab, q, r, devices_write) == 0)
 				handle_upload(lab, q, kd, r);
 			return 0;
 		}
@@ -1167,7 +1239,7 @@ int lab_tenant_handle(struct lab *lab, const struct lab_req *q, struct lab_reply
 			atomic_fetch_add(&lab->routes[t[0] ? sets[i].one : sets[i].list], 1);
 			if (strcmp(q->method, "GET"))
 				lab_reply_graph_error(r, 405, "MethodNotAllowed", "The lab's Graph surface is read-only: use GET.");
-			else if (check_bearer(lab, q, r) == 0) {
+			else if (check_bearer_roles(lab, q, r, sets[i].read) == 0) {
 				if (t[0])
 					handle_one(lab, q, kd, t + 1, r);
 				else

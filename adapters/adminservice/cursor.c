@@ -15,19 +15,6 @@
 /* An empty page that still has a nextLink is legal; this many in a row is a loop. */
 #define MAX_EMPTY_PAGES 100
 
-static int is_json(const char *ct)
-{
-	static const char json[] = "application/json";
-	if (!ct)
-		return 0;
-	while (*ct == ' ')
-		ct++;
-	if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
-		return 0;
-	char after = ct[sizeof(json) - 1];
-	return after == '\0' || after == ';' || after == ' ';
-}
-
 char *cmb_as_filter_eq(const char *prop, const char *value)
 {
 	struct cmb_buf b = CMB_BUF_INIT(2 * (strlen(prop) + strlen(value)) + 16);
@@ -87,7 +74,7 @@ static int page_sink(void *ctx, long status, const char *content_type, const cha
 		return pg->parser_rc;
 	if (!pg->checked) {
 		pg->checked = 1;
-		if (!is_json(content_type)) {
+		if (!cmb_http_is_json(content_type)) {
 			char *first = cmb_request_sanitise(data, len, 120, 1);
 			int code = cmb_error_set(CMB_EPROTO, "%s: site answered HTTP %ld with Content-Type '%s', not JSON "
 						 "(a proxy or login page?): '%s'", pg->where, status,
@@ -104,7 +91,7 @@ static int page_finish(void *ctx, const struct cmb_http_response *resp)
 	struct page *pg = ctx;
 	if (pg->parser_rc < 0)
 		return pg->parser_rc;
-	if (!pg->checked && !is_json(resp->content_type))
+	if (!pg->checked && !cmb_http_is_json(resp->content_type))
 		return cmb_error_set(CMB_EPROTO, "%s: site answered HTTP %ld with Content-Type '%s' and no body",
 				     pg->where, resp->status, resp->content_type ? resp->content_type : "none");
 	/* A complete transfer that ends inside the JSON is a malformed page: final, not retried. */

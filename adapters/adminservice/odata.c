@@ -285,9 +285,12 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 	return 1;
 }
 
-static int cb_start_map(void *ctx)
+/*
+ * An object or array opens: where it may (the page, value, a record, a list
+ * property) the parser moves in; anything else nested is skipped whole.
+ */
+static int on_open(struct cmb_odata_parser *p, int array)
 {
-	struct cmb_odata_parser *p = ctx;
 	if (!nest(p))
 		return 0;
 	if (p->skip) {
@@ -296,73 +299,13 @@ static int cb_start_map(void *ctx)
 	}
 	switch (p->at) {
 	case AT_START:
+		if (array)
+			return fail(p, CMB_EPROTO, "the page is not a JSON object");
 		p->at = AT_TOP;
 		return 1;
 	case AT_TOP:
-		if (p->key == KEY_VALUE)
+		if (p->key == KEY_VALUE && !array)
 			return fail(p, CMB_EPROTO, "'value' is not an array");
-		if (p->key == KEY_NEXTLINK)
-			return fail(p, CMB_EPROTO, "'@odata.nextLink' is not a string");
-		p->skip = 1;
-		return 1;
-	case AT_VALUE:
-		p->rec = xcalloc(1, sizeof(*p->rec));
-		p->at = AT_RECORD;
-		return 1;
-	case AT_RECORD:
-		/* A nested object: not something the class table selects. */
-		free(p->field);
-		p->field = NULL;
-		p->skip = 1;
-		return 1;
-	case AT_LIST:
-		p->list_bad = 1;
-		p->skip = 1;
-		return 1;
-	case AT_END:
-		break;
-	}
-	return fail(p, CMB_EPROTO, "unexpected value after the page");
-}
-
-static int cb_end_map(void *ctx)
-{
-	struct cmb_odata_parser *p = ctx;
-	p->depth--;
-	if (p->skip) {
-		p->skip--;
-		return 1;
-	}
-	if (p->at == AT_RECORD) {
-		struct cmb_odata_record *r = p->rec;
-		p->rec = NULL;
-		p->at = AT_VALUE;
-		p->records++;
-		int rc = p->cb ? p->cb(p->ctx, r) : (cmb_odata_record_free(r), 0);
-		if (rc < 0) {
-			p->error = rc;
-			return 0;
-		}
-		return 1;
-	}
-	/* AT_TOP */
-	p->at = AT_END;
-	return 1;
-}
-
-static int cb_start_array(void *ctx)
-{
-	struct cmb_odata_parser *p = ctx;
-	if (!nest(p))
-		return 0;
-	if (p->skip) {
-		p->skip++;
-		return 1;
-	}
-	switch (p->at) {
-	case AT_START:
-		return fail(p, CMB_EPROTO, "the page is not a JSON object");
-	case AT_TOP:
 		if (p->key == KEY_VALUE) {
 			p->at = AT_VALUE;
 			return 1;
@@ -372,8 +315,19 @@ static int cb_start_array(void *ctx)
 		p->skip = 1;
 		return 1;
 	case AT_VALUE:
-		return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
+		if (array)
+			return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
+		p->rec = xcalloc(1, sizeof(*p->rec));
+		p->at = AT_RECORD;
+		return 1;
 	case AT_RECORD:
+		if (!array) {
+			/* A nested object: not something the class table selects. */
+			free(p->field);
+			p->field = NULL;
+			p->skip = 1;
+			return 1;
+		}
 		/* An array property (TargetResourceIDs): its scalar items are kept. */
 		cmb_buf_free(&p->list);
 		cmb_buf_init(&p->list, p->max_record);
@@ -391,14 +345,53 @@ static int cb_start_array(void *ctx)
 	return fail(p, CMB_EPROTO, "unexpected value after the page");
 }
 
+/* An object or array closes: 1 when it was one being skipped (nothing more to do). */
+static int closing_skipped(struct cmb_odata_parser *p)
+{
+	p->depth--;
+	if (!p->skip)
+		return 0;
+	p->skip--;
+	return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	return on_open(ctx, 0);
+}
+
+static int cb_start_array(void *ctx)
+{
+	return on_open(ctx, 1);
+}
+
+static int cb_end_map(void *ctx)
+{
+	struct cmb_odata_parser *p = ctx;
+	if (closing_skipped(p))
+		return 1;
+	if (p->at == AT_RECORD) {
+		struct cmb_odata_record *r = p->rec;
+		p->rec = NULL;
+		p->at = AT_VALUE;
+		p->records++;
+		int rc = p->cb ? p->cb(p->ctx, r) : (cmb_odata_record_free(r), 0);
+		if (rc < 0) {
+			p->error = rc;
+			return 0;
+		}
+		return 1;
+	}
+	/* AT_TOP */
+	p->at = AT_END;
+	return 1;
+}
+
 static int cb_end_array(void *ctx)
 {
 	struct cmb_odata_parser *p = ctx;
-	p->depth--;
-	if (p->skip) {
-		p->skip--;
+	if (closing_skipped(p))
 		return 1;
-	}
 	if (p->at == AT_LIST) {
 		p->at = AT_RECORD;
 		if (p->list_bad) {

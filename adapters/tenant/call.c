@@ -29,25 +29,34 @@ struct json_reply {
 	yajl_val root;
 };
 
-/* A 2xx reply must be one complete JSON object. */
-static int json_finish(void *ctx, const struct cmb_http_response *resp)
+int cmb_tenant_reply_json(const char *body, size_t len, const char *what, const char *url, yajl_val *out)
 {
-	struct json_reply *jr = ctx;
-	char eb[256] = "", *where = xasprintf("%s: tenant reply from %s", jr->c->what, jr->c->url);
+	char eb[256] = "", *where = xasprintf("%s: tenant reply from %s", what, url);
 	yajl_val r = NULL;
-	int rc = cmb_limit_json_tree(resp->body.data ? resp->body.data : "", resp->body.len, where, &r, eb, sizeof(eb));
+	int rc = cmb_limit_json_tree(body ? body : "", len, where, &r, eb, sizeof(eb));
 	free(where);
 	if (rc == CMB_ETOOBIG)
 		return rc;
 	if (!r)
 		/* A reply cut short: the request may have been applied; the same body again is safe. */
-		return cmb_error_set(CMB_ENETWORK, "%s: tenant reply from %s is incomplete or not JSON: %s",
-				     jr->c->what, jr->c->url, eb);
+		return cmb_error_set(CMB_ENETWORK, "%s: tenant reply from %s is incomplete or not JSON: %s", what, url,
+				     eb);
 	if (!YAJL_IS_OBJECT(r)) {
 		yajl_tree_free(r);
-		return cmb_error_set(CMB_EPROTO, "%s: tenant reply from %s is not a JSON object", jr->c->what,
-				     jr->c->url);
+		return cmb_error_set(CMB_EPROTO, "%s: tenant reply from %s is not a JSON object", what, url);
 	}
+	*out = r;
+	return 0;
+}
+
+/* A 2xx reply must be one complete JSON object. */
+static int json_finish(void *ctx, const struct cmb_http_response *resp)
+{
+	struct json_reply *jr = ctx;
+	yajl_val r = NULL;
+	int rc = cmb_tenant_reply_json(resp->body.data, resp->body.len, jr->c->what, jr->c->url, &r);
+	if (rc < 0)
+		return rc;
 	yajl_tree_free(jr->root);
 	jr->root = r;
 	return 0;

@@ -42,6 +42,14 @@ struct cmb_tenant_call {
 	size_t *bytes_in;
 };
 
+/*
+ * Reads a 2xx reply body as the tenant's JSON object (*out, caller frees):
+ * CMB_ENETWORK for a body cut short or not JSON (the request may have been
+ * applied: the same body again is safe), CMB_EPROTO for JSON that is not an
+ * object, CMB_ETOOBIG past the limits. what and url name it in messages.
+ */
+int cmb_tenant_reply_json(const char *body, size_t len, const char *what, const char *url, yajl_val *out);
+
 /* On success *out is the reply's JSON object (caller frees with yajl_tree_free). */
 int cmb_tenant_call_json(const struct cmb_tenant_call *c, yajl_val *out);
 

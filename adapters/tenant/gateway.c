@@ -72,20 +72,8 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	g->refs = 1;
 	cmb_retry_policy_from_config(&g->policy, cfg);
 	cmb_retry_budget_init(&g->budget, &g->policy);
-	struct cmb_http_opts ho = {
-		.name = "tenant",
-		.ca_file = cfg->tenant_ca_file,
-		.connect_timeout_s = cfg->tenant_connect_timeout,
-		.low_speed_time_s = cfg->tenant_timeout,
-		.min_speed = cfg->tenant_min_speed,
-		.deadline_s = cfg->tenant_request_timeout,
-		.deadline_option = "request_timeout",
-		.max_response = (size_t)cfg->sync_max_response_mb << 20,
-		.rate_limit = (double)cfg->tenant_rate_limit,
-		.rate_burst = (double)cfg->tenant_rate_burst,
-		.pinned_public_key = cfg->tenant_pinned_public_key,
-	};
-	cmb_http_opts_network(&ho, cfg);
+	struct cmb_http_opts ho = { .max_response = (size_t)cfg->sync_max_response_mb << 20 };
+	cmb_http_opts_tenant(&ho, cfg);
 	int rc = cmb_http_new(&g->http, &ho);
 	if (rc < 0)
 		goto fail;
@@ -202,12 +190,8 @@ void cmb_gateway_counters(void *st, struct cmb_gateway_counters *out)
 	};
 }
 
-/*
- * Reports the reply's results and removals through cb, checking that they
- * answer exactly for keys[0..n) and removals[0..n_removals), in order.
- */
-static int report_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
-			   const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
+int cmb_gateway_read_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
+			      const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx)
 {
 	int rc = 0;
 	const char *pb[] = { "batchId", NULL }, *pr[] = { "results", NULL }, *pm[] = { "removals", NULL };
@@ -277,7 +261,7 @@ static int upload_body(struct gateway *g, const char *url, const char *what, con
 		g->replays++;
 		cmb_info("tenant had already applied %s batch %s; using its stored answer", what, batch_id);
 	}
-	rc = report_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
+	rc = cmb_gateway_read_outcomes(root, url, batch_id, keys, n, removals, n_removals, cb, ctx);
 	yajl_tree_free(root);
 	return rc;
 }
@@ -374,8 +358,7 @@ static void gen_value(yajl_gen g, yajl_val v)
 	}
 }
 
-/* Passes each device of one page to cb; *next is its @odata.nextLink (the caller's) or NULL. */
-static int list_page(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
+int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
 {
 	const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL }, *pi[] = { "id", NULL };
 	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
@@ -422,7 +405,7 @@ static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *p
 		};
 		char *next = NULL;
 		if ((rc = cmb_tenant_call_json(&call, &root)) == 0)
-			rc = list_page(root, url, cb, ctx, &next);
+			rc = cmb_gateway_read_devices(root, url, cb, ctx, &next);
 		yajl_tree_free(root);
 		free(what);
 		free(url);
@@ -431,6 +414,41 @@ static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *p
 	free(url);
 	if (pages)
 		*pages = n;
+	return rc;
+}
+
+static int gw_token_roles(void *st, char ***roles, size_t *n)
+{
+	struct gateway *g = st;
+	const char *token;
+	int rc = cmb_auth_token(g->auth, &token);
+	if (rc < 0)
+		return rc;
+	return cmb_jwt_claim_strings(token, "roles", roles, n);
+}
+
+static int gw_probe_graph(void *st)
+{
+	struct gateway *g = st;
+	if (!g->devices_list_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set");
+	char *url = xstrdup(g->devices_list_url);
+	char *top = strstr(url, "$top=");
+	if (top)
+		strcpy(top, "$top=1");
+	yajl_val root = NULL;
+	struct cmb_tenant_call call = {
+		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "GET", .url = url,
+		.what = "reading one managedDevice", .principal = g->principal, .requests = &g->stats.requests,
+		.renewals = &g->renewals, .bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
+	};
+	int rc = cmb_tenant_call_json(&call, &root);
+	const char *pv[] = { "value", NULL };
+	if (rc == 0 && !yajl_tree_get(root, pv, yajl_t_array))
+		rc = cmb_error_set(CMB_EPROTO, "tenant: %s answered without a \"value\" array: is [tenant] graph_url "
+				   "the Graph endpoint (https://graph.microsoft.com/beta)?", url);
+	yajl_tree_free(root);
+	free(url);
 	return rc;
 }
 
@@ -448,4 +466,6 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.poll_notifications = cmb_notify_poll, .post_results = cmb_notify_post_results,
 	.token_describe = gw_token_describe,
 	.list_devices = gw_list_devices,
+	.token_roles = gw_token_roles,
+	.probe_graph = gw_probe_graph,
 };

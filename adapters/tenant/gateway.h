@@ -6,6 +6,11 @@
 #ifndef CMB_TENANT_GATEWAY_H
 #define CMB_TENANT_GATEWAY_H
 
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+#include "adapters/tenant.h"
+
 struct cmb_gateway_counters {
 	long requests;            /* upload requests sent (DevicePost and CollectionPost, retries included) */
 	long token_requests;      /* token endpoint requests (retries and renewals included) */
@@ -38,5 +43,17 @@ struct cmb_gateway_shared {
 };
 void cmb_gateway_share(void *st, struct cmb_gateway_shared *out);
 void cmb_gateway_unshare(struct cmb_gateway_shared *sh);
+
+/*
+ * What the replies say, without I/O (root is the tenant's JSON object,
+ * cmb_tenant_reply_json). An upload reply: its results and removals
+ * reported through cb, checked to answer exactly for keys[0..n) and
+ * removals[0..n_removals), in order, for batch_id (CMB_EPROTO otherwise;
+ * url names the endpoint in messages). A managedDevices page: each device
+ * passed to cb as JSON; *next is its @odata.nextLink (the caller's) or NULL.
+ */
+int cmb_gateway_read_outcomes(yajl_val root, const char *url, const char *batch_id, const char *const *keys, size_t n,
+			      const char *const *removals, size_t n_removals, cmb_tenant_outcome_cb cb, void *ctx);
+int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next);
 
 #endif

@@ -98,20 +98,23 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 	free(url);
 	if (rc < 0)
 		return rc;
+	rc = cmb_notify_read_poll(root, cb, ctx, next_cursor);
+	yajl_tree_free(root);
+	return rc;
+}
+
+int cmb_notify_read_poll(yajl_val root, cmb_tenant_notification_cb cb, void *ctx, char **next_cursor)
+{
+	int rc = 0;
 	const char *pl[] = { "notifications", NULL };
 	yajl_val list = yajl_tree_get(root, pl, yajl_t_array);
 	const char *next = str(root, "cursor");
-	if (!list || !next) {
-		yajl_tree_free(root);
+	if (!list || !next)
 		return cmb_error_set(CMB_EPROTO, "notification channel: the reply has no cursor or notifications");
-	}
-	if (list->u.array.len > CMB_LIMIT_NOTIFICATIONS) {
+	if (list->u.array.len > CMB_LIMIT_NOTIFICATIONS)
 		/* The wire format says at most 500: a longer list is not the channel cmbridge knows. */
-		size_t len = list->u.array.len;
-		yajl_tree_free(root);
 		return cmb_limit_error(CMB_LIMIT_NOTIFICATION_PAGE, 0, "notification channel: a poll of %zu notifications",
-				       len);
-	}
+				       list->u.array.len);
 	for (size_t i = 0; i < list->u.array.len && rc == 0; i++) {
 		yajl_val e = list->u.array.values[i];
 		struct cmb_tenant_notification nt = {
@@ -119,15 +122,12 @@ int cmb_notify_poll(void *p, const char *cursor, long wait_s, cmb_tenant_notific
 			.action = str(e, "action"), .requested_by = str(e, "requestedBy"),
 			.requested = str(e, "requestedDateTime"), .expires = str(e, "expirationDateTime"),
 		};
-		if (!nt.id || !*nt.id) {
-			rc = cmb_error_set(CMB_EPROTO, "notification channel: notification %zu has no id", i);
-			break;
-		}
+		if (!nt.id || !*nt.id)
+			return cmb_error_set(CMB_EPROTO, "notification channel: notification %zu has no id", i);
 		rc = cb(ctx, &nt);
 	}
 	if (rc == 0)
 		*next_cursor = xstrdup(next);
-	yajl_tree_free(root);
 	return rc;
 }
 
@@ -159,12 +159,17 @@ int cmb_notify_post_results(void *p, const struct cmb_tenant_action_result *r, s
 	free(body);
 	if (rc < 0)
 		return rc;
+	rc = cmb_notify_read_results(root, r, count, acked);
+	yajl_tree_free(root);
+	return rc;
+}
+
+int cmb_notify_read_results(yajl_val root, const struct cmb_tenant_action_result *r, size_t count, int *acked)
+{
 	const char *pr[] = { "results", NULL };
 	yajl_val list = yajl_tree_get(root, pr, yajl_t_array);
-	if (!list) {
-		yajl_tree_free(root);
+	if (!list)
 		return cmb_error_set(CMB_EPROTO, "NotificationResult: the reply has no results array");
-	}
 	/* Answers are matched by id, not position: the tenant may answer in any order. */
 	for (size_t i = 0; i < list->u.array.len; i++) {
 		yajl_val e = list->u.array.values[i];
@@ -175,6 +180,5 @@ int cmb_notify_post_results(void *p, const struct cmb_tenant_action_result *r, s
 			if (!acked[j] && strcmp(r[j].id, id) == 0)
 				acked[j] = 1;
 	}
-	yajl_tree_free(root);
 	return 0;
 }

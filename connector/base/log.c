@@ -102,6 +102,11 @@ void cmb_log_set_cid(const char *cid)
 	snprintf(log_cid, sizeof(log_cid), "%s", cid ? cid : "");
 }
 
+const char *cmb_log_get_cid(void)
+{
+	return log_cid;
+}
+
 void cmb_log_set_component(const char *component)
 {
 	snprintf(log_component, sizeof(log_component), "%s", component ? component : "");

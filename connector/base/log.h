@@ -42,6 +42,8 @@ void cmb_log_set_format(enum cmb_log_format format);
 void cmb_log_set_max_size(long max_bytes);
 /* Sets the calling thread's correlation id printed on each line (NULL clears). Copied. */
 void cmb_log_set_cid(const char *cid);
+/* The calling thread's correlation id ("" when none): to restore after a line of another's. */
+const char *cmb_log_get_cid(void);
 /* Sets the calling thread's component ("sync", "relay"; NULL: "cmbridge"). Copied. */
 void cmb_log_set_component(const char *component);
 /*

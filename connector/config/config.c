@@ -617,6 +617,14 @@ static int looks_like_secret_key(const char *key)
 
 /* ---- parsing ---- */
 
+/*
+ * The longest line read, as documented: libinih's line buffer (200) less
+ * the line end and its NUL. Every value as it takes effect (a relative path
+ * resolved, a derived URL) must fit a line too, so that what
+ * cmb_config_print() writes always loads again.
+ */
+#define CONF_LINE_MAX 197
+
 struct parse_ctx {
 	const char *path;
 	char *dir;               /* absolute directory of the file, for relative paths */
@@ -681,7 +689,7 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	while (*s == ' ' || *s == '\t')
 		s++;
-	if (*s != ';' && *s != '#') {
+	if (*s && *s != ';' && *s != '#') {  /* a blank line without a newline ends right here */
 		for (char *p = s + 1; *p; p++) {
 			if ((*p == '#' || *p == ';') && (p[-1] == ' ' || p[-1] == '\t')) {
 				p[0] = '\n';
@@ -933,6 +941,13 @@ static int set_option(struct parse_ctx *ctx, const struct option *o, const char 
 	case OPT_PATH:
 	case OPT_SECRET_PATH: {
 		char *path = resolve_path(ctx, value);
+		if (strlen(o->key) + 3 + strlen(path) > CONF_LINE_MAX) {
+			fail_at(ctx, lineno, "[%s] %s: the path resolves to %zu characters (from the directory of the "
+				"configuration file), more than a line holds (%d): give a shorter path",
+				o->section, o->key, strlen(path), CONF_LINE_MAX);
+			free(path);
+			return -1;
+		}
 		if (((o->type == OPT_SECRET_PATH || (o->flags & OPT_MUST_EXIST)) && check_file(ctx, o, value, path) < 0) ||
 		    ((o->flags & OPT_PRIVATE_DIR) && check_private_dir(ctx, o, path) < 0)) {
 			free(path);
@@ -1095,6 +1110,72 @@ static void check_metrics(struct parse_ctx *ctx)
 		"allow_remote = yes to serve them to other hosts)", ctx->cfg->metrics_listen);
 }
 
+/*
+ * Base URLs the connector appends its own paths to (docs/wire-format.md):
+ * one that already ends in such a path would be requested doubled on the
+ * first cycle (https://host/api/gateway/api/gateway/DevicePost). Refused
+ * here, with the base to write instead. tails: the paths the connector
+ * appends, each refused as a path segment anywhere in the URL's path.
+ */
+static void refuse_appended_path(struct parse_ctx *ctx, size_t offset, const char *const *tails, const char *appends)
+{
+	size_t i;
+	const struct option *o = option_by_field(offset, &i);
+	const char *v = *field_str(ctx->cfg, o);
+	if (ctx->error || !v)
+		return;
+	const char *path = strchr(v + 8, '/'), *q = strpbrk(v + 8, "?#");
+	if (q && (!path || q < path))
+		path = q;
+	if (q) {
+		fail_at(ctx, ctx->set_line[i],
+			"[%s] %s: \"%s\" has a query or fragment, and the connector appends %s to it (expected a base "
+			"URL: write %.*s)", o->section, o->key, v, appends, (int)(q - v), v);
+		return;
+	}
+	for (const char *p = path; p && *p; p = strchr(p + 1, '/')) {
+		for (const char *const *t = tails; *t; t++) {
+			size_t n = strlen(*t);
+			if (strncasecmp(p + 1, *t, n) != 0 || (p[1 + n] != '\0' && p[1 + n] != '/'))
+				continue;
+			fail_at(ctx, ctx->set_line[i],
+				"[%s] %s: \"%s\" ends with a path the connector appends itself (%s), so it would be "
+				"requested twice (expected the base URL: write %.*s)", o->section, o->key, v, appends,
+				(int)(p - v), v);
+			return;
+		}
+	}
+}
+
+/* Graph's URLs carry the API version first (https://graph.microsoft.com/beta/...): a host alone is not a base. */
+static void check_graph_version(struct parse_ctx *ctx)
+{
+	size_t i;
+	const struct option *o = option_by_field(OFF(tenant_graph_url), &i);
+	const char *v = ctx->cfg->tenant_graph_url;
+	if (ctx->error || !v || strchr(v + 8, '/'))
+		return;
+	fail_at(ctx, ctx->set_line[i],
+		"[%s] %s: \"%s\" has no API version, and Graph paths start with one (expected the Graph beta "
+		"endpoint the connector's shapes are from: write %s/beta)", o->section, o->key, v, v);
+}
+
+static void check_endpoint_urls(struct parse_ctx *ctx)
+{
+	static const char *const gateway[] = { "api", NULL };
+	static const char *const graph[] = { "deviceManagement", NULL };
+	static const char *const authority[] = { "oauth2", NULL };
+	static const char *const site[] = { "wmi", NULL };
+	size_t ti;
+	option_by_field(OFF(tenant_token_url), &ti);
+	refuse_appended_path(ctx, OFF(tenant_gateway_url), gateway, "/api/gateway/DevicePost and the other /api/gateway routes");
+	refuse_appended_path(ctx, OFF(tenant_graph_url), graph, "/deviceManagement/managedDevices");
+	check_graph_version(ctx);
+	if (!ctx->set_line[ti]) /* token_url, when set, is used as written */
+		refuse_appended_path(ctx, OFF(tenant_authority), authority, "/oauth2/v2.0/token");
+	refuse_appended_path(ctx, OFF(site_url), site, "/wmi/SMS_R_System and the other /wmi classes");
+}
+
 /* Defaults, required keys and the rules that involve more than one option. */
 static void finish(struct parse_ctx *ctx)
 {
@@ -1112,8 +1193,17 @@ static void finish(struct parse_ctx *ctx)
 		return;
 
 	/* authority has no trailing '/' left: OPT_URL values are trimmed. */
-	if (!cfg->tenant_token_url)
+	if (!cfg->tenant_token_url) {
 		cfg->tenant_token_url = xasprintf("%s/oauth2/v2.0/token", cfg->tenant_authority);
+		if (strlen("token_url = ") + strlen(cfg->tenant_token_url) > CONF_LINE_MAX) {
+			size_t ia;
+			option_by_field(OFF(tenant_authority), &ia);
+			fail_at(ctx, ctx->set_line[ia], "[tenant] authority: the token URL derived from it is %zu characters, "
+				"more than a line holds (%d): set [tenant] token_url", strlen(cfg->tenant_token_url),
+				CONF_LINE_MAX);
+			return;
+		}
+	}
 
 	check_site_auth(ctx);
 	if (!ctx->error)
@@ -1124,7 +1214,8 @@ static void finish(struct parse_ctx *ctx)
 		return;
 
 	check_metrics(ctx);
-	if (cfg->sync_full_interval < cfg->sync_interval) {
+	check_endpoint_urls(ctx);
+	if (!ctx->error && cfg->sync_full_interval < cfg->sync_interval) {
 		size_t ifi;
 		option_by_field(OFF(sync_full_interval), &ifi);
 		fail_at(ctx, ctx->set_line[ifi], "[sync] full_interval: %ld is less than interval %ld (expected at least %ld)",
@@ -1171,6 +1262,8 @@ int cmb_config_load(struct cmb_config **out, const char *path)
 	if (ctx.error)
 		goto done;
 
+	ctx.cfg->option_lines = xmalloc(sizeof(ctx.set_line));
+	memcpy(ctx.cfg->option_lines, ctx.set_line, sizeof(ctx.set_line));
 	*out = ctx.cfg;
 	ctx.cfg = NULL;
 	rc = 0;
@@ -1191,7 +1284,16 @@ void cmb_config_free(struct cmb_config *cfg)
 		if (stores_string(&options[i]))
 			free(*field_str(cfg, &options[i]));
 	free(cfg->path);
+	free(cfg->option_lines);
 	free(cfg);
+}
+
+int cmb_config_line(const struct cmb_config *cfg, const char *section, const char *key)
+{
+	size_t i;
+	if (!cfg->option_lines || !find_option(section, key, &i))
+		return 0;
+	return cfg->option_lines[i];
 }
 
 /* ---- output ---- */
@@ -1225,7 +1327,11 @@ void cmb_config_print(const struct cmb_config *cfg, FILE *fp)
 {
 	char buf[32];
 	const char *section = NULL;
-	fprintf(fp, "# cmbridge configuration from %s, defaults included\n", cfg->path ? cfg->path : "(none)");
+	const char *from = cfg->path ? cfg->path : "(none)";
+	/* Each line must load again (CONF_LINE_MAX): a path too long for the first is left out. */
+	if (strlen(from) + 49 > CONF_LINE_MAX)
+		from = "a file whose name is too long to show here";
+	fprintf(fp, "# cmbridge configuration from %s, defaults included\n", from);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *o = &options[i];
 		if (!section || strcmp(section, o->section) != 0) {

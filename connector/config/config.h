@@ -107,6 +107,8 @@ struct cmb_config {
 	/* [metrics] (docs/operations.md, "Metrics and status page") */
 	char *metrics_listen;       /* address:port of /metrics, /healthz and the status page; NULL: off */
 	int metrics_allow_remote;   /* listen may be a non-loopback address; default no */
+
+	int *option_lines;          /* the line each option was set on, in table order (cmb_config_line) */
 };
 
 /*
@@ -117,6 +119,13 @@ struct cmb_config {
  */
 int cmb_config_load(struct cmb_config **out, const char *path);
 void cmb_config_free(struct cmb_config *cfg);
+
+/*
+ * The line of cfg->path where [section] key was set, for messages about
+ * its value found after loading; 0 when the option took its default (or
+ * is unknown, or cfg was not loaded from a file).
+ */
+int cmb_config_line(const struct cmb_config *cfg, const char *section, const char *key);
 
 /* Writes the effective configuration as INI, every option, defaults included. */
 void cmb_config_print(const struct cmb_config *cfg, FILE *fp);

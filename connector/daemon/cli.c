@@ -16,6 +16,7 @@
  */
 #include "connector/daemon/cli.h"
 #include "connector/daemon/usage.h"
+#include "connector/daemon/check.h"
 #include "connector/daemon/ctl.h"
 #include "connector/daemon/daemon.h"
 #include "connector/daemon/progress.h"
@@ -70,6 +71,18 @@ static void json_end(yajl_gen g)
 	yajl_gen_free(g);
 }
 
+
+/* A message of one or more lines (all the errors of one kind at once), each line as its own "cmbridge: " line. */
+static void print_lines(FILE *fp, const char *prefix, const char *msg)
+{
+	for (const char *p = msg;;) {
+		const char *nl = strchr(p, '\n');
+		fprintf(fp, "%s%.*s\n", prefix, nl ? (int)(nl - p) : (int)strlen(p), p);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
 
 /* ---- sync ---- */
 
@@ -516,35 +529,7 @@ static int cmd_check(const struct cmb_config *cfg, int argc, char **argv)
 {
 	if (argc > 1)
 		return cmb_error_set(CMB_ECONFIG, "check: unexpected argument '%s'", argv[1]);
-	printf("config:  %s is valid\n", cfg->path);
-	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_SITE | CMB_DAEMON_TENANT);
-	if (rc < 0)
-		return rc;
-	int failed = 0;
-	if ((rc = s.site->check(s.site_st)) < 0) {
-		printf("site:    FAILED: %s\n", cmb_error_last());
-		failed = rc;
-	} else {
-		printf("site:    %s reachable, a device key read\n", cfg->site_url);
-	}
-	/* What the site has and what the connector will do without, per class. */
-	char *report = s.site->describe ? s.site->describe(s.site_st) : NULL;
-	if (report)
-		fputs(report, stdout);
-	free(report);
-	long expires = 0;
-	if ((rc = s.tenant->check(s.tenant_st, &expires)) < 0) {
-		printf("tenant:  FAILED: %s\n", cmb_error_last());
-		failed = rc;
-	} else {
-		printf("tenant:  token obtained from %s for client %s (valid %ld s)\n", cfg->tenant_token_url,
-		       cfg->tenant_client_id, expires);
-	}
-	cmb_daemon_session_close(&s);
-	if (failed)
-		return cmb_error_set(failed, "check failed");
-	return 0;
+	return cmb_check_run(cfg);
 }
 
 /* ---- token ---- */
@@ -753,27 +738,6 @@ static int cmd_run(const struct cmb_config *cfg, int argc, char **argv)
 	return cmb_daemon_run(cfg, cli_verbose);
 }
 
-static void gen_action(yajl_gen g, const struct cmb_action *a)
-{
-	yajl_gen_map_open(g);
-	cmb_json_kv_str(g, "id", a->id);
-	cmb_json_kv_str(g, "deviceId", a->device_id);
-	cmb_json_kv_str(g, "key", a->key);
-	cmb_json_kv_int(g, "resourceId", a->resource_id);
-	cmb_json_kv_str(g, "action", a->action);
-	cmb_json_kv_str(g, "requestedBy", a->requested_by);
-	cmb_report_kv_time(g, "requestedDateTime", a->requested);
-	cmb_report_kv_time(g, "expirationDateTime", a->expires);
-	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
-	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
-	cmb_json_kv_int(g, "operationType", a->op_type);
-	cmb_json_kv_int(g, "journal", a->intent_id);
-	cmb_json_kv_int(g, "errorCode", a->error_code);
-	cmb_json_kv_str(g, "message", a->message);
-	cmb_report_kv_time(g, "lastUpdatedDateTime", a->updated);
-	yajl_gen_map_close(g);
-}
-
 struct audit_print {
 	yajl_gen json;           /* --json: the document being written; NULL: text */
 	long n;
@@ -815,7 +779,7 @@ static int actions_show(struct cmb_state *st, const char *show, int json)
 	if (p.json) {
 		yajl_gen_map_open(p.json);
 		cmb_json_key(p.json, "action");
-		gen_action(p.json, &a);
+		cmb_report_action_json(p.json, &a);
 		cmb_json_key(p.json, "history");
 		yajl_gen_array_open(p.json);
 	} else {
@@ -850,7 +814,7 @@ static int actions_list(struct cmb_state *st, int json)
 		yajl_gen_array_open(g);
 	for (size_t i = 0; i < n; i++) {
 		if (g) {
-			gen_action(g, &list[i]);
+			cmb_report_action_json(g, &list[i]);
 			cmb_json_flush(g, stdout);
 		} else {
 			char rq[32];
@@ -935,7 +899,8 @@ static const struct cmb_cli_command commands[] = {
 	{ .name = "quarantine", .run = cmd_quarantine, .synopsis = "quarantine [--json]",
 	  .help = "records held back, with the reason" },
 	{ .name = "check", .run = cmd_check, .synopsis = "check",
-	  .help = "config valid, site and tenant reachable, token obtained" },
+	  .help = "everything a cycle needs: config, [actions] names, site, token\n"
+		  "and its roles, gateway and Graph answering (both sides at once)" },
 	{ .name = "config", .run = cmd_config, .config_free = config_is_template, .synopsis = "config [--template]",
 	  .help = "print the effective configuration (no secrets); --template:\n"
 		  "a commented sample configuration, every option at its default" },
@@ -968,7 +933,18 @@ static void config_failed(const char *path)
 		fprintf(stderr, "cmbridge: %s; start from the commented sample: cmbridge config --template > %s\n",
 			cmb_error_last(), path);
 	else
-		fprintf(stderr, "cmbridge: %s\n", cmb_error_last());
+		print_lines(stderr, "cmbridge: ", cmb_error_last());
+}
+
+/* The file, then what only the engine can judge of it ([actions] names: mapping/ is not config's to read). */
+static int config_load(struct cmb_config **cfg, const char *path)
+{
+	int rc = cmb_config_load(cfg, path);
+	if (rc == 0 && (rc = cmb_relay_check_config(*cfg, NULL)) < 0) {
+		cmb_config_free(*cfg);
+		*cfg = NULL;
+	}
+	return rc;
 }
 
 /* Runs one command with its arguments (the global options among them already taken out). */
@@ -981,7 +957,7 @@ static int run_command(const struct cmb_cli_command *c, const struct cmb_cli_glo
 	}
 	struct cmb_config *cfg = NULL;
 	if (!(c->config_free && c->config_free(argc, argv))) {
-		if ((rc = cmb_config_load(&cfg, g->config_path)) < 0) {
+		if ((rc = config_load(&cfg, g->config_path)) < 0) {
 			config_failed(g->config_path);
 			return EXIT_USAGE;
 		}

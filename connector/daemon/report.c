@@ -304,22 +304,36 @@ static void json_guard_actions(yajl_gen g, const struct cmb_report *r)
 	yajl_gen_map_close(g);
 }
 
+/* One action as `actions --json` and `status --json` show it (docs/operations.md). */
+void cmb_report_action_json(yajl_gen g, const struct cmb_action *a)
+{
+	yajl_gen_map_open(g);
+	cmb_json_kv_str(g, "id", a->id);
+	cmb_json_kv_str(g, "deviceId", a->device_id);
+	cmb_json_kv_str(g, "key", a->key);
+	cmb_json_kv_int(g, "resourceId", a->resource_id);
+	cmb_json_kv_str(g, "action", a->action);
+	cmb_json_kv_str(g, "requestedBy", a->requested_by);
+	cmb_report_kv_time(g, "requestedDateTime", a->requested);
+	cmb_report_kv_time(g, "expirationDateTime", a->expires);
+	cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
+	cmb_json_kv_str(g, "actionDeliveryStatus", a->delivery);
+	cmb_json_kv_int(g, "operationType", a->op_type);
+	cmb_json_kv_int(g, "journal", a->intent_id);
+	cmb_json_kv_int(g, "errorCode", a->error_code);
+	cmb_json_kv_str(g, "message", a->message);
+	cmb_report_kv_time(g, "lastUpdatedDateTime", a->updated);
+	yajl_gen_map_close(g);
+}
+
+
 /* The newest actions: what the tenant asked, for which device, and where it is. */
 static void json_recent_actions(yajl_gen g, const struct cmb_report *r)
 {
 	cmb_json_key(g, "recentActions");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < r->n_recent; i++) {
-		const struct cmb_action *a = &r->recent[i];
-		yajl_gen_map_open(g);
-		cmb_json_kv_str(g, "id", a->id);
-		cmb_json_kv_str(g, "action", a->action);
-		cmb_json_kv_str(g, "key", a->key);
-		cmb_json_kv_str(g, "requestedBy", a->requested_by);
-		cmb_json_kv_str(g, "state", cmb_state_action_state_name(a->state));
-		cmb_report_kv_time(g, "updated", a->updated);
-		cmb_json_kv_str(g, "message", a->message);
-		yajl_gen_map_close(g);
+		cmb_report_action_json(g, &r->recent[i]);
 	}
 	yajl_gen_array_close(g);
 	if (!r->policies_known)

@@ -116,6 +116,7 @@ const char *cmb_report_last_error(const struct cmb_report *r);
 void cmb_report_counts_json(yajl_gen g, const struct cmb_cycle_counts *c);
 /* key: t as an ISO 8601 time. */
 void cmb_report_kv_time(yajl_gen g, const char *key, int64_t t);
+void cmb_report_action_json(yajl_gen g, const struct cmb_action *a);
 /* 1 when a cycle of that status is a real one (not a dry run). */
 int cmb_report_real_cycle(const char *status);
 

@@ -67,20 +67,77 @@ static int cmp_rid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Logs a line that carries the tenant's strings: control characters shown as '.', never written raw. */
-__attribute__((format(printf, 2, 3))) static void log_tenant(enum cmb_log_level level, const char *fmt, ...)
+/*
+ * Correlation ids (docs/operations.md, "Logs"): every line of one action's
+ * handling carries "action-<its id>" (the tenant's GUID; an id of another
+ * shape is hashed), every line of one journal row (one site call for
+ * several actions) "journal-<row>"; each action's "journaled in row N"
+ * line links the two. The pass's own id ("relay") comes back after each.
+ */
+static void action_cid(const char *id, char out[64])
+{
+	size_t n = strlen(id);
+	if (n > 0 && n <= 48 &&
+	    strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") == n) {
+		snprintf(out, 64, "action-%s", id);
+	} else {
+		char h[65];
+		cmb_sha256_hex(id, n, h);
+		snprintf(out, 64, "action-%.16s", h);
+	}
+}
+
+/*
+ * One line of relay.c's line `at` under cid, then the pass's cid again. It
+ * carries the tenant's strings: control characters are shown as '.', never
+ * written raw.
+ */
+static void log_under(enum cmb_log_level level, int at, const char *cid, const char *line)
+{
+	char saved[64];
+	snprintf(saved, sizeof(saved), "%s", cmb_log_get_cid());
+	char *shown = cmb_str_printable(line, strlen(line), 4096, 0);
+	cmb_log_set_cid(cid);
+	cmb_log_at(level, __FILE__, at, "%s", shown);
+	cmb_log_set_cid(saved[0] ? saved : NULL);
+	free(shown);
+}
+
+/* "relay: action ID: ..." under the action's correlation id (log_action()). */
+__attribute__((format(printf, 4, 5))) static void log_action_at(int at, enum cmb_log_level level, const char *id,
+								const char *fmt, ...)
 {
 	if (level > cmb_log_get_level())
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *line = xvasprintf(fmt, ap);
+	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	char *shown = cmb_str_printable(line, strlen(line), 4096, 0);
-	cmb_log(level, "%s", shown);
-	free(shown);
+	char cid[64];
+	action_cid(id, cid);
+	char *line = xasprintf("relay: action %s: %s", id, msg);
+	log_under(level, at, cid, line);
 	free(line);
+	free(msg);
 }
+#define log_action(level, id, ...) log_action_at(__LINE__, level, id, __VA_ARGS__)
+
+/* A line about journal row `row` (the message names it), under the row's correlation id (log_journal()). */
+__attribute__((format(printf, 4, 5))) static void log_journal_at(int at, enum cmb_log_level level, int64_t row,
+								 const char *fmt, ...)
+{
+	if (level > cmb_log_get_level())
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	char cid[64];
+	snprintf(cid, sizeof(cid), "journal-%" PRId64, row);
+	log_under(level, at, cid, msg);
+	free(msg);
+}
+#define log_journal(level, row, ...) log_journal_at(__LINE__, level, row, __VA_ARGS__)
 
 static int stopped(const struct cmb_relay *r)
 {
@@ -110,26 +167,99 @@ static int in_allowed(const struct cmb_config *cfg, const char *action)
 	return 0;
 }
 
-int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
+/* "FILE:LINE: [actions] KEY" for messages about a value found after loading. */
+static void where(struct cmb_buf *b, const struct cmb_config *cfg, const char *key)
 {
-	const struct cmb_config *cfg = env->cfg;
+	int line = cmb_config_line(cfg, "actions", key);
+	const char *path = cfg->path ? cfg->path : "config";
+	if (line > 0)
+		cmb_buf_printf(b, "%s:%d: [actions] %s", path, line, key);
+	else
+		cmb_buf_printf(b, "%s: [actions] %s", path, key);
+}
+
+/* One error line for a name of allowed that is no action, with the nearest action name when there is one. */
+static void unknown_action(struct cmb_buf *b, const struct cmb_config *cfg, const char *name)
+{
+	size_t n;
+	const struct cmb_action_map *table = cmb_map_actions(&n);
+	const char *names[32];
+	for (size_t i = 0; i < n && i < sizeof(names) / sizeof(names[0]); i++)
+		names[i] = table[i].action;
+	const char *sug = cmb_suggest(name, names, n < 32 ? n : 32);
+	char *shown = cmb_str_printable(name, strlen(name), 80, 1);
+	if (b->len)
+		cmb_buf_addstr(b, "\n");
+	where(b, cfg, "allowed");
+	if (sug)
+		cmb_buf_printf(b, ": \"%s\" is not an action the connector relays (did you mean %s?)", shown, sug);
+	else
+		cmb_buf_printf(b, ": \"%s\" is not an action the connector relays (see docs/actions.md)", shown);
+	free(shown);
+}
+
+/* The warnings of cmb_relay_check_config: a pair of keys half turned. */
+static void destructive_warnings(struct cmb_buf *w, const struct cmb_config *cfg)
+{
+	if (cfg->actions_allow_destructive && !in_allowed(cfg, "retire")) {
+		where(w, cfg, "allow_destructive");
+		cmb_buf_addstr(w, " = yes has no effect: retire is not in allowed, so it is still refused (add retire "
+				  "to allowed to relay it, or remove the line)\n");
+	}
+	if (!cfg->actions_allow_destructive && in_allowed(cfg, "retire")) {
+		where(w, cfg, "allowed");
+		cmb_buf_addstr(w, ": retire is refused all the same while allow_destructive = no (set allow_destructive "
+				  "= yes to relay it, or take retire out of allowed)\n");
+	}
+	if (in_allowed(cfg, "wipe")) {
+		where(w, cfg, "allowed");
+		cmb_buf_printf(w, ": wipe is never relayed: %s (take it out of allowed)\n", cmb_map_action("wipe")->reason);
+	}
+}
+
+int cmb_relay_check_config(const struct cmb_config *cfg, char **warnings)
+{
+	struct cmb_buf err = CMB_BUF_INIT(64 * 1024), w = CMB_BUF_INIT(64 * 1024);
 	const char *list = cfg->actions_allowed ? cfg->actions_allowed : "";
 	for (const char *p = list; *p;) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		char *name = xstrndup(p, len);
-		int known = cmb_map_action(name) != NULL;
-		if (!known) {
-			int rc = cmb_error_set(CMB_ECONFIG, "%s: [actions] allowed: \"%s\" is not an action the connector "
-					       "knows (see docs/actions.md)", cfg->path ? cfg->path : "config", name);
-			free(name);
-			return rc;
-		}
+		if (!cmb_map_action(name))
+			unknown_action(&err, cfg, name);
 		free(name);
 		if (!e)
 			break;
 		p = e + 1;
 	}
+	int rc = 0;
+	if (err.len) {
+		rc = cmb_error_set(CMB_ECONFIG, "%s", err.data);
+	} else {
+		destructive_warnings(&w, cfg);
+		if (w.len)
+			w.data[--w.len] = '\0'; /* the last newline */
+	}
+	cmb_buf_free(&err);
+	if (warnings)
+		*warnings = w.len ? cmb_buf_detach(&w, NULL) : NULL;
+	cmb_buf_free(&w);
+	return rc;
+}
+
+int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
+{
+	const struct cmb_config *cfg = env->cfg;
+	char *warnings = NULL;
+	int rc = cmb_relay_check_config(cfg, &warnings);
+	if (rc < 0)
+		return rc;
+	for (char *line = warnings, *nl; line && *line; line = nl ? nl + 1 : line + strlen(line)) {
+		if ((nl = strchr(line, '\n')))
+			*nl = '\0';
+		cmb_warn("relay: %s", line);
+	}
+	free(warnings);
 	if (!env->site->initiate_operation || !env->site->find_operations || !env->site->operation_status ||
 	    !env->site->offline_clients || !env->site->block_clients)
 		return cmb_error_set(CMB_ECONFIG, "site adapter %s cannot run operations", env->site->name);
@@ -196,10 +326,17 @@ static int finish_actions(struct cmb_relay *r, struct cmb_action *list, size_t n
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
+		const char *m = messages && messages[i] ? messages[i] : NULL;
 		if (ok[i])
 			r->stats.done++;
 		else
 			r->stats.failed++;
+		if (ok[i])
+			log_action(CMB_LOG_INFO, list[i].id, "done (journal row %" PRId64 ")%s%s", intent_id, m ? ": " : "",
+				   m ? m : "");
+		else
+			log_action(CMB_LOG_WARN, list[i].id, "failed, errorCode %ld (journal row %" PRId64 ")%s%s", codes[i],
+				   intent_id, m ? ": " : "", m ? m : "");
 	}
 	return 0;
 }
@@ -269,8 +406,10 @@ static int on_notification(void *ctx, const struct cmb_tenant_notification *n)
 		e.reason = "[connector] mode = staging: kept in the inbox, not relayed";
 		rc = cmb_state_audit_add(r->st, &e);
 	}
-	log_tenant(CMB_LOG_DEBUG, "relay: action %s \"%s\" for \"%s\" by \"%s\" in the inbox", a.id, a.action,
-		   a.key, a.requested_by);
+	char until[32];
+	cmb_time_iso8601(expires, until);
+	log_action(CMB_LOG_INFO, a.id, "\"%s\" for \"%s\" by \"%s\" received, deliverable until %s%s", a.action, a.key,
+		   a.requested_by, until, r->staging ? " (staging: kept in the inbox, not relayed)" : "");
 	return rc;
 }
 
@@ -461,6 +600,16 @@ static int record_issued(struct cmb_relay *r, int64_t intent_id, enum cmb_intent
 	}
 	if (rc == 0 && block)
 		r->stats.done += (long)n;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (list[i].state != CMB_ACTION_STATE_INTENT)
+			continue;
+		if (block)
+			log_action(CMB_LOG_INFO, list[i].id, "done: the ConfigMgr client is blocked (journal row %" PRId64 ")",
+				   intent_id);
+		else
+			log_action(CMB_LOG_INFO, list[i].id, "delivered to the site: OperationID %" PRId64 " (journal row %"
+				   PRId64 ")", operation_id, intent_id);
+	}
 	cmb_state_actions_free(list, n);
 	return rc;
 }
@@ -489,6 +638,10 @@ static int record_failed(struct cmb_relay *r, int64_t intent_id, enum cmb_intent
 	}
 	if (rc == 0)
 		r->stats.failed += (long)n;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (list[i].state == CMB_ACTION_STATE_INTENT)
+			log_action(CMB_LOG_WARN, list[i].id, "failed, errorCode %ld (journal row %" PRId64 "): %s", code,
+				   intent_id, why);
 	cmb_state_actions_free(list, n);
 	return rc;
 }
@@ -505,7 +658,7 @@ static int issue(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind ki
 	if (rc == CMB_EHTTP) {
 		/* The site answered and said no: nothing was created. */
 		char *why = xasprintf("the site refused the operation: %s", cmb_error_last());
-		cmb_warn("relay: journal row %" PRId64 ": %s", intent_id, why);
+		log_journal(CMB_LOG_WARN, intent_id, "relay: journal row %" PRId64 ": %s", intent_id, why);
 		rc = record_failed(r, intent_id, CMB_OUTCOME_REFUSED, CMB_RELAY_SITE_REFUSED, why);
 		free(why);
 		return rc;
@@ -523,10 +676,12 @@ static int issue(struct cmb_relay *r, int64_t intent_id, enum cmb_intent_kind ki
 		r->stats.targets += (long)n;
 	}
 	if (block)
-		cmb_info("relay: journal row %" PRId64 ": BlockClients for %zu devices", intent_id, n);
+		log_journal(CMB_LOG_INFO, intent_id, "relay: journal row %" PRId64 ": BlockClients for %zu devices", intent_id,
+			    n);
 	else
-		cmb_info("relay: journal row %" PRId64 ": %s (Type %d) for %zu devices, OperationID %" PRId64, intent_id,
-			 cmb_map_operation_name(op_type), op_type, n, opid);
+		log_journal(CMB_LOG_INFO, intent_id,
+			    "relay: journal row %" PRId64 ": %s (Type %d) for %zu devices, OperationID %" PRId64, intent_id,
+			    cmb_map_operation_name(op_type), op_type, n, opid);
 	return record_issued(r, intent_id, kind, opid, block ? CMB_OUTCOME_BLOCKED : CMB_OUTCOME_ISSUED);
 }
 
@@ -554,6 +709,9 @@ static int send_batch(struct cmb_relay *r, const struct cmb_action_map *map, str
 	if (rc < 0) {
 		cmb_state_rollback(r->st);
 	} else {
+		for (size_t i = 0; i < n; i++)
+			log_action(CMB_LOG_INFO, batch[i]->id, "journaled in row %" PRId64 ": %s for %zu device%s", intent_id,
+				   map->operation, n, n == 1 ? "" : "s");
 		/* The intent is durable: from here a crash leaves something to reconcile, never to repeat. */
 		rc = issue(r, intent_id, kind, map->client_type, ids, n);
 	}
@@ -579,7 +737,7 @@ static int same_targets(const struct cmb_site_operation *op, const uint32_t *ids
 /* Ends every action of an intent failed with code: the site cannot say whether it got it. */
 static int record_unknown(struct cmb_relay *r, const struct cmb_intent *it, const char *why)
 {
-	cmb_warn("relay: journal row %" PRId64 ": %s", it->id, why);
+	log_journal(CMB_LOG_WARN, it->id, "relay: journal row %" PRId64 ": %s", it->id, why);
 	r->stats.unknown++;
 	return record_failed(r, it->id, CMB_OUTCOME_UNKNOWN, CMB_RELAY_DELIVERY_UNKNOWN, why);
 }
@@ -650,9 +808,10 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 	}
 	if (exact >= 0 || n_untargeted == 1) {
 		int64_t found = exact >= 0 ? exact : untargeted;
-		cmb_info("relay: journal row %" PRId64 " was issued before the interruption: adopting OperationID %" PRId64
-			 "%s", it->id, found, exact >= 0 ? "" : " (matched by type, collection, account and time: the "
-							       "site does not list TargetResourceIDs)");
+		log_journal(CMB_LOG_INFO, it->id,
+			    "relay: journal row %" PRId64 " was issued before the interruption: adopting OperationID %" PRId64
+			    "%s", it->id, found, exact >= 0 ? "" : " (matched by type, collection, account and time: the "
+								  "site does not list TargetResourceIDs)");
 		r->stats.adopted++;
 		rc = record_issued(r, it->id, it->kind, found, CMB_OUTCOME_ADOPTED);
 	} else if (n_untargeted > 1) {
@@ -675,7 +834,8 @@ static int reconcile(struct cmb_relay *r, const struct cmb_intent *it)
 				rc = record_failed(r, it->id, CMB_OUTCOME_EXPIRED, CMB_RELAY_EXPIRED,
 						    "expired before the interrupted delivery could be completed");
 			} else {
-				cmb_info("relay: journal row %" PRId64 " is not at the site: sending it", it->id);
+				log_journal(CMB_LOG_INFO, it->id, "relay: journal row %" PRId64 " is not at the site: sending it",
+					    it->id);
 				r->stats.reissued++;
 				rc = issue(r, it->id, it->kind, it->op_type, ids, n);
 			}
@@ -839,8 +999,8 @@ static int dispatch(struct cmb_relay *r)
 		char why[512];
 		long code = authorize(r, &list[i], &map, &refused, why, sizeof(why));
 		if (code) {
-			log_tenant(CMB_LOG_INFO, "relay: action %s \"%s\" for \"%s\" by \"%s\" refused: %s", list[i].id,
-				   list[i].action, list[i].key, list[i].requested_by, why);
+			log_action(CMB_LOG_INFO, list[i].id, "\"%s\" for \"%s\" by \"%s\" refused: %s", list[i].action,
+				   list[i].key, list[i].requested_by, why);
 			/* failed and notSupported are spelled the same in the tenant's actionState. */
 			rc = move(r, &list[i], refused, "deliveredToConnectorService", cmb_state_action_state_name(refused),
 				  code, why, CMB_AUDIT_REFUSED);
@@ -932,6 +1092,8 @@ static int report(struct cmb_relay *r)
 				if (acked[i]) {
 					rc = cmb_state_outbox_delete(r->st, list[i].action_id, list[i].delivery, list[i].state);
 					gone++;
+					log_action(CMB_LOG_DEBUG, list[i].action_id, "the tenant took its result %s / %s",
+						   list[i].delivery, list[i].state);
 				}
 			if (rc == 0)
 				rc = cmb_state_commit(r->st);

@@ -62,7 +62,24 @@ struct cmb_relay_stats {
 
 struct cmb_relay;
 
-/* Checks [actions] allowed against the mapping table; *out is the caller's (cmb_relay_free). */
+/*
+ * [actions] of cfg against the action table (mapping/actions.h), for every
+ * command that loads the configuration and for relay creation: each name
+ * in allowed that is no action is an error, all of them in one CMB_ECONFIG
+ * message, a line each ("FILE:LINE: [actions] allowed: \"x\" is not an
+ * action the connector relays (did you mean y?)"). Settings that load but
+ * have no effect (allow_destructive without retire in allowed, retire
+ * without allow_destructive, wipe) are warnings, a line each, in
+ * *warnings (may be NULL; the caller frees; NULL when none): a half-turned
+ * pair of keys refuses what it guards, which is safe, so it is said, not
+ * refused (docs/actions.md).
+ */
+int cmb_relay_check_config(const struct cmb_config *cfg, char **warnings);
+
+/*
+ * Checks [actions] (cmb_relay_check_config, logging its warnings) and the
+ * adapters; *out is the caller's (cmb_relay_free).
+ */
 int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env);
 void cmb_relay_free(struct cmb_relay *r);
 

@@ -417,6 +417,8 @@ static struct cmb_state *state_new(const char *state_dir)
 	return st;
 }
 
+static int pragma_count(struct cmb_state *st, const char *sql, long *out);
+
 int cmb_state_open(struct cmb_state **out, const char *state_dir)
 {
 	int ret;
@@ -429,10 +431,15 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	/*
 	 * Before WAL, which writes the first page: a new file frees the pages
 	 * it no longer uses (cmb_state_compact). An existing file keeps its
-	 * mode (changing it takes a VACUUM).
+	 * mode (changing it takes a VACUUM) and is not written before the
+	 * integrity check: setting the pragma on it would rewrite its header,
+	 * and a corrupt state is left exactly as it was found.
 	 */
-	if ((ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
+	long pages = -1;
+	if (pragma_count(st, "PRAGMA page_count", &pages) == 0 && pages == 0 &&
+	    (ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
 		goto done;
+	cmb_error_clear();
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
 		goto done;
@@ -445,6 +452,9 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 		goto done;
 	}
 	free(mode);
+#ifdef CMB_TEST_HOOKS
+	cmb_sdb_test_hooks(st);   /* test builds only: docs/reliability.md */
+#endif
 	/* journal_size_limit: the -wal file shrinks back after a big cycle instead of keeping its peak size. */
 	if ((ret = exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous")) < 0 ||
 	    (ret = exec_sql(st, "PRAGMA journal_size_limit = 67108864", "limiting the WAL size")) < 0 ||

@@ -132,6 +132,16 @@ int cmb_sdb_error(struct cmb_state *st, const char *fmt, ...) __attribute__((for
 /* CMB_EINVAL "WHAT: empty device key" when key is NULL or empty, else 0. */
 int cmb_sdb_check_key(const char *key, const char *what);
 
+#ifdef CMB_TEST_HOOKS
+/*
+ * Test builds only (cmbridge-test, docs/reliability.md): with
+ * CMB_CRASH_AFTER_COMMIT=N in the environment, the process _exits with
+ * CMB_CRASH_EXIT right after its N-th commit to the state file.
+ */
+#define CMB_CRASH_EXIT 99
+void cmb_sdb_test_hooks(struct cmb_state *st);
+#endif
+
 /* ---- statements ---- */
 
 /*

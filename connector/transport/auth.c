@@ -242,51 +242,50 @@ static int token_prepare(void *ctx, const void **body, size_t *len)
 	return rc;
 }
 
-/* Takes the token out of a 200 reply; a reply without one is final (CMB_EPROTO). */
 /* A token goes into a header line: only visible ASCII, and no longer than the token size limit. */
-static int check_token(const struct cmb_auth *a, const char *token)
+static int check_token(const char *where, const char *token)
 {
 	size_t n = strlen(token);
 	if (n > CMB_LIMIT_TOKEN_BYTES)
-		return cmb_limit_error(CMB_LIMIT_TOKEN, 0, "token endpoint %s: the access token of %zu bytes", a->token_url, n);
+		return cmb_limit_error(CMB_LIMIT_TOKEN, 0, "token endpoint %s: the access token of %zu bytes", where, n);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)token[i] <= 0x20 || (unsigned char)token[i] >= 0x7f)
 			return cmb_error_set(CMB_EPROTO, "token endpoint %s: the access token holds a byte (0x%02x at %zu) "
-					     "that cannot be sent in an Authorization header", a->token_url,
+					     "that cannot be sent in an Authorization header", where,
 					     (unsigned char)token[i], i);
 	return 0;
 }
 
-static int token_finish(void *ctx, const struct cmb_http_response *resp)
+/* expires_in as a number, or as a string some endpoints send; 0 when neither. */
+static long reply_expires_in(yajl_val root)
 {
-	struct cmb_auth *a = ctx;
+	const char *path[] = { "expires_in", NULL };
+	yajl_val exp = yajl_tree_get(root, path, yajl_t_any);
+	if (exp && YAJL_IS_INTEGER(exp))
+		return (long)YAJL_GET_INTEGER(exp);
+	if (exp && YAJL_IS_STRING(exp))
+		return strtol(exp->u.string, NULL, 10);
+	return 0;
+}
+
+int cmb_auth_parse_reply(const char *body, size_t len, const char *where, char **token, long *expires_in)
+{
 	char errbuf[256] = "";
 	yajl_val root = NULL;
-	int prc = cmb_limit_json_tree(resp->body.data ? resp->body.data : "", resp->body.len, "token endpoint reply",
-				      &root, errbuf, sizeof(errbuf));
-	if (prc == CMB_ETOOBIG)
-		return prc;
-	const char *token = root ? tree_string(root, "access_token") : NULL;
+	*token = NULL;
+	int rc = cmb_limit_json_tree(body ? body : "", len, "token endpoint reply", &root, errbuf, sizeof(errbuf));
+	if (rc == CMB_ETOOBIG)
+		return rc;
+	const char *tok = root ? tree_string(root, "access_token") : NULL;
 	const char *type = root ? tree_string(root, "token_type") : NULL;
-	const char *path[] = { "expires_in", NULL };
-	yajl_val exp = root ? yajl_tree_get(root, path, yajl_t_any) : NULL;
-	long expires_in = 0;
-	int rc = 0;
-	if (exp && YAJL_IS_INTEGER(exp))
-		expires_in = (long)YAJL_GET_INTEGER(exp);
-	else if (exp && YAJL_IS_STRING(exp)) /* some endpoints send it as a string */
-		expires_in = strtol(exp->u.string, NULL, 10);
-	if (!token || !*token || !type || strcasecmp(type, "Bearer") != 0 || expires_in <= 0) {
+	long exp = root ? reply_expires_in(root) : 0;
+	rc = 0;
+	if (!tok || !*tok || !type || strcasecmp(type, "Bearer") != 0 || exp <= 0) {
 		rc = cmb_error_set(CMB_EPROTO, "token endpoint %s sent a reply without a Bearer access_token and "
-				   "expires_in%s%s", a->token_url, root ? "" : ": ", root ? "" : errbuf);
-	} else if ((rc = check_token(a, token)) == 0) {
-		cmb_auth_invalidate(a);
-		a->token = xstrdup(token);
-		a->expires_at = cmb_now_mono() + (double)expires_in;
-		a->lifetime = expires_in;
-		a->unproven = a->after_refusal;
-		a->after_refusal = 0;
-		cmb_debug("token acquired for client %s, lifetime %ld s", a->client_id, expires_in);
+				   "expires_in%s%s", where, root ? "" : ": ", root ? "" : errbuf);
+	} else if ((rc = check_token(where, tok)) == 0) {
+		*token = xstrdup(tok);
+		*expires_in = exp;
 	}
 	if (root) {
 		/* The tree holds a copy of the token: wipe it before freeing. */
@@ -297,6 +296,25 @@ static int token_finish(void *ctx, const struct cmb_http_response *resp)
 		yajl_tree_free(root);
 	}
 	return rc;
+}
+
+/* Takes the token out of a 200 reply; a reply without one is final (CMB_EPROTO). */
+static int token_finish(void *ctx, const struct cmb_http_response *resp)
+{
+	struct cmb_auth *a = ctx;
+	char *token = NULL;
+	long expires_in = 0;
+	int rc = cmb_auth_parse_reply(resp->body.data, resp->body.len, a->token_url, &token, &expires_in);
+	if (rc < 0)
+		return rc;
+	cmb_auth_invalidate(a);
+	a->token = token;
+	a->expires_at = cmb_now_mono() + (double)expires_in;
+	a->lifetime = expires_in;
+	a->unproven = a->after_refusal;
+	a->after_refusal = 0;
+	cmb_debug("token acquired for client %s, lifetime %ld s", a->client_id, expires_in);
+	return 0;
 }
 
 /*
@@ -450,19 +468,8 @@ int cmb_site_auth_open(struct cmb_site_auth **out, struct cmb_http **http_out, c
 		cmb_retry_policy_from_config(&sa->policy, cfg);
 		cmb_retry_budget_init(&sa->budget, &sa->policy);
 		/* The token comes from the tenant's authority: tenant TLS options, same proxy. */
-		struct cmb_http_opts to = {
-			.name = "tenant",
-			.ca_file = cfg->tenant_ca_file,
-			.connect_timeout_s = cfg->tenant_connect_timeout,
-			.low_speed_time_s = cfg->tenant_timeout,
-			.min_speed = cfg->tenant_min_speed,
-			.deadline_s = cfg->tenant_request_timeout,
-			.deadline_option = "request_timeout",
-			.rate_limit = (double)cfg->tenant_rate_limit,
-			.rate_burst = (double)(cfg->tenant_rate_burst > 0 ? cfg->tenant_rate_burst : 1),
-			.pinned_public_key = cfg->tenant_pinned_public_key,
-		};
-		cmb_http_opts_network(&to, cfg);
+		struct cmb_http_opts to = { 0 };
+		cmb_http_opts_tenant(&to, cfg);
 		if ((rc = cmb_http_new(&sa->tenant_http, &to)) < 0)
 			goto done;
 		struct cmb_auth_opts ao = { .retry = &sa->budget };

@@ -68,6 +68,15 @@ void cmb_auth_free(struct cmb_auth *a);
  * CMB_ETLS/CMB_EPROTO/CMB_EHTTP otherwise.
  */
 int cmb_auth_token(struct cmb_auth *a, const char **token);
+/*
+ * Reads a token endpoint's 200 reply body (len bytes, not NUL-terminated):
+ * *token (caller wipes and frees) and *expires_in from a Bearer reply.
+ * CMB_EPROTO for a reply without a Bearer access_token and a positive
+ * expires_in or a token that cannot go in a header, CMB_ETOOBIG past the
+ * limits (connector/base/limits.h); where names the endpoint in messages.
+ * No I/O: this is what cmb_auth_token() applies to every reply.
+ */
+int cmb_auth_parse_reply(const char *body, size_t len, const char *where, char **token, long *expires_in);
 /* Forgets the current token, so the next call fetches a new one. */
 void cmb_auth_invalidate(struct cmb_auth *a);
 /*

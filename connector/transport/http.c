@@ -111,6 +111,34 @@ void cmb_http_opts_network(struct cmb_http_opts *o, const struct cmb_config *cfg
 	o->no_proxy = cfg->network_no_proxy;
 }
 
+void cmb_http_opts_tenant(struct cmb_http_opts *o, const struct cmb_config *cfg)
+{
+	o->name = "tenant";
+	o->ca_file = cfg->tenant_ca_file;
+	o->connect_timeout_s = cfg->tenant_connect_timeout;
+	o->low_speed_time_s = cfg->tenant_timeout;
+	o->min_speed = cfg->tenant_min_speed;
+	o->deadline_s = cfg->tenant_request_timeout;
+	o->deadline_option = "request_timeout";
+	o->rate_limit = (double)cfg->tenant_rate_limit;
+	o->rate_burst = (double)cfg->tenant_rate_burst;
+	o->pinned_public_key = cfg->tenant_pinned_public_key;
+	cmb_http_opts_network(o, cfg);
+}
+
+int cmb_http_is_json(const char *ct)
+{
+	static const char json[] = "application/json";
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+		return 0;
+	char after = ct[sizeof(json) - 1];
+	return after == '\0' || after == ';' || after == ' ';
+}
+
 int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts)
 {
 	pthread_once(&curl_once, curl_init_once);

@@ -70,6 +70,17 @@ struct cmb_http_opts {
  */
 void cmb_http_opts_network(struct cmb_http_opts *opts, const struct cmb_config *cfg);
 
+/*
+ * The tenant endpoint's options from [tenant] and [network] (the name, CA,
+ * timeouts, low-speed limit, request deadline, rate limit, pin, proxy): one
+ * place for the gateway and for a site token fetched from the tenant's
+ * authority. Fields not named stay as the caller set them (max_response).
+ */
+void cmb_http_opts_tenant(struct cmb_http_opts *opts, const struct cmb_config *cfg);
+
+/* 1 when a Content-Type header names application/json (any parameters). */
+int cmb_http_is_json(const char *content_type);
+
 int cmb_http_new(struct cmb_http **out, const struct cmb_http_opts *opts);
 void cmb_http_free(struct cmb_http *h);
 

@@ -391,7 +391,8 @@ static void describe_value(struct cmb_buf *b, const char *name, yajl_val v)
 	}
 }
 
-char *cmb_jwt_describe_claims(const char *token)
+/* The payload of a JWT as a JSON object (caller frees), or NULL when token is not a JWT. */
+static yajl_val jwt_payload(const char *token)
 {
 	const char *dot1 = strchr(token, '.');
 	const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
@@ -410,6 +411,14 @@ char *cmb_jwt_describe_claims(const char *token)
 		yajl_tree_free(root);
 		return NULL;
 	}
+	return root;
+}
+
+char *cmb_jwt_describe_claims(const char *token)
+{
+	yajl_val root = jwt_payload(token);
+	if (!root)
+		return NULL;
 	static const char *const names[] = { "aud", "iss", "tid", "appid", "azp", "roles", "scp", "iat", "nbf", "exp" };
 	struct cmb_buf b = CMB_BUF_INIT(64 * 1024);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -420,4 +429,22 @@ char *cmb_jwt_describe_claims(const char *token)
 	if (!b.data)
 		cmb_buf_addstr(&b, "");
 	return cmb_buf_detach(&b, NULL);
+}
+
+int cmb_jwt_claim_strings(const char *token, const char *name, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	yajl_val root = jwt_payload(token);
+	if (!root)
+		return 1;
+	const char *path[] = { name, NULL };
+	yajl_val v = yajl_tree_get(root, path, yajl_t_array);
+	size_t len = v ? v->u.array.len : 0;
+	*out = xcalloc(len + 1, sizeof(char *));
+	for (size_t i = 0; i < len; i++)
+		if (YAJL_IS_STRING(v->u.array.values[i]))
+			(*out)[(*n)++] = xstrdup(YAJL_GET_STRING(v->u.array.values[i]));
+	yajl_tree_free(root);
+	return 0;
 }

@@ -83,4 +83,14 @@ int cmb_jwt_assertion(char **out, const struct cmb_cert_cred *c, enum cmb_jwt_al
  */
 char *cmb_jwt_describe_claims(const char *token);
 
+/*
+ * The strings of the array claim `name` of a JWT's payload (e.g. "roles",
+ * the application permissions granted), newly allocated: *out holds *n
+ * strings and a NULL after them (free each, then the array). 0 when token
+ * is a JWT (an absent claim gives *n = 0), 1 when it is not one (an
+ * opaque token: its claims cannot be read; *out NULL). Like
+ * cmb_jwt_describe_claims, only the payload is decoded.
+ */
+int cmb_jwt_claim_strings(const char *token, const char *name, char ***out, size_t *n);
+
 #endif

@@ -36,19 +36,6 @@ char *cmb_request_sanitise(const char *s, size_t len, size_t max, int ascii_only
 	return cmb_str_printable(s, len, max, ascii_only);
 }
 
-static int is_json(const char *ct)
-{
-	static const char json[] = "application/json";
-	if (!ct)
-		return 0;
-	while (*ct == ' ')
-		ct++;
-	if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
-		return 0;
-	char after = ct[sizeof(json) - 1];
-	return after == '\0' || after == ';' || after == ' ';
-}
-
 static const char *tree_str(yajl_val root, const char *const *path)
 {
 	yajl_val v = yajl_tree_get(root, (const char **)path, yajl_t_string);
@@ -88,7 +75,7 @@ char *cmb_request_describe_body(const struct cmb_http_response *resp)
 	size_t len = resp->body.len;
 	if (len == 0)
 		return xstrdup("empty body");
-	if (is_json(resp->content_type) || data[0] == '{') {
+	if (cmb_http_is_json(resp->content_type) || data[0] == '{') {
 		yajl_val tree = NULL;
 		char eb[8];
 		char *out = cmb_limit_json_tree(data, len, "error body", &tree, eb, sizeof(eb)) == 0 ? describe_tree(tree) : NULL;

@@ -22,12 +22,40 @@ LAB="$TMP/lab"
 FAILS=0
 CHECKS=0
 
+valgrind_check() {
+  local f
+  [ "${CMB_VALGRIND:-0}" = 1 ] || return 0
+  for f in "$TMP"/valgrind/*.log; do
+    [ -s "$f" ] || continue  # -q: a clean run (or one killed before its exit) logs nothing
+    CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1))
+    printf 'FAIL: valgrind memcheck, process %s:\n' "$(basename "$f" .log)"
+    cat "$f"
+  done
+}
+
 cleanup() {
   "$CMBRIDGE_LAB" down "$LAB" >/dev/null 2>&1 || true
   if [ -f "$TMP/canned.pid" ]; then kill "$(cat "$TMP/canned.pid")" 2>/dev/null || true; fi
   if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
+
+# CMB_VALGRIND=1 (the valgrind label, docs/reliability.md): every cmbridge
+# run goes through valgrind memcheck, each process logging to its own file;
+# finish() fails the test on any memcheck error or definite leak and shows
+# the log. A memcheck error also makes that run exit 99. WAIT_SCALE
+# multiplies how long a test polls for progress (cmbridge runs some 20
+# times slower under memcheck); limits that are the test's point stay.
+WAIT_SCALE=1
+if [ "${CMB_VALGRIND:-0}" = 1 ]; then
+  WAIT_SCALE=20
+  require valgrind
+  mkdir -p "$TMP/valgrind"
+  printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --log-file=%s/valgrind/%%p.log %s "$@"\n' \
+    "$TMP" "$CMBRIDGE" > "$TMP/cmbridge-valgrind"
+  chmod +x "$TMP/cmbridge-valgrind"
+  CMBRIDGE="$TMP/cmbridge-valgrind"
+fi
 
 say() { printf '== %s\n' "$*"; }
 
@@ -66,6 +94,7 @@ lab_stats() { "$CMBRIDGE_LAB" stats "$LAB" --json > "$TMP/stats.json" || { echo 
 cmb_status() { "$CMBRIDGE" -c "$CONF" status --json > "$TMP/status.json"; }
 
 finish() {
+  valgrind_check
   echo "$((CHECKS - FAILS)) passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }

@@ -3,7 +3,9 @@
 # format CMTrace and OneTrace read), rolled over to .lo_ at [log] max_size
 # and created 0640; journald's <N> priority prefixes without a timestamp,
 # chosen by itself when stderr is the journal (JOURNAL_STREAM) and when
-# asked for; json, one object a line. Every line of a cycle carries its id.
+# asked for; json, one object a line. Every line of a cycle carries its id,
+# and every line of one relayed action its own (action-<id>), in cmtrace
+# and json alike.
 . "$(dirname "$0")/lib.sh"
 
 lab_init_up --devices 300 --seed 9
@@ -82,6 +84,39 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(bool(rows) and all(set(r) == {"time", "level", "component", "cid", "file", "message"} for r in rows)
       and any(r["cid"] and r["cid"].startswith("cycle-") and r["component"] == "sync" for r in rows))
+PY
+)"
+
+say "relay: every line of one action's handling carries its correlation id"
+"$CMBRIDGE" -c "$CONF" sync > /dev/null 2>&1 || echo "FAIL: sync before the actions"
+"$CMBRIDGE_LAB" trigger "$LAB" --many 3 refreshMachinePolicy --devices 3 > /dev/null || echo "FAIL: trigger"
+"$CMBRIDGE_LAB" actions "$LAB" --json > "$TMP/lab-actions.json"
+AID=$(jget "$TMP/lab-actions.json" "sorted(a['id'] for a in d['value'])[0]")
+RT=$(conf_with relayct log.file="$TMP/relay.log" log.format=cmtrace actions.batch_window=0 actions.status_poll_interval=1)
+timeout 120 "$CMBRIDGE" -c "$RT" relay --once > /dev/null 2>&1; rc=$?
+expect_eq "relay --once exit status" 0 "$rc"
+expect_eq "the relay's cmtrace log parses" "True" "$(check_cmtrace "$TMP/relay.log" | cut -d' ' -f1)"
+expect_eq "every line naming the action carries its id, and only those" "0 0" \
+  "$(grep -F "relay: action $AID:" "$TMP/relay.log" | grep -cvF "[action-$AID] ") $(grep -F "[action-$AID] " "$TMP/relay.log" | grep -cvF "relay: action $AID:")"
+row=$(grep -F "[action-$AID] " "$TMP/relay.log" | sed -n 's/.*journaled in row \([0-9]*\):.*/\1/p')
+expect_eq "its handling, step by step (received, journaled, delivered, final)" \
+  "received journaled delivered final" \
+  "$(grep -F "[action-$AID] " "$TMP/relay.log" | sed -E 's/.*relay: action [^:]*: //; s/^"refreshMachinePolicy" for .* received, .*/received/;
+      s/^journaled in row [0-9]+: DownloadComputerPolicy for 3 devices.*/journaled/;
+      s/^delivered to the site: OperationID [0-9]+ \(journal row [0-9]+\).*/delivered/; s/^(done|failed, errorCode [0-9]+) \(journal row [0-9]+\).*/final/' | tr '\n' ' ' | sed 's/ $//')"
+expect_match "the operation's lines carry the journal row's id" \
+  "^<!\[LOG\[\[journal-$row\] relay: journal row $row: DownloadComputerPolicy \(Type 8\) for 3 devices, OperationID [0-9]+\]LOG\]!><.* component=\"relay\"" \
+  "$(grep -F "[journal-$row] " "$TMP/relay.log")"
+"$CMBRIDGE_LAB" trigger "$LAB" --many 1 quickScan --devices 1 > /dev/null || echo "FAIL: trigger"
+"$CMBRIDGE_LAB" actions "$LAB" --json > "$TMP/lab-actions2.json"
+AID2=$(jget "$TMP/lab-actions2.json" "[a['id'] for a in d['value'] if a['action'] == 'quickScan'][0]")
+RJ=$(conf_with relayjs log.file="$TMP/relay.json" log.format=json actions.batch_window=0 actions.status_poll_interval=1)
+timeout 120 "$CMBRIDGE" -c "$RJ" relay --once > /dev/null 2>&1
+expect_eq "json: the action's lines have its cid, received to final" "True 4" "$(python3 - "$TMP/relay.json" "$AID2" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+mine = [r for r in rows if ("relay: action %s:" % sys.argv[2]) in r["message"]]
+print(all(r["cid"] == "action-" + sys.argv[2] and r["component"] == "relay" for r in mine), len(mine))
 PY
 )"
 

@@ -556,6 +556,63 @@ static void test_err_url(void **state)
 		     "URL)");
 }
 
+/* Bases the connector appends its own paths to: a URL that already has one would be requested doubled. */
+#define REQ_SITE "[connector]\nsite_code = PS1\n[site]\nurl = %s\n"
+#define REQ_TENANT \
+	"[tenant]\nauthority = %s\ngateway_url = %s\nclient_id = c\nclient_secret_file = {dir}/tenant.secret\n"
+static void expect_url_error(void **state, const char *site, const char *authority, const char *gateway,
+			     const char *extra, const char *msg)
+{
+	char *conf = xasprintf(REQ_SITE REQ_TENANT "%s", site, authority, gateway, extra);
+	expect_error(state, conf, msg);
+	free(conf);
+}
+
+static void test_err_url_appended(void **state)
+{
+	const char *site = "https://cm01/AdminService", *auth = "https://login.microsoftonline.com/contoso";
+	expect_url_error(state, site, auth, "https://gw.example/api/gateway/", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/api/gateway\" ends with a path the "
+			 "connector appends itself (/api/gateway/DevicePost and the other /api/gateway routes), so it "
+			 "would be requested twice (expected the base URL: write https://gw.example)");
+	expect_url_error(state, site, auth, "https://gw.example/tenant1/API/gateway/DevicePost", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/tenant1/API/gateway/DevicePost\" ends "
+			 "with a path the connector appends itself (/api/gateway/DevicePost and the other /api/gateway "
+			 "routes), so it would be requested twice (expected the base URL: write https://gw.example/tenant1)");
+	expect_url_error(state, site, auth, "https://gw.example/?x=1", "",
+			 "{conf}:7: [tenant] gateway_url: \"https://gw.example/?x=1\" has a query or fragment, and the "
+			 "connector appends /api/gateway/DevicePost and the other /api/gateway routes to it (expected a "
+			 "base URL: write https://gw.example/)");
+	expect_url_error(state, site, auth, "https://gw.example",
+			 "graph_url = https://graph.microsoft.com/beta/deviceManagement/managedDevices\n",
+			 "{conf}:10: [tenant] graph_url: \"https://graph.microsoft.com/beta/deviceManagement/managedDevices\" "
+			 "ends with a path the connector appends itself (/deviceManagement/managedDevices), so it would be "
+			 "requested twice (expected the base URL: write https://graph.microsoft.com/beta)");
+	expect_url_error(state, site, auth, "https://gw.example", "graph_url = https://graph.microsoft.com/\n",
+			 "{conf}:10: [tenant] graph_url: \"https://graph.microsoft.com\" has no API version, and Graph "
+			 "paths start with one (expected the Graph beta endpoint the connector's shapes are from: write "
+			 "https://graph.microsoft.com/beta)");
+	expect_url_error(state, site, "https://login.microsoftonline.com/contoso/oauth2/v2.0/token", "https://gw", "",
+			 "{conf}:6: [tenant] authority: \"https://login.microsoftonline.com/contoso/oauth2/v2.0/token\" "
+			 "ends with a path the connector appends itself (/oauth2/v2.0/token), so it would be requested "
+			 "twice (expected the base URL: write https://login.microsoftonline.com/contoso)");
+	expect_url_error(state, "https://cm01/AdminService/wmi/", auth, "https://gw", "",
+			 "{conf}:4: [site] url: \"https://cm01/AdminService/wmi\" ends with a path the connector "
+			 "appends itself (/wmi/SMS_R_System and the other /wmi classes), so it would be requested twice "
+			 "(expected the base URL: write https://cm01/AdminService)");
+
+	/* Not a segment of its own, or token_url set (used as written): accepted. */
+	struct fx *f = *state;
+	char *conf = xasprintf(REQ_SITE REQ_TENANT "token_url = https://login.example/t/oauth2/v2.0/token\n",
+			       "https://cm01/AdminServiceWmi", "https://login.example/t/oauth2", "https://gw.example/apis");
+	write_conf(f, conf);
+	free(conf);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	assert_string_equal(cfg->tenant_gateway_url, "https://gw.example/apis");
+	cmb_config_free(cfg);
+}
+
 static void test_err_required(void **state)
 {
 	expect_error(state,
@@ -631,6 +688,70 @@ static void test_err_syntax(void **state)
 	assert_string_equal(cmb_error_last(), want);
 	free(want);
 	free(absent);
+}
+
+/*
+ * A last line of blanks with no newline after it (found by fuzz_config:
+ * the inline-comment scan read past its end; the ASan build of this test
+ * saw it) is an empty line like any other.
+ */
+static void test_blank_last_line(void **state)
+{
+	struct fx *f = *state;
+	static const char *const tails[] = { "  ", "\t", " \t ", "\n  " };
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char *tmpl = xasprintf("%s%s", MIN_CONF, tails[i]);
+		write_conf(f, tmpl);
+		struct cmb_config *cfg = NULL;
+		assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+		assert_string_equal(cfg->site_code, "PS1");
+		cmb_config_free(cfg);
+		free(tmpl);
+	}
+}
+
+/*
+ * A value whose effective form is longer than a line (found by fuzz_config:
+ * `config` printed a derived token_url no file may hold) is refused, and
+ * what `config` prints loads again and prints the same.
+ */
+static void test_effective_line_length(void **state)
+{
+	struct fx *f = *state;
+	char *authority = xasprintf("https://login.microsoftonline.com/%0146d", 0);
+	char *conf = xasprintf("[connector]\nsite_code = PS1\n[site]\nurl = https://cm01.corp.example/AdminService\n"
+			       "[tenant]\nauthority = %s\ngateway_url = https://gateway.example\n"
+			       "client_id = 11111111-2222-3333-4444-555555555555\nclient_secret_file = {dir}/tenant.secret\n",
+			       authority);
+	expect_error(state, conf, "{conf}:6: [tenant] authority: the token URL derived from it is 198 characters, "
+				  "more than a line holds (197): set [tenant] token_url");
+	free(conf);
+	free(authority);
+
+	char *rel = xasprintf(MIN_CONF "[log]\nfile = %0180d\n", 0);
+	write_conf(f, rel);
+	struct cmb_config *cfg = NULL;
+	assert_int_equal(cmb_config_load(&cfg, f->conf), CMB_ECONFIG);
+	assert_non_null(strstr(cmb_error_last(), ":11: [log] file: the path resolves to "));
+	free(rel);
+
+	write_conf(f, MIN_CONF);
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	char *out1 = NULL, *out2 = NULL;
+	size_t len1 = 0, len2 = 0;
+	FILE *mem = open_memstream(&out1, &len1);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	cmb_config_free(cfg);
+	fx_write_str(f->conf, out1, 0644);
+	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
+	mem = open_memstream(&out2, &len2);
+	cmb_config_print(cfg, mem);
+	fclose(mem);
+	assert_string_equal(out2, out1);
+	cmb_config_free(cfg);
+	free(out1);
+	free(out2);
 }
 
 static void test_reload(void **state)
@@ -848,10 +969,10 @@ static void test_err_url_credentials(void **state)
 		     "proxy_password_file)");
 	/* An '@' after the host (a query) is not user information: nothing to remove, nothing refused. */
 	struct fx *f = *state;
-	write_conf(f, MIN_CONF "[tenant]\ngraph_url = https://graph.example/beta?who=a@b\n");
+	write_conf(f, MIN_CONF "[tenant]\ntoken_url = https://login.example/t/token?who=a@b\n");
 	struct cmb_config *cfg = NULL;
 	assert_int_equal(cmb_config_load(&cfg, f->conf), 0);
-	assert_string_equal(cfg->tenant_graph_url, "https://graph.example/beta?who=a@b");
+	assert_string_equal(cfg->tenant_token_url, "https://login.example/t/token?who=a@b");
 	cmb_config_free(cfg);
 }
 
@@ -922,6 +1043,7 @@ int main(void)
 		T(test_err_numbers),
 		T(test_err_enum),
 		T(test_err_url),
+		T(test_err_url_appended),
 		T(test_metrics_listen),
 		T(test_err_required),
 		T(test_err_site_code),
@@ -929,6 +1051,8 @@ int main(void)
 		T(test_err_secret_file),
 		T(test_err_duplicate),
 		T(test_err_syntax),
+		T(test_blank_last_line),
+		T(test_effective_line_length),
 		T(test_reload),
 		T(test_retry_rate_options),
 		T(test_docs),

@@ -454,6 +454,41 @@ static void test_describe_claims(void **state)
 	free(c);
 }
 
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The roles claim as strings; non-strings skipped; absent: none; an opaque token: 1. */
+static void test_claim_strings(void **state)
+{
+	(void)state;
+	const char *claims = "{\"roles\":[\"DeviceManagementManagedDevices.ReadWrite.All\",7,\"R2\"],\"scp\":\"x\"}";
+	char *c = cmb_base64url_encode(claims, strlen(claims));
+	char *jwt = xasprintf("eyJhbGciOiJSUzI1NiJ9.%s.sig", c);
+	char **v = NULL;
+	size_t n = 9;
+	assert_int_equal(cmb_jwt_claim_strings(jwt, "roles", &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0], "DeviceManagementManagedDevices.ReadWrite.All");
+	assert_string_equal(v[1], "R2");
+	assert_null(v[2]);
+	free_strv(v, n);
+	assert_int_equal(cmb_jwt_claim_strings(jwt, "groups", &v, &n), 0);
+	assert_int_equal(n, 0);
+	free_strv(v, n);
+	assert_int_equal(cmb_jwt_claim_strings(jwt, "scp", &v, &n), 0); /* a string, not an array */
+	assert_int_equal(n, 0);
+	free_strv(v, n);
+	assert_int_equal(cmb_jwt_claim_strings("opaque-token", "roles", &v, &n), 1);
+	assert_null(v);
+	assert_int_equal(n, 0);
+	free(jwt);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +500,7 @@ int main(void)
 		T(test_load_errors),
 		T(test_validity),
 		T(test_describe_claims),
+		T(test_claim_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

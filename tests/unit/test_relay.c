@@ -720,6 +720,60 @@ static void unknown_allowed_name_refused(void **state)
 	assert_non_null(strstr(cmb_error_last(), "teleport"));
 }
 
+/* Every unknown name at once, a line each, with the nearest action; then the half-turned destructive pair. */
+static void allowed_names_checked(void **state)
+{
+	struct fx *f = *state;
+	char allowed[] = "refreshMachinPolicy,fullScan,QuickScan,teleport";
+	char path[] = "/etc/cmbridge/cmbridge.conf";
+	int lines[64] = { 0 };
+	f->cfg.actions_allowed = allowed;
+	f->cfg.path = path;
+	char *w = (char *)1;
+	assert_int_equal(cmb_relay_check_config(&f->cfg, &w), CMB_ECONFIG);
+	assert_null(w);
+	assert_string_equal(cmb_error_last(),
+			    "/etc/cmbridge/cmbridge.conf: [actions] allowed: \"refreshMachinPolicy\" is not an action the "
+			    "connector relays (did you mean refreshMachinePolicy?)\n"
+			    "/etc/cmbridge/cmbridge.conf: [actions] allowed: \"QuickScan\" is not an action the connector "
+			    "relays (did you mean quickScan?)\n"
+			    "/etc/cmbridge/cmbridge.conf: [actions] allowed: \"teleport\" is not an action the connector "
+			    "relays (see docs/actions.md)");
+
+	char only_scan[] = "fullScan";
+	f->cfg.actions_allowed = only_scan;
+	f->cfg.actions_allow_destructive = 1;
+	assert_int_equal(cmb_relay_check_config(&f->cfg, &w), 0);
+	assert_string_equal(w, "/etc/cmbridge/cmbridge.conf: [actions] allow_destructive = yes has no effect: retire is "
+			       "not in allowed, so it is still refused (add retire to allowed to relay it, or remove the line)");
+	free(w);
+
+	char with_retire[] = "retire,wipe";
+	f->cfg.actions_allowed = with_retire;
+	f->cfg.actions_allow_destructive = 0;
+	assert_int_equal(cmb_relay_check_config(&f->cfg, &w), 0);
+	assert_string_equal(w, "/etc/cmbridge/cmbridge.conf: [actions] allowed: retire is refused all the same while "
+			       "allow_destructive = no (set allow_destructive = yes to relay it, or take retire out of "
+			       "allowed)\n/etc/cmbridge/cmbridge.conf: [actions] allowed: wipe is never relayed: "
+			       "Configuration Manager cannot wipe its clients; wipe a co-managed device through Intune (take "
+			       "it out of allowed)");
+	free(w);
+
+	f->cfg.actions_allow_destructive = 1;
+	f->cfg.actions_allowed = with_retire + 7; /* "wipe" */
+	f->cfg.option_lines = lines;
+	assert_int_equal(cmb_relay_check_config(&f->cfg, &w), 0);
+	assert_non_null(strstr(w, "allow_destructive = yes has no effect"));
+	free(w);
+	f->cfg.actions_allowed = with_retire;
+	assert_int_equal(cmb_relay_check_config(&f->cfg, &w), 0);
+	assert_non_null(strstr(w, "wipe is never relayed"));
+	assert_null(strstr(w, "retire"));
+	free(w);
+	f->cfg.option_lines = NULL;
+	f->cfg.path = NULL;
+}
+
 static void audit_append_only(void **state)
 {
 	struct fx *f = *state;
@@ -756,7 +810,7 @@ int main(void)
 		T(crash_after_site_recorded), T(crash_before_site_recorded), T(reply_lost_without_targets),
 		T(ambiguous_without_targets), T(other_operation_with_targets), T(listing_unreadable),
 		T(outbox_until_accepted),
-		T(mixed_outcome), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(audit_append_only),
+		T(mixed_outcome), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(allowed_names_checked), T(audit_append_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
