@@ -393,6 +393,37 @@ static int stop_after_two(void *ctx, const char *key, const char *tenant_id)
 	return ++k->n == 2 ? 7 : 0;
 }
 
+/* A new file gives a big cycle's staged records back once they are dropped (cmb_state_compact). */
+static void test_compact(void **state)
+{
+	struct fx *f = *state;
+	struct cmb_state *st = open_ok(f);
+	int64_t c1;
+	char key[16], body[2048], text[32];
+	memset(body, 'x', sizeof(body));
+	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "k%04d", i);
+		assert_int_equal(cmb_state_pending_add(st, c1, key, HASH_A, HASH_A, CMB_PENDING_ADD, body, sizeof(body)), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
+	raw_text(f->db, "PRAGMA auto_vacuum", text, sizeof(text));
+	assert_string_equal(text, "2");
+	/* Nothing to give back while the records are staged. */
+	assert_int_equal(cmb_state_compact(st), 0);
+	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
+	long staged = strtol(text, NULL, 10);
+	assert_true(staged > 1000);
+	assert_int_equal(cmb_state_pending_clear(st), 0);
+	assert_int_equal(cmb_state_compact(st), 0);
+	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
+	assert_true(strtol(text, NULL, 10) < staged / 10);
+	raw_text(f->db, "PRAGMA freelist_count", text, sizeof(text));
+	assert_string_equal(text, "0");
+	assert_int_equal(cmb_state_pending_count(st, c1), 0);
+}
+
 static void test_unseen(void **state)
 {
 	struct fx *f = *state;
@@ -1491,6 +1522,7 @@ int main(int argc, char **argv)
 		T(test_cycles),
 		T(test_devices),
 		T(test_unseen),
+		T(test_compact),
 		T(test_pending),
 		T(test_quarantine),
 		T(test_sync_support),
