@@ -383,7 +383,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 
 static void iso_now(char out[32])
 {
-	lab_iso8601((int64_t)time(NULL), out);
+	lab_iso8601(lab_tenant_time(), out);
 }
 
 /* An ISO 8601 date-time with Z or an offset (the Edm.DateTimeOffset shape). */
@@ -427,7 +427,7 @@ static void echo_request_id(const struct lab_req *q, struct lab_reply *r)
 static int action_insert(struct lab *lab, const char *device_id, const char *key, const char *action,
 			 const char *requester, char id[37])
 {
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = lab_tenant_time();
 	char upd[32];
 	lab_iso8601(now, upd);
 	lab_guid(id);
@@ -830,7 +830,7 @@ static void action_json(struct lab_buf *b, sqlite3_stmt *st, bool full)
 			lab_buf_json_cstr(b, col_text(st, 11));
 		lab_buf_adds(b, ",\"lastUpdatedDateTime\":");
 		lab_buf_json_cstr(b, col_text(st, 12));
-		lab_buf_addf(b, ",\"expired\":%s", sqlite3_column_int64(st, 7) <= (sqlite3_int64)time(NULL) ? "true" : "false");
+		lab_buf_addf(b, ",\"expired\":%s", sqlite3_column_int64(st, 7) <= (sqlite3_int64)lab_tenant_time() ? "true" : "false");
 	}
 	lab_buf_addc(b, '}');
 }
@@ -1030,7 +1030,7 @@ int lab_actions_admin_token(struct lab *lab, const struct lab_req *q, const char
 	else if (strcmp(sec, lab->admin_secret))
 		token_err(lab, r, 401, "invalid_client", 7000215, "Invalid client secret provided.");
 	else {
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = lab_tenant_time();
 		char uti[37], oid[37];
 		lab_guid(uti);
 		struct lab_prng pr = {0x6f6964ULL};
@@ -1191,7 +1191,7 @@ static void audit_target(struct lab *lab, int64_t rid, int type, int64_t now_ms)
 		int ai = act_find(col_text(st, 0), false);
 		if (ai < 0 || act_names[ai].type != type)
 			continue;
-		if (sqlite3_column_int64(st, 1) <= now)
+		if (sqlite3_column_int64(st, 1) - lab_clock_offset <= now)   /* the tenant's clock, on the site's */
 			expired = true;
 		else if (state_rank(col_text(st, 2)) < FINAL_RANK)
 			live = true;

@@ -339,7 +339,7 @@ static int verify_assertion(struct lab *lab, const char *client_id, const char *
 		free(hx);
 		goto done;
 	}
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = lab_tenant_time();
 	if (a->cert_not_after && a->cert_not_after < now) {
 		char *hx = hex(pss ? a->x5t_s256 : a->x5t, pss ? 32 : 20);
 		fail(e, 401, "invalid_client", 700027,

@@ -73,7 +73,13 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 	else if (IS("tenant", "certificate")) copy(c->tenant_cert, sizeof c->tenant_cert, value);
 	else if (IS("tenant", "port")) c->tenant_port = atoi(value);
 	else if (IS("tenant", "token_lifetime")) c->token_lifetime = atoi(value);
-	else if (IS("tenant", "roles")) {        /* tenant.c: the token's roles claim; "" for none */
+	else if (IS("tenant", "clock_offset")) {
+		char *e;
+		long v = strtol(value, &e, 10);
+		if (!*value || *e || v < -86400 || v > 86400)
+			return 0;
+		c->clock_offset = v;
+	} else if (IS("tenant", "roles")) {        /* tenant.c: the token's roles claim; "" for none */
 		if (strlen(value) >= sizeof c->token_roles || strpbrk(value, "\"\\ "))
 			return 0;
 		copy(c->token_roles, sizeof c->token_roles, value);
@@ -85,6 +91,13 @@ static int on_entry(void *user, const char *sec, const char *name, const char *v
 	else return 0;
 #undef IS
 	return 1;
+}
+
+long lab_clock_offset;
+
+int64_t lab_tenant_time(void)
+{
+	return (int64_t)time(NULL) + lab_clock_offset;
 }
 
 int lab_conf_load(struct lab_conf *c, const char *dir)
@@ -122,6 +135,7 @@ int lab_conf_load(struct lab_conf *c, const char *dir)
 	}
 	if (lab_actions_conf_check(c) < 0 || lab_policies_conf_check(c) < 0)
 		return -1;
+	lab_clock_offset = c->clock_offset;
 	return 0;
 }
 
@@ -163,6 +177,8 @@ int lab_conf_save(const struct lab_conf *c)
 	if (c->client_ca[0])
 		lab_buf_addf(&b, "client_ca = %s\n", c->client_ca);
 	lab_buf_addf(&b, "[tenant]\ncertificate = %s\nroles = %s\n", c->tenant_cert, c->token_roles);
+	if (c->clock_offset)
+		lab_buf_addf(&b, "clock_offset = %ld\n", c->clock_offset);
 	lab_actions_conf_save(c, &b);     /* [tenant] admin_client_id, [actions] (actions.c) */
 	lab_policies_conf_save(c, &b);    /* [policies] (policies.c) */
 	char *p = lab_path(c, "lab.conf");

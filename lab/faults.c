@@ -5,8 +5,10 @@
  * generator per side so a run repeats; the request log DIR/requests.log;
  * request-rate observation (most requests in any one-second window) and
  * Retry-After violations. server.c calls these around every request.
- * One fault is not drawn but standing: a site device class that answers
- * at most N rows (--class-rows), which site.c applies to every page.
+ * Two faults are not drawn: a site device class that answers at most N
+ * rows (--class-rows), which site.c applies to every page, and the K-th
+ * faultable request of a side losing its reply (--lose-reply-at), which
+ * the crash tests walk K = 1, 2, ... through.
  */
 #include "lab.h"
 
@@ -92,7 +94,10 @@ enum lab_fault lab_faults_draw(struct lab *lab, int side, bool get, bool upload,
 	*retry_after = c->retry_after;
 	*send_retry_after = !c->no_retry_after;
 	enum lab_fault out = F_NONE;
-	if (c->reset + c->r500 + c->r429 + c->truncate + c->reply_lost > 0) {
+	f->drawn[side]++;
+	if (c->lose_reply_at > 0 && f->drawn[side] == c->lose_reply_at) {
+		out = F_REPLY_LOST;   /* --lose-reply-at: this one, whatever it is */
+	} else if (c->reset + c->r500 + c->r429 + c->truncate + c->reply_lost + c->r503 > 0) {
 		double u = (double)(lab_prng_next(&f->prng[side]) >> 11) * (1.0 / 9007199254740992.0);
 		double a = c->reset;
 		if (u < a)
@@ -103,8 +108,10 @@ enum lab_fault lab_faults_draw(struct lab *lab, int side, bool get, bool upload,
 			out = F_429;
 		else if (u < (a += c->truncate))
 			out = get ? F_TRUNCATE : F_NONE;
-		else if (u < a + c->reply_lost)
+		else if (u < (a += c->reply_lost))
 			out = upload ? F_REPLY_LOST : F_NONE;
+		else if (u < a + c->r503)   /* last: the sequences drawn before 503 existed stay the same */
+			out = F_503;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return out;
@@ -150,10 +157,12 @@ void lab_reqlog(struct lab *lab, int64_t t_ms, const char *side, const char *met
 
 static void conf_json(struct lab_buf *b, const struct lab_fault_conf *c)
 {
-	lab_buf_addf(b, "{\"rate500\":%g,\"rate429\":%g,\"retryAfter\":%g,\"noRetryAfter\":%s,\"rateReset\":%g,"
+	lab_buf_addf(b, "{\"rate500\":%g,\"rate503\":%g,\"rate429\":%g,\"retryAfter\":%g,\"noRetryAfter\":%s,\"rateReset\":%g,"
 		     "\"rateTruncate\":%g,\"rateReplyLost\":%g,\"latencyMs\":%d,\"seed\":%llu",
-		     c->r500, c->r429, c->retry_after, c->no_retry_after ? "true" : "false", c->reset, c->truncate,
+		     c->r500, c->r503, c->r429, c->retry_after, c->no_retry_after ? "true" : "false", c->reset, c->truncate,
 		     c->reply_lost, c->latency_ms, (unsigned long long)c->seed);
+	if (c->lose_reply_at > 0)
+		lab_buf_addf(b, ",\"loseReplyAt\":%ld", c->lose_reply_at);
 	if (c->short_class >= 0)
 		lab_buf_addf(b, ",\"shortClass\":\"%s\",\"shortRows\":%ld", lab_odata_classes[c->short_class].name,
 			     c->short_rows);
@@ -209,9 +218,9 @@ static int short_class(struct lab *lab, yajl_val v, bool tenant_only, struct lab
 
 int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, size_t errlen)
 {
-	static const char *const known[] = {"side", "clear", "rate500", "rate429", "retryAfter", "noRetryAfter",
+	static const char *const known[] = {"side", "clear", "rate500", "rate503", "rate429", "retryAfter", "noRetryAfter",
 					     "rateReset", "rateTruncate", "rateReplyLost", "latencyMs", "seed",
-					     "shortClass", "shortRows", NULL};
+					     "shortClass", "shortRows", "loseReplyAt", NULL};
 	for (size_t i = 0; i < v->u.object.len; i++) {
 		size_t k = 0;
 		while (known[k] && strcmp(known[k], v->u.object.keys[i]))
@@ -236,9 +245,9 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		return -1;
 	}
 	conf_default(&c, sd ? (uint64_t)sd->u.number.i : 1);
-	static const char *const rn[] = {"rate500", "rate429", "rateReset", "rateTruncate", "rateReplyLost"};
-	double *rd[] = {&c.r500, &c.r429, &c.reset, &c.truncate, &c.reply_lost};
-	for (int i = 0; i < 5; i++) {
+	static const char *const rn[] = {"rate500", "rate429", "rateReset", "rateTruncate", "rateReplyLost", "rate503"};
+	double *rd[] = {&c.r500, &c.r429, &c.reset, &c.truncate, &c.reply_lost, &c.r503};
+	for (int i = 0; i < 6; i++) {
 		yajl_val x = member(v, rn[i]);
 		if (!x)
 			continue;
@@ -248,7 +257,7 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		}
 		*rd[i] = x->u.number.d;
 	}
-	if (c.r500 + c.r429 + c.reset + c.truncate + c.reply_lost > 1 + 1e-9) {
+	if (c.r500 + c.r429 + c.reset + c.truncate + c.reply_lost + c.r503 > 1 + 1e-9) {
 		snprintf(err, errlen, "the rates add up to more than 1");
 		return -1;
 	}
@@ -259,6 +268,14 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 			return -1;
 		}
 		c.retry_after = x->u.number.d;
+	}
+	x = member(v, "loseReplyAt");
+	if (x) {
+		if (!YAJL_IS_INTEGER(x) || x->u.number.i < 1 || x->u.number.i > INT32_MAX) {
+			snprintf(err, errlen, "loseReplyAt: an integer from 1 (the first faultable request) up");
+			return -1;
+		}
+		c.lose_reply_at = (long)x->u.number.i;
 	}
 	x = member(v, "noRetryAfter");
 	c.no_retry_after = x && YAJL_IS_TRUE(x);
@@ -283,14 +300,17 @@ int lab_faults_set(struct lab *lab, yajl_val v, struct lab_buf *out, char *err, 
 		f->conf[s] = c;
 		reseed(f, s);
 		f->wait_until_ms[s] = 0;
+		f->drawn[s] = 0;
 	}
 	pthread_mutex_unlock(&f->lock);
 	/* Pages served before are cached whole: a class answering fewer rows, or again all, starts afresh. */
 	if (do_site)
 		lab_site_cache_clear(lab);
-	lab_log("faults (%s): 500 %g, 429 %g (Retry-After %s%g), reset %g, truncate %g, reply-lost %g, latency %d ms, seed %llu",
-		side, c.r500, c.r429, c.no_retry_after ? "none, " : "", c.retry_after, c.reset, c.truncate, c.reply_lost,
+	lab_log("faults (%s): 500 %g, 503 %g, 429 %g (Retry-After %s%g), reset %g, truncate %g, reply-lost %g, latency %d ms, "
+		"seed %llu", side, c.r500, c.r503, c.r429, c.no_retry_after ? "none, " : "", c.retry_after, c.reset, c.truncate, c.reply_lost,
 		c.latency_ms, (unsigned long long)c.seed);
+	if (c.lose_reply_at > 0)
+		lab_log("faults (%s): request %ld from now is applied and its reply lost", side, c.lose_reply_at);
 	if (c.short_class >= 0)
 		lab_log("faults (%s): %s answers its first %ld rows only", side, lab_odata_classes[c.short_class].name,
 			c.short_rows);

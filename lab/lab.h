@@ -101,6 +101,7 @@ struct lab_conf {
 	int page_size;
 	bool nextlink_relative;
 	int token_lifetime;
+	long clock_offset;                    /* [tenant] clock_offset: the tenant's clock runs this many seconds ahead */
 	uint64_t seed;
 	int devices;
 	int64_t epoch;           /* inventory times are before this */
@@ -374,22 +375,23 @@ struct lab_stats {
 		batches_replayed, tokens_issued, token_errors, auth_failures, bytes_received;
 	atomic_llong site_page_requests, site_bytes_sent;
 	atomic_llong writes, collection_upload_requests, collection_records_received;
-	atomic_llong injected500, injected429, resets, truncated, replies_lost, retry_after_violations;
+	atomic_llong injected500, injected503, injected429, resets, truncated, replies_lost, retry_after_violations;
 	atomic_llong requests[2];             /* per side, faultable requests received */
 	atomic_llong assertions_accepted, assertions_rejected; /* auth_assertion.c */
 };
 
 /* Fault injection (per side: 0 site, 1 tenant) and the request log. */
 enum lab_side { LAB_SITE, LAB_TENANT };
-enum lab_fault { F_NONE, F_RESET, F_500, F_429, F_TRUNCATE, F_REPLY_LOST };
+enum lab_fault { F_NONE, F_RESET, F_500, F_429, F_TRUNCATE, F_REPLY_LOST, F_503 };
 struct lab_fault_conf {
-	double r500, r429, reset, truncate, reply_lost;
+	double r500, r429, reset, truncate, reply_lost, r503;
 	double retry_after;                   /* seconds */
 	bool no_retry_after;
 	int latency_ms;
 	uint64_t seed;
 	int short_class;                      /* site: a device class that answers at most short_rows rows (-1: none) */
 	long short_rows;
+	long lose_reply_at;                   /* the K-th faultable request of the side loses its reply (0: none) */
 };
 #define LAB_RATE_RING 65536
 struct lab_faults {
@@ -400,9 +402,13 @@ struct lab_faults {
 	int64_t ring[2][LAB_RATE_RING];       /* arrival times (ms) within the last second */
 	size_t head[2], count[2];
 	long max_rps[2];
+	long drawn[2];                        /* faultable requests since the side's settings were set */
 	int log_fd;                           /* DIR/requests.log */
 };
 int64_t lab_now_ms(void);
+/* The tenant's clock: now plus [tenant] clock_offset of the lab that is up (its tokens, actions, errors). */
+int64_t lab_tenant_time(void);
+extern long lab_clock_offset;
 
 #define LAB_NCLASS 8
 enum lab_route {

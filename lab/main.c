@@ -37,9 +37,9 @@ static const char usage_text[] =
 	"  mutate DIR [--change N] [--add N] [--delete N] [--checkin N] [--health N] [--unjoin N]\n"
 	"             [--duplicate N] [--verbose]\n"
 	"        change the running site's inventory (plain devices only)\n"
-	"  faults DIR [--site|--tenant] [--rate-500 R] [--rate-429 R] [--retry-after S] [--no-retry-after]\n"
-	"             [--rate-reset R] [--rate-truncate R] [--rate-reply-lost R] [--latency-ms N] [--seed S]\n"
-	"             [--class-rows CLASS=N] [--clear]\n"
+	"  faults DIR [--site|--tenant] [--rate-500 R] [--rate-503 R] [--rate-429 R] [--retry-after S]\n"
+	"             [--no-retry-after] [--rate-reset R] [--rate-truncate R] [--rate-reply-lost R]\n"
+	"             [--latency-ms N] [--seed S] [--class-rows CLASS=N] [--lose-reply-at K] [--clear]\n"
 	"        set the running lab's fault injection (replaces the side's settings)\n"
 	"  stats DIR [--json]\n"
 	"        counters of the running lab\n"
@@ -457,7 +457,7 @@ static int parse_rate(const char *s, double lo, double hi, double *out)
 static int cmd_faults(int argc, char **argv)
 {
 	enum { O_SITE = 1, O_TENANT, O_500, O_429, O_RA, O_NORA, O_RESET, O_TRUNC, O_LOST, O_LAT, O_SEED, O_CLEAR,
-	       O_ROWS };
+	       O_ROWS, O_LOSE_AT, O_503 };
 	static const struct option opts[] = {
 		{"site", no_argument, 0, O_SITE}, {"tenant", no_argument, 0, O_TENANT},
 		{"rate-500", required_argument, 0, O_500}, {"rate-429", required_argument, 0, O_429},
@@ -465,7 +465,8 @@ static int cmd_faults(int argc, char **argv)
 		{"rate-reset", required_argument, 0, O_RESET}, {"rate-truncate", required_argument, 0, O_TRUNC},
 		{"rate-reply-lost", required_argument, 0, O_LOST}, {"latency-ms", required_argument, 0, O_LAT},
 		{"seed", required_argument, 0, O_SEED}, {"clear", no_argument, 0, O_CLEAR},
-		{"class-rows", required_argument, 0, O_ROWS}, {0, 0, 0, 0}};
+		{"class-rows", required_argument, 0, O_ROWS}, {"lose-reply-at", required_argument, 0, O_LOSE_AT},
+		{"rate-503", required_argument, 0, O_503}, {0, 0, 0, 0}};
 	bool site = false, tenant = false;
 	struct lab_buf body = {0};
 	int o;
@@ -493,6 +494,7 @@ static int cmd_faults(int argc, char **argv)
 			continue;
 		}
 		case O_500: key = "rate500"; break;
+		case O_503: key = "rate503"; break;
 		case O_429: key = "rate429"; break;
 		case O_RESET: key = "rateReset"; break;
 		case O_TRUNC: key = "rateTruncate"; break;
@@ -500,19 +502,21 @@ static int cmd_faults(int argc, char **argv)
 		case O_RA: key = "retryAfter"; break;
 		case O_LAT: key = "latencyMs"; break;
 		case O_SEED: key = "seed"; break;
+		case O_LOSE_AT: key = "loseReplyAt"; break;
 		default:
 			lab_buf_free(&body);
 			return usage(NULL);
 		}
 		bool bad = o == O_LAT ? parse_int(optarg, 0, 60000, &i) < 0
 			 : o == O_SEED ? parse_int(optarg, 0, INT64_MAX, &i) < 0
+			 : o == O_LOSE_AT ? parse_int(optarg, 1, INT32_MAX, &i) < 0
 			 : parse_rate(optarg, 0, o == O_RA ? 3600 : 1, &d) < 0;
 		if (bad) {
 			fprintf(stderr, LAB_NAME ": faults: invalid value '%s' for --%s\n", optarg, opts[o - 1].name);
 			lab_buf_free(&body);
 			return 2;
 		}
-		if (o == O_LAT || o == O_SEED)
+		if (o == O_LAT || o == O_SEED || o == O_LOSE_AT)
 			lab_buf_addf(&body, ",\"%s\":%lld", key, i);
 		else
 			lab_buf_addf(&body, ",\"%s\":%.17g", key, d);

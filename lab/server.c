@@ -119,6 +119,7 @@ struct conn {
 	bool faultable;
 	int64_t t_ms;                /* arrival */
 	int64_t parked_until;        /* a held long poll (actions.c): run again, no new fault */
+	enum lab_fault fault;        /* drawn once, at the first call: a parked request keeps it */
 };
 
 /* A body sent only in part (fault "truncate"). */
@@ -191,6 +192,36 @@ static bool site_method(const struct lab *lab, const char *url)
 	return false;
 }
 
+/* The reply of an injected 500, 503 or 429; the last two say busy, with Retry-After (RFC 9110 10.2.3). */
+static void injected_error(struct srv *s, enum lab_fault fault, int side, double retry_after, bool send_ra,
+			   struct lab_reply *r)
+{
+	static const struct {
+		int status;
+		const char *code, *msg;
+	} e[] = {
+		[F_500] = {500, "InternalServerError", "The lab injected a server error (fault injection)."},
+		[F_503] = {503, "ServiceUnavailable", "The service is temporarily unavailable (fault injection)."},
+		[F_429] = {429, "TooManyRequests", "Too many requests: the lab is throttling this client (fault injection)."},
+	};
+	atomic_fetch_add(fault == F_429 ? &s->lab->st.injected429 : fault == F_503 ? &s->lab->st.injected503
+										   : &s->lab->st.injected500, 1);
+	if (s->site) {
+		struct lab_buf b = {0};
+		lab_buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", e[fault].code, e[fault].msg);
+		lab_reply_json(r, e[fault].status, &b);
+		r->ctype = "application/json; odata.metadata=minimal";
+	} else {
+		lab_reply_graph_error(r, e[fault].status, e[fault].code, "%s", e[fault].msg);
+	}
+	if (fault != F_500 && send_ra) {
+		char ra[32];
+		snprintf(ra, sizeof ra, "%g", retry_after);
+		lab_reply_hdr(r, "Retry-After", ra);
+		lab_faults_asked_wait(s->lab, side, retry_after);
+	}
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -232,7 +263,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	double retry_after = 0;
 	bool send_ra = false;
 	if (cn->faultable && !cn->parked_until)
-		fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
+		cn->fault = lab_faults_draw(s->lab, side, get, upload, &latency, &retry_after, &send_ra);
+	fault = cn->fault;
 	if (latency > 0) {
 		struct timespec ts = {latency / 1000, (long)(latency % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
@@ -255,26 +287,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	q.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &av);
 	struct lab_reply r = {0};
-	if (fault == F_500 || fault == F_429) {
-		bool t = fault == F_429;
-		atomic_fetch_add(t ? &s->lab->st.injected429 : &s->lab->st.injected500, 1);
-		const char *code = t ? "TooManyRequests" : "InternalServerError";
-		const char *msg = t ? "Too many requests: the lab is throttling this client (fault injection)."
-				    : "The lab injected a server error (fault injection).";
-		if (s->site) {
-			struct lab_buf b = {0};
-			lab_buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
-			lab_reply_json(&r, t ? 429 : 500, &b);
-			r.ctype = "application/json; odata.metadata=minimal";
-		} else {
-			lab_reply_graph_error(&r, t ? 429 : 500, code, "%s", msg);
-		}
-		if (t && send_ra) {
-			char ra[32];
-			snprintf(ra, sizeof ra, "%g", retry_after);
-			lab_reply_hdr(&r, "Retry-After", ra);
-			lab_faults_asked_wait(s->lab, side, retry_after);
-		}
+	if (fault == F_500 || fault == F_429 || fault == F_503) {
+		injected_error(s, fault, side, retry_after, send_ra, &r);
 	} else if (cn->too_big)
 		lab_reply_graph_error(&r, 413, "RequestEntityTooLarge", "The request body is larger than 64 MiB.");
 	else if (s->site)
@@ -329,7 +343,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	MHD_destroy_response(resp);
 	char st[16];
 	snprintf(st, sizeof st, "%d", r.status);
-	static const char *const fname[] = {"-", "reset", "500", "429", "truncate", "reply-lost"};
+	static const char *const fname[] = {"-", "reset", "500", "429", "truncate", "reply-lost", "503"};
 	lab_reqlog(s->lab, cn->t_ms, sname, method, url, fault == F_TRUNCATE ? "truncated" : st, fname[fault]);
 	if (r.status >= 500 || r.status == 413)
 		lab_log("%s %s -> %d", method, url, r.status);

@@ -31,7 +31,7 @@ void lab_reply_graph_error(struct lab_reply *r, int status, const char *code, co
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	char date[32], rid[37];
-	lab_iso8601((int64_t)time(NULL), date);
+	lab_iso8601(lab_tenant_time(), date);
 	lab_guid(rid);
 	struct lab_buf b = {0};
 	lab_buf_adds(&b, "{\"error\":{\"code\":");
@@ -97,7 +97,7 @@ static void token_error(struct lab *lab, const struct lab_req *q, struct lab_rep
 		snprintf(corr, sizeof corr, "%s", cr);
 	else
 		lab_guid(corr);
-	time_t now = time(NULL);
+	time_t now = (time_t)lab_tenant_time();
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%SZ", &tm);
@@ -199,7 +199,7 @@ static void handle_token(struct lab *lab, const struct lab_req *q, const char *t
 		/* secret or certificate credential (auth_assertion.c) */
 		token_error(lab, q, r, ae.status, ae.error, ae.code, "%s", ae.msg);
 	} else {
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = lab_tenant_time();
 		char oid[37], uti[37];
 		derived_guid(c->tenant_id, c->client_id, oid);
 		lab_guid(uti);
@@ -291,7 +291,7 @@ static int check_bearer_roles(struct lab *lab, const struct lab_req *q, struct l
 			yajl_val exp = yajl_tree_get(claims, pe, yajl_t_number);
 			yajl_val nbf = yajl_tree_get(claims, pn, yajl_t_number);
 			yajl_val tid = yajl_tree_get(claims, pt, yajl_t_string);
-			long long now = (long long)time(NULL);
+			long long now = (long long)lab_tenant_time();
 			if (!aud || (strcmp(aud->u.string, GRAPH_AUD) && strcmp(aud->u.string, GRAPH_AUD "/") &&
 				     strcmp(aud->u.string, "00000003-0000-0000-c000-000000000000")))
 				why = "Invalid audience.";
@@ -1097,9 +1097,9 @@ static void handle_stats(struct lab *lab, struct lab_reply *r)
 	lab_actions_stats(lab, &b);     /* site operation counters and "actions" (actions.c) */
 	lab_policies_stats(lab, &b);    /* "policies" (policies.c, policystore.c) */
 	lab_buf_addf(&b,
-		     "\"faults\":{\"injected500\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
+		     "\"faults\":{\"injected500\":%lld,\"injected503\":%lld,\"injected429\":%lld,\"resets\":%lld,\"truncated\":%lld,"
 		     "\"repliesLost\":%lld,\"retryAfterViolations\":%lld},\"routes\":{",
-		     (long long)s->injected500, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
+		     (long long)s->injected500, (long long)s->injected503, (long long)s->injected429, (long long)s->resets, (long long)s->truncated,
 		     (long long)s->replies_lost, (long long)s->retry_after_violations);
 	for (int i = 0; i < R_COUNT; i++)
 		lab_buf_addf(&b, "%s\"%s\":%lld", i ? "," : "", lab_route_names[i], (long long)lab->routes[i]);

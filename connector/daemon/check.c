@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * The application permissions (Microsoft Graph, "Application"; the token's
@@ -36,10 +37,11 @@ static const struct {
 };
 #define N_NEEDED (sizeof(needed_roles) / sizeof(needed_roles[0]))
 
+/* Roles are compared without case: a tenant spelling one otherwise is not worth a false failure. */
 static int holds(const char *const *roles, size_t n, const char *role)
 {
 	for (size_t i = 0; role && i < n; i++)
-		if (strcmp(roles[i], role) == 0)
+		if (strcasecmp(roles[i], role) == 0)
 			return 1;
 	return 0;
 }

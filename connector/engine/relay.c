@@ -67,21 +67,6 @@ static int cmp_rid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Logs a line that carries the tenant's strings: control characters shown as '.', never written raw. */
-__attribute__((format(printf, 2, 3))) static void log_tenant(enum cmb_log_level level, const char *fmt, ...)
-{
-	if (level > cmb_log_get_level())
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *line = xvasprintf(fmt, ap);
-	va_end(ap);
-	char *shown = cmb_str_printable(line, strlen(line), 4096, 0);
-	cmb_log(level, "%s", shown);
-	free(shown);
-	free(line);
-}
-
 /*
  * Correlation ids (docs/operations.md, "Logs"): every line of one action's
  * handling carries "action-<its id>" (the tenant's GUID; an id of another
@@ -102,19 +87,25 @@ static void action_cid(const char *id, char out[64])
 	}
 }
 
-/* One line under cid, the tenant's strings in it shown printable (log_tenant), then the pass's cid again. */
-static void log_under(enum cmb_log_level level, const char *cid, const char *line)
+/*
+ * One line of relay.c's line `at` under cid, then the pass's cid again. It
+ * carries the tenant's strings: control characters are shown as '.', never
+ * written raw.
+ */
+static void log_under(enum cmb_log_level level, int at, const char *cid, const char *line)
 {
 	char saved[64];
 	snprintf(saved, sizeof(saved), "%s", cmb_log_get_cid());
+	char *shown = cmb_str_printable(line, strlen(line), 4096, 0);
 	cmb_log_set_cid(cid);
-	log_tenant(level, "%s", line);
+	cmb_log_at(level, __FILE__, at, "%s", shown);
 	cmb_log_set_cid(saved[0] ? saved : NULL);
+	free(shown);
 }
 
-/* "relay: action ID: ..." under the action's correlation id. */
-__attribute__((format(printf, 3, 4))) static void log_action(enum cmb_log_level level, const char *id,
-							     const char *fmt, ...)
+/* "relay: action ID: ..." under the action's correlation id (log_action()). */
+__attribute__((format(printf, 4, 5))) static void log_action_at(int at, enum cmb_log_level level, const char *id,
+								const char *fmt, ...)
 {
 	if (level > cmb_log_get_level())
 		return;
@@ -125,14 +116,15 @@ __attribute__((format(printf, 3, 4))) static void log_action(enum cmb_log_level 
 	char cid[64];
 	action_cid(id, cid);
 	char *line = xasprintf("relay: action %s: %s", id, msg);
-	log_under(level, cid, line);
+	log_under(level, at, cid, line);
 	free(line);
 	free(msg);
 }
+#define log_action(level, id, ...) log_action_at(__LINE__, level, id, __VA_ARGS__)
 
-/* A line about journal row `row` (the message names it as before), under the row's correlation id. */
-__attribute__((format(printf, 3, 4))) static void log_journal(enum cmb_log_level level, int64_t row,
-							      const char *fmt, ...)
+/* A line about journal row `row` (the message names it), under the row's correlation id (log_journal()). */
+__attribute__((format(printf, 4, 5))) static void log_journal_at(int at, enum cmb_log_level level, int64_t row,
+								 const char *fmt, ...)
 {
 	if (level > cmb_log_get_level())
 		return;
@@ -142,9 +134,10 @@ __attribute__((format(printf, 3, 4))) static void log_journal(enum cmb_log_level
 	va_end(ap);
 	char cid[64];
 	snprintf(cid, sizeof(cid), "journal-%" PRId64, row);
-	log_under(level, cid, msg);
+	log_under(level, at, cid, msg);
 	free(msg);
 }
+#define log_journal(level, row, ...) log_journal_at(__LINE__, level, row, __VA_ARGS__)
 
 static int stopped(const struct cmb_relay *r)
 {

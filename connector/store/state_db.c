@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- errors ---- */
 
@@ -349,3 +350,34 @@ int cmb_sdb_column_enum_value(struct cmb_state *st, sqlite3_stmt *s, int col, co
 	const char *text = (const char *)sqlite3_column_text(s, col);
 	return bad_value(st, e, key_text, key_num, text ? text : "NULL");
 }
+
+#ifdef CMB_TEST_HOOKS
+/* ---- test builds only: exit right after the N-th commit (docs/reliability.md) ---- */
+
+static long crash_after;   /* N from CMB_CRASH_AFTER_COMMIT; 0: off */
+static long commits;       /* commits to the state file by this process */
+
+/*
+ * SQLite calls a WAL hook once a commit has taken place and its write lock
+ * is released: the commit is in the file, nothing after it has run. The
+ * hook replaces SQLite's auto-checkpoint, so it does what that one does.
+ */
+static int crash_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	if (++commits == crash_after) {
+		static const char msg[] = "cmbridge: CMB_CRASH_AFTER_COMMIT reached: exiting without cleanup\n";
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) { /* exiting anyway */ }
+		_exit(CMB_CRASH_EXIT);
+	}
+	if (pages >= 1000)   /* SQLITE_DEFAULT_WAL_AUTOCHECKPOINT */
+		sqlite3_wal_checkpoint(db, name);
+	return SQLITE_OK;
+}
+
+void cmb_sdb_test_hooks(struct cmb_state *st)
+{
+	const char *n = getenv("CMB_CRASH_AFTER_COMMIT");
+	if (n && (crash_after = strtol(n, NULL, 10)) > 0)
+		sqlite3_wal_hook(st->db, crash_hook, NULL);
+}
+#endif

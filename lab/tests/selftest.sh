@@ -336,7 +336,7 @@ eq "mutate too many" "$RC" "1"
 # ---- stats -------------------------------------------------------------------------
 S=$("$LAB" stats "$D" --json)
 eq "stats keys" "$(jq -c '[keys_unsorted[]] , [.tenant | keys_unsorted[]], [.site | keys_unsorted[]], [.faults | keys_unsorted[]]' <<<"$S" | tr '\n' ' ')" \
-	'["tenant","site","actions","policies","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond","assertionsAccepted","assertionsRejected"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond","operations","operationTargets","duplicateTargets","blockedClients"] ["injected500","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
+	'["tenant","site","actions","policies","faults","routes"] ["devices","uploadRequests","recordsReceived","recordsCreated","recordsUpdated","recordsRejected","removalsReceived","removalsApplied","batchesReplayed","tokensIssued","tokenErrors","authFailures","bytesReceived","writes","collections","collectionUploadRequests","collectionRecordsReceived","requests","maxRequestsPerSecond","assertionsAccepted","assertionsRejected"] ["devices","pageRequests","bytesSent","requests","maxRequestsPerSecond","operations","operationTargets","duplicateTargets","blockedClients"] ["injected500","injected503","injected429","resets","truncated","repliesLost","retryAfterViolations"] '
 eq "stats writes = authenticated uploads" "$(jq -c '[.tenant.writes, .tenant.collections, .tenant.collectionRecordsReceived]' <<<"$S")" "[8,0,0]"
 eq "stats tenant" "$(jq -c '.tenant | [.devices,.uploadRequests,.recordsReceived,.recordsCreated,.recordsUpdated,.recordsRejected,.removalsReceived,.removalsApplied,.batchesReplayed,.tokensIssued,.tokenErrors]' <<<"$S")" \
 	"[122,8,125,123,1,1,2,1,1,1,6]"
@@ -494,6 +494,15 @@ for i in 1 2 3; do
 	eq "500 #$i" "$(tail -n1 <<<"$R") $(head -n1 <<<"$R" | jq -r .error.code)" "500 InternalServerError"
 done
 eq "tenant unaffected" "$(graph -o /dev/null -w '%{http_code}' "$G?\$top=1")" "200"
+flt --site --rate-503 1 --retry-after 0
+R=$(site -D - "$SITE/SMS_R_System?\$top=1" | tr -d '\r')
+eq "503 status, code and Retry-After" "$(head -n1 <<<"$R" | cut -d' ' -f2) $(tail -n1 <<<"$R" | jq -r .error.code) $(grep -i '^retry-after:' <<<"$R")" \
+  "503 ServiceUnavailable Retry-After: 0"
+flt --site --lose-reply-at 2
+eq "lose-reply-at 2: the first answered" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$top=1")" "200"
+set +e; site -o /dev/null "$SITE/SMS_R_System?\$top=1"; RC=$?; set -e
+eq "lose-reply-at 2: the second gets no reply" "$([ "$RC" -ne 0 ] && echo closed)" "closed"
+eq "lose-reply-at 2: the third answered" "$(site -o /dev/null -w '%{http_code}' "$SITE/SMS_R_System?\$top=1")" "200"
 flt --site --rate-429 1 --retry-after 0.5
 R=$(site -D - -o /dev/null "$SITE/SMS_R_System?\$top=1" | tr -d '\r')
 eq "429 status" "$(head -n1 <<<"$R" | cut -d' ' -f2)" "429"
@@ -525,11 +534,11 @@ flt --clear
 R=$(cpost "$LOST")
 eq "reply lost: retry replayed" "$(head -n1 <<<"$R" | jq -c '[.replayed, .results[0].status]')" '[true,"created"]'
 eq "reply lost: applied once" "$(stat '[.tenant.collections, .tenant.collectionRecordsReceived, .tenant.batchesReplayed]')" "[3,7,3]"
-eq "fault counters" "$(stat .faults)" '{"injected500":3,"injected429":3,"resets":1,"truncated":1,"repliesLost":1,"retryAfterViolations":1}'
+eq "fault counters" "$(stat .faults)" '{"injected500":3,"injected503":1,"injected429":3,"resets":1,"truncated":1,"repliesLost":2,"retryAfterViolations":1}'
 
 # ---- request log ------------------------------------------------------------------------------
 RL="$D/requests.log"
-eq "log lines well-formed" "$(grep -cvE '^[0-9]{10}\.[0-9]{3} (site|tenant|admin) [A-Z]+ /[^ ?]* ([0-9]{3}|reset|truncated|reply-lost) (-|500|429|reset|truncate|reply-lost)$' "$RL" || true)" "0"
+eq "log lines well-formed" "$(grep -cvE '^[0-9]{10}\.[0-9]{3} (site|tenant|admin) [A-Z]+ /[^ ?]* ([0-9]{3}|reset|truncated|reply-lost) (-|500|503|429|reset|truncate|reply-lost)$' "$RL" || true)" "0"
 eq "log 500s" "$(grep -c ' site GET /AdminService/wmi/SMS_R_System 500 500$' "$RL")" "3"
 eq "log 429s" "$(grep -c ' 429 429$' "$RL")" "3"
 eq "log reset" "$(grep -c ' site GET /AdminService/wmi/SMS_R_System reset reset$' "$RL")" "1"

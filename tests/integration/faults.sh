@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Faults on both sides (about 20% of requests: 500, 429 with and without
-# Retry-After, resets, truncated bodies, replies lost after the tenant
+# Faults on both sides (about 20% of requests: 500, 503 and 429 with and
+# without Retry-After, resets, truncated bodies, replies lost after the tenant
 # applied a batch): ONE sync cycle still succeeds with the default retry
 # budget, the tenant holds exactly the in-scope devices (no duplicates),
 # no Retry-After is violated, the tenant rate limit holds, and after the
@@ -23,9 +23,10 @@ log_faults() { awk -v s="$1" '$2 == s && $6 != "-"' "$LAB/requests.log" | wc -l;
 log_kind() { awk -v s="$1" -v k="$2" '$2 == s && $6 == k' "$LAB/requests.log" | wc -l; }
 
 say "phase 1: faults on both sides; 429 with Retry-After on the site, without on the tenant"
-faults --site --rate-500 0.05 --rate-429 0.05 --retry-after 1 --rate-reset 0.03 --rate-truncate 0.02 --seed 5
+faults --site --rate-500 0.05 --rate-429 0.05 --retry-after 1 --rate-reset 0.03 --rate-truncate 0.02 --rate-503 0.03 \
+  --seed 5
 faults --tenant --rate-500 0.05 --rate-429 0.05 --no-retry-after --rate-reset 0.03 --rate-truncate 0.02 \
-  --rate-reply-lost 0.03 --seed 6
+  --rate-reply-lost 0.03 --rate-503 0.03 --seed 6
 "$CMBRIDGE" -c "$FCONF" sync > "$TMP/sync1.txt" 2> "$TMP/sync1.log"; rc=$?
 expect_eq "one cycle succeeds despite the faults" 0 "$rc"
 [ "$rc" = 0 ] || tail -20 "$TMP/sync1.log"
@@ -40,6 +41,8 @@ expect_eq "connector attached count" "$in_scope" "$(jget "$TMP/status.json" "d['
 expect_eq "no Retry-After violated" 0 "$(stat "['faults']['retryAfterViolations']")"
 expect_match "faults hit the site" '^[1-9]' "$(log_faults site)"
 expect_match "faults hit the tenant" '^[1-9]' "$(log_faults tenant)"
+expect_match "503s hit the site (with Retry-After) and the tenant (without)" '^[1-9][0-9]* [1-9][0-9]*$' \
+  "$(log_kind site 503) $(log_kind tenant 503)"
 expect_match "tenant replies were lost after applying a batch" '^[1-9]' "$(stat "['faults']['repliesLost']")"
 expect_match "lost replies came back as replays" '^[1-9]' "$(stat "['tenant']['batchesReplayed']")"
 t_rps=$(stat "['tenant']['maxRequestsPerSecond']"); s_rps=$(stat "['site']['maxRequestsPerSecond']")

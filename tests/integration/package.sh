@@ -76,6 +76,8 @@ dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { print $1, $2, $6 }' | sort > "$TMP/files.
 expect_same "the package holds exactly these files, with these modes" "$TMP/files.expected" "$TMP/files.deb"
 expect_eq "the binary is stripped (no .symtab, no .debug_*)" 0 \
   "$(readelf -S "$PKG/usr/bin/cmbridge" | grep -cE '\.symtab|\.debug_')"
+expect_eq "the packaged binary holds no test hook (docs/state.md: cmbridge-test only)" 0 \
+  "$(grep -c CMB_CRASH_AFTER_COMMIT "$PKG/usr/bin/cmbridge")"
 
 say "the control fields and the conffiles"
 expect_eq "Package" cmbridge "$(dpkg-deb -f "$DEB" Package)"

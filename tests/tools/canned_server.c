@@ -6,7 +6,7 @@
  *
  * usage: canned_server --cert PEM --key PEM --port-file FILE --body FILE
  *            [--status N] [--content-type T] [--truncate N] [--log FILE]
- *            [--drip BYTES_PER_S] [--header 'Name: value']...
+ *            [--drip BYTES_PER_S] [--stall N] [--header 'Name: value']...
  *            [--route 'PATTERN' FILE STATUS]...
  *            [--header-log FILE] [--bind ADDRESS]
  *
@@ -17,7 +17,9 @@
  * 'GET *$skip=*' matches every client-driven window. --truncate N
  * announces the body's full length but sends only N bytes and then drops
  * the connection. --drip N sends every body N bytes a second (a slow or
- * hostile server). --header adds a header to every reply (a Location for a
+ * hostile server). --stall N sends N bytes of every body, then nothing
+ * more while the connection stays open (a server that stalls
+ * mid-response). --header adds a header to every reply (a Location for a
  * redirect). --log writes "METHOD URL" per request; --header-log writes
  * "METHOD URL" and the names of the request's headers, with the scheme of
  * Authorization and Proxy-Authorization (never their credentials), so a
@@ -29,6 +31,8 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,7 @@ struct canned {
 	int n_headers;
 	long truncate;      /* -1: send everything */
 	long drip;          /* bytes per second, 0: at once */
+	long stall;         /* bytes sent before the reply stops for good, -1: none */
 	const char *content_type;
 	FILE *log;
 	FILE *header_log;
@@ -91,9 +96,20 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+static atomic_bool stopping;   /* SIGTERM or SIGINT received */
+
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct sending *s = cls;
+	if (s->c->stall >= 0 && pos >= (uint64_t)s->c->stall) {
+		/* Stalled: the connection stays open and silent until the client gives up or we stop. */
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		for (int i = 0; i < 36000 && !atomic_load(&stopping); i++)
+			nanosleep(&ts, NULL);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (s->c->stall >= 0 && pos + max > (uint64_t)s->c->stall)
+		max = (size_t)((uint64_t)s->c->stall - pos);
 	if (pos >= s->limit)
 		return s->limit < s->r->len ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
 	size_t n = s->limit - (size_t)pos;
@@ -184,7 +200,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	}
 	const struct reply *rp = pick(c, method, url, conn);
 	struct MHD_Response *r;
-	if (c->truncate >= 0 || c->drip > 0) {
+	if (c->truncate >= 0 || c->drip > 0 || c->stall >= 0) {
 		struct sending *s = calloc(1, sizeof(*s));
 		if (!s)
 			return MHD_NO;
@@ -216,14 +232,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 static void usage(void)
 {
 	fprintf(stderr, "usage: canned_server --cert PEM --key PEM --port-file FILE --body FILE [--status N] "
-			"[--content-type T] [--truncate N] [--log FILE] [--drip N] [--header 'Name: value'] "
+			"[--content-type T] [--truncate N] [--log FILE] [--drip N] [--stall N] [--header 'Name: value'] "
 			"[--route 'PATTERN' FILE STATUS] [--header-log FILE] [--bind ADDRESS]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	struct canned c = { .truncate = -1, .dflt = { .status = 200 }, .content_type = "application/json" };
+	struct canned c = { .truncate = -1, .stall = -1, .dflt = { .status = 200 }, .content_type = "application/json" };
 	const char *cert = NULL, *key = NULL, *port_file = NULL, *body = NULL, *bind = "127.0.0.1";
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -238,6 +254,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(o, "--content-type")) c.content_type = v;
 		else if (!strcmp(o, "--truncate")) c.truncate = atol(v);
 		else if (!strcmp(o, "--drip")) c.drip = atol(v);
+		else if (!strcmp(o, "--stall")) c.stall = atol(v);
 		else if (!strcmp(o, "--log")) c.log = fopen(v, "a");
 		else if (!strcmp(o, "--header-log")) c.header_log = fopen(v, "a");
 		else if (!strcmp(o, "--bind")) bind = v;
@@ -292,6 +309,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sig;
 	sigwait(&set, &sig);
+	atomic_store(&stopping, true);   /* a stalled reply ends, so its thread can be joined */
 	MHD_stop_daemon(d);
 	return 0;
 }
