@@ -169,6 +169,58 @@ static const char *const migrations[] = {
 	/* the site properties a record was built from (a bit each, connector/engine/sync.c); NULL: not known */
 	"ALTER TABLE devices ADD COLUMN fields INTEGER;\n"
 	"ALTER TABLE cycles ADD COLUMN changes_held INTEGER NOT NULL DEFAULT 0;\n",
+	/* 4 -> 5: endpoint security policies (docs/policies.md, "The engine") */
+	"CREATE TABLE policies(\n"            /* one row per tenant policy the connector has seen */
+	"  id TEXT PRIMARY KEY NOT NULL,\n"   /* the Graph policy id */
+	"  name TEXT NOT NULL,\n"
+	"  family TEXT NOT NULL,\n"           /* templateReference.templateFamily */
+	"  modified TEXT NOT NULL,\n"         /* lastModifiedDateTime last read: re-read only when it moves */
+	"  state TEXT NOT NULL,\n"            /* pending | applied | rejected | conflict | removing | ignored */
+	"  targets TEXT NOT NULL,\n"          /* collection ids, sorted, comma-separated */
+	"  body BLOB,\n"                      /* the policy as Graph returned it */
+	"  version INTEGER NOT NULL DEFAULT 0,\n" /* content version of the wanted document */
+	"  hash TEXT NOT NULL DEFAULT '',\n"  /* its contentHash */
+	"  document BLOB,\n"                  /* the wanted document */
+	"  settings INTEGER NOT NULL DEFAULT 0,\n"
+	"  site_version INTEGER NOT NULL DEFAULT 0,\n" /* what the site confirmed holding; 0: nothing */
+	"  site_hash TEXT NOT NULL DEFAULT '',\n"
+	"  compliance_version INTEGER NOT NULL DEFAULT 0,\n"
+	"  compliance_at INTEGER NOT NULL DEFAULT 0,\n"
+	"  reported_hash TEXT NOT NULL DEFAULT '',\n" /* digest of the status the tenant last accepted */
+	"  updated INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_reasons(\n"      /* why a policy is rejected or in conflict, in order */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  seq INTEGER NOT NULL,\n"
+	"  reason TEXT NOT NULL,\n"
+	"  PRIMARY KEY (policy_id, seq)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_compliance(\n"   /* counts per target collection, as last read from the site */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  collection_id TEXT NOT NULL,\n"
+	"  targeted INTEGER NOT NULL, compliant INTEGER NOT NULL, non_compliant INTEGER NOT NULL,\n"
+	"  error INTEGER NOT NULL, conflict INTEGER NOT NULL, not_applicable INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (policy_id, collection_id)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_devices(\n"      /* per member device its state, as last read from the site */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  resource_id INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL,\n"            /* pending | compliant | nonCompliant | error | conflict | notApplicable */
+	"  failing TEXT NOT NULL,\n"          /* failing settings' definition ids, comma-separated */
+	"  PRIMARY KEY (policy_id, resource_id)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_journal(\n"      /* intent before each site write, outcome after */
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  policy_id TEXT NOT NULL,\n"        /* no foreign key: the row outlives a removed policy */
+	"  op TEXT NOT NULL,\n"               /* put | delete */
+	"  version INTEGER NOT NULL,\n"
+	"  hash TEXT NOT NULL,\n"
+	"  intended INTEGER NOT NULL,\n"
+	"  outcome TEXT,\n"                   /* NULL: not known | done | adopted | refused | conflict | abandoned */
+	"  message TEXT,\n"
+	"  completed INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE INDEX policy_journal_policy ON policy_journal(policy_id, id);\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -186,7 +238,7 @@ static const char *const core_sql[S_COUNT] = {
 };
 
 /* The registry: every statement id has its SQL in exactly one of these. */
-static const char *const *const stmt_tables[] = { core_sql, cmb_sdb_sync_sql, cmb_sdb_actions_sql };
+static const char *const *const stmt_tables[] = { core_sql, cmb_sdb_sync_sql, cmb_sdb_actions_sql, cmb_sdb_policies_sql };
 
 /* ---- opening ---- */
 
@@ -417,6 +469,8 @@ static struct cmb_state *state_new(const char *state_dir)
 	return st;
 }
 
+static int pragma_count(struct cmb_state *st, const char *sql, long *out);
+
 int cmb_state_open(struct cmb_state **out, const char *state_dir)
 {
 	int ret;
@@ -429,17 +483,15 @@ int cmb_state_open(struct cmb_state **out, const char *state_dir)
 	/*
 	 * Before WAL, which writes the first page: a new file frees the pages
 	 * it no longer uses (cmb_state_compact). An existing file keeps its
-	 * mode (changing it takes a VACUUM) and is not written to before its
-	 * integrity check: the pragma would commit (a new change counter),
-	 * also to a corrupt file.
+	 * mode (changing it takes a VACUUM) and is not written before the
+	 * integrity check: setting the pragma on it would rewrite its header,
+	 * and a corrupt state is left exactly as it was found.
 	 */
-	char *pages = NULL;
-	if ((ret = query_text(st, "PRAGMA page_count", "reading the page count", &pages)) < 0)
+	long pages = -1;
+	if (pragma_count(st, "PRAGMA page_count", &pages) == 0 && pages == 0 &&
+	    (ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
 		goto done;
-	int fresh = strcmp(pages, "0") == 0;
-	free(pages);
-	if (fresh && (ret = exec_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "setting auto_vacuum")) < 0)
-		goto done;
+	cmb_error_clear();
 	char *mode = NULL;
 	if ((ret = query_text(st, "PRAGMA journal_mode = WAL", "enabling the WAL journal", &mode)) < 0)
 		goto done;
@@ -525,14 +577,26 @@ int cmb_state_open_readonly(struct cmb_state **out, const char *state_dir)
 	return 0;
 }
 
-/* Copies the database (a consistent read, WAL included) into a private in-memory one. */
-static int copy_to_memory(struct cmb_state *st)
+/*
+ * A private database SQLite deletes at close: "" is a temporary file, its
+ * cache bounded like any file's, so a dry run's copy and what it stages
+ * cost disk, not memory (an in-memory copy of a million devices is GBs).
+ */
+static int open_private(sqlite3 **out)
+{
+	if (sqlite3_open_v2("", out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK)
+		return 0;
+	sqlite3_close(*out);
+	*out = NULL;
+	return -1;
+}
+
+/* Copies the database (a consistent read, WAL included) into a private one (open_private). */
+static int copy_to_private(struct cmb_state *st)
 {
 	sqlite3 *mem = NULL;
-	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		sqlite3_close(mem);
-		return cmb_error_set(CMB_ESTATE, "state database %s: cannot open an in-memory copy", st->path);
-	}
+	if (open_private(&mem) < 0)
+		return cmb_error_set(CMB_ESTATE, "state database %s: cannot open a private copy", st->path);
 	sqlite3_backup *b = sqlite3_backup_init(mem, "main", st->db, "main");
 	int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(mem);
 	if (b)
@@ -557,11 +621,14 @@ int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir)
 		/* No state yet: the dry run starts from an empty one, as a first cycle would. */
 		sqlite3_close(st->db);
 		st->db = NULL;
-		if ((ret = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY)) == 0 &&
-		    (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) == 0)
+		if (open_private(&st->db) < 0)
+			ret = cmb_error_set(CMB_ESTATE, "state database %s: cannot open a private database", st->path);
+		else
+			sqlite3_extended_result_codes(st->db, 1);
+		if (ret == CMB_ENOTFOUND && (ret = exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys")) == 0)
 			ret = migrate(st);
 	} else if (ret == 0) {
-		ret = copy_to_memory(st);
+		ret = copy_to_private(st);
 	}
 	if (ret == 0)
 		ret = open_finish(st);

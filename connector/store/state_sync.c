@@ -94,14 +94,28 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	 * A device loses to another active device that shares its HardwareID or
 	 * SMBIOSGUID and is newer: later LastActiveTime, then higher ResourceID.
 	 * Each loser is listed once, with the newest device it shares with, in
-	 * pages by key.
+	 * pages by key. Only devices holding an identity another device holds
+	 * can lose or win: those are copied to temp.dup_candidates first (one
+	 * grouped pass over each identity, then one pass over the devices), and
+	 * the search runs there, so temp.identity needs no index of its own.
 	 */
-	[S_IDENT_LOSERS] = "SELECT a.key, (SELECT b.key FROM temp.identity b WHERE b.key <> a.key AND "
+	[S_IDENT_SHARED_CLEAR] = "DELETE FROM temp.shared_ids",
+	[S_IDENT_SHARED_FILL] = "INSERT OR IGNORE INTO temp.shared_ids(id) "
+				"SELECT hardware_id FROM temp.identity WHERE hardware_id <> '' GROUP BY hardware_id "
+				"HAVING count(*) > 1 UNION "
+				"SELECT smbios_guid FROM temp.identity WHERE smbios_guid <> '' GROUP BY smbios_guid "
+				"HAVING count(*) > 1",
+	[S_IDENT_CAND_CLEAR] = "DELETE FROM temp.dup_candidates",
+	[S_IDENT_CAND_FILL] = "INSERT INTO temp.dup_candidates(key, hardware_id, smbios_guid, last_active, resource_id) "
+			      "SELECT key, hardware_id, smbios_guid, last_active, resource_id FROM temp.identity i "
+			      "WHERE EXISTS (SELECT 1 FROM temp.shared_ids WHERE id = i.hardware_id) OR "
+			      "EXISTS (SELECT 1 FROM temp.shared_ids WHERE id = i.smbios_guid)",
+	[S_IDENT_LOSERS] = "SELECT a.key, (SELECT b.key FROM temp.dup_candidates b WHERE b.key <> a.key AND "
 			   "((a.hardware_id <> '' AND b.hardware_id = a.hardware_id) OR "
 			   " (a.smbios_guid <> '' AND b.smbios_guid = a.smbios_guid)) AND "
 			   "(b.last_active > a.last_active OR (b.last_active = a.last_active AND b.resource_id > a.resource_id)) "
 			   "ORDER BY b.last_active DESC, b.resource_id DESC LIMIT 1) AS winner "
-			   "FROM temp.identity a WHERE a.key > ?1 AND winner IS NOT NULL ORDER BY a.key LIMIT ?2",
+			   "FROM temp.dup_candidates a WHERE a.key > ?1 AND winner IS NOT NULL ORDER BY a.key LIMIT ?2",
 	[S_COLL_GET] = "SELECT hash, created, tenant_id FROM collections WHERE key = ?1",
 	[S_COLL_PUT] = "INSERT INTO collections(key, tenant_id, hash, created) VALUES (?1, ?2, ?3, ?4) "
 		       "ON CONFLICT(key) DO UPDATE SET tenant_id = coalesce(excluded.tenant_id, collections.tenant_id), "
@@ -136,10 +150,13 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 const char cmb_sdb_sync_temp_schema[] =
 	"CREATE TEMP TABLE identity(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
 	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX temp.identity_hw ON identity(hardware_id);"
-	"CREATE INDEX temp.identity_smbios ON identity(smbios_guid);"
+	"CREATE TEMP TABLE dup_candidates(key TEXT PRIMARY KEY NOT NULL, hardware_id TEXT NOT NULL, "
+	"smbios_guid TEXT NOT NULL, last_active INTEGER NOT NULL, resource_id INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX temp.dup_candidates_hw ON dup_candidates(hardware_id);"
+	"CREATE INDEX temp.dup_candidates_smbios ON dup_candidates(smbios_guid);"
 	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TEMP TABLE seen(key TEXT PRIMARY KEY NOT NULL, cycle INTEGER NOT NULL) WITHOUT ROWID;";
+	"CREATE TEMP TABLE seen(key TEXT PRIMARY KEY NOT NULL, cycle INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TEMP TABLE shared_ids(id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;";
 
 CMB_SDB_ENUM(cmb_pending_kind, cmb_state_pending_kind, CMB_PENDING_KINDS, "pending kind", "pending", "is_new")
 CMB_SDB_ENUM(cmb_quarantine_kind, cmb_state_quarantine_kind, CMB_QUARANTINE_KINDS, "quarantine kind", "quarantine",
@@ -789,7 +806,16 @@ int cmb_state_identity_losers(struct cmb_state *st, int (*cb)(void *ctx, const c
 			      void *ctx)
 {
 	struct key_walk w = { .cb = cb, .ctx = ctx };
-	return cmb_sdb_each_page(st, st->stmt[S_IDENT_LOSERS], &losers_pager, &w, "finding duplicate devices");
+	int ret = cmb_sdb_step_done(st, st->stmt[S_IDENT_SHARED_CLEAR], SQLITE_OK, "finding duplicate devices");
+	if (ret == 0)
+		ret = cmb_sdb_step_done(st, st->stmt[S_IDENT_SHARED_FILL], SQLITE_OK, "finding shared hardware identities");
+	if (ret == 0)
+		ret = cmb_sdb_step_done(st, st->stmt[S_IDENT_CAND_CLEAR], SQLITE_OK, "finding duplicate devices");
+	if (ret == 0)
+		ret = cmb_sdb_step_done(st, st->stmt[S_IDENT_CAND_FILL], SQLITE_OK, "finding devices that share hardware");
+	if (ret == 0)
+		ret = cmb_sdb_each_page(st, st->stmt[S_IDENT_LOSERS], &losers_pager, &w, "finding duplicate devices");
+	return ret;
 }
 
 /* ---- collections ---- */

@@ -12,7 +12,7 @@ RUN=$(conf_with run actions.poll_wait=30)
 pid=$!
 
 say "run syncs the site and relays an action while it runs"
-for _ in $(seq 100); do
+for _ in $(seq $((100 * WAIT_SCALE))); do
   grep -q "run: cycle 1 .* ok" "$TMP/run.out" && break
   sleep 0.1
 done
@@ -22,7 +22,7 @@ daemon_tokens=$(stat "['tenant']['tokensIssued']")
 DEVICE=$(curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $(graph_token)" \
   "$(sed -n 's/^graph_url *= *//p' "$CONF")/deviceManagement/managedDevices?\$top=1" | jq -r '.value[0].id')
 "$CMBRIDGE_LAB" trigger "$LAB" "$DEVICE" appEvaluation > /dev/null
-for _ in $(seq 150); do
+for _ in $(seq $((150 * WAIT_SCALE))); do
   lab_stats
   [ "$(stat "['actions']['pending']")" = 0 ] && [ "$(stat "['site']['operationTargets']")" = 1 ] && break
   sleep 0.2
@@ -36,11 +36,11 @@ say "SIGHUP reloads the configuration, and refuses a change that needs a restart
 sed -i 's/^\(\[sync\]\)$/\1\ninterval = 600/' "$RUN"
 grep -q "^interval = 600" "$RUN" || printf '[sync]\ninterval = 600\n' >> "$RUN"
 kill -HUP "$pid"
-for _ in $(seq 50); do grep -q "configuration reloaded" "$TMP/run.out" && break; sleep 0.1; done
+for _ in $(seq $((50 * WAIT_SCALE))); do grep -q "configuration reloaded" "$TMP/run.out" && break; sleep 0.1; done
 expect_match "a reloadable change is applied" "run: SIGHUP: configuration reloaded from $RUN" "$(cat "$TMP/run.out")"
 sed -i 's/^site_code = .*/site_code = XYZ/' "$RUN"
 kill -HUP "$pid"
-for _ in $(seq 50); do grep -q "keeping the running configuration" "$TMP/run.out" && break; sleep 0.1; done
+for _ in $(seq $((50 * WAIT_SCALE))); do grep -q "keeping the running configuration" "$TMP/run.out" && break; sleep 0.1; done
 expect_match "a change needing a restart is refused by name" "keeping the running configuration: .*site_code" "$(cat "$TMP/run.out")"
 expect_eq "still running after both reloads" yes "$(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
 

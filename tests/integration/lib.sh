@@ -43,8 +43,12 @@ trap cleanup EXIT
 # CMB_VALGRIND=1 (the valgrind label, docs/reliability.md): every cmbridge
 # run goes through valgrind memcheck, each process logging to its own file;
 # finish() fails the test on any memcheck error or definite leak and shows
-# the log. A memcheck error also makes that run exit 99.
+# the log. A memcheck error also makes that run exit 99. WAIT_SCALE
+# multiplies how long a test polls for progress (cmbridge runs some 20
+# times slower under memcheck); limits that are the test's point stay.
+WAIT_SCALE=1
 if [ "${CMB_VALGRIND:-0}" = 1 ]; then
+  WAIT_SCALE=20
   require valgrind
   mkdir -p "$TMP/valgrind"
   printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --log-file=%s/valgrind/%%p.log %s "$@"\n' \
