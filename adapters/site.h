@@ -13,7 +13,7 @@
 #include "connector/config/config.h"
 #include "mapping/site_device.h"
 
-#define CMB_SITE_ADAPTER_VERSION 5
+#define CMB_SITE_ADAPTER_VERSION 6
 
 /*
  * Called once per device, in ascending ResourceID order. dev is valid during
@@ -93,6 +93,49 @@ struct cmb_site_operation_status {
 	long total, completed, failed, offline, unknown;
 	int expired;             /* IsExpired */
 };
+
+/* ---- endpoint security policies: the site's policy document store (docs/wire-format.md §9.2) ---- */
+
+/* A document the site holds (GET CmbridgePolicy). */
+struct cmb_site_policy_entry {
+	char *id;                /* tenantPolicyId */
+	int64_t version;
+	char hash[65];           /* contentHash */
+};
+
+void cmb_site_policy_entries_free(struct cmb_site_policy_entry *e, size_t n);
+
+/* How the site took a PUT. */
+struct cmb_site_policy_put {
+	char state[16];          /* created | updated | unchanged (2xx) */
+	long status;             /* the HTTP status of a refusal (400, 409, 413, 415...), 0 on success */
+};
+
+/* Counts over one target collection's current members. */
+struct cmb_site_policy_counts {
+	char collection_id[16];
+	long targeted, compliant, non_compliant, error, conflict, not_applicable;
+};
+
+/* One member device's state for the stored version. */
+struct cmb_site_policy_device {
+	uint32_t resource_id;
+	char state[16];          /* compliant | nonCompliant | error | conflict | notApplicable | pending */
+	char **failing;          /* failing settings' definition ids */
+	size_t n_failing;
+};
+
+struct cmb_site_policy_compliance {
+	int64_t version;         /* the stored document's version the states are for */
+	char hash[65];
+	int reported;            /* the site has reports for it (false: every device pending) */
+	struct cmb_site_policy_counts *collections;
+	size_t n_collections;
+	struct cmb_site_policy_device *devices;
+	size_t n_devices;
+};
+
+void cmb_site_policy_compliance_clear(struct cmb_site_policy_compliance *c);
 
 struct cmb_site_adapter {
 	int version;             /* CMB_SITE_ADAPTER_VERSION */
@@ -178,6 +221,37 @@ struct cmb_site_adapter {
 	int (*offline_clients)(void *ost, uint32_t **ids, size_t *n);
 	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. Any 2xx is success unless it carries a ReturnValue other than 0. */
 	int (*block_clients)(void *ost, const uint32_t *ids, size_t n);
+
+	/*
+	 * Endpoint security policies (docs/policies.md, "The engine"), on their
+	 * own state made by policy_open over the connection of st (as
+	 * ops_open; no I/O; closed with policy_close before st). ids are Graph
+	 * policy ids (letters, digits, '-', '_' and '.': anything else is
+	 * CMB_EINVAL before a request). All members may be NULL for adapters
+	 * without a policy store.
+	 */
+	int (*policy_open)(void **out, void *st);
+	void (*policy_close)(void *pst);
+	/*
+	 * Stores the document xml (len bytes) under id. Idempotent (the same
+	 * version and hash again is "unchanged"), so retried. 0 with out->state
+	 * on 2xx; CMB_EHTTP with out->status (400 refused, 409 a newer version
+	 * or another hash stored, 413, 415) and the site's message otherwise.
+	 */
+	int (*policy_put)(void *pst, const char *id, const char *xml, size_t len, struct cmb_site_policy_put *out);
+	/* Removes id's document: 0 with *existed 1 (204) or 0 (404: not there, or an earlier try removed it). */
+	int (*policy_delete)(void *pst, const char *id, int *existed);
+	/* Every document the site holds, by id (newly allocated; cmb_site_policy_entries_free). */
+	int (*policy_list)(void *pst, struct cmb_site_policy_entry **out, size_t *n);
+	/* The compliance of id's stored document (caller clears *out); CMB_ENOTFOUND when none is stored. */
+	int (*policy_compliance)(void *pst, const char *id, struct cmb_site_policy_compliance *out);
+	/*
+	 * The ResourceIDs of a collection's members, sorted ascending, newly
+	 * allocated (*ids, caller frees; NULL and 0 when empty): one paged read
+	 * of SMS_FullCollectionMembership. Which collections share members
+	 * decides where two policies can collide (docs/policies.md §4).
+	 */
+	int (*collection_members)(void *pst, const char *collection_id, uint32_t **ids, size_t *n);
 
 	/*
 	 * Offline: reads devices from saved pages in paths[0..n) (no config, no

@@ -8,7 +8,7 @@
 #include "connector/config/config.h"
 #include "mapping/device.h"
 
-#define CMB_TENANT_ADAPTER_VERSION 6
+#define CMB_TENANT_ADAPTER_VERSION 7
 
 /* One record or removal of a batch, as the tenant judged it. */
 struct cmb_tenant_outcome {
@@ -59,11 +59,41 @@ struct cmb_tenant_notification {
 typedef int (*cmb_tenant_notification_cb)(void *ctx, const struct cmb_tenant_notification *n);
 
 /*
- * One device record as the tenant holds it: its id and the whole object
- * as JSON text (Graph beta managedDevice, id included), valid during the
+ * One object of a Graph listing: its id and the whole object as JSON text
+ * (a managedDevice, a configuration policy; id included), valid during the
  * call. Return 0 to go on, or a negative code to stop the listing.
  */
 typedef int (*cmb_tenant_device_cb)(void *ctx, const char *id, const char *json, size_t len);
+
+/* Compliance of one policy for PolicyStatusPost (docs/wire-format.md §9.3); every member borrowed. */
+struct cmb_tenant_policy_collection {
+	const char *collection_id;
+	long targeted, compliant, non_compliant, error, conflict, not_applicable;
+};
+
+struct cmb_tenant_policy_device {
+	const char *key;          /* "<site code>:<ResourceID>", as the device was uploaded */
+	const char *state;        /* compliant | nonCompliant | error | conflict | notApplicable */
+	const char *const *failing;
+	size_t n_failing;
+};
+
+struct cmb_tenant_policy_status {
+	const char *policy_id;
+	const char *state;        /* applied | rejected | conflict | pending */
+	const char *const *reasons;
+	size_t n_reasons;
+	const struct cmb_tenant_policy_collection *collections;
+	size_t n_collections;
+	const struct cmb_tenant_policy_device *devices;
+	size_t n_devices;
+};
+
+struct cmb_tenant_policy_status_batch {
+	const char *batch_id;     /* UUID; the same id on a retry */
+	const struct cmb_tenant_policy_status *policies;
+	size_t n;                 /* at most 100; at most 5000 devices each */
+};
 
 /* One result for NotificationResult. */
 struct cmb_tenant_action_result {
@@ -164,6 +194,24 @@ struct cmb_tenant_adapter {
 	 * token), 0 when it answers with a "value" array. May be NULL.
 	 */
 	int (*probe_graph)(void *st);
+
+	/*
+	 * Endpoint security policies (docs/wire-format.md §9.1, §9.3), over
+	 * the uploads' handle and token, through the core's request loop.
+	 * list_policies: GET {graph_url}/deviceManagement/configurationPolicies
+	 * ?{query} (query: "$select=..." as given, already encoded), every
+	 * page, each policy passed to cb as its id and JSON text (the object
+	 * as Graph sent it), @odata.nextLink followed only on graph_url's
+	 * origin; 0 only when the listing was complete. get_policy: one
+	 * policy, .../{id}?{query}, as JSON text in *json (*len bytes, NUL
+	 * after; the caller's), CMB_ENOTFOUND when Graph has none.
+	 * post_policy_status: PolicyStatusPost of b, retried with its batchId;
+	 * accepted[i] is 1 when the tenant took b->policies[i], 0 when it does
+	 * not know the policy. Each may be NULL.
+	 */
+	int (*list_policies)(void *st, const char *query, cmb_tenant_device_cb cb, void *ctx, long *pages);
+	int (*get_policy)(void *st, const char *id, const char *query, char **json, size_t *len);
+	int (*post_policy_status)(void *st, const struct cmb_tenant_policy_status_batch *b, int *accepted);
 };
 
 extern const struct cmb_tenant_adapter cmb_tenant_gateway;

@@ -27,7 +27,8 @@ lab_summary() {
   "$LABBIN" stats "$LAB" --json | jq -r '
     "tenant: \(.tenant.devices) devices; \(.tenant.recordsReceived) records received in \(.tenant.uploadRequests) upload requests (\(.tenant.recordsCreated) created, \(.tenant.recordsUpdated) updated, \(.tenant.recordsRejected) rejected), \(.tenant.removalsApplied) removed",
     "site:   \(.site.devices) devices; \(.site.pageRequests) page requests; \(.site.operations) client operations to \(.site.operationTargets) devices (\(.site.duplicateTargets) duplicate targets)",
-    "remote actions: \(.actions.triggered) triggered, \(.actions.done) done, \(.actions.failed) failed, \(.actions.notSupported) not supported, \(.actions.pending) pending"'
+    "remote actions: \(.actions.triggered) triggered, \(.actions.done) done, \(.actions.failed) failed, \(.actions.notSupported) not supported, \(.actions.pending) pending",
+    "policies: \(.policies.tenantPolicies) in the tenant, \(.policies.siteDocuments) documents at the site (\(.policies.siteCreated) created, \(.policies.siteUpdated) updated), \(.policies.statusPoliciesAccepted) statuses received"'
 }
 
 step "Create a lab with ${DEVICES:-6000} devices in $LAB"
@@ -73,6 +74,27 @@ DEVICE=$(curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
 "$CMB" -c "$CONF" actions
 curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
   "$GRAPH/deviceManagement/managedDevices/$DEVICE?\$select=deviceActionResults" | jq .
+
+step "A security team targets an antivirus policy at a collection; the connector writes it to the site"
+# The collection must be uploaded for cloud sync first ([site] cloud_sync_collections, then a cycle).
+sed -i 's/^\[site\]$/[site]\ncloud_sync_collections = PS100012/' "$CONF"
+"$CMB" -c "$CONF" sync >/dev/null
+RTM=device_vendor_msft_policy_config_defender_allowrealtimemonitoring
+jq -n --arg d "$RTM" '{name:"Defender AV - pilot", description:"demo", platforms:"windows10", technologies:"configManager",
+  roleScopeTagIds:["0"], templateReference:{templateId:"804339ad-1553-4478-a742-138fb5807418_1", templateFamily:"endpointSecurityAntivirus"},
+  settings:[{"@odata.type":"#microsoft.graph.deviceManagementConfigurationSetting",
+    settingInstance:{"@odata.type":"#microsoft.graph.deviceManagementConfigurationChoiceSettingInstance", settingDefinitionId:$d,
+      choiceSettingValue:{"@odata.type":"#microsoft.graph.deviceManagementConfigurationChoiceSettingValue", value:($d + "_1"), children:[]}}}]}' \
+  > "$WORK/policy.json"
+POLICY=$("$LABBIN" policy "$LAB" create "$WORK/policy.json")
+"$LABBIN" policy "$LAB" assign "$POLICY" PS100012
+"$CMB" -c "$CONF" diff --policies
+"$CMB" -c "$CONF" policies --once
+sleep 1 # the lab's devices report after [policies] report_delay_ms
+"$CMB" -c "$CONF" policies --once >/dev/null
+"$CMB" -c "$CONF" policies
+curl -sS --cacert "$LAB/ca.pem" -H "Authorization: Bearer $TOKEN" \
+  "$GRAPH/deviceManagement/configManagerCollections/getPolicySummary(policyId='$POLICY')" | jq -c .
 
 step "cmbridge status"
 "$CMB" -c "$CONF" status

@@ -538,6 +538,19 @@ static int policy_from_tree(yajl_val o, const char *where, struct cmb_policy **o
 			s = e;
 		}
 	}
+	/*
+	 * A navigation Graph paged inside the expansion (settings@odata.nextLink)
+	 * arrived in part: applying the part would enforce a policy nobody wrote,
+	 * so the policy is rejected whole, saying why.
+	 */
+	static const char *const paged[] = { "settings@odata.nextLink", "assignments@odata.nextLink" };
+	for (size_t i = 0; i < 2; i++) {
+		yajl_val nl = obj_get(o, paged[i]);
+		if (nl && !YAJL_IS_NULL(nl))
+			reason_add(&p->malformed, xasprintf("%s: Graph sent this navigation in pages; the connector applies a "
+							    "policy whole or not at all",
+							    paged[i]));
+	}
 	int rc = 0;
 	yajl_val settings = obj_get(o, "settings");
 	if (settings && !YAJL_IS_NULL(settings)) {

@@ -27,6 +27,7 @@
 #include "adapters/adminservice/files.h"
 #include "adapters/adminservice/metadata.h"
 #include "adapters/adminservice/operations.h"
+#include "adapters/adminservice/policies.h"
 #include "adapters/adminservice/schema.h"
 #include "connector/base/clock.h"
 #include "connector/base/error.h"
@@ -779,5 +780,8 @@ const struct cmb_site_adapter cmb_site_adminservice = {
 	.ops_open = cmb_as_ops_open, .ops_close = cmb_as_ops_close, .initiate_operation = cmb_as_ops_initiate,
 	.find_operations = cmb_as_ops_find, .operation_status = cmb_as_ops_status,
 	.offline_clients = cmb_as_ops_offline_clients, .block_clients = cmb_as_ops_block,
+	.policy_open = cmb_as_policies_open, .policy_close = cmb_as_policies_close, .policy_put = cmb_as_policy_put,
+	.policy_delete = cmb_as_policy_delete, .policy_list = cmb_as_policy_list,
+	.policy_compliance = cmb_as_policy_compliance, .collection_members = cmb_as_collection_members,
 	.read_files = cmb_adminservice_read_files,
 };

@@ -6,7 +6,8 @@
  * are shared with the notification channel (notify.c).
  *
  * It also lists the tenant's device records through Graph (a warm
- * standby's diff base).
+ * standby's diff base), reads the endpoint security policies there, and
+ * posts their compliance (PolicyStatusPost, docs/wire-format.md §9).
  *
  * Must never: upload one request per device, log a token, send a retried
  * batch under a new batchId, or report a batch as applied when the tenant
@@ -40,7 +41,9 @@ struct gateway {
 	char *gateway_url;           /* [tenant] gateway_url without the trailing '/' */
 	char *device_url;            /* {gateway_url}/api/gateway/DevicePost */
 	char *collection_url;        /* {gateway_url}/api/gateway/CollectionPost */
+	char *graph_url;             /* [tenant] graph_url without the trailing '/', or NULL */
 	char *devices_list_url;      /* {graph_url}/deviceManagement/managedDevices?$top=... */
+	char *policy_status_url;     /* {gateway_url}/api/gateway/PolicyStatusPost */
 	char *site_code;
 	char *principal;             /* "client <id>", for messages */
 	struct cmb_retry_policy policy;
@@ -61,6 +64,8 @@ static void gw_release(struct gateway *g)
 	free(g->device_url);
 	free(g->collection_url);
 	free(g->devices_list_url);
+	free(g->graph_url);
+	free(g->policy_status_url);
 	free(g->site_code);
 	free(g->principal);
 	free(g);
@@ -88,12 +93,13 @@ static int gw_open(void **out, const struct cmb_config *cfg)
 	g->gateway_url = xstrndup(cfg->tenant_gateway_url, n);
 	g->device_url = xasprintf("%s/api/gateway/DevicePost", g->gateway_url);
 	g->collection_url = xasprintf("%s/api/gateway/CollectionPost", g->gateway_url);
+	g->policy_status_url = xasprintf("%s/api/gateway/PolicyStatusPost", g->gateway_url);
 	if (cfg->tenant_graph_url) {
 		n = strlen(cfg->tenant_graph_url);
 		while (n > 0 && cfg->tenant_graph_url[n - 1] == '/')
 			n--;
-		g->devices_list_url = xasprintf("%.*s/deviceManagement/managedDevices?$top=%d", (int)n,
-						cfg->tenant_graph_url, LIST_PAGE_SIZE);
+		g->graph_url = xstrndup(cfg->tenant_graph_url, n);
+		g->devices_list_url = xasprintf("%s/deviceManagement/managedDevices?$top=%d", g->graph_url, LIST_PAGE_SIZE);
 	}
 	g->site_code = xstrdup(cfg->site_code);
 	g->principal = xasprintf("client %s", cfg->tenant_client_id ? cfg->tenant_client_id : "(none)");
@@ -358,7 +364,8 @@ static void gen_value(yajl_gen g, yajl_val v)
 	}
 }
 
-int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
+/* One page of a Graph listing: each object to cb (noun names it in messages); *next its @odata.nextLink or NULL. */
+static int read_page(yajl_val root, const char *url, const char *noun, cmb_tenant_device_cb cb, void *ctx, char **next)
 {
 	const char *pv[] = { "value", NULL }, *pn[] = { "@odata.nextLink", NULL }, *pi[] = { "id", NULL };
 	yajl_val value = yajl_tree_get(root, pv, yajl_t_array);
@@ -371,7 +378,7 @@ int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_c
 	for (size_t i = 0; i < value->u.array.len && rc == 0; i++) {
 		yajl_val d = value->u.array.values[i], id = yajl_tree_get(d, pi, yajl_t_string);
 		if (!YAJL_IS_OBJECT(d) || !id)
-			return cmb_error_set(CMB_EPROTO, "tenant: %s: device %zu has no id", url, i);
+			return cmb_error_set(CMB_EPROTO, "tenant: %s: %s %zu has no id", url, noun, i);
 		yajl_gen g = cmb_json_new(0);
 		gen_value(g, d);
 		size_t len;
@@ -383,29 +390,53 @@ int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_c
 	return rc;
 }
 
-static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *pages)
+int cmb_gateway_read_devices(yajl_val root, const char *url, cmb_tenant_device_cb cb, void *ctx, char **next)
 {
-	struct gateway *g = st;
-	if (!g->devices_list_url)
-		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set: the devices cannot be listed");
-	char *url = xstrdup(g->devices_list_url);
+	return read_page(root, url, "device", cb, ctx, next);
+}
+
+/* A next link must stay on Graph's origin: the token never goes elsewhere. */
+static int check_next(const struct gateway *g, const char *url, char **next)
+{
+	if (!*next || cmb_http_same_origin(*next, g->graph_url))
+		return 0;
+	char *shown = cmb_request_sanitise(*next, strlen(*next), 120, 1);
+	int rc = cmb_error_set(CMB_EPROTO, "tenant: %s gave a next link off the origin of [tenant] graph_url: '%s'", url,
+			       shown);
+	free(shown);
+	free(*next);
+	*next = NULL;
+	return rc;
+}
+
+/* One Graph GET through the request loop: the reply's object in *root (caller frees). */
+static int graph_get(struct gateway *g, const char *url, const char *what, yajl_val *root)
+{
+	struct cmb_tenant_call call = {
+		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "GET", .url = url, .what = what,
+		.principal = g->principal, .requests = &g->stats.requests, .renewals = &g->renewals,
+		.bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
+	};
+	return cmb_tenant_call_json(&call, root);
+}
+
+/* Every page of a Graph listing from first on, each object to cb. */
+static int graph_list(struct gateway *g, const char *first, const char *set, const char *noun, cmb_tenant_device_cb cb,
+		      void *ctx, long *pages)
+{
+	char *url = xstrdup(first);
 	long n = 0;
 	int rc = 0;
 	while (url && rc == 0) {
 		if (++n > LIST_MAX_PAGES) {
-			rc = cmb_error_set(CMB_EPROTO, "tenant: the managedDevices listing goes on past %d pages", LIST_MAX_PAGES);
+			rc = cmb_error_set(CMB_EPROTO, "tenant: the %s listing goes on past %d pages", set, LIST_MAX_PAGES);
 			break;
 		}
-		char *what = xasprintf("managedDevices page %ld", n);
+		char *what = xasprintf("%s page %ld", set, n);
 		yajl_val root = NULL;
-		struct cmb_tenant_call call = {
-			.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "GET", .url = url, .what = what,
-			.principal = g->principal, .requests = &g->stats.requests, .renewals = &g->renewals,
-			.bytes_out = &g->stats.bytes_out, .bytes_in = &g->stats.bytes_in,
-		};
 		char *next = NULL;
-		if ((rc = cmb_tenant_call_json(&call, &root)) == 0)
-			rc = cmb_gateway_read_devices(root, url, cb, ctx, &next);
+		if ((rc = graph_get(g, url, what, &root)) == 0 && (rc = read_page(root, url, noun, cb, ctx, &next)) == 0)
+			rc = check_next(g, url, &next);
 		yajl_tree_free(root);
 		free(what);
 		free(url);
@@ -414,6 +445,145 @@ static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *p
 	free(url);
 	if (pages)
 		*pages = n;
+	return rc;
+}
+
+static int gw_list_devices(void *st, cmb_tenant_device_cb cb, void *ctx, long *pages)
+{
+	struct gateway *g = st;
+	if (!g->devices_list_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set: the devices cannot be listed");
+	return graph_list(g, g->devices_list_url, "managedDevices", "device", cb, ctx, pages);
+}
+
+/* ---- endpoint security policies (Graph and PolicyStatusPost) ---- */
+
+static int gw_list_policies(void *st, const char *query, cmb_tenant_device_cb cb, void *ctx, long *pages)
+{
+	struct gateway *g = st;
+	if (!g->graph_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set: policies cannot be read");
+	char *url = xasprintf("%s/deviceManagement/configurationPolicies%s%s", g->graph_url, query ? "?" : "",
+			      query ? query : "");
+	int rc = graph_list(g, url, "configurationPolicies", "policy", cb, ctx, pages);
+	free(url);
+	return rc;
+}
+
+static int gw_get_policy(void *st, const char *id, const char *query, char **json, size_t *len)
+{
+	struct gateway *g = st;
+	if (!g->graph_url)
+		return cmb_error_set(CMB_ECONFIG, "tenant: [tenant] graph_url is not set: policies cannot be read");
+	if (!id || !*id || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(id))
+		return cmb_error_set(CMB_EINVAL, "tenant: policy id \"%s\" is not one Graph gives", id ? id : "");
+	char *url = xasprintf("%s/deviceManagement/configurationPolicies/%s%s%s", g->graph_url, id, query ? "?" : "",
+			      query ? query : "");
+	char *what = xasprintf("configuration policy %s", id);
+	yajl_val root = NULL;
+	int rc = graph_get(g, url, what, &root);
+	if (rc == 0) {
+		yajl_gen gen = cmb_json_new(0);
+		gen_value(gen, root);
+		*json = cmb_json_take(gen, len);
+	}
+	yajl_tree_free(root);
+	free(what);
+	free(url);
+	return rc;
+}
+
+static void gen_strings(yajl_gen gen, const char *key, const char *const *v, size_t n)
+{
+	cmb_json_key(gen, key);
+	yajl_gen_array_open(gen);
+	for (size_t i = 0; i < n; i++)
+		cmb_json_str(gen, v[i]);
+	yajl_gen_array_close(gen);
+}
+
+static void gen_policy_status(yajl_gen gen, const struct cmb_tenant_policy_status *p)
+{
+	yajl_gen_map_open(gen);
+	cmb_json_kv_str(gen, "policyId", p->policy_id);
+	cmb_json_kv_str(gen, "state", p->state);
+	gen_strings(gen, "reasons", p->reasons, p->n_reasons);
+	cmb_json_key(gen, "collections");
+	yajl_gen_array_open(gen);
+	for (size_t i = 0; i < p->n_collections; i++) {
+		const struct cmb_tenant_policy_collection *c = &p->collections[i];
+		yajl_gen_map_open(gen);
+		cmb_json_kv_str(gen, "collectionId", c->collection_id);
+		cmb_json_kv_int(gen, "targeted", c->targeted);
+		cmb_json_kv_int(gen, "compliant", c->compliant);
+		cmb_json_kv_int(gen, "nonCompliant", c->non_compliant);
+		cmb_json_kv_int(gen, "error", c->error);
+		cmb_json_kv_int(gen, "conflict", c->conflict);
+		cmb_json_kv_int(gen, "notApplicable", c->not_applicable);
+		yajl_gen_map_close(gen);
+	}
+	yajl_gen_array_close(gen);
+	cmb_json_key(gen, "devices");
+	yajl_gen_array_open(gen);
+	for (size_t i = 0; i < p->n_devices; i++) {
+		yajl_gen_map_open(gen);
+		cmb_json_kv_str(gen, "key", p->devices[i].key);
+		cmb_json_kv_str(gen, "state", p->devices[i].state);
+		gen_strings(gen, "failingSettings", p->devices[i].failing, p->devices[i].n_failing);
+		yajl_gen_map_close(gen);
+	}
+	yajl_gen_array_close(gen);
+	yajl_gen_map_close(gen);
+}
+
+/* The reply answers for every policy of b, in order: accepted[i] 1 (accepted) or 0 (unknown). */
+static int policy_results(yajl_val root, const struct cmb_tenant_policy_status_batch *b, const char *url, int *accepted)
+{
+	const char *pb[] = { "batchId", NULL }, *pr[] = { "results", NULL };
+	yajl_val bid = yajl_tree_get(root, pb, yajl_t_string), results = yajl_tree_get(root, pr, yajl_t_array);
+	if (bid && strcmp(bid->u.string, b->batch_id) != 0)
+		return cmb_error_set(CMB_EPROTO, "tenant reply from %s is for batch %s, not %s", url, bid->u.string,
+				     b->batch_id);
+	if (!results || results->u.array.len != b->n)
+		return cmb_error_set(CMB_EPROTO, "tenant reply from %s does not answer for the %zu policies of batch %s",
+				     url, b->n, b->batch_id);
+	for (size_t i = 0; i < b->n; i++) {
+		const char *pi[] = { "policyId", NULL }, *ps[] = { "status", NULL };
+		yajl_val e = results->u.array.values[i];
+		yajl_val id = yajl_tree_get(e, pi, yajl_t_string), s = yajl_tree_get(e, ps, yajl_t_string);
+		if (!id || !s || strcmp(id->u.string, b->policies[i].policy_id) != 0 ||
+		    (strcmp(s->u.string, "accepted") != 0 && strcmp(s->u.string, "unknown") != 0))
+			return cmb_error_set(CMB_EPROTO, "tenant reply from %s: result %zu is not accepted or unknown for "
+					     "policy %s", url, i, b->policies[i].policy_id);
+		accepted[i] = strcmp(s->u.string, "accepted") == 0;
+	}
+	return 0;
+}
+
+static int gw_post_policy_status(void *st, const struct cmb_tenant_policy_status_batch *b, int *accepted)
+{
+	struct gateway *g = st;
+	yajl_gen gen = body_head(g, b->batch_id, "policies");
+	for (size_t i = 0; i < b->n; i++)
+		gen_policy_status(gen, &b->policies[i]);
+	yajl_gen_array_close(gen);
+	yajl_gen_map_close(gen);
+	size_t len;
+	char *body = cmb_json_take(gen, &len);
+	char *desc = xasprintf("policy status batch %s", b->batch_id);
+	yajl_val root = NULL;
+	struct cmb_tenant_call call = {
+		.http = g->http, .auth = g->auth, .budget = &g->budget, .method = "POST", .url = g->policy_status_url,
+		.what = desc, .principal = g->principal, .body = body, .body_len = len, .gzip = 1,
+		.requests = &g->stats.requests, .renewals = &g->renewals, .bytes_out = &g->stats.bytes_out,
+		.bytes_in = &g->stats.bytes_in,
+	};
+	int rc = cmb_tenant_call_json(&call, &root);
+	if (rc == 0)
+		rc = policy_results(root, b, g->policy_status_url, accepted);
+	yajl_tree_free(root);
+	free(desc);
+	free(body);
 	return rc;
 }
 
@@ -468,4 +638,7 @@ const struct cmb_tenant_adapter cmb_tenant_gateway = {
 	.list_devices = gw_list_devices,
 	.token_roles = gw_token_roles,
 	.probe_graph = gw_probe_graph,
+	.list_policies = gw_list_policies,
+	.get_policy = gw_get_policy,
+	.post_policy_status = gw_post_policy_status,
 };

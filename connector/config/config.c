@@ -305,6 +305,12 @@ static const struct option options[] = {
 	  .min = 10, .max = 86400, .offset = OFF(actions_status_timeout),
 	  .desc = "Seconds a site operation's outcome is awaited before its actions are reported failed" },
 
+	/* [policies] */
+	{ .section = "policies", .key = "interval", .type = OPT_LONG, .flags = RELOAD, .def = "300", .min = 10,
+	  .max = 86400, .offset = OFF(policies_interval),
+	  .desc = "Seconds between two policy polls of `cmbridge run` (tenant policies to site documents, "
+		  "compliance back)" },
+
 	/* [metrics] */
 	{ .section = "metrics", .key = "listen", .type = OPT_STRING, .def_doc = "(off)", .check = check_listen,
 	  .offset = OFF(metrics_listen),
@@ -319,7 +325,7 @@ static const struct option options[] = {
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 static const char *const sections[] = { "connector", "site", "tenant", "network", "sync", "log", "actions",
-					 "metrics" };
+					 "policies", "metrics" };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* ---- field access ---- */

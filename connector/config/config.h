@@ -104,6 +104,9 @@ struct cmb_config {
 	long actions_status_timeout;/* seconds an operation's outcome is awaited; default 900 */
 	char *actions_target_collection; /* TargetCollectionID of the operations; default SMS00001 */
 
+	/* [policies] (docs/policies.md, "The engine") */
+	long policies_interval;     /* seconds between policy polls of `run`; default 300 */
+
 	/* [metrics] (docs/operations.md, "Metrics and status page") */
 	char *metrics_listen;       /* address:port of /metrics, /healthz and the status page; NULL: off */
 	int metrics_allow_remote;   /* listen may be a non-loopback address; default no */

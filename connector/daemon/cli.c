@@ -1,6 +1,6 @@
 /*
  * cli.c - cmbridge's commands: sync, diff, status, quarantine, check,
- * config, token, map, relay, run, reload, actions.
+ * config, token, map, relay, run, reload, actions, policies (cli_policies.c).
  *
  * Readers (status, quarantine, actions, config) open the state read-only
  * and work while `run` runs; dry runs (diff, sync --dry-run) work on a
@@ -15,6 +15,7 @@
  * base/json.h), diagnostics to the log (stderr by default).
  */
 #include "connector/daemon/cli.h"
+#include "connector/daemon/cli_policies.h"
 #include "connector/daemon/usage.h"
 #include "connector/daemon/check.h"
 #include "connector/daemon/ctl.h"
@@ -356,14 +357,21 @@ static int diff_removal(void *ud, const char *key, const char *tenant_id)
 	return 0;
 }
 
+static int parse_flags(int argc, char **argv, const char *const *names, int *on, const char *usage);
+
 static int cmd_diff(const struct cmb_config *cfg, int argc, char **argv)
 {
-	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
-	if (argc > 1 + json)
-		return cmb_error_set(CMB_ECONFIG, "diff: unexpected argument '%s'", argv[1 + json]);
+	static const char *const names[] = { "--json", "--policies", NULL };
+	int on[2] = { 0 };
+	int rc = parse_flags(argc, argv, names, on, "diff [--json] [--policies]");
+	if (rc < 0)
+		return rc;
+	int json = on[0];
+	if (on[1])
+		return cmb_cli_diff_policies(cfg, json);
 	/* A private copy of the state: works while `run` runs, and writes nothing to the state's file. */
 	struct cmb_daemon_session s;
-	int rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_DRY_RUN);
+	rc = cmb_daemon_session_open(&s, cfg, CMB_DAEMON_DRY_RUN);
 	if (rc < 0)
 		return rc;
 	struct cmb_sync_env env = cmb_daemon_sync_env(&s);
@@ -891,8 +899,9 @@ static const struct cmb_cli_command commands[] = {
 		  "approves up to N removals past the deletion guard, once;\n"
 		  "--allow-changes up to N changes past the change guard, once;\n"
 		  "while `run` runs, the daemon runs it (--now says so)" },
-	{ .name = "diff", .run = cmd_diff, .synopsis = "diff [--json]",
-	  .help = "what the next cycle would add, change and remove (sends nothing)" },
+	{ .name = "diff", .run = cmd_diff, .synopsis = "diff [--json] [--policies]",
+	  .help = "what the next cycle would add, change and remove (sends nothing);\n"
+		  "--policies: the policy documents the next poll would write or remove" },
 	{ .name = "status", .run = cmd_status, .synopsis = "status [--json] [--check]",
 	  .help = "last cycles, next runs, devices, quarantine, guards, actions;\n"
 		  "--check: one line and exit 0 ok, 1 held, 2 failed or old, 3 unknown" },
@@ -923,6 +932,11 @@ static const struct cmb_cli_command commands[] = {
 	{ .name = "actions", .run = cmd_actions, .synopsis = "actions [show ID] [--json]",
 	  .help = "remote actions received, with their state; show ID: one action\n"
 		  "and its audit history" },
+	{ .name = "policies", .run = cmb_cli_policies, .synopsis = "policies [show ID] [--json] [--once] [--now]",
+	  .help = "endpoint security policies: state, reasons, targets, compliance;\n"
+		  "show ID: one policy, its devices and journal; --once: one poll\n"
+		  "(tenant to site documents, compliance back) and exit;\n"
+		  "--now: one poll by the daemon while `run` runs" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

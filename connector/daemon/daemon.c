@@ -88,6 +88,20 @@ static void notify_close(struct cmb_daemon_session *s)
 		s->tenant->notify_close(s->notify_st);
 }
 
+static int policies_open(struct cmb_daemon_session *s)
+{
+	if (!s->site->policy_open)
+		return cmb_error_set(CMB_ECONFIG, "the site adapter %s has no policy store: policies cannot be relayed",
+				     s->site->name);
+	return s->site->policy_open(&s->policy_st, s->site_st);
+}
+
+static void policies_close(struct cmb_daemon_session *s)
+{
+	if (s->policy_st)
+		s->site->policy_close(s->policy_st);
+}
+
 static int relay_open(struct cmb_daemon_session *s)
 {
 	struct cmb_relay_env env = {
@@ -111,6 +125,7 @@ static const struct module {
 	{ CMB_DAEMON_SNAPSHOT, snapshot_open, state_close },
 	{ CMB_DAEMON_SITE, site_open, site_close },
 	{ CMB_DAEMON_TENANT, tenant_open, tenant_close },
+	{ CMB_DAEMON_POLICIES, policies_open, policies_close },
 	{ CMB_DAEMON_RELAY, ops_open, ops_close },
 	{ CMB_DAEMON_RELAY, notify_open, notify_close },
 	{ CMB_DAEMON_RELAY, relay_open, relay_close },
@@ -132,6 +147,8 @@ int cmb_daemon_session_open(struct cmb_daemon_session *s, const struct cmb_confi
 	s->cfg = cfg;
 	if (wanted & CMB_DAEMON_RELAY)
 		wanted |= CMB_DAEMON_SYNC;
+	if (wanted & CMB_DAEMON_POLICIES)
+		wanted |= CMB_DAEMON_SITE | CMB_DAEMON_TENANT;
 	for (size_t i = 0; i < N_MODULES; i++) {
 		if (!(wanted & modules[i].flag))
 			continue;
@@ -158,6 +175,14 @@ struct cmb_sync_env cmb_daemon_sync_env(const struct cmb_daemon_session *s)
 	};
 	cmb_watch_sync_env(&env); /* progress, and a batch in flight finishes after SIGTERM */
 	return env;
+}
+
+struct cmb_policy_env cmb_daemon_policy_env(const struct cmb_daemon_session *s)
+{
+	return (struct cmb_policy_env){
+		.cfg = s->cfg, .state = s->state, .site = s->site, .policy_st = s->policy_st, .tenant = s->tenant,
+		.tenant_st = s->tenant_st,
+	};
 }
 
 /* ---- signals: handlers only set flags --------------------------------- */

@@ -2,8 +2,8 @@
  * daemon.h - the daemon layer under the commands: the modules a command
  * works with, opened in one order and closed in the reverse (chrony's
  * main.c), the process's signal flags, the log settings, and `cmbridge
- * run`: the full sync, the delta sync and the action relay as tasks of one
- * scheduler (sched.h), with SIGHUP reloading the configuration.
+ * run`: the full sync, the delta sync, the action relay and the policy
+ * poll as tasks of one scheduler (sched.h), with SIGHUP reloading the configuration.
  *
  * Must never: act in a signal handler (handlers only set flags; the loop
  * acts), keep a second stop flag beside base/stop.h's, or open an adapter
@@ -16,6 +16,7 @@
 #include "adapters/site.h"
 #include "adapters/tenant.h"
 #include "connector/config/config.h"
+#include "connector/engine/policy.h"
 #include "connector/engine/relay.h"
 #include "connector/engine/sync.h"
 #include "connector/store/state.h"
@@ -29,6 +30,8 @@ enum cmb_daemon_module {
 	CMB_DAEMON_RELAY = 1 << 3,
 	/* Instead of the state: a private copy of it (cmb_state_open_snapshot), no lock; for dry runs. */
 	CMB_DAEMON_SNAPSHOT = 1 << 4,
+	/* The policy relay's site store (site->policy_open over the site adapter); implies the two adapters. */
+	CMB_DAEMON_POLICIES = 1 << 5,
 };
 #define CMB_DAEMON_SYNC (CMB_DAEMON_STATE | CMB_DAEMON_SITE | CMB_DAEMON_TENANT)
 /* A dry run (diff, sync --dry-run): works while `run` runs, writes nothing to the state's file. */
@@ -44,6 +47,7 @@ struct cmb_daemon_session {
 	void *tenant_st;
 	void *ops_st;                      /* site->ops_open over site_st */
 	void *notify_st;                   /* tenant->notify_open over tenant_st */
+	void *policy_st;                   /* site->policy_open over site_st */
 	struct cmb_relay *relay;
 };
 
@@ -57,6 +61,8 @@ int cmb_daemon_session_open(struct cmb_daemon_session *s, const struct cmb_confi
 void cmb_daemon_session_close(struct cmb_daemon_session *s);
 /* The sync engine's view of an open session (pointers into s). */
 struct cmb_sync_env cmb_daemon_sync_env(const struct cmb_daemon_session *s);
+/* The policy relay's view of a session opened with CMB_DAEMON_POLICIES (pointers into s). */
+struct cmb_policy_env cmb_daemon_policy_env(const struct cmb_daemon_session *s);
 
 /*
  * SIGINT and SIGTERM set the process-wide stop request (base/stop.h);

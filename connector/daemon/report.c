@@ -102,16 +102,18 @@ static void pick_cycles(struct cmb_report *r)
 	}
 }
 
-/*
- * The hook for the policy relay's state (branch policy-engine): count its
- * policies by state into r->policies and set r->policies_known. This tree
- * has no policy state yet, so there is nothing to count.
- */
+/* The policy relay's policies by state (docs/policies.md, "States"). */
 static int gather_policies(struct cmb_report *r, struct cmb_state *st)
 {
-	(void)st;
-	r->policies_known = 0;
 	r->n_policy_states = 0;
+	for (int i = 0; i < CMB_PSTATE_COUNT && i < CMB_REPORT_N_POLICY_STATES; i++) {
+		long n = cmb_state_policies_count(st, (enum cmb_policy_state)i);
+		if (n < 0)
+			return (int)n;
+		r->policies[r->n_policy_states].state = cmb_state_policy_state_name((enum cmb_policy_state)i);
+		r->policies[r->n_policy_states++].n = n;
+	}
+	r->policies_known = 1;
 	return 0;
 }
 
@@ -262,6 +264,7 @@ static void json_daemon(yajl_gen g, const struct cmb_report *r)
 		cmb_json_kv_str(g, "activity", cmb_report_daemon_str(r, "activity"));
 		cmb_json_kv_str(g, "nextDelta", cmb_report_daemon_str(r, "nextDelta"));
 		cmb_json_kv_str(g, "nextFull", cmb_report_daemon_str(r, "nextFull"));
+		cmb_json_kv_str(g, "nextPolicies", cmb_report_daemon_str(r, "nextPolicies"));
 		cmb_json_kv_str(g, "lastError", cmb_report_daemon_str(r, "lastError"));
 	}
 	yajl_gen_map_close(g);
@@ -431,8 +434,8 @@ static void text_daemon(const struct cmb_report *r, const char *state_dir)
 	}
 	printf("daemon:      running, pid %lld, since %s: %s\n", cmb_report_daemon_int(r, "pid"), cmb_report_daemon_str(r, "started"),
 	       cmb_report_daemon_str(r, "activity"));
-	printf("next:        delta at %s, full at %s\n", cmb_report_daemon_str(r, "nextDelta"),
-	       cmb_report_daemon_str(r, "nextFull"));
+	printf("next:        delta at %s, full at %s, policies at %s\n", cmb_report_daemon_str(r, "nextDelta"),
+	       cmb_report_daemon_str(r, "nextFull"), cmb_report_daemon_str(r, "nextPolicies"));
 }
 
 static void text_cycles(const struct cmb_report *r)
@@ -474,6 +477,11 @@ static void status_text(const struct cmb_report *r, const char *state_dir)
 	printf("guard:       %s\n", guard);
 	printf("actions:     %ld pending, %ld failed, %ld results waiting to be reported\n", r->actions_open,
 	       r->actions_failed, r->outbox);
+	if (r->policies_known) {
+		printf("policies:   ");
+		for (size_t i = 0; i < r->n_policy_states; i++)
+			printf(" %ld %s%s", r->policies[i].n, r->policies[i].state, i + 1 < r->n_policy_states ? "," : "\n");
+	}
 	if (r->cert_rc == 0) {
 		char na[32];
 		cmb_time_iso8601(r->not_after, na);

@@ -56,11 +56,7 @@ struct cmb_report {
 	long actions_by_state[CMB_REPORT_N_ACTION_STATES];
 	struct cmb_action *recent;       /* the newest CMB_REPORT_ACTIONS actions, newest first */
 	size_t n_recent;
-	/*
-	 * Policies by state: the policy relay (branch policy-engine) fills
-	 * them in gather_policies() once its state is in this tree; until then
-	 * policies_known is 0 and nothing is shown of them.
-	 */
+	/* Policies by state (enum cmb_policy_state order, its texts); policies_known 0 when not gathered. */
 	int policies_known;
 	size_t n_policy_states;
 	struct { const char *state; long n; } policies[CMB_REPORT_N_POLICY_STATES];

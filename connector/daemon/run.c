@@ -1,6 +1,6 @@
 /*
- * run.c - `cmbridge run` (daemon.h): the full sync, the delta sync and
- * the action relay as tasks of one scheduler (sched.h), the control
+ * run.c - `cmbridge run` (daemon.h): the full sync, the delta sync, the
+ * action relay and the policy poll as tasks of one scheduler (sched.h), the control
  * socket's requests (ctl.h), SIGHUP/SIGUSR1, systemd's notifications
  * (sdnotify.h), the view `cmbridge status` gets from the daemon and the
  * snapshot the metrics listener serves (metrics.h).
@@ -31,7 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RUN_MODULES (CMB_DAEMON_SYNC | CMB_DAEMON_RELAY)
+#define RUN_MODULES (CMB_DAEMON_SYNC | CMB_DAEMON_RELAY | CMB_DAEMON_POLICIES)
+#define N_TASKS 4
+/* A policy poll that failed is tried again after half a minute, doubling up to its interval. */
+#define POLICY_BACKOFF_BASE_S 30.0
 /*
  * A sync that failed is tried again after [sync] interval, then twice and
  * four times that; each run lands up to a twentieth of the interval later
@@ -49,7 +52,7 @@ struct run {
 	int verbose;                     /* -v: debug whatever [log] level says */
 	struct cmb_daemon_session s;
 	struct cmb_sched *sched;
-	struct cmb_sched_task *full, *delta, *relay;
+	struct cmb_sched_task *full, *delta, *relay, *policies;
 	struct cmb_ctl *ctl;
 	struct cmb_metrics *metrics;     /* NULL: [metrics] listen is off */
 	int64_t started;
@@ -105,6 +108,8 @@ static void publish_view(struct run *r)
 	cmb_json_kv_int(g, "deltaFailures", cmb_sched_task_failures(r->delta));
 	cmb_json_kv_int(g, "fullFailures", cmb_sched_task_failures(r->full));
 	cmb_json_kv_int(g, "relayFailures", cmb_sched_task_failures(r->relay));
+	kv_due(g, "nextPolicies", r->policies);
+	cmb_json_kv_int(g, "policiesFailures", cmb_sched_task_failures(r->policies));
 	cmb_json_kv_str(g, "lastError", r->last_error);
 	yajl_gen_map_close(g);
 	char *view = cmb_json_take(g, NULL);
@@ -299,8 +304,58 @@ static int run_relay(void *ud, double wait_s)
 	return rc;
 }
 
-/* The three tasks' timing from the configuration in use (at start and after a reload). */
-static void task_opts(const struct run *r, struct cmb_sched_task_opts o[3])
+/*
+ * One policy poll (docs/policies.md, "The engine"): bounded work between
+ * two relay passes, so actions wait at most one poll.
+ */
+/* The answer to `policies` on the control socket: the poll's counts. */
+static char *policies_reply(const struct cmb_policy_stats *st, int rc)
+{
+	yajl_gen g = cmb_json_new(0);
+	yajl_gen_map_open(g);
+	cmb_json_kv_bool(g, "ok", rc == 0);
+	cmb_json_kv_str(g, "error", rc < 0 ? cmb_error_last() : NULL);
+	cmb_json_kv_int(g, "listed", st->listed);
+	cmb_json_kv_int(g, "read", st->read);
+	cmb_json_kv_int(g, "accepted", st->accepted);
+	cmb_json_kv_int(g, "rejected", st->rejected);
+	cmb_json_kv_int(g, "conflicts", st->conflicts);
+	cmb_json_kv_int(g, "written", st->written);
+	cmb_json_kv_int(g, "removed", st->removed);
+	cmb_json_kv_int(g, "reported", st->reported);
+	cmb_json_kv_bool(g, "staged", st->staged);
+	yajl_gen_map_close(g);
+	return cmb_json_take(g, NULL);
+}
+
+static int run_policies(void *ud, double wait_s)
+{
+	(void)wait_s;
+	struct run *r = ud;
+	struct cmb_ctl_request *req = r->req && r->req_task == r->policies ? r->req : NULL;
+	if (req)
+		r->req = NULL;
+	cmb_log_set_component("policy");
+	cmb_log_set_cid("policy");
+	cmb_progress_activity("policy poll");
+	struct cmb_policy_env env = cmb_daemon_policy_env(&r->s);
+	struct cmb_policy_stats st;
+	int rc = cmb_policy_poll(&env, NULL, &st);
+	if (rc < 0 && rc != CMB_ECANCELED) {
+		cmb_error_log("run: policies: %s", cmb_error_last());
+		set_last_error(r, cmb_error_last());
+	}
+	if (req)
+		cmb_ctl_answer(req, policies_reply(&st, rc == CMB_ECANCELED ? 0 : rc));
+	publish_report(r);
+	cmb_progress_activity(NULL);
+	cmb_log_set_cid(NULL);
+	cmb_log_set_component(NULL);
+	return rc;
+}
+
+/* The tasks' timing from the configuration in use (at start and after a reload). */
+static void task_opts(const struct run *r, struct cmb_sched_task_opts o[N_TASKS])
 {
 	double interval = (double)r->cfg->sync_interval, full = (double)r->cfg->sync_full_interval;
 	double backoff_max = SYNC_BACKOFF_MAX_INTERVALS * interval;
@@ -318,17 +373,26 @@ static void task_opts(const struct run *r, struct cmb_sched_task_opts o[3])
 		.name = "relay", .interval_s = 0, .first_delay_s = 0, .backoff_base_s = CMB_RELAY_BACKOFF_BASE_S,
 		.backoff_max_s = CMB_RELAY_BACKOFF_MAX_S, .run = run_relay, .ud = (void *)r,
 	};
+	double pi = (double)r->cfg->policies_interval;
+	o[3] = (struct cmb_sched_task_opts){
+		.name = "policies", .interval_s = pi, .first_delay_s = 0, .random_offset_s = pi / SYNC_OFFSET_DIVISOR,
+		.backoff_base_s = POLICY_BACKOFF_BASE_S < pi ? POLICY_BACKOFF_BASE_S : pi, .backoff_max_s = pi,
+		.run = run_policies, .ud = (void *)r,
+	};
 }
 
 /* ---- reload ---- */
 
-static void retune(struct run *r, long old_interval, long old_full)
+static void retune(struct run *r, long old_interval, long old_full, long old_policies)
 {
-	struct cmb_sched_task_opts o[3];
+	struct cmb_sched_task_opts o[N_TASKS];
 	task_opts(r, o);
 	cmb_sched_task_tune(r->full, &o[0]);
 	cmb_sched_task_tune(r->delta, &o[1]);
 	cmb_sched_task_tune(r->relay, &o[2]);
+	cmb_sched_task_tune(r->policies, &o[3]);
+	if (old_policies != r->cfg->policies_interval)
+		cmb_sched_task_retime(r->policies);
 	/* A new interval counts from the last run, not after the old one has passed. */
 	if (old_full != r->cfg->sync_full_interval)
 		cmb_sched_task_retime(r->full);
@@ -364,7 +428,7 @@ static int load_fresh(struct run *r, struct cmb_config **fresh)
 static int run_reload(struct run *r, const char *why)
 {
 	const struct cmb_config *old = r->cfg;
-	long old_interval = old->sync_interval, old_full = old->sync_full_interval;
+	long old_interval = old->sync_interval, old_full = old->sync_full_interval, old_policies = old->policies_interval;
 	cmb_sd_reloading();
 	if (cmb_daemon_log_apply(old, r->verbose) < 0)
 		cmb_error_log("run: %s: %s (still writing to the log file opened before)", why, cmb_error_last());
@@ -387,7 +451,7 @@ static int run_reload(struct run *r, const char *why)
 		cmb_config_free(r->owned);
 		r->owned = fresh;
 		r->cfg = fresh;
-		retune(r, old_interval, old_full);
+		retune(r, old_interval, old_full, old_policies);
 		publish_report(r);
 		cmb_info("run: %s: configuration reloaded from %s", why, fresh->path);
 		cmb_error_set(CMB_OK, "configuration reloaded from %s", fresh->path);
@@ -408,7 +472,7 @@ static char *reload_reply(int rc)
 	return cmb_json_take(g, NULL);
 }
 
-/* ---- control requests (ctl.h): sync [full] | sync allow-deletes N [allow-changes M] | relay | reload ---- */
+/* ---- control requests (ctl.h): sync [full] | sync allow-deletes N [allow-changes M] | relay | policies | reload ---- */
 
 /* Queues req for task with opts; it is answered when the task has run. */
 static void queue_for(struct run *r, struct cmb_ctl_request *req, struct cmb_sched_task *task,
@@ -487,12 +551,14 @@ static void handle_request(struct run *r, struct cmb_ctl_request *req)
 		queue_for(r, req, o.full ? r->full : r->delta, &o);
 	} else if (strcmp(cmd, "relay") == 0 && argc == 1) {
 		queue_for(r, req, r->relay, NULL);
+	} else if (strcmp(cmd, "policies") == 0 && argc == 1) {
+		queue_for(r, req, r->policies, NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		int rc = run_reload(r, "reload request");
 		cmb_ctl_answer(req, reload_reply(rc));
 	} else {
 		cmb_ctl_answer_error(req, "unknown request (known: status, sync, sync full, sync allow-deletes N, sync allow-changes N, "
-				     "relay, reload)");
+				     "relay, policies, reload)");
 	}
 }
 
@@ -579,21 +645,24 @@ static int run_start(struct run *r)
 	if (cmb_metrics_start(&r->metrics, r->cfg) < 0)
 		cmb_error_log("run: %s; running without /metrics, /healthz and the status page", cmb_error_last());
 	load_guard(r);
-	struct cmb_sched_task_opts o[3];
+	struct cmb_sched_task_opts o[N_TASKS];
 	task_opts(r, o);
 	cmb_sched_new(&r->sched, NULL);
-	/* In this order: on a tie the full sync goes first, then the delta, then the relay. */
+	/* In this order: on a tie the full sync goes first (it uploads the collections policies target), then the
+	 * delta, the relay and the policy poll. */
 	r->full = cmb_sched_add(r->sched, &o[0]);
 	r->delta = cmb_sched_add(r->sched, &o[1]);
 	r->relay = cmb_sched_add(r->sched, &o[2]);
+	r->policies = cmb_sched_add(r->sched, &o[3]);
 	publish_view(r);
 	publish_report(r);
 	if ((rc = wait_until_reachable(r)) < 0)
 		return rc;
 	cmb_progress_activity(NULL);
 	cmb_sd_notify("READY=1\nSTATUS=ready: site and tenant answered");
-	cmb_info("run: sync every %ld s (full every %ld s) and the action relay; signals: TERM stops, HUP reloads, "
-		 "USR1 runs a delta cycle", r->cfg->sync_interval, r->cfg->sync_full_interval);
+	cmb_info("run: sync every %ld s (full every %ld s), the action relay, policies every %ld s; signals: TERM stops, "
+		 "HUP reloads, USR1 runs a delta cycle", r->cfg->sync_interval, r->cfg->sync_full_interval,
+		 r->cfg->policies_interval);
 	return 0;
 }
 

@@ -169,6 +169,58 @@ static const char *const migrations[] = {
 	/* the site properties a record was built from (a bit each, connector/engine/sync.c); NULL: not known */
 	"ALTER TABLE devices ADD COLUMN fields INTEGER;\n"
 	"ALTER TABLE cycles ADD COLUMN changes_held INTEGER NOT NULL DEFAULT 0;\n",
+	/* 4 -> 5: endpoint security policies (docs/policies.md, "The engine") */
+	"CREATE TABLE policies(\n"            /* one row per tenant policy the connector has seen */
+	"  id TEXT PRIMARY KEY NOT NULL,\n"   /* the Graph policy id */
+	"  name TEXT NOT NULL,\n"
+	"  family TEXT NOT NULL,\n"           /* templateReference.templateFamily */
+	"  modified TEXT NOT NULL,\n"         /* lastModifiedDateTime last read: re-read only when it moves */
+	"  state TEXT NOT NULL,\n"            /* pending | applied | rejected | conflict | removing | ignored */
+	"  targets TEXT NOT NULL,\n"          /* collection ids, sorted, comma-separated */
+	"  body BLOB,\n"                      /* the policy as Graph returned it */
+	"  version INTEGER NOT NULL DEFAULT 0,\n" /* content version of the wanted document */
+	"  hash TEXT NOT NULL DEFAULT '',\n"  /* its contentHash */
+	"  document BLOB,\n"                  /* the wanted document */
+	"  settings INTEGER NOT NULL DEFAULT 0,\n"
+	"  site_version INTEGER NOT NULL DEFAULT 0,\n" /* what the site confirmed holding; 0: nothing */
+	"  site_hash TEXT NOT NULL DEFAULT '',\n"
+	"  compliance_version INTEGER NOT NULL DEFAULT 0,\n"
+	"  compliance_at INTEGER NOT NULL DEFAULT 0,\n"
+	"  reported_hash TEXT NOT NULL DEFAULT '',\n" /* digest of the status the tenant last accepted */
+	"  updated INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_reasons(\n"      /* why a policy is rejected or in conflict, in order */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  seq INTEGER NOT NULL,\n"
+	"  reason TEXT NOT NULL,\n"
+	"  PRIMARY KEY (policy_id, seq)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_compliance(\n"   /* counts per target collection, as last read from the site */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  collection_id TEXT NOT NULL,\n"
+	"  targeted INTEGER NOT NULL, compliant INTEGER NOT NULL, non_compliant INTEGER NOT NULL,\n"
+	"  error INTEGER NOT NULL, conflict INTEGER NOT NULL, not_applicable INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (policy_id, collection_id)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_devices(\n"      /* per member device its state, as last read from the site */
+	"  policy_id TEXT NOT NULL REFERENCES policies(id) ON DELETE CASCADE,\n"
+	"  resource_id INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL,\n"            /* pending | compliant | nonCompliant | error | conflict | notApplicable */
+	"  failing TEXT NOT NULL,\n"          /* failing settings' definition ids, comma-separated */
+	"  PRIMARY KEY (policy_id, resource_id)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE policy_journal(\n"      /* intent before each site write, outcome after */
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  policy_id TEXT NOT NULL,\n"        /* no foreign key: the row outlives a removed policy */
+	"  op TEXT NOT NULL,\n"               /* put | delete */
+	"  version INTEGER NOT NULL,\n"
+	"  hash TEXT NOT NULL,\n"
+	"  intended INTEGER NOT NULL,\n"
+	"  outcome TEXT,\n"                   /* NULL: not known | done | adopted | refused | conflict | abandoned */
+	"  message TEXT,\n"
+	"  completed INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE INDEX policy_journal_policy ON policy_journal(policy_id, id);\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -186,7 +238,7 @@ static const char *const core_sql[S_COUNT] = {
 };
 
 /* The registry: every statement id has its SQL in exactly one of these. */
-static const char *const *const stmt_tables[] = { core_sql, cmb_sdb_sync_sql, cmb_sdb_actions_sql };
+static const char *const *const stmt_tables[] = { core_sql, cmb_sdb_sync_sql, cmb_sdb_actions_sql, cmb_sdb_policies_sql };
 
 /* ---- opening ---- */
 

@@ -3,11 +3,13 @@
  *
  * The one header callers include. It declares the database itself (open,
  * close, transactions, small named values, what adapters learnt) and pulls
- * in the two halves of what the database keeps:
+ * in the three parts of what the database keeps:
  *   state_sync.h     the sync engine's state: cycles, devices, staged
  *                    records, quarantine, duplicate detection, collections;
  *   state_actions.h  the action relay's state: inbox, journal, outbox,
- *                    audit, notification cursor.
+ *                    audit, notification cursor;
+ *   state_policies.h the policy relay's state: policies, their reasons,
+ *                    compliance and the journal of site writes.
  * WAL journal, versioned schema with forward migrations, integrity check at
  * open. Every change that must survive a crash is in a transaction the
  * caller brackets with cmb_state_begin()/cmb_state_commit().
@@ -80,6 +82,7 @@ int cmb_state_learnt_set(struct cmb_state *st, const char *name, const char *tex
 #define CMB_STATE_H_INSIDE
 #include "connector/store/state_sync.h"
 #include "connector/store/state_actions.h"
+#include "connector/store/state_policies.h"
 #undef CMB_STATE_H_INSIDE
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * state_db.h - the state database's internals, shared by state.c,
- * state_sync.c and state_actions.c (and the store's unit test). Nothing
+ * state_sync.c, state_actions.c and state_policies.c (and the store's unit test). Nothing
  * outside connector/store includes it: callers see only state.h.
  *
  * It holds the connection struct, the ids of the prepared statements (each
@@ -101,6 +101,32 @@ enum cmb_sdb_stmt {
 	S_AUDIT_EACH,
 	S_CURSOR_GET,
 	S_CURSOR_SET,
+	/* state_policies.c */
+	S_POL_PUT,
+	S_POL_STATE,
+	S_POL_BODY,
+	S_POL_DOCUMENT,
+	S_POL_SITE,
+	S_POL_REPORTED,
+	S_POL_GET,
+	S_POL_LIST,
+	S_POL_BLOBS,
+	S_POL_DELETE,
+	S_POL_COUNT_STATE,
+	S_POL_REASONS_CLEAR,
+	S_POL_REASON_ADD,
+	S_POL_REASONS,
+	S_POL_COLLS_CLEAR,
+	S_POL_COLL_ADD,
+	S_POL_COLLS,
+	S_POL_DEVS_CLEAR,
+	S_POL_DEV_ADD,
+	S_POL_DEVS,
+	S_POL_COMPLIANCE_AT,
+	S_PJ_ADD,
+	S_PJ_OUTCOME,
+	S_PJ_OPEN,
+	S_PJ_RECENT,
 	S_COUNT
 };
 
@@ -111,6 +137,7 @@ enum cmb_sdb_stmt {
  */
 extern const char *const cmb_sdb_sync_sql[S_COUNT];
 extern const char *const cmb_sdb_actions_sql[S_COUNT];
+extern const char *const cmb_sdb_policies_sql[S_COUNT];
 /* Run at open before preparing: the sync state's per-connection TEMP tables. */
 extern const char cmb_sdb_sync_temp_schema[];
 

@@ -287,7 +287,8 @@ static void metrics_from_the_report(void **state)
 	assert_non_null(strstr(out, "\ncmbridge_actions{state=\"done\"} 0\n"));
 	assert_non_null(strstr(out, "\ncmbridge_last_success_timestamp_seconds{engine=\"sync\"} 1700000060\n"));
 	assert_null(strstr(out, "script"));
-	assert_null(strstr(out, "cmbridge_policies")); /* not in this tree's state */
+	assert_non_null(strstr(out, "\ncmbridge_policies{state=\"applied\"} 0\n"));
+	assert_non_null(strstr(out, "\ncmbridge_policies{state=\"ignored\"} 0\n"));
 	free(out);
 }
 

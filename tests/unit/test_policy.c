@@ -673,6 +673,22 @@ static void expect_refused(const char *buf, size_t len, int code, const char *ne
 		fail_msg("\"%s\" not in \"%s\"", needle, cmb_error_last());
 }
 
+/* Settings Graph paged inside $expand: the part that came is not applied. */
+static void rejected_paged_settings(void **state)
+{
+	(void)state;
+	static const char body[] =
+		"{\"id\":\"p-paged\",\"technologies\":\"configManager\",\"platforms\":\"windows10\",\"settings\":["
+		CHOICE(DEF "allowrealtimemonitoring", "1")
+		"],\"settings@odata.nextLink\":\"https://graph.microsoft.com/beta/deviceManagement/configurationPolicies('p-paged')"
+		"/settings?$skiptoken=2\",\"assignments\":[{\"target\":{\"@odata.type\":"
+		"\"#microsoft.graph.configurationManagerCollectionAssignmentTarget\",\"collectionId\":\"PS100012\"}}]}";
+	static const char *const want[] = {
+		"settings@odata.nextLink: Graph sent this navigation in pages; the connector applies a policy whole or not at all",
+	};
+	expect_rejected(body, attached, 2, want, 1, 1);
+}
+
 static void hostile_bodies(void **state)
 {
 	(void)state;
@@ -749,6 +765,7 @@ int main(void)
 		cmocka_unit_test(rejected_one_reason_per_setting),
 		cmocka_unit_test(rejected_untargetable_collection),
 		cmocka_unit_test(rejected_malformed_at_depth_3),
+		cmocka_unit_test(rejected_paged_settings),
 		cmocka_unit_test(rejected_group_rules),
 		cmocka_unit_test(not_for_connector_ignored),
 		cmocka_unit_test(conflicts_and_merges),

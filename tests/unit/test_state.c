@@ -120,7 +120,7 @@ static void test_open_creates(void **state)
 {
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 4);
+	assert_int_equal(cmb_state_schema_version(st), 5);
 	struct stat sb;
 	assert_int_equal(stat(f->dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0700);
@@ -137,7 +137,7 @@ static void test_open_creates(void **state)
 
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 5);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 					  "('devices', 'pending', 'cycles', 'quarantine', 'meta', 'collections', "
 					  "'actions', 'journal', 'outbox', 'audit')"),
@@ -155,7 +155,7 @@ static void test_reopen_keeps(void **state)
 	assert_int_equal(cmb_state_quarantine_put(st, "16777221", CMB_QUARANTINE_MAPPING, "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
-	assert_int_equal(cmb_state_schema_version(st), 4);
+	assert_int_equal(cmb_state_schema_version(st), 5);
 	char hash[65];
 	char *tid = NULL;
 	assert_int_equal(cmb_state_device_get(st, "16777220", hash, NULL, &tid), 0);
@@ -178,7 +178,7 @@ static void test_future_version(void **state)
 	raw_sql(f->db, "PRAGMA user_version = 99");
 	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
 	assert_null(f->st);
-	char *want = xasprintf("state database %s has schema version 99, newer than the 4 this cmbridge knows: it "
+	char *want = xasprintf("state database %s has schema version 99, newer than the 5 this cmbridge knows: it "
 			       "was written by a newer cmbridge; run that version, or move the state aside to start "
 			       "over with a full cycle",
 			       f->db);
@@ -243,11 +243,11 @@ static void test_migrate_from_v0(void **state)
 	raw_sql(f->db, "CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (42);");
 	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 0);
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 4);
+	assert_int_equal(cmb_state_schema_version(st), 5);
 	assert_int_equal(cmb_state_device_count(st), 0);
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 5);
 	assert_int_equal(raw_count(f->db, "SELECT x FROM unrelated"), 42);
 }
 
@@ -1480,12 +1480,14 @@ static void test_migrate_from_v3(void **state)
 	cmb_state_close(open_ok(f));
 	f->st = NULL;
 	/* Back to what schema 3 had, with a device and a cycle in it. */
-	raw_sql(f->db, "DROP TABLE inflight; ALTER TABLE devices DROP COLUMN fields; "
+	raw_sql(f->db, "DROP TABLE policy_journal; DROP TABLE policy_devices; DROP TABLE policy_compliance; "
+		       "DROP TABLE policy_reasons; DROP TABLE policies; "
+		       "DROP TABLE inflight; ALTER TABLE devices DROP COLUMN fields; "
 		       "ALTER TABLE cycles DROP COLUMN changes_held; PRAGMA user_version = 3; "
 		       "INSERT INTO cycles(id, kind, started, status) VALUES (1, 'full', 1000, 'ok'); "
 		       "INSERT INTO devices VALUES ('PS1:1', 'tid-1', '" HASH_A "', '" HASH_A "', 1, 1, 1001);");
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 4);
+	assert_int_equal(cmb_state_schema_version(st), 5);
 	assert_int_equal(cmb_state_device_count(st), 1);
 	assert_int_equal(cmb_state_inflight_count(st), 0);
 	struct cmb_cycle *cy;
