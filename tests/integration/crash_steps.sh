@@ -13,15 +13,16 @@
 # Every run starts from the same saved lab and state (same tenant, same
 # devices, same pending actions) and its end state must equal that of one
 # uninterrupted run byte for byte: the tenant's devices (ids and content,
-# from the Graph listing), the site's operations (type and target), the
-# results reported to the tenant, the connector's own view, and what a
+# from the Graph listing), the site's operations (type and target), its
+# policy documents (ids, versions, content) and writes, the results and
+# compliance reported to the tenant, the connector's own view, and what a
 # following cycle still finds to do. No duplicate, nothing missing, for
 # every N and every K.
 #
 # A scenario is three functions (below): NAME_prepare brings the saved
 # starting point to where the step begins (once), NAME_run BINARY runs the
-# step, NAME_observe FILE writes the end state. To add one (the policy relay),
-# write the three and name it on the command line in CMakeLists.txt.
+# step, NAME_observe FILE writes the end state. To add one, write the three
+# and name it on the command line in CMakeLists.txt.
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -x "${CMBRIDGE_TEST:-}" ]; then
@@ -41,9 +42,11 @@ snap_restore() { lab down "$LAB"; rm -rf "$LAB"; cp -a "$SNAP/$1" "$LAB"; lab up
 # observe.py KIND: the end state as lines compared byte for byte, in one process (python starts slowly).
 # sync: the tenant's devices from the Graph listing in id order (ids and content), the lab's counts of
 # them, the connector's view ($TMP/status1.json) and what one more cycle found to do ($TMP/status2.json);
-# relay: the site's operations (type, target), the tenant's actions and results, the connector's.
+# relay: the site's operations (type, target), the tenant's actions and results, the connector's;
+# policy: the site's policy documents and writes, the statuses the tenant stored, the connector's view
+# ($TMP/policies.json) and what one more poll did ($TMP/poll2.txt).
 cat > "$TMP/observe.py" <<'PY'
-import json, ssl, sys, urllib.parse, urllib.request
+import base64, hashlib, json, os, sqlite3, ssl, sys, urllib.parse, urllib.request
 kind, tmp, conf, lab = sys.argv[1:5]
 kv = dict(l.split(" = ", 1) for l in open(conf).read().splitlines() if " = " in l)
 ctx = ssl.create_default_context(cafile=lab + "/ca.pem")
@@ -79,8 +82,36 @@ elif kind == "relay":
     for a in sorted(json.load(open(tmp + "/actions.json")), key=lambda a: a["id"]):
         print("connector action %(id)s %(state)s %(actionDeliveryStatus)s %(operationType)s %(errorCode)d" % a)
     print("connector actions: " + json.dumps(status["actions"], sort_keys=True))
+elif kind == "policy":
+    # The site's documents (the listing's "updated" is the lab's clock: left out) and each one's
+    # body; the site's writes; what the tenant stored of the statuses posted (its "updated" left
+    # out); the connector's view, the time it read compliance at left out.
+    site, auth = kv["url"] + "/v1.0/CmbridgePolicy", "Basic " + base64.b64encode(
+        ("%s:%s" % (kv["username"], open(lab + "/site-password").read().strip())).encode()).decode()
+    for d in get(site, {"Authorization": auth})["value"]:
+        body = urllib.request.urlopen(urllib.request.Request(site + "('%s')" % d["tenantPolicyId"],
+            headers={"Authorization": auth}), context=ctx).read()
+        print("site document %s version %d hash %s family %s targets %s body sha256 %s" % (d["tenantPolicyId"],
+            d["version"], d["contentHash"], d["family"], ",".join(d["targets"]), hashlib.sha256(body).hexdigest()))
+    p = stats["policies"]
+    print("site: documents %d, created %d, updated %d, deleted %d, rejected %d, conflicts %d, duplicate documents %d" % tuple(
+        p[k] for k in ("siteDocuments", "siteCreated", "siteUpdated", "siteDeletes", "siteRejected", "siteConflicts",
+                       "duplicateDocuments")))
+    if os.environ.get("STEPS_MODE") == "crash":  # a lost reply's write is sent again (answered unchanged or 404): not here
+        print("site: PUTs of a version already stored %d, DELETEs of a document already gone %d" % (
+            p["siteRepeats"], p["siteDeletesUnknown"]))
+    db = sqlite3.connect("file:%s/lab.db?mode=ro" % lab, uri=True)
+    for r in db.execute("SELECT policy_id, state, reasons, collections FROM tenant_policy_status ORDER BY policy_id"):
+        print("tenant status %s %s reasons %s collections %s" % r)
+    for r in db.execute("SELECT policy_id, key, state, failing FROM tenant_policy_device ORDER BY policy_id, key"):
+        print("tenant device status %s %s %s failing %s" % r)
+    for x in json.load(open(tmp + "/policies.json")):
+        x["compliance"]["readAt"] = "-"
+        print("connector policy " + json.dumps(x, sort_keys=True))
+    print("connector policies: " + json.dumps(status.get("policiesByState"), sort_keys=True))
+    print("next poll: " + open(tmp + "/poll2.txt").read().strip())
 PY
-observe() { python3 "$TMP/observe.py" "$1" "$TMP" "$CONF" "$LAB" > "$2" || echo "observing failed" >> "$2"; }
+observe() { STEPS_MODE=$MODE python3 "$TMP/observe.py" "$1" "$TMP" "$CONF" "$LAB" > "$2" || echo "observing failed" >> "$2"; }
 # status_to FILE: the connector's status.
 status_to() { "$CMBRIDGE" -c "$CONF" status --json > "$1" || echo "{}" > "$1"; }
 
@@ -119,6 +150,39 @@ relay_observe() {
   observe relay "$1"
 }
 
+# A policy relay (issue 12): three policies applied once (and their compliance reported); then in the
+# tenant one updated, one deleted, a new one created and assigned; one `policies --once` carries it
+# all: a PUT of version 2, a DELETE, a PUT of version 1, one document left as it is, the
+# compliance of the new versions read and posted. The lab's devices report at once
+# ([policies] report_delay_ms = 0, below), so what the site reports does not depend on timing.
+policy_body() { # NAME FAMILY SETTING-JSON...: a new policy of that body (pbody, policies_lib.sh), its id
+  pbody "$@" > "$TMP/pol.json"
+  pcreate "$TMP/pol.json" || { echo "FAIL: policy: create $1"; exit 1; }
+}
+policy_prepare() {
+  "$CMBRIDGE" -c "$PCONF" sync --full > /dev/null 2>&1 || { echo "FAIL: policy: the first sync"; exit 1; }
+  local a b c d
+  a=$(policy_body "AV - realtime" endpointSecurityAntivirus "$(s_choice "$RTM" 1)" "$(s_int "${AV}_avgcpuloadfactor" 50)")
+  b=$(policy_body "AV - cloud" endpointSecurityAntivirus "$(s_choice "${AV}_allowcloudprotection" 1)")
+  c=$(policy_body "AV - extensions" endpointSecurityAntivirus "$(s_strings "${AV}_excludedextensions" .log .tmp)")
+  passign "$a" PS100012; passign "$b" PS100014; passign "$c" PS100012
+  "$CMBRIDGE" -c "$PCONF" policies --once > /dev/null 2>&1 || { echo "FAIL: policy: the first apply"; exit 1; }
+  pbody "AV - realtime" endpointSecurityAntivirus "$(s_choice "$RTM" 0)" "$(s_int "${AV}_avgcpuloadfactor" 50)" |
+    jq -c 'del(.templateReference)' > "$TMP/pol.json"
+  lab policy "$LAB" update "$a" "$TMP/pol.json"
+  lab policy "$LAB" delete "$c"
+  d=$(policy_body "AV - paths" endpointSecurityAntivirus "$(s_strings "${AV}_excludedpaths" 'C:\build' 'D:\cache')")
+  passign "$d" PS100014
+}
+policy_run() { timeout 60 "$1" -c "$PCONF" policies --once; }
+policy_observe() {
+  status_to "$TMP/status1.json"
+  "$CMBRIDGE" -c "$PCONF" policies --json > "$TMP/policies.json" || echo "[]" > "$TMP/policies.json"
+  # one more poll: it must find the site as the tenant wants it (no write, nothing to reconcile or report)
+  "$CMBRIDGE" -c "$PCONF" policies --once > "$TMP/poll2.txt" 2> /dev/null || echo "the next poll failed" >> "$TMP/poll2.txt"
+  observe policy "$1"
+}
+
 # ---- walks ----
 
 # compare WHAT REF GOT: equal, else the first lines of the difference.
@@ -138,8 +202,13 @@ reference() {
   snap_restore "start-$1"
   "$1_run" "$CMBRIDGE" > "$TMP/run.log" 2>&1 || { echo "FAIL: $1: the uninterrupted run failed"; tail "$TMP/run.log"; exit 1; }
   "$1_observe" "$TMP/ref-$1"
-  echo "$1: the uninterrupted run ends with $(grep -c '^{' "$TMP/ref-$1") tenant devices," \
-    "$(grep -c '^site operation ' "$TMP/ref-$1") site operation targets, $(grep -c '^tenant action ' "$TMP/ref-$1") actions"
+  local what="" n kind
+  for kind in '^{:tenant devices' '^site operation :site operation targets' '^tenant action :actions' \
+    '^site document :site policy documents' '^tenant device status :device statuses in the tenant'; do
+    n=$(grep -c "${kind%%:*}" "$TMP/ref-$1")
+    [ "$n" = 0 ] || what="$what${what:+, }$n ${kind#*:}"
+  done
+  echo "$1: the uninterrupted run ends with ${what:-nothing}"
 }
 
 crash_walk() {
@@ -204,10 +273,17 @@ lost_walk() {
 
 lab_init_up --devices 300 --seed 12 --page-size 50
 lab down "$LAB"
-# Every client that is asked completes (the outcome of a target does not depend on how operations were grouped).
-sed -i -e 's/^success_rate = .*/success_rate = 1/' -e 's/^offline_rate = .*/offline_rate = 0/' "$LAB/lab.conf"
+# Every client that is asked completes (the outcome of a target does not depend on how operations were grouped);
+# devices report a policy document's compliance as soon as it is stored (not after a delay a restart may outlast).
+sed -i -e 's/^success_rate = .*/success_rate = 1/' -e 's/^offline_rate = .*/offline_rate = 0/' \
+  -e 's/^report_delay_ms = .*/report_delay_ms = 0/' "$LAB/lab.conf"
 cp "$(conf_with steps tenant.batch_size=10 tenant.rate_limit=0 actions.batch_window=0 \
   actions.status_poll_interval=1 log.level=info)" "$CONF"
+# The policy relay's: two collections uploaded for policies to target (policies_lib.sh).
+case " ${SCENARIOS[*]} " in
+  *" policy "*) . "$(dirname "$0")/policies_lib.sh"
+    PCONF=$(conf_with policysteps site.cloud_sync_collections=PS100012,PS100014) ;;
+esac
 lab up "$LAB" --detach
 snap_save base
 for s in "${SCENARIOS[@]}"; do
