@@ -5,6 +5,11 @@
  * object, its "value" array, one record object inside it, and a counter for
  * skipping nested values nobody asked for. Only one record is ever held.
  * Never does I/O; never logs (errors go back through cmb_error_set()).
+ *
+ * The record being read lives in buffers the parser reuses from one record
+ * to the next (a slot per property, its names and values one after another
+ * in one string buffer); when it closes, it is copied into a single
+ * allocation, so a record costs one malloc however many properties it has.
  */
 #include "adapters/adminservice/odata.h"
 #include "connector/base/error.h"
@@ -29,6 +34,19 @@ enum where_in_page {
 
 enum top_key { KEY_OTHER = 0, KEY_VALUE, KEY_NEXTLINK, KEY_CONTEXT };
 
+#define NO_TEXT SIZE_MAX
+
+/* One property of the record being read; offsets into the parser's strings. */
+struct slot {
+	size_t name;               /* NUL-terminated name */
+	size_t text;               /* NUL-terminated text, or NO_TEXT */
+	size_t len;
+	size_t items;
+	enum cmb_odata_type type;
+	int boolean;
+	uint32_t name_hash;
+};
+
 struct cmb_odata_parser {
 	yajl_handle h;
 	char *where;
@@ -41,9 +59,13 @@ struct cmb_odata_parser {
 	enum top_key key;          /* the last key read at AT_TOP */
 	int skip;                  /* depth of a nested value being skipped; 0 = none */
 	int seen_value;            /* "value" array seen (and closed) */
-	char *field;               /* the last key read at AT_RECORD */
+	struct cmb_buf field;      /* the last key read at AT_RECORD */
+	int have_field;            /* field holds a key not yet used */
 	uint32_t field_hash;       /* its name_hash */
-	struct cmb_odata_record *rec;
+	struct slot *slots;        /* the record being read: its properties, */
+	size_t nslots, slots_cap;
+	struct cmb_buf strings;    /* their names and values, */
+	size_t rec_bytes;          /* and what they count against the record limit */
 	struct cmb_buf list;       /* AT_LIST: the items so far */
 	size_t list_items;
 	int list_bad;              /* the array held an object or an array: dropped */
@@ -78,13 +100,7 @@ const struct cmb_odata_field *cmb_odata_record_find(const struct cmb_odata_recor
 
 void cmb_odata_record_free(struct cmb_odata_record *rec)
 {
-	if (!rec)
-		return;
-	for (size_t i = 0; i < rec->n; i++) {
-		free(rec->fields[i].name);
-		free(rec->fields[i].text);
-	}
-	free(rec->fields);
+	/* one allocation: the record, its fields and their strings (record_take) */
 	free(rec);
 }
 
@@ -124,40 +140,93 @@ static int fail_too_big(struct cmb_odata_parser *p)
 		    p->records, p->max_record);
 }
 
+/* A new record starts: the buffers of the last one are reused. */
+static void record_start(struct cmb_odata_parser *p)
+{
+	p->nslots = 0;
+	p->rec_bytes = 0;
+	cmb_buf_reset(&p->strings);
+}
+
+/* Appends len bytes and a NUL to the record's strings; their offset, or NO_TEXT past the limit. */
+static size_t strings_add(struct cmb_odata_parser *p, const char *s, size_t len)
+{
+	size_t at = p->strings.len;
+	if (cmb_buf_add(&p->strings, s, len) < 0 || cmb_buf_add(&p->strings, "", 1) < 0)
+		return NO_TEXT;
+	return at;
+}
+
+/* The slot named like the pending key, or a new one holding that name; NULL past the limit. */
+static struct slot *slot_for_field(struct cmb_odata_parser *p, size_t name_len)
+{
+	const char *name = p->field.data;
+	for (size_t i = 0; i < p->nslots; i++) {
+		struct slot *f = &p->slots[i];
+		if (f->name_hash == p->field_hash && strcmp(p->strings.data + f->name, name) == 0)
+			return f;
+	}
+	size_t at = strings_add(p, name, name_len);
+	if (at == NO_TEXT)
+		return NULL;
+	if (p->nslots == p->slots_cap) {
+		p->slots_cap = p->slots_cap ? p->slots_cap * 2 : 16;
+		p->slots = xrealloc(p->slots, p->slots_cap * sizeof(*p->slots));
+	}
+	struct slot *f = &p->slots[p->nslots++];
+	f->name = at;
+	f->name_hash = p->field_hash;
+	return f;
+}
+
 /* Adds a scalar to the current record; a repeated name replaces the earlier value. */
 static int record_add(struct cmb_odata_parser *p, enum cmb_odata_type type,
 		      const char *text, size_t len, int boolean)
 {
-	struct cmb_odata_record *r = p->rec;
-	size_t cost = strlen(p->field) + len + 32;
-	if (cost > p->max_record || r->bytes > p->max_record - cost)
+	size_t name_len = strlen(p->field.data);
+	size_t cost = name_len + len + 32;
+	if (cost > p->max_record || p->rec_bytes > p->max_record - cost)
 		return fail_too_big(p);
-	struct cmb_odata_field *f = NULL;
-	for (size_t i = 0; i < r->n; i++) {
-		if (r->fields[i].name_hash == p->field_hash && strcmp(r->fields[i].name, p->field) == 0) {
-			f = &r->fields[i];
-			free(f->text);
-			free(p->field);
-			break;
-		}
-	}
-	if (!f) {
-		if (r->n == r->cap) {
-			r->cap = r->cap ? r->cap * 2 : 16;
-			r->fields = xrealloc(r->fields, r->cap * sizeof(*r->fields));
-		}
-		f = &r->fields[r->n++];
-		f->name = p->field;
-		f->name_hash = p->field_hash;
-	}
-	p->field = NULL;
-	r->bytes += cost;
+	struct slot *f = slot_for_field(p, name_len);
+	size_t at = f && text ? strings_add(p, text, len) : NO_TEXT;
+	if (!f || (text && at == NO_TEXT))
+		return fail_too_big(p); /* not reached: the strings are within rec_bytes */
+	p->have_field = 0;
+	p->rec_bytes += cost;
 	f->type = type;
-	f->text = text ? xstrndup(text, len) : NULL;
+	f->text = at;
 	f->len = text ? len : 0;
 	f->boolean = type == CMB_ODATA_LIST ? 0 : boolean;
 	f->items = type == CMB_ODATA_LIST ? (size_t)boolean : 0;
 	return 1;
+}
+
+/* The record read, in one allocation: fields, then the strings they point into. */
+static struct cmb_odata_record *record_take(const struct cmb_odata_parser *p)
+{
+	size_t n = p->nslots, slen = p->strings.len;
+	struct cmb_odata_record *r = xmalloc(sizeof(*r) + n * sizeof(*r->fields) + slen + 1);
+	struct cmb_odata_field *fields = (struct cmb_odata_field *)(r + 1);
+	char *s = (char *)(fields + n);
+	if (slen)
+		memcpy(s, p->strings.data, slen);
+	s[slen] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const struct slot *from = &p->slots[i];
+		fields[i] = (struct cmb_odata_field){
+			.name = s + from->name,
+			.type = from->type,
+			.text = from->text == NO_TEXT ? NULL : s + from->text,
+			.len = from->len,
+			.boolean = from->boolean,
+			.items = from->items,
+			.name_hash = from->name_hash,
+		};
+	}
+	r->fields = n ? fields : NULL;
+	r->n = r->cap = n;
+	r->bytes = p->rec_bytes;
+	return r;
 }
 
 /* One item of a property's array: kept as text, NUL-terminated. */
@@ -196,7 +265,7 @@ static int on_scalar(struct cmb_odata_parser *p, enum cmb_odata_type type,
 	if (type == CMB_ODATA_STRING && len > CMB_LIMIT_STRING_BYTES && (p->at == AT_RECORD || p->at == AT_LIST)) {
 		p->error = cmb_limit_error(CMB_LIMIT_STRING, 0, "%s, byte %llu: value[%zu].%s, a string of %zu bytes,",
 					   p->where, (unsigned long long)offset_now(p), p->records,
-					   p->field ? p->field : "(list item)", len);
+					   p->have_field ? p->field.data : "(list item)", len);
 		return 0;
 	}
 	switch (p->at) {
@@ -275,8 +344,10 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 	/* AT_RECORD: the only other place yajl can give a key */
 	if (len > p->max_record)
 		return fail_too_big(p);
-	free(p->field);
-	p->field = xstrndup((const char *)s, len);
+	cmb_buf_reset(&p->field);
+	if (cmb_buf_add(&p->field, s, len) < 0)
+		return fail_too_big(p);
+	p->have_field = 1;
 	/* FNV-1a: a repeated name is found without comparing every name before it. */
 	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < len; i++)
@@ -317,20 +388,18 @@ static int on_open(struct cmb_odata_parser *p, int array)
 	case AT_VALUE:
 		if (array)
 			return fail(p, CMB_EPROTO, "value[%zu] is not an object", p->records);
-		p->rec = xcalloc(1, sizeof(*p->rec));
+		record_start(p);
 		p->at = AT_RECORD;
 		return 1;
 	case AT_RECORD:
 		if (!array) {
 			/* A nested object: not something the class table selects. */
-			free(p->field);
-			p->field = NULL;
+			p->have_field = 0;
 			p->skip = 1;
 			return 1;
 		}
 		/* An array property (TargetResourceIDs): its scalar items are kept. */
-		cmb_buf_free(&p->list);
-		cmb_buf_init(&p->list, p->max_record);
+		cmb_buf_reset(&p->list);
 		p->list_items = 0;
 		p->list_bad = 0;
 		p->at = AT_LIST;
@@ -371,8 +440,7 @@ static int cb_end_map(void *ctx)
 	if (closing_skipped(p))
 		return 1;
 	if (p->at == AT_RECORD) {
-		struct cmb_odata_record *r = p->rec;
-		p->rec = NULL;
+		struct cmb_odata_record *r = record_take(p);
 		p->at = AT_VALUE;
 		p->records++;
 		int rc = p->cb ? p->cb(p->ctx, r) : (cmb_odata_record_free(r), 0);
@@ -395,14 +463,11 @@ static int cb_end_array(void *ctx)
 	if (p->at == AT_LIST) {
 		p->at = AT_RECORD;
 		if (p->list_bad) {
-			free(p->field);
-			p->field = NULL;
+			p->have_field = 0;
 			return 1;
 		}
-		int rc = record_add(p, CMB_ODATA_LIST, p->list.data ? p->list.data : "", p->list.len,
-				    (int)p->list_items);
-		cmb_buf_free(&p->list);
-		return rc;
+		return record_add(p, CMB_ODATA_LIST, p->list.data ? p->list.data : "", p->list.len,
+				  (int)p->list_items);
 	}
 	/* AT_VALUE: the only array that is not skipped */
 	p->at = AT_TOP;
@@ -430,6 +495,9 @@ int cmb_odata_new(struct cmb_odata_parser **out, const char *where, size_t max_r
 	p->max_record = max_record ? max_record : CMB_ODATA_MAX_RECORD;
 	p->cb = cb;
 	p->ctx = ctx;
+	cmb_buf_init(&p->field, p->max_record);
+	cmb_buf_init(&p->strings, p->max_record);
+	cmb_buf_init(&p->list, p->max_record);
 	p->h = yajl_alloc(&callbacks, NULL, p);
 	if (!p->h) {
 		free(p->where);
@@ -451,9 +519,10 @@ void cmb_odata_free(struct cmb_odata_parser *p)
 		return;
 	if (p->h)
 		yajl_free(p->h);
-	cmb_odata_record_free(p->rec);
+	free(p->slots);
+	cmb_buf_free(&p->strings);
 	cmb_buf_free(&p->list);
-	free(p->field);
+	cmb_buf_free(&p->field);
 	free(p->next_link);
 	free(p->context);
 	free(p->where);

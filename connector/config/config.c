@@ -1302,6 +1302,11 @@ int cmb_config_line(const struct cmb_config *cfg, const char *section, const cha
 	return cfg->option_lines[i];
 }
 
+size_t cmb_config_option_count(void)
+{
+	return N_OPTIONS;
+}
+
 /* ---- output ---- */
 
 /* The value as it would be written in the file, or NULL when unset. Points into cfg or the table. */

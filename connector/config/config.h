@@ -130,6 +130,9 @@ void cmb_config_free(struct cmb_config *cfg);
  */
 int cmb_config_line(const struct cmb_config *cfg, const char *section, const char *key);
 
+/* How many options the table holds: the length of cfg->option_lines. */
+size_t cmb_config_option_count(void);
+
 /* Writes the effective configuration as INI, every option, defaults included. */
 void cmb_config_print(const struct cmb_config *cfg, FILE *fp);
 

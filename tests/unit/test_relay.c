@@ -726,7 +726,7 @@ static void allowed_names_checked(void **state)
 	struct fx *f = *state;
 	char allowed[] = "refreshMachinPolicy,fullScan,QuickScan,teleport";
 	char path[] = "/etc/cmbridge/cmbridge.conf";
-	int lines[64] = { 0 };
+	int *lines = xcalloc(cmb_config_option_count(), sizeof(*lines));
 	f->cfg.actions_allowed = allowed;
 	f->cfg.path = path;
 	char *w = (char *)1;
@@ -772,6 +772,7 @@ static void allowed_names_checked(void **state)
 	free(w);
 	f->cfg.option_lines = NULL;
 	f->cfg.path = NULL;
+	free(lines);
 }
 
 static void audit_append_only(void **state)
