@@ -99,6 +99,9 @@ struct recent {
 	int type;
 };
 
+/* The statements of the hot paths, prepared once (stmt()). */
+enum { S_DEV_BY_KEY, S_KEY_BY_ID, S_INSERT, S_NOTIFY, S_RESULT_GET, S_RESULT_SET, S_AUDIT, S_N };
+
 struct lab_actions {
 	pthread_mutex_t lock;      /* parks, gen, recent, stopping */
 	pthread_cond_t cond;
@@ -111,6 +114,7 @@ struct lab_actions {
 	size_t nrecent, caprecent;
 	int log_fd;                /* DIR/operations.log */
 	atomic_llong results_received, after_expiry, operations, targets, duplicates, blocked;
+	sqlite3_stmt *st[S_N];     /* prepared once, under db_lock; see stmt() */
 };
 
 /* ---- configuration --------------------------------------------------------- */
@@ -381,6 +385,37 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return s ? s : "";
 }
 
+/* The cached statement `which` for sql, reset with its bindings cleared;
+ * NULL when it cannot be prepared. Caller holds db_lock. */
+static sqlite3_stmt *stmt(struct lab *lab, int which, const char *sql)
+{
+	sqlite3_stmt **st = &lab->actions->st[which];
+	if (*st) {
+		sqlite3_reset(*st);
+		sqlite3_clear_bindings(*st);
+	} else if (sqlite3_prepare_v3(lab->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+	}
+	return *st;
+}
+
+/* Ends a cached statement's use: its read transaction and locks go. */
+static void stmt_done(sqlite3_stmt *st)
+{
+	if (st)
+		sqlite3_reset(st);
+}
+
+void lab_actions_db_close(struct lab *lab)
+{
+	if (!lab->actions)
+		return;
+	for (int i = 0; i < S_N; i++) {
+		sqlite3_finalize(lab->actions->st[i]);
+		lab->actions->st[i] = NULL;
+	}
+}
+
 static void iso_now(char out[32])
 {
 	lab_iso8601(lab_tenant_time(), out);
@@ -431,10 +466,10 @@ static int action_insert(struct lab *lab, const char *device_id, const char *key
 	char upd[32];
 	lab_iso8601(now, upd);
 	lab_guid(id);
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(lab->db, "INSERT INTO tenant_action(id,device_id,key,action,requested_by,requested,expires,"
-			       "state,delivery,error_code,message,updated) VALUES(?,?,?,?,?,?,?,'pending','pendingDelivery',0,NULL,?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = stmt(lab, S_INSERT, "INSERT INTO tenant_action(id,device_id,key,action,requested_by,requested,"
+				"expires,state,delivery,error_code,message,updated)"
+				" VALUES(?,?,?,?,?,?,?,'pending','pendingDelivery',0,NULL,?)");
+	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
@@ -445,7 +480,7 @@ static int action_insert(struct lab *lab, const char *device_id, const char *key
 	sqlite3_bind_int64(st, 7, now + lab->conf.act_ttl);
 	sqlite3_bind_text(st, 8, upd, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
+	stmt_done(st);
 	return rc;
 }
 
@@ -537,11 +572,10 @@ static void handle_trigger(struct lab *lab, const struct lab_req *q, const char 
 	}
 	char id[37];
 	pthread_mutex_lock(&lab->db_lock);
-	sqlite3_stmt *st;
-	sqlite3_prepare_v2(lab->db, "SELECT key FROM tenant_device WHERE id=?", -1, &st, NULL);
+	sqlite3_stmt *st = stmt(lab, S_KEY_BY_ID, "SELECT key FROM tenant_device WHERE id=?");
 	sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
 	char *key = sqlite3_step(st) == SQLITE_ROW ? lab_xstrdup(col_text(st, 0)) : NULL;
-	sqlite3_finalize(st);
+	stmt_done(st);
 	int rc = key ? action_insert(lab, device_id, key, action, req, id) : 0;
 	pthread_mutex_unlock(&lab->db_lock);
 	if (!key) {
@@ -594,9 +628,8 @@ static void handle_notification(struct lab *lab, const struct lab_req *q, struct
 	long n = 0;
 	unsigned long long last = after;
 	pthread_mutex_lock(&lab->db_lock);
-	sqlite3_stmt *st;
-	sqlite3_prepare_v2(lab->db, "SELECT seq,id,device_id,key,action,requested_by,requested,expires FROM tenant_action"
-			   " WHERE seq > ? ORDER BY seq LIMIT ?", -1, &st, NULL);
+	sqlite3_stmt *st = stmt(lab, S_NOTIFY, "SELECT seq,id,device_id,key,action,requested_by,requested,expires"
+				" FROM tenant_action WHERE seq > ? ORDER BY seq LIMIT ?");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int(st, 2, MAX_NOTIFY);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -617,7 +650,7 @@ static void handle_notification(struct lab *lab, const struct lab_req *q, struct
 		lab_buf_addf(&list, ",\"requestedDateTime\":\"%s\",\"expirationDateTime\":\"%s\"}", t1, t2);
 		n++;
 	}
-	sqlite3_finalize(st);
+	stmt_done(st);
 	pthread_mutex_unlock(&lab->db_lock);
 	if (!n && wait > 0 && !stopping) {
 		int64_t deadline = q->parked_until_ms ? q->parked_until_ms : lab_now_ms() + wait * 1000;
@@ -685,8 +718,7 @@ static void handle_result(struct lab *lab, const struct lab_req *q, struct lab_r
 		yajl_val e = res->u.array.values[i], ds = jget(e, "actionDeliveryStatus"), as = jget(e, "actionState"),
 			 ec = jget(e, "errorCode"), lu = jget(e, "lastUpdatedDateTime"), msg = jget(e, "message");
 		const char *id = jget(e, "id")->u.string;
-		sqlite3_stmt *st;
-		sqlite3_prepare_v2(lab->db, "SELECT state, delivery FROM tenant_action WHERE id=?", -1, &st, NULL);
+		sqlite3_stmt *st = stmt(lab, S_RESULT_GET, "SELECT state, delivery FROM tenant_action WHERE id=?");
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		bool known = sqlite3_step(st) == SQLITE_ROW;
 		char state[32] = "", delivery[48] = "";
@@ -694,7 +726,7 @@ static void handle_result(struct lab *lab, const struct lab_req *q, struct lab_r
 			snprintf(state, sizeof state, "%s", col_text(st, 0));
 			snprintf(delivery, sizeof delivery, "%s", col_text(st, 1));
 		}
-		sqlite3_finalize(st);
+		stmt_done(st);
 		if (known) {
 			int sr = state_rank(state), dr = delivery_rank(delivery);
 			bool ns = as && sr < FINAL_RANK && state_rank(as->u.string) > sr;
@@ -702,8 +734,8 @@ static void handle_result(struct lab *lab, const struct lab_req *q, struct lab_r
 			if (ns || nd) {
 				char now[32];
 				iso_now(now);
-				sqlite3_prepare_v2(lab->db, "UPDATE tenant_action SET state=?, delivery=?, error_code=?,"
-						   " message=?, updated=? WHERE id=?", -1, &st, NULL);
+				st = stmt(lab, S_RESULT_SET, "UPDATE tenant_action SET state=?, delivery=?, error_code=?,"
+					  " message=?, updated=? WHERE id=?");
 				sqlite3_bind_text(st, 1, ns ? as->u.string : state, -1, SQLITE_STATIC);
 				sqlite3_bind_text(st, 2, nd ? ds->u.string : delivery, -1, SQLITE_STATIC);
 				if (ec)
@@ -715,7 +747,7 @@ static void handle_result(struct lab *lab, const struct lab_req *q, struct lab_r
 				sqlite3_bind_text(st, 5, lu ? lu->u.string : now, -1, SQLITE_STATIC);
 				sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
 				sqlite3_step(st);
-				sqlite3_finalize(st);
+				stmt_done(st);
 			}
 		}
 		lab_buf_adds(&b, i ? ",{\"id\":" : "{\"id\":");
@@ -861,6 +893,11 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_dev_rid(const void *a, const void *b)
+{
+	return cmp_i64(&(*(const struct lab_device *const *)a)->resource_id, &(*(const struct lab_device *const *)b)->resource_id);
+}
+
 static const struct lab_device *find_dev(const struct lab *lab, int64_t rid)
 {
 	size_t lo = 0, hi = lab->inv.n;
@@ -880,15 +917,52 @@ static const struct lab_device *find_dev(const struct lab *lab, int64_t rid)
 	return NULL;
 }
 
-/* "PS1:16777220" -> 16777220 when the site code is the lab's. */
-static int64_t key_rid(const struct lab *lab, const char *key)
+struct cand { int64_t rid; char *id, *key; };
+
+/* The plain site devices in ResourceID order, for the walk below. */
+static const struct lab_device **plain_by_rid(const struct lab *lab, size_t *n)
 {
-	size_t sl = strlen(lab->conf.site_code);
-	if (strncmp(key, lab->conf.site_code, sl) || key[sl] != ':' || !key[sl + 1])
-		return -1;
-	char *e;
-	long long v = strtoll(key + sl + 1, &e, 10);
-	return *e || v <= 0 ? -1 : v;
+	const struct lab_device **d = lab_xmalloc((lab->inv.n + 1) * sizeof *d);
+	bool sorted = true;
+	*n = 0;
+	for (size_t i = 0; i < lab->inv.n; i++) {
+		if (!lab_dev_plain(&lab->inv.dev[i]))
+			continue;
+		sorted &= !*n || d[*n - 1]->resource_id < lab->inv.dev[i].resource_id;
+		d[(*n)++] = &lab->inv.dev[i];
+	}
+	if (!sorted)
+		qsort(d, *n, sizeof *d, cmp_dev_rid);
+	return d;
+}
+
+/*
+ * Tenant devices whose key (SITE:ResourceID) names a plain site device,
+ * lowest ResourceID first: each plain device's key looked up in the key's
+ * index until `need` are found, so a trigger costs its devices, not the
+ * tenant's. *nc is the count found (all of them when fewer than need).
+ * Caller holds inv_lock and db_lock.
+ */
+static struct cand *plain_candidates(struct lab *lab, size_t need, size_t *nc)
+{
+	size_t nd;
+	const struct lab_device **d = plain_by_rid(lab, &nd);
+	struct cand *c = lab_xmalloc((need < nd ? need : nd) * sizeof *c + sizeof *c);
+	sqlite3_stmt *st = stmt(lab, S_DEV_BY_KEY, "SELECT id FROM tenant_device WHERE key=?");
+	*nc = 0;
+	for (size_t i = 0; st && i < nd && *nc < need; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "%s:%lld", lab->conf.site_code, (long long)d[i]->resource_id);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			continue;
+		c[*nc] = (struct cand){d[i]->resource_id, lab_xstrdup(col_text(st, 0)), lab_xstrdup(key)};
+		(*nc)++;
+	}
+	stmt_done(st);
+	free(d);
+	return c;
 }
 
 static void admin_many(struct lab *lab, const struct lab_req *q, struct lab_reply *r)
@@ -909,30 +983,11 @@ static void admin_many(struct lab *lab, const struct lab_req *q, struct lab_repl
 	else
 		default_requester(lab, req, sizeof req);
 	long n = (long)many->u.number.i;
-	/* tenant devices whose key names a plain site device, by ResourceID */
-	struct cand { int64_t rid; char *id, *key; } *c = NULL;
-	size_t nc = 0, cap = 0;
+	size_t nc = 0;
 	pthread_rwlock_rdlock(&lab->inv_lock);
 	pthread_mutex_lock(&lab->db_lock);
-	sqlite3_stmt *st;
-	sqlite3_prepare_v2(lab->db, "SELECT id, key FROM tenant_device", -1, &st, NULL);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t rid = key_rid(lab, col_text(st, 1));
-		const struct lab_device *d = rid > 0 ? find_dev(lab, rid) : NULL;
-		if (!d || !lab_dev_plain(d))
-			continue;
-		if (nc == cap) {
-			cap = cap ? cap * 2 : 256;
-			c = lab_xrealloc(c, cap * sizeof *c);
-		}
-		c[nc].rid = rid;
-		c[nc].id = lab_xstrdup(col_text(st, 0));
-		c[nc].key = lab_xstrdup(col_text(st, 1));
-		nc++;
-	}
-	sqlite3_finalize(st);
+	struct cand *c = plain_candidates(lab, devs ? (size_t)devs->u.number.i : (size_t)n, &nc);
 	pthread_rwlock_unlock(&lab->inv_lock);
-	qsort(c, nc, sizeof *c, cmp_i64);         /* rid is the first member */
 	size_t k = devs ? (size_t)devs->u.number.i : ((size_t)n < nc ? (size_t)n : nc);
 	struct lab_buf b = {0};
 	int rc = 0;
@@ -1182,8 +1237,7 @@ static void audit_target(struct lab *lab, int64_t rid, int type, int64_t now_ms)
 	/* the actions this target can be for: same device key, an action that maps to the type */
 	char key[64];
 	snprintf(key, sizeof key, "%s:%lld", lab->conf.site_code, (long long)rid);
-	sqlite3_stmt *st;
-	sqlite3_prepare_v2(lab->db, "SELECT action, expires, state FROM tenant_action WHERE key=?", -1, &st, NULL);
+	sqlite3_stmt *st = stmt(lab, S_AUDIT, "SELECT action, expires, state FROM tenant_action WHERE key=?");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	bool live = false, expired = false;
 	int64_t now = now_ms / 1000;
@@ -1196,7 +1250,7 @@ static void audit_target(struct lab *lab, int64_t rid, int type, int64_t now_ms)
 		else if (state_rank(col_text(st, 2)) < FINAL_RANK)
 			live = true;
 	}
-	sqlite3_finalize(st);
+	stmt_done(st);
 	if (expired && !live)
 		atomic_fetch_add(&a->after_expiry, 1);
 }
@@ -1675,12 +1729,17 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 	struct orows rs = {.cls = cls};
 	int64_t pin = 0;
 	if (cls == LAB_CLS_CNSTATUS) {
-		bool one = pinned(&m, LAB_C_RID, &pin);
+		int64_t on = 0;
+		bool one = pinned(&m, LAB_C_RID, &pin), by_online = pinned(&m, LAB_C_ONLINE, &on);
 		pthread_rwlock_rdlock(&lab->inv_lock);
-		for (size_t i = 0; i < lab->inv.n; i++) {
+		/* the conditions are all and-ed: a pinned ResourceID is one device,
+		 * a pinned OnlineStatus leaves out the rest before any row is built */
+		const struct lab_device *only = one ? find_dev(lab, pin) : NULL;
+		size_t from = only ? (size_t)(only - lab->inv.dev) : 0, to = only ? from + 1 : one ? 0 : lab->inv.n;
+		for (size_t i = from; i < to; i++) {
 			const struct lab_device *d = &lab->inv.dev[i];
 			/* client notification status exists for clients only */
-			if ((one && d->resource_id != pin) || d->client != 1)
+			if (d->client != 1 || (by_online && (dev_online(lab, d) ? 1 : 0) != on))
 				continue;
 			struct orow *w = orow_add(&rs);
 			oint(&rs, w, LAB_C_CHANNEL, 0);

@@ -29,6 +29,8 @@ int lab_actions_write_secret(const struct lab_conf *c);
 int lab_actions_up(struct lab *lab, char *err, size_t errlen);
 void lab_actions_stop(struct lab *lab);
 void lab_actions_free(struct lab *lab);
+/* Finalizes the statements the action routes keep; before lab->db is closed. */
+void lab_actions_db_close(struct lab *lab);
 
 /* server.c: holds the connection (MHD_Connection *) of a long poll whose
  * handler set r->park_until_ms; it is resumed at that time or as soon as an

@@ -638,6 +638,7 @@ out:
 	if (!td && tfd >= 0) close(tfd);
 	if (pipefd[0] >= 0) close(pipefd[0]);
 	if (pipefd[1] >= 0) close(pipefd[1]);
+	lab_actions_db_close(lab);
 	if (lab->db) sqlite3_close(lab->db);
 	lab_site_cache_free(lab);
 	lab_faults_free(lab);

@@ -122,7 +122,9 @@ wait_final() {
     [ "$(stat "['actions']['done'] + d['actions']['failed'] + d['actions']['notSupported']")" -ge "$1" ] && return 0
     sleep 0.5
   done
-  echo "FAIL: actions did not all end"; exit 1
+  echo "FAIL: actions did not all end"
+  kill -TERM "$relay_pid" 2>/dev/null; wait "$relay_pid" 2>/dev/null   # the relay would outlive the run
+  exit 1
 }
 python3 - "$TMP/relay-rusage.json" "$CMBRIDGE" -c "$RCONF" relay <<'PY' > /dev/null 2>&1 &
 import json, resource, signal, subprocess, sys
