@@ -265,3 +265,38 @@ void cmb_as_cursor_clear(struct cmb_as_cursor *c)
 	free(c->failed_message);
 	memset(c, 0, sizeof(*c));
 }
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int cmb_as_cursor_ids(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, uint32_t **ids_out,
+		      size_t *n_out)
+{
+	struct cmb_odata_record *rec = NULL;
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc_next;
+	while ((rc_next = cmb_as_cursor_next(c, &rec)) == 0 && rec) {
+		long long rid;
+		if (cmb_as_value_integer(cmb_as_record_get(rc, rec, prop), &rid) == 0 && rid >= 0 && rid <= UINT32_MAX) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				ids = xrealloc(ids, cap * sizeof(*ids));
+			}
+			ids[n++] = (uint32_t)rid;
+		}
+		cmb_odata_record_free(rec);
+	}
+	if (rc_next < 0) {
+		free(ids);
+		return rc_next;
+	}
+	if (n)
+		qsort(ids, n, sizeof(*ids), cmp_u32);
+	*ids_out = ids;
+	*n_out = n;
+	return 0;
+}

@@ -24,6 +24,7 @@
 #include "adapters/adminservice/conn.h"
 #include "adapters/adminservice/join.h"
 #include "adapters/adminservice/odata.h"
+#include "adapters/adminservice/schema.h"
 
 struct cmb_as_cursor_opts {
 	const char *entity;          /* entity set (class), as the site spells it */
@@ -74,5 +75,14 @@ void cmb_as_cursor_clear(struct cmb_as_cursor *c);
  * request loop's, the page parser's, a foreign nextLink, too many pages).
  */
 int cmb_as_cursor_next(struct cmb_as_cursor *c, struct cmb_odata_record **out);
+
+/*
+ * Reads the rest of c and collects property `prop` of class rc from each
+ * row as a ResourceID (an integer 0..UINT32_MAX; rows without one are
+ * skipped), sorted ascending, into *ids_out (caller frees) and *n_out.
+ * The cursor is left for the caller to clear. On error nothing is returned.
+ */
+int cmb_as_cursor_ids(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, uint32_t **ids_out,
+		      size_t *n_out);
 
 #endif

@@ -379,12 +379,6 @@ int cmb_as_ops_status(void *p, int64_t operation_id, struct cmb_site_operation_s
 	return found ? 0 : CMB_ENOTFOUND;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 int cmb_as_ops_offline_clients(void *p, uint32_t **ids_out, size_t *n_out)
 {
 	struct as_ops *o = p;
@@ -395,32 +389,13 @@ int cmb_as_ops_offline_clients(void *p, uint32_t **ids_out, size_t *n_out)
 		.select = CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_RESOURCE), .page_size = LIST_PAGE,
 	};
 	struct cmb_as_cursor c;
-	struct cmb_odata_record *rec = NULL;
-	uint32_t *ids = NULL;
-	size_t n = 0, cap = 0;
 	int rc;
 	cmb_as_cursor_init(&c, &o->cl, &opts);
-	while ((rc = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
-		long long rid = get_int(o, CMB_AS_CNSTATUS, rec, CMB_AS_CN_RESOURCE, -1);
-		if (rid >= 0 && rid <= UINT32_MAX) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				ids = xrealloc(ids, cap * sizeof(*ids));
-			}
-			ids[n++] = (uint32_t)rid;
-		}
-		cmb_odata_record_free(rec);
-	}
+	rc = cmb_as_cursor_ids(&c, &o->names.cls[CMB_AS_CNSTATUS], CMB_AS_CN_RESOURCE, ids_out, n_out);
 	cmb_as_cursor_clear(&c);
 	free(filter);
-	if (rc < 0) {
-		free(ids);
+	if (rc < 0)
 		return cmb_error_wrap(rc, "reading the offline clients");
-	}
-	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_u32);
-	*ids_out = ids;
-	*n_out = n;
 	return 0;
 }
 

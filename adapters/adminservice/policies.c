@@ -334,12 +334,6 @@ int cmb_as_policy_compliance(void *pst, const char *id, struct cmb_site_policy_c
 
 /* ---- collection members ---- */
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 int cmb_as_collection_members(void *pst, const char *collection_id, uint32_t **ids_out, size_t *n_out)
 {
 	struct as_policies *p = pst;
@@ -350,33 +344,13 @@ int cmb_as_collection_members(void *pst, const char *collection_id, uint32_t **i
 		.orderby = rc_m->wire[CMB_AS_MEMBERSHIP_RESOURCE], .page_size = MEMBER_PAGE, .max_pages = MEMBER_MAX_PAGES,
 	};
 	struct cmb_as_cursor c;
-	struct cmb_odata_record *rec = NULL;
-	uint32_t *ids = NULL;
-	size_t n = 0, cap = 0;
 	int rc;
 	cmb_as_client_fresh_budget(&p->cl, 1);
 	cmb_as_cursor_init(&c, &p->cl, &o);
-	while ((rc = cmb_as_cursor_next(&c, &rec)) == 0 && rec) {
-		long long rid;
-		const struct cmb_odata_field *f = cmb_as_record_get(rc_m, rec, CMB_AS_MEMBERSHIP_RESOURCE);
-		if (cmb_as_value_integer(f, &rid) == 0 && rid >= 0 && rid <= UINT32_MAX) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				ids = xrealloc(ids, cap * sizeof(*ids));
-			}
-			ids[n++] = (uint32_t)rid;
-		}
-		cmb_odata_record_free(rec);
-	}
+	rc = cmb_as_cursor_ids(&c, rc_m, CMB_AS_MEMBERSHIP_RESOURCE, ids_out, n_out);
 	cmb_as_cursor_clear(&c);
 	free(filter);
-	if (rc < 0) {
-		free(ids);
+	if (rc < 0)
 		return cmb_error_wrap(rc, "reading the members of collection %s", collection_id);
-	}
-	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_u32);
-	*ids_out = ids;
-	*n_out = n;
 	return 0;
 }
