@@ -493,21 +493,12 @@ static int gw_get_policy(void *st, const char *id, const char *query, char **jso
 	return rc;
 }
 
-static void gen_strings(yajl_gen gen, const char *key, const char *const *v, size_t n)
-{
-	cmb_json_key(gen, key);
-	yajl_gen_array_open(gen);
-	for (size_t i = 0; i < n; i++)
-		cmb_json_str(gen, v[i]);
-	yajl_gen_array_close(gen);
-}
-
 static void gen_policy_status(yajl_gen gen, const struct cmb_tenant_policy_status *p)
 {
 	yajl_gen_map_open(gen);
 	cmb_json_kv_str(gen, "policyId", p->policy_id);
 	cmb_json_kv_str(gen, "state", p->state);
-	gen_strings(gen, "reasons", p->reasons, p->n_reasons);
+	cmb_json_kv_strings(gen, "reasons", p->reasons, p->n_reasons);
 	cmb_json_key(gen, "collections");
 	yajl_gen_array_open(gen);
 	for (size_t i = 0; i < p->n_collections; i++) {
@@ -529,7 +520,7 @@ static void gen_policy_status(yajl_gen gen, const struct cmb_tenant_policy_statu
 		yajl_gen_map_open(gen);
 		cmb_json_kv_str(gen, "key", p->devices[i].key);
 		cmb_json_kv_str(gen, "state", p->devices[i].state);
-		gen_strings(gen, "failingSettings", p->devices[i].failing, p->devices[i].n_failing);
+		cmb_json_kv_strings(gen, "failingSettings", p->devices[i].failing, p->devices[i].n_failing);
 		yajl_gen_map_close(gen);
 	}
 	yajl_gen_array_close(gen);

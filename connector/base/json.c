@@ -70,6 +70,15 @@ void cmb_json_kv_bool(yajl_gen g, const char *key, int v)
 	cmb_json_bool(g, v);
 }
 
+void cmb_json_kv_strings(yajl_gen g, const char *key, const char *const *v, size_t n)
+{
+	cmb_json_key(g, key);
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < n; i++)
+		cmb_json_str(g, v[i]);
+	yajl_gen_array_close(g);
+}
+
 /*
  * yajl_gen_number writes its text as it is, with the separators a value
  * needs at this point: the way to insert a whole generated JSON value.

@@ -23,6 +23,8 @@ void cmb_json_null(yajl_gen g);
 void cmb_json_kv_str(yajl_gen g, const char *key, const char *s);
 void cmb_json_kv_int(yajl_gen g, const char *key, long long v);
 void cmb_json_kv_bool(yajl_gen g, const char *key, int v);
+/* key + an array of the n strings of v. */
+void cmb_json_kv_strings(yajl_gen g, const char *key, const char *const *v, size_t n);
 /* An already generated JSON text, inserted as one value (a stored record). */
 void cmb_json_raw(yajl_gen g, const char *json, size_t len);
 /* Frees g and returns what it generated (NUL-terminated, the caller's; *len may be NULL). */

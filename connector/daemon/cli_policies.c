@@ -46,15 +46,6 @@ static void gen_list(yajl_gen g, const char *key, const char *commas)
 	yajl_gen_array_close(g);
 }
 
-static void gen_strings(yajl_gen g, const char *key, char **v, size_t n)
-{
-	cmb_json_key(g, key);
-	yajl_gen_array_open(g);
-	for (size_t i = 0; i < n; i++)
-		cmb_json_str(g, v[i]);
-	yajl_gen_array_close(g);
-}
-
 static void gen_counts(yajl_gen g, const struct cmb_pcoll_counts *c)
 {
 	yajl_gen_map_open(g);
@@ -113,7 +104,7 @@ static void gen_policy(yajl_gen g, const struct cmb_policy_row *p, const struct 
 	cmb_json_kv_int(g, "siteVersion", p->site_version);
 	cmb_json_kv_str(g, "contentHash", p->hash[0] ? p->hash : NULL);
 	cmb_json_kv_int(g, "settings", p->settings);
-	gen_strings(g, "reasons", d->reasons, d->n_reasons);
+	cmb_json_kv_strings(g, "reasons", (const char *const *)d->reasons, d->n_reasons);
 	cmb_json_key(g, "compliance");
 	yajl_gen_map_open(g);
 	cmb_json_kv_int(g, "version", p->compliance_version);
@@ -393,7 +384,7 @@ static void on_plan(void *ctx, const struct cmb_policy_plan *p)
 		cmb_json_kv_str(d->g, "contentHash", p->action == CMB_PACT_PUT ? p->hash : NULL);
 		cmb_json_kv_int(d->g, "settings", p->settings);
 		gen_list(d->g, "targets", p->targets);
-		gen_strings(d->g, "reasons", (char **)p->reasons, p->n_reasons);
+		cmb_json_kv_strings(d->g, "reasons", p->reasons, p->n_reasons);
 		yajl_gen_map_close(d->g);
 		return;
 	}
