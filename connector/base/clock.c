@@ -74,6 +74,24 @@ void cmb_time_iso8601(int64_t t, char out[32])
 	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
 	int64_t rem = t - days * 86400, y, m, d;
 	civil_from_days(days, &y, &m, &d);
+	if (y >= 0 && y <= 9999) {
+		/* Every timestamp of every device is written here: digits by hand, not snprintf. */
+		const int64_t v[6] = { y, m, d, rem / 3600, rem / 60 % 60, rem % 60 };
+		static const char sep[6] = { '-', '-', 'T', ':', ':', 'Z' };
+		char *p = out;
+		for (int i = 0; i < 6; i++) {
+			int64_t x = v[i];
+			if (i == 0) {
+				*p++ = (char)('0' + x / 1000);
+				*p++ = (char)('0' + x / 100 % 10);
+			}
+			*p++ = (char)('0' + x / 10 % 10);
+			*p++ = (char)('0' + x % 10);
+			*p++ = sep[i];
+		}
+		*p = '\0';
+		return;
+	}
 	char buf[128];
 	snprintf(buf, sizeof(buf), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m,
 		 (long long)d, (long long)(rem / 3600), (long long)(rem / 60 % 60), (long long)(rem % 60));

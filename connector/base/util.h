@@ -10,6 +10,7 @@
 #define CMB_UTIL_H
 
 #include <stdarg.h>
+#include <openssl/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,17 +60,25 @@ void cmb_buf_reset(struct cmb_buf *b);
 char *cmb_buf_detach(struct cmb_buf *b, size_t *len);
 void cmb_buf_free(struct cmb_buf *b);
 
-/* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
 /* Case-insensitive Levenshtein distance of two short names; SIZE_MAX past 64 characters. */
 size_t cmb_edit_distance(const char *a, const char *b);
 /* The candidate nearest to name, if within CMB_SUGGEST_MAX_DISTANCE edits: for "did you mean". */
 #define CMB_SUGGEST_MAX_DISTANCE 2
 const char *cmb_suggest(const char *name, const char *const *candidates, size_t n);
 
+/* A random RFC 4122 version 4 UUID, lower case, 36 chars + NUL. */
 void cmb_uuid4(char out[37]);
 
 /* Lower-case hex SHA-256 of data (64 chars + NUL). */
 void cmb_sha256_hex(const void *data, size_t len, char out[65]);
+/*
+ * SHA-256 for EVP_DigestInit_ex, fetched from OpenSSL's providers once
+ * (thread-safe): EVP_sha256() is fetched again at every initialisation,
+ * which costs more than hashing a short record.
+ */
+const EVP_MD *cmb_sha256(void);
+/* 32 digest bytes as lower-case hex (64 chars + NUL). */
+void cmb_hex32(const unsigned char raw[32], char out[65]);
 
 /* Reads a whole file (at most max bytes) into *out (NUL-terminated, caller frees). */
 int cmb_file_read(const char *path, size_t max, char **out, size_t *len);

@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "connector/base/error.h"
@@ -50,6 +52,34 @@ static void json_generated(void **s)
 				 "\"b\":true,\"record\":{\"k\":[1,2]}}");
 	assert_int_equal(len, strlen(out));
 	free(out);
+}
+
+/* cmb_time_iso8601 writes what gmtime_r and strftime write, across its range and past it. */
+static void time_iso8601_matches_gmtime(void **s)
+{
+	(void)s;
+	const int64_t at[] = { CMB_TIME_MIN, CMB_TIME_MIN + 86399, -62104060801LL /* 0001-12-31T23:59:59 */,
+			       -30610224000LL /* 1000-01-01 */, -1, 0, 951782400 /* 2000-02-29 */,
+			       1764321302 /* 2025-11-28T09:15:02 */, 4107542399LL /* 2100-02-28T23:59:59 */,
+			       CMB_TIME_MAX };
+	char out[32], want[64];
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		time_t t = (time_t)at[i];
+		struct tm tm;
+		assert_non_null(gmtime_r(&t, &tm));
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		/* strftime writes years below 1000 without leading zeros; ISO 8601 has four digits */
+		if (tm.tm_year + 1900 < 1000)
+			snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cmb_time_iso8601(at[i], out);
+		assert_string_equal(out, want);
+	}
+	/* Outside four-digit years: the year as it is. */
+	cmb_time_iso8601(CMB_TIME_MAX + 1, out);
+	assert_string_equal(out, "10000-01-01T00:00:00Z");
+	cmb_time_iso8601(CMB_TIME_MIN - 1, out);
+	assert_string_equal(out, "0000-12-31T23:59:59Z");
 }
 
 static void time_parse_forms(void **s)
@@ -175,7 +205,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(buf_respects_max),     cmocka_unit_test(json_generated),
-		cmocka_unit_test(time_parse_forms),     cmocka_unit_test(resolve_relative_links),
+		cmocka_unit_test(time_iso8601_matches_gmtime), cmocka_unit_test(time_parse_forms),     cmocka_unit_test(resolve_relative_links),
 		cmocka_unit_test(error_wrap_prefixes),  cmocka_unit_test(secret_file_permissions),
 		cmocka_unit_test(uuid_is_v4),
 	};
