@@ -87,15 +87,18 @@ int cmb_map_datetime(const char *s, char out[21])
 
 char *cmb_map_device_key(const char *site_code, uint32_t resource_id)
 {
-	return xasprintf("%s:%" PRIu32, site_code, resource_id);
-}
-
-/* Repaired copy of a site string, NULL when absent or empty. */
-static char *repair(const char *s, unsigned *repairs)
-{
-	if (!s || !*s)
-		return NULL;
-	return cmb_utf8_repair(s, strlen(s), repairs);
+	/* One for each device of every cycle: no printf. */
+	char digits[10], *p = digits + sizeof(digits);
+	do
+		*--p = (char)('0' + resource_id % 10);
+	while ((resource_id /= 10) != 0);
+	size_t n = strlen(site_code), d = (size_t)(digits + sizeof(digits) - p);
+	char *key = xmalloc(n + 1 + d + 1);
+	memcpy(key, site_code, n);
+	key[n] = ':';
+	memcpy(key + n + 1, p, d);
+	key[n + 1 + d] = '\0';
+	return key;
 }
 
 /* ASCII case-insensitive substring test; no locale. */
@@ -198,29 +201,32 @@ struct gen_out;
 struct mapped {
 	struct gen_out *out;     /* while generating: where output and hashes go */
 	char *key;
-	char *name;
+	/* The strings point into the site device, or to repaired copies held in owned. */
+	const char *name;
 	int comanaged;
 	enum cmb_map_agent agent;
 	char azure_ad_device_id[37];
 	int has_azure_ad_device_id;
-	char *operating_system;
-	char *os_version;
-	char *serial_number;
-	char *manufacturer;
-	char *model;
+	const char *operating_system;
+	const char *os_version;
+	const char *serial_number;
+	const char *manufacturer;
+	const char *model;
 	enum cmb_map_join join_type;
 	int compliance_with_intune;
 	char last_sync[21];
 	enum cmb_map_health health_state;
-	char *client_identifier;
+	const char *client_identifier;
 	int is_blocked;
-	char *sms_id;
-	char *client_version;
-	char *hardware_id;
-	char *smbios_guid;
-	char *aad_tenant_id;
-	char **collection_ids;
+	const char *sms_id;
+	const char *client_version;
+	const char *hardware_id;
+	const char *smbios_guid;
+	const char *aad_tenant_id;
+	const char **collection_ids;
 	size_t n_collection_ids;
+	char **owned;            /* repaired copies (rare: only for invalid UTF-8) */
+	size_t n_owned;
 	int64_t workloads;          /* -1: absent */
 	int64_t unknown_bits;
 	unsigned repairs;
@@ -229,22 +235,27 @@ struct mapped {
 static void mapped_clear(struct mapped *m)
 {
 	free(m->key);
-	free(m->name);
-	free(m->operating_system);
-	free(m->os_version);
-	free(m->serial_number);
-	free(m->manufacturer);
-	free(m->model);
-	free(m->client_identifier);
-	free(m->sms_id);
-	free(m->client_version);
-	free(m->hardware_id);
-	free(m->smbios_guid);
-	free(m->aad_tenant_id);
-	for (size_t i = 0; i < m->n_collection_ids; i++)
-		free(m->collection_ids[i]);
+	for (size_t i = 0; i < m->n_owned; i++)
+		free(m->owned[i]);
+	free(m->owned);
 	free(m->collection_ids);
 	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * A site string as the record carries it: NULL when absent or empty, the
+ * site's own bytes when they are well-formed UTF-8 (almost always: no copy),
+ * else a repaired copy that m owns.
+ */
+static const char *repair(struct mapped *m, const char *s)
+{
+	if (!s || !*s)
+		return NULL;
+	size_t len = strlen(s);
+	if (cmb_utf8_valid(s, len))
+		return s;   /* strlen stopped at the first NUL: there is none to replace */
+	m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(*m->owned));
+	return m->owned[m->n_owned++] = cmb_utf8_repair(s, len, &m->repairs);
 }
 
 /*
@@ -283,7 +294,7 @@ static void map_collections(const struct cmb_map_ctx *ctx, struct mapped *m)
 		return;
 	m->collection_ids = xcalloc(ctx->n_collection_ids, sizeof(char *));
 	for (size_t i = 0; i < ctx->n_collection_ids; i++) {
-		char *c = repair(ctx->collection_ids[i], &m->repairs);
+		const char *c = repair(m, ctx->collection_ids[i]);
 		if (c)
 			m->collection_ids[n++] = c;
 	}
@@ -291,10 +302,8 @@ static void map_collections(const struct cmb_map_ctx *ctx, struct mapped *m)
 	qsort(m->collection_ids, n, sizeof(char *), cmp_str);
 	size_t u = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (u > 0 && strcmp(m->collection_ids[u - 1], m->collection_ids[i]) == 0) {
-			free(m->collection_ids[i]);
+		if (u > 0 && strcmp(m->collection_ids[u - 1], m->collection_ids[i]) == 0)
 			continue;
-		}
 		m->collection_ids[u++] = m->collection_ids[i];
 	}
 	m->n_collection_ids = u;
@@ -328,11 +337,9 @@ static char *out_of_scope(const struct cmb_site_device *dev)
 static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
 			struct mapped *m)
 {
-	unsigned *rep = &m->repairs;
-
 	if (dev->resource_id == 0)
 		return xstrdup("SMS_R_System.ResourceID is 0");
-	m->name = repair(dev->name, rep);
+	m->name = repair(m, dev->name);
 	if (!m->name)
 		return xstrdup("SMS_R_System.Name is missing or empty");
 	if (strlen(m->name) > NAME_MAX_BYTES)
@@ -356,29 +363,29 @@ static char *map_fields(const struct cmb_map_ctx *ctx, const struct cmb_site_dev
 				    (m->workloads & WL_COMPLIANCE);
 
 	if (contains_ci(dev->os_name_version, "windows") || contains_ci(dev->device_os, "windows"))
-		m->operating_system = xstrdup("Windows");
+		m->operating_system = "Windows";
 	else if (dev->os_name_version && *dev->os_name_version)
-		m->operating_system = repair(dev->os_name_version, rep);
+		m->operating_system = repair(m, dev->os_name_version);
 	else
-		m->operating_system = repair(dev->device_os, rep);
+		m->operating_system = repair(m, dev->device_os);
 
-	m->os_version = repair(first_present(dev->build_ext, dev->device_os_build, dev->build), rep);
+	m->os_version = repair(m, first_present(dev->build_ext, dev->device_os_build, dev->build));
 
-	m->serial_number = repair(dev->serial_number, rep);
-	m->manufacturer = repair(dev->manufacturer, rep);
-	m->model = repair(dev->model, rep);
+	m->serial_number = repair(m, dev->serial_number);
+	m->manufacturer = repair(m, dev->manufacturer);
+	m->model = repair(m, dev->model);
 	m->join_type = join_type(dev);
 	cmb_map_datetime(dev->last_policy_request, m->last_sync);
 	m->health_state = health_state(dev);
 
-	m->client_identifier = repair(first_present(dev->sms_unique_id, dev->sms_id, NULL), rep);
+	m->client_identifier = repair(m, first_present(dev->sms_unique_id, dev->sms_id, NULL));
 	m->is_blocked = dev->is_blocked == 1;
 
-	m->sms_id = repair(first_present(dev->sms_id, dev->sms_unique_id, NULL), rep);
-	m->client_version = repair(dev->client_version, rep);
-	m->hardware_id = repair(dev->hardware_id, rep);
-	m->smbios_guid = repair(dev->smbios_guid, rep);
-	m->aad_tenant_id = repair(dev->aad_tenant_id, rep);
+	m->sms_id = repair(m, first_present(dev->sms_id, dev->sms_unique_id, NULL));
+	m->client_version = repair(m, dev->client_version);
+	m->hardware_id = repair(m, dev->hardware_id);
+	m->smbios_guid = repair(m, dev->smbios_guid);
+	m->aad_tenant_id = repair(m, dev->aad_tenant_id);
 	map_collections(ctx, m);
 	return NULL;
 }
@@ -523,29 +530,24 @@ static void gen_print(void *ctx, const char *str, size_t len)
 
 static void digest_hex(EVP_MD_CTX *md, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 	if (EVP_DigestFinal_ex(md, d, &n) != 1 || n != 32)
 		cmb_fatal("mapping: SHA-256 failed");
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 0xf];
-	}
-	out[64] = '\0';
+	cmb_hex32(d, out);
 }
 
-/* The full and the stable hash of the record o holds (gen_out). */
+/* The legacy full and stable hash of the record o holds (gen_out): SHA-256 of its JSON bytes. */
 static void gen_hashes(const struct gen_out *o, char full[65], char stable[65])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	const char *data = o->json.data ? o->json.data : "";
 	size_t at = 0;
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (!md || EVP_DigestInit_ex(md, cmb_sha256(), NULL) != 1)
 		cmb_fatal("out of memory");
 	EVP_DigestUpdate(md, data, o->json.len);
 	digest_hex(md, full);
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(md, cmb_sha256(), NULL);
 	for (size_t i = 0; i < o->n_volatile; i++) {
 		EVP_DigestUpdate(md, data + at, o->volatile_at[i][0] - at);
 		at = o->volatile_at[i][1];
@@ -575,12 +577,127 @@ static void gen_record(const struct cmb_map_ctx *ctx, const struct cmb_site_devi
 	gen_check(yajl_gen_map_close(g));
 	m->out = NULL;
 	yajl_gen_free(g);
-	gen_hashes(&o, out->hash, out->stable_hash);
+	gen_hashes(&o, out->legacy_hash, out->legacy_stable_hash);
 	out->json = cmb_buf_detach(&o.json, &out->json_len);
 }
 
-int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
-		   struct cmb_tenant_record *out, char **reason)
+/* ---- the record's digest ---------------------------------------------- */
+
+/*
+ * What "changed" means, without writing the JSON (docs/mapping.md §7): the
+ * SHA-256 of a canonical form of everything the record says, in the order
+ * gen_record writes it: each string as its length (8 bytes, little-endian)
+ * and bytes, or an all-ones length when absent; each number as 8 bytes.
+ * The stable hash covers all but the check-in time; the full hash is the
+ * stable digest followed by the check-in time. An unchanged device costs
+ * this, not a JSON generator and two digests of 1.2 KB.
+ *
+ * The JSON is a function of these values and CMB_MAP_RECORD_VERSION: a
+ * change to what gen_record writes from the same values must bump it
+ * (test_mapping.c pins the reference record's JSON and its digest together
+ * so that it cannot be forgotten), which changes every digest and sends
+ * every device once.
+ */
+#define CMB_MAP_RECORD_VERSION 2
+
+struct digest {
+	EVP_MD_CTX *md;
+	unsigned char buf[1024];
+	size_t n;
+};
+
+static void dg_put(struct digest *d, const void *p, size_t n)
+{
+	if (d->n + n > sizeof(d->buf)) {
+		EVP_DigestUpdate(d->md, d->buf, d->n);
+		d->n = 0;
+		if (n > sizeof(d->buf)) {
+			EVP_DigestUpdate(d->md, p, n);
+			return;
+		}
+	}
+	memcpy(d->buf + d->n, p, n);
+	d->n += n;
+}
+
+static void dg_u64(struct digest *d, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	dg_put(d, b, sizeof(b));
+}
+
+static void dg_str(struct digest *d, const char *s)
+{
+	if (!s) {
+		dg_u64(d, UINT64_MAX);
+		return;
+	}
+	size_t n = strlen(s);
+	dg_u64(d, n);
+	dg_put(d, s, n);
+}
+
+/* The digest of what was put since the last one, as raw bytes; the context is ready for the next. */
+static void dg_final(struct digest *d, unsigned char raw[32])
+{
+	unsigned int n = 0;
+	EVP_DigestUpdate(d->md, d->buf, d->n);
+	d->n = 0;
+	if (EVP_DigestFinal_ex(d->md, raw, &n) != 1 || n != 32 || EVP_DigestInit_ex(d->md, cmb_sha256(), NULL) != 1)
+		cmb_fatal("mapping: SHA-256 failed");
+}
+
+static void digest_record(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev, const struct mapped *m,
+			  struct cmb_tenant_record *out)
+{
+	struct digest d = { .md = EVP_MD_CTX_new() };
+	unsigned char stable[32], full[32];
+	if (!d.md || EVP_DigestInit_ex(d.md, cmb_sha256(), NULL) != 1)
+		cmb_fatal("out of memory");
+	dg_u64(&d, CMB_MAP_RECORD_VERSION);
+	dg_str(&d, m->key);
+	/* managedDevice */
+	dg_str(&d, m->name);
+	dg_u64(&d, (uint64_t)m->agent);
+	dg_str(&d, m->has_azure_ad_device_id ? m->azure_ad_device_id : NULL);
+	dg_str(&d, m->operating_system);
+	dg_str(&d, m->os_version);
+	dg_str(&d, m->serial_number);
+	dg_str(&d, m->manufacturer);
+	dg_str(&d, m->model);
+	dg_u64(&d, (uint64_t)m->join_type);
+	dg_u64(&d, (uint64_t)m->comanaged);
+	dg_u64(&d, (uint64_t)m->compliance_with_intune);
+	dg_u64(&d, (uint64_t)m->health_state);
+	dg_str(&d, m->client_identifier);
+	dg_u64(&d, (uint64_t)m->is_blocked);
+	/* configurationManager */
+	dg_str(&d, ctx->site_code);
+	dg_u64(&d, dev->resource_id);
+	dg_str(&d, m->sms_id);
+	dg_str(&d, m->client_version);
+	dg_str(&d, m->hardware_id);
+	dg_str(&d, m->smbios_guid);
+	dg_str(&d, m->aad_tenant_id);
+	dg_u64(&d, m->n_collection_ids);
+	for (size_t i = 0; i < m->n_collection_ids; i++)
+		dg_str(&d, m->collection_ids[i]);
+	dg_u64(&d, (uint64_t)m->workloads);
+	dg_u64(&d, (uint64_t)m->unknown_bits);
+	dg_u64(&d, m->repairs);
+	dg_final(&d, stable);
+	dg_put(&d, stable, sizeof(stable));
+	dg_str(&d, m->last_sync);
+	dg_final(&d, full);
+	EVP_MD_CTX_free(d.md);
+	cmb_hex32(stable, out->stable_hash);
+	cmb_hex32(full, out->hash);
+}
+
+static int map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+		      struct cmb_tenant_record *out, char **reason, int with_json)
 {
 	struct mapped m;
 	char *why = NULL;
@@ -608,11 +725,13 @@ int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *
 	}
 
 	/*
-	 * One pass: the stable hash leaves out the check-in times, which move at
-	 * every client check-in, so a record whose stable hash is unchanged
-	 * differs only in them (docs/mapping.md, "What changed means").
+	 * The stable hash leaves out the check-in time, which moves at every
+	 * client check-in, so a record whose stable hash is unchanged differs
+	 * only in it (docs/mapping.md, "What changed means").
 	 */
-	gen_record(ctx, dev, &m, out);
+	digest_record(ctx, dev, &m, out);
+	if (with_json)
+		gen_record(ctx, dev, &m, out);
 	out->unknown_workload_bits = m.unknown_bits;
 	out->no_entra_id = !m.has_azure_ad_device_id;
 	out->key = m.key;
@@ -630,6 +749,36 @@ done:
 	else
 		free(why);
 	return outcome;
+}
+
+int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+		   struct cmb_tenant_record *out, char **reason)
+{
+	return map_device(ctx, dev, out, reason, 1);
+}
+
+int cmb_map_device_digest(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			  struct cmb_tenant_record *out, char **reason)
+{
+	return map_device(ctx, dev, out, reason, 0);
+}
+
+int cmb_map_device_json(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			struct cmb_tenant_record *rec)
+{
+	struct cmb_tenant_record full;
+	if (rec->json)
+		return CMB_MAP_OK;
+	int outcome = map_device(ctx, dev, &full, NULL, 1);
+	if (outcome != CMB_MAP_OK)
+		return outcome;
+	rec->json = full.json;
+	rec->json_len = full.json_len;
+	memcpy(rec->legacy_hash, full.legacy_hash, sizeof(rec->legacy_hash));
+	memcpy(rec->legacy_stable_hash, full.legacy_stable_hash, sizeof(rec->legacy_stable_hash));
+	full.json = NULL;
+	cmb_tenant_record_clear(&full);
+	return CMB_MAP_OK;
 }
 
 void cmb_tenant_record_clear(struct cmb_tenant_record *rec)

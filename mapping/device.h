@@ -49,10 +49,15 @@ extern const char *const cmb_map_join_names[CMB_MAP_N_JOIN];
 /* The mapped record, ready to upload. */
 struct cmb_tenant_record {
 	char *key;           /* "<SiteCode>:<ResourceID>", stable identity of the device */
-	char *json;          /* one JSON object: {"key":..,"managedDevice":{..},"configurationManager":{..}} */
+	char *json;          /* one JSON object: {"key":..,"managedDevice":{..},"configurationManager":{..}};
+			      * NULL from cmb_map_device_digest until cmb_map_device_json */
 	size_t json_len;
-	char hash[65];       /* SHA-256 hex of json: what "changed" means for delta sync */
-	char stable_hash[65];/* the same without the volatile check-in times (docs/mapping.md) */
+	char hash[65];       /* the record's digest, SHA-256 hex: what "changed" means for delta sync */
+	char stable_hash[65];/* the same without the volatile check-in time (docs/mapping.md §7) */
+	/* SHA-256 hex of json and of json without its check-in times: the hashes
+	 * state files of earlier versions hold (docs/state.md); "" until json is written. */
+	char legacy_hash[65];
+	char legacy_stable_hash[65];
 	long long unknown_workload_bits; /* co-management flag bits mapping does not know */
 	int no_entra_id;     /* no azureADDeviceId: uploaded, and flagged */
 	unsigned utf8_repairs; /* invalid UTF-8 sequences replaced with U+FFFD */
@@ -84,6 +89,22 @@ enum cmb_map_outcome {
  */
 int cmb_map_device(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
 		   struct cmb_tenant_record *out, char **reason);
+
+/*
+ * cmb_map_device without writing the JSON: the same outcome, key, hashes and
+ * counts, json NULL. What the sync engine maps every device with: an
+ * unchanged device needs no more.
+ */
+int cmb_map_device_digest(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			  struct cmb_tenant_record *out, char **reason);
+
+/*
+ * Writes the JSON (and its legacy hashes) of rec, which cmb_map_device_digest
+ * mapped from the same ctx and dev; nothing when rec has its JSON already.
+ * Returns CMB_MAP_OK (the mapping is pure: the same input maps the same way).
+ */
+int cmb_map_device_json(const struct cmb_map_ctx *ctx, const struct cmb_site_device *dev,
+			struct cmb_tenant_record *rec);
 
 void cmb_tenant_record_clear(struct cmb_tenant_record *rec);
 

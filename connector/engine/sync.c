@@ -115,9 +115,17 @@ static char *site_fields_names(int64_t bits)
 	return out;
 }
 
-static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
+/* rec's JSON, written only when it is needed: to stage it, or to recognise an earlier version's hashes. */
+static void with_json(struct read_ctx *c, const struct cmb_site_device *dev, struct cmb_tenant_record *rec)
+{
+	if (cmb_map_device_json(&c->map, dev, rec) != CMB_MAP_OK)
+		cmb_fatal("mapping: a device mapped differently the second time");
+}
+
+static int stage(struct read_ctx *c, struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
 		 enum cmb_pending_kind kind)
 {
+	with_json(c, dev, rec);
 	c->res->pending_uploads++;
 	int rc = cmb_state_pending_add(c->env->state, c->cycle, rec->key, rec->hash, rec->stable_hash, kind, rec->json,
 				       rec->json_len);
@@ -126,9 +134,11 @@ static int stage(struct read_ctx *c, const struct cmb_tenant_record *rec, const 
 
 /*
  * Decides what a mapped record needs: nothing, an upload as new, changed or
- * refreshed. A record in flight is sent again even when unchanged.
+ * refreshed. A record in flight is sent again even when unchanged. Hashes
+ * an earlier version stored (the SHA-256 of the record's JSON, docs/state.md
+ * "Record hashes") are recognised and rewritten, so an upgrade sends nothing.
  */
-static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
+static int diff_record(struct read_ctx *c, struct cmb_tenant_record *rec, const struct cmb_site_device *dev,
 		       int in_flight)
 {
 	struct cmb_state *st = c->env->state;
@@ -138,6 +148,14 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, 
 	/* Keys are read once a cycle: one quarantined by this read is not read again. */
 	int rc = c->quarantined ? cmb_state_quarantine_get(st, rec->key, &qkind, qhash) : CMB_ENOTFOUND;
 	if (rc == 0) {
+		if (qkind == CMB_QUARANTINE_REJECTED && strcmp(qhash, rec->hash) != 0) {
+			with_json(c, dev, rec);
+			if (strcmp(qhash, rec->legacy_hash) == 0) {
+				if ((rc = cmb_state_quarantine_rehash(st, rec->key, rec->hash)) < 0)
+					return rc;
+				memcpy(qhash, rec->hash, sizeof(qhash));
+			}
+		}
 		if (qkind == CMB_QUARANTINE_REJECTED && strcmp(qhash, rec->hash) == 0) {
 			/* The tenant refused exactly this record: wait until the site changes it. */
 			n->quarantined++;
@@ -155,8 +173,22 @@ static int diff_record(struct read_ctx *c, const struct cmb_tenant_record *rec, 
 		return stage(c, rec, dev, CMB_PENDING_ADD);
 	if (rc < 0)
 		return rc;
-	if (strcmp(stable, rec->stable_hash) != 0)
-		return stage(c, rec, dev, CMB_PENDING_CHANGE);
+	if (strcmp(stable, rec->stable_hash) != 0) {
+		with_json(c, dev, rec);
+		if (strcmp(stable, rec->legacy_stable_hash) != 0)
+			return stage(c, rec, dev, CMB_PENDING_CHANGE);
+		/*
+		 * The record the tenant has, under an earlier version's hashes. The
+		 * full hash is rewritten only when the check-in times match too: when
+		 * they moved, the old one stays, unequal to any digest, so the details
+		 * refresh still sends them.
+		 */
+		int same = strcmp(hash, rec->legacy_hash) == 0;
+		if ((rc = cmb_state_device_rehash(st, rec->key, same ? rec->hash : hash, rec->stable_hash)) < 0)
+			return rc;
+		if (same)
+			memcpy(hash, rec->hash, sizeof(hash));
+	}
 	if (in_flight || (strcmp(hash, rec->hash) != 0 ? c->details_due : c->opts->full))
 		return stage(c, rec, dev, CMB_PENDING_REFRESH);
 	n->unchanged++;
@@ -185,7 +217,7 @@ static int on_site_device(void *ud, const struct cmb_site_device *dev)
 	if (cmb_stop_requested())
 		return cmb_error_set(CMB_ECANCELED, "stopped on request while reading the site");
 	n->site_records++;
-	int outcome = cmb_map_device(&c->map, dev, &rec, &reason);
+	int outcome = cmb_map_device_digest(&c->map, dev, &rec, &reason);
 	if (outcome == CMB_MAP_SKIP) {
 		/* Out of scope: not marked seen, so a device that was uploaded before is removed. */
 		n->skipped++;

@@ -38,6 +38,7 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	[S_CYCLES_RECENT] = "SELECT id, kind, started, ended, status, error" CYCLE_COUNTS(COUNT_COL)
 			    " FROM cycles ORDER BY id DESC LIMIT ?1",
 	[S_DEVICE_GET] = "SELECT hash, tenant_id, stable_hash FROM devices WHERE key = ?1",
+	[S_DEVICE_REHASH] = "UPDATE devices SET hash = ?2, stable_hash = ?3 WHERE key = ?1",
 	/* Seen marks go to temp.seen: a read costs no write to the file (an upload or a journal writes seen_cycle). */
 	[S_DEVICE_SEEN] = "INSERT INTO temp.seen(key, cycle) VALUES (?1, ?2) "
 			  "ON CONFLICT(key) DO UPDATE SET cycle = excluded.cycle",
@@ -84,6 +85,7 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 		       "kind = excluded.kind, hash = excluded.hash, "
 		       "since = CASE WHEN quarantine.kind = excluded.kind THEN quarantine.since ELSE excluded.since END",
 	[S_QUAR_GET] = "SELECT kind, hash, key FROM quarantine WHERE key = ?1",
+	[S_QUAR_REHASH] = "UPDATE quarantine SET hash = ?2 WHERE key = ?1",
 	[S_QUAR_REMOVE] = "DELETE FROM quarantine WHERE key = ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
 	[S_QUAR_EACH] = "SELECT key, reason, since, kind FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
@@ -332,6 +334,16 @@ int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], c
 	else
 		free(d.tenant_id);
 	return 0;
+}
+
+int cmb_state_device_rehash(struct cmb_state *st, const char *key, const char *hash, const char *stable_hash)
+{
+	int ret = cmb_sdb_check_key(key, "rewriting a device's hashes");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_DEVICE_REHASH];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "ttt", key, hash, stable_hash),
+				 "rewriting the hashes of device \"%s\"", key);
 }
 
 int cmb_state_device_seen(struct cmb_state *st, const char *key, int64_t cycle_id)
@@ -686,6 +698,16 @@ static int read_quarantine_hit(struct cmb_state *st, sqlite3_stmt *s, void *row)
 	q->kind = (enum cmb_quarantine_kind)kind;
 	cmb_sdb_column_copy(s, 1, q->hash, sizeof(q->hash));
 	return ret;
+}
+
+int cmb_state_quarantine_rehash(struct cmb_state *st, const char *key, const char *hash)
+{
+	int ret = cmb_sdb_check_key(key, "rewriting a quarantined record's hash");
+	if (ret < 0)
+		return ret;
+	sqlite3_stmt *s = st->stmt[S_QUAR_REHASH];
+	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "tt", key, hash),
+				 "rewriting the hash of quarantined record \"%s\"", key);
 }
 
 int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_quarantine_kind *kind, char hash[65])

@@ -59,6 +59,11 @@ void cmb_state_cycles_free(struct cmb_cycle *cycles, size_t count);
 int cmb_state_device_get(struct cmb_state *st, const char *key, char hash[65], char stable_hash[65],
 			 char **tenant_id);
 /*
+ * Rewrites a known device's hashes in place: the same record, recognised by
+ * the hashes of an earlier version (docs/state.md, "Record hashes").
+ */
+int cmb_state_device_rehash(struct cmb_state *st, const char *key, const char *hash, const char *stable_hash);
+/*
  * Records that key was read from the site in cycle_id (it is not a removal
  * candidate). The mark lasts as long as this connection (a TEMP table), so
  * reading an unchanged device writes nothing to the database file.
@@ -175,6 +180,8 @@ int cmb_state_quarantine_put(struct cmb_state *st, const char *key, enum cmb_qua
 			     const char *reason, const char *hash, int64_t cycle_id, int64_t when);
 /* 0 and fills *kind and hash ("" when none) when quarantined; CMB_ENOTFOUND when not. */
 int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_quarantine_kind *kind, char hash[65]);
+/* Rewrites a rejected record's hash in place (the same record, an earlier version's hash). */
+int cmb_state_quarantine_rehash(struct cmb_state *st, const char *key, const char *hash);
 int cmb_state_quarantine_remove(struct cmb_state *st, const char *key);
 long cmb_state_quarantine_count(struct cmb_state *st);
 /* Calls cb for each quarantined record, in key order (since: first quarantined); cb may release it. */

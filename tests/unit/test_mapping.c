@@ -589,6 +589,13 @@ static const struct map_case map_cases[] = {
 
 /* sha256 of map_cases[0].expect, computed outside cmbridge (Python hashlib). */
 #define PLAIN_SHA256 "64f8a8da1ba5273e4db99005836fcf30455636cefd3327b86c3237d598383a6a"
+/*
+ * The record digest of map_cases[0] (docs/mapping.md §7), computed outside
+ * cmbridge from the canonical form the doc gives (Python hashlib and
+ * struct.pack('<Q')): the stable and the full hash.
+ */
+#define PLAIN_DIGEST_STABLE "bad0852d1a150cc1281bd8612652bd02f9cdaac9a1f2178ff26e7e3ff3fac895"
+#define PLAIN_DIGEST "aba4f2286caf50f7476d21384556c7000cd3b91fd2b2d574c534c68ffe215fbf"
 
 /* ---- runners ------------------------------------------------------------ */
 
@@ -609,12 +616,16 @@ static void sha256_hex(const char *data, size_t len, char out[65])
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
 
+#define N_CASES (sizeof(map_cases) / sizeof(map_cases[0]))
+
 static void test_table(void **state)
 {
 	(void)state;
 	int failed = 0;
+	char hashes[N_CASES][65];
+	const char *jsons[N_CASES] = { 0 };
 
-	for (size_t i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
+	for (size_t i = 0; i < N_CASES; i++) {
 		const struct map_case *c = &map_cases[i];
 		struct cmb_site_device dev;
 		struct cmb_tenant_record rec;
@@ -639,7 +650,26 @@ static void test_table(void **state)
 			assert_string_equal(rec.key, key);
 			assert_int_equal(rec.json_len, strlen(rec.json));
 			sha256_hex(rec.json, rec.json_len, want_hash);
-			assert_string_equal(rec.hash, want_hash);
+			assert_string_equal(rec.legacy_hash, want_hash);
+			/* Mapped without the JSON: the same key, digests and counts. */
+			struct cmb_tenant_record d;
+			assert_int_equal(cmb_map_device_digest(&ctx, &dev, &d, NULL), CMB_MAP_OK);
+			assert_null(d.json);
+			assert_string_equal(d.key, rec.key);
+			assert_string_equal(d.hash, rec.hash);
+			assert_string_equal(d.stable_hash, rec.stable_hash);
+			assert_string_equal(d.legacy_hash, "");
+			assert_int_equal(d.utf8_repairs, rec.utf8_repairs);
+			assert_int_equal(d.no_entra_id, rec.no_entra_id);
+			assert_int_equal(d.unknown_workload_bits, rec.unknown_workload_bits);
+			/* ...and its JSON written afterwards is the record's, byte for byte. */
+			assert_int_equal(cmb_map_device_json(&ctx, &dev, &d), CMB_MAP_OK);
+			assert_string_equal(d.json, rec.json);
+			assert_string_equal(d.legacy_hash, rec.legacy_hash);
+			assert_string_equal(d.legacy_stable_hash, rec.legacy_stable_hash);
+			cmb_tenant_record_clear(&d);
+			memcpy(hashes[i], rec.hash, 65);
+			jsons[i] = c->expect;
 			free(key);
 		} else {
 			/* Nothing is left in rec for the caller to free or upload. */
@@ -652,9 +682,29 @@ static void test_table(void **state)
 		cmb_site_device_clear(&dev);
 	}
 	assert_int_equal(failed, 0);
+	/* The digest says what the JSON says: two cases share one exactly when they share the bytes. */
+	for (size_t i = 0; i < N_CASES; i++)
+		for (size_t j = i + 1; j < N_CASES; j++)
+			if (jsons[i] && jsons[j]) {
+				int same_json = strcmp(jsons[i], jsons[j]) == 0;
+				if (same_json != (strcmp(hashes[i], hashes[j]) == 0)) {
+					print_error("cases '%s' and '%s': JSON %s, digest %s\n", map_cases[i].what,
+						    map_cases[j].what, same_json ? "equal" : "differs",
+						    same_json ? "differs" : "equal");
+					failed++;
+				}
+			}
+	assert_int_equal(failed, 0);
 }
 
-/* The record's hash is pinned: any change here re-uploads every device. */
+/*
+ * The reference record's JSON and its digest are pinned together. The
+ * digest is taken from the mapped values, not the bytes: when this fails on
+ * PLAIN_SHA256 alone, what gen_record writes changed for the same values,
+ * and CMB_MAP_RECORD_VERSION in mapping/device.c must be bumped (then both
+ * digests here change), or tenants would keep the old records. Any change of
+ * the digest re-uploads every device once.
+ */
 static void test_hash_pinned(void **state)
 {
 	(void)state;
@@ -664,7 +714,9 @@ static void test_hash_pinned(void **state)
 
 	base(&dev);
 	assert_int_equal(cmb_map_device(&ctx, &dev, &rec, &reason), CMB_MAP_OK);
-	assert_string_equal(rec.hash, PLAIN_SHA256);
+	assert_string_equal(rec.legacy_hash, PLAIN_SHA256);
+	assert_string_equal(rec.stable_hash, PLAIN_DIGEST_STABLE);
+	assert_string_equal(rec.hash, PLAIN_DIGEST);
 	cmb_tenant_record_clear(&rec);
 	cmb_site_device_clear(&dev);
 }

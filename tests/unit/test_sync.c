@@ -21,6 +21,7 @@
 #include "connector/engine/sync.h"
 #include "connector/base/util.h"
 #include "connector/base/clock.h"
+#include "mapping/device.h"
 #include "tests/unit/fixture.h"
 
 /* ---- scripted site ---- */
@@ -423,6 +424,88 @@ static void rejected_record_waits_for_a_change(void **state)
 	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", &kind, hash), CMB_ENOTFOUND);
 }
 
+/* The hashes an earlier version stored for dev (the SHA-256 of its record's JSON), at a check-in time. */
+static void legacy_hashes(const struct cmb_site_device *dev, const char *checkin, char full[65], char stable[65])
+{
+	struct cmb_site_device copy = *dev;
+	copy.last_policy_request = (char *)checkin;
+	const struct cmb_map_ctx mc = { .site_code = "PS1" };
+	struct cmb_tenant_record rec;
+	assert_int_equal(cmb_map_device(&mc, &copy, &rec, NULL), CMB_MAP_OK);
+	memcpy(full, rec.legacy_hash, 65);
+	memcpy(stable, rec.legacy_stable_hash, 65);
+	cmb_tenant_record_clear(&rec);
+}
+
+/*
+ * A state an earlier version wrote holds the SHA-256 of each record's JSON:
+ * the same records are recognised and their hashes rewritten, nothing is
+ * sent; check-in times that moved since still wait for the details refresh.
+ */
+static void earlier_version_hashes_are_rewritten(void **state)
+{
+	struct fx *f = *state;
+	basic_site(f);
+	set_str(&f->site.dev[0].last_policy_request, "2026-11-28T09:00:00Z");
+	set_str(&f->site.dev[1].last_policy_request, "2026-11-28T09:00:00Z");
+	f->tenant.reject = "PS1:16777221";
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_int_equal(f->res.counts.added, 1);
+	assert_int_equal(f->res.counts.rejected, 1);
+	char digest[65], digest_stable[65], full[65], stable[65], hash[65], hash_stable[65];
+	assert_int_equal(cmb_state_device_get(f->st, "PS1:16777220", digest, digest_stable, NULL), 0);
+	/* What the earlier version stored: PC-A as uploaded; PC-B rejected. */
+	legacy_hashes(&f->site.dev[0], "2026-11-28T09:00:00Z", full, stable);
+	assert_string_not_equal(full, digest);
+	assert_string_not_equal(stable, digest_stable);
+	assert_int_equal(cmb_state_device_rehash(f->st, "PS1:16777220", full, stable), 0);
+	legacy_hashes(&f->site.dev[1], "2026-11-28T09:00:00Z", full, stable);
+	assert_int_equal(cmb_state_quarantine_rehash(f->st, "PS1:16777221", full), 0);
+
+	/* Same records: nothing sent, both hashes rewritten, the rejected one still waits. */
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->tenant.requests, 0);
+	assert_int_equal(f->res.counts.unchanged, 1);
+	assert_int_equal(f->res.counts.quarantined, 1);
+	assert_int_equal(cmb_state_device_get(f->st, "PS1:16777220", hash, hash_stable, NULL), 0);
+	assert_string_equal(hash, digest);
+	assert_string_equal(hash_stable, digest_stable);
+	enum cmb_quarantine_kind kind;
+	assert_int_equal(cmb_state_quarantine_get(f->st, "PS1:16777221", &kind, hash), 0);
+	assert_int_equal(kind, CMB_QUARANTINE_REJECTED);
+	assert_string_not_equal(hash, full);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->res.counts.quarantined, 1);
+
+	/* An earlier hash whose check-in time has moved since: the stable hash is rewritten, the refresh still sends it. */
+	legacy_hashes(&f->site.dev[0], "2026-11-28T08:00:00Z", full, stable);
+	assert_int_equal(cmb_state_device_rehash(f->st, "PS1:16777220", full, stable), 0);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+	assert_int_equal(f->res.counts.unchanged, 1);
+	assert_int_equal(cmb_state_device_get(f->st, "PS1:16777220", hash, hash_stable, NULL), 0);
+	assert_string_equal(hash, full);
+	assert_string_equal(hash_stable, digest_stable);
+	assert_int_equal(cmb_state_meta_set(f->st, "last_details_refresh", cmb_now() - 3600), 0);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 ");
+	assert_int_equal(f->res.counts.refreshed, 1);
+	assert_int_equal(cmb_state_device_get(f->st, "PS1:16777220", hash, hash_stable, NULL), 0);
+	assert_string_equal(hash, digest);
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "");
+
+	/* A real change under an earlier hash is a change. */
+	legacy_hashes(&f->site.dev[0], "2026-11-28T09:00:00Z", full, stable);
+	assert_int_equal(cmb_state_device_rehash(f->st, "PS1:16777220", full, stable), 0);
+	set_str(&f->site.dev[0].name, "PC-A2");
+	assert_int_equal(cycle(f, 0, 0), 0);
+	assert_string_equal(f->tenant.uploaded, "PS1:16777220 ");
+	assert_int_equal(f->res.counts.changed, 1);
+}
+
 static void unmappable_record_is_kept(void **state)
 {
 	struct fx *f = *state;
@@ -748,6 +831,7 @@ int main(void)
 		T(newer_duplicate_wins),
 		T(deletion_guard_holds_then_approves),
 		T(rejected_record_waits_for_a_change),
+		T(earlier_version_hashes_are_rewritten),
 		T(unmappable_record_is_kept),
 		T(staging_writes_nothing),
 		T(lost_reply_then_deleted_is_removed),
