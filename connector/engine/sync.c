@@ -50,7 +50,8 @@ struct read_ctx {
 	int64_t now;
 	int details_due;
 	long in_flight;          /* keys in flight when the cycle began: 0 spares the look-ups */
-	long quarantined;        /* records quarantined when the read began: 0 spares the look-ups */
+	char **quarantined;      /* the keys quarantined when the read began, sorted: a look-up only for those */
+	size_t n_quarantined;
 };
 
 static int64_t parse_time_or_zero(const char *s)
@@ -132,6 +133,16 @@ static int stage(struct read_ctx *c, struct cmb_tenant_record *rec, const struct
 	return rc < 0 ? rc : cmb_state_pending_fields(c->env->state, rec->key, site_fields_of(dev));
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_quarantined(const struct read_ctx *c, const char *key)
+{
+	return c->n_quarantined && bsearch(&key, c->quarantined, c->n_quarantined, sizeof(char *), cmp_key);
+}
+
 /*
  * Decides what a mapped record needs: nothing, an upload as new, changed or
  * refreshed. A record in flight is sent again even when unchanged. Hashes
@@ -146,7 +157,7 @@ static int diff_record(struct read_ctx *c, struct cmb_tenant_record *rec, const 
 	enum cmb_quarantine_kind qkind;
 	char qhash[65];
 	/* Keys are read once a cycle: one quarantined by this read is not read again. */
-	int rc = c->quarantined ? cmb_state_quarantine_get(st, rec->key, &qkind, qhash) : CMB_ENOTFOUND;
+	int rc = is_quarantined(c, rec->key) ? cmb_state_quarantine_get(st, rec->key, &qkind, qhash) : CMB_ENOTFOUND;
 	if (rc == 0) {
 		if (qkind == CMB_QUARANTINE_REJECTED && strcmp(qhash, rec->hash) != 0) {
 			with_json(c, dev, rec);
@@ -810,11 +821,14 @@ static int read_phase(const struct cmb_sync_env *env, const struct cmb_sync_opts
 		rc = (int)rctx->in_flight;
 		goto fail;
 	}
-	if ((rctx->quarantined = cmb_state_quarantine_count(st)) < 0) {
-		rc = (int)rctx->quarantined;
+	if ((rc = cmb_state_quarantine_keys(st, &rctx->quarantined, &rctx->n_quarantined)) < 0)
 		goto fail;
-	}
 	rc = env->site->read_devices(env->site_st, on_site_device, rctx, &res->site);
+	for (size_t i = 0; i < rctx->n_quarantined; i++)
+		free(rctx->quarantined[i]);
+	free(rctx->quarantined);
+	rctx->quarantined = NULL;
+	rctx->n_quarantined = 0;
 	if (rc < 0) {
 		cmb_error_wrap(rc, "reading the site (nothing was changed in the tenant)");
 		/* What the failed read taught about the site is kept, outside the read's rolled-back transaction. */

@@ -88,6 +88,7 @@ const char *const cmb_sdb_sync_sql[S_COUNT] = {
 	[S_QUAR_REHASH] = "UPDATE quarantine SET hash = ?2 WHERE key = ?1",
 	[S_QUAR_REMOVE] = "DELETE FROM quarantine WHERE key = ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
+	[S_QUAR_KEYS] = "SELECT key FROM quarantine ORDER BY key",
 	[S_QUAR_EACH] = "SELECT key, reason, since, kind FROM quarantine WHERE key > ?1 ORDER BY key LIMIT ?2",
 	[S_IDENT_ADD] = "INSERT OR REPLACE INTO temp.identity(key, hardware_id, smbios_guid, last_active, resource_id) "
 			"VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -880,6 +881,16 @@ int cmb_state_collection_delete(struct cmb_state *st, const char *key)
 {
 	sqlite3_stmt *s = st->stmt[S_COLL_DELETE];
 	return cmb_sdb_step_done(st, s, cmb_sdb_bind(s, "t", key), "forgetting collection \"%s\"", key);
+}
+
+int cmb_state_quarantine_keys(struct cmb_state *st, char ***out, size_t *n)
+{
+	void *keys = NULL;
+	int ret = cmb_sdb_collect(st, st->stmt[S_QUAR_KEYS], SQLITE_OK, &cmb_sdb_text_rows, &keys, n,
+				  "listing quarantined records");
+	if (ret == 0)
+		*out = keys;
+	return ret;
 }
 
 int cmb_state_collection_keys(struct cmb_state *st, char ***out, size_t *n)

@@ -184,6 +184,8 @@ int cmb_state_quarantine_get(struct cmb_state *st, const char *key, enum cmb_qua
 int cmb_state_quarantine_rehash(struct cmb_state *st, const char *key, const char *hash);
 int cmb_state_quarantine_remove(struct cmb_state *st, const char *key);
 long cmb_state_quarantine_count(struct cmb_state *st);
+/* The quarantined keys in key order (strcmp's); the caller frees each and the array. */
+int cmb_state_quarantine_keys(struct cmb_state *st, char ***keys, size_t *n);
 /* Calls cb for each quarantined record, in key order (since: first quarantined); cb may release it. */
 int cmb_state_quarantine_each(struct cmb_state *st,
 			      int (*cb)(void *ctx, const char *key, enum cmb_quarantine_kind kind, const char *reason,
