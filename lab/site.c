@@ -207,7 +207,7 @@ struct centry {
 };
 
 #define CACHE_BUCKETS 1024
-#define CACHE_MAX 4096
+#define CACHE_MAX 16384
 
 struct lab_page_cache {
 	pthread_mutex_t lock;
@@ -349,13 +349,110 @@ static void host_of(struct lab *lab, const struct lab_req *q, char *out, size_t 
 		snprintf(out, n, "127.0.0.1:%d", lab->conf.site_port);
 }
 
+/* The page's JSON: the context, the count when asked, rows [start, end),
+ * and the nextLink (token) when more. */
+static void page_body(struct lab *lab, struct lab_odata_query *q, const char *host, const struct row *rows,
+		      size_t start, size_t end, size_t count, const char *token, struct lab_reply *r)
+{
+	struct lab_buf b = {0};
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host,
+		     lab_odata_classes[q->cls].name);
+	if (q->count)
+		lab_buf_addf(&b, ",\"@odata.count\":%zu", count);
+	lab_buf_adds(&b, ",\"value\":[");
+	for (size_t i = start; i < end; i++) {
+		if (i > start)
+			lab_buf_addc(&b, ',');
+		lab_odata_row(lab, &b, q, get, lab, &rows[i]);
+	}
+	lab_buf_addc(&b, ']');
+	if (token)
+		lab_odata_next_link(lab, &b, q, host, end - start, token);
+	lab_buf_addc(&b, '}');
+	lab_reply_json(r, 200, &b);
+	r->ctype = "application/json; odata.metadata=minimal";
+}
+
+static void next_token(enum kind kind, bool by_rid, const struct row *last, size_t end, char *tmp, size_t n)
+{
+	if (by_rid && kind == K_MEMBER)
+		snprintf(tmp, n, "R%lld.%d", (long long)rid_of(last), last->sub);
+	else if (by_rid)
+		snprintf(tmp, n, "R%lld", (long long)rid_of(last));
+	else
+		snprintf(tmp, n, "O%zu", end);
+}
+
+/* A page in ResourceID order read as an index seek: from the token's key
+ * (a binary search of the inventory, which is kept in ResourceID order)
+ * as far as the page's rows and one more, not a walk of the whole
+ * inventory per page. The same rows, nextLink and errors as the scan in
+ * build_page, which still answers everything else: $count (the total
+ * needs the scan), $skip, other orders, descending order, the class-rows
+ * fault, and tokens it rejects. Returns whether it answered. */
+static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind, long short_rows, const char *host,
+		      struct lab_reply *r)
+{
+	if ((kind != K_DEV && kind != K_MEMBER) || (q->order && q->order->col != LAB_C_RID) || q->desc ||
+	    q->count || q->skip > 0 || short_rows >= 0 || lab->conf.client_paging)
+		return false;
+	long long v = -1, sub = 0;
+	if (q->token) {
+		const char *t = q->token;
+		char *e = NULL;
+		if (t[0] != 'R')
+			return false;
+		v = strtoll(t + 1, &e, 10);
+		sub = kind == K_MEMBER ? LAB_NCOLL : 0;
+		if (v >= 0 && e && *e == '.' && kind == K_MEMBER)
+			sub = strtoll(e + 1, &e, 10);
+		if (v < 0 || !e || *e)
+			return false;
+	}
+	size_t lo = 0, hi = lab->inv.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (lab->inv.dev[mid].resource_id < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t limit = lab_odata_limit(lab, q);
+	struct row *rows = lab_xmalloc((limit + 1) * sizeof *rows);
+	size_t n = 0;
+	struct lab_device kd = {.resource_id = v};
+	struct row key = {&kd, (int)sub};
+	for (size_t i = lo; i < lab->inv.n && n <= limit; i++) {
+		const struct lab_device *d = &lab->inv.dev[i];
+		for (int ci = 0; ci < (kind == K_MEMBER ? LAB_NCOLL : 1) && n <= limit; ci++) {
+			struct row rw = {d, ci};
+			if (kind == K_DEV ? !has_row(q->cls, d) : !lab_coll_member(ci, d, lab->conf.seed))
+				continue;
+			if (q->token && cmp_key(&rw, &key) <= 0)
+				continue;
+			if (lab_odata_match(q, get, lab, &rw))
+				rows[n++] = rw;
+		}
+	}
+	size_t end = n < limit ? n : limit;
+	bool more = n > limit && (q->top < 0 || (long long)end < q->top);
+	char tmp[64];
+	if (more)
+		next_token(kind, true, &rows[end - 1], end, tmp, sizeof tmp);
+	page_body(lab, q, host, rows, 0, end, 0, more ? tmp : NULL, r);
+	free(rows);
+	return true;
+}
+
 static void build_page(struct lab *lab, struct lab_odata_query *q, const char *host, struct lab_reply *r)
 {
 	char err[512];
 	int cls = q->cls;
-	const char *cname = lab_odata_classes[cls].name;
 	/* rows, in key order */
 	enum kind kind = kind_of(cls);
+	long short_rows = kind == K_DEV ? lab_faults_class_rows(lab, cls) : -1;
+	if (seek_page(lab, q, kind, short_rows, host, r))
+		return;
 	size_t cap = kind == K_MEMBER ? lab->inv.n * LAB_NCOLL + 1 : kind == K_DEV ? lab->inv.n + 1 : LAB_NCOLL;
 	struct row *rows = lab_xmalloc(cap * sizeof *rows);
 	size_t n = 0;
@@ -382,7 +479,6 @@ static void build_page(struct lab *lab, struct lab_odata_query *q, const char *h
 		qsort_r(rows, n, sizeof *rows, cmp_rows, &sc);
 	}
 	/* fault --class-rows: the class answers its first rows only, every page and every query alike */
-	long short_rows = kind == K_DEV ? lab_faults_class_rows(lab, cls) : -1;
 	if (short_rows >= 0 && (size_t)short_rows < n)
 		n = (size_t)short_rows;
 	/* Key continuation when ordered by ResourceID (device and membership
@@ -416,33 +512,13 @@ static void build_page(struct lab *lab, struct lab_odata_query *q, const char *h
 	size_t limit = lab_odata_limit(lab, q);
 	size_t end = start + limit < n ? start + limit : n;
 
-	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, cname);
-	if (q->count)
-		lab_buf_addf(&b, ",\"@odata.count\":%zu", n);
-	lab_buf_adds(&b, ",\"value\":[");
-	for (size_t i = start; i < end; i++) {
-		if (i > start)
-			lab_buf_addc(&b, ',');
-		lab_odata_row(lab, &b, q, get, lab, &rows[i]);
-	}
-	lab_buf_addc(&b, ']');
 	/* client paging ([site] paging = client): never a nextLink */
 	bool more = !lab->conf.client_paging && end < n && (q->top < 0 || (long long)(end - start) < q->top);
-	if (more) {
-		char tmp[64];
-		if (by_rid && kind == K_MEMBER)
-			snprintf(tmp, sizeof tmp, "R%lld.%d", (long long)rid_of(&rows[end - 1]), rows[end - 1].sub);
-		else if (by_rid)
-			snprintf(tmp, sizeof tmp, "R%lld", (long long)rid_of(&rows[end - 1]));
-		else
-			snprintf(tmp, sizeof tmp, "O%zu", end);
-		lab_odata_next_link(lab, &b, q, host, end - start, tmp);
-	}
-	lab_buf_addc(&b, '}');
+	char tmp[64];
+	if (more)
+		next_token(kind, by_rid, &rows[end - 1], end, tmp, sizeof tmp);
+	page_body(lab, q, host, rows, start, end, n, more ? tmp : NULL, r);
 	free(rows);
-	lab_reply_json(r, 200, &b);
-	r->ctype = "application/json; odata.metadata=minimal";
 }
 
 /* A generated padding class: its rows are none. */

@@ -121,6 +121,7 @@ walk() { # walk FIRST_URL -> prints one ResourceId/ResourceID per line; checks n
 		url=$n
 	done
 }
+allpages() { local u=$1 r; while [ -n "$u" ]; do r=$(site "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
 IDS=$(walk "$SITE/SMS_R_System?\$select=ResourceId,Name&\$orderby=ResourceId" abs)
 eq "walk count" "$(wc -l <<<"$IDS")" "300"
 eq "walk unique" "$(sort -u <<<"$IDS" | wc -l)" "300"
@@ -132,6 +133,15 @@ for cls in SMS_CombinedDeviceResources SMS_Client_ComanagementState SMS_G_System
 	eq "$cls walk = count" "$(wc -l <<<"$W")" "$CNT"
 	eq "$cls unique" "$(sort -u <<<"$W" | wc -l)" "$CNT"
 done
+# pages in ResourceID order are seeks from the token's key (site.c seek_page); with $count the same
+# query is a scan of the whole class: both give the same rows, filtered or not, devices and members
+for q in "SMS_R_System?\$select=ResourceId,Client&\$filter=Client%20eq%201" "SMS_G_System_PC_BIOS?\$select=ResourceID,SerialNumber" \
+	"SMS_FullCollectionMembership?\$select=ResourceID,CollectionID" "SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ResourceID"; do
+	SEEK=$(allpages "$SITE/$q"); SCAN=$(allpages "$SITE/$q&\$count=true")
+	eq "seek = scan: $q" "$(md5sum <<<"$SEEK") $(wc -l <<<"$SEEK")" "$(md5sum <<<"$SCAN") $(wc -l <<<"$SCAN")"
+	[ "$(wc -l <<<"$SEEK")" -gt 100 ] || fail "seek = scan: $q: only $(wc -l <<<"$SEEK") rows"
+done
+eq "seek: \$top across pages" "$(allpages "$SITE/SMS_R_System?\$select=ResourceId&\$top=150" | wc -l)" "150"
 P=$(site "$SITE/SMS_R_System?\$select=ResourceId,Name&\$top=3")
 eq "\$select keys" "$(jq -c '[.value[0] | keys_unsorted[]]' <<<"$P")" '["ResourceId","Name"]'
 eq "\$top 3" "$(jq '.value | length' <<<"$P")" "3"
