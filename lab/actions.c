@@ -1645,6 +1645,54 @@ static int ocmp(const void *a, const void *b, void *arg)
 }
 
 /* Filters, orders, pages and serialises the rows (offset $skiptoken "O<n>"). */
+/* Where a page starts among the matching rows: $skip, or the offset token
+ * a nextLink carried. false for a token the lab did not issue. */
+static bool ostart(const struct lab_odata_query *q, size_t *start)
+{
+	*start = q->skip > 0 ? (size_t)q->skip : 0;
+	if (q->token) {
+		char *e;
+		long long v = q->token[0] == 'O' ? strtoll(q->token + 1, &e, 10) : -1;
+		if (v < 0 || *e)
+			return false;
+		*start = (size_t)v;
+	}
+	return true;
+}
+
+/* The page [start, start + limit) of the matching rows, in order: rs holds
+ * them from the first-th on (the rows before it were counted, not built);
+ * total is how many match (first + rs->n at least). */
+static void opage(struct lab *lab, const char *host, const struct lab_odata_query *q, const struct orows *rs,
+		  size_t first, size_t start, size_t total, struct lab_reply *r)
+{
+	if (start > total)
+		start = total;
+	size_t limit = lab_odata_limit(lab, q);
+	size_t end = start + limit < total ? start + limit : total;
+	const char *cls = lab_odata_classes[rs->cls].name;
+	struct lab_buf b = {0};
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, cls);
+	if (q->count)
+		lab_buf_addf(&b, ",\"@odata.count\":%zu", total);
+	lab_buf_adds(&b, ",\"value\":[");
+	for (size_t i = start; i < end; i++) {
+		if (i > start)
+			lab_buf_addc(&b, ',');
+		lab_odata_row(lab, &b, q, oget, (void *)rs, &rs->row[i - first]);
+	}
+	lab_buf_addc(&b, ']');
+	if (!lab->conf.client_paging && end < total && (q->top < 0 || (long long)(end - start) < q->top)) {
+		char tmp[32];
+		snprintf(tmp, sizeof tmp, "O%zu", end);
+		lab_odata_next_link(lab, &b, q, host, end - start, tmp);
+	}
+	lab_buf_addc(&b, '}');
+	lab_reply_json(r, 200, &b);
+	r->ctype = "application/json; odata.metadata=minimal";
+	lab_reply_hdr(r, "OData-Version", "4.0");
+}
+
 static void oreply(struct lab *lab, const char *host, const struct lab_odata_query *q, struct orows *rs,
 		   struct lab_reply *r)
 {
@@ -1659,43 +1707,14 @@ static void oreply(struct lab *lab, const char *host, const struct lab_odata_que
 	size_t total = w;
 	struct osort so = {rs, q};
 	qsort_r(rs->row, total, sizeof *rs->row, ocmp, &so);
-	size_t start = q->skip > 0 ? (size_t)q->skip : 0;
-	if (q->token) {
-		char *e;
-		long long v = q->token[0] == 'O' ? strtoll(q->token + 1, &e, 10) : -1;
-		if (v < 0 || *e) {
-			char err[160];
-			snprintf(err, sizeof err, "The $skiptoken '%.64s' is not valid for this query.", q->token);
-			lab_odata_error(r, 400, "", err);
-			return;
-		}
-		start = (size_t)v;
+	size_t start;
+	if (!ostart(q, &start)) {
+		char err[160];
+		snprintf(err, sizeof err, "The $skiptoken '%.64s' is not valid for this query.", q->token);
+		lab_odata_error(r, 400, "", err);
+		return;
 	}
-	if (start > total)
-		start = total;
-	size_t limit = lab_odata_limit(lab, q);
-	size_t end = start + limit < total ? start + limit : total;
-	const char *cls = lab_odata_classes[rs->cls].name;
-	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, cls);
-	if (q->count)
-		lab_buf_addf(&b, ",\"@odata.count\":%zu", total);
-	lab_buf_adds(&b, ",\"value\":[");
-	for (size_t i = start; i < end; i++) {
-		if (i > start)
-			lab_buf_addc(&b, ',');
-		lab_odata_row(lab, &b, q, oget, rs, &rs->row[i]);
-	}
-	lab_buf_addc(&b, ']');
-	if (!lab->conf.client_paging && end < total && (q->top < 0 || (long long)(end - start) < q->top)) {
-		char tmp[32];
-		snprintf(tmp, sizeof tmp, "O%zu", end);
-		lab_odata_next_link(lab, &b, q, host, end - start, tmp);
-	}
-	lab_buf_addc(&b, '}');
-	lab_reply_json(r, 200, &b);
-	r->ctype = "application/json; odata.metadata=minimal";
-	lab_reply_hdr(r, "OData-Version", "4.0");
+	opage(lab, host, q, rs, 0, start, total, r);
 }
 
 /* The integer a "Key eq N" condition pins, so the SQL reads one operation. */
@@ -1736,7 +1755,12 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 		 * a pinned OnlineStatus leaves out the rest before any row is built */
 		const struct lab_device *only = one ? find_dev(lab, pin) : NULL;
 		size_t from = only ? (size_t)(only - lab->inv.dev) : 0, to = only ? from + 1 : one ? 0 : lab->inv.n;
-		for (size_t i = from; i < to; i++) {
+		/* In ResourceID order (the natural one) without $count, a page is
+		 * built as a window: the matching rows before it counted, its own
+		 * rows and one more built, not every client's row per page. */
+		size_t start = 0, skipped = 0, limit = lab_odata_limit(lab, &m);
+		bool window = !m.count && (!m.order || (m.order->col == LAB_C_RID && !m.desc)) && ostart(&m, &start);
+		for (size_t i = from; i < to && !(window && rs.n > limit); i++) {
 			const struct lab_device *d = &lab->inv.dev[i];
 			/* client notification status exists for clients only */
 			if (d->client != 1 || (by_online && (dev_online(lab, d) ? 1 : 0) != on))
@@ -1747,9 +1771,21 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 			oint(&rs, w, LAB_C_ONLINE, dev_online(lab, d) ? 1 : 0);
 			oint(&rs, w, LAB_C_RID, d->resource_id);
 			oint(&rs, w, LAB_C_SERVERID, 1);
+			if (!window)
+				continue;
+			bool hit = lab_odata_match(&m, oget, &rs, w);
+			if (!hit || skipped < start) {
+				skipped += hit;
+				for (int k = 0; k < OCOLS; k++)
+					free(w->own[k]);
+				rs.n--;
+			}
 		}
 		pthread_rwlock_unlock(&lab->inv_lock);
-		oreply(lab, host, &m, &rs, r);
+		if (window)
+			opage(lab, host, &m, &rs, skipped, skipped, skipped + rs.n, r);
+		else
+			oreply(lab, host, &m, &rs, r);
 		orows_free(&rs);
 		lab_odata_query_free(&m);
 		return;

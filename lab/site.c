@@ -384,17 +384,18 @@ static void next_token(enum kind kind, bool by_rid, const struct row *last, size
 }
 
 /* A page in ResourceID order read as an index seek: from the token's key
- * (a binary search of the inventory, which is kept in ResourceID order)
- * as far as the page's rows and one more, not a walk of the whole
- * inventory per page. The same rows, nextLink and errors as the scan in
- * build_page, which still answers everything else: $count (the total
- * needs the scan), $skip, other orders, descending order, the class-rows
- * fault, and tokens it rejects. Returns whether it answered. */
+ * (a binary search of the inventory, which is kept in ResourceID order),
+ * or past the first $skip rows (counted, not collected), as far as the
+ * page's rows and one more: not the whole class collected and filtered
+ * per page. The same rows, nextLink and errors as the scan in build_page,
+ * which still answers everything else: $count (the total needs the scan),
+ * other orders, descending order, the class-rows fault, and tokens it
+ * rejects. Returns whether it answered. */
 static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind, long short_rows, const char *host,
 		      struct lab_reply *r)
 {
 	if ((kind != K_DEV && kind != K_MEMBER) || (q->order && q->order->col != LAB_C_RID) || q->desc ||
-	    q->count || q->skip > 0 || short_rows >= 0 || lab->conf.client_paging)
+	    q->count || short_rows >= 0)
 		return false;
 	long long v = -1, sub = 0;
 	if (q->token) {
@@ -422,6 +423,7 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 	size_t n = 0;
 	struct lab_device kd = {.resource_id = v};
 	struct row key = {&kd, (int)sub};
+	long long skip = !q->token && q->skip > 0 ? q->skip : 0;
 	for (size_t i = lo; i < lab->inv.n && n <= limit; i++) {
 		const struct lab_device *d = &lab->inv.dev[i];
 		for (int ci = 0; ci < (kind == K_MEMBER ? LAB_NCOLL : 1) && n <= limit; ci++) {
@@ -430,12 +432,17 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 				continue;
 			if (q->token && cmp_key(&rw, &key) <= 0)
 				continue;
-			if (lab_odata_match(q, get, lab, &rw))
+			if (!lab_odata_match(q, get, lab, &rw))
+				continue;
+			if (skip > 0)
+				skip--;
+			else
 				rows[n++] = rw;
 		}
 	}
 	size_t end = n < limit ? n : limit;
-	bool more = n > limit && (q->top < 0 || (long long)end < q->top);
+	/* client paging ([site] paging = client): never a nextLink */
+	bool more = !lab->conf.client_paging && n > limit && (q->top < 0 || (long long)end < q->top);
 	char tmp[64];
 	if (more)
 		next_token(kind, true, &rows[end - 1], end, tmp, sizeof tmp);

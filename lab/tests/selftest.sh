@@ -136,7 +136,9 @@ done
 # pages in ResourceID order are seeks from the token's key (site.c seek_page); with $count the same
 # query is a scan of the whole class: both give the same rows, filtered or not, devices and members
 for q in "SMS_R_System?\$select=ResourceId,Client&\$filter=Client%20eq%201" "SMS_G_System_PC_BIOS?\$select=ResourceID,SerialNumber" \
-	"SMS_FullCollectionMembership?\$select=ResourceID,CollectionID" "SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ResourceID"; do
+	"SMS_FullCollectionMembership?\$select=ResourceID,CollectionID" "SMS_FullCollectionMembership?\$filter=CollectionID%20eq%20'SMS00001'&\$select=ResourceID" \
+	"SMS_G_System_PC_BIOS?\$select=ResourceID&\$top=1000&\$skip=37" "SMS_FullCollectionMembership?\$select=ResourceID,CollectionID&\$skip=101" \
+	"SMS_R_System?\$select=ResourceId,Client&\$filter=Client%20eq%201&\$orderby=ResourceId&\$skip=3"; do
 	SEEK=$(allpages "$SITE/$q"); SCAN=$(allpages "$SITE/$q&\$count=true")
 	eq "seek = scan: $q" "$(md5sum <<<"$SEEK") $(wc -l <<<"$SEEK")" "$(md5sum <<<"$SCAN") $(wc -l <<<"$SCAN")"
 	[ "$(wc -l <<<"$SEEK")" -gt 100 ] || fail "seek = scan: $q: only $(wc -l <<<"$SEEK") rows"
@@ -849,6 +851,14 @@ eq "SMS_ClientOperation unknown property" "$(site3 -o /dev/null -w '%{http_code}
 CNW=$(u="$SITE3/SMS_CN_ClientStatus?\$select=ResourceID"; while [ -n "$u" ]; do r=$(site3 "$u"); jq -r '.value[].ResourceID' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done)
 NCL3=$(site3 "$SITE3/SMS_CombinedDeviceResources?\$filter=IsClient%20eq%20true&\$count=true&\$top=0" | jq '."@odata.count"')
 eq "SMS_CN_ClientStatus paged, clients only" "$(wc -l <<<"$CNW") $(sort -u <<<"$CNW" | wc -l)" "$NCL3 $NCL3"
+# its pages in ResourceID order are windows (actions.c site_read); with $count every client's row is built: the same rows
+all3() { local u=$1 r; while [ -n "$u" ]; do r=$(site3 "$u"); jq -c '.value[]' <<<"$r"; u=$(jq -r '."@odata.nextLink" // empty' <<<"$r"); done; }
+for q in "SMS_CN_ClientStatus?\$select=ResourceID,OnlineStatus" "SMS_CN_ClientStatus?\$filter=OnlineStatus%20eq%201&\$select=ResourceID&\$skip=7" \
+	"SMS_CN_ClientStatus?\$filter=ResourceID%20gt%2016777300&\$orderby=ResourceID&\$top=70&\$skip=3"; do
+	WIN=$(all3 "$SITE3/$q"); FULL=$(all3 "$SITE3/$q&\$count=true")
+	eq "window = full: $q" "$(md5sum <<<"$WIN") $(wc -l <<<"$WIN")" "$(md5sum <<<"$FULL") $(wc -l <<<"$FULL")"
+	[ "$(wc -l <<<"$WIN")" -gt 50 ] || fail "window = full: $q: only $(wc -l <<<"$WIN") rows"
+done
 eq "SMS_CN_ClientStatus columns" "$(site3 "$SITE3/SMS_CN_ClientStatus?\$top=1" | jq -c '.value[0] | keys_unsorted')" '["ChannelType","LastStatusTime","OnlineStatus","ResourceID","ServerID"]'
 eq "SMS_CN_ClientStatus has no Name" "$(site3 -o /dev/null -w '%{http_code}' "$SITE3/SMS_CN_ClientStatus?\$select=Name")" "400"
 eq "operations.log" "$(wc -l <"$D3/operations.log") $(grep -cvE '^[0-9]{10}\.[0-9]{3} (16777[0-9]{3} [0-9]+|- (Block|Unblock)) [0-9]+$' "$D3/operations.log" || true)" "81 0"
