@@ -1717,17 +1717,6 @@ static void oreply(struct lab *lab, const char *host, const struct lab_odata_que
 	opage(lab, host, q, rs, 0, start, total, r);
 }
 
-/* The integer a "Key eq N" condition pins, so the SQL reads one operation. */
-static bool pinned(const struct lab_odata_query *q, enum lab_col col, int64_t *v)
-{
-	for (int i = 0; i < q->ncond; i++)
-		if (q->cond[i].p->col == col && q->cond[i].op == LAB_OP_EQ && q->cond[i].lit.t == LAB_V_INT) {
-			*v = q->cond[i].lit.i;
-			return true;
-		}
-	return false;
-}
-
 static const char *coll_name(const char *id)
 {
 	for (int i = 0; i < LAB_NCOLL; i++)
@@ -1749,7 +1738,7 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 	int64_t pin = 0;
 	if (cls == LAB_CLS_CNSTATUS) {
 		int64_t on = 0;
-		bool one = pinned(&m, LAB_C_RID, &pin), by_online = pinned(&m, LAB_C_ONLINE, &on);
+		bool one = lab_odata_pinned(&m, LAB_C_RID, &pin), by_online = lab_odata_pinned(&m, LAB_C_ONLINE, &on);
 		pthread_rwlock_rdlock(&lab->inv_lock);
 		/* the conditions are all and-ed: a pinned ResourceID is one device,
 		 * a pinned OnlineStatus leaves out the rest before any row is built */
@@ -1790,7 +1779,7 @@ static void site_read(struct lab *lab, const struct lab_req *q, const char *host
 		lab_odata_query_free(&m);
 		return;
 	}
-	bool one = pinned(&m, LAB_C_OPID, &pin);
+	bool one = lab_odata_pinned(&m, LAB_C_OPID, &pin);
 	int64_t now = lab_now_ms();
 	pthread_mutex_lock(&lab->db_lock);
 	sqlite3_stmt *st, *tg;

@@ -347,6 +347,9 @@ typedef void (*lab_odata_get_fn)(void *ctx, const void *row, const struct lab_od
 				 struct lab_odata_val *v);
 bool lab_odata_match(const struct lab_odata_query *q, lab_odata_get_fn get, void *ctx, const void *row);
 int lab_odata_cmp(const struct lab_odata_val *a, const struct lab_odata_val *b);
+/* The integer a "Column eq N" condition pins (conditions are and-ed, so a
+ * read of that column's value alone: one operation, one device). */
+bool lab_odata_pinned(const struct lab_odata_query *q, enum lab_col col, int64_t *v);
 /* Rows a page may hold: the page size, or $top when smaller. */
 size_t lab_odata_limit(const struct lab *lab, const struct lab_odata_query *q);
 /* Appends one row object in the configured value forms ([site] values). */

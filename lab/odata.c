@@ -756,6 +756,16 @@ bool lab_odata_match(const struct lab_odata_query *q, lab_odata_get_fn get, void
 	return true;
 }
 
+bool lab_odata_pinned(const struct lab_odata_query *q, enum lab_col col, int64_t *v)
+{
+	for (int i = 0; i < q->ncond; i++)
+		if (q->cond[i].p->col == col && q->cond[i].op == LAB_OP_EQ && q->cond[i].lit.t == LAB_V_INT) {
+			*v = q->cond[i].lit.i;
+			return true;
+		}
+	return false;
+}
+
 size_t lab_odata_limit(const struct lab *lab, const struct lab_odata_query *q)
 {
 	size_t limit = (size_t)lab->conf.page_size;

@@ -213,6 +213,10 @@ struct lab_page_cache {
 	pthread_mutex_t lock;
 	struct centry *b[CACHE_BUCKETS];
 	size_t n;
+	/* per device class, the $skip of the last unfiltered window and the
+	 * inventory index of its first row: the next window starts there */
+	long long hint_skip[LAB_NCLS];
+	size_t hint_idx[LAB_NCLS];
 };
 
 void lab_site_cache_init(struct lab *lab)
@@ -235,6 +239,8 @@ static void cache_clear_locked(struct lab_page_cache *c)
 		c->b[i] = NULL;
 	}
 	c->n = 0;
+	memset(c->hint_skip, 0, sizeof c->hint_skip);
+	memset(c->hint_idx, 0, sizeof c->hint_idx);
 }
 
 void lab_site_cache_clear(struct lab *lab)
@@ -410,10 +416,14 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 		if (v < 0 || !e || *e)
 			return false;
 	}
+	/* a pinned ResourceID (the conditions are and-ed) is one device's rows */
+	int64_t pin = 0;
+	bool one = lab_odata_pinned(q, LAB_C_RID, &pin);
+	long long from_rid = one && pin > v ? pin : v;
 	size_t lo = 0, hi = lab->inv.n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (lab->inv.dev[mid].resource_id < v)
+		if (lab->inv.dev[mid].resource_id < from_rid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -424,8 +434,22 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 	struct lab_device kd = {.resource_id = v};
 	struct row key = {&kd, (int)sub};
 	long long skip = !q->token && q->skip > 0 ? q->skip : 0;
+	/* An unfiltered window of a device class: its rows before the last
+	 * window's first row need no counting again (client paging reads
+	 * the windows in turn). */
+	bool hinted = kind == K_DEV && q->ncond == 0 && skip > 0;
+	if (hinted) {
+		pthread_mutex_lock(&lab->cache->lock);
+		if (lab->cache->hint_skip[q->cls] > 0 && lab->cache->hint_skip[q->cls] <= skip) {
+			lo = lab->cache->hint_idx[q->cls];
+			skip -= lab->cache->hint_skip[q->cls];
+		}
+		pthread_mutex_unlock(&lab->cache->lock);
+	}
 	for (size_t i = lo; i < lab->inv.n && n <= limit; i++) {
 		const struct lab_device *d = &lab->inv.dev[i];
+		if (one && d->resource_id > pin)
+			break;
 		for (int ci = 0; ci < (kind == K_MEMBER ? LAB_NCOLL : 1) && n <= limit; ci++) {
 			struct row rw = {d, ci};
 			if (kind == K_DEV ? !has_row(q->cls, d) : !lab_coll_member(ci, d, lab->conf.seed))
@@ -434,10 +458,17 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 				continue;
 			if (!lab_odata_match(q, get, lab, &rw))
 				continue;
-			if (skip > 0)
+			if (skip > 0) {
 				skip--;
-			else
-				rows[n++] = rw;
+				continue;
+			}
+			if (n == 0 && hinted) {
+				pthread_mutex_lock(&lab->cache->lock);
+				lab->cache->hint_skip[q->cls] = q->skip;
+				lab->cache->hint_idx[q->cls] = i;
+				pthread_mutex_unlock(&lab->cache->lock);
+			}
+			rows[n++] = rw;
 		}
 	}
 	size_t end = n < limit ? n : limit;

@@ -143,6 +143,13 @@ for q in "SMS_R_System?\$select=ResourceId,Client&\$filter=Client%20eq%201" "SMS
 	eq "seek = scan: $q" "$(md5sum <<<"$SEEK") $(wc -l <<<"$SEEK")" "$(md5sum <<<"$SCAN") $(wc -l <<<"$SCAN")"
 	[ "$(wc -l <<<"$SEEK")" -gt 100 ] || fail "seek = scan: $q: only $(wc -l <<<"$SEEK") rows"
 done
+eq "seek: pinned ResourceID = scan" "$(allpages "$SITE/SMS_FullCollectionMembership?\$filter=ResourceID%20eq%2016777230&\$select=ResourceID,CollectionID" | md5sum)" \
+	"$(allpages "$SITE/SMS_FullCollectionMembership?\$filter=ResourceID%20eq%2016777230&\$select=ResourceID,CollectionID&\$count=true" | md5sum)"
+eq "seek: pinned ResourceID past a token" "$(site "$SITE/SMS_R_System?\$filter=ResourceId%20eq%2016777221&\$select=ResourceId&\$skiptoken=R16777221" | jq -c .value)" "[]"
+# unfiltered $skip windows start from the last window's position (site.c hint): in any order, the scan's rows
+WIN=$(for k in 100 50 150 0 250 200; do site "$SITE/SMS_G_System_PC_BIOS?\$select=ResourceID&\$top=50&\$skip=$k" | jq -c '.value[]'; done)
+SCN=$(for k in 100 50 150 0 250 200; do site "$SITE/SMS_G_System_PC_BIOS?\$select=ResourceID&\$top=50&\$skip=$k&\$count=true" | jq -c '.value[]'; done)
+eq "seek: \$skip windows out of order = scan" "$(md5sum <<<"$WIN") $(wc -l <<<"$WIN")" "$(md5sum <<<"$SCN") $(wc -l <<<"$SCN")"
 eq "seek: \$top across pages" "$(allpages "$SITE/SMS_R_System?\$select=ResourceId&\$top=150" | wc -l)" "150"
 P=$(site "$SITE/SMS_R_System?\$select=ResourceId,Name&\$top=3")
 eq "\$select keys" "$(jq -c '[.value[0] | keys_unsorted[]]' <<<"$P")" '["ResourceId","Name"]'
