@@ -1670,26 +1670,12 @@ static void opage(struct lab *lab, const char *host, const struct lab_odata_quer
 		start = total;
 	size_t limit = lab_odata_limit(lab, q);
 	size_t end = start + limit < total ? start + limit : total;
-	const char *cls = lab_odata_classes[rs->cls].name;
-	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host, cls);
-	if (q->count)
-		lab_buf_addf(&b, ",\"@odata.count\":%zu", total);
-	lab_buf_adds(&b, ",\"value\":[");
-	for (size_t i = start; i < end; i++) {
-		if (i > start)
-			lab_buf_addc(&b, ',');
-		lab_odata_row(lab, &b, q, oget, (void *)rs, &rs->row[i - first]);
-	}
-	lab_buf_addc(&b, ']');
-	if (!lab->conf.client_paging && end < total && (q->top < 0 || (long long)(end - start) < q->top)) {
-		char tmp[32];
+	char tmp[32];
+	bool more = !lab->conf.client_paging && end < total && (q->top < 0 || (long long)(end - start) < q->top);
+	if (more)
 		snprintf(tmp, sizeof tmp, "O%zu", end);
-		lab_odata_next_link(lab, &b, q, host, end - start, tmp);
-	}
-	lab_buf_addc(&b, '}');
-	lab_reply_json(r, 200, &b);
-	r->ctype = "application/json; odata.metadata=minimal";
+	lab_odata_page(lab, r, q, host, oget, (void *)rs, rs->row, sizeof *rs->row, start - first, end - first, total,
+		       more ? tmp : NULL);
 	lab_reply_hdr(r, "OData-Version", "4.0");
 }
 

@@ -359,6 +359,12 @@ void lab_odata_row(const struct lab *lab, struct lab_buf *b, const struct lab_od
  * and the rest of $top after `served` rows. */
 void lab_odata_next_link(const struct lab *lab, struct lab_buf *b, const struct lab_odata_query *q,
 			 const char *host, size_t served, const char *token);
+/* One page of an entity set: @odata.context, @odata.count (count) when
+ * asked, rows [start, end) of the array rows (size bytes each, read through
+ * get), and a nextLink carrying token unless it is NULL. */
+void lab_odata_page(const struct lab *lab, struct lab_reply *r, const struct lab_odata_query *q, const char *host,
+		    lab_odata_get_fn get, void *ctx, const void *rows, size_t size, size_t start, size_t end,
+		    size_t count, const char *token);
 /* {"error":{"code":code,"message":msg}} with the OData content type. */
 void lab_odata_error(struct lab_reply *r, int status, const char *code, const char *msg);
 /* The CSDL of every class served (and [site] metadata_padding generated

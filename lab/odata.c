@@ -810,6 +810,29 @@ void lab_odata_next_link(const struct lab *lab, struct lab_buf *b, const struct 
 	lab_buf_free(&l);
 }
 
+void lab_odata_page(const struct lab *lab, struct lab_reply *r, const struct lab_odata_query *q, const char *host,
+		    lab_odata_get_fn get, void *ctx, const void *rows, size_t size, size_t start, size_t end,
+		    size_t count, const char *token)
+{
+	struct lab_buf b = {0};
+	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host,
+		     lab_odata_classes[q->cls].name);
+	if (q->count)
+		lab_buf_addf(&b, ",\"@odata.count\":%zu", count);
+	lab_buf_adds(&b, ",\"value\":[");
+	for (size_t i = start; i < end; i++) {
+		if (i > start)
+			lab_buf_addc(&b, ',');
+		lab_odata_row(lab, &b, q, get, ctx, (const char *)rows + i * size);
+	}
+	lab_buf_addc(&b, ']');
+	if (token)
+		lab_odata_next_link(lab, &b, q, host, end - start, token);
+	lab_buf_addc(&b, '}');
+	lab_reply_json(r, 200, &b);
+	r->ctype = "application/json; odata.metadata=minimal";
+}
+
 void lab_odata_error(struct lab_reply *r, int status, const char *code, const char *msg)
 {
 	struct lab_buf b = {0};

@@ -355,30 +355,6 @@ static void host_of(struct lab *lab, const struct lab_req *q, char *out, size_t 
 		snprintf(out, n, "127.0.0.1:%d", lab->conf.site_port);
 }
 
-/* The page's JSON: the context, the count when asked, rows [start, end),
- * and the nextLink (token) when more. */
-static void page_body(struct lab *lab, struct lab_odata_query *q, const char *host, const struct row *rows,
-		      size_t start, size_t end, size_t count, const char *token, struct lab_reply *r)
-{
-	struct lab_buf b = {0};
-	lab_buf_addf(&b, "{\"@odata.context\":\"https://%s/AdminService/wmi/$metadata#%s\"", host,
-		     lab_odata_classes[q->cls].name);
-	if (q->count)
-		lab_buf_addf(&b, ",\"@odata.count\":%zu", count);
-	lab_buf_adds(&b, ",\"value\":[");
-	for (size_t i = start; i < end; i++) {
-		if (i > start)
-			lab_buf_addc(&b, ',');
-		lab_odata_row(lab, &b, q, get, lab, &rows[i]);
-	}
-	lab_buf_addc(&b, ']');
-	if (token)
-		lab_odata_next_link(lab, &b, q, host, end - start, token);
-	lab_buf_addc(&b, '}');
-	lab_reply_json(r, 200, &b);
-	r->ctype = "application/json; odata.metadata=minimal";
-}
-
 static void next_token(enum kind kind, bool by_rid, const struct row *last, size_t end, char *tmp, size_t n)
 {
 	if (by_rid && kind == K_MEMBER)
@@ -477,7 +453,7 @@ static bool seek_page(struct lab *lab, struct lab_odata_query *q, enum kind kind
 	char tmp[64];
 	if (more)
 		next_token(kind, true, &rows[end - 1], end, tmp, sizeof tmp);
-	page_body(lab, q, host, rows, 0, end, 0, more ? tmp : NULL, r);
+	lab_odata_page(lab, r, q, host, get, lab, rows, sizeof *rows, 0, end, 0, more ? tmp : NULL);
 	free(rows);
 	return true;
 }
@@ -555,7 +531,7 @@ static void build_page(struct lab *lab, struct lab_odata_query *q, const char *h
 	char tmp[64];
 	if (more)
 		next_token(kind, by_rid, &rows[end - 1], end, tmp, sizeof tmp);
-	page_body(lab, q, host, rows, start, end, n, more ? tmp : NULL, r);
+	lab_odata_page(lab, r, q, host, get, lab, rows, sizeof *rows, start, end, n, more ? tmp : NULL);
 	free(rows);
 }
 
