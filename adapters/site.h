@@ -213,10 +213,13 @@ struct cmb_site_adapter {
 	/* SMS_ClientOperationStatus of operation_id; CMB_ENOTFOUND when the site has none (yet). */
 	int (*operation_status)(void *ost, int64_t operation_id, struct cmb_site_operation_status *out);
 	/*
-	 * Every client SMS_CN_ClientStatus reports offline (OnlineStatus 0), as a
-	 * newly allocated array of ResourceIDs sorted ascending (*ids, caller
-	 * frees; NULL and 0 when none): one paged read, not one request per
-	 * device.
+	 * Every client SMS_CN_ClientStatus reports offline (OnlineStatus 0): one
+	 * paged read, not one request per device, a page a call so the caller
+	 * can interleave it with other work. 0: a page was read, more remain
+	 * (call again); 1: the read is complete and *ids holds the ResourceIDs
+	 * sorted ascending (newly allocated, caller frees; NULL and 0 when
+	 * none); negative: the read failed and is dropped. The call after a
+	 * completion or a failure begins a new read.
 	 */
 	int (*offline_clients)(void *ost, uint32_t **ids, size_t *n);
 	/* SMS_Collection.BlockClients(ids, Blocked=true). Idempotent: retried. Any 2xx is success unless it carries a ReturnValue other than 0. */

@@ -272,31 +272,45 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int cmb_as_cursor_ids(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, uint32_t **ids_out,
-		      size_t *n_out)
+int cmb_as_cursor_ids_more(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, long pages,
+			   struct cmb_as_ids *ids)
 {
+	long stop = pages > 0 ? c->pages + pages : 0;
 	struct cmb_odata_record *rec = NULL;
-	uint32_t *ids = NULL;
-	size_t n = 0, cap = 0;
 	int rc_next;
-	while ((rc_next = cmb_as_cursor_next(c, &rec)) == 0 && rec) {
+	for (;;) {
+		/* A slice ends between pages: every row of the last page fetched is taken. */
+		if (stop && c->next == c->n && c->pages >= stop && c->url)
+			return 0;
+		if ((rc_next = cmb_as_cursor_next(c, &rec)) < 0)
+			return rc_next;
+		if (!rec)
+			break;
 		long long rid;
 		if (cmb_as_value_integer(cmb_as_record_get(rc, rec, prop), &rid) == 0 && rid >= 0 && rid <= UINT32_MAX) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				ids = xrealloc(ids, cap * sizeof(*ids));
+			if (ids->n == ids->cap) {
+				ids->cap = ids->cap ? ids->cap * 2 : 256;
+				ids->v = xrealloc(ids->v, ids->cap * sizeof(*ids->v));
 			}
-			ids[n++] = (uint32_t)rid;
+			ids->v[ids->n++] = (uint32_t)rid;
 		}
 		cmb_odata_record_free(rec);
 	}
-	if (rc_next < 0) {
-		free(ids);
-		return rc_next;
+	if (ids->n)
+		qsort(ids->v, ids->n, sizeof(*ids->v), cmp_u32);
+	return 1;
+}
+
+int cmb_as_cursor_ids(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, uint32_t **ids_out,
+		      size_t *n_out)
+{
+	struct cmb_as_ids ids = { 0 };
+	int rc_more = cmb_as_cursor_ids_more(c, rc, prop, 0, &ids);
+	if (rc_more < 0) {
+		free(ids.v);
+		return rc_more;
 	}
-	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_u32);
-	*ids_out = ids;
-	*n_out = n;
+	*ids_out = ids.v;
+	*n_out = ids.n;
 	return 0;
 }

@@ -85,4 +85,20 @@ int cmb_as_cursor_next(struct cmb_as_cursor *c, struct cmb_odata_record **out);
 int cmb_as_cursor_ids(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, uint32_t **ids_out,
 		      size_t *n_out);
 
+/* ResourceIDs being collected by cmb_as_cursor_ids_more (v: the caller frees). */
+struct cmb_as_ids {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+/*
+ * cmb_as_cursor_ids a slice at a time: collects into ids the rows of at
+ * most `pages` more pages of c (0: the rest), each page taken whole. 1 when
+ * c is read to its end (ids->v then sorted ascending), 0 when pages remain
+ * (call again), or a negative code (ids keeps what it had; the caller
+ * drops the read).
+ */
+int cmb_as_cursor_ids_more(struct cmb_as_cursor *c, const struct cmb_as_rclass *rc, size_t prop, long pages,
+			   struct cmb_as_ids *ids);
+
 #endif

@@ -39,7 +39,23 @@
 struct as_ops {
 	struct cmb_as_client cl;      /* over the reader's connection */
 	struct cmb_as_schema names;   /* the documented names of the operation classes */
+	/* The offline list being read a page a call (cmb_as_ops_offline_clients). */
+	int off_reading;
+	struct cmb_as_cursor off;
+	char *off_filter;
+	struct cmb_as_ids off_ids;
 };
+
+static void offline_drop(struct as_ops *o)
+{
+	if (o->off_reading)
+		cmb_as_cursor_clear(&o->off);
+	free(o->off_filter);
+	free(o->off_ids.v);
+	o->off_reading = 0;
+	o->off_filter = NULL;
+	o->off_ids = (struct cmb_as_ids){ 0 };
+}
 
 static void op_clear(struct cmb_site_operation *op)
 {
@@ -63,6 +79,7 @@ void cmb_as_ops_close(void *p)
 	struct as_ops *o = p;
 	if (!o)
 		return;
+	offline_drop(o);
 	cmb_as_client_clear(&o->cl);
 	cmb_as_schema_clear(&o->names);
 	free(o);
@@ -383,20 +400,28 @@ int cmb_as_ops_offline_clients(void *p, uint32_t **ids_out, size_t *n_out)
 {
 	struct as_ops *o = p;
 	fresh_budget(o);
-	char *filter = xasprintf("%s eq 0", CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_ONLINE));
-	const struct cmb_as_cursor_opts opts = {
-		.entity = o->names.cls[CMB_AS_CNSTATUS].entity, .filter = filter,
-		.select = CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_RESOURCE), .page_size = LIST_PAGE,
-	};
-	struct cmb_as_cursor c;
-	int rc;
-	cmb_as_cursor_init(&c, &o->cl, &opts);
-	rc = cmb_as_cursor_ids(&c, &o->names.cls[CMB_AS_CNSTATUS], CMB_AS_CN_RESOURCE, ids_out, n_out);
-	cmb_as_cursor_clear(&c);
-	free(filter);
-	if (rc < 0)
-		return cmb_error_wrap(rc, "reading the offline clients");
-	return 0;
+	if (!o->off_reading) {
+		o->off_filter = xasprintf("%s eq 0", CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_ONLINE));
+		const struct cmb_as_cursor_opts opts = {
+			.entity = o->names.cls[CMB_AS_CNSTATUS].entity, .filter = o->off_filter,
+			.select = CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_RESOURCE), .page_size = LIST_PAGE,
+		};
+		cmb_as_cursor_init(&o->off, &o->cl, &opts);
+		o->off_reading = 1;
+	}
+	int rc = cmb_as_cursor_ids_more(&o->off, &o->names.cls[CMB_AS_CNSTATUS], CMB_AS_CN_RESOURCE, 1, &o->off_ids);
+	if (rc < 0) {
+		long pages = o->off.pages;
+		offline_drop(o);
+		return cmb_error_wrap(rc, "reading the offline clients (page %ld)", pages);
+	}
+	if (rc == 0)
+		return 0;
+	*ids_out = o->off_ids.v;
+	*n_out = o->off_ids.n;
+	o->off_ids.v = NULL;
+	offline_drop(o);
+	return 1;
 }
 
 int cmb_as_ops_block(void *p, const uint32_t *ids, size_t n)

@@ -37,6 +37,14 @@
 #define MAX_RESULTS 500          /* results per NotificationResult (wire format) */
 #define INBOX_PAGE 5000          /* received actions considered per pass */
 #define RECONCILE_SLACK_S 300    /* site clock vs ours when matching an operation's RequestedTime */
+#define OFFLINE_SLICE_S 0.1      /* wall time of the offline list's read a pass gives it, after dispatch */
+
+/* A finished operation with mixed results, waiting for an offline list read after it finished. */
+struct waiting_op {
+	int64_t intent_id;
+	int64_t since_ms;            /* when its status was found finished (relay clock) */
+	struct cmb_site_operation_status os;
+};
 
 struct cmb_relay {
 	struct cmb_relay_env env;
@@ -47,6 +55,19 @@ struct cmb_relay {
 	long last_poll_count;        /* new notifications in the last poll */
 	int polled_once;
 	int64_t next_due_ms;         /* -1 none */
+	/*
+	 * The site's offline clients, shared by every mixed outcome (check_status):
+	 * the last complete list and when its read began (-1: none yet), and the
+	 * read under way, advanced a slice a pass after dispatch (offline_advance)
+	 * so new actions never wait behind it.
+	 */
+	uint32_t *offline;
+	size_t n_offline;
+	int64_t offline_at_ms;
+	int offline_reading;
+	int64_t offline_reading_since_ms;
+	struct waiting_op *waiting;
+	size_t n_waiting;
 };
 
 static int64_t wall_ms(void)
@@ -271,12 +292,17 @@ int cmb_relay_new(struct cmb_relay **out, const struct cmb_relay_env *env)
 	r->st = env->state;
 	r->staging = cfg->mode == CMB_MODE_STAGING;
 	r->next_due_ms = -1;
+	r->offline_at_ms = -1;
 	*out = r;
 	return 0;
 }
 
 void cmb_relay_free(struct cmb_relay *r)
 {
+	if (!r)
+		return;
+	free(r->offline);
+	free(r->waiting);
 	free(r);
 }
 
@@ -869,11 +895,145 @@ static int fail_all(struct cmb_relay *r, const struct cmb_intent *it, long code,
 	return rc;
 }
 
-/* Reads an issued operation's status when due; settles its actions once it is finished. */
+/* ---- the offline list: one read shared by every mixed outcome ---- */
+
+static struct waiting_op *waiting_find(struct cmb_relay *r, int64_t intent_id)
+{
+	for (size_t i = 0; i < r->n_waiting; i++)
+		if (r->waiting[i].intent_id == intent_id)
+			return &r->waiting[i];
+	return NULL;
+}
+
+static void waiting_drop(struct cmb_relay *r, int64_t intent_id)
+{
+	struct waiting_op *w = waiting_find(r, intent_id);
+	if (w)
+		*w = r->waiting[--r->n_waiting];
+}
+
+/* The last complete list, when its read began no earlier than `every` before since_ms. */
+static int offline_usable(const struct cmb_relay *r, int64_t since_ms)
+{
+	return r->offline_at_ms >= 0 && r->offline_at_ms >= since_ms - r->cfg->actions_status_poll_interval * 1000;
+}
+
+/*
+ * One slice of the offline list's read (OFFLINE_SLICE_S of wall time, at
+ * least a page), when one is under way. On completion the list replaces the
+ * last one and the waiting outcomes are due at once; on error the read is
+ * dropped (the next pass starts another for whoever still waits).
+ */
+static int offline_advance(struct cmb_relay *r)
+{
+	if (!r->offline_reading)
+		return 0;
+	double until = cmb_now_mono() + OFFLINE_SLICE_S;
+	int rc;
+	do {
+		uint32_t *ids = NULL;
+		size_t n = 0;
+		if ((rc = r->env.site->offline_clients(r->env.ops_st, &ids, &n)) == 1) {
+			free(r->offline);
+			r->offline = ids;
+			r->n_offline = n;
+			r->offline_at_ms = r->offline_reading_since_ms;
+			r->offline_reading = 0;
+			cmb_debug("relay: %zu clients offline at the site", n);
+			due_at(r, now_ms(r));
+			return 0;
+		}
+	} while (rc == 0 && cmb_now_mono() < until && !stopped(r));
+	if (rc < 0) {
+		r->offline_reading = 0;
+		return cmb_error_wrap(rc, "relay: per-device status of %zu finished operation%s", r->n_waiting,
+				      r->n_waiting == 1 ? "" : "s");
+	}
+	due_at(r, now_ms(r));
+	return 0;
+}
+
+/* Settles the actions of a finished operation (a mixed outcome against the shared offline list). */
+static int settle_finished(struct cmb_relay *r, const struct cmb_intent *it, const struct cmb_site_operation_status *os)
+{
+	struct cmb_action *list = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = cmb_state_actions_by_intent(r->st, it->id, &list, &n)) < 0)
+		return rc;
+	int *ok = xcalloc(n ? n : 1, sizeof(int));
+	long *codes = xcalloc(n ? n : 1, sizeof(long));
+	char **msgs = xcalloc(n ? n : 1, sizeof(char *));
+	char summary[200];
+	snprintf(summary, sizeof(summary),
+		 "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline%s", it->operation_id,
+		 os->completed, os->total, os->failed, os->offline, os->expired ? ", operation expired" : "");
+	if (os->completed >= os->total && os->total > 0) {
+		for (size_t i = 0; i < n; i++)
+			ok[i] = 1;
+	} else if (os->completed == 0) {
+		/* All failed: every target failed (offline ones included). */
+		long code = os->offline >= os->total ? CMB_RELAY_CLIENT_OFFLINE
+			    : os->expired && os->failed == 0 ? CMB_RELAY_OPERATION_EXPIRED : CMB_RELAY_CLIENT_FAILED;
+		for (size_t i = 0; i < n; i++) {
+			codes[i] = code;
+			msgs[i] = xstrdup(summary);
+		}
+	} else {
+		/*
+		 * Mixed: the summary only counts. As the wire format says, a device
+		 * offline now (SMS_CN_ClientStatus, the shared list) is reported failed
+		 * (client offline) and the others done; when the site also counted
+		 * failures among online clients it does not say which, and the done
+		 * results carry the counts.
+		 */
+		for (size_t i = 0; i < n; i++) {
+			uint32_t rid = list[i].resource_id;
+			/* Not listed offline is online (a target without a ResourceID never is). */
+			int online = rid != 0 && !bsearch(&rid, r->offline, r->n_offline, sizeof(*r->offline), cmp_rid);
+			if (!online) {
+				codes[i] = CMB_RELAY_CLIENT_OFFLINE;
+				msgs[i] = xasprintf("client offline; %s", summary);
+			} else {
+				ok[i] = 1;
+				if (os->failed)
+					msgs[i] = xasprintf("the site counted failed clients without naming them; %s", summary);
+			}
+		}
+	}
+	rc = finish_actions(r, list, n, ok, codes, msgs, it->id);
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i]);
+	free(ok);
+	free(codes);
+	free(msgs);
+	cmb_state_actions_free(list, n);
+	return rc;
+}
+
+/*
+ * Reads an issued operation's status when due; settles its actions once it
+ * is finished. A mixed outcome needs the offline list read after it
+ * finished (at most status_poll_interval before): it waits for one without
+ * holding up the pass, the read advancing after dispatch (offline_advance).
+ */
 static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 {
-	int64_t now_s = now_ms(r) / 1000;
+	int64_t now = now_ms(r), now_s = now / 1000;
 	long every = r->cfg->actions_status_poll_interval;
+	struct waiting_op *w = waiting_find(r, it->id);
+	if (w) {
+		if (!offline_usable(r, w->since_ms)) {
+			if (!r->offline_reading) {
+				r->offline_reading = 1;
+				r->offline_reading_since_ms = now;
+			}
+			return 0;
+		}
+		struct cmb_site_operation_status os = w->os;
+		waiting_drop(r, it->id);
+		return settle_finished(r, it, &os);
+	}
 	if (it->last_polled && now_s - it->last_polled < every) {
 		due_at(r, (it->last_polled + every) * 1000);
 		return 0;
@@ -895,64 +1055,17 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 		due_at(r, (now_s + every) * 1000);
 		return 0;
 	}
-	struct cmb_action *list = NULL;
-	size_t n = 0;
-	if ((rc = cmb_state_actions_by_intent(r->st, it->id, &list, &n)) < 0)
-		return rc;
-	int *ok = xcalloc(n ? n : 1, sizeof(int));
-	long *codes = xcalloc(n ? n : 1, sizeof(long));
-	char **msgs = xcalloc(n ? n : 1, sizeof(char *));
-	char summary[200];
-	snprintf(summary, sizeof(summary),
-		 "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline%s", it->operation_id,
-		 os.completed, os.total, os.failed, os.offline, os.expired ? ", operation expired" : "");
-	if (os.completed >= os.total && os.total > 0) {
-		for (size_t i = 0; i < n; i++)
-			ok[i] = 1;
-	} else if (os.completed == 0) {
-		/* All failed: every target failed (offline ones included). */
-		long code = os.offline >= os.total ? CMB_RELAY_CLIENT_OFFLINE
-			    : os.expired && os.failed == 0 ? CMB_RELAY_OPERATION_EXPIRED : CMB_RELAY_CLIENT_FAILED;
-		for (size_t i = 0; i < n; i++) {
-			codes[i] = code;
-			msgs[i] = xstrdup(summary);
+	int mixed = !(os.completed >= os.total && os.total > 0) && os.completed != 0;
+	if (mixed && !offline_usable(r, now)) {
+		r->waiting = xrealloc(r->waiting, (r->n_waiting + 1) * sizeof(*r->waiting));
+		r->waiting[r->n_waiting++] = (struct waiting_op){ .intent_id = it->id, .since_ms = now, .os = os };
+		if (!r->offline_reading) {
+			r->offline_reading = 1;
+			r->offline_reading_since_ms = now;
 		}
-	} else {
-		/*
-		 * Mixed: the summary only counts. As the wire format says, a device
-		 * offline now (SMS_CN_ClientStatus) is reported failed (client offline)
-		 * and the others done; when the site also counted failures among online
-		 * clients it does not say which, and the done results carry the counts.
-		 */
-		uint32_t *offline = NULL;
-		size_t n_offline = 0;
-		rc = r->env.site->offline_clients(r->env.ops_st, &offline, &n_offline);
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			uint32_t rid = list[i].resource_id;
-			/* Not listed offline is online (a target without a ResourceID never is). */
-			int online = rid != 0 && !bsearch(&rid, offline, n_offline, sizeof(*offline), cmp_rid);
-			if (!online) {
-				codes[i] = CMB_RELAY_CLIENT_OFFLINE;
-				msgs[i] = xasprintf("client offline; %s", summary);
-			} else {
-				ok[i] = 1;
-				if (os.failed)
-					msgs[i] = xasprintf("the site counted failed clients without naming them; %s", summary);
-			}
-		}
-		free(offline);
-		if (rc < 0)
-			cmb_error_wrap(rc, "relay: per-device status of OperationID %" PRId64, it->operation_id);
+		return cmb_state_intent_polled(r->st, it->id, now_s);
 	}
-	if (rc == 0)
-		rc = finish_actions(r, list, n, ok, codes, msgs, it->id);
-	for (size_t i = 0; i < n; i++)
-		free(msgs[i]);
-	free(ok);
-	free(codes);
-	free(msgs);
-	cmb_state_actions_free(list, n);
-	return rc;
+	return settle_finished(r, it, &os);
 }
 
 /* Every open journal row: reconcile unknown outcomes, read statuses. Stops at the first site failure. */
@@ -1126,6 +1239,8 @@ int cmb_relay_step(struct cmb_relay *r, long wait_s)
 		if ((rc = report(r)) < 0 && !first)
 			first = rc;
 		rc = 0;
+		if (r->offline_reading)
+			wait_s = 0; /* the read goes on after dispatch: poll, do not wait */
 		if (r->next_due_ms >= 0) {
 			int64_t until = (r->next_due_ms - now_ms(r) + 999) / 1000;
 			if (until < wait_s)
@@ -1156,7 +1271,10 @@ int cmb_relay_step(struct cmb_relay *r, long wait_s)
 	if ((rc = dispatch(r)) < 0)
 		goto out;
 	/* Statuses of what just went out are read next pass; results are reported now. */
-	rc = report(r);
+	if ((rc = report(r)) < 0)
+		goto out;
+	/* New actions are out: the offline list's read may have its slice. */
+	rc = offline_advance(r);
 out:
 	return rc < 0 ? rc : first;
 }

@@ -983,11 +983,31 @@ static void test_operation_status(void **state)
 	ok("SMS_CN_ClientStatus", EMPTY);
 	uint32_t *ids = NULL;
 	size_t n = 0;
+	/* a page a call: the first page leaves the read open, the empty window ends it */
 	assert_int_equal(cmb_site_adminservice.offline_clients(ost, &ids, &n), 0);
+	assert_null(ids);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmb_site_adminservice.offline_clients(ost, &ids, &n), 1);
 	assert_int_equal(n, 2);
 	assert_int_equal(ids[0], 3);
 	assert_int_equal(ids[1], 5);
 	free(ids);
+	assert_all_served();
+	/* the next call begins a new read; a failed page drops it, naming the page */
+	ok("SMS_CN_ClientStatus", "{\"value\":[{\"ResourceID\":9}]}");
+	script("SMS_CN_ClientStatus", (struct fx_reply){ .status = 400, .body = "{\"error\":{\"code\":\"\",\"message\":"
+		"\"bad\"}}" });
+	ids = NULL;
+	n = 0;
+	assert_int_equal(cmb_site_adminservice.offline_clients(ost, &ids, &n), 0);
+	assert_error(cmb_site_adminservice.offline_clients(ost, &ids, &n), CMB_EHTTP, "reading the offline clients (page 2): ");
+	assert_null(ids);
+	assert_all_served();
+	/* and the call after the failure starts over from the first page */
+	ok("SMS_CN_ClientStatus", EMPTY);
+	assert_int_equal(cmb_site_adminservice.offline_clients(ost, &ids, &n), 1);
+	assert_null(ids);
+	assert_int_equal(n, 0);
 	assert_all_served();
 	cmb_site_adminservice.ops_close(ost);
 	close_fx();

@@ -102,6 +102,7 @@ struct op {
 	char collection[16];
 	uint32_t targets[MAX_N];
 	size_t n;
+	int offline_calls_before, offline_reads_before; /* the offline read's progress when it was initiated */
 };
 
 struct fake_site {
@@ -118,6 +119,14 @@ struct fake_site {
 	int find_calls;
 	uint32_t blocked[MAX_N];
 	int n_blocked;
+	/* The offline list's read, a page a call: */
+	int offline_pages;       /* calls one read takes (0: one) */
+	int offline_page_ms;     /* each call sleeps this long, as a page from a large site would take */
+	int offline_fail_call;   /* this call (1-based, over all reads) fails; 0: none */
+	int offline_calls;       /* calls in all */
+	int offline_in_read;     /* calls of the read under way */
+	int offline_reads;       /* reads completed */
+	void (*on_offline_call)(struct fake_site *s, int call);
 };
 
 static int s_initiate(void *st, int type, const char *coll, const uint32_t *ids, size_t n, int64_t *opid)
@@ -139,6 +148,8 @@ static int s_initiate(void *st, int type, const char *coll, const uint32_t *ids,
 		s->crash_after_record = 0;
 		return cmb_error_set(CMB_ENETWORK, "reply lost (scripted crash)");
 	}
+	o->offline_calls_before = s->offline_calls;
+	o->offline_reads_before = s->offline_reads;
 	*opid = o->id;
 	return 0;
 }
@@ -222,6 +233,19 @@ static int cmp_u32(const void *a, const void *b)
 static int s_offline(void *st, uint32_t **ids, size_t *n)
 {
 	struct fake_site *s = st;
+	s->offline_calls++;
+	if (s->on_offline_call)
+		s->on_offline_call(s, s->offline_calls);
+	if (s->offline_page_ms)
+		usleep((useconds_t)s->offline_page_ms * 1000);
+	if (s->offline_calls == s->offline_fail_call) {
+		s->offline_in_read = 0;
+		return cmb_error_set(CMB_EHTTP, "page refused (scripted)");
+	}
+	if (++s->offline_in_read < s->offline_pages)
+		return 0;
+	s->offline_in_read = 0;
+	s->offline_reads++;
 	*ids = NULL;
 	*n = 0;
 	if (s->n_offline) {
@@ -230,7 +254,7 @@ static int s_offline(void *st, uint32_t **ids, size_t *n)
 		qsort(*ids, (size_t)s->n_offline, sizeof(**ids), cmp_u32);
 		*n = (size_t)s->n_offline;
 	}
-	return 0;
+	return 1;
 }
 
 static int s_block(void *st, const uint32_t *ids, size_t n)
@@ -686,6 +710,83 @@ static void mixed_outcome(void **state)
 	expect_result(f, "x2", "failed", CMB_RELAY_CLIENT_OFFLINE);
 }
 
+/* Two mixed outcomes found in one pass share one read of the offline list. */
+static void mixed_outcomes_share_offline_read(void **state)
+{
+	struct fx *f = *state;
+	f->cfg.actions_status_poll_interval = 60;
+	f->site.offline[f->site.n_offline++] = 16777221;
+	trigger(f, "x1", 0, "quickScan", 5, 3600);
+	trigger(f, "x2", 1, "quickScan", 5, 3600);
+	trigger(f, "y1", 2, "fullScan", 5, 3600);
+	trigger(f, "y2", 1, "fullScan", 5, 3600);
+	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(f->site.n_ops, 2);
+	expect_result(f, "x1", "done", 0);
+	expect_result(f, "x2", "failed", CMB_RELAY_CLIENT_OFFLINE);
+	expect_result(f, "y1", "done", 0);
+	expect_result(f, "y2", "failed", CMB_RELAY_CLIENT_OFFLINE);
+	assert_int_equal(f->site.offline_reads, 1);
+	assert_int_equal(f->site.offline_calls, 1);
+}
+
+/* From inside the fake site: the fixture that holds it (a test's struct fx). */
+static struct fx *fx_of_site(struct fake_site *s)
+{
+	return (struct fx *)(void *)((char *)s - offsetof(struct fx, site));
+}
+
+static void trigger_during_read(struct fake_site *s, int call)
+{
+	if (call == 2)
+		trigger(fx_of_site(s), "n1", 3, "refreshMachinePolicy", 0, 3600);
+}
+
+/*
+ * A slow offline read (six pages of 60 ms) does not hold up a new action:
+ * the action triggered while the read is under way goes to the site before
+ * the read ends, and the mixed outcome waits for the read's list.
+ */
+static void new_action_not_behind_offline_read(void **state)
+{
+	struct fx *f = *state;
+	f->site.offline[f->site.n_offline++] = 16777221;
+	f->site.offline_pages = 6;
+	f->site.offline_page_ms = 60;
+	f->site.on_offline_call = trigger_during_read;
+	trigger(f, "x1", 0, "quickScan", 5, 3600);
+	trigger(f, "x2", 1, "quickScan", 5, 3600);
+	assert_int_equal(relay_once(f, 1), 0);
+	assert_int_equal(f->site.n_ops, 2);
+	const struct op *n1 = &f->site.ops[1];
+	assert_int_equal(n1->type, 8);
+	assert_int_equal(n1->targets[0], 16777223);
+	assert_int_equal(n1->offline_reads_before, 0);
+	assert_in_range(n1->offline_calls_before, 2, 5);
+	expect_result(f, "n1", "done", 0);
+	expect_result(f, "x1", "done", 0);
+	expect_result(f, "x2", "failed", CMB_RELAY_CLIENT_OFFLINE);
+	assert_int_equal(f->site.offline_reads, 1);
+	assert_int_equal(f->site.offline_calls, 6);
+}
+
+/* A page of the offline read fails: the pass fails, the next one reads the list again from the start. */
+static void offline_read_failure_restarts(void **state)
+{
+	struct fx *f = *state;
+	f->site.offline[f->site.n_offline++] = 16777221;
+	f->site.offline_pages = 3;
+	f->site.offline_fail_call = 2;
+	trigger(f, "x1", 0, "quickScan", 5, 3600);
+	trigger(f, "x2", 1, "quickScan", 5, 3600);
+	assert_int_equal(relay_once(f, 2), 0);
+	expect_result(f, "x1", "done", 0);
+	expect_result(f, "x2", "failed", CMB_RELAY_CLIENT_OFFLINE);
+	assert_int_equal(f->site.offline_reads, 1);
+	assert_int_equal(f->site.offline_calls, 5);
+	assert_int_equal(f->site.initiate_calls, 1);
+}
+
 static void staging_relays_nothing(void **state)
 {
 	struct fx *f = *state;
@@ -811,7 +912,8 @@ int main(void)
 		T(crash_after_site_recorded), T(crash_before_site_recorded), T(reply_lost_without_targets),
 		T(ambiguous_without_targets), T(other_operation_with_targets), T(listing_unreadable),
 		T(outbox_until_accepted),
-		T(mixed_outcome), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(allowed_names_checked), T(audit_append_only),
+		T(mixed_outcome), T(mixed_outcomes_share_offline_read),
+		T(new_action_not_behind_offline_read), T(offline_read_failure_restarts), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(allowed_names_checked), T(audit_append_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
