@@ -73,7 +73,9 @@ expect_eq() {
 # expect_match WHAT REGEX TEXT
 expect_match() {
   CHECKS=$((CHECKS + 1))
-  if ! printf '%s' "$3" | grep -Eq -- "$2"; then
+  # A here-string, not a pipe: grep -q stops at the first match, and under
+  # pipefail the writer's SIGPIPE on a long text would read as no match.
+  if ! grep -Eq -- "$2" <<< "$3"; then
     printf 'FAIL: %s: [%s] does not match /%s/\n' "$1" "$3" "$2"
     FAILS=$((FAILS + 1))
   else

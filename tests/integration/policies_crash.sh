@@ -100,7 +100,7 @@ for i in $(seq 0 $((N - 1))); do
   st=$(jq -r --arg id "$id" '.[] | select(.id == $id) | .state' "$TMP/state.json")
   [ "$got" = "$want" ] && [ "$st" = applied ] || { echo "FAIL: p$i: site [$got], state [$want] $st"; bad=$((bad + 1)); }
   # The document carries the tenant's latest content: its exclusion of the last generation.
-  site_get "CmbridgePolicy('$id')" | grep -qF "C:\\p$i\\gen${GEN[$i]}<" ||
+  grep -qF "C:\\p$i\\gen${GEN[$i]}<" <<< "$(site_get "CmbridgePolicy('$id')")" ||
     { echo "FAIL: p$i: the site's document is not generation ${GEN[$i]}"; bad=$((bad + 1)); }
 done
 expect_eq "every policy: the site's version and hash are the state's, latest content" 0 "$bad"
