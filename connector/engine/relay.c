@@ -66,6 +66,7 @@ struct cmb_relay {
 	int64_t offline_at_ms;
 	int offline_reading;
 	int64_t offline_reading_since_ms;
+	char *offline_error;         /* why the last read failed; NULL after one completes */
 	struct waiting_op *waiting;
 	size_t n_waiting;
 };
@@ -302,6 +303,7 @@ void cmb_relay_free(struct cmb_relay *r)
 	if (!r)
 		return;
 	free(r->offline);
+	free(r->offline_error);
 	free(r->waiting);
 	free(r);
 }
@@ -939,6 +941,8 @@ static int offline_advance(struct cmb_relay *r)
 			r->n_offline = n;
 			r->offline_at_ms = r->offline_reading_since_ms;
 			r->offline_reading = 0;
+			free(r->offline_error);
+			r->offline_error = NULL;
 			cmb_debug("relay: %zu clients offline at the site", n);
 			due_at(r, now_ms(r));
 			return 0;
@@ -946,6 +950,8 @@ static int offline_advance(struct cmb_relay *r)
 	} while (rc == 0 && cmb_now_mono() < until && !stopped(r));
 	if (rc < 0) {
 		r->offline_reading = 0;
+		free(r->offline_error);
+		r->offline_error = xstrdup(cmb_error_last());
 		return cmb_error_wrap(rc, "relay: per-device status of %zu finished operation%s", r->n_waiting,
 				      r->n_waiting == 1 ? "" : "s");
 	}
@@ -1023,6 +1029,18 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 	long every = r->cfg->actions_status_poll_interval;
 	struct waiting_op *w = waiting_find(r, it->id);
 	if (w) {
+		if (!offline_usable(r, w->since_ms) && r->offline_error &&
+		    now - w->since_ms >= r->cfg->actions_status_timeout * 1000) {
+			/* The list keeps failing: which clients were offline is not to be had; say so and why. */
+			char *why = xasprintf("the site's offline clients could not be read within %ld s of the outcome (%s); "
+					      "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline",
+					      r->cfg->actions_status_timeout, r->offline_error, it->operation_id,
+					      w->os.completed, w->os.total, w->os.failed, w->os.offline);
+			waiting_drop(r, it->id);
+			int rc = fail_all(r, it, CMB_RELAY_TIMEOUT, why);
+			free(why);
+			return rc;
+		}
 		if (!offline_usable(r, w->since_ms)) {
 			if (!r->offline_reading) {
 				r->offline_reading = 1;

@@ -123,6 +123,7 @@ struct fake_site {
 	int offline_pages;       /* calls one read takes (0: one) */
 	int offline_page_ms;     /* each call sleeps this long, as a page from a large site would take */
 	int offline_fail_call;   /* this call (1-based, over all reads) fails; 0: none */
+	int offline_fail_always; /* every call fails */
 	int offline_calls;       /* calls in all */
 	int offline_in_read;     /* calls of the read under way */
 	int offline_reads;       /* reads completed */
@@ -238,7 +239,7 @@ static int s_offline(void *st, uint32_t **ids, size_t *n)
 		s->on_offline_call(s, s->offline_calls);
 	if (s->offline_page_ms)
 		usleep((useconds_t)s->offline_page_ms * 1000);
-	if (s->offline_calls == s->offline_fail_call) {
+	if (s->offline_calls == s->offline_fail_call || s->offline_fail_always) {
 		s->offline_in_read = 0;
 		return cmb_error_set(CMB_EHTTP, "page refused (scripted)");
 	}
@@ -787,6 +788,27 @@ static void offline_read_failure_restarts(void **state)
 	assert_int_equal(f->site.initiate_calls, 1);
 }
 
+/* The offline list never reads: after status_timeout the mixed outcome fails, errorCode 3, saying why. */
+static void offline_read_failing_times_out(void **state)
+{
+	struct fx *f = *state;
+	f->cfg.actions_status_timeout = 1;
+	f->site.offline[f->site.n_offline++] = 16777221;
+	f->site.offline_fail_always = 1;
+	trigger(f, "x1", 0, "quickScan", 5, 3600);
+	trigger(f, "x2", 1, "quickScan", 5, 3600);
+	assert_int_equal(relay_once(f, 10), 0);
+	expect_result(f, "x1", "failed", CMB_RELAY_TIMEOUT);
+	expect_result(f, "x2", "failed", CMB_RELAY_TIMEOUT);
+	assert_int_equal(f->site.offline_reads, 0);
+	assert_in_range(f->site.offline_calls, 1, 4);
+	struct cmb_action a;
+	assert_int_equal(cmb_state_action_get(f->st, "x2", &a), 0);
+	assert_string_equal(a.message, "the site's offline clients could not be read within 1 s of the outcome (page "
+			    "refused (scripted)); OperationID 16777301: 1 of 2 clients completed, 0 failed, 1 offline");
+	cmb_state_action_clear(&a);
+}
+
 static void staging_relays_nothing(void **state)
 {
 	struct fx *f = *state;
@@ -913,7 +935,8 @@ int main(void)
 		T(ambiguous_without_targets), T(other_operation_with_targets), T(listing_unreadable),
 		T(outbox_until_accepted),
 		T(mixed_outcome), T(mixed_outcomes_share_offline_read),
-		T(new_action_not_behind_offline_read), T(offline_read_failure_restarts), T(staging_relays_nothing), T(unknown_allowed_name_refused), T(allowed_names_checked), T(audit_append_only),
+		T(new_action_not_behind_offline_read), T(offline_read_failure_restarts), T(offline_read_failing_times_out),
+		T(staging_relays_nothing), T(unknown_allowed_name_refused), T(allowed_names_checked), T(audit_append_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
