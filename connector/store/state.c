@@ -221,6 +221,13 @@ static const char *const migrations[] = {
 	"  completed INTEGER NOT NULL DEFAULT 0\n"
 	");\n"
 	"CREATE INDEX policy_journal_policy ON policy_journal(policy_id, id);\n",
+	/*
+	 * 5 -> 6: a cycle's staged records live in the connection's TEMP
+	 * `pending` (state_sync.c), not in the file: they never outlived their
+	 * cycle (the read drops leftovers first), and staging them through the
+	 * WAL wrote every body twice and grew the file by them.
+	 */
+	"DROP TABLE pending;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))

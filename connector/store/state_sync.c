@@ -159,7 +159,18 @@ const char cmb_sdb_sync_temp_schema[] =
 	"CREATE INDEX temp.dup_candidates_smbios ON dup_candidates(smbios_guid);"
 	"CREATE TEMP TABLE staged_fields(key TEXT PRIMARY KEY NOT NULL, fields INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TEMP TABLE seen(key TEXT PRIMARY KEY NOT NULL, cycle INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TEMP TABLE shared_ids(id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;";
+	"CREATE TEMP TABLE shared_ids(id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+	/*
+	 * The records a cycle stages for upload (schema 6 moved them here): the
+	 * connection's own, so they cost no WAL write, no checkpoint and no
+	 * growth of the state file; the read phase drops a cycle's leftovers
+	 * first, so nothing ever read them after their cycle. A rowid table: the
+	 * ~1.2 KB bodies split a key B-tree's pages (WITHOUT ROWID measured
+	 * slower, docs/performance.md).
+	 */
+	"CREATE TEMP TABLE pending(cycle INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL, "
+	"stable_hash TEXT NOT NULL, is_new INTEGER NOT NULL CHECK (is_new IN (0, 1, 2)), body BLOB NOT NULL, "
+	"PRIMARY KEY (cycle, key));";
 
 CMB_SDB_ENUM(cmb_pending_kind, cmb_state_pending_kind, CMB_PENDING_KINDS, "pending kind", "pending", "is_new")
 CMB_SDB_ENUM(cmb_quarantine_kind, cmb_state_quarantine_kind, CMB_QUARANTINE_KINDS, "quarantine kind", "quarantine",

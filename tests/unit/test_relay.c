@@ -903,7 +903,7 @@ static void audit_append_only(void **state)
 	struct fx *f = *state;
 	trigger(f, "u1", 12, "quickScan", 5, 3600);
 	assert_int_equal(relay_once(f, 1), 0);
-	assert_int_equal(cmb_state_schema_version(f->st), 5);
+	assert_int_equal(cmb_state_schema_version(f->st), 6);
 	/* The triggers refuse any change to a written row, from any connection to the file. */
 	restart(f);
 	cmb_state_close(f->st);

@@ -120,7 +120,7 @@ static void test_open_creates(void **state)
 {
 	struct fx *f = *state;
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 5);
+	assert_int_equal(cmb_state_schema_version(st), 6);
 	struct stat sb;
 	assert_int_equal(stat(f->dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0700);
@@ -137,11 +137,13 @@ static void test_open_creates(void **state)
 
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 5);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 6);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-					  "('devices', 'pending', 'cycles', 'quarantine', 'meta', 'collections', "
+					  "('devices', 'cycles', 'quarantine', 'meta', 'collections', "
 					  "'actions', 'journal', 'outbox', 'audit')"),
-			 10);
+			 9);
+	/* Staged records are the connection's (TEMP, schema 6): the file has no pending table. */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'pending'"), 0);
 	cmb_state_close(NULL);
 }
 
@@ -155,7 +157,7 @@ static void test_reopen_keeps(void **state)
 	assert_int_equal(cmb_state_quarantine_put(st, "16777221", CMB_QUARANTINE_MAPPING, "bad name", NULL, c, 1002), 0);
 	reopen(f);
 	st = f->st;
-	assert_int_equal(cmb_state_schema_version(st), 5);
+	assert_int_equal(cmb_state_schema_version(st), 6);
 	char hash[65];
 	char *tid = NULL;
 	assert_int_equal(cmb_state_device_get(st, "16777220", hash, NULL, &tid), 0);
@@ -178,7 +180,7 @@ static void test_future_version(void **state)
 	raw_sql(f->db, "PRAGMA user_version = 99");
 	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
 	assert_null(f->st);
-	char *want = xasprintf("state database %s has schema version 99, newer than the 5 this cmbridge knows: it "
+	char *want = xasprintf("state database %s has schema version 99, newer than the 6 this cmbridge knows: it "
 			       "was written by a newer cmbridge; run that version, or move the state aside to start "
 			       "over with a full cycle",
 			       f->db);
@@ -243,11 +245,11 @@ static void test_migrate_from_v0(void **state)
 	raw_sql(f->db, "CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (42);");
 	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 0);
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 5);
+	assert_int_equal(cmb_state_schema_version(st), 6);
 	assert_int_equal(cmb_state_device_count(st), 0);
 	cmb_state_close(st);
 	f->st = NULL;
-	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 5);
+	assert_int_equal(raw_count(f->db, "PRAGMA user_version"), 6);
 	assert_int_equal(raw_count(f->db, "SELECT x FROM unrelated"), 42);
 }
 
@@ -393,7 +395,10 @@ static int stop_after_two(void *ctx, const char *key, const char *tenant_id)
 	return ++k->n == 2 ? 7 : 0;
 }
 
-/* A new file gives a big cycle's staged records back once they are dropped (cmb_state_compact). */
+/*
+ * Staged records never reach the file (TEMP, schema 6), and a new file
+ * gives pages back once their rows are dropped (cmb_state_compact).
+ */
 static void test_compact(void **state)
 {
 	struct fx *f = *state;
@@ -402,26 +407,46 @@ static void test_compact(void **state)
 	char key[16], body[2048], text[32];
 	memset(body, 'x', sizeof(body));
 	assert_int_equal(cmb_state_cycle_begin(st, "full", 1, &c1), 0);
+	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
+	long empty = strtol(text, NULL, 10);
 	assert_int_equal(cmb_state_begin(st), 0);
 	for (int i = 0; i < 2000; i++) {
 		snprintf(key, sizeof(key), "k%04d", i);
 		assert_int_equal(cmb_state_pending_add(st, c1, key, HASH_A, HASH_A, CMB_PENDING_ADD, body, sizeof(body)), 0);
 	}
 	assert_int_equal(cmb_state_commit(st), 0);
+	assert_int_equal(cmb_state_pending_count(st, c1), 2000);
+	/* 4 MB staged: the state file did not grow by a page. */
+	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
+	assert_int_equal(strtol(text, NULL, 10), empty);
+	assert_int_equal(cmb_state_pending_clear(st), 0);
+	assert_int_equal(cmb_state_pending_count(st, c1), 0);
+
 	raw_text(f->db, "PRAGMA auto_vacuum", text, sizeof(text));
 	assert_string_equal(text, "2");
-	/* Nothing to give back while the records are staged. */
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "PS1:%d", 16777220 + i);
+		assert_int_equal(cmb_state_device_put(st, key, "7835212c-5657-58fc-b2e0-dc76335f8756", HASH_A, HASH_B, c1,
+						      1), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
+	/* Nothing to give back while the rows are there. */
 	assert_int_equal(cmb_state_compact(st), 0);
 	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
-	long staged = strtol(text, NULL, 10);
-	assert_true(staged > 1000);
-	assert_int_equal(cmb_state_pending_clear(st), 0);
+	long full = strtol(text, NULL, 10);
+	assert_true(full > 500);
+	assert_int_equal(cmb_state_begin(st), 0);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "PS1:%d", 16777220 + i);
+		assert_int_equal(cmb_state_device_delete(st, key), 0);
+	}
+	assert_int_equal(cmb_state_commit(st), 0);
 	assert_int_equal(cmb_state_compact(st), 0);
 	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
-	assert_true(strtol(text, NULL, 10) < staged / 10);
+	assert_true(strtol(text, NULL, 10) < full / 10);
 	raw_text(f->db, "PRAGMA freelist_count", text, sizeof(text));
 	assert_string_equal(text, "0");
-	assert_int_equal(cmb_state_pending_count(st, c1), 0);
 }
 
 static void test_unseen(void **state)
@@ -510,8 +535,6 @@ static void test_pending(void **state)
 	assert_int_equal(cmb_state_pending_add(st, c2, "k5", HASH_A, HASH_B, CMB_PENDING_ADD, "a\0b", 3), 0);
 	assert_int_equal(cmb_state_pending_count(st, c1), 4);
 	assert_int_equal(cmb_state_pending_count(st, c2), 2);
-	/* Staging needs a cycle that exists (foreign key). */
-	assert_int_equal(cmb_state_pending_add(st, 999, "k9", HASH_A, HASH_B, CMB_PENDING_ADD, "{}", 2), CMB_ESTATE);
 
 	struct pend p = { .n = 0 };
 	assert_int_equal(cmb_state_pending_each(st, c1, NULL, 100, collect_pending, &p), 0);
@@ -819,13 +842,12 @@ static void test_enum_texts(void **state)
 
 /*
  * Rows exactly as cmbridge wrote them before its values were enums (dumped
- * from a database the earlier code wrote), over the unchanged schema v3.
+ * from a database the earlier code wrote), over the unchanged schema v3
+ * (its pending rows left out: schema 6 stages in TEMP, see
+ * test_migrate_from_v3 for a file that still has them).
  */
 static const char old_rows[] =
 	"INSERT INTO cycles(id, kind, started) VALUES (1, 'full', 1000);"
-	"INSERT INTO pending VALUES(1,'PS1:1','" HASH_A "','" HASH_A "',0,X'7b2263223a307d');"
-	"INSERT INTO pending VALUES(1,'PS1:2','" HASH_A "','" HASH_A "',1,X'7b2263223a317d');"
-	"INSERT INTO pending VALUES(1,'PS1:3','" HASH_A "','" HASH_A "',2,X'7b2263223a327d');"
 	"INSERT INTO quarantine VALUES('PS1:4','mapping','bad name',NULL,1,1001);"
 	"INSERT INTO quarantine VALUES('PS1:5','rejected','rejected by the tenant: 400','" HASH_A "',1,1002);"
 	"INSERT INTO quarantine VALUES('PS1:6','duplicate','dup of PS1:7',NULL,1,1003);"
@@ -876,9 +898,6 @@ static void test_old_database(void **state)
 	struct cmb_state *st = open_ok(f);
 
 	struct pend p = { .n = 0 };
-	assert_int_equal(cmb_state_pending_each(st, 1, NULL, 10, collect_pending, &p), 0);
-	assert_string_equal(p.buf, "PS1:1:a:0:{\"c\":0} PS1:2:a:1:{\"c\":1} PS1:3:a:2:{\"c\":2} ");
-	memset(&p, 0, sizeof(p));
 	assert_int_equal(cmb_state_quarantine_each(st, collect_quarantine, &p), 0);
 	assert_string_equal(p.buf, "PS1:4:mapping:bad name:1001 PS1:5:rejected:rejected by the tenant: 400:1002 "
 				   "PS1:6:duplicate:dup of PS1:7:1003 ");
@@ -950,6 +969,13 @@ static void test_old_database(void **state)
 	assert_int_equal(cmb_state_audit_add(st, &e), 0);
 	assert_int_equal(cmb_state_quarantine_put(st, "PS1:20", CMB_QUARANTINE_DUPLICATE, "dup", NULL, 1, 1), 0);
 	assert_int_equal(cmb_state_pending_add(st, 1, "PS1:21", HASH_B, HASH_B, CMB_PENDING_REFRESH, "{}", 2), 0);
+	/* The staged record is the connection's (TEMP): its kind stored as the value. */
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT is_new FROM temp.pending WHERE key = 'PS1:21'", -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 2);
+	sqlite3_finalize(q);
 	cmb_state_close(st);
 	f->st = NULL;
 	raw_text(f->db, "SELECT state FROM actions WHERE id = 'n1'", text, sizeof(text));
@@ -961,8 +987,7 @@ static void test_old_database(void **state)
 	assert_string_equal(text, "staging");
 	raw_text(f->db, "SELECT kind FROM quarantine WHERE key = 'PS1:20'", text, sizeof(text));
 	assert_string_equal(text, "duplicate");
-	raw_text(f->db, "SELECT is_new FROM pending WHERE key = 'PS1:21'", text, sizeof(text));
-	assert_string_equal(text, "2");
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'pending'"), 0);
 }
 
 /* Opens the fixture's database, runs sql over the raw file, and reopens. */
@@ -1042,14 +1067,11 @@ static void test_unknown_values(void **state)
 	assert_int_equal(qk, CMB_QUARANTINE_DUPLICATE);
 	assert_string_equal(hash, "untouched");
 
-	/* pending.is_new is CHECKed: a file where it is not holds is refused at open as corrupt... */
-	cmb_state_close(st);
-	f->st = NULL;
-	raw_sql(f->db, "PRAGMA ignore_check_constraints = ON; UPDATE pending SET is_new = 7 WHERE key = 'PS1:2'");
-	assert_int_equal(cmb_state_open(&f->st, f->dir), CMB_ESTATE);
-	assert_non_null(strstr(cmb_error_last(), "is corrupt (CHECK constraint failed in pending)"));
-	/* ...and one changed while it is open is still never read as a kind. */
-	st = reopen_after(f, "UPDATE pending SET is_new = 1 WHERE key = 'PS1:2'");
+	/* pending.is_new is CHECKed, and a row changed behind the connection's back is never read as a kind. */
+	assert_int_equal(cmb_state_pending_add(st, 1, "PS1:1", HASH_A, HASH_A, CMB_PENDING_CHANGE, "{}", 2), 0);
+	assert_int_equal(cmb_state_pending_add(st, 1, "PS1:2", HASH_A, HASH_A, CMB_PENDING_ADD, "{}", 2), 0);
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE pending SET is_new = 7 WHERE key = 'PS1:2'", NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT_CHECK);
 	assert_int_equal(sqlite3_exec(st->db, "PRAGMA ignore_check_constraints = ON; UPDATE pending SET is_new = 7 "
 					      "WHERE key = 'PS1:2'; PRAGMA ignore_check_constraints = OFF",
 				      NULL, NULL, NULL),
@@ -1480,14 +1502,20 @@ static void test_migrate_from_v3(void **state)
 	cmb_state_close(open_ok(f));
 	f->st = NULL;
 	/* Back to what schema 3 had, with a device and a cycle in it. */
-	raw_sql(f->db, "DROP TABLE policy_journal; DROP TABLE policy_devices; DROP TABLE policy_compliance; "
+	raw_sql(f->db, "CREATE TABLE pending(cycle INTEGER NOT NULL REFERENCES cycles(id) ON DELETE CASCADE, "
+		       "key TEXT NOT NULL, hash TEXT NOT NULL, stable_hash TEXT NOT NULL, is_new INTEGER NOT NULL "
+		       "CHECK (is_new IN (0, 1, 2)), body BLOB NOT NULL, PRIMARY KEY (cycle, key)); "
+		       "DROP TABLE policy_journal; DROP TABLE policy_devices; DROP TABLE policy_compliance; "
 		       "DROP TABLE policy_reasons; DROP TABLE policies; "
 		       "DROP TABLE inflight; ALTER TABLE devices DROP COLUMN fields; "
 		       "ALTER TABLE cycles DROP COLUMN changes_held; PRAGMA user_version = 3; "
 		       "INSERT INTO cycles(id, kind, started, status) VALUES (1, 'full', 1000, 'ok'); "
-		       "INSERT INTO devices VALUES ('PS1:1', 'tid-1', '" HASH_A "', '" HASH_A "', 1, 1, 1001);");
+		       "INSERT INTO devices VALUES ('PS1:1', 'tid-1', '" HASH_A "', '" HASH_A "', 1, 1, 1001); "
+		       "INSERT INTO pending VALUES (1, 'PS1:1', '" HASH_A "', '" HASH_A "', 1, X'7b7d');");
 	struct cmb_state *st = open_ok(f);
-	assert_int_equal(cmb_state_schema_version(st), 5);
+	assert_int_equal(cmb_state_schema_version(st), 6);
+	/* Schema 6: the file's pending table (a leftover in it, as a killed cycle leaves) is gone. */
+	assert_int_equal(cmb_state_pending_count(st, 1), 0);
 	assert_int_equal(cmb_state_device_count(st), 1);
 	assert_int_equal(cmb_state_inflight_count(st), 0);
 	struct cmb_cycle *cy;
@@ -1507,6 +1535,7 @@ static void test_migrate_from_v3(void **state)
 	cmb_state_close(st);
 	f->st = NULL;
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM devices WHERE fields IS NULL"), 1);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'pending'"), 0);
 }
 
 int main(int argc, char **argv)
