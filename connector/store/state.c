@@ -450,6 +450,15 @@ static int open_file(struct cmb_state *st, int flags)
 		return cmb_error_set(CMB_ESTATE, "cannot open state database %s: %s", st->path,
 				     st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 	sqlite3_extended_result_codes(st->db, 1);
+	/*
+	 * First of all: the TEMP database takes auto_vacuum only before it
+	 * exists, and a quick_check followed by a write transaction creates it.
+	 * With it, a full sync's staged bodies are given back (cmb_state_compact)
+	 * instead of held by a daemon for as long as it runs.
+	 */
+	int ret = exec_sql(st, "PRAGMA temp.auto_vacuum = INCREMENTAL", "setting the per-connection tables' auto_vacuum");
+	if (ret < 0)
+		return ret;
 	sqlite3_busy_timeout(st->db, 5000);
 	return 0;
 }
@@ -740,7 +749,10 @@ static int pragma_count(struct cmb_state *st, const char *sql, long *out)
 int cmb_state_compact(struct cmb_state *st)
 {
 	long mode = 0, pages = 0, free_pages = 0;
-	int ret;
+	/* The TEMP tables' file first: in a daemon it lives as long as the process. */
+	int ret = exec_sql(st, "PRAGMA temp.incremental_vacuum", "giving the per-connection tables' pages back");
+	if (ret < 0)
+		return ret;
 	if ((ret = pragma_count(st, "PRAGMA auto_vacuum", &mode)) < 0 || mode != 2 ||
 	    (ret = pragma_count(st, "PRAGMA page_count", &pages)) < 0 ||
 	    (ret = pragma_count(st, "PRAGMA freelist_count", &free_pages)) < 0 || free_pages * 4 <= pages)

@@ -62,10 +62,12 @@ int cmb_state_commit(struct cmb_state *st);
 int cmb_state_rollback(struct cmb_state *st);
 
 /*
- * Gives the pages the database no longer uses back to the file system
- * when they are more than a quarter of the file (the staged records of a
- * big cycle, once uploaded). Outside a transaction. Files created before
- * auto_vacuum was set are left as they are.
+ * Gives the pages the database no longer uses back to the file system:
+ * every free page of the connection's TEMP tables (the staged records of a
+ * big cycle, once uploaded; in a daemon that file lives as long as the
+ * process), and the state file's when they are more than a quarter of it.
+ * Outside a transaction. State files created before auto_vacuum was set
+ * are left as they are.
  */
 int cmb_state_compact(struct cmb_state *st);
 

@@ -395,6 +395,17 @@ static int stop_after_two(void *ctx, const char *key, const char *tenant_id)
 	return ++k->n == 2 ? 7 : 0;
 }
 
+/* A one-number query on the state's own connection (its TEMP tables are its own). */
+static long conn_count(struct cmb_state *st, const char *sql)
+{
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(st->db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return n;
+}
+
 /*
  * Staged records never reach the file (TEMP, schema 6), and a new file
  * gives pages back once their rows are dropped (cmb_state_compact).
@@ -419,8 +430,16 @@ static void test_compact(void **state)
 	/* 4 MB staged: the state file did not grow by a page. */
 	raw_text(f->db, "PRAGMA page_count", text, sizeof(text));
 	assert_int_equal(strtol(text, NULL, 10), empty);
+	long temp_pages = conn_count(st, "PRAGMA temp.page_count");
+	assert_true(temp_pages > 1000);
+	assert_int_equal(conn_count(st, "PRAGMA temp.auto_vacuum"), 2);
 	assert_int_equal(cmb_state_pending_clear(st), 0);
 	assert_int_equal(cmb_state_pending_count(st, c1), 0);
+	/* The TEMP file gives the pages back too: a daemon's lives as long as the process. */
+	assert_true(conn_count(st, "PRAGMA temp.freelist_count") > 1000);
+	assert_int_equal(cmb_state_compact(st), 0);
+	assert_int_equal(conn_count(st, "PRAGMA temp.freelist_count"), 0);
+	assert_true(conn_count(st, "PRAGMA temp.page_count") < temp_pages / 10);
 
 	raw_text(f->db, "PRAGMA auto_vacuum", text, sizeof(text));
 	assert_string_equal(text, "2");
