@@ -809,7 +809,7 @@ static int parse_bool(const char *v, int *out)
  * Parses value for option o into cfg. lineno is the line for messages.
  * Returns 0, or -1 after recording the error in ctx.
  */
-/* An empty value or a control character: refused before the type is looked at. */
+/* An empty value, one beginning with a comment character, or a control character: refused before the type is looked at. */
 static int check_text(struct parse_ctx *ctx, const struct option *o, const char *value, int lineno, char *expected,
 		      size_t elen)
 {
@@ -823,6 +823,12 @@ static int check_text(struct parse_ctx *ctx, const struct option *o, const char 
 		}
 		fail_at(ctx, lineno, "[%s] %s: empty value (expected %s; remove the line to use the default)",
 			o->section, o->key, expected);
+		return -1;
+	}
+	if (value[0] == ';' || value[0] == '#') {
+		/* "key =;x" reads as ";x", but "key = ;x" (how `cmbridge config` writes it) as a comment. */
+		fail_at(ctx, lineno, "[%s] %s: the value begins with '%c', which after a blank starts a comment "
+			"(expected %s)", o->section, o->key, value[0], expected);
 		return -1;
 	}
 	for (const char *p = value; *p; p++) {

@@ -477,6 +477,13 @@ static void test_err_unknown_section(void **state)
 
 static void test_err_numbers(void **state)
 {
+	/* Found by fuzz_config: "=;x" loaded as ";x", and `config` printed "= ;x", which reads as empty. */
+	expect_error(state, "[tenant]\nclient_id =;7089\n" MIN_CONF,
+		     "{conf}:2: [tenant] client_id: the value begins with ';', which after a blank starts a comment "
+		     "(expected text)");
+	expect_error(state, "[site]\npage_size =#5\n" MIN_CONF,
+		     "{conf}:2: [site] page_size: the value begins with '#', which after a blank starts a comment "
+		     "(expected an integer from 1 to 100000)");
 	expect_error(state, "[site]\npage_size = 12x\n" MIN_CONF,
 		     "{conf}:2: [site] page_size: \"12x\" is not a number (expected an integer from 1 to 100000)");
 	expect_error(state, "[site]\npage_size =\n" MIN_CONF,
