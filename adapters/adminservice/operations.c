@@ -42,7 +42,6 @@ struct as_ops {
 	/* The offline list being read a page a call (cmb_as_ops_offline_clients). */
 	int off_reading;
 	struct cmb_as_cursor off;
-	char *off_filter;
 	struct cmb_as_ids off_ids;
 };
 
@@ -50,10 +49,8 @@ static void offline_drop(struct as_ops *o)
 {
 	if (o->off_reading)
 		cmb_as_cursor_clear(&o->off);
-	free(o->off_filter);
 	free(o->off_ids.v);
 	o->off_reading = 0;
-	o->off_filter = NULL;
 	o->off_ids = (struct cmb_as_ids){ 0 };
 }
 
@@ -401,12 +398,13 @@ int cmb_as_ops_offline_clients(void *p, uint32_t **ids_out, size_t *n_out)
 	struct as_ops *o = p;
 	fresh_budget(o);
 	if (!o->off_reading) {
-		o->off_filter = xasprintf("%s eq 0", CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_ONLINE));
+		char *filter = xasprintf("%s eq 0", CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_ONLINE));
 		const struct cmb_as_cursor_opts opts = {
-			.entity = o->names.cls[CMB_AS_CNSTATUS].entity, .filter = o->off_filter,
+			.entity = o->names.cls[CMB_AS_CNSTATUS].entity, .filter = filter,
 			.select = CMB_AS_NAME(CMB_AS_CNSTATUS, CMB_AS_CN_RESOURCE), .page_size = LIST_PAGE,
 		};
-		cmb_as_cursor_init(&o->off, &o->cl, &opts);
+		cmb_as_cursor_init(&o->off, &o->cl, &opts); /* the query is built here: filter is not kept */
+		free(filter);
 		o->off_reading = 1;
 	}
 	int rc = cmb_as_cursor_ids_more(&o->off, &o->names.cls[CMB_AS_CNSTATUS], CMB_AS_CN_RESOURCE, 1, &o->off_ids);

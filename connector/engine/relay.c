@@ -914,6 +914,23 @@ static void waiting_drop(struct cmb_relay *r, int64_t intent_id)
 		*w = r->waiting[--r->n_waiting];
 }
 
+/* A read of the offline list is wanted: one begins (after this pass's dispatch) unless one is under way. */
+static void offline_want(struct cmb_relay *r, int64_t now)
+{
+	if (!r->offline_reading) {
+		r->offline_reading = 1;
+		r->offline_reading_since_ms = now;
+	}
+}
+
+/* "OperationID N: a of b clients completed, ...": what the site's summary of it says. */
+static void status_summary(const struct cmb_intent *it, const struct cmb_site_operation_status *os, char out[200])
+{
+	snprintf(out, 200, "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline%s",
+		 it->operation_id, os->completed, os->total, os->failed, os->offline,
+		 os->expired ? ", operation expired" : "");
+}
+
 /* The last complete list, when its read began no earlier than `every` before since_ms. */
 static int offline_usable(const struct cmb_relay *r, int64_t since_ms)
 {
@@ -971,9 +988,7 @@ static int settle_finished(struct cmb_relay *r, const struct cmb_intent *it, con
 	long *codes = xcalloc(n ? n : 1, sizeof(long));
 	char **msgs = xcalloc(n ? n : 1, sizeof(char *));
 	char summary[200];
-	snprintf(summary, sizeof(summary),
-		 "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline%s", it->operation_id,
-		 os->completed, os->total, os->failed, os->offline, os->expired ? ", operation expired" : "");
+	status_summary(it, os, summary);
 	if (os->completed >= os->total && os->total > 0) {
 		for (size_t i = 0; i < n; i++)
 			ok[i] = 1;
@@ -1032,20 +1047,17 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 		if (!offline_usable(r, w->since_ms) && r->offline_error &&
 		    now - w->since_ms >= r->cfg->actions_status_timeout * 1000) {
 			/* The list keeps failing: which clients were offline is not to be had; say so and why. */
-			char *why = xasprintf("the site's offline clients could not be read within %ld s of the outcome (%s); "
-					      "OperationID %" PRId64 ": %ld of %ld clients completed, %ld failed, %ld offline",
-					      r->cfg->actions_status_timeout, r->offline_error, it->operation_id,
-					      w->os.completed, w->os.total, w->os.failed, w->os.offline);
+			char summary[200];
+			status_summary(it, &w->os, summary);
+			char *why = xasprintf("the site's offline clients could not be read within %ld s of the outcome (%s); %s",
+					      r->cfg->actions_status_timeout, r->offline_error, summary);
 			waiting_drop(r, it->id);
 			int rc = fail_all(r, it, CMB_RELAY_TIMEOUT, why);
 			free(why);
 			return rc;
 		}
 		if (!offline_usable(r, w->since_ms)) {
-			if (!r->offline_reading) {
-				r->offline_reading = 1;
-				r->offline_reading_since_ms = now;
-			}
+			offline_want(r, now);
 			return 0;
 		}
 		struct cmb_site_operation_status os = w->os;
@@ -1077,10 +1089,7 @@ static int check_status(struct cmb_relay *r, const struct cmb_intent *it)
 	if (mixed && !offline_usable(r, now)) {
 		r->waiting = xrealloc(r->waiting, (r->n_waiting + 1) * sizeof(*r->waiting));
 		r->waiting[r->n_waiting++] = (struct waiting_op){ .intent_id = it->id, .since_ms = now, .os = os };
-		if (!r->offline_reading) {
-			r->offline_reading = 1;
-			r->offline_reading_since_ms = now;
-		}
+		offline_want(r, now);
 		return cmb_state_intent_polled(r->st, it->id, now_s);
 	}
 	return settle_finished(r, it, &os);
