@@ -1006,8 +1006,8 @@ int cmb_sync_run(const struct cmb_sync_env *env, const struct cmb_sync_opts *opt
 	if ((rc = read_phase(env, opts, &rctx, write, &unseen, &held, &cg)) == 0 && write)
 		rc = write_phase(env, res, &unseen, held, &cg, rctx.details_due, now);
 done:
-	if (rc == 0 && write && cmb_state_pending_clear(st) == 0 && cmb_state_compact(st) < 0)
-		cmb_warn("state: %s (the file keeps its size until the next cycle)", cmb_error_last());
+	if (rc == 0 && write && cmb_state_compact(st) < 0)
+		cmb_warn("state: %s (the space is given back after a later cycle)", cmb_error_last());
 	keylist_free(&unseen);
 	free(cg.why);
 	res->seconds = cmb_now_mono() - t0;

@@ -62,12 +62,15 @@ int cmb_state_commit(struct cmb_state *st);
 int cmb_state_rollback(struct cmb_state *st);
 
 /*
- * Gives the pages the database no longer uses back to the file system:
- * every free page of the connection's TEMP tables (the staged records of a
- * big cycle, once uploaded; in a daemon that file lives as long as the
- * process), and the state file's when they are more than a quarter of it.
- * Outside a transaction. State files created before auto_vacuum was set
- * are left as they are.
+ * Ends a cycle's scratch and gives the pages the database no longer uses
+ * back to the file system. A writer (cmb_state_open) takes a new connection
+ * to the file, the lock kept: the old one's TEMP tables (the staged
+ * records, up to 1.2 GB at a million devices, and the cycle's seen marks
+ * and identities) go with their file, which in a daemon would otherwise
+ * live as long as the process. A private copy drops the staged records
+ * (cmb_state_pending_clear). Then the state file's free pages, when they
+ * are more than a quarter of it. Outside a transaction. State files created
+ * before auto_vacuum was set keep their free pages.
  */
 int cmb_state_compact(struct cmb_state *st);
 
