@@ -2,7 +2,10 @@
 # The scale benchmark (docs/performance.md): a lab site of N devices, the
 # floor measured in the same run as curl fetching exactly the URLs the
 # connector requested (read from its own debug log: same $select, same
-# credentials, same compression, one reused TLS connection), then timed:
+# credentials, same compression, one reused TLS connection), and the parse
+# floor (tests/tools/parse_floor: the connector's own page parser over those
+# pages, inflated in memory: what a reader adds to the transfer at the
+# least), then timed:
 #   dry run (read + map + diff), full sync with tenant pacing off, an idle
 #   delta, a delta with 1% changed (adds, changes, removes), a full sync at
 #   the default pacing (BENCH_PACED=1), actions at 100 a second (latency
@@ -15,7 +18,8 @@
 # rate_limit = 0 (the default site pacing alone, 100 requests a second,
 # costs requests/100 seconds); the paced full sync keeps both defaults.
 #   ./tests/bench/run.sh 100000      (default 10000; or BENCH_DEVICES=N with
-#                                     CMBRIDGE, CMBRIDGE_LAB set, as ctest does)
+#                                     CMBRIDGE, CMBRIDGE_LAB, PARSE_FLOOR set,
+#                                     as ctest does)
 . "$(dirname "$0")/../integration/lib.sh"
 
 N=${BENCH_DEVICES:-10000}
@@ -95,6 +99,19 @@ json.dump({"wall": time.monotonic() - t0, "cpu": (r1.ru_utime - r0.ru_utime) + (
 sys.exit(p.returncode)
 PY
 done
+
+say "parse floor: the connector's page parser over the same pages, saved as the site sent them (gzip)"
+# the collection pages: the service document's $metadata (XML, read once) is not one
+mkdir -p "$TMP/pages"; : > "$TMP/pages.cfg"; i=0
+grep -v '/\$metadata' "$TMP/requested.txt" | while read -r u; do
+  i=$((i + 1)); printf 'url = "%s"\noutput = "%s/pages/%06d.gz"\n' "$u" "$TMP" "$i" >> "$TMP/pages.cfg"
+done
+i=$(grep -c . "$TMP/pages.cfg"); i=$((i / 2))
+curl -sS --fail -H 'Accept-Encoding: gzip' --cacert "$LAB/ca.pem" -u "$USER:$(cat "$LAB/site-password")" \
+  -H 'Accept: application/json' -K "$TMP/pages.cfg" || { echo "FAIL: saving the pages"; exit 1; }
+"$PARSE_FLOOR" "$TMP"/pages/*.gz > "$TMP/parse.json" || { echo "FAIL: parse floor"; exit 1; }
+expect_match "the parse floor read every page" "^$i\$" "$(jget "$TMP/parse.json" "d['pages']")"
+rm -rf "$TMP/pages"
 
 say "the connector"
 measure dry_run "$CMBRIDGE" -c "$QUIET" sync --dry-run
@@ -238,9 +255,10 @@ PY
 
 say "results"
 python3 - "$N" "$RESULTS" "$TMP/floor.json" "$TMP/baseline.json" "$RESULTS.actions" "$STATE_BYTES" "$ATTACHED" \
-  "$OUT" "$(nproc)" "$(uname -srm)" <<'PY'
+  "$OUT" "$(nproc)" "$(uname -srm)" "$TMP/parse.json" <<'PY'
 import json, sys
 n = int(sys.argv[1])
+parse = json.load(open(sys.argv[11]))
 steps = [json.loads(l) for l in open(sys.argv[2])]
 floor = json.load(open(sys.argv[3]))
 base = json.load(open(sys.argv[4]))
@@ -251,6 +269,12 @@ naive_n = per_device_naive * n
 print(f"site: {n} devices; machine: {sys.argv[9]} cores, {sys.argv[10]}")
 print(f"floor: curl, the connector's {floor['requests']} requests, {floor['bytes'] / 1e6:.1f} MB on the wire, "
       f"{floor['connections']} connection(s): {floor['wall']:.2f} s")
+# inflate is in curl's floor already; the parse is what a reader on one thread adds to it at the least
+parse["floor_plus_parse_ratio"] = (floor["wall"] + parse["parse_cpu"]) / floor["wall"] if floor["wall"] > 0 else None
+print(f"parse floor: the connector's page parser over the same {parse['pages']} pages ({parse['records']} records, "
+      f"{parse['json_bytes'] / 1e6:.1f} MB of JSON): inflate {parse['inflate_cpu']:.2f} s, parse {parse['parse_cpu']:.2f} s "
+      f"of CPU ({parse['parse_cpu'] / n * 1e6:.1f} us a device); the floor plus the parse alone is "
+      f"{parse['floor_plus_parse_ratio'] or float('nan'):.2f}x the floor")
 print(f"{'step':<18}{'wall s':>9}{'cpu s':>9}{'ratio':>8}{'RSS MiB':>9}{'site req':>10}{'B/dev in':>10}{'tenant req':>11}{'B/dev out':>10}")
 for s in steps:
     s["ratio_to_floor"] = s["wall"] / floor["wall"] if floor["wall"] > 0 else None
@@ -272,7 +296,7 @@ print(f"action burst: {acts['burst_count']} at the site, {acts['burst_actions_pe
 full = next(s for s in steps if s["step"] == "full_sync")
 print(f"naive baseline (timed on {base['devices']} devices, scaled to {n}): {per_device_naive * 1000:.2f} ms a device, "
       f"{naive_n:.0f} s; the full sync is {naive_n / full['wall']:.0f}x faster")
-json.dump({"devices": n, "cores": int(sys.argv[9]), "machine": sys.argv[10], "floor": floor, "steps": steps,
+json.dump({"devices": n, "cores": int(sys.argv[9]), "machine": sys.argv[10], "floor": floor, "parse_floor": parse, "steps": steps,
            "state_bytes": state_bytes, "attached": attached, "state_bytes_per_device": state_bytes / max(attached, 1),
            "actions": acts,
            "baseline": {"sample": base["devices"], "wall": base["wall"], "per_device": per_device_naive,
