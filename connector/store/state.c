@@ -655,18 +655,27 @@ int cmb_state_open_snapshot(struct cmb_state **out, const char *state_dir)
 	return 0;
 }
 
-void cmb_state_close(struct cmb_state *st)
+/* Closes st's connection and its statements (st->db and st->stmt cleared). */
+static void disconnect(struct cmb_state *st)
 {
-	if (!st)
-		return;
-	for (int i = 0; i < S_COUNT; i++)
+	for (int i = 0; i < S_COUNT; i++) {
 		sqlite3_finalize(st->stmt[i]);
+		st->stmt[i] = NULL;
+	}
 	if (st->db) {
 		/* A transaction left open by a failed caller is rolled back, never half-committed. */
 		if (!sqlite3_get_autocommit(st->db))
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		sqlite3_close(st->db);
+		st->db = NULL;
 	}
+}
+
+void cmb_state_close(struct cmb_state *st)
+{
+	if (!st)
+		return;
+	disconnect(st);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* releases the flock */
 	free(st->dir);
@@ -762,14 +771,10 @@ static int reconnect(struct cmb_state *st)
 	if (ret == 0)
 		ret = open_finish(&fresh);
 	if (ret < 0) {
-		for (int i = 0; i < S_COUNT; i++)
-			sqlite3_finalize(fresh.stmt[i]);
-		sqlite3_close(fresh.db);
+		disconnect(&fresh);
 		return ret;
 	}
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	sqlite3_close(st->db);
+	disconnect(st);
 	st->db = fresh.db;
 	memcpy(st->stmt, fresh.stmt, sizeof(st->stmt));
 	return 0;

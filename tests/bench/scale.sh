@@ -102,15 +102,14 @@ done
 
 say "parse floor: the connector's page parser over the same pages, saved as the site sent them (gzip)"
 # the collection pages: the service document's $metadata (XML, read once) is not one
-mkdir -p "$TMP/pages"; : > "$TMP/pages.cfg"; i=0
-grep -v '/\$metadata' "$TMP/requested.txt" | while read -r u; do
-  i=$((i + 1)); printf 'url = "%s"\noutput = "%s/pages/%06d.gz"\n' "$u" "$TMP" "$i" >> "$TMP/pages.cfg"
-done
-i=$(grep -c . "$TMP/pages.cfg"); i=$((i / 2))
+mkdir -p "$TMP/pages"
+grep -v '/\$metadata' "$TMP/requested.txt" > "$TMP/pages.txt"
+awk -v d="$TMP/pages" '{ printf "url = \"%s\"\noutput = \"%s/%06d.gz\"\n", $0, d, NR }' "$TMP/pages.txt" > "$TMP/pages.cfg"
+npages=$(grep -c . "$TMP/pages.txt")
 curl -sS --fail -H 'Accept-Encoding: gzip' --cacert "$LAB/ca.pem" -u "$USER:$(cat "$LAB/site-password")" \
   -H 'Accept: application/json' -K "$TMP/pages.cfg" || { echo "FAIL: saving the pages"; exit 1; }
 "$PARSE_FLOOR" "$TMP"/pages/*.gz > "$TMP/parse.json" || { echo "FAIL: parse floor"; exit 1; }
-expect_match "the parse floor read every page" "^$i\$" "$(jget "$TMP/parse.json" "d['pages']")"
+expect_match "the parse floor read every page" "^$npages\$" "$(jget "$TMP/parse.json" "d['pages']")"
 rm -rf "$TMP/pages"
 
 say "the connector"

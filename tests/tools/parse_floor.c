@@ -20,6 +20,7 @@
 #include "adapters/adminservice/odata.h"
 #include "connector/base/error.h"
 #include "connector/base/json.h"
+#include "connector/base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include <zlib.h>
 
 #define PIECE 16384
+#define MAX_PAGE ((size_t)1 << 30)
 
 static double cpu_now(void)
 {
@@ -43,32 +45,6 @@ static int drop_record(void *ctx, struct cmb_odata_record *rec)
 	return 0;
 }
 
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	unsigned char *b = malloc(cap);
-	size_t got;
-	while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			unsigned char *nb = realloc(b, cap *= 2);
-			if (!nb)
-				free(b);
-			b = nb;
-		}
-	}
-	if (ferror(f)) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	*len = n;
-	return b;
-}
-
 /* Inflates a gzip (or zlib) body into *out, grown as needed; 0, or -1 when it is not a whole stream. */
 static int inflate_all(const unsigned char *in, size_t len, unsigned char **out, size_t *cap, size_t *outlen)
 {
@@ -82,12 +58,8 @@ static int inflate_all(const unsigned char *in, size_t len, unsigned char **out,
 	*outlen = 0;
 	while (zr == Z_OK) {
 		if (*outlen == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 1 << 20;
-			unsigned char *nb = realloc(*out, ncap);
-			if (!nb)
-				break;
-			*out = nb;
-			*cap = ncap;
+			*cap = *cap ? *cap * 2 : 1 << 20;
+			*out = xrealloc(*out, *cap);
 		}
 		z.next_out = *out + *outlen;
 		z.avail_out = (uInt)(*cap - *outlen);
@@ -109,40 +81,36 @@ int main(int argc, char **argv)
 	double t_inflate = 0, t_parse = 0;
 	unsigned long long gz_bytes = 0, json_bytes = 0, records = 0;
 	for (int i = 1; i < argc; i++) {
-		size_t len, jlen;
-		unsigned char *gz = read_file(argv[i], &len);
-		if (!gz) {
-			fprintf(stderr, "parse_floor: %s: cannot read\n", argv[i]);
+		size_t len, jlen = 0;
+		char *page;
+		if (cmb_file_read(argv[i], MAX_PAGE, &page, &len) < 0) {
+			fprintf(stderr, "parse_floor: %s\n", cmb_error_last());
 			return 1;
 		}
-		double t0 = cpu_now();
 		/* a body the site sent without gzip (a small one) is parsed as it is */
-		int zr = 0, plain = len < 2 || gz[0] != 0x1f || gz[1] != 0x8b;
-		if (!plain)
-			zr = inflate_all(gz, len, &json, &json_cap, &jlen);
-		double t1 = cpu_now();
-		if (plain) {
-			free(json);
-			json = gz;
-			json_cap = jlen = len;
-			gz = NULL;
-		}
-		free(gz);
-		if (zr < 0) {
+		const unsigned char *body = (const unsigned char *)page;
+		int gzip = len >= 2 && body[0] == 0x1f && body[1] == 0x8b;
+		double t0 = cpu_now();
+		if (gzip && inflate_all(body, len, &json, &json_cap, &jlen) < 0) {
 			fprintf(stderr, "parse_floor: %s: not a whole gzip stream\n", argv[i]);
 			return 1;
 		}
+		double t1 = cpu_now();
+		size_t blen = gzip ? jlen : len;
+		if (gzip)
+			body = json;
 		struct cmb_odata_parser *p;
 		if (cmb_odata_new(&p, argv[i], 0, drop_record, NULL) < 0) {
 			fprintf(stderr, "parse_floor: %s\n", cmb_error_last());
 			return 1;
 		}
 		int rc = 0;
-		for (size_t off = 0; rc == 0 && off < jlen; off += PIECE)
-			rc = cmb_odata_feed(p, json + off, jlen - off < PIECE ? jlen - off : PIECE);
+		for (size_t off = 0; rc == 0 && off < blen; off += PIECE)
+			rc = cmb_odata_feed(p, body + off, blen - off < PIECE ? blen - off : PIECE);
 		if (rc == 0)
 			rc = cmb_odata_finish(p);
 		double t2 = cpu_now();
+		free(page);
 		if (rc < 0) {
 			fprintf(stderr, "parse_floor: %s\n", cmb_error_last());
 			return 1;
@@ -152,7 +120,7 @@ int main(int argc, char **argv)
 		t_inflate += t1 - t0;
 		t_parse += t2 - t1;
 		gz_bytes += len;
-		json_bytes += jlen;
+		json_bytes += blen;
 	}
 	free(json);
 	yajl_gen g = cmb_json_new(0);
